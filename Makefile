@@ -1,0 +1,44 @@
+# Newcomer entry points: `make demo` (set up + run the demo) and `make test` (set up + all checks).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+# Re-runs only when the dependency set changes. System packages are installed when we are root
+# (CI, containers); otherwise `rdance doctor` says which ones are missing.
+$(STAMP): pyproject.toml constraints.txt
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	@# pyrender pins PyOpenGL 3.1.0, which fails under OSMesa: replace it without dependencies.
+	$(BIN)/pip install -q --no-deps "PyOpenGL==3.1.10"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/rdance doctor
+	$(BIN)/python -m realisdance_cli.synthetic --frames 48 --out demo/out/dance.pkl
+	$(BIN)/rdance track import demo/out/dance.pkl --fps 24 --out demo/out/dance.rdance --force
+	$(BIN)/rdance track info demo/out/dance.rdance
+	$(BIN)/rdance track export demo/out/dance.rdance --out demo/out/dance_roundtrip.pkl --force
+
+bench: install
+	$(BIN)/python benchmarks/video_io.py
+
+clean:
+	rm -rf $(VENV) demo/out .pytest_cache .mypy_cache .ruff_cache

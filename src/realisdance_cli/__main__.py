@@ -1,0 +1,3 @@
+from realisdance_cli.cli import main
+
+main()

@@ -1,0 +1,276 @@
+"""`rdance`: the command line. One thin function per command: parse, call the library, show.
+
+Heavy libraries (torch, onnxruntime, pyrender, PyAV) are imported inside the commands, so
+`rdance --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.progress import ProgressFn
+
+app = typer.Typer(
+    name="rdance",
+    help="RealisDance: animate a character picture with the poses of a dance video, with realistic hands.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+weights_app = typer.Typer(help="List, check and download the model weights.", no_args_is_help=True)
+track_app = typer.Typer(help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+app.add_typer(track_app, name="track")
+
+console = Console()
+errors = Console(stderr=True)
+
+WeightsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Weights folder (default: $RDANCE_HOME, else ~/.cache/realisdance).",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace the output if it exists.")]
+
+
+@contextmanager
+def progress_bars() -> Iterator[ProgressFn]:
+    """A `ProgressFn` that draws one rich bar per task (frames/s and time left)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed:6.1f}/s" if task.speed else "", style="cyan")
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=False,
+    ) as bars:
+        tasks: dict[str, int] = {}
+
+        def report(task: str, completed: int, total: int | None) -> None:
+            if task not in tasks:
+                tasks[task] = bars.add_task(task, total=total)
+            bars.update(tasks[task], completed=completed, total=total)
+
+        yield report
+
+
+# --------------------------------------------------------------------------------------- doctor
+
+
+_LEVEL_STYLE = {"ok": "[green]ok[/]", "info": "[dim]--[/]", "warn": "[bold yellow]WARN[/]", "fail": "[bold red]FAIL[/]"}
+
+
+@app.command()
+def doctor(weights_dir: WeightsOption = None) -> None:
+    """Check this machine: Python, torch/CUDA, ONNX Runtime, headless GL, video codecs, weights.
+
+    [bold]Example[/]: rdance doctor --weights /data/rdance-weights
+    """
+    from rich.table import Table
+
+    from realisdance_cli import doctor as checks
+    from realisdance_cli.weights import weights_root
+
+    results = checks.run_all(weights_root(weights_dir))
+    table = Table(show_header=True, header_style="bold", expand=True)
+    table.add_column("area", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for check in results:
+        table.add_row(check.section, check.name, _LEVEL_STYLE[check.level], check.detail)
+    console.print(table)
+    failed = [c for c in results if c.level == "fail"]
+    warned = [c for c in results if c.level == "warn"]
+    for check in warned:
+        errors.print(f"[bold yellow]warning:[/] {check.name}: {check.detail}")
+    if failed:
+        errors.print(f"[bold red]{len(failed)} check(s) failed[/]: " + ", ".join(c.name for c in failed))
+        raise typer.Exit(1)
+
+
+# -------------------------------------------------------------------------------------- weights
+
+
+@weights_app.command("list")
+def weights_list(weights_dir: WeightsOption = None) -> None:
+    """List every weight file: what it is for, where it goes, where it comes from, its licence.
+
+    [bold]Example[/]: rdance weights list
+    """
+    from rich.table import Table
+
+    from realisdance_cli import weights
+
+    root = weights.weights_root(weights_dir)
+    table = Table(title=f"weights in {root}", expand=True)
+    for column in ("name", "group", "here", "purpose", "path", "source", "licence"):
+        table.add_column(column, overflow="fold")
+    for entry in weights.REGISTRY:
+        found = weights.status(entry, root).found
+        table.add_row(
+            entry.name, entry.group, "[green]yes[/]" if found else "[red]no[/]",
+            entry.purpose, entry.path, entry.where(), entry.licence,
+        )  # fmt: skip
+    console.print(table)
+
+
+@weights_app.command("check")
+def weights_check(
+    names: Annotated[list[str] | None, typer.Argument(help="Names or groups (default: all).")] = None,
+    hash_: Annotated[bool, typer.Option("--hash", help="Also verify sha256 checksums (slow).")] = False,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Check that weight files are present (and intact); exit code 1 if any is missing or wrong.
+
+    [bold]Examples[/]: rdance weights check dwpose · rdance weights check --hash
+    """
+    from realisdance_cli import weights
+
+    root = weights.weights_root(weights_dir)
+    bad = 0
+    for entry in weights.select(names or []):
+        found = weights.status(entry, root, verify_hash=hash_)
+        if found.ok:
+            console.print(f"[green]ok[/]      {entry.name:14} {found.path}")
+        elif found.found:
+            bad += 1
+            console.print(f"[red]wrong[/]   {entry.name:14} {found.path}: {found.problem}")
+        else:
+            bad += 1
+            console.print(f"[red]missing[/] {entry.name:14} {found.path}: {weights.instructions(entry, root)}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@weights_app.command("download")
+def weights_download(
+    names: Annotated[list[str] | None, typer.Argument(help="Names or groups (default: all).")] = None,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Download weight files from the Hugging Face hub (resumable; HF_ENDPOINT and HF_HUB_OFFLINE
+    are honoured); print exact instructions for licence-gated ones (SMPL-X, MANO).
+
+    Exit code 1 if something requested is still missing afterwards.
+
+    [bold]Examples[/]: rdance weights download dwpose · rdance weights download realisdance
+    """
+    from realisdance_cli import weights
+
+    root = weights.weights_root(weights_dir)
+    missing = []
+    with progress_bars() as progress:
+        for entry in weights.select(names or []):
+            if weights.status(entry, root).ok:
+                console.print(f"[green]present[/] {entry.name}: {root / entry.path}")
+                continue
+            if isinstance(entry.source, weights.Manual):
+                missing.append(entry)
+                continue
+            path = weights.download(entry, root, progress)
+            console.print(f"[green]downloaded[/] {entry.name}: {path}")
+    for entry in missing:
+        errors.print(
+            f"[bold yellow]by hand[/] {entry.name} ({entry.licence}): {weights.instructions(entry, root)}"
+        )
+    if missing:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------- track
+
+
+@track_app.command("import")
+def track_import(
+    pkl: Annotated[Path, typer.Argument(help="An original DWPose .pkl (list of per-frame pose dicts).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of the poses (the .pkl does not store it).")] = None,
+    force: ForceOption = False,
+) -> None:
+    """Make a pose track from an original release's DWPose .pkl (loaded safely: arrays only).
+
+    [bold]Example[/]: rdance track import dwpose_video.pkl --fps 30 --out dance.rdance
+    """
+    from realisdance_cli.original import import_dwpose_pkl
+    from realisdance_cli.track import Track
+
+    track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=fps, overwrite=force)
+    console.print(f"imported {track.source.frame_count} frames into {track.path}")
+
+
+@track_app.command("export")
+def track_export(
+    track_dir: Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="The .pkl to write (default: <name>.pkl).")] = None,
+    force: ForceOption = False,
+) -> None:
+    """Write a track's DWPose poses as the original release's .pkl, readable by the authors' code.
+
+    [bold]Example[/]: rdance track export dance.rdance --out dwpose_video.pkl
+    """
+    from realisdance_cli.original import export_dwpose_pkl
+    from realisdance_cli.track import Track
+
+    track = Track.open(track_dir)
+    target = out or track_dir.with_suffix(".pkl")
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists; pass --force to replace it.")
+    export_dwpose_pkl(track, target)
+    console.print(f"wrote {track.source.frame_count} frames to {target}")
+
+
+@track_app.command("info")
+def track_info(track_dir: Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")]) -> None:
+    """Show a track's source, its streams, and how many people and hands each frame has.
+
+    [bold]Example[/]: rdance track info dance.rdance
+    """
+    from realisdance_cli.track import Track
+    from realisdance_cli.track_summary import summarise
+
+    console.print(summarise(Track.open(track_dir)))
+
+
+# ----------------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Entry point: user mistakes become one red sentence and exit code 2, never a traceback."""
+    try:
+        app()
+    except UserError as err:
+        errors.print(f"[bold red]error:[/] {err}", highlight=False)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume.")
+        sys.exit(130)

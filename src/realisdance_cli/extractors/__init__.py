@@ -1,0 +1,1 @@
+"""Pose extractors: DWPose (ONNX Runtime), HaMeR and SMPLer-X (PyTorch)."""

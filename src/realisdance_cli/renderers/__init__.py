@@ -1,0 +1,1 @@
+"""Pose pictures: the DWPose skeleton and the headless pyrender mesh renders."""

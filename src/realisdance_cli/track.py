@@ -1,0 +1,397 @@
+"""The pose track: the cached result of extraction, one folder per video (`<name>.rdance/`).
+
+    meta.json        schema version, source (path, sha256, fps, size, frames), per-stream state
+    dwpose.npz       DWPose whole-body keypoints        } one file per finished stream
+    smplx.npz        SMPL-X parameters + camera         }
+    mano.npz         MANO hands + camera                }
+    <stream>.parts/  chunks of a stream being extracted (merged into <stream>.npz when finished)
+
+Every stream is ragged: frame `i` owns items `offsets[i]:offsets[i+1]` (people for DWPose and
+SMPL-X, hands for MANO), so a frame may hold nobody. Files are replaced atomically (temporary
+file + rename); a chunk is recorded in meta.json only after it is on disk, so a killed
+extraction resumes from the last recorded frame to the same arrays as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realisdance_cli import __version__
+from realisdance_cli.errors import UserError
+
+SCHEMA_VERSION = 1
+TRACK_SUFFIX = ".rdance"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    shape: tuple[int, ...]  # per item
+    dtype: str
+    doc: str
+
+
+# DWPose keypoints use the original's 134-point layout: OpenPose body-18 (with the synthesised
+# neck at 1), 6 feet, 68 face, 21 left hand (92-112), 21 right hand (113-133); see SPEC 1.
+DWPOSE_POINTS = 134
+LEFT_HAND = slice(92, 113)
+RIGHT_HAND = slice(113, 134)
+FACE = slice(24, 92)
+BODY = slice(0, 18)
+
+STREAMS: dict[str, dict[str, FieldSpec]] = {
+    "dwpose": {
+        "keypoints": FieldSpec((DWPOSE_POINTS, 2), "float64", "x, y in source pixels (NaN: unknown)"),
+        "scores": FieldSpec((DWPOSE_POINTS,), "float64", "keypoint confidence"),
+        "box": FieldSpec((4,), "float64", "person box x0, y0, x1, y1 in pixels (NaN: unknown)"),
+    },
+    "smplx": {
+        "global_orient": FieldSpec((3,), "float32", "root rotation, axis-angle"),
+        "body_pose": FieldSpec((21, 3), "float32", "body joint rotations, axis-angle"),
+        "left_hand_pose": FieldSpec((15, 3), "float32", "relative to the SMPL-X hand mean"),
+        "right_hand_pose": FieldSpec((15, 3), "float32", "relative to the SMPL-X hand mean"),
+        "jaw_pose": FieldSpec((3,), "float32", "axis-angle"),
+        "leye_pose": FieldSpec((3,), "float32", "axis-angle (zeros from SMPLer-X)"),
+        "reye_pose": FieldSpec((3,), "float32", "axis-angle (zeros from SMPLer-X)"),
+        "betas": FieldSpec((10,), "float32", "shape coefficients"),
+        "expression": FieldSpec((10,), "float32", "expression coefficients"),
+        "transl": FieldSpec((3,), "float32", "camera-frame translation (SMPLer-X cam_trans)"),
+        "focal": FieldSpec((2,), "float32", "fx, fy of the full-frame camera in pixels"),
+        "princpt": FieldSpec((2,), "float32", "cx, cy of the full-frame camera in pixels"),
+        "bbox": FieldSpec((4,), "float32", "processed person box x, y, w, h in pixels"),
+        "valid": FieldSpec((), "bool", "False where the person was skipped (box too small)"),
+    },
+    "mano": {
+        "is_right": FieldSpec((), "bool", "True for a right hand"),
+        "global_orient": FieldSpec((1, 3, 3), "float32", "wrist rotation matrix"),
+        "hand_pose": FieldSpec((15, 3, 3), "float32", "finger joint rotation matrices"),
+        "betas": FieldSpec((10,), "float32", "shape coefficients"),
+        "cam_crop": FieldSpec((3,), "float32", "s, tx, ty of the crop camera"),
+        "cam_t_full": FieldSpec((3,), "float32", "translation for the full-frame camera"),
+        "focal": FieldSpec((), "float32", "full-frame focal length in pixels"),
+        "box": FieldSpec((4,), "float32", "hand box x0, y0, x1, y1 in pixels"),
+        "valid": FieldSpec((), "bool", "False where the hand was rejected"),
+    },
+}
+
+
+def _check_kind(kind: str) -> dict[str, FieldSpec]:
+    try:
+        return STREAMS[kind]
+    except KeyError:
+        raise ValueError(f"unknown stream {kind!r}; streams are {', '.join(STREAMS)}") from None
+
+
+@dataclass
+class Stream:
+    """Per-frame records of one kind: frame `i` owns items `offsets[i]:offsets[i+1]`."""
+
+    kind: str
+    offsets: np.ndarray
+    fields: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        specs = _check_kind(self.kind)
+        self.offsets = np.asarray(self.offsets, dtype=np.int64)
+        if self.offsets.ndim != 1 or self.offsets.size < 1 or self.offsets[0] != 0:
+            raise ValueError("offsets must be a 1-D array starting at 0")
+        if np.any(np.diff(self.offsets) < 0):
+            raise ValueError("offsets must not decrease")
+        if set(self.fields) != set(specs):
+            raise ValueError(f"{self.kind} needs fields {sorted(specs)}, got {sorted(self.fields)}")
+        items = int(self.offsets[-1])
+        for name, spec in specs.items():
+            array = np.asarray(self.fields[name])
+            if array.shape != (items, *spec.shape):
+                raise ValueError(f"{self.kind}.{name} must have shape {(items, *spec.shape)}, got {array.shape}")
+            self.fields[name] = array.astype(spec.dtype, copy=False)
+
+    @property
+    def frame_count(self) -> int:
+        return self.offsets.size - 1
+
+    def items_per_frame(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def frame(self, index: int) -> dict[str, np.ndarray]:
+        """The items of frame `index`, each field with a leading item axis."""
+        lo, hi = int(self.offsets[index]), int(self.offsets[index + 1])
+        return {name: array[lo:hi] for name, array in self.fields.items()}
+
+    @classmethod
+    def from_frames(cls, kind: str, frames: Iterable[Mapping[str, np.ndarray]]) -> Stream:
+        """Build from per-frame dicts whose arrays have a leading item axis (length 0 allowed)."""
+        specs = _check_kind(kind)
+        frames = list(frames)
+        counts = [len(next(iter(frame.values()))) if frame else 0 for frame in frames]
+        fields = {
+            name: np.concatenate(
+                [np.empty((0, *spec.shape), spec.dtype)]
+                + [np.asarray(frame[name], spec.dtype) for frame in frames if frame and len(frame[name])]
+            )
+            for name, spec in specs.items()
+        }
+        return cls(kind, np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]), fields)
+
+    @classmethod
+    def concat(cls, kind: str, parts: Sequence[Stream]) -> Stream:
+        specs = _check_kind(kind)
+        offsets = [np.zeros(1, np.int64)]
+        for part in parts:
+            offsets.append(part.offsets[1:] + offsets[-1][-1])
+        fields = {
+            name: np.concatenate([np.empty((0, *spec.shape), spec.dtype)] + [p.fields[name] for p in parts])
+            for name, spec in specs.items()
+        }
+        return cls(kind, np.concatenate(offsets), fields)
+
+    def equals(self, other: Stream) -> bool:
+        """Exact equality of every array (NaN equal to NaN)."""
+        return (
+            self.kind == other.kind
+            and np.array_equal(self.offsets, other.offsets)
+            and all(
+                np.array_equal(self.fields[k], other.fields[k], equal_nan=self.fields[k].dtype.kind == "f")
+                for k in self.fields
+            )
+        )
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside `path` that replaces it when the block succeeds, and vanishes
+    when it fails, so readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _save_npz(path: Path, stream: Stream) -> None:
+    with atomic_path(path, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, offsets=stream.offsets, **stream.fields)
+
+
+def _load_npz(path: Path, kind: str) -> Stream:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable pose-track file ({err}).") from None
+    try:
+        return Stream(kind, arrays.pop("offsets"), arrays)
+    except (KeyError, ValueError) as err:
+        raise UserError(f"{path} does not hold a valid {kind} stream ({err}).") from None
+
+
+@dataclass
+class SourceInfo:
+    """Where a track came from; `fps` may be unknown (None) for imported pose files."""
+
+    path: str
+    sha256: str
+    width: int
+    height: int
+    frame_count: int
+    fps: Fraction | None = None
+    start: int = 0
+    stride: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["fps"] = None if self.fps is None else str(self.fps)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceInfo:
+        values = dict(data)
+        values["fps"] = None if values.get("fps") is None else Fraction(values["fps"])
+        return cls(**values)
+
+
+@dataclass
+class StreamState:
+    """Progress and provenance of one stream."""
+
+    frames_done: int = 0
+    complete: bool = False
+    weights: dict[str, str] = field(default_factory=dict)  # registry name -> file sha256 or path
+    options: dict[str, Any] = field(default_factory=dict)  # how it was made (e.g. "origin": "import")
+
+
+class Track:
+    """A pose-track folder. Create with `Track.create`, open with `Track.open`."""
+
+    def __init__(self, path: Path, source: SourceInfo, streams: dict[str, StreamState]) -> None:
+        self.path = path
+        self.source = source
+        self.streams = streams
+
+    @staticmethod
+    def default_path(source: Path) -> Path:
+        """`dance.mp4` -> `dance.rdance` beside it."""
+        return source.with_name(source.stem + TRACK_SUFFIX) if source.suffix else source.with_suffix(TRACK_SUFFIX)
+
+    @classmethod
+    def create(cls, path: Path, source: SourceInfo, *, overwrite: bool = False) -> Track:
+        if path.exists():
+            if not overwrite:
+                raise UserError(f"{path} already exists; pass --force to replace it.")
+            if not (path / "meta.json").exists() and any(path.iterdir()):
+                raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        track = cls(path, source, {})
+        track._save_meta()
+        return track
+
+    @classmethod
+    def open(cls, path: Path) -> Track:
+        meta_path = path / "meta.json"
+        if not meta_path.is_file():
+            raise UserError(f"{path} is not a pose track (no meta.json); make one with `rdance extract`.")
+        try:
+            meta = json.loads(meta_path.read_text())
+            version = meta["schema_version"]
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"{path} was written by a newer realisdance-cli (schema {version}); please upgrade."
+                )
+            source = SourceInfo.from_json(meta["source"])
+            streams = {kind: StreamState(**state) for kind, state in meta["streams"].items()}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{meta_path} is damaged ({type(err).__name__}: {err}).") from None
+        return cls(path, source, streams)
+
+    def _save_meta(self) -> None:
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "written_by": f"realisdance-cli {__version__}",
+            "source": self.source.to_json(),
+            "streams": {kind: state.__dict__ for kind, state in self.streams.items()},
+        }
+        atomic_write_bytes(self.path / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+
+    def state(self, kind: str) -> StreamState:
+        _check_kind(kind)
+        return self.streams.get(kind, StreamState())
+
+    def has(self, kind: str) -> bool:
+        return self.state(kind).complete
+
+    def begin(self, kind: str, *, weights: Mapping[str, str], options: Mapping[str, Any]) -> int:
+        """Start or resume `kind`; returns the number of frames already done.
+
+        A stream made with other weights or options starts over, so a resumed result never mixes two
+        configurations.
+        """
+        state = self.state(kind)
+        if state.weights != dict(weights) or state.options != dict(options):
+            self.discard(kind)
+            state = StreamState(weights=dict(weights), options=dict(options))
+            self.streams[kind] = state
+            self._save_meta()
+        return state.frames_done
+
+    def append(self, kind: str, chunk: Stream) -> None:
+        """Add the next frames of `kind` (a crash after this call loses nothing)."""
+        state = self.state(kind)
+        if state.complete:
+            raise ValueError(f"{kind} is already complete")
+        parts = self.path / f"{kind}.parts"
+        parts.mkdir(exist_ok=True)
+        _save_npz(parts / f"{state.frames_done:08d}.npz", chunk)
+        state.frames_done += chunk.frame_count
+        self.streams[kind] = state
+        self._save_meta()
+
+    def finish(self, kind: str) -> Stream:
+        """Merge the chunks of `kind` into `<kind>.npz`; it must cover every source frame."""
+        state = self.state(kind)
+        if state.frames_done != self.source.frame_count:
+            raise ValueError(f"{kind} has {state.frames_done} of {self.source.frame_count} frames")
+        stream = Stream.concat(kind, self._parts(kind))
+        _save_npz(self.path / f"{kind}.npz", stream)
+        state.complete = True
+        self._save_meta()
+        shutil.rmtree(self.path / f"{kind}.parts", ignore_errors=True)
+        return stream
+
+    def write(self, kind: str, stream: Stream, *, weights: Mapping[str, str], options: Mapping[str, Any]) -> None:
+        """Store a whole stream at once (import, tests)."""
+        self.discard(kind)
+        self.begin(kind, weights=weights, options=options)
+        self.append(kind, stream)
+        self.finish(kind)
+
+    def _parts(self, kind: str) -> list[Stream]:
+        done = self.state(kind).frames_done
+        parts, start = [], 0
+        while start < done:
+            part = _load_npz(self.path / f"{kind}.parts" / f"{start:08d}.npz", kind)
+            parts.append(part)
+            start += part.frame_count
+        return parts
+
+    def load(self, kind: str) -> Stream:
+        """The finished stream `kind`."""
+        if not self.has(kind):
+            done = self.state(kind).frames_done
+            raise UserError(
+                f"{self.path} has no finished {kind} stream ({done} of {self.source.frame_count} frames); "
+                f"run `rdance extract` for it."
+            )
+        stream = _load_npz(self.path / f"{kind}.npz", kind)
+        if stream.frame_count != self.source.frame_count:
+            raise UserError(
+                f"{self.path / (kind + '.npz')} has {stream.frame_count} frames, the track "
+                f"{self.source.frame_count}; the track is damaged."
+            )
+        return stream
+
+    def discard(self, kind: str) -> None:
+        shutil.rmtree(self.path / f"{kind}.parts", ignore_errors=True)
+        (self.path / f"{kind}.npz").unlink(missing_ok=True)
+        if self.streams.pop(kind, None) is not None:
+            self._save_meta()

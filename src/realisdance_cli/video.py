@@ -1,0 +1,402 @@
+"""Video in and out through PyAV: RGB uint8 frames, exact frame counts, constant frame rate.
+
+Sources are a video file (anything FFmpeg reads), a folder of images, or one image. Frames are
+streamed one at a time; nothing holds a whole video in memory. Writers produce H.264 mp4 files
+atomically (a temporary file renamed on success, removed on failure).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from realisdance_cli.errors import UserError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+DEFAULT_IMAGE_FPS = Fraction(30)
+# Audio codecs an mp4 file can carry as they are; anything else is re-encoded to AAC.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
+
+
+def as_fraction(fps: float | Fraction | str) -> Fraction:
+    """Frame rates as exact fractions: 29.97 becomes 30000/1001, "25/2" becomes 25/2."""
+    if isinstance(fps, Fraction):
+        value = fps
+    elif isinstance(fps, str):
+        value = Fraction(fps)
+    else:
+        value = Fraction(fps).limit_denominator(1001)
+    if value <= 0:
+        raise UserError(f"the frame rate must be positive, got {fps}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which source frames to use: from `start`, every `stride`-th, at most `max_frames`."""
+
+    start: int = 0
+    stride: int = 1
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise UserError(f"--start must be 0 or more, got {self.start}.")
+        if self.stride < 1:
+            raise UserError(f"--stride must be 1 or more, got {self.stride}.")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise UserError(f"--max-frames must be 1 or more, got {self.max_frames}.")
+
+    def count(self, source_frames: int) -> int:
+        available = max(0, -(-(source_frames - self.start) // self.stride))
+        return available if self.max_frames is None else min(available, self.max_frames)
+
+    def indices(self, source_frames: int) -> range:
+        return range(self.start, self.start + self.count(source_frames) * self.stride, self.stride)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a source holds, after rotation and frame selection."""
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction  # of the selected frames: source fps / stride
+    frame_count: int  # selected frames
+    source_fps: Fraction
+    source_frame_count: int
+    rotation: int  # degrees counter-clockwise applied to decoded frames
+    has_audio: bool
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """Decode one image file to RGB uint8 (EXIF orientation applied)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise UserError(f"{path} is not an image OpenCV can decode.")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(frame, k=turns)) if turns else frame
+
+
+class FrameSource:
+    """Frames of a video file, an image folder or one image, as RGB uint8 (H, W, 3) arrays.
+
+    >>> source = FrameSource("dance.mp4", Selection(stride=4, max_frames=80))
+    >>> source.info.fps, source.info.frame_count
+    >>> for frame in source: ...
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        selection: Selection | None = None,
+        *,
+        image_fps: Fraction = DEFAULT_IMAGE_FPS,
+    ) -> None:
+        self.path = Path(path)
+        self.selection = selection or Selection()
+        if not self.path.exists():
+            raise UserError(f"{self.path} does not exist.")
+        if self.path.is_dir():
+            self._images = sorted(
+                (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
+            )
+            if not self._images:
+                raise UserError(f"{self.path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+        elif self.path.suffix.lower() in IMAGE_SUFFIXES:
+            self._images = [self.path]
+        else:
+            self._images = []
+        self.info = self._probe_images(image_fps) if self._images else self._probe_video()
+
+    @property
+    def is_video(self) -> bool:
+        return not self._images
+
+    def _probe_images(self, fps: Fraction) -> VideoInfo:
+        first = _read_image(self._images[0])
+        count = self.selection.count(len(self._images))
+        if count == 0:
+            raise UserError(f"{self.path}: --start {self.selection.start} is past the last image.")
+        return VideoInfo(
+            path=self.path,
+            width=first.shape[1],
+            height=first.shape[0],
+            fps=fps / self.selection.stride,
+            frame_count=count,
+            source_fps=fps,
+            source_frame_count=len(self._images),
+            rotation=0,
+            has_audio=False,
+        )
+
+    def _open(self) -> Any:
+        try:
+            container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError) as err:
+            raise UserError(f"{self.path} is not a video FFmpeg can read ({err}).") from None
+        if not container.streams.video:
+            container.close()
+            raise UserError(f"{self.path} has no video stream.")
+        return container
+
+    def _probe_video(self) -> VideoInfo:
+        with self._open() as container:
+            stream = container.streams.video[0]
+            total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+            fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+            if not total or not fps:
+                raise UserError(f"{self.path} holds no video frames.")
+            container.seek(0)
+            first = self._first_frame(container)
+            rotation = first.rotation
+            height, width = (first.height, first.width) if rotation % 180 == 0 else (first.width, first.height)
+            has_audio = bool(container.streams.audio)
+        count = self.selection.count(total)
+        if count == 0:
+            raise UserError(f"{self.path}: --start {self.selection.start} is past the last frame ({total}).")
+        fps = Fraction(fps)
+        return VideoInfo(
+            path=self.path,
+            width=width,
+            height=height,
+            fps=fps / self.selection.stride,
+            frame_count=count,
+            source_fps=fps,
+            source_frame_count=total,
+            rotation=rotation,
+            has_audio=has_audio,
+        )
+
+    def _first_frame(self, container: Any) -> Any:
+        try:
+            for frame in container.decode(video=0):
+                return frame
+        except av.error.FFmpegError as err:
+            raise UserError(f"{self.path} is corrupt: its first frame cannot be decoded ({err}).") from None
+        raise UserError(f"{self.path} holds no decodable video frames.")
+
+    def __len__(self) -> int:
+        return self.info.frame_count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        wanted = self.selection.indices(self.info.source_frame_count)
+        if self._images:
+            for index in wanted:
+                yield self._checked(_read_image(self._images[index]), self._images[index])
+            return
+        yield from self._decode(wanted)
+
+    def _checked(self, frame: np.ndarray, where: Path) -> np.ndarray:
+        if frame.shape[:2] != (self.info.height, self.info.width):
+            raise UserError(
+                f"{where} is {frame.shape[1]}x{frame.shape[0]}, but the first image is "
+                f"{self.info.width}x{self.info.height}; all frames must have one size."
+            )
+        return frame
+
+    def _decode(self, wanted: range) -> Iterator[np.ndarray]:
+        delivered = 0
+        with self._open() as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            try:
+                for index, frame in enumerate(container.decode(stream)):
+                    if index < wanted.start or (index - wanted.start) % wanted.step:
+                        continue
+                    yield _rotate(frame.to_ndarray(format="rgb24"), self.info.rotation)
+                    delivered += 1
+                    if delivered == len(wanted):
+                        return
+            except av.error.FFmpegError as err:
+                raise UserError(
+                    f"{self.path} is corrupt: decoding failed after frame {delivered} ({err})."
+                ) from None
+        if delivered < len(wanted):
+            raise UserError(
+                f"{self.path} ended after {delivered} of the {len(wanted)} frames it announces; "
+                "the file is truncated or corrupt."
+            )
+
+
+def read_frames(path: str | os.PathLike[str], selection: Selection | None = None) -> list[np.ndarray]:
+    """All selected frames in memory: for short clips and tests; use `FrameSource` otherwise."""
+    return list(FrameSource(path, selection))
+
+
+class VideoWriter:
+    """Writes RGB uint8 frames to an H.264 mp4 at a constant frame rate, atomically.
+
+    `crf` sets the quality (0 best, 51 worst; 18 looks lossless); `lossless=True` stores the RGB
+    values exactly (libx264rgb, qp 0: bigger files, not every player shows them). `audio_from`
+    copies the audio of a source video, cut to the span `audio_start` .. + the video's duration.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float | Fraction | str,
+        *,
+        crf: int = 18,
+        lossless: bool = False,
+        preset: str = "medium",
+        audio_from: str | os.PathLike[str] | None = None,
+        audio_start: float = 0.0,
+    ) -> None:
+        self.path = Path(path)
+        self.fps = as_fraction(fps)
+        if not 0 <= crf <= 51:
+            raise UserError(f"the quality (crf) must be between 0 and 51, got {crf}.")
+        self._crf, self._lossless, self._preset = crf, lossless, preset
+        self._audio_from = Path(audio_from) if audio_from is not None else None
+        self._audio_start = audio_start
+        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self._container: Any = None
+        self._stream: Any = None
+        self._audio: tuple[Any, Any, Any] | None = None  # (source container, source stream, output stream)
+        self.frames_written = 0
+
+    def _start(self, width: int, height: int) -> None:
+        if not self._lossless and (width % 2 or height % 2):
+            raise UserError(
+                f"H.264 needs an even frame size, got {width}x{height}; choose an even --size."
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        codec = "libx264rgb" if self._lossless else "libx264"
+        stream = self._container.add_stream(codec, rate=self.fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if self._lossless else "yuv420p"
+        stream.time_base = 1 / self.fps
+        stream.codec_context.time_base = 1 / self.fps
+        stream.options = (
+            {"qp": "0", "preset": self._preset} if self._lossless else {"crf": str(self._crf), "preset": self._preset}
+        )
+        self._stream = stream
+        if self._audio_from is not None:
+            self._audio = _open_audio_source(self._audio_from, self._container)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one RGB uint8 (H, W, 3) frame; every frame must have the first one's size."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+        if self._container is None:
+            self._start(frame.shape[1], frame.shape[0])
+        elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
+            raise ValueError(
+                f"frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"the video is {self._stream.width}x{self._stream.height}"
+            )
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        video_frame.pts = self.frames_written
+        video_frame.time_base = self._stream.time_base
+        self._container.mux(self._stream.encode(video_frame))
+        self.frames_written += 1
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns its path."""
+        if self._container is None:
+            raise UserError(f"no frames were written to {self.path}.")
+        try:
+            self._container.mux(self._stream.encode())
+            if self._audio is not None:
+                duration = float(self.frames_written / self.fps)
+                _copy_audio(*self._audio, self._container, self._audio_start, duration)
+            self._container.close()
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            if self._audio is not None:
+                self._audio[0].close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; no partial file is left behind."""
+        if self._container is not None:
+            try:
+                self._container.close()
+            except av.error.FFmpegError:
+                pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _open_audio_source(path: Path, output: Any) -> tuple[Any, Any, Any] | None:
+    try:
+        source = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise UserError(f"cannot read the audio of {path} ({err}).") from None
+    if not source.streams.audio:
+        source.close()
+        return None
+    in_stream = source.streams.audio[0]
+    if in_stream.codec_context.name in MP4_AUDIO_CODECS:
+        out_stream = output.add_stream_from_template(in_stream)
+    else:
+        out_stream = output.add_stream("aac", rate=in_stream.codec_context.sample_rate)
+    return source, in_stream, out_stream
+
+
+def _copy_audio(source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float) -> None:
+    """Audio of `source` between `start` and `start + duration` seconds, copied or re-encoded."""
+    end = start + duration
+    copy = out_stream.codec_context.name == in_stream.codec_context.name and out_stream.codec_context.name in (
+        MP4_AUDIO_CODECS
+    )
+    offset = round(start / in_stream.time_base)
+    if copy:
+        for packet in source.demux(in_stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            seconds = float(packet.pts * in_stream.time_base)
+            if seconds < start or seconds >= end:
+                continue
+            packet.pts -= offset
+            packet.dts = packet.pts if packet.dts is None else packet.dts - offset
+            packet.stream = out_stream
+            output.mux(packet)
+        return
+    for frame in source.decode(in_stream):
+        if frame.pts is None:
+            continue
+        seconds = float(frame.pts * in_stream.time_base)
+        if seconds < start or seconds >= end:
+            continue
+        frame.pts = None
+        output.mux(out_stream.encode(frame))
+    output.mux(out_stream.encode())

@@ -1,0 +1,65 @@
+"""Shared test helpers: paths to ../shared, running the real `rdance` command, making videos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+GOLDEN = Path(os.environ.get("RDANCE_GOLDEN", SHARED / "golden"))
+FIXTURES = SHARED / "fixtures" / "official"
+
+
+def need(path: Path) -> Path:
+    """`path`, or skip the test with a clear message when the shared data is absent."""
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared conformance data lives beside the repository)")
+    return path
+
+
+def rdance(*args: str | os.PathLike[str], env: dict[str, str] | None = None, timeout: float = 300):
+    """Run the real `rdance` command in a child process; returns the CompletedProcess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "realisdance_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Exit code 2, a one-sentence message on stderr, and no traceback."""
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().startswith("error:"), done.stderr
+    for fragment in fragments:
+        assert fragment in " ".join(done.stderr.split()), done.stderr
+
+
+def numbered_frames(count: int, height: int = 48, width: int = 64) -> list[np.ndarray]:
+    """Distinct frames whose index can be read back from the pixels (lossless videos)."""
+    rng = np.random.default_rng(count)
+    frames = []
+    for index in range(count):
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        frame[0, 0] = (index, 255 - index, index // 2)
+        frames.append(frame)
+    return frames
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: Fraction | int = 24, lossless: bool = True) -> Path:
+    from realisdance_cli.video import VideoWriter
+
+    with VideoWriter(path, fps, lossless=lossless) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
