@@ -13,7 +13,9 @@ from urllib.parse import unquote, urlsplit
 
 
 class HubServer:
-    def __init__(self, repos: dict[tuple[str, str], dict[str, bytes]], stall_first_download: str | None = None):
+    def __init__(
+        self, repos: dict[tuple[str, str], dict[str, bytes]], stall_first_download: str | None = None
+    ):
         """`repos` maps (repo id, revision) to {filename: content}."""
         self.repos = repos
         self.commits = {key: hashlib.sha1(repr(key).encode()).hexdigest() for key in repos}
@@ -104,7 +106,9 @@ class HubServer:
             return self._send_file(handler, sha, filename, files[filename], head)
         return self._missing(handler)
 
-    def _send_file(self, handler: BaseHTTPRequestHandler, sha: str, name: str, data: bytes, head: bool) -> None:
+    def _send_file(
+        self, handler: BaseHTTPRequestHandler, sha: str, name: str, data: bytes, head: bool
+    ) -> None:
         start = 0
         wanted = handler.headers.get("Range")
         if wanted and wanted.startswith("bytes="):

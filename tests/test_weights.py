@@ -26,9 +26,11 @@ def test_registry_is_consistent() -> None:
             assert entry.path.endswith(entry.source.filename), entry.name
         assert entry.licence and entry.purpose
     # Every file of DESIGN.md's table is there.
-    for needed in ("yolox_l.onnx", "dw-ll_ucoco_384.onnx", "hamer.ckpt", "model_config.yaml", "MANO_RIGHT.pkl",
-                   "smpler_x_h32.pth.tar", "SMPLX_NEUTRAL.npz", "stage_2_hamer_release.ckpt", "mm_sd_v15_v2.ckpt",
-                   "smplx_color.pt"):  # fmt: skip
+    needed_files = (
+        "yolox_l.onnx dw-ll_ucoco_384.onnx hamer.ckpt model_config.yaml MANO_RIGHT.pkl smpler_x_h32.pth.tar "
+        "SMPLX_NEUTRAL.npz stage_2_hamer_release.ckpt mm_sd_v15_v2.ckpt smplx_color.pt"
+    )
+    for needed in needed_files.split():
         assert any(p.endswith(needed) for p in paths), needed
     assert {e.source.repo for e in weights.REGISTRY if isinstance(e.source, weights.HubFolder)} >= {
         "SG161222/Realistic_Vision_V5.1_noVAE",
@@ -94,8 +96,19 @@ def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
     target = tmp_path / "w" / "dwpose"
     with HubServer(repos, stall_first_download="yolox_l.onnx") as hub:
         env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
-        args = [sys.executable, "-m", "realisdance_cli", "weights", "download", "dwpose", "--weights", tmp_path / "w"]
-        child = subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        args = [
+            sys.executable,
+            "-m",
+            "realisdance_cli",
+            "weights",
+            "download",
+            "dwpose",
+            "--weights",
+            tmp_path / "w",
+        ]
+        child = subprocess.Popen(
+            args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 60
         while not any(p.stat().st_size for p in target.glob(".*.part")) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -105,7 +118,9 @@ def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
         assert list(target.glob(".yolox_l.onnx.*.part"))
         done = rdance("weights", "download", "dwpose", "--weights", tmp_path / "w", env=env)
         assert done.returncode == 0, done.stderr
-        ranges = [r for method, path, r in hub.requests if method == "GET" and path.endswith("yolox_l.onnx") and r]
+        ranges = [
+            r for method, path, r in hub.requests if method == "GET" and path.endswith("yolox_l.onnx") and r
+        ]
         assert ranges and int(ranges[0].split("=")[1].split("-")[0]) > 0, hub.requests
         # Only the pinned revision was asked for.
         assert all("/resolve/main/" in path for _, path, _ in hub.requests if "resolve" in path)
@@ -116,7 +131,11 @@ def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
 
 
 def test_download_of_a_folder(tmp_path: Path) -> None:
-    files = {"config.json": b'{"model_type": "dinov2"}', "model.safetensors": os.urandom(5000), "README.md": b"x"}
+    files = {
+        "config.json": b'{"model_type": "dinov2"}',
+        "model.safetensors": os.urandom(5000),
+        "README.md": b"x",
+    }
     with HubServer({("facebook/dinov2-large", "main"): files}) as hub:
         env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
         done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w", env=env)

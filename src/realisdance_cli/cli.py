@@ -27,7 +27,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 weights_app = typer.Typer(help="List, check and download the model weights.", no_args_is_help=True)
-track_app = typer.Typer(help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True)
+track_app = typer.Typer(
+    help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True
+)
 app.add_typer(weights_app, name="weights")
 app.add_typer(track_app, name="track")
 
@@ -54,6 +56,7 @@ def progress_bars() -> Iterator[ProgressFn]:
         Progress,
         ProgressColumn,
         Task,
+        TaskID,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -74,7 +77,7 @@ def progress_bars() -> Iterator[ProgressFn]:
         console=errors,
         transient=False,
     ) as bars:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(task: str, completed: int, total: int | None) -> None:
             if task not in tasks:
@@ -87,7 +90,12 @@ def progress_bars() -> Iterator[ProgressFn]:
 # --------------------------------------------------------------------------------------- doctor
 
 
-_LEVEL_STYLE = {"ok": "[green]ok[/]", "info": "[dim]--[/]", "warn": "[bold yellow]WARN[/]", "fail": "[bold red]FAIL[/]"}
+_LEVEL_STYLE = {
+    "ok": "[green]ok[/]",
+    "info": "[dim]--[/]",
+    "warn": "[bold yellow]WARN[/]",
+    "fail": "[bold red]FAIL[/]",
+}
 
 
 @app.command()
@@ -139,9 +147,14 @@ def weights_list(weights_dir: WeightsOption = None) -> None:
     for entry in weights.REGISTRY:
         found = weights.status(entry, root).found
         table.add_row(
-            entry.name, entry.group, "[green]yes[/]" if found else "[red]no[/]",
-            entry.purpose, entry.path, entry.where(), entry.licence,
-        )  # fmt: skip
+            entry.name,
+            entry.group,
+            "[green]yes[/]" if found else "[red]no[/]",
+            entry.purpose,
+            entry.path,
+            entry.where(),
+            entry.licence,
+        )
     console.print(table)
 
 
@@ -168,7 +181,9 @@ def weights_check(
             console.print(f"[red]wrong[/]   {entry.name:14} {found.path}: {found.problem}")
         else:
             bad += 1
-            console.print(f"[red]missing[/] {entry.name:14} {found.path}: {weights.instructions(entry, root)}")
+            console.print(
+                f"[red]missing[/] {entry.name:14} {found.path}: {weights.instructions(entry, root)}"
+            )
     if bad:
         raise typer.Exit(1)
 
@@ -213,8 +228,12 @@ def weights_download(
 @track_app.command("import")
 def track_import(
     pkl: Annotated[Path, typer.Argument(help="An original DWPose .pkl (list of per-frame pose dicts).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")] = None,
-    fps: Annotated[float | None, typer.Option(help="Frame rate of the poses (the .pkl does not store it).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Frame rate of the poses (the .pkl does not store it).")
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """Make a pose track from an original release's DWPose .pkl (loaded safely: arrays only).
@@ -231,7 +250,9 @@ def track_import(
 @track_app.command("export")
 def track_export(
     track_dir: Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="The .pkl to write (default: <name>.pkl).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The .pkl to write (default: <name>.pkl).")
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """Write a track's DWPose poses as the original release's .pkl, readable by the authors' code.
@@ -250,7 +271,9 @@ def track_export(
 
 
 @track_app.command("info")
-def track_info(track_dir: Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")]) -> None:
+def track_info(
+    track_dir: Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")],
+) -> None:
     """Show a track's source, its streams, and how many people and hands each frame has.
 
     [bold]Example[/]: rdance track info dance.rdance
@@ -272,5 +295,7 @@ def main() -> None:
         errors.print(f"[bold red]error:[/] {err}", highlight=False)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
-        errors.print("[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume.")
+        errors.print(
+            "[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume."
+        )
         sys.exit(130)

@@ -47,7 +47,12 @@ def torch_checks() -> list[Check]:
         checks.append(Check("torch", "CUDA", "ok", f"{torch.version.cuda}: {names}"))
     elif _gpu_present():
         checks.append(
-            Check("torch", "CUDA", "warn", "a GPU is present but this torch build has no CUDA: install a CUDA wheel")
+            Check(
+                "torch",
+                "CUDA",
+                "warn",
+                "a GPU is present but this torch build has no CUDA: install a CUDA wheel",
+            )
         )
     else:
         checks.append(Check("torch", "CUDA", "info", "no GPU: extraction and rendering run on the CPU"))
@@ -88,14 +93,24 @@ def rendering_checks() -> list[Check]:
     checks = []
     if version < gl.MIN_PYOPENGL:
         checks.append(
-            Check("rendering", "PyOpenGL", "warn", f"{text}: OSMesa needs >= 3.1.4; pip install --no-deps PyOpenGL==3.1.10")
+            Check(
+                "rendering",
+                "PyOpenGL",
+                "warn",
+                f"{text}: OSMesa needs >= 3.1.4; pip install --no-deps PyOpenGL==3.1.10",
+            )
         )
     else:
         checks.append(Check("rendering", "PyOpenGL", "ok", text))
     for backend in gl.BACKENDS:
         reason = gl.probe(backend)
         checks.append(
-            Check("rendering", backend, "ok" if reason is None else "info", "works" if reason is None else reason)
+            Check(
+                "rendering",
+                backend,
+                "ok" if reason is None else "info",
+                "works" if reason is None else reason,
+            )
         )
     try:
         checks.append(Check("rendering", "chosen", "ok", gl.choose_backend()))
@@ -115,7 +130,9 @@ def video_checks() -> list[Check]:
         ("aac", "audio re-encoding"),
     ):
         present = codec in av.codecs_available
-        checks.append(Check("video", codec, "ok" if present else "fail", why if present else f"missing: {why}"))
+        checks.append(
+            Check("video", codec, "ok" if present else "fail", why if present else f"missing: {why}")
+        )
     return checks
 
 
@@ -134,11 +151,19 @@ def weight_checks(root: Path) -> list[Check]:
                     "weights",
                     entry.name,
                     "info",
-                    f"missing: {entry.purpose}. Get it: {weights.instructions(entry, root)}. Licence: {entry.licence}",
+                    f"missing: {entry.purpose}. Get it: {weights.instructions(entry, root)}. "
+                    f"Licence: {entry.licence}",
                 )
             )
     return checks
 
 
 def run_all(root: Path) -> list[Check]:
-    return [*system(), *torch_checks(), *onnx_checks(), *rendering_checks(), *video_checks(), *weight_checks(root)]
+    return [
+        *system(),
+        *torch_checks(),
+        *onnx_checks(),
+        *rendering_checks(),
+        *video_checks(),
+        *weight_checks(root),
+    ]

@@ -167,11 +167,13 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
     sizes = {(int(pose["H"]), int(pose["W"])) for pose in frames}
     if len(sizes) != 1:
         raise UserError(f"{pkl} mixes frame sizes {sorted(sizes)}; a track has one size.")
-    (height, width), = sizes
+    ((height, width),) = sizes
     records = []
     for pose in frames:
         keypoints, scores = from_original_pose(pose)
-        records.append({"keypoints": keypoints, "scores": scores, "box": np.full((len(keypoints), 4), np.nan)})
+        records.append(
+            {"keypoints": keypoints, "scores": scores, "box": np.full((len(keypoints), 4), np.nan)}
+        )
     stream = Stream.from_frames("dwpose", records)
     source = SourceInfo(
         path=str(pkl.resolve()),

@@ -20,7 +20,7 @@ NUMPY_GLOBALS: dict[tuple[str, str], Any] = {}
 for _module in ("numpy.core", "numpy._core"):
     NUMPY_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
     NUMPY_GLOBALS[(f"{_module}.multiarray", "scalar")] = _multiarray.scalar
-    NUMPY_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _numeric._frombuffer
+    NUMPY_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = getattr(_numeric, "_frombuffer")  # noqa: B009
 NUMPY_GLOBALS[("numpy", "ndarray")] = np.ndarray
 NUMPY_GLOBALS[("numpy", "dtype")] = np.dtype
 

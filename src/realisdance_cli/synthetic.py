@@ -64,10 +64,14 @@ def _face(nose: np.ndarray, size: float) -> np.ndarray:
     return nose + size * rings[:, None] * np.stack([0.8 * np.cos(angles), np.sin(angles)], axis=1)
 
 
-def dancer_frame(t: float, height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def dancer_frame(
+    t: float, height: int, width: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints (1, 134, 2) in pixels and scores (1, 134) of the dancer at time `t` seconds."""
     scale = 0.8 * height
-    neck = np.array([width / 2 + 0.08 * width * np.sin(1.3 * t), 0.18 * height + 0.02 * height * np.sin(2.6 * t)])
+    neck = np.array(
+        [width / 2 + 0.08 * width * np.sin(1.3 * t), 0.18 * height + 0.02 * height * np.sin(2.6 * t)]
+    )
     body = REST_BODY * scale + neck
     sway = 0.15 * np.sin(1.3 * t)
     body = _rotate(body, body[1], sway)
@@ -87,7 +91,9 @@ def dancer_frame(t: float, height: int, width: int, rng: np.random.Generator) ->
     return keypoints[None], scores[None]
 
 
-def dancer_pkl_frames(frames: int, height: int = 768, width: int = 576, fps: float = 24.0, seed: int = 0) -> list:
+def dancer_pkl_frames(
+    frames: int, height: int = 768, width: int = 576, fps: float = 24.0, seed: int = 0
+) -> list:
     """Original-format pose dicts of `frames` frames of the dancer."""
     rng = np.random.default_rng(seed)
     poses = []
@@ -98,7 +104,9 @@ def dancer_pkl_frames(frames: int, height: int = 768, width: int = 576, fps: flo
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--size", default="768x576", help="HxW of the frame")
     parser.add_argument("--fps", type=float, default=24.0)

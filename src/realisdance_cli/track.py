@@ -114,7 +114,9 @@ class Stream:
         for name, spec in specs.items():
             array = np.asarray(self.fields[name])
             if array.shape != (items, *spec.shape):
-                raise ValueError(f"{self.kind}.{name} must have shape {(items, *spec.shape)}, got {array.shape}")
+                raise ValueError(
+                    f"{self.kind}.{name} must have shape {(items, *spec.shape)}, got {array.shape}"
+                )
             self.fields[name] = array.astype(spec.dtype, copy=False)
 
     @property
@@ -133,15 +135,20 @@ class Stream:
     def from_frames(cls, kind: str, frames: Iterable[Mapping[str, np.ndarray]]) -> Stream:
         """Build from per-frame dicts whose arrays have a leading item axis (length 0 allowed)."""
         specs = _check_kind(kind)
-        frames = list(frames)
+        frames = [frame for frame in frames]
         counts = [len(next(iter(frame.values()))) if frame else 0 for frame in frames]
-        fields = {
-            name: np.concatenate(
-                [np.empty((0, *spec.shape), spec.dtype)]
-                + [np.asarray(frame[name], spec.dtype) for frame in frames if frame and len(frame[name])]
-            )
-            for name, spec in specs.items()
-        }
+
+        def gather(name: str, spec: FieldSpec) -> np.ndarray:
+            arrays = [np.asarray(frame[name], spec.dtype) for frame in frames if frame]
+            for index, array in enumerate(arrays):
+                if array.shape[1:] != spec.shape:
+                    shape = (-1, *spec.shape)
+                    raise ValueError(
+                        f"{kind}.{name} must have shape {shape}, got {array.shape} in frame {index}"
+                    )
+            return np.concatenate(arrays) if arrays else np.empty((0, *spec.shape), spec.dtype)
+
+        fields = {name: gather(name, spec) for name, spec in specs.items()}
         return cls(kind, np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]), fields)
 
     @classmethod
@@ -210,7 +217,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _save_npz(path: Path, stream: Stream) -> None:
     with atomic_path(path, suffix=".tmp.npz") as tmp:
-        np.savez_compressed(tmp, offsets=stream.offsets, **stream.fields)
+        arrays: dict[str, Any] = {"offsets": stream.offsets, **stream.fields}
+        np.savez_compressed(tmp, **arrays)
 
 
 def _load_npz(path: Path, kind: str) -> Stream:
@@ -271,7 +279,11 @@ class Track:
     @staticmethod
     def default_path(source: Path) -> Path:
         """`dance.mp4` -> `dance.rdance` beside it."""
-        return source.with_name(source.stem + TRACK_SUFFIX) if source.suffix else source.with_suffix(TRACK_SUFFIX)
+        return (
+            source.with_name(source.stem + TRACK_SUFFIX)
+            if source.suffix
+            else source.with_suffix(TRACK_SUFFIX)
+        )
 
     @classmethod
     def create(cls, path: Path, source: SourceInfo, *, overwrite: bool = False) -> Track:
@@ -358,7 +370,9 @@ class Track:
         shutil.rmtree(self.path / f"{kind}.parts", ignore_errors=True)
         return stream
 
-    def write(self, kind: str, stream: Stream, *, weights: Mapping[str, str], options: Mapping[str, Any]) -> None:
+    def write(
+        self, kind: str, stream: Stream, *, weights: Mapping[str, str], options: Mapping[str, Any]
+    ) -> None:
         """Store a whole stream at once (import, tests)."""
         self.discard(kind)
         self.begin(kind, weights=weights, options=options)

@@ -35,7 +35,9 @@ def summarise(track: Track) -> Group:
             table.add_row(kind, "[dim]not extracted[/]", "", "", "")
             continue
         if not state.complete:
-            table.add_row(kind, f"[yellow]{state.frames_done}/{source.frame_count} (resumable)[/]", "", "", "")
+            table.add_row(
+                kind, f"[yellow]{state.frames_done}/{source.frame_count} (resumable)[/]", "", "", ""
+            )
             continue
         counts = track.load(kind).items_per_frame()
         empty = np.flatnonzero(counts == 0)

@@ -7,6 +7,7 @@ atomically (a temporary file renamed on success, removed on failure).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -36,6 +37,10 @@ def as_fraction(fps: float | Fraction | str) -> Fraction:
         value = Fraction(fps)
     else:
         value = Fraction(fps).limit_denominator(1001)
+        for base in (24, 30, 48, 60, 120):  # 23.976, 29.97, 59.94... mean the NTSC rates
+            ntsc = Fraction(base * 1000, 1001)
+            if abs(fps - float(ntsc)) < 0.005:
+                value = ntsc
     if value <= 0:
         raise UserError(f"the frame rate must be positive, got {fps}.")
     return value
@@ -94,6 +99,25 @@ def _read_image(path: Path) -> np.ndarray:
     if image is None:
         raise UserError(f"{path} is not an image OpenCV can decode.")
     return np.ascontiguousarray(image[:, :, ::-1])
+
+
+# AVColorSpace values OpenCV's I420 conversion (BT.601, limited range) is right for.
+_BT601_SPACES = frozenset({2, 5, 6})  # unspecified, BT470BG, SMPTE170M
+_LIMITED_RANGES = frozenset({0, 1})  # unspecified, MPEG
+
+
+def _to_rgb(frame: Any) -> np.ndarray:
+    """RGB uint8 of a decoded frame. FFmpeg's default YUV->RGB path is off by up to 3 levels;
+    OpenCV's BT.601 conversion is exact to +-1, so 4:2:0 BT.601 frames (ours, most files) use it."""
+    if (
+        frame.format.name == "yuv420p"
+        and frame.colorspace in _BT601_SPACES
+        and frame.color_range in _LIMITED_RANGES
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+    ):
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
 
 
 def _rotate(frame: np.ndarray, rotation: int) -> np.ndarray:
@@ -173,7 +197,9 @@ class FrameSource:
             container.seek(0)
             first = self._first_frame(container)
             rotation = first.rotation
-            height, width = (first.height, first.width) if rotation % 180 == 0 else (first.width, first.height)
+            height, width = (
+                (first.height, first.width) if rotation % 180 == 0 else (first.width, first.height)
+            )
             has_audio = bool(container.streams.audio)
         count = self.selection.count(total)
         if count == 0:
@@ -227,7 +253,7 @@ class FrameSource:
                 for index, frame in enumerate(container.decode(stream)):
                     if index < wanted.start or (index - wanted.start) % wanted.step:
                         continue
-                    yield _rotate(frame.to_ndarray(format="rgb24"), self.info.rotation)
+                    yield _rotate(_to_rgb(frame), self.info.rotation)
                     delivered += 1
                     if delivered == len(wanted):
                         return
@@ -281,19 +307,20 @@ class VideoWriter:
 
     def _start(self, width: int, height: int) -> None:
         if not self._lossless and (width % 2 or height % 2):
-            raise UserError(
-                f"H.264 needs an even frame size, got {width}x{height}; choose an even --size."
-            )
+            raise UserError(f"H.264 needs an even frame size, got {width}x{height}; choose an even --size.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(self._tmp), mode="w", format="mp4")
         codec = "libx264rgb" if self._lossless else "libx264"
         stream = self._container.add_stream(codec, rate=self.fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "rgb24" if self._lossless else "yuv420p"
-        stream.time_base = 1 / self.fps
-        stream.codec_context.time_base = 1 / self.fps
+        if not self._lossless:  # say which YUV flavour this is, so players show the right colours
+            stream.codec_context.colorspace = 6  # SMPTE 170M (BT.601), what the conversion uses
+            stream.codec_context.color_range = 1  # limited (MPEG)
         stream.options = (
-            {"qp": "0", "preset": self._preset} if self._lossless else {"crf": str(self._crf), "preset": self._preset}
+            {"qp": "0", "preset": self._preset}
+            if self._lossless
+            else {"crf": str(self._crf), "preset": self._preset}
         )
         self._stream = stream
         if self._audio_from is not None:
@@ -311,8 +338,7 @@ class VideoWriter:
                 f"the video is {self._stream.width}x{self._stream.height}"
             )
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written
-        video_frame.time_base = self._stream.time_base
+        video_frame.pts = self.frames_written  # in units of 1/fps: a constant frame rate
         self._container.mux(self._stream.encode(video_frame))
         self.frames_written += 1
 
@@ -338,10 +364,8 @@ class VideoWriter:
     def abort(self) -> None:
         """Drop everything written so far; no partial file is left behind."""
         if self._container is not None:
-            try:
+            with contextlib.suppress(av.error.FFmpegError):
                 self._container.close()
-            except av.error.FFmpegError:
-                pass
         self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
@@ -372,11 +396,14 @@ def _open_audio_source(path: Path, output: Any) -> tuple[Any, Any, Any] | None:
     return source, in_stream, out_stream
 
 
-def _copy_audio(source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float) -> None:
+def _copy_audio(
+    source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float
+) -> None:
     """Audio of `source` between `start` and `start + duration` seconds, copied or re-encoded."""
     end = start + duration
-    copy = out_stream.codec_context.name == in_stream.codec_context.name and out_stream.codec_context.name in (
-        MP4_AUDIO_CODECS
+    copy = (
+        out_stream.codec_context.name == in_stream.codec_context.name
+        and out_stream.codec_context.name in (MP4_AUDIO_CODECS)
     )
     offset = round(start / in_stream.time_base)
     if copy:

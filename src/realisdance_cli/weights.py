@@ -89,39 +89,73 @@ _SMPLX_STEPS = (
 
 REGISTRY: tuple[WeightFile, ...] = (
     WeightFile(
-        "dwpose-det", "dwpose", "YOLOX-L person detector for DWPose (ONNX)", "dwpose/yolox_l.onnx",
-        HubFile("yzd-v/DWPose", "yolox_l.onnx"), "Apache-2.0",
+        "dwpose-det",
+        "dwpose",
+        "YOLOX-L person detector for DWPose (ONNX)",
+        "dwpose/yolox_l.onnx",
+        HubFile("yzd-v/DWPose", "yolox_l.onnx"),
+        "Apache-2.0",
     ),
     WeightFile(
-        "dwpose-pose", "dwpose", "DWPose RTMPose-l whole-body keypoints, 133 points (ONNX)",
-        "dwpose/dw-ll_ucoco_384.onnx", HubFile("yzd-v/DWPose", "dw-ll_ucoco_384.onnx"), "Apache-2.0",
+        "dwpose-pose",
+        "dwpose",
+        "DWPose RTMPose-l whole-body keypoints, 133 points (ONNX)",
+        "dwpose/dw-ll_ucoco_384.onnx",
+        HubFile("yzd-v/DWPose", "dw-ll_ucoco_384.onnx"),
+        "Apache-2.0",
     ),
     WeightFile(
-        "hamer", "hamer", "HaMeR hand mesh recovery network (ViT-H)", "hamer/hamer.ckpt",
-        Manual(_HAMER_DATA, _HAMER_STEPS), "HaMeR release (MIT code; see the HaMeR repository for model terms)",
+        "hamer",
+        "hamer",
+        "HaMeR hand mesh recovery network (ViT-H)",
+        "hamer/hamer.ckpt",
+        Manual(_HAMER_DATA, _HAMER_STEPS),
+        "HaMeR release (MIT code; see the HaMeR repository for model terms)",
     ),
     WeightFile(
-        "hamer-config", "hamer", "HaMeR model configuration", "hamer/model_config.yaml",
-        Manual(_HAMER_DATA, _HAMER_STEPS), "HaMeR release",
+        "hamer-config",
+        "hamer",
+        "HaMeR model configuration",
+        "hamer/model_config.yaml",
+        Manual(_HAMER_DATA, _HAMER_STEPS),
+        "HaMeR release",
     ),
     WeightFile(
-        "hamer-mean", "hamer", "MANO mean parameters HaMeR starts from", "hamer/mano_mean_params.npz",
-        Manual(_HAMER_DATA, _HAMER_STEPS), "HaMeR release",
+        "hamer-mean",
+        "hamer",
+        "MANO mean parameters HaMeR starts from",
+        "hamer/mano_mean_params.npz",
+        Manual(_HAMER_DATA, _HAMER_STEPS),
+        "HaMeR release",
     ),
     WeightFile(
-        "mano", "mano", "MANO right-hand model (left hands are mirrored)", "mano/MANO_RIGHT.pkl",
-        Manual("https://mano.is.tue.mpg.de", _MANO_STEPS), "MANO licence (non-commercial research; registration)",
+        "mano",
+        "mano",
+        "MANO right-hand model (left hands are mirrored)",
+        "mano/MANO_RIGHT.pkl",
+        Manual("https://mano.is.tue.mpg.de", _MANO_STEPS),
+        "MANO licence (non-commercial research; registration)",
     ),
     WeightFile(
-        "smplerx", "smplerx", "SMPLer-X H32 whole-body SMPL-X estimator", "smplerx/smpler_x_h32.pth.tar",
-        HubFile("caizhongang/SMPLer-X", "smpler_x_h32.pth.tar"), "S-Lab License 1.0 (non-commercial)",
+        "smplerx",
+        "smplerx",
+        "SMPLer-X H32 whole-body SMPL-X estimator",
+        "smplerx/smpler_x_h32.pth.tar",
+        HubFile("caizhongang/SMPLer-X", "smpler_x_h32.pth.tar"),
+        "S-Lab License 1.0 (non-commercial)",
     ),
     WeightFile(
-        "smplx", "smplx", "SMPL-X neutral body model", "smplx/SMPLX_NEUTRAL.npz",
-        Manual("https://smpl-x.is.tue.mpg.de", _SMPLX_STEPS), "SMPL-X licence (non-commercial research; registration)",
+        "smplx",
+        "smplx",
+        "SMPL-X neutral body model",
+        "smplx/SMPLX_NEUTRAL.npz",
+        Manual("https://smpl-x.is.tue.mpg.de", _SMPLX_STEPS),
+        "SMPL-X licence (non-commercial research; registration)",
     ),
     WeightFile(
-        "smplx-colors", "smplx", "per-vertex colours of the SMPL-X colourful surface (SMPL-CS)",
+        "smplx-colors",
+        "smplx",
+        "per-vertex colours of the SMPL-X colourful surface (SMPL-CS)",
         "smplx/smplx_color.pt",
         Manual(
             "https://github.com/theFoxofSky/RealisDance",
@@ -131,12 +165,18 @@ REGISTRY: tuple[WeightFile, ...] = (
         "Apache-2.0",
     ),
     WeightFile(
-        "realisdance", "realisdance", "RealisDance network (reference UNet, pose guider, 3-D UNet)",
+        "realisdance",
+        "realisdance",
+        "RealisDance network (reference UNet, pose guider, 3-D UNet)",
         "realisdance/stage_2_hamer_release.ckpt",
-        HubFile("theFoxofSky/RealisDance", "stage_2_hamer_release.ckpt"), "Apache-2.0",
+        HubFile("theFoxofSky/RealisDance", "stage_2_hamer_release.ckpt"),
+        "Apache-2.0",
     ),
     WeightFile(
-        "base-model", "realisdance", "Realistic Vision 5.1 base model (UNet, VAE, scheduler)", "base/rv51",
+        "base-model",
+        "realisdance",
+        "Realistic Vision 5.1 base model (UNet, VAE, scheduler)",
+        "base/rv51",
         HubFolder(
             "SG161222/Realistic_Vision_V5.1_noVAE",
             ("model_index.json", "unet/*", "vae/*", "scheduler/*"),
@@ -145,16 +185,28 @@ REGISTRY: tuple[WeightFile, ...] = (
         "CreativeML OpenRAIL-M",
     ),
     WeightFile(
-        "vae-ft-mse", "realisdance", "optional fine-tuned SD VAE (sharper faces)", "base/sd-vae-ft-mse",
-        HubFolder("stabilityai/sd-vae-ft-mse", ("config.json", "*.safetensors"), ("config.json",)), "MIT",
+        "vae-ft-mse",
+        "realisdance",
+        "optional fine-tuned SD VAE (sharper faces)",
+        "base/sd-vae-ft-mse",
+        HubFolder("stabilityai/sd-vae-ft-mse", ("config.json", "*.safetensors"), ("config.json",)),
+        "MIT",
     ),
     WeightFile(
-        "dinov2", "realisdance", "DINOv2-large image encoder for the reference picture", "dinov2-large",
-        HubFolder("facebook/dinov2-large", ("config.json", "*.safetensors"), ("config.json",)), "Apache-2.0",
+        "dinov2",
+        "realisdance",
+        "DINOv2-large image encoder for the reference picture",
+        "dinov2-large",
+        HubFolder("facebook/dinov2-large", ("config.json", "*.safetensors"), ("config.json",)),
+        "Apache-2.0",
     ),
     WeightFile(
-        "motion-prior", "training", "AnimateDiff v2 motion modules (stage-2 training init)",
-        "animatediff/mm_sd_v15_v2.ckpt", HubFile("guoyww/animatediff", "mm_sd_v15_v2.ckpt"), "Apache-2.0",
+        "motion-prior",
+        "training",
+        "AnimateDiff v2 motion modules (stage-2 training init)",
+        "animatediff/mm_sd_v15_v2.ckpt",
+        HubFile("guoyww/animatediff", "mm_sd_v15_v2.ckpt"),
+        "Apache-2.0",
     ),
 )
 
@@ -256,8 +308,10 @@ def _progress_bar_class(progress: ProgressFn, label: str) -> type:
     """A tqdm class that forwards huggingface_hub's byte counts to our progress callback."""
     from tqdm.auto import tqdm
 
-    class Forward(tqdm):  # type: ignore[misc]
-        def __init__(self, *args: object, total: int | None = None, initial: int = 0, **kwargs: object) -> None:
+    class Forward(tqdm):
+        def __init__(
+            self, *args: object, total: int | None = None, initial: int = 0, **kwargs: object
+        ) -> None:
             super().__init__(disable=True)
             self.done, self.expected = initial, total
             progress(label, self.done, self.expected)
@@ -305,7 +359,11 @@ def _folder_files(source: HubFolder) -> tuple[str, list[str]]:
 
     api = HfApi()
     commit = api.model_info(source.repo, revision=source.revision).sha or source.revision
-    names = [f.path for f in api.list_repo_tree(source.repo, revision=commit, recursive=True) if isinstance(f, RepoFile)]
+    names = [
+        f.path
+        for f in api.list_repo_tree(source.repo, revision=commit, recursive=True)
+        if isinstance(f, RepoFile)
+    ]
     return commit, sorted(filter_repo_objects(names, allow_patterns=list(source.patterns)))
 
 
@@ -335,7 +393,9 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
             f"downloading {entry.name} from {entry.where()} failed ({err}); run the command again to resume."
         ) from None
     except (OSError, ConnectionError, TimeoutError) as err:
-        raise UserError(f"downloading {entry.name} failed ({err}); run the command again to resume.") from None
+        raise UserError(
+            f"downloading {entry.name} failed ({err}); run the command again to resume."
+        ) from None
     except Exception as err:  # httpx transport errors have no common base with OSError
         if type(err).__module__.split(".")[0] not in {"httpx", "httpx2", "httpcore"}:
             raise

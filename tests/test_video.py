@@ -1,0 +1,197 @@
+"""Video in and out: real H.264 files written and read back through PyAV."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from conftest import numbered_frames, write_video
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.video import FrameSource, Selection, VideoWriter, as_fraction, read_frames
+
+
+def test_lossless_round_trip_keeps_every_pixel_count_and_rate(tmp_path: Path) -> None:
+    frames = numbered_frames(13, 33, 65)  # odd sizes are fine when lossless
+    path = write_video(tmp_path / "clip.mp4", frames, fps=Fraction(30000, 1001))
+    source = FrameSource(path)
+    assert (source.info.width, source.info.height) == (65, 33)
+    assert source.info.fps == Fraction(30000, 1001)
+    assert source.info.frame_count == len(source) == 13
+    decoded = list(source)
+    assert len(decoded) == 13
+    assert all(np.array_equal(a, b) for a, b in zip(frames, decoded, strict=True))
+
+
+def test_lossy_video_has_exact_count_constant_rate_and_good_quality(tmp_path: Path) -> None:
+    frames = [np.full((64, 96, 3), (10 * i, 128, 255 - 10 * i), np.uint8) for i in range(25)]
+    path = tmp_path / "lossy.mp4"
+    with VideoWriter(path, 12.5, crf=18) as writer:
+        for frame in frames:
+            writer.write(frame)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.average_rate == Fraction(25, 2)
+        times = [frame.pts * frame.time_base for frame in container.decode(stream)]
+    assert len(times) == 25
+    steps = {b - a for a, b in itertools.pairwise(times)}
+    assert steps == {Fraction(2, 25)}  # constant frame rate
+    decoded = read_frames(path)
+    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(frames, decoded, strict=True)) < 2
+
+
+def test_selection_start_stride_max_frames(tmp_path: Path) -> None:
+    frames = numbered_frames(20)
+    path = write_video(tmp_path / "clip.mp4", frames, fps=24)
+    source = FrameSource(path, Selection(start=3, stride=4, max_frames=3))
+    assert source.info.frame_count == 3
+    assert source.info.fps == 6
+    picked = [int(frame[0, 0, 0]) for frame in source]
+    assert picked == [3, 7, 11]
+    # Without a cap: 3, 7, 11, 15, 19.
+    assert [int(f[0, 0, 0]) for f in FrameSource(path, Selection(start=3, stride=4))] == [3, 7, 11, 15, 19]
+    with pytest.raises(UserError, match="past the last frame"):
+        FrameSource(path, Selection(start=20))
+    with pytest.raises(UserError, match="--stride"):
+        Selection(stride=0)
+
+
+def test_rotation_metadata_is_honoured(tmp_path: Path) -> None:
+    frame = np.zeros((32, 64, 3), np.uint8)
+    frame[:8, :8] = 255  # a white square top-left
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "rgb24"
+        stream.options = {"qp": "0"}
+        stream.set_display_rotation(90)  # shown turned 90 degrees counter-clockwise
+        for index in range(3):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode())
+    source = FrameSource(path)
+    assert (source.info.width, source.info.height, source.info.rotation) == (32, 64, 90)
+    shown = next(iter(source))
+    assert shown.shape == (64, 32, 3)
+    assert shown[-8:, :8].min() == 255 and shown[:8, :8].max() == 0  # top-left went to bottom-left
+
+
+def test_image_folder_in_natural_order_and_single_image(tmp_path: Path) -> None:
+    frames = numbered_frames(12)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"f{index}.png"), frame[:, :, ::-1])
+    (folder / "notes.txt").write_text("not a frame")
+    source = FrameSource(folder, Selection(stride=5))
+    assert source.info.fps == 6 and source.info.frame_count == 3
+    assert [int(f[0, 0, 0]) for f in source] == [0, 5, 10]  # f10 after f9, not after f1
+    single = FrameSource(folder / "f7.png")
+    assert single.info.frame_count == 1
+    assert np.array_equal(next(iter(single)), frames[7])
+
+
+def test_image_folder_with_mixed_sizes_is_refused(tmp_path: Path) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "b.png"), np.zeros((12, 10, 3), np.uint8))
+    with pytest.raises(UserError, match="all frames must have one size"):
+        list(FrameSource(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "not a video"), (b"this is not a video at all" * 50, "not a video")],
+)
+def test_unreadable_inputs_are_one_clear_sentence(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message) as caught:
+        FrameSource(path)
+    assert caught.value.exit_code == 2
+    with pytest.raises(UserError, match="does not exist"):
+        FrameSource(tmp_path / "missing.mp4")
+    with pytest.raises(UserError, match="holds no image files"):
+        FrameSource(tmp_path / "empty_dir" if (tmp_path / "empty_dir").mkdir() is None else tmp_path)
+    with pytest.raises(UserError, match="not an image"):
+        (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+        FrameSource(tmp_path / "broken.png")
+
+
+def test_truncated_video_fails_clearly(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.mp4", numbered_frames(30, 96, 128), lossless=False)
+    data = path.read_bytes()
+    broken = tmp_path / "truncated.mp4"
+    broken.write_bytes(data[: len(data) // 2])
+    try:
+        source = FrameSource(broken)
+    except UserError:
+        return  # refused at probe time: fine
+    with pytest.raises(UserError, match="corrupt"):
+        list(source)
+
+
+def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError), VideoWriter(path, 24) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8))
+        raise RuntimeError("renderer crashed")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match="even frame size"), VideoWriter(path, 24) as writer:
+        writer.write(np.zeros((15, 16, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _video_with_audio(path: Path, codec: str, seconds: float = 2.0, rate: int = 24) -> None:
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
+        audio = container.add_stream(codec, rate=16000)
+        audio.layout = "mono"
+        frames = int(seconds * rate)
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 4, np.uint8), format="rgb24")
+            frame.pts = index
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        t = np.arange(int(seconds * 16000)) / 16000
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+        for start in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(
+                samples[None, start : start + 1024], format="s16", layout="mono"
+            )
+            chunk.sample_rate = 16000
+            chunk.pts = start
+            container.mux(audio.encode(chunk))
+        container.mux(audio.encode())
+
+
+@pytest.mark.parametrize(("codec", "container_suffix"), [("aac", ".mp4"), ("pcm_s16le", ".mkv")])
+def test_audio_is_carried_over(tmp_path: Path, codec: str, container_suffix: str) -> None:
+    source = tmp_path / f"song{container_suffix}"
+    _video_with_audio(source, codec)
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, 24, audio_from=source, audio_start=0.5) as writer:
+        for index in range(24):  # one second of video
+            writer.write(np.full((32, 32, 3), index, np.uint8))
+    with av.open(str(out)) as container:
+        assert container.streams.audio, "the audio track is missing"
+        audio = container.streams.audio[0]
+        assert audio.codec_context.name == "aac"
+        samples = sum(frame.samples for frame in container.decode(audio))
+    assert 0.8 * 16000 <= samples <= 1.2 * 16000  # about one second, cut from the source
+    assert FrameSource(out).info.has_audio
+
+
+def test_as_fraction() -> None:
+    assert as_fraction(29.97) == Fraction(30000, 1001)
+    assert as_fraction("25/2") == Fraction(25, 2)
+    assert as_fraction(24) == 24
+    with pytest.raises(UserError):
+        as_fraction(0)
