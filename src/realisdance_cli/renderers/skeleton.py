@@ -73,7 +73,7 @@ def draw_body(canvas: np.ndarray, candidate: np.ndarray, subset: np.ndarray) -> 
             polygon = cv2.ellipse2Poly(
                 (int(mean_y), int(mean_x)), (int(length / 2), STICK_WIDTH), int(angle), 0, 360, 1
             )
-            cv2.fillConvexPoly(canvas, polygon, colour)
+            cv2.fillConvexPoly(canvas, np.asarray(polygon), colour)
     canvas = (canvas * 0.6).astype(np.uint8)
     for joint, colour in enumerate(BODY_COLOURS):
         for person in subset:
