@@ -49,7 +49,8 @@ ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace the ou
 
 @contextmanager
 def progress_bars() -> Iterator[ProgressFn]:
-    """A `ProgressFn` that draws one rich bar per task (frames/s and time left)."""
+    """A `ProgressFn` that draws one rich bar per task (frames/s and time left); Ctrl-C ends the
+    job with exit code 130 and says how to resume it."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -84,7 +85,14 @@ def progress_bars() -> Iterator[ProgressFn]:
                 tasks[task] = bars.add_task(task, total=total)
             bars.update(tasks[task], completed=completed, total=total)
 
-        yield report
+        try:
+            yield report
+        except KeyboardInterrupt:
+            bars.stop()
+            errors.print(
+                "[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume."
+            )
+            raise typer.Exit(130) from None
 
 
 # --------------------------------------------------------------------------------------- doctor
@@ -125,6 +133,127 @@ def doctor(weights_dir: WeightsOption = None) -> None:
     if failed:
         errors.print(f"[bold red]{len(failed)} check(s) failed[/]: " + ", ".join(c.name for c in failed))
         raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------ extract, render
+
+
+@app.command()
+def extract(
+    source: Annotated[Path, typer.Argument(help="A video, a folder of frames, or one image.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")
+    ] = None,
+    only: Annotated[str | None, typer.Option(help="Stages to run, comma-separated (default: all).")] = None,
+    start: Annotated[int, typer.Option(help="First frame to use.")] = 0,
+    stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
+    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames.")] = None,
+    fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 30.0,
+    max_people: Annotated[int, typer.Option(help="People kept per frame, largest first.")] = 1,
+    rgb: Annotated[
+        bool,
+        typer.Option(
+            "--rgb", help="Feed DWPose RGB (its training colour order) instead of the original's BGR."
+        ),
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    chunk: Annotated[int, typer.Option(help="Frames per saved chunk (the unit of resuming).")] = 32,
+    batch: Annotated[int, typer.Option(help="Pose-model crops per call.")] = 16,
+    dwpose_det: Annotated[
+        Path | None, typer.Option(help="YOLOX detector .onnx (default: from --weights).")
+    ] = None,
+    dwpose_pose: Annotated[
+        Path | None, typer.Option(help="DWPose pose .onnx (default: from --weights).")
+    ] = None,
+    weights_dir: WeightsOption = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Start over instead of resuming.")] = False,
+) -> None:
+    """Extract poses from a video into a pose track (resumable: run it again after a stop).
+
+    The track keeps whole-body keypoints for every frame; frames without a person stay empty.
+    By default DWPose sees BGR frames and keeps the largest person, exactly like the original.
+
+    [bold]Examples[/]:
+      rdance extract dance.mp4
+      rdance extract dance.mp4 --stride 4 --max-frames 80 --out dance.rdance
+      rdance extract frames/ --fps 25 --only dwpose --dwpose-det det.onnx --dwpose-pose pose.onnx
+    """
+    from realisdance_cli import extraction
+    from realisdance_cli.video import Selection, as_fraction
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}.")
+    for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
+        if value < 1:
+            raise UserError(f"{name} must be 1 or more, got {value}.")
+    options = extraction.ExtractOptions(
+        selection=Selection(start=start, stride=stride, max_frames=max_frames),
+        stages=extraction.parse_stages(only),
+        device=device,
+        max_people=max_people,
+        rgb=rgb,
+        chunk=chunk,
+        batch=batch,
+        weights_root=weights_dir,
+        dwpose_det=dwpose_det,
+        dwpose_pose=dwpose_pose,
+    )
+    with progress_bars() as progress:
+        track, summaries = extraction.extract(
+            source, out, options, force=force, image_fps=as_fraction(fps), progress=progress
+        )
+    for summary in summaries:
+        found = summary.frames - len(summary.empty_frames)
+        state = "already done" if summary.skipped else "done"
+        line = f"{summary.stage}: {state}, {summary.frames} frames, {found} with a person"
+        if summary.empty_frames:
+            shown = ", ".join(map(str, summary.empty_frames[:20]))
+            more = ", ..." if len(summary.empty_frames) > 20 else ""
+            line += f"; [yellow]{len(summary.empty_frames)} with nobody[/]: {shown}{more}"
+        console.print(line)
+    console.print(f"pose track: {track.path}")
+
+
+@app.command("render-poses")
+def render_poses(
+    source: Annotated[Path, typer.Argument(help="A pose track folder, or an original DWPose .pkl.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: the track, or <name>_poses/).")
+    ] = None,
+    only: Annotated[str | None, typer.Option(help="Videos to write, comma-separated (default: all).")] = None,
+    size: Annotated[str | None, typer.Option(help="HxW of the videos (default: the source size).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate (default: the track's).")] = None,
+    face: Annotated[bool, typer.Option("--face", help="Draw the face landmarks too.")] = False,
+    crf: Annotated[int, typer.Option(help="H.264 quality, 0 (best) to 51.")] = 18,
+    lossless: Annotated[
+        bool, typer.Option("--lossless", help="Keep the pictures exactly (bigger files).")
+    ] = False,
+) -> None:
+    """Render the pose videos the animator reads: dwpose.mp4 (the skeleton picture).
+
+    One video frame per track frame (black where nobody was found), at the track's size and
+    frame rate unless --size/--fps say otherwise.
+
+    [bold]Examples[/]:
+      rdance render-poses dance.rdance
+      rdance render-poses dance.rdance --size 768x576 --out poses/
+      rdance render-poses dwpose_video.pkl --fps 30
+    """
+    from realisdance_cli import rendering
+    from realisdance_cli.video import as_fraction
+
+    options = rendering.RenderOptions(
+        videos=rendering.parse_videos(only),
+        size=rendering.parse_size(size),
+        fps=None if fps is None else as_fraction(fps),
+        face=face,
+        crf=crf,
+        lossless=lossless,
+    )
+    with progress_bars() as progress:
+        written = rendering.render_poses(source, out, options, progress)
+    for path in written:
+        console.print(f"wrote {path}")
 
 
 # -------------------------------------------------------------------------------------- weights

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from queue import Empty, Full, Queue
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import cv2
@@ -23,6 +25,7 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 
+T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_IMAGE_FPS = Fraction(30)
 # Audio codecs an mp4 file can carry as they are; anything else is re-encoded to AAC.
@@ -157,8 +160,9 @@ class FrameSource:
         self.info = self._probe_images(image_fps) if self._images else self._probe_video()
 
     @property
-    def is_video(self) -> bool:
-        return not self._images
+    def images(self) -> list[Path]:
+        """The image files in frame order (empty for a video file)."""
+        return list(self._images)
 
     def _probe_images(self, fps: Fraction) -> VideoInfo:
         first = _read_image(self._images[0])
@@ -266,6 +270,45 @@ class FrameSource:
                 f"{self.path} ended after {delivered} of the {len(wanted)} frames it announces; "
                 "the file is truncated or corrupt."
             )
+
+
+def prefetched(items: Iterator[T], depth: int = 8) -> Iterator[T]:
+    """`items` produced by a background thread, up to `depth` ahead, so decoding overlaps the
+    caller's work (PyAV, OpenCV and ONNX Runtime release the GIL). Errors surface in the caller."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put(("item", item), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as err:
+            queue.put(("error", err))
+
+    worker = threading.Thread(target=produce, daemon=True, name="frame-prefetch")
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        with contextlib.suppress(Empty):
+            while True:
+                queue.get_nowait()
+        worker.join(timeout=5)
 
 
 def read_frames(path: str | os.PathLike[str], selection: Selection | None = None) -> list[np.ndarray]:

@@ -280,7 +280,7 @@ def instructions(entry: WeightFile, root: Path) -> str:
     """How to get a file by hand (licence-gated or off the hub)."""
     if isinstance(entry.source, Manual):
         return entry.source.steps.format(url=entry.source.url, root=root)
-    return f"run `rdance weights download {entry.name}`"
+    return f"run `rdance weights download {entry.group}`"
 
 
 def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -1,0 +1,189 @@
+"""`rdance extract`: decode a source once and run the pose stages into a resumable pose track."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realisdance_cli import weights
+from realisdance_cli.errors import UserError
+from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.track import SourceInfo, Stream, Track, file_sha256
+from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
+
+STAGES = ("dwpose",)  # in run order; HaMeR and SMPLer-X join when they land
+
+
+@dataclass
+class ExtractOptions:
+    selection: Selection = field(default_factory=Selection)
+    stages: Sequence[str] = STAGES
+    device: str = "auto"
+    max_people: int = 1
+    rgb: bool = False
+    chunk: int = 32  # frames per resumable chunk
+    batch: int = 16  # pose-model crops per call
+    weights_root: Path | None = None
+    dwpose_det: Path | None = None
+    dwpose_pose: Path | None = None
+
+
+@dataclass
+class StageSummary:
+    stage: str
+    frames: int
+    empty_frames: list[int]
+    skipped: bool  # already complete before this run
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def parse_stages(text: str | None) -> list[str]:
+    """`--only dwpose,hamer` -> stages in run order."""
+    if not text:
+        return list(STAGES)
+    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in wanted if name not in STAGES]
+    if unknown:
+        raise UserError(
+            f"unknown or unavailable stage {', '.join(unknown)!s}; this version extracts {', '.join(STAGES)}."
+        )
+    return [stage for stage in STAGES if stage in wanted]
+
+
+def source_digest(source: FrameSource) -> str:
+    """sha256 of a video file, or of every image of a folder in order."""
+    if source.path.is_file():
+        return file_sha256(source.path)
+    digest = hashlib.sha256()
+    for image in source.images:
+        digest.update(image.name.encode())
+        digest.update(bytes.fromhex(file_sha256(image)))
+    return digest.hexdigest()
+
+
+def open_track(source: FrameSource, out: Path, *, force: bool) -> Track:
+    """The track for `source` at `out`: resumed if it was made from the same frames, else new."""
+    info = source.info
+    selection = source.selection
+    current = SourceInfo(
+        path=str(source.path.resolve()),
+        sha256=source_digest(source),
+        width=info.width,
+        height=info.height,
+        frame_count=info.frame_count,
+        fps=info.fps,
+        start=selection.start,
+        stride=selection.stride,
+    )
+    if (out / "meta.json").exists() and not force:
+        track = Track.open(out)
+        old = track.source
+        if (old.sha256, old.frame_count, old.start, old.stride) != (
+            current.sha256,
+            current.frame_count,
+            current.start,
+            current.stride,
+        ):
+            raise UserError(
+                f"{out} was made from other frames ({old.path}, {old.frame_count} frames); "
+                "pass --force to replace it or --out to write elsewhere."
+            )
+        return track
+    return Track.create(out, current, overwrite=force or out.exists())
+
+
+def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    while chunk := list(islice(frames, size)):
+        yield chunk
+
+
+def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
+    return {name: file_sha256(path)[:16] for name, path in paths.items()}
+
+
+def _summary(track: Track, stage: str, timings: dict[str, float] | None) -> StageSummary:
+    items = track.load(stage).items_per_frame()
+    empty = np.flatnonzero(items == 0).tolist()
+    return StageSummary(stage, len(items), empty, skipped=timings is None, timings=timings or {})
+
+
+def _run_chunks(
+    track: Track,
+    stage: str,
+    source: FrameSource,
+    options: ExtractOptions,
+    infer: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
+    progress: ProgressFn,
+) -> None:
+    """Decode the frames `stage` still lacks (in a background thread), infer them chunk by chunk,
+    and save each chunk before the next, so a stop loses at most one chunk."""
+    done, total = track.state(stage).frames_done, track.source.frame_count
+    remaining = Selection(
+        start=source.selection.start + done * source.selection.stride,
+        stride=source.selection.stride,
+        max_frames=total - done,
+    )
+    progress(stage, done, total)
+    if done < total:
+        frames = prefetched(iter(FrameSource(source.path, remaining, image_fps=source.info.source_fps)))
+        for chunk in _chunks(frames, options.chunk):
+            track.append(stage, Stream.from_frames(stage, infer(chunk)))
+            done += len(chunk)
+            progress(stage, done, total)
+    track.finish(stage)
+
+
+def run_dwpose(
+    track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
+) -> StageSummary:
+    from realisdance_cli.extractors.dwpose import DWPose
+
+    stage_options = {"rgb": options.rgb, "max_people": options.max_people}
+    explicit = options.dwpose_det is not None or options.dwpose_pose is not None
+    if track.has("dwpose") and track.state("dwpose").options == stage_options and not explicit:
+        return _summary(track, "dwpose", None)  # finished: no weight files needed to say so
+    root = weights.weights_root(options.weights_root)
+    paths = {
+        "dwpose-det": weights.require("dwpose-det", root, options.dwpose_det),
+        "dwpose-pose": weights.require("dwpose-pose", root, options.dwpose_pose),
+    }
+    track.begin("dwpose", weights=_weight_ids(paths), options=stage_options)
+    if track.has("dwpose"):
+        return _summary(track, "dwpose", None)
+    model = DWPose(
+        paths["dwpose-det"],
+        paths["dwpose-pose"],
+        device=options.device,
+        max_people=options.max_people,
+        rgb=options.rgb,
+        batch=options.batch,
+    )
+    _run_chunks(track, "dwpose", source, options, model, progress)
+    return _summary(track, "dwpose", dict(model.timings.__dict__))
+
+
+RUNNERS: dict[str, Any] = {"dwpose": run_dwpose}
+
+
+def extract(
+    input_path: Path,
+    out: Path | None = None,
+    options: ExtractOptions | None = None,
+    *,
+    force: bool = False,
+    image_fps: Fraction = DEFAULT_IMAGE_FPS,
+    progress: ProgressFn = no_progress,
+) -> tuple[Track, list[StageSummary]]:
+    """Run the chosen stages on `input_path` (video, image folder or image) into a pose track."""
+    options = options or ExtractOptions()
+    source = FrameSource(input_path, options.selection, image_fps=image_fps)
+    track = open_track(source, out or Track.default_path(input_path), force=force)
+    summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
+    return track, summaries

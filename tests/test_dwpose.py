@@ -1,0 +1,253 @@
+"""DWPose extraction: golden equality, `rdance extract` on real videos, resuming, empty frames."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+from onnx_models import gated_detector
+
+from realisdance_cli.extractors.dwpose import DWPose
+from realisdance_cli.original import load_dwpose_pkl, to_original_pose
+from realisdance_cli.track import Track
+
+DW = GOLDEN / "dwpose"
+
+
+def golden_names() -> list[str]:
+    path = DW / "dwpose_golden.npz"
+    if not path.exists():
+        return []
+    with np.load(path) as data:
+        return sorted({key.split(".")[0] for key in data.files})
+
+
+def golden_pose(name: str) -> dict:
+    with np.load(DW / "dwpose_golden.npz") as data:
+        pose = {
+            "bodies": {
+                "candidate": data[f"{name}.bodies.candidate"],
+                "subset": data[f"{name}.bodies.subset"],
+            },
+            "hands": data[f"{name}.hands"],
+            "hands_score": data[f"{name}.hands_score"],
+            "faces": data[f"{name}.faces"],
+            "H": int(data[f"{name}.H"]),
+            "W": int(data[f"{name}.W"]),
+        }
+        return {"pose": pose, "boxes": data[f"{name}.det_boxes"]}
+
+
+def assert_pose_equal(got: dict, want: dict) -> None:
+    assert set(got) == set(want)
+    for key in ("hands", "hands_score", "faces"):
+        assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key
+    for key in ("candidate", "subset"):
+        assert np.array_equal(got["bodies"][key], want["bodies"][key]), key
+    assert (got["H"], got["W"]) == (want["H"], want["W"])
+
+
+NAMES = golden_names() or [pytest.param("absent", marks=pytest.mark.skip("no golden DWPose cases"))]
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Path]:
+    return {"det": need(DW / "yolox_tiny.onnx"), "pose": need(DW / "dwpose_tiny.onnx")}
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_keypoints_are_exact(models: dict[str, Path], name: str, batch: int) -> None:
+    want = golden_pose(name)
+    bgr = cv2.imread(str(DW / f"{name}.png"))
+    model = DWPose(models["det"], models["pose"], batch=batch, device="cpu")
+    (result,) = model([np.ascontiguousarray(bgr[:, :, ::-1])])
+    assert result["box"].dtype == np.float64 and np.array_equal(result["box"], want["boxes"])
+    height, width = bgr.shape[:2]
+    assert_pose_equal(to_original_pose(result["keypoints"], result["scores"], height, width), want["pose"])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_rdance_extract_on_a_video_of_the_golden_frame(
+    models: dict[str, Path], tmp_path: Path, name: str
+) -> None:
+    rgb = cv2.imread(str(DW / f"{name}.png"))[:, :, ::-1]
+    video = write_video(tmp_path / f"{name}.mp4", [rgb] * 3, fps=25)
+    done = rdance(
+        "extract", video, "--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--chunk", "2"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "3 with a person" in done.stdout
+    track_dir = tmp_path / f"{name}.rdance"
+    assert rdance("track", "export", track_dir, "--out", tmp_path / "out.pkl").returncode == 0
+    frames = load_dwpose_pkl(tmp_path / "out.pkl")
+    assert len(frames) == 3
+    for frame in frames:
+        assert_pose_equal(frame, golden_pose(name)["pose"])
+    track = Track.open(track_dir)
+    assert track.source.fps == 25 and track.state("dwpose").options == {"rgb": False, "max_people": 1}
+    assert set(track.state("dwpose").weights) == {"dwpose-det", "dwpose-pose"}
+
+
+@pytest.fixture(scope="module")
+def moving_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 frames of the golden person sliding across a 640x360 frame."""
+    folder = tmp_path_factory.mktemp("clip")
+    person = cv2.resize(cv2.imread(str(need(DW / "person_960x540.png")))[:, :, ::-1], (160, 288))
+    frames = []
+    for index in range(40):
+        canvas = np.full((360, 640, 3), 30, np.uint8)
+        canvas[36:324, 20 + 10 * index : 180 + 10 * index] = person
+        frames.append(canvas)
+    return write_video(folder / "clip.mp4", frames, fps=30, lossless=False)
+
+
+def stream_arrays(track_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(track_dir / "dwpose.npz") as data:
+        return {name: data[name] for name in data.files}
+
+
+def wait_for_progress(track_dir: Path, child: subprocess.Popen, frames: int = 1) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and child.poll() is None:
+        meta = track_dir / "meta.json"
+        if meta.exists():
+            state = json.loads(meta.read_text())["streams"].get("dwpose", {})
+            if state.get("frames_done", 0) >= frames:
+                return
+        time.sleep(0.02)
+    raise AssertionError("the extraction never recorded a chunk")
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_a_stopped_extraction_resumes_to_the_same_arrays(
+    models: dict[str, Path], moving_clip: Path, tmp_path: Path, how: signal.Signals
+) -> None:
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--chunk", "4"]
+    whole = rdance("extract", moving_clip, "--out", tmp_path / "whole.rdance", *common)
+    assert whole.returncode == 0, whole.stderr
+
+    stopped = tmp_path / "stopped.rdance"
+    args = [sys.executable, "-m", "realisdance_cli", "extract", moving_clip, "--out", stopped, *common]
+    child = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_progress(stopped, child, frames=4)
+    child.send_signal(how)
+    _, stderr = child.communicate(timeout=60)
+    if how == signal.SIGINT:
+        assert child.returncode == 130 and "run the same command again to resume" in " ".join(stderr.split())
+    state = Track.open(stopped).state("dwpose")
+    assert 4 <= state.frames_done < 40 and not state.complete
+
+    resumed = rdance("extract", moving_clip, "--out", stopped, *common)
+    assert resumed.returncode == 0, resumed.stderr
+    want, got = stream_arrays(tmp_path / "whole.rdance"), stream_arrays(stopped)
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype and np.array_equal(got[name], want[name]), name
+    assert not (stopped / "dwpose.parts").exists()
+
+
+def test_frames_with_nobody_stay_empty(models: dict[str, Path], tmp_path: Path) -> None:
+    detector = gated_detector(tmp_path / "det.onnx", [(320, 240, 160, 320)])
+    bright = np.full((240, 320, 3), 255, np.uint8)
+    black = np.zeros((240, 320, 3), np.uint8)
+    frames = [bright, black, bright, bright, black, black]
+    video = write_video(tmp_path / "gaps.mp4", frames, fps=24)
+    done = rdance("extract", video, "--dwpose-det", detector, "--dwpose-pose", models["pose"])
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "3 with a person" in out and "3 with nobody: 1, 4, 5" in out
+    stream = Track.open(tmp_path / "gaps.rdance").load("dwpose")
+    assert stream.items_per_frame().tolist() == [1, 0, 1, 1, 0, 0]
+    # The letterbox halves this 320x240 frame: the box comes back in frame pixels.
+    assert np.allclose(stream.frame(0)["box"], [[120, 40, 200, 200]], atol=1e-3)
+    info = rdance("track", "info", tmp_path / "gaps.rdance")
+    assert "3: 1, 4, 5" in " ".join(info.stdout.split())
+
+
+def test_max_people_keeps_the_largest_first(models: dict[str, Path], tmp_path: Path) -> None:
+    detector = gated_detector(
+        tmp_path / "det.onnx", [(100, 200, 60, 120), (400, 240, 200, 400), (560, 300, 80, 160)]
+    )
+    video = write_video(tmp_path / "crowd.mp4", [np.full((480, 640, 3), 255, np.uint8)] * 2)
+    common = ["--dwpose-det", detector, "--dwpose-pose", models["pose"]]
+    assert rdance("extract", video, *common).returncode == 0
+    one = Track.open(tmp_path / "crowd.rdance").load("dwpose")
+    assert one.items_per_frame().tolist() == [1, 1]
+    assert np.allclose(one.frame(0)["box"], [[300, 40, 500, 440]], atol=1e-3)
+    done = rdance("extract", video, *common, "--max-people", "2")  # other options: starts over
+    assert done.returncode == 0, done.stderr
+    two = Track.open(tmp_path / "crowd.rdance").load("dwpose")
+    assert two.items_per_frame().tolist() == [2, 2]
+    assert np.allclose(two.frame(1)["box"], [[300, 40, 500, 440], [520, 220, 600, 380]], atol=1e-3)
+
+
+def test_rgb_option_changes_the_input_and_is_recorded(models: dict[str, Path], tmp_path: Path) -> None:
+    rgb = cv2.imread(str(need(DW / "person_960x540.png")))[:, :, ::-1]
+    video = write_video(tmp_path / "p.mp4", [rgb], fps=1)
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    assert rdance("extract", video, *common, "--out", tmp_path / "bgr.rdance").returncode == 0
+    assert rdance("extract", video, *common, "--rgb", "--out", tmp_path / "rgb.rdance").returncode == 0
+    bgr_track, rgb_track = Track.open(tmp_path / "bgr.rdance"), Track.open(tmp_path / "rgb.rdance")
+    assert rgb_track.state("dwpose").options["rgb"] is True
+    assert not np.array_equal(
+        bgr_track.load("dwpose").fields["keypoints"], rgb_track.load("dwpose").fields["keypoints"]
+    )
+    model = DWPose(models["det"], models["pose"], rgb=True, device="cpu")
+    (result,) = model([rgb])
+    assert np.array_equal(rgb_track.load("dwpose").fields["keypoints"], result["keypoints"])
+
+
+def test_image_folder_and_single_image(models: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index:04d}.png"), cv2.imread(str(need(DW / "person_960x540.png"))))
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    done = rdance("extract", folder, *common, "--fps", "12")
+    assert done.returncode == 0, done.stderr
+    track = Track.open(tmp_path / "frames.rdance")
+    assert track.source.frame_count == 3 and track.source.fps == 12
+    done = rdance("extract", folder / "0001.png", *common)
+    assert done.returncode == 0, done.stderr
+    single = Track.open(tmp_path / "frames" / "0001.rdance").load("dwpose")
+    assert np.array_equal(single.fields["keypoints"][0], track.load("dwpose").fields["keypoints"][1])
+
+
+def test_bad_inputs_are_one_clear_sentence(models: dict[str, Path], tmp_path: Path) -> None:
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    assert_user_error(rdance("extract", tmp_path / "missing.mp4", *common), "does not exist")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(5000))
+    assert_user_error(rdance("extract", corrupt, *common), "corrupt.mp4")
+    video = write_video(tmp_path / "ok.mp4", [np.zeros((64, 64, 3), np.uint8)])
+    broken_model = tmp_path / "broken.onnx"
+    broken_model.write_bytes(b"not onnx")
+    assert_user_error(
+        rdance("extract", video, "--dwpose-det", broken_model, "--dwpose-pose", models["pose"]),
+        "not a usable ONNX",
+    )
+    missing = rdance("extract", video, "--weights", tmp_path / "no-weights")
+    assert_user_error(missing, "yolox_l.onnx", "rdance weights download dwpose")
+    assert_user_error(rdance("extract", video, "--only", "openpose", *common), "openpose")
+    assert_user_error(rdance("extract", video, "--stride", "0", *common), "--stride")
+    assert not (tmp_path / "ok.rdance" / "dwpose.npz").exists()
+
+
+def test_a_track_of_another_video_is_not_mixed_in(models: dict[str, Path], tmp_path: Path) -> None:
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    first = write_video(tmp_path / "a.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2)
+    second = write_video(tmp_path / "b.mp4", [np.full((64, 64, 3), 9, np.uint8)] * 3)
+    assert rdance("extract", first, *common, "--out", tmp_path / "t.rdance").returncode == 0
+    assert_user_error(rdance("extract", second, *common, "--out", tmp_path / "t.rdance"), "--force")
+    assert rdance("extract", second, *common, "--out", tmp_path / "t.rdance", "--force").returncode == 0
+    assert Track.open(tmp_path / "t.rdance").source.frame_count == 3

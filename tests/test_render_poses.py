@@ -1,0 +1,71 @@
+"""`rdance render-poses`: the skeleton video, frame for frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from conftest import FIXTURES, assert_user_error, need, rdance
+
+from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
+from realisdance_cli.renderers.skeleton import draw_pose
+from realisdance_cli.synthetic import dancer_pkl_frames
+from realisdance_cli.track import SourceInfo, Stream, Track
+from realisdance_cli.video import FrameSource
+
+
+def test_lossless_video_equals_the_pictures(tmp_path: Path) -> None:
+    poses = dancer_pkl_frames(12, 256, 192)
+    save_dwpose_pkl(tmp_path / "dance.pkl", poses)
+    done = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "24", "--lossless", "--face")
+    assert done.returncode == 0, done.stderr
+    video = tmp_path / "dance_poses" / "dwpose.mp4"
+    source = FrameSource(video)
+    assert source.info.frame_count == 12 and source.info.fps == 24
+    for pose, frame in zip(poses, source, strict=True):
+        assert np.array_equal(frame, draw_pose(pose, 256, 192, face=True))
+
+
+def test_track_videos_go_into_the_track_with_its_rate_and_size(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(10, 128, 96))
+    track = import_dwpose_pkl(tmp_path / "dance.pkl", tmp_path / "dance.rdance", fps=12.5)
+    done = rdance("render-poses", track.path)
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(track.path / "dwpose.mp4").info
+    assert (info.frame_count, info.fps, info.width, info.height) == (10, 12.5, 96, 128)
+    done = rdance("render-poses", track.path, "--size", "64x48", "--fps", "5", "--out", tmp_path / "small")
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(tmp_path / "small" / "dwpose.mp4").info
+    assert (info.frame_count, info.fps, info.width, info.height) == (10, 5, 48, 64)
+
+
+def test_empty_frames_are_black(tmp_path: Path) -> None:
+    keypoints = np.random.default_rng(0).uniform(20, 100, (1, 134, 2))
+    person = {"keypoints": keypoints, "scores": np.ones((1, 134)), "box": np.zeros((1, 4))}
+    nobody = {"keypoints": np.zeros((0, 134, 2)), "scores": np.zeros((0, 134)), "box": np.zeros((0, 4))}
+    track = Track.create(
+        tmp_path / "t.rdance", SourceInfo("x.mp4", "0" * 64, width=128, height=128, frame_count=3, fps=None)
+    )
+    track.write("dwpose", Stream.from_frames("dwpose", [person, nobody, person]), weights={}, options={})
+    assert_user_error(rdance("render-poses", track.path), "--fps")
+    done = rdance("render-poses", track.path, "--fps", "10", "--lossless")
+    assert done.returncode == 0, done.stderr
+    frames = list(FrameSource(track.path / "dwpose.mp4"))
+    assert len(frames) == 3
+    assert frames[0].any() and not frames[1].any() and frames[2].any()
+
+
+def test_official_pose_file_renders_at_the_source_size(tmp_path: Path) -> None:
+    original = need(FIXTURES / "dwpose_1.pkl")
+    done = rdance("render-poses", original, "--fps", "30", "--size", "96x160", "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(tmp_path / "dwpose.mp4").info
+    assert (info.frame_count, info.width, info.height) == (363, 160, 96)
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "d.pkl", dancer_pkl_frames(2, 64, 64))
+    assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--size", "big"), "--size")
+    assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--only", "smpl"), "smpl")
+    assert_user_error(rdance("render-poses", tmp_path / "nothing"), "not a pose track")
+    assert not (tmp_path / "d_poses").exists()
