@@ -60,7 +60,7 @@ def test_require_names_the_file_and_the_fix(tmp_path: Path) -> None:
     message = str(caught.value)
     assert str(tmp_path / "mano" / "MANO_RIGHT.pkl") in message
     assert "https://mano.is.tue.mpg.de" in message and "licence" in message
-    with pytest.raises(UserError, match="rdance weights download dwpose-det"):
+    with pytest.raises(UserError, match="rdance weights download dwpose"):
         weights.require("dwpose-det", tmp_path)
     (tmp_path / "dwpose").mkdir()
     (tmp_path / "dwpose" / "yolox_l.onnx").write_bytes(b"x")
