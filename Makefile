@@ -36,9 +36,12 @@ demo: install
 	$(BIN)/rdance track import demo/out/dance.pkl --fps 24 --out demo/out/dance.rdance --force
 	$(BIN)/rdance track info demo/out/dance.rdance
 	$(BIN)/rdance track export demo/out/dance.rdance --out demo/out/dance_roundtrip.pkl --force
+	$(BIN)/rdance render-poses demo/out/dance.rdance
+	@echo "demo: the skeleton video is demo/out/dance.rdance/dwpose.mp4"
 
 bench: install
 	$(BIN)/python benchmarks/video_io.py
+	$(BIN)/python benchmarks/dwpose.py
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache .mypy_cache .ruff_cache

@@ -87,7 +87,9 @@ def dancer_frame(
     keypoints[LEFT_HAND] = _hand(body[7], -0.3 * np.sin(2.0 * t), 0.07 * scale, 0.25 + 0.1 * np.sin(4 * t))
     keypoints[RIGHT_HAND] = _hand(body[4], 0.3 * np.sin(2.0 * t), 0.07 * scale, 0.25 + 0.1 * np.cos(4 * t))
     scores = rng.uniform(0.5, 1.0, DWPOSE_POINTS)
-    scores[rng.random(DWPOSE_POINTS) < 0.05] = rng.uniform(0.0, 0.3)  # a few unsure points
+    unsure = rng.random(DWPOSE_POINTS) < 0.05
+    unsure[:24] = False  # the body and feet stay whole; a few face and hand points are hidden
+    scores[unsure] = rng.uniform(0.0, 0.3)
     return keypoints[None], scores[None]
 
 
