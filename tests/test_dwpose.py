@@ -251,3 +251,43 @@ def test_a_track_of_another_video_is_not_mixed_in(models: dict[str, Path], tmp_p
     assert_user_error(rdance("extract", second, *common, "--out", tmp_path / "t.rdance"), "--force")
     assert rdance("extract", second, *common, "--out", tmp_path / "t.rdance", "--force").returncode == 0
     assert Track.open(tmp_path / "t.rdance").source.frame_count == 3
+
+
+def original_person_boxes(boxes: np.ndarray, scores: np.ndarray, count: int) -> np.ndarray:
+    """The original's steps as written: full greedy NMS over every box, keep order, then the
+    largest boxes (argmax takes the first of equal areas, so ties go to the better score)."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = scores.argsort()[::-1]
+    keep = []
+    while order.size > 0:
+        best = order[0]
+        keep.append(best)
+        xx1, yy1 = np.maximum(x1[best], x1[order[1:]]), np.maximum(y1[best], y1[order[1:]])
+        xx2, yy2 = np.minimum(x2[best], x2[order[1:]]), np.minimum(y2[best], y2[order[1:]])
+        inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+        overlap = inter / (areas[best] + areas[order[1:]] - inter)
+        order = order[np.where(overlap <= 0.45)[0] + 1]
+    kept = boxes[keep].astype(np.float64)
+    sizes = (kept[:, 2] - kept[:, 0]) * (kept[:, 3] - kept[:, 1])
+    return kept[np.argsort(-sizes, kind="stable")[:count]]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lazy_nms_picks_what_the_full_greedy_pass_picks(seed: int) -> None:
+    from realisdance_cli.extractors.dwpose import largest_kept
+
+    rng = np.random.default_rng(seed)
+    count = int(rng.integers(1, 600))
+    centres = rng.uniform(0, 300, (count, 2))
+    sizes = rng.uniform(5, 120, (count, 2))
+    if seed % 3 == 0:
+        sizes[: count // 2] = sizes[0]  # many equal areas
+    boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]).astype(np.float32)
+    scores = rng.uniform(0.31, 1.0, count).astype(np.float32)
+    if seed % 2 == 0:
+        scores = np.round(scores, 1)  # many tied scores
+    for wanted in (1, 3, count):
+        got = largest_kept(boxes, scores, wanted)
+        assert got.dtype == np.float64
+        assert np.array_equal(got, original_person_boxes(boxes, scores, wanted))

@@ -41,7 +41,6 @@ class StageSummary:
     frames: int
     empty_frames: list[int]
     skipped: bool  # already complete before this run
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def parse_stages(text: str | None) -> list[str]:
@@ -108,10 +107,9 @@ def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
     return {name: file_sha256(path)[:16] for name, path in paths.items()}
 
 
-def _summary(track: Track, stage: str, timings: dict[str, float] | None) -> StageSummary:
+def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
     items = track.load(stage).items_per_frame()
-    empty = np.flatnonzero(items == 0).tolist()
-    return StageSummary(stage, len(items), empty, skipped=timings is None, timings=timings or {})
+    return StageSummary(stage, len(items), np.flatnonzero(items == 0).tolist(), skipped=skipped)
 
 
 def _run_chunks(
@@ -148,7 +146,7 @@ def run_dwpose(
     stage_options = {"rgb": options.rgb, "max_people": options.max_people}
     explicit = options.dwpose_det is not None or options.dwpose_pose is not None
     if track.has("dwpose") and track.state("dwpose").options == stage_options and not explicit:
-        return _summary(track, "dwpose", None)  # finished: no weight files needed to say so
+        return _summary(track, "dwpose", skipped=True)  # finished: no weight files needed to say so
     root = weights.weights_root(options.weights_root)
     paths = {
         "dwpose-det": weights.require("dwpose-det", root, options.dwpose_det),
@@ -156,7 +154,7 @@ def run_dwpose(
     }
     track.begin("dwpose", weights=_weight_ids(paths), options=stage_options)
     if track.has("dwpose"):
-        return _summary(track, "dwpose", None)
+        return _summary(track, "dwpose", skipped=True)
     model = DWPose(
         paths["dwpose-det"],
         paths["dwpose-pose"],
@@ -166,7 +164,7 @@ def run_dwpose(
         batch=options.batch,
     )
     _run_chunks(track, "dwpose", source, options, model, progress)
-    return _summary(track, "dwpose", dict(model.timings.__dict__))
+    return _summary(track, "dwpose", skipped=False)
 
 
 RUNNERS: dict[str, Any] = {"dwpose": run_dwpose}

@@ -13,7 +13,6 @@ instead of being estimated on the whole picture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,42 +85,42 @@ class GreedyNMS:
     Greedy NMS keeps a box exactly when no kept box of a better score overlaps it by more than the
     threshold. Asking that only for the boxes we want (the largest), and for the better-scored
     boxes they overlap, gives the full pass's answer with a fraction of the work when thousands of
-    boxes survive the score threshold (random or badly trained detectors).
+    boxes survive the score threshold (random or badly trained detectors). Boxes are held in score
+    order (the original's `argsort()[::-1]`, ties included), so "better" is a prefix.
     """
 
     def __init__(self, boxes: np.ndarray, scores: np.ndarray, threshold: float) -> None:
-        self.x1, self.y1, self.x2, self.y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-        self.areas = (self.x2 - self.x1 + 1) * (self.y2 - self.y1 + 1)
         self.order = scores.argsort()[::-1]
-        self.rank = np.empty_like(self.order)
-        self.rank[self.order] = np.arange(len(self.order))
+        ranked = boxes[self.order]
+        self.x1, self.y1, self.x2, self.y2 = (np.ascontiguousarray(ranked[:, k]) for k in range(4))
+        self.areas = (self.x2 - self.x1 + 1) * (self.y2 - self.y1 + 1)
         self.threshold = threshold
         self._kept: dict[int, bool] = {}
-        self._suppressors: dict[int, np.ndarray] = {}
 
-    def suppressors(self, box: int) -> np.ndarray:
-        """Better-ranked boxes overlapping `box` by more than the threshold, best first."""
-        if box not in self._suppressors:
-            before = self.order[: self.rank[box]]
-            xx1 = np.maximum(self.x1[box], self.x1[before])
-            yy1 = np.maximum(self.y1[box], self.y1[before])
-            xx2 = np.minimum(self.x2[box], self.x2[before])
-            yy2 = np.minimum(self.y2[box], self.y2[before])
-            inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
-            overlap = inter / (self.areas[box] + self.areas[before] - inter)
-            self._suppressors[box] = before[overlap > self.threshold]
-        return self._suppressors[box]
+    def suppressors(self, rank: int) -> np.ndarray:
+        """Ranks of the better boxes overlapping box `rank` by more than the threshold, best first."""
+        x1, y1, x2, y2 = self.x1[:rank], self.y1[:rank], self.x2[:rank], self.y2[:rank]
+        xx1 = np.maximum(self.x1[rank], x1)
+        yy1 = np.maximum(self.y1[rank], y1)
+        xx2 = np.minimum(self.x2[rank], x2)
+        yy2 = np.minimum(self.y2[rank], y2)
+        inter = np.maximum(0.0, xx2 - xx1 + 1) * np.maximum(0.0, yy2 - yy1 + 1)
+        overlap = inter / (self.areas[rank] + self.areas[:rank] - inter)
+        return np.flatnonzero(overlap > self.threshold)
 
-    def kept(self, box: int) -> bool:
-        """Whether the full greedy pass keeps `box` (an explicit stack instead of recursion)."""
-        stack = [box]
+    def kept(self, rank: int) -> bool:
+        """Whether the full greedy pass keeps box `rank` (an explicit stack instead of recursion)."""
+        stack = [rank]
+        pending: dict[int, list[int]] = {}
         while stack:
             current = stack[-1]
             if current in self._kept:
                 stack.pop()
                 continue
+            if current not in pending:
+                pending[current] = self.suppressors(current).tolist()
             undecided, suppressed = None, False
-            for other in self.suppressors(current).tolist():
+            for other in pending[current]:
                 status = self._kept.get(other)
                 if status is None:
                     undecided = other
@@ -134,7 +133,7 @@ class GreedyNMS:
                 continue
             self._kept[current] = not suppressed
             stack.pop()
-        return self._kept[box]
+        return self._kept[rank]
 
 
 def person_boxes(output: np.ndarray, ratio: float, max_people: int) -> np.ndarray:
@@ -151,35 +150,47 @@ def person_boxes(output: np.ndarray, ratio: float, max_people: int) -> np.ndarra
     candidates = np.flatnonzero(scores > max(NMS_SCORE, PERSON_SCORE))
     if candidates.size == 0:
         return np.zeros((0, 4))
-    predictions = raw[candidates].copy()
+    predictions = raw[candidates, :4]
     scores = scores[candidates]
-    predictions[:, :2] = (predictions[:, :2] + GRID[0][candidates]) * GRID_STRIDES[0][candidates]
-    predictions[:, 2:4] = np.exp(predictions[:, 2:4]) * GRID_STRIDES[0][candidates]
-    boxes = predictions[:, :4]
-    xyxy = np.ones_like(boxes)
-    xyxy[:, 0] = boxes[:, 0] - boxes[:, 2] / 2.0
-    xyxy[:, 1] = boxes[:, 1] - boxes[:, 3] / 2.0
-    xyxy[:, 2] = boxes[:, 0] + boxes[:, 2] / 2.0
-    xyxy[:, 3] = boxes[:, 1] + boxes[:, 3] / 2.0
-    xyxy /= ratio
-    # The original keeps the NMS survivors in score order and RealisDance takes the largest of
-    # them; ties in area go to the better score, as an argmax over that order does.
-    found = xyxy.astype(np.float64)
-    areas = (found[:, 2] - found[:, 0]) * (found[:, 3] - found[:, 1])
-    nms = GreedyNMS(xyxy, scores, NMS_IOU)
+    # Computed in float64 and stored in float32, as the original's in-place update does.
+    xy = ((predictions[:, :2] + GRID[0][candidates]) * GRID_STRIDES[0][candidates]).astype(np.float32)
+    wh = (np.exp(predictions[:, 2:4]) * GRID_STRIDES[0][candidates]).astype(np.float32)
+    boxes = np.empty((len(candidates), 4), dtype=np.float32)
+    boxes[:, :2] = xy - wh / 2.0
+    boxes[:, 2:] = xy + wh / 2.0
+    boxes /= ratio
+    return largest_kept(boxes, scores, max_people)
+
+
+def largest_kept(boxes: np.ndarray, scores: np.ndarray, count: int) -> np.ndarray:
+    """The `count` largest boxes (float64) the greedy NMS keeps, largest first.
+
+    The original keeps the NMS survivors in score order and RealisDance takes the largest; ties
+    in area go to the better score, as argmax's first occurrence over that order does.
+    """
+    nms = GreedyNMS(boxes, scores, NMS_IOU)
+    ranked = boxes[nms.order].astype(np.float64)
+    areas = (ranked[:, 2] - ranked[:, 0]) * (ranked[:, 3] - ranked[:, 1])
     chosen: list[int] = []
-    for box in np.lexsort((nms.rank, -areas)).tolist():
-        if len(chosen) == max_people:
+    while len(chosen) < count and len(chosen) < len(areas):
+        rank = int(np.argmax(areas))
+        if areas[rank] == -np.inf:
             break
-        if nms.kept(box):
-            chosen.append(box)
-    return found[chosen].reshape(-1, 4)
+        areas[rank] = -np.inf
+        if nms.kept(rank):
+            chosen.append(rank)
+    return ranked[chosen].reshape(-1, 4)
 
 
 def crop(
-    image: np.ndarray, box: np.ndarray, size: tuple[int, int], flip_channels: bool = False
+    image: np.ndarray,
+    box: np.ndarray,
+    size: tuple[int, int],
+    flip_channels: bool = False,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The normalised (3, h, w) float32 crop around `box`, its centre and aspect-fixed scale."""
+    """The normalised (3, h, w) float32 crop around `box` (written into `out` if given), its centre
+    and aspect-fixed scale."""
     width, height = size
     x0, y0, x1, y1 = (np.array([value]) for value in box)
     center = np.hstack([x0 + x1, y0 + y1]) * 0.5
@@ -199,7 +210,7 @@ def crop(
     patch: np.ndarray = np.asarray(
         cv2.warpAffine(image, warp, (int(width), int(height)), flags=cv2.INTER_LINEAR)
     )
-    normalised = np.empty((3, int(height), int(width)), dtype=np.float32)
+    normalised = np.empty((3, int(height), int(width)), dtype=np.float32) if out is None else out
     for channel in range(3):  # the warp treats channels independently, so flipping after it is exact
         source = 2 - channel if flip_channels else channel
         np.take(NORMALISED[:, channel], patch[:, :, source].astype(np.intp), out=normalised[channel])
@@ -235,15 +246,6 @@ def to_openpose(keypoints: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
     return info[..., :2], info[..., 2]
 
 
-@dataclass
-class Timings:
-    """Seconds spent per step, to show the framework's overhead next to the model time."""
-
-    preprocess: float = 0.0
-    model: float = 0.0
-    postprocess: float = 0.0
-
-
 class DWPose:
     """Person detection + whole-body keypoints for frames (BGR by default, like the original)."""
 
@@ -264,36 +266,26 @@ class DWPose:
         self.crop_size = (int(width), int(height))
         self.max_people = max_people
         self.rgb = rgb
-        self.timings = Timings()
 
     def detect(self, frame_rgb: np.ndarray) -> np.ndarray:
         """Person boxes (K, 4) of one frame, largest first."""
-        import time
-
-        start = time.perf_counter()
         tensor, ratio = letterbox(frame_rgb, flip_channels=not self.rgb)
-        middle = time.perf_counter()
         (output,) = self.detector.run(None, {self.detector.get_inputs()[0].name: tensor})
-        end = time.perf_counter()
-        boxes = person_boxes(output, ratio, self.max_people)
-        self.timings.preprocess += middle - start
-        self.timings.model += end - middle
-        self.timings.postprocess += time.perf_counter() - end
-        return boxes
+        return person_boxes(output, ratio, self.max_people)
 
     def __call__(self, frames_rgb: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Per frame: `keypoints` (K, 134, 2) pixels, `scores` (K, 134), `box` (K, 4)."""
-        import time
-
         boxes = [self.detect(frame) for frame in frames_rgb]
-        start = time.perf_counter()
-        crops = [
-            crop(frame, box, self.crop_size, flip_channels=not self.rgb)
-            for frame, frame_boxes in zip(frames_rgb, boxes, strict=True)
-            for box in frame_boxes
+        jobs = [
+            (frame, box) for frame, frame_boxes in zip(frames_rgb, boxes, strict=True) for box in frame_boxes
         ]
-        self.timings.preprocess += time.perf_counter() - start
-        keypoints, scores = self._estimate(crops)
+        width, height = self.crop_size
+        patches = np.empty((len(jobs), 3, height, width), dtype=np.float32)  # batches are views
+        frames_of_crops = [
+            crop(frame, box, self.crop_size, flip_channels=not self.rgb, out=patches[index])[1:]
+            for index, (frame, box) in enumerate(jobs)
+        ]
+        keypoints, scores = self._estimate(patches, frames_of_crops)
         results, used = [], 0
         for frame_boxes in boxes:
             count = len(frame_boxes)
@@ -308,29 +300,21 @@ class DWPose:
         return results
 
     def _estimate(
-        self, crops: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+        self, patches: np.ndarray, placements: list[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, np.ndarray]:
-        import time
-
-        if not crops:
+        """Keypoints of every crop: the pose model over batches of `patches`, then the decode with
+        each crop's (centre, scale)."""
+        if not placements:
             return np.zeros((0, 134, 2)), np.zeros((0, 134))
         name = self.pose.get_inputs()[0].name
         outputs: list[Any] = []
-        for first in range(0, len(crops), self.batch):
-            start = time.perf_counter()
-            tensor = np.stack([patch for patch, _, _ in crops[first : first + self.batch]])
-            middle = time.perf_counter()
-            simcc_x, simcc_y = self.pose.run(None, {name: tensor})
-            self.timings.preprocess += middle - start
-            self.timings.model += time.perf_counter() - middle
+        for first in range(0, len(patches), self.batch):
+            simcc_x, simcc_y = self.pose.run(None, {name: patches[first : first + self.batch]})
             outputs.extend(zip(simcc_x, simcc_y, strict=True))
-        start = time.perf_counter()
         decoded = [
             decode_simcc(sx, sy, self.crop_size, center, scale)
-            for (sx, sy), (_, center, scale) in zip(outputs, crops, strict=True)
+            for (sx, sy), (center, scale) in zip(outputs, placements, strict=True)
         ]
         keypoints = np.stack([k for k, _ in decoded])
         scores = np.stack([s for _, s in decoded])
-        result = to_openpose(keypoints, scores)
-        self.timings.postprocess += time.perf_counter() - start
-        return result
+        return to_openpose(keypoints, scores)

@@ -51,6 +51,9 @@ def open_session(path: Path, device: str = "auto", *, batchable: bool = False) -
         raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    # Idle worker threads would otherwise spin after every run, taking the cores that decoding and
+    # the Python steps between runs need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = providers(device)
 
     def session(model: bytes) -> Any:
