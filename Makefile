@@ -42,6 +42,8 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/video_io.py
 	$(BIN)/python benchmarks/dwpose.py
+	RDANCE_GL=osmesa $(BIN)/python benchmarks/render.py
+	RDANCE_GL=egl $(BIN)/python benchmarks/render.py
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache .mypy_cache .ruff_cache
