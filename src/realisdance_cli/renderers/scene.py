@@ -165,9 +165,3 @@ class OffscreenScene:
     def close(self) -> None:
         if self._owns_renderer:
             self.renderer.delete()
-
-    def __enter__(self) -> OffscreenScene:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
