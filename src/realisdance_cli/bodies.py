@@ -45,3 +45,130 @@ def load_vertex_colours(path: str | Path) -> np.ndarray:
     if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] != 3:
         raise UserError(f"{path} is not a vertex colour table: expected a (vertices, 3) array.")
     return np.ascontiguousarray(table, dtype=np.uint8)
+
+
+class _ChumpyArray:
+    """Stands in for chumpy's `Ch` while unpickling: keeps the pickled state, whose `x` is the array."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+
+def _body_pickle_globals() -> dict[tuple[str, str], Any]:
+    """What the official MANO/SMPL pickles (Python 2, chumpy, scipy) may ask for, and nothing else."""
+    import codecs
+    import copyreg
+
+    import scipy.sparse
+
+    from realisdance_cli.safe_pickle import NUMPY_GLOBALS
+
+    allowed = dict(NUMPY_GLOBALS)
+    allowed[("_codecs", "encode")] = codecs.encode  # protocol-2 bytes
+    for module in ("copy_reg", "copyreg"):
+        allowed[(module, "_reconstructor")] = getattr(copyreg, "_reconstructor")  # noqa: B009  # untyped
+    for module in ("__builtin__", "builtins"):
+        allowed[(module, "object")] = object
+    for module in ("scipy.sparse.csc", "scipy.sparse._csc"):
+        allowed[(module, "csc_matrix")] = scipy.sparse.csc_matrix
+    allowed[("chumpy.ch", "Ch")] = _ChumpyArray
+    return allowed
+
+
+def _plain(value: Any) -> Any:
+    """chumpy stand-ins and sparse matrices as dense numpy arrays."""
+    if isinstance(value, _ChumpyArray):
+        return np.asarray(value.state["x"])
+    if hasattr(value, "toarray"):
+        return np.asarray(value.toarray())
+    return value
+
+
+def load_body_pickle(path: Path) -> dict[str, Any]:
+    """An official MANO/SMPL `.pkl` as plain numpy arrays, without chumpy and without running code."""
+    from realisdance_cli.safe_pickle import restricted_load
+
+    data = restricted_load(path, _body_pickle_globals(), encoding="latin1")
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a body model file: it should hold a dictionary of arrays.")
+    return {str(key): _plain(value) for key, value in data.items()}
+
+
+MANO_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
+SMPLX_KEYS = (
+    *MANO_KEYS,
+    "hands_componentsl", "hands_componentsr", "hands_meanl", "hands_meanr",
+    "lmk_faces_idx", "lmk_bary_coords", "dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords",
+)  # fmt: skip
+SMPLX_LICENCE = "https://smpl-x.is.tue.mpg.de"
+MANO_LICENCE = "https://mano.is.tue.mpg.de"
+
+
+def _require(path: Path, what: str, licence: str, weight: str) -> None:
+    if not path.is_file():
+        raise UserError(
+            f"the {what} {path} is missing; it needs the licence at {licence} "
+            f"(`rdance weights download {weight}` prints the steps)."
+        )
+
+
+def _check_keys(data: dict[str, Any], keys: tuple[str, ...], path: Path, what: str) -> None:
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise UserError(f"{path} is not a {what}: it lacks {', '.join(missing)}.")
+
+
+def mano_layer(path: Path) -> Any:
+    """smplx's MANO layer (rotation matrices in, vertices out) from an official `MANO_RIGHT.pkl`."""
+    import smplx
+    from smplx.utils import Struct
+
+    _require(path, "MANO hand model", MANO_LICENCE, "mano")
+    data = load_body_pickle(path)
+    _check_keys(data, MANO_KEYS, path, "MANO hand model")
+    return smplx.MANOLayer(
+        model_path=str(path.parent),
+        is_rhand=True,
+        data_struct=Struct(**data),
+        use_pca=False,
+        flat_hand_mean=True,
+    ).eval()
+
+
+def smplx_model(path: Path, batch_size: int = 1) -> Any:
+    """smplx's SMPL-X model (as SMPLer-X renders it: no PCA, hand poses relative to the hand mean,
+    face contour on) from an official `SMPLX_NEUTRAL.npz`, read without unpickling anything.
+
+    smplx itself opens the file with `allow_pickle=True`, so it is handed a copy holding only the
+    numeric arrays (the object arrays of the official file are metadata smplx does not use)."""
+    import tempfile
+
+    import smplx
+
+    _require(path, "SMPL-X body model", SMPLX_LICENCE, "smplx")
+    arrays: dict[str, Any] = {}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key in data.files:
+                try:
+                    arrays[key] = data[key]
+                except ValueError:  # an object array: would need unpickling
+                    continue
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable SMPL-X .npz file ({err}).") from None
+    _check_keys(arrays, SMPLX_KEYS, path, "SMPL-X body model")
+    with tempfile.TemporaryDirectory(prefix="rdance-smplx-") as folder:
+        copy = Path(folder) / "SMPLX_NEUTRAL.npz"
+        np.savez(copy, **arrays)
+        model = smplx.SMPLX(
+            str(copy),
+            gender="neutral",
+            ext="npz",
+            use_pca=False,
+            flat_hand_mean=False,
+            use_face_contour=True,
+            num_betas=10,
+            num_expression_coeffs=10,
+            batch_size=batch_size,
+        )
+    return model.eval()

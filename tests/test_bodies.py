@@ -1,0 +1,108 @@
+"""Body models: SMPL-X and MANO from official-format files, loaded without chumpy or unpickling."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from body_models import SMPLX_FACES, SMPLX_VERTICES, write_chumpy_mano, write_smplx
+from conftest import GOLDEN, need
+
+from realisdance_cli.bodies import load_body_pickle, mano_layer, smplx_model
+from realisdance_cli.errors import UserError
+
+
+@pytest.fixture(scope="session")
+def smplx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_smplx(tmp_path_factory.mktemp("smplx") / "SMPLX_NEUTRAL.npz")
+
+
+def test_synthetic_smplx_file_is_full_size_and_small(smplx_file: Path) -> None:
+    with np.load(smplx_file) as data:
+        assert data["v_template"].shape == (SMPLX_VERTICES, 3) and data["f"].shape == (SMPLX_FACES, 3)
+        assert data["posedirs"].shape == (SMPLX_VERTICES, 3, 486) and data["J_regressor"].shape == (55, 10475)
+    assert smplx_file.stat().st_size < 2_000_000
+
+
+def test_smplx_poses_the_mesh_with_hands_relative_to_their_mean(smplx_file: Path) -> None:
+    model = smplx_model(smplx_file, batch_size=2)
+    zeros = {name: torch.zeros(2, 3) for name in ("global_orient", "jaw_pose", "leye_pose", "reye_pose")}
+    with np.load(smplx_file) as data:
+        left_mean, right_mean = data["hands_meanl"], data["hands_meanr"]
+    out = model(
+        **zeros,
+        body_pose=torch.zeros(2, 63),
+        # Hand poses are relative to the mean (flat_hand_mean=False): minus the mean is the flat hand.
+        left_hand_pose=-torch.tensor(left_mean, dtype=torch.float32).expand(2, 45),
+        right_hand_pose=-torch.tensor(right_mean, dtype=torch.float32).expand(2, 45),
+        betas=torch.tensor([[0.0] * 10, [1.0] + [0.0] * 9]),
+        expression=torch.zeros(2, 10),
+    )
+    assert out.vertices.shape == (2, SMPLX_VERTICES, 3)
+    with np.load(smplx_file) as data:
+        template = data["v_template"]
+    assert np.allclose(out.vertices[0].detach().numpy(), template, atol=1e-5)
+    grown = out.vertices[1].detach().numpy()
+    assert np.allclose(grown, template * 1.05, atol=1e-5)  # beta 0 scales the synthetic body
+
+
+def test_smplx_file_with_a_pickled_object_runs_nothing(smplx_file: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (os.system, (f"touch {marker}",))
+
+    with np.load(smplx_file) as data:
+        arrays = {key: data[key] for key in data.files}
+    evil = np.empty((), dtype=object)
+    evil[()] = Exploit()
+    np.savez(tmp_path / "SMPLX_NEUTRAL.npz", **arrays, part2num=evil)
+    model = smplx_model(tmp_path / "SMPLX_NEUTRAL.npz")
+    assert model.faces.shape == (SMPLX_FACES, 3)
+    assert not marker.exists()
+
+
+def test_mano_from_official_flavoured_pickle_without_chumpy(tmp_path: Path) -> None:
+    plain_file = need(GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl")
+    plain = write_chumpy_mano(plain_file, tmp_path / "MANO_RIGHT.pkl")
+    with pytest.raises(ImportError):
+        __import__("chumpy")
+    loaded = load_body_pickle(tmp_path / "MANO_RIGHT.pkl")
+    for key in ("shapedirs", "J_regressor", "v_template", "f"):
+        assert isinstance(loaded[key], np.ndarray) and np.array_equal(loaded[key], plain[key]), key
+    layer = mano_layer(tmp_path / "MANO_RIGHT.pkl")
+    eye = torch.eye(3)
+    out = layer(
+        global_orient=eye.view(1, 1, 3, 3), hand_pose=eye.expand(1, 15, 3, 3), betas=torch.zeros(1, 10)
+    )
+    assert out.vertices.shape == (1, 778, 3)
+    assert np.allclose(out.vertices[0].numpy(), plain["v_template"], atol=1e-5)
+
+
+def test_body_pickles_refuse_anything_else(tmp_path: Path) -> None:
+    class Exploit:
+        def __reduce__(self) -> tuple:
+            return (os.system, ("true",))
+
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"v_template": Exploit()}, protocol=2))
+    with pytest.raises(UserError, match="system"):
+        mano_layer(tmp_path / "MANO_RIGHT.pkl")
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(UserError, match="not a readable pickle"):
+        mano_layer(tmp_path / "MANO_RIGHT.pkl")
+    (tmp_path / "MANO_RIGHT.pkl").write_bytes(pickle.dumps({"v_template": np.zeros((778, 3))}, protocol=2))
+    with pytest.raises(UserError, match="lacks f"):
+        mano_layer(tmp_path / "MANO_RIGHT.pkl")
+
+
+def test_missing_model_files_name_the_licence(tmp_path: Path) -> None:
+    with pytest.raises(UserError) as caught:
+        smplx_model(tmp_path / "SMPLX_NEUTRAL.npz")
+    assert "https://smpl-x.is.tue.mpg.de" in str(caught.value) and "SMPLX_NEUTRAL.npz" in str(caught.value)
+    with pytest.raises(UserError, match=r"https://mano\.is\.tue\.mpg\.de"):
+        mano_layer(tmp_path / "MANO_RIGHT.pkl")
