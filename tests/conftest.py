@@ -65,3 +65,11 @@ def write_video(
         for frame in frames:
             writer.write(frame)
     return path
+
+
+@pytest.fixture(scope="session")
+def smplx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A full-size synthetic SMPLX_NEUTRAL.npz (see body_models.py)."""
+    from body_models import write_smplx
+
+    return write_smplx(tmp_path_factory.mktemp("smplx") / "SMPLX_NEUTRAL.npz")

@@ -9,16 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from body_models import SMPLX_FACES, SMPLX_VERTICES, write_chumpy_mano, write_smplx
+from body_models import SMPLX_FACES, SMPLX_VERTICES, write_chumpy_mano
 from conftest import GOLDEN, need
 
 from realisdance_cli.bodies import load_body_pickle, mano_layer, smplx_model
 from realisdance_cli.errors import UserError
-
-
-@pytest.fixture(scope="session")
-def smplx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_smplx(tmp_path_factory.mktemp("smplx") / "SMPLX_NEUTRAL.npz")
 
 
 def test_synthetic_smplx_file_is_full_size_and_small(smplx_file: Path) -> None:

@@ -172,3 +172,70 @@ def smplx_model(path: Path, batch_size: int = 1) -> Any:
             batch_size=batch_size,
         )
     return model.eval()
+
+
+# matplotlib's "jet" colour map: (position, value) knots per channel.
+_JET = (
+    ((0.0, 0.35, 0.66, 0.89, 1.0), (0.0, 0.0, 1.0, 1.0, 0.5)),
+    ((0.0, 0.125, 0.375, 0.64, 0.91, 1.0), (0.0, 0.0, 1.0, 1.0, 0.0, 0.0)),
+    ((0.0, 0.11, 0.34, 0.65, 1.0), (0.5, 1.0, 1.0, 0.0, 0.0)),
+)
+
+
+def default_vertex_colours(template: np.ndarray) -> np.ndarray:
+    """Colours for the SMPL-X colourful surface when the authors' table is not at hand: the jet
+    colour map over the canonical body's height, feet blue to head red.
+
+    The authors' table is such a map (every one of its colours lies on the jet curve, median 0.2
+    levels away); only how far along the curve each vertex sits is approximated here."""
+    height = template[:, 1]
+    position = (height - height.min()) / max(float(np.ptp(height)), 1e-9)
+    channels = [np.interp(position, knots, values) for knots, values in _JET]
+    return np.round(np.stack(channels, axis=1) * 255).astype(np.uint8)
+
+
+def smplx_vertices(model: Any, people: dict[str, np.ndarray]) -> np.ndarray:
+    """Camera-frame vertices (K, V, 3) of SMPL-X people from a track frame (mesh + translation)."""
+    import torch
+
+    count = len(people["global_orient"])
+    if count == 0:
+        return np.zeros((0, model.get_num_verts(), 3), np.float32)
+
+    def tensor(name: str, width: int) -> Any:
+        return torch.as_tensor(people[name], dtype=torch.float32).reshape(count, width)
+
+    with torch.no_grad():
+        out = model(
+            global_orient=tensor("global_orient", 3),
+            body_pose=tensor("body_pose", 63),
+            left_hand_pose=tensor("left_hand_pose", 45),
+            right_hand_pose=tensor("right_hand_pose", 45),
+            jaw_pose=tensor("jaw_pose", 3),
+            leye_pose=tensor("leye_pose", 3),
+            reye_pose=tensor("reye_pose", 3),
+            betas=tensor("betas", 10),
+            expression=tensor("expression", 10),
+        )
+    return out.vertices.numpy() + np.asarray(people["transl"], np.float32)[:, None, :]
+
+
+def mano_vertices(layer: Any, hands: dict[str, np.ndarray]) -> np.ndarray:
+    """Vertices (K, 778, 3) of MANO hands in their own frame, left hands mirrored back (HaMeR
+    estimates every hand as a right hand on a flipped crop)."""
+    import torch
+
+    count = len(hands["global_orient"])
+    if count == 0:
+        return np.zeros((0, 778, 3), np.float32)
+    with torch.no_grad():
+        out = layer(
+            global_orient=torch.as_tensor(hands["global_orient"], dtype=torch.float32).reshape(
+                count, 1, 3, 3
+            ),
+            hand_pose=torch.as_tensor(hands["hand_pose"], dtype=torch.float32).reshape(count, 15, 3, 3),
+            betas=torch.as_tensor(hands["betas"], dtype=torch.float32).reshape(count, 10),
+        )
+    vertices = out.vertices.numpy()
+    vertices[:, :, 0] *= np.where(hands["is_right"], 1.0, -1.0)[:, None]
+    return vertices

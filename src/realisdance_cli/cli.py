@@ -228,15 +228,25 @@ def render_poses(
     lossless: Annotated[
         bool, typer.Option("--lossless", help="Keep the pictures exactly (bigger files).")
     ] = False,
+    smplx_model: Annotated[
+        Path | None, typer.Option(help="SMPLX_NEUTRAL.npz (default: from --weights).")
+    ] = None,
+    mano_model: Annotated[Path | None, typer.Option(help="MANO_RIGHT.pkl (default: from --weights).")] = None,
+    smplx_colors: Annotated[
+        Path | None,
+        typer.Option(help="The authors' smplx_color.pt (default: from --weights, else a jet gradient)."),
+    ] = None,
+    weights_dir: WeightsOption = None,
 ) -> None:
-    """Render the pose videos the animator reads: dwpose.mp4 (the skeleton picture).
+    """Render the pose videos the animator reads: dwpose.mp4 (skeleton), smpl.mp4 (SMPL-X colourful
+    surface) and hamer.mp4 (hands), for every stream the track has.
 
-    One video frame per track frame (black where nobody was found), at the track's size and
-    frame rate unless --size/--fps say otherwise.
+    One video frame per track frame (black where nothing was found), all at the track's size and
+    frame rate unless --size/--fps say otherwise, so the three stay aligned.
 
     [bold]Examples[/]:
       rdance render-poses dance.rdance
-      rdance render-poses dance.rdance --size 768x576 --out poses/
+      rdance render-poses dance.rdance --size 768x576 --only smpl,hamer --out poses/
       rdance render-poses dwpose_video.pkl --fps 30
     """
     from realisdance_cli import rendering
@@ -249,6 +259,10 @@ def render_poses(
         face=face,
         crf=crf,
         lossless=lossless,
+        weights_root=weights_dir,
+        smplx_model=smplx_model,
+        mano_model=mano_model,
+        smplx_colours=smplx_colors,
     )
     with progress_bars() as progress:
         written = rendering.render_poses(source, out, options, progress)

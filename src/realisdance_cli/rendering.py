@@ -1,13 +1,22 @@
-"""`rdance render-poses`: a pose track (or an original `.pkl`) -> the pose videos the network reads."""
+"""`rdance render-poses`: a pose track (or an original `.pkl`) -> the pose videos the network reads.
+
+`dwpose.mp4` is the skeleton picture, `smpl.mp4` the SMPL-X colourful surface and `hamer.mp4` the
+MANO hands. All have one frame per track frame (black where nothing was found) and the same size
+and frame rate, so they stay aligned. The mesh videos share one offscreen renderer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from realisdance_cli import weights
 from realisdance_cli.errors import UserError
 from realisdance_cli.original import load_dwpose_pkl, track_to_original
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -15,17 +24,24 @@ from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Track
 from realisdance_cli.video import VideoWriter, as_fraction
 
-VIDEOS = ("dwpose",)  # smpl and hamer join with the mesh renderers
+VIDEOS = ("dwpose", "smpl", "hamer")
+STREAM_OF = {"dwpose": "dwpose", "smpl": "smplx", "hamer": "mano"}
+
+Painter = Callable[[int], np.ndarray]
 
 
 @dataclass
 class RenderOptions:
-    videos: Sequence[str] = VIDEOS
+    videos: Sequence[str] | None = None  # default: every video the source has a stream for
     size: tuple[int, int] | None = None  # (height, width); default: the source size
     fps: Fraction | None = None  # default: the track's
     face: bool = False
     crf: int = 18
     lossless: bool = False
+    weights_root: Path | None = None
+    smplx_model: Path | None = None
+    mano_model: Path | None = None
+    smplx_colours: Path | None = None
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -41,23 +57,14 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return height, width
 
 
-def parse_videos(text: str | None) -> list[str]:
+def parse_videos(text: str | None) -> list[str] | None:
     if not text:
-        return list(VIDEOS)
+        return None
     wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
     unknown = [name for name in wanted if name not in VIDEOS]
     if unknown:
-        raise UserError(f"cannot render {', '.join(unknown)}; this version renders {', '.join(VIDEOS)}.")
+        raise UserError(f"cannot render {', '.join(unknown)}; the videos are {', '.join(VIDEOS)}.")
     return [name for name in VIDEOS if name in wanted]
-
-
-def load_poses(source: Path) -> tuple[list[dict[str, Any]], int, int, Fraction | None]:
-    """Original-format pose dicts, frame size and fps (None if unknown) of a track or a `.pkl`."""
-    if source.is_file():
-        poses = load_dwpose_pkl(source)
-        return poses, int(poses[0]["H"]), int(poses[0]["W"]), None
-    track = Track.open(source)
-    return track_to_original(track), track.source.height, track.source.width, track.source.fps
 
 
 def default_out(source: Path) -> Path:
@@ -66,26 +73,149 @@ def default_out(source: Path) -> Path:
     return source.with_name(source.stem + "_poses") if source.is_file() else source
 
 
+@dataclass
+class _Canvas:
+    """What every painter needs to know about the output frames."""
+
+    height: int
+    width: int
+    scale_x: float  # output pixels per source pixel
+    scale_y: float
+
+
+def _skeleton(poses: list[dict[str, Any]], canvas: _Canvas, face: bool) -> Painter:
+    return lambda index: draw_pose(poses[index], canvas.height, canvas.width, face=face)
+
+
+def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack, renderer: Any) -> Painter:
+    from realisdance_cli.bodies import (
+        default_vertex_colours,
+        load_vertex_colours,
+        smplx_model,
+        smplx_vertices,
+    )
+    from realisdance_cli.renderers.smpl_cs import SmplCsRenderer
+
+    root = weights.weights_root(options.weights_root)
+    model = smplx_model(weights.require("smplx", root, options.smplx_model))
+    colour_file = options.smplx_colours or weights.status(weights.get("smplx-colors"), root).path
+    if options.smplx_colours is not None or colour_file.is_file():
+        colours = load_vertex_colours(colour_file)
+    else:
+        colours = default_vertex_colours(model.v_template.numpy())
+    if len(colours) != model.get_num_verts():
+        raise UserError(
+            f"{colour_file} colours {len(colours)} vertices, the SMPL-X model has {model.get_num_verts()}."
+        )
+    painter = SmplCsRenderer(canvas.height, canvas.width, model.faces, colours, renderer=renderer)
+    stack.callback(painter.close)
+    stream = track.load("smplx")
+    scale = np.array([canvas.scale_x, canvas.scale_y])
+
+    def paint(index: int) -> np.ndarray:
+        people = stream.frame(index)
+        keep = people["valid"]
+        people = {name: values[keep] for name, values in people.items()}
+        picture = np.zeros((canvas.height, canvas.width, 3), np.uint8)
+        for vertices, focal, princpt in zip(
+            smplx_vertices(model, people), people["focal"], people["princpt"], strict=True
+        ):
+            drawn = painter.render(vertices, focal * scale, princpt * scale)
+            covered = drawn.any(axis=-1)
+            picture[covered] = drawn[covered]  # later people in front, as the original's overlay
+        return picture
+
+    return paint
+
+
+def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack, renderer: Any) -> Painter:
+    from realisdance_cli.bodies import mano_layer, mano_vertices
+    from realisdance_cli.renderers.hands import HandRenderer
+
+    root = weights.weights_root(options.weights_root)
+    layer = mano_layer(weights.require("mano", root, options.mano_model))
+    painter = HandRenderer(canvas.height, canvas.width, layer.faces, renderer=renderer)
+    stack.callback(painter.close)
+    stream = track.load("mano")
+
+    def paint(index: int) -> np.ndarray:
+        hands = stream.frame(index)
+        keep = hands["valid"]
+        hands = {name: values[keep] for name, values in hands.items()}
+        if not len(hands["focal"]):
+            return np.zeros((canvas.height, canvas.width, 3), np.uint8)
+        focal = float(hands["focal"][0])  # one full-frame camera per frame
+        vertices = mano_vertices(layer, hands)
+        return painter.render(
+            vertices, hands["cam_t_full"], hands["is_right"], focal * canvas.scale_x, focal * canvas.scale_y
+        )
+
+    return paint
+
+
 def render_poses(
     source: Path,
     out: Path | None = None,
     options: RenderOptions | None = None,
     progress: ProgressFn = no_progress,
 ) -> list[Path]:
-    """Write the chosen pose videos; returns their paths."""
+    """Write the chosen pose videos in step, frame by frame; returns their paths."""
     options = options or RenderOptions()
-    poses, height, width, fps = load_poses(source)
+    track: Track | None = None
+    if source.is_file():
+        poses = load_dwpose_pkl(source)
+        height, width, fps = int(poses[0]["H"]), int(poses[0]["W"]), None
+        available = ["dwpose"]
+    else:
+        track = Track.open(source)
+        height, width, fps = track.source.height, track.source.width, track.source.fps
+        available = [name for name in VIDEOS if track.has(STREAM_OF[name])]
+    videos = list(options.videos) if options.videos is not None else available
+    missing = [name for name in videos if name not in available]
+    if missing:
+        what = (
+            "a .pkl holds only DWPose poses"
+            if track is None
+            else f"{source} has no finished {STREAM_OF[missing[0]]} stream"
+        )
+        raise UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
+    if not videos:
+        raise UserError(f"{source} has no finished stream to render; run `rdance extract` first.")
     fps = options.fps or fps
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
-    size = options.size or (height, width)
-    out = out or default_out(source)
-    written = []
-    for name in options.videos:
-        path = out / f"{name}.mp4"
-        with VideoWriter(path, as_fraction(fps), crf=options.crf, lossless=options.lossless) as writer:
-            for index, pose in enumerate(poses):
-                writer.write(draw_pose(pose, size[0], size[1], face=options.face))
-                progress(name, index + 1, len(poses))
-        written.append(path)
-    return written
+    out_height, out_width = options.size or (height, width)
+    canvas = _Canvas(out_height, out_width, out_width / width, out_height / height)
+    frames = track.source.frame_count if track is not None else len(poses)
+
+    with ExitStack() as stack:
+        painters: dict[str, Painter] = {}
+        renderer = None
+        if {"smpl", "hamer"} & set(videos):
+            from realisdance_cli.renderers.scene import offscreen_renderer
+
+            renderer = offscreen_renderer(out_height, out_width)
+            stack.callback(renderer.delete)  # after the scenes that use it (callbacks run in reverse)
+        for name in videos:
+            if name == "dwpose":
+                painters[name] = _skeleton(
+                    poses if track is None else track_to_original(track), canvas, options.face
+                )
+                continue
+            assert track is not None  # a .pkl offers only the skeleton, refused above
+            make = _smpl if name == "smpl" else _hands
+            painters[name] = make(track, canvas, options, stack, renderer)
+        folder = out or default_out(source)
+        writers = {
+            name: stack.enter_context(
+                VideoWriter(
+                    folder / f"{name}.mp4", as_fraction(fps), crf=options.crf, lossless=options.lossless
+                )
+            )
+            for name in videos
+        }
+        for index in range(frames):
+            for name, paint in painters.items():
+                writers[name].write(paint(index))
+            progress("render", index + 1, frames)
+    return [writer.path for writer in writers.values()]

@@ -36,10 +36,17 @@ class HandRenderer:
         )
 
     def render(
-        self, vertices: np.ndarray, cam_t: np.ndarray, is_right: np.ndarray, focal: float
+        self,
+        vertices: np.ndarray,
+        cam_t: np.ndarray,
+        is_right: np.ndarray,
+        focal: float,
+        focal_y: float | None = None,
     ) -> np.ndarray:
         """(H, W, 3) uint8 of hands `vertices` (K, 778, 3) in their own frame (left hands already
-        mirrored back), translated by `cam_t` (K, 3); no hands gives a black frame."""
+        mirrored back), translated by `cam_t` (K, 3), seen by a camera centred on the frame
+        (`focal_y` differs from `focal` only for a frame resized to another aspect); no hands
+        gives a black frame."""
         import trimesh
 
         if len(vertices) == 0:
@@ -52,7 +59,9 @@ class HandRenderer:
             meshes.append(self.pyrender.Mesh.from_trimesh(camera_to_opengl(mesh)))
         self.scene.set_meshes(meshes)
         height, width = self.scene.height, self.scene.width
-        self.scene.set_camera(focal, focal, width / 2.0, height / 2.0, zfar=1e12)
+        self.scene.set_camera(
+            focal, focal if focal_y is None else focal_y, width / 2.0, height / 2.0, zfar=1e12
+        )
         picture, _ = self.scene.render()
         return picture
 
