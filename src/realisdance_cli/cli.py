@@ -236,6 +236,12 @@ def render_poses(
         Path | None,
         typer.Option(help="The authors' smplx_color.pt (default: from --weights, else a jet gradient)."),
     ] = None,
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            "--smooth", help="Steady shaky poses: a One-Euro filter on keypoints and body/hand parameters."
+        ),
+    ] = False,
     weights_dir: WeightsOption = None,
 ) -> None:
     """Render the pose videos the animator reads: dwpose.mp4 (skeleton), smpl.mp4 (SMPL-X colourful
@@ -263,6 +269,7 @@ def render_poses(
         smplx_model=smplx_model,
         mano_model=mano_model,
         smplx_colours=smplx_colors,
+        smooth=smooth,
     )
     with progress_bars() as progress:
         written = rendering.render_poses(source, out, options, progress)

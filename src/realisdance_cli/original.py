@@ -189,9 +189,9 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
     return track
 
 
-def track_to_original(track: Track) -> list[dict[str, Any]]:
-    """The DWPose stream of `track` as original pose dicts, one per frame."""
-    stream = track.load("dwpose")
+def track_to_original(track: Track, stream: Stream | None = None) -> list[dict[str, Any]]:
+    """The DWPose stream of `track` (or `stream`, a processed copy of it) as original pose dicts."""
+    stream = track.load("dwpose") if stream is None else stream
     optional = track.state("dwpose").options.get("pkl_keys", list(OPTIONAL_KEYS))
     frames = []
     for index in range(stream.frame_count):

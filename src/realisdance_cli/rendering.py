@@ -21,7 +21,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.original import load_dwpose_pkl, track_to_original
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
-from realisdance_cli.track import Track
+from realisdance_cli.track import Stream, Track
 from realisdance_cli.video import VideoWriter, as_fraction
 
 VIDEOS = ("dwpose", "smpl", "hamer")
@@ -42,6 +42,7 @@ class RenderOptions:
     smplx_model: Path | None = None
     mano_model: Path | None = None
     smplx_colours: Path | None = None
+    smooth: bool = False  # One-Euro filter on keypoints and SMPL-X/MANO parameters (smoothing.py)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -81,6 +82,16 @@ class _Canvas:
     width: int
     scale_x: float  # output pixels per source pixel
     scale_y: float
+    fps: float
+
+
+def _stream(track: Track, kind: str, canvas: _Canvas, options: RenderOptions) -> Stream:
+    stream = track.load(kind)
+    if not options.smooth:
+        return stream
+    from realisdance_cli.smoothing import smooth_stream
+
+    return smooth_stream(stream, canvas.fps, frame_size=max(track.source.width, track.source.height))
 
 
 def _skeleton(poses: list[dict[str, Any]], canvas: _Canvas, face: bool) -> Painter:
@@ -109,7 +120,7 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
         )
     painter = SmplCsRenderer(canvas.height, canvas.width, model.faces, colours, renderer=renderer)
     stack.callback(painter.close)
-    stream = track.load("smplx")
+    stream = _stream(track, "smplx", canvas, options)
     scale = np.array([canvas.scale_x, canvas.scale_y])
 
     def paint(index: int) -> np.ndarray:
@@ -136,7 +147,7 @@ def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitSta
     layer = mano_layer(weights.require("mano", root, options.mano_model))
     painter = HandRenderer(canvas.height, canvas.width, layer.faces, renderer=renderer)
     stack.callback(painter.close)
-    stream = track.load("mano")
+    stream = _stream(track, "mano", canvas, options)
 
     def paint(index: int) -> np.ndarray:
         hands = stream.frame(index)
@@ -185,7 +196,7 @@ def render_poses(
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
     out_height, out_width = options.size or (height, width)
-    canvas = _Canvas(out_height, out_width, out_width / width, out_height / height)
+    canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(fps))
     frames = track.source.frame_count if track is not None else len(poses)
 
     with ExitStack() as stack:
@@ -198,9 +209,9 @@ def render_poses(
             stack.callback(renderer.delete)  # after the scenes that use it (callbacks run in reverse)
         for name in videos:
             if name == "dwpose":
-                painters[name] = _skeleton(
-                    poses if track is None else track_to_original(track), canvas, options.face
-                )
+                if track is not None:
+                    poses = track_to_original(track, _stream(track, "dwpose", canvas, options))
+                painters[name] = _skeleton(poses, canvas, options.face)
                 continue
             assert track is not None  # a .pkl offers only the skeleton, refused above
             make = _smpl if name == "smpl" else _hands

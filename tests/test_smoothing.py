@@ -1,0 +1,123 @@
+"""`--smooth`: the One-Euro filter steadies noisy tracks without dragging them off the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from realisdance_cli.original import save_dwpose_pkl, to_original_pose
+from realisdance_cli.smoothing import KEYPOINTS, PARAMETERS, smooth_rotations, smooth_stream, smooth_vectors
+from realisdance_cli.synthetic import dancer_frame
+from realisdance_cli.track import Stream
+from realisdance_cli.video import read_frames
+
+FPS = 30.0
+
+
+def acceleration(x: np.ndarray) -> float:
+    return float(np.linalg.norm(x[2:] - 2 * x[1:-1] + x[:-2], axis=-1).mean())
+
+
+def noisy_dancer(frames: int, noise: float = 3.0) -> tuple[np.ndarray, Stream]:
+    rng = np.random.default_rng(0)
+    truth = np.stack([dancer_frame(t / FPS, 768, 576, rng)[0][0] for t in range(frames)])
+    noisy = truth + np.random.default_rng(1).normal(0, noise, truth.shape)
+    records = [{"keypoints": k[None], "scores": np.ones((1, 134)), "box": np.zeros((1, 4))} for k in noisy]
+    return truth, Stream.from_frames("dwpose", records)
+
+
+def test_keypoint_jitter_falls_and_accuracy_holds() -> None:
+    truth, stream = noisy_dancer(150)
+    smoothed = smooth_stream(stream, FPS, frame_size=768)
+    before, after = stream.fields["keypoints"][:, :18], smoothed.fields["keypoints"][:, :18]
+    assert acceleration(after) < acceleration(before) / 2
+    error = lambda x: np.linalg.norm(x - truth[:, :18], axis=-1).mean()  # noqa: E731
+    assert error(after) < error(before)
+    assert np.array_equal(smoothed.fields["scores"], stream.fields["scores"])
+
+
+def test_unsure_points_barely_move_the_estimate() -> None:
+    values = np.zeros((20, 1, 2))
+    values[10] = 0.5  # an outlier...
+    confidence = np.ones((20, 1))
+    confidence[10] = 0.0  # ...that the detector was unsure of
+    smoothed = smooth_vectors(values, FPS, confidence, KEYPOINTS)
+    assert np.abs(smoothed).max() == 0.0
+
+
+def test_a_gap_restarts_the_filter() -> None:
+    _, stream = noisy_dancer(30)
+    frames = [stream.frame(i) for i in range(30)]
+    for i in (10, 11, 12):
+        frames[i] = {name: values[:0] for name, values in frames[i].items()}
+    gappy = Stream.from_frames("dwpose", frames)
+    smoothed = smooth_stream(gappy, FPS, frame_size=768)
+    after_gap = smoothed.frame(13)["keypoints"]
+    # A fresh start, nothing carried over (equal up to the round trip through frame-size units).
+    assert np.allclose(after_gap, gappy.frame(13)["keypoints"], rtol=1e-12, atol=0)
+    assert not np.array_equal(smoothed.frame(14)["keypoints"], gappy.frame(14)["keypoints"])
+
+
+def test_rotations_are_filtered_on_the_manifold() -> None:
+    frames = 60
+    angles = np.linspace(np.radians(160), np.radians(200), frames)  # turning through 180 degrees
+    truth = Rotation.from_rotvec(np.outer(angles, [0, 0, 1]))
+    noise = Rotation.from_rotvec(np.random.default_rng(0).normal(0, np.radians(1), (frames, 3)))
+    measured = (truth * noise).as_matrix()[:, None]
+    smoothed = smooth_rotations(measured, FPS, np.ones(frames), PARAMETERS)[:, 0]
+    errors = np.degrees((Rotation.from_matrix(smoothed).inv() * truth).magnitude())
+    assert errors.max() < 5
+    # Filtering axis-angle components instead drags the estimate through the identity at the wrap.
+    rotvecs = Rotation.from_matrix(measured[:, 0]).as_rotvec()[:, None]
+    naive = Rotation.from_rotvec(smooth_vectors(rotvecs, FPS, np.ones((frames, 1)), PARAMETERS)[:, 0])
+    assert np.degrees((naive.inv() * truth).magnitude()).max() > 90
+
+
+def test_body_and_hand_parameters(tmp_path: Path) -> None:
+    frames = 90
+    rng = np.random.default_rng(0)
+    t = np.arange(frames) / FPS
+    truth = Rotation.from_rotvec(np.stack([0.5 * np.sin(2 * t), 0.3 * np.cos(t), 0.2 * t], 1))
+    jolt = Rotation.from_rotvec(rng.normal(0, np.radians(3), (frames, 3)))
+    noisy = truth * jolt
+    hands = [
+        {
+            "is_right": np.array([True]),
+            "global_orient": noisy[i].as_matrix()[None, None],
+            "hand_pose": np.broadcast_to(np.eye(3), (1, 15, 3, 3)).copy(),
+            "betas": np.zeros((1, 10)),
+            "cam_crop": np.zeros((1, 3)),
+            "cam_t_full": np.array([[0.1, 0.0, 40.0]]) + rng.normal(0, 0.05, (1, 3)),
+            "focal": np.array([1000.0]),
+            "box": np.zeros((1, 4)),
+            "valid": np.array([True]),
+        }
+        for i in range(frames)
+    ]
+    stream = Stream.from_frames("mano", hands)
+    smoothed = smooth_stream(stream, FPS, frame_size=640)
+    error = lambda m: np.degrees((Rotation.from_matrix(m[:, 0]).inv() * truth).magnitude()).mean()  # noqa: E731
+    assert error(smoothed.fields["global_orient"]) < error(stream.fields["global_orient"])
+    assert acceleration(smoothed.fields["cam_t_full"]) < acceleration(stream.fields["cam_t_full"]) / 2
+    assert np.array_equal(smoothed.fields["valid"], stream.fields["valid"])
+
+
+def test_render_poses_smooth(tmp_path: Path) -> None:
+    from conftest import rdance
+
+    _, stream = noisy_dancer(20)
+    poses = [
+        to_original_pose(stream.frame(i)["keypoints"], stream.frame(i)["scores"], 768, 576) for i in range(20)
+    ]
+    save_dwpose_pkl(tmp_path / "d.pkl", poses)
+    assert rdance("track", "import", tmp_path / "d.pkl", "--fps", "30").returncode == 0
+    plain = rdance("render-poses", tmp_path / "d.rdance", "--lossless", "--out", tmp_path / "plain")
+    steady = rdance(
+        "render-poses", tmp_path / "d.rdance", "--lossless", "--smooth", "--out", tmp_path / "steady"
+    )
+    assert plain.returncode == 0 and steady.returncode == 0, steady.stderr
+    a, b = read_frames(tmp_path / "plain" / "dwpose.mp4"), read_frames(tmp_path / "steady" / "dwpose.mp4")
+    assert len(a) == len(b) == 20
+    assert np.array_equal(a[0], b[0]) and not np.array_equal(a[10], b[10])  # same start, steadier after
