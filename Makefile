@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/dwpose.py
 	RDANCE_GL=osmesa $(BIN)/python benchmarks/render.py
 	RDANCE_GL=egl $(BIN)/python benchmarks/render.py
+	$(BIN)/python benchmarks/smoothing.py
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache .mypy_cache .ruff_cache
