@@ -121,3 +121,9 @@ def test_render_poses_smooth(tmp_path: Path) -> None:
     a, b = read_frames(tmp_path / "plain" / "dwpose.mp4"), read_frames(tmp_path / "steady" / "dwpose.mp4")
     assert len(a) == len(b) == 20
     assert np.array_equal(a[0], b[0]) and not np.array_equal(a[10], b[10])  # same start, steadier after
+    from_pkl = rdance(
+        "render-poses", tmp_path / "d.pkl", "--fps", "30", "--lossless", "--smooth", "--out", tmp_path / "pkl"
+    )
+    assert from_pkl.returncode == 0, from_pkl.stderr
+    c = read_frames(tmp_path / "pkl" / "dwpose.mp4")
+    assert all(np.array_equal(x, y) for x, y in zip(b, c, strict=True))  # a .pkl smooths like its track

@@ -168,13 +168,7 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
     if len(sizes) != 1:
         raise UserError(f"{pkl} mixes frame sizes {sorted(sizes)}; a track has one size.")
     ((height, width),) = sizes
-    records = []
-    for pose in frames:
-        keypoints, scores = from_original_pose(pose)
-        records.append(
-            {"keypoints": keypoints, "scores": scores, "box": np.full((len(keypoints), 4), np.nan)}
-        )
-    stream = Stream.from_frames("dwpose", records)
+    stream = poses_to_stream(frames)
     source = SourceInfo(
         path=str(pkl.resolve()),
         sha256=file_sha256(pkl),
@@ -189,23 +183,37 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
     return track
 
 
-def track_to_original(track: Track, stream: Stream | None = None) -> list[dict[str, Any]]:
-    """The DWPose stream of `track` (or `stream`, a processed copy of it) as original pose dicts."""
-    stream = track.load("dwpose") if stream is None else stream
-    optional = track.state("dwpose").options.get("pkl_keys", list(OPTIONAL_KEYS))
+def poses_to_stream(poses: list[dict[str, Any]]) -> Stream:
+    """Original pose dicts as a DWPose stream (pixels; the boxes, never stored there, unknown)."""
+    records = []
+    for pose in poses:
+        keypoints, scores = from_original_pose(pose)
+        records.append(
+            {"keypoints": keypoints, "scores": scores, "box": np.full((len(keypoints), 4), np.nan)}
+        )
+    return Stream.from_frames("dwpose", records)
+
+
+def stream_to_poses(
+    stream: Stream, height: int, width: int, optional_keys: Sequence[str] = OPTIONAL_KEYS
+) -> list[dict[str, Any]]:
+    """A DWPose stream as original pose dicts, one per frame."""
     frames = []
     for index in range(stream.frame_count):
         people = stream.frame(index)
         frames.append(
             to_original_pose(
-                people["keypoints"],
-                people["scores"],
-                track.source.height,
-                track.source.width,
-                optional_keys=optional,
+                people["keypoints"], people["scores"], height, width, optional_keys=optional_keys
             )
         )
     return frames
+
+
+def track_to_original(track: Track, stream: Stream | None = None) -> list[dict[str, Any]]:
+    """The DWPose stream of `track` (or `stream`, a processed copy of it) as original pose dicts."""
+    optional = track.state("dwpose").options.get("pkl_keys", list(OPTIONAL_KEYS))
+    stream = track.load("dwpose") if stream is None else stream
+    return stream_to_poses(stream, track.source.height, track.source.width, optional)
 
 
 def export_dwpose_pkl(track: Track, out: Path) -> Path:

@@ -18,7 +18,13 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
-from realisdance_cli.original import load_dwpose_pkl, track_to_original
+from realisdance_cli.original import (
+    OPTIONAL_KEYS,
+    load_dwpose_pkl,
+    poses_to_stream,
+    stream_to_poses,
+    track_to_original,
+)
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
@@ -85,13 +91,13 @@ class _Canvas:
     fps: float
 
 
-def _stream(track: Track, kind: str, canvas: _Canvas, options: RenderOptions) -> Stream:
-    stream = track.load(kind)
+def _smoothed(stream: Stream, canvas: _Canvas, options: RenderOptions, width: int, height: int) -> Stream:
+    """`stream` itself, or with `--smooth` a smoothed copy."""
     if not options.smooth:
         return stream
     from realisdance_cli.smoothing import smooth_stream
 
-    return smooth_stream(stream, canvas.fps, frame_size=max(track.source.width, track.source.height))
+    return smooth_stream(stream, canvas.fps, frame_size=max(width, height))
 
 
 def _skeleton(poses: list[dict[str, Any]], canvas: _Canvas, face: bool) -> Painter:
@@ -120,7 +126,7 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
         )
     painter = SmplCsRenderer(canvas.height, canvas.width, model.faces, colours, renderer=renderer)
     stack.callback(painter.close)
-    stream = _stream(track, "smplx", canvas, options)
+    stream = _smoothed(track.load("smplx"), canvas, options, track.source.width, track.source.height)
     scale = np.array([canvas.scale_x, canvas.scale_y])
 
     def paint(index: int) -> np.ndarray:
@@ -147,7 +153,7 @@ def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitSta
     layer = mano_layer(weights.require("mano", root, options.mano_model))
     painter = HandRenderer(canvas.height, canvas.width, layer.faces, renderer=renderer)
     stack.callback(painter.close)
-    stream = _stream(track, "mano", canvas, options)
+    stream = _smoothed(track.load("mano"), canvas, options, track.source.width, track.source.height)
 
     def paint(index: int) -> np.ndarray:
         hands = stream.frame(index)
@@ -175,11 +181,11 @@ def render_poses(
     track: Track | None = None
     if source.is_file():
         poses = load_dwpose_pkl(source)
-        height, width, fps = int(poses[0]["H"]), int(poses[0]["W"]), None
+        height, width, source_fps = int(poses[0]["H"]), int(poses[0]["W"]), None
         available = ["dwpose"]
     else:
         track = Track.open(source)
-        height, width, fps = track.source.height, track.source.width, track.source.fps
+        height, width, source_fps = track.source.height, track.source.width, track.source.fps
         available = [name for name in VIDEOS if track.has(STREAM_OF[name])]
     videos = list(options.videos) if options.videos is not None else available
     missing = [name for name in videos if name not in available]
@@ -192,11 +198,12 @@ def render_poses(
         raise UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
     if not videos:
         raise UserError(f"{source} has no finished stream to render; run `rdance extract` first.")
-    fps = options.fps or fps
+    fps = options.fps or source_fps
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
     out_height, out_width = options.size or (height, width)
-    canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(fps))
+    # Smoothing follows the source's timing; --fps only changes the playback rate.
+    canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(source_fps or fps))
     frames = track.source.frame_count if track is not None else len(poses)
 
     with ExitStack() as stack:
@@ -210,7 +217,13 @@ def render_poses(
         for name in videos:
             if name == "dwpose":
                 if track is not None:
-                    poses = track_to_original(track, _stream(track, "dwpose", canvas, options))
+                    poses = track_to_original(
+                        track, _smoothed(track.load("dwpose"), canvas, options, width, height)
+                    )
+                elif options.smooth:
+                    present = [key for key in OPTIONAL_KEYS if key in poses[0]]
+                    smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
+                    poses = stream_to_poses(smoothed, height, width, present)
                 painters[name] = _skeleton(poses, canvas, options.face)
                 continue
             assert track is not None  # a .pkl offers only the skeleton, refused above
