@@ -78,7 +78,7 @@ def main() -> None:
     reused = run(poses, golden, colours, height, width, per_frame=False)
     backend = os.environ.get("PYOPENGL_PLATFORM", "")  # chosen on first use
     fresh = run(poses, golden, colours, height, width, per_frame=True)
-    print(f"SMPL-CS + hands at {width}x{height}, {args.frames} frames, backend {backend}")
+    print(f"SMPL-CS + hands at {height}x{width} (HxW), {args.frames} frames, backend {backend}")
     print(f"  one renderer and scene reused (ours): {reused:6.1f} frames/s")
     print(f"  a renderer per frame (the original):  {fresh:6.1f} frames/s ({reused / fresh:.1f}x slower)")
 
