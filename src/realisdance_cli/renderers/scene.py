@@ -99,13 +99,21 @@ def smplerx_lights(pyrender: ModuleType) -> list[Any]:
     return nodes
 
 
-def camera_to_opengl(mesh: Any) -> Any:
-    """Turn a trimesh 180 degrees about x, from the OpenCV camera frame (y down, z forward) to
-    OpenGL's, with the same matrix the original renderers apply."""
-    import trimesh
+# 180 degrees about x, from the OpenCV camera frame (y down, z forward) to OpenGL's: the very
+# matrix (with its 1e-16 sine terms) the original renderers apply through trimesh.
+X_TURN = np.eye(4)
+X_TURN[1:3, 1:3] = [[np.cos(np.pi), -np.sin(np.pi)], [np.sin(np.pi), np.cos(np.pi)]]
 
-    mesh.apply_transform(trimesh.transformations.rotation_matrix(np.radians(180), [1, 0, 0]))
+
+def camera_to_opengl(mesh: Any) -> Any:
+    """Turn a trimesh from the camera frame to OpenGL's."""
+    mesh.apply_transform(X_TURN)
     return mesh
+
+
+def camera_to_opengl_points(points: np.ndarray) -> np.ndarray:
+    """Points from the camera frame to OpenGL's, with the arithmetic trimesh's transform uses."""
+    return np.dot(np.asarray(points, np.float64), X_TURN[:3, :3].T) + X_TURN[:3, 3]
 
 
 def offscreen_renderer(height: int, width: int) -> Any:
