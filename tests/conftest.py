@@ -73,3 +73,29 @@ def smplx_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from body_models import write_smplx
 
     return write_smplx(tmp_path_factory.mktemp("smplx") / "SMPLX_NEUTRAL.npz")
+
+
+def golden_dwpose_names() -> list[str]:
+    """The images of the DWPose golden cases (empty when the shared data is absent)."""
+    path = GOLDEN / "dwpose" / "dwpose_golden.npz"
+    if not path.exists():
+        return []
+    with np.load(path) as data:
+        return sorted({key.split(".")[0] for key in data.files})
+
+
+def golden_dwpose(name: str) -> tuple[dict, np.ndarray]:
+    """The original's pose dict and kept person boxes for golden image `name`."""
+    with np.load(need(GOLDEN / "dwpose" / "dwpose_golden.npz")) as data:
+        pose = {
+            "bodies": {
+                "candidate": data[f"{name}.bodies.candidate"],
+                "subset": data[f"{name}.bodies.subset"],
+            },
+            "hands": data[f"{name}.hands"],
+            "hands_score": data[f"{name}.hands_score"],
+            "faces": data[f"{name}.faces"],
+            "H": int(data[f"{name}.H"]),
+            "W": int(data[f"{name}.W"]),
+        }
+        return pose, data[f"{name}.det_boxes"]

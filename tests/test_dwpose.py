@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+from conftest import GOLDEN, assert_user_error, golden_dwpose, golden_dwpose_names, need, rdance, write_video
 from onnx_models import gated_detector
 
 from realisdance_cli.extractors.dwpose import DWPose
@@ -21,30 +21,6 @@ from realisdance_cli.original import load_dwpose_pkl, to_original_pose
 from realisdance_cli.track import Track
 
 DW = GOLDEN / "dwpose"
-
-
-def golden_names() -> list[str]:
-    path = DW / "dwpose_golden.npz"
-    if not path.exists():
-        return []
-    with np.load(path) as data:
-        return sorted({key.split(".")[0] for key in data.files})
-
-
-def golden_pose(name: str) -> dict:
-    with np.load(DW / "dwpose_golden.npz") as data:
-        pose = {
-            "bodies": {
-                "candidate": data[f"{name}.bodies.candidate"],
-                "subset": data[f"{name}.bodies.subset"],
-            },
-            "hands": data[f"{name}.hands"],
-            "hands_score": data[f"{name}.hands_score"],
-            "faces": data[f"{name}.faces"],
-            "H": int(data[f"{name}.H"]),
-            "W": int(data[f"{name}.W"]),
-        }
-        return {"pose": pose, "boxes": data[f"{name}.det_boxes"]}
 
 
 def assert_pose_equal(got: dict, want: dict) -> None:
@@ -56,7 +32,7 @@ def assert_pose_equal(got: dict, want: dict) -> None:
     assert (got["H"], got["W"]) == (want["H"], want["W"])
 
 
-NAMES = golden_names() or [pytest.param("absent", marks=pytest.mark.skip("no golden DWPose cases"))]
+NAMES = golden_dwpose_names() or [pytest.param("absent", marks=pytest.mark.skip("no golden DWPose cases"))]
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +43,13 @@ def models() -> dict[str, Path]:
 @pytest.mark.parametrize("batch", [1, 16])
 @pytest.mark.parametrize("name", NAMES)
 def test_golden_keypoints_are_exact(models: dict[str, Path], name: str, batch: int) -> None:
-    want = golden_pose(name)
+    want, boxes = golden_dwpose(name)
     bgr = cv2.imread(str(DW / f"{name}.png"))
     model = DWPose(models["det"], models["pose"], batch=batch, device="cpu")
     (result,) = model([np.ascontiguousarray(bgr[:, :, ::-1])])
-    assert result["box"].dtype == np.float64 and np.array_equal(result["box"], want["boxes"])
+    assert result["box"].dtype == np.float64 and np.array_equal(result["box"], boxes)
     height, width = bgr.shape[:2]
-    assert_pose_equal(to_original_pose(result["keypoints"], result["scores"], height, width), want["pose"])
+    assert_pose_equal(to_original_pose(result["keypoints"], result["scores"], height, width), want)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -92,7 +68,7 @@ def test_rdance_extract_on_a_video_of_the_golden_frame(
     frames = load_dwpose_pkl(tmp_path / "out.pkl")
     assert len(frames) == 3
     for frame in frames:
-        assert_pose_equal(frame, golden_pose(name)["pose"])
+        assert_pose_equal(frame, golden_dwpose(name)[0])
     track = Track.open(track_dir)
     assert track.source.fps == 25 and track.state("dwpose").options == {"rgb": False, "max_people": 1}
     assert set(track.state("dwpose").weights) == {"dwpose-det", "dwpose-pose"}
