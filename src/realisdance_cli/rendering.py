@@ -34,6 +34,7 @@ VIDEOS = ("dwpose", "smpl", "hamer")
 STREAM_OF = {"dwpose": "dwpose", "smpl": "smplx", "hamer": "mano"}
 
 Painter = Callable[[int], np.ndarray]
+POSE_CHUNK = 32  # frames of SMPL-X posed per call
 
 
 @dataclass
@@ -128,14 +129,28 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
     stack.callback(painter.close)
     stream = _smoothed(track.load("smplx"), canvas, options, track.source.width, track.source.height)
     scale = np.array([canvas.scale_x, canvas.scale_y])
+    posed: dict[int, np.ndarray] = {}  # frame -> vertices of its valid people, a chunk at a time
+
+    def valid_people(index: int) -> dict[str, np.ndarray]:
+        people = stream.frame(index)
+        return {name: values[people["valid"]] for name, values in people.items()}
+
+    def vertices_of(index: int) -> np.ndarray:
+        """SMPL-X is posed for POSE_CHUNK frames per call (many times faster than one by one)."""
+        if index not in posed:
+            posed.clear()
+            frames = range(index, min(index + POSE_CHUNK, stream.frame_count))
+            people = [valid_people(frame) for frame in frames]
+            stacked = {name: np.concatenate([p[name] for p in people]) for name in people[0]}
+            counts = np.cumsum([len(p["valid"]) for p in people])[:-1]
+            posed.update(zip(frames, np.split(smplx_vertices(model, stacked), counts), strict=True))
+        return posed[index]
 
     def paint(index: int) -> np.ndarray:
-        people = stream.frame(index)
-        keep = people["valid"]
-        people = {name: values[keep] for name, values in people.items()}
+        people = valid_people(index)
         picture = np.zeros((canvas.height, canvas.width, 3), np.uint8)
         for vertices, focal, princpt in zip(
-            smplx_vertices(model, people), people["focal"], people["princpt"], strict=True
+            vertices_of(index), people["focal"], people["princpt"], strict=True
         ):
             drawn = painter.render(vertices, focal * scale, princpt * scale)
             covered = drawn.any(axis=-1)
