@@ -172,9 +172,9 @@ def largest_kept(boxes: np.ndarray, scores: np.ndarray, count: int) -> np.ndarra
     ranked = boxes[nms.order].astype(np.float64)
     areas = (ranked[:, 2] - ranked[:, 0]) * (ranked[:, 3] - ranked[:, 1])
     chosen: list[int] = []
-    while len(chosen) < count and len(chosen) < len(areas):
+    while len(chosen) < count:
         rank = int(np.argmax(areas))
-        if areas[rank] == -np.inf:
+        if areas[rank] == -np.inf:  # every box looked at
             break
         areas[rank] = -np.inf
         if nms.kept(rank):
@@ -281,11 +281,11 @@ class DWPose:
         ]
         width, height = self.crop_size
         patches = np.empty((len(jobs), 3, height, width), dtype=np.float32)  # batches are views
-        frames_of_crops = [
+        placements = [  # each crop's (centre, scale)
             crop(frame, box, self.crop_size, flip_channels=not self.rgb, out=patches[index])[1:]
             for index, (frame, box) in enumerate(jobs)
         ]
-        keypoints, scores = self._estimate(patches, frames_of_crops)
+        keypoints, scores = self._estimate(patches, placements)
         results, used = [], 0
         for frame_boxes in boxes:
             count = len(frame_boxes)

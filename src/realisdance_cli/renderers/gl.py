@@ -31,11 +31,11 @@ def _probe_in_child(backend: str) -> None:
     """Render one small triangle with `backend` (runs in a child process)."""
     os.environ["PYOPENGL_PLATFORM"] = backend
     import numpy as np
-
-    if not hasattr(np, "infty"):
-        np.infty = np.inf  # type: ignore[attr-defined]  # pyrender 0.1.45 still uses it
-    import pyrender
     import trimesh
+
+    from realisdance_cli.renderers.scene import import_pyrender
+
+    pyrender = import_pyrender()
 
     scene = pyrender.Scene(bg_color=[0, 0, 0, 0])
     triangle = trimesh.Trimesh([[-1, -1, 0], [1, -1, 0], [0, 1, 0]], [[0, 1, 2]])
