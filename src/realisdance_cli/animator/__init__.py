@@ -1,0 +1,1 @@
+"""The RealisDance animator: the network, its checkpoint formats and the sampling pipeline."""
