@@ -1,0 +1,96 @@
+"""Loading the trained network: the authors' checkpoint and our own safetensors form.
+
+The original file is `torch.save({"state_dict": ..., "global_step": ...})` of the DDP-wrapped
+network (keys may carry `module.`). It is read with `weights_only=True` and memory-mapped, renamed
+to our module names, and loaded strictly: every key must be used and every parameter filled.
+`convert` writes the renamed tensors to one `.safetensors` file whose metadata carries the network
+config, so the converted form needs neither pickle nor the base model's UNet config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from realisdance_cli.animator.motion import check_position_tables, to_diffusers_key
+from realisdance_cli.animator.network import RealisDanceNet
+from realisdance_cli.errors import UserError
+
+FORMAT = "realisdance-cli/1"
+SHOWN_KEYS = 5
+
+
+def _bad_checkpoint(path: Path, why: str) -> UserError:
+    return UserError(f"{path} is not a usable RealisDance checkpoint: {why}")
+
+
+def read_original(path: Path) -> dict[str, torch.Tensor]:
+    """The original checkpoint's tensors under our module names."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise _bad_checkpoint(path, f"it cannot be read safely ({type(error).__name__})") from None
+    state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _bad_checkpoint(path, "it holds no tensor dictionary")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    try:
+        state = check_position_tables(state)
+    except ValueError as error:
+        raise _bad_checkpoint(path, str(error)) from None
+    return {to_diffusers_key(k): v for k, v in state.items()}
+
+
+def _build(unet_config: dict[str, Any], token_width: int) -> RealisDanceNet:
+    with torch.device("meta"):
+        return RealisDanceNet(unet_config, token_width)
+
+
+def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) -> RealisDanceNet:
+    """Strict loading with a readable list of what is missing or extra."""
+    expected = net.state_dict().keys()
+    missing = sorted(expected - state.keys())
+    extra = sorted(state.keys() - expected)
+    problems = []
+    for what, keys in (("missing", missing), ("unexpected", extra)):
+        if keys:
+            shown = ", ".join(keys[:SHOWN_KEYS]) + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
+            problems.append(f"{len(keys)} {what} keys ({shown})")
+    if problems:
+        raise _bad_checkpoint(path, "; ".join(problems) + "; is it a RealisDance-SD stage-2 file for this base model?")
+    try:
+        net.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as error:
+        raise _bad_checkpoint(path, str(error).splitlines()[-1].strip()) from None
+    return net.eval()
+
+
+def load_network(path: Path, unet_config: dict[str, Any] | None = None, token_width: int | None = None) -> RealisDanceNet:
+    """The network from either form; the original form needs the base UNet config and DINOv2 width."""
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise _bad_checkpoint(path, f"its metadata does not say {FORMAT}; convert it with `rdance weights convert`")
+            config = json.loads(metadata["config"])
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+        return load_state(_build(config["unet"], config["token_width"]), state, path)
+    if unet_config is None or token_width is None:
+        raise ValueError("the original checkpoint needs the base UNet config and the token width")
+    return load_state(_build(unet_config, token_width), read_original(path), path)
+
+
+def convert(source: Path, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
+    """Writes the converted form (atomically); returns the number of tensors."""
+    net = load_network(source, unet_config, token_width)
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    config = json.dumps({"unet": dict(unet_config), "token_width": token_width})
+    partial = target.with_name(target.name + ".part")
+    save_file(state, str(partial), metadata={"format": FORMAT, "config": config})
+    partial.replace(target)
+    return len(state)

@@ -1,0 +1,53 @@
+"""Temporal context windows: which frames the 3-D UNet sees together at each denoising step.
+
+`uniform` is the original's closed-loop schedule (from AnimateDiff's context scheduler): windows
+start at an offset that changes every step and wrap past the last frame onto the first.
+`sliding` is our default: fixed windows that never wrap, so the end of a dance never blends with
+its start, and that are the same every step, so their pose features can be reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+Window = tuple[int, ...]
+Schedule = Callable[[int, int], list[Window]]  # (step index, frame count) -> windows
+
+
+def ordered_halving(step: int) -> float:
+    """The 64-bit binary of `step` reversed, as a fraction of 2^64: 0, 1/2, 1/4, 3/4, 1/8, ..."""
+    return int(f"{step:064b}"[::-1], 2) / (1 << 64)
+
+
+def uniform(step: int, frames: int, size: int, stride: int = 1, overlap: int = 4, closed_loop: bool = True) -> list[Window]:
+    """The original schedule for denoising step `step` (see the golden README for the formula)."""
+    if frames <= size:
+        return [tuple(range(frames))]
+    stride = min(stride, math.ceil(math.log2(frames / size)) + 1)
+    shift = ordered_halving(step)
+    pad = round(frames * shift)
+    windows = []
+    for dilation in (1 << i for i in range(stride)):
+        end = frames + pad + (0 if closed_loop else -overlap)
+        for start in range(int(shift * dilation) + pad, end, size * dilation - overlap):
+            windows.append(tuple(e % frames for e in range(start, start + size * dilation, dilation)))
+    return windows
+
+
+def sliding(frames: int, size: int, overlap: int = 4) -> list[Window]:
+    """Windows of `size` frames, `overlap` shared between neighbours, the last one ending on the last frame."""
+    if frames <= size:
+        return [tuple(range(frames))]
+    step = max(size - overlap, 1)
+    starts = list(range(0, frames - size, step)) + [frames - size]
+    return [tuple(range(s, s + size)) for s in starts]
+
+
+def schedule(kind: str, size: int, overlap: int, stride: int = 1) -> Schedule:
+    """A schedule by name: "sliding" (default) or "uniform" (the original's)."""
+    if kind == "uniform":
+        return lambda step, frames: uniform(step, frames, size, stride, overlap)
+    if kind == "sliding":
+        return lambda _step, frames: sliding(frames, size, overlap)
+    raise ValueError(f"unknown window schedule {kind!r}; use sliding or uniform")
