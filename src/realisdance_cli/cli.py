@@ -277,6 +277,112 @@ def render_poses(
         console.print(f"wrote {path}")
 
 
+@app.command()
+def animate(
+    reference: Annotated[Path, typer.Argument(help="The character picture (PNG/JPEG, any size).")],
+    poses: Annotated[
+        Path | None,
+        typer.Argument(help="Folder with dwpose.mp4, hamer.mp4 and smpl.mp4 (from render-poses)."),
+    ] = None,
+    dwpose: Annotated[Path | None, typer.Option(help="Skeleton video, or an original DWPose .pkl.")] = None,
+    hamer: Annotated[Path | None, typer.Option(help="Hands video.")] = None,
+    smpl: Annotated[Path | None, typer.Option(help="SMPL-X colourful-surface video.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <reference>_<poses>.mp4).")
+    ] = None,
+    size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the result, multiples of 8.")] = "768x576",
+    stride: Annotated[int, typer.Option(help="Use every n-th pose frame (the original: 4).")] = 4,
+    max_frames: Annotated[int, typer.Option(help="At most this many frames; 0 for all.")] = 80,
+    steps: Annotated[int, typer.Option(help="DDIM denoising steps.")] = 50,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 turns it off).")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same video.")] = 42,
+    context: Annotated[int, typer.Option(help="Frames the network sees together (at most 32).")] = 16,
+    overlap: Annotated[int, typer.Option(help="Frames shared by neighbouring windows.")] = 4,
+    schedule: Annotated[
+        str, typer.Option(help="Windows: sliding (no wrap-around) or uniform (the original's closed loop).")
+    ] = "sliding",
+    uncond: Annotated[
+        str, typer.Option(help="Unconditional branch: fake (zeroed tokens, the original's) or real.")
+    ] = "fake",
+    context_batch: Annotated[
+        int, typer.Option(help="Windows per network call (more is faster, needs memory).")
+    ] = 1,
+    dtype: Annotated[
+        str | None, typer.Option(help="fp16, bf16 or fp32 (default: fp16 on a GPU, fp32 on the CPU).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cuda, cuda:1, cpu ... (default: cuda if present).")
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Also write <out>_grid.mp4: reference, the poses and the result.")
+    ] = False,
+    faithful: Annotated[
+        bool, typer.Option("--faithful", help="The original's compute pattern (slower; for checking).")
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="RealisDance .ckpt or converted .safetensors (default: from --weights)."),
+    ] = None,
+    crf: Annotated[int, typer.Option(help="H.264 quality, 0 (best) to 51.")] = 18,
+    force: ForceOption = False,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Animate the character in REFERENCE with the pose videos of a dance (GPU recommended).
+
+    The reference is scaled and centre-cropped to --size; so are the pose videos. The result has
+    source fps / --stride frames per second.
+
+    [bold]Examples[/]:
+      rdance animate me.png dance.rdance
+      rdance animate me.png dance.rdance --stride 2 --max-frames 0 --grid
+      rdance animate me.png --dwpose clip.pkl --hamer clip_hamer.mp4 --smpl clip_smpl.mp4
+    """
+    from realisdance_cli import animation
+    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.rendering import parse_size
+
+    if schedule not in ("sliding", "uniform") or uncond not in ("fake", "real"):
+        raise UserError("--schedule must be sliding or uniform, and --uncond fake or real.")
+    if not 1 <= context <= 32 or not 0 <= overlap < context:
+        raise UserError(
+            f"--context must be 1 to 32 and --overlap 0 to context-1, got {context} and {overlap}."
+        )
+    if steps < 1 or context_batch < 1:
+        raise UserError("--steps and --context-batch must be 1 or more.")
+    inputs = animation.PoseInputs(
+        poses, {k: v for k, v in (("dwpose", dwpose), ("hamer", hamer), ("smpl", smpl)) if v}
+    )
+    target = out or animation.default_out(reference, inputs)
+    if target.exists() and not force:
+        raise UserError(f"{target} exists; use --force to replace it.")
+    options = animation.AnimateOptions(
+        size=parse_size(size) or (768, 576),
+        stride=stride,
+        max_frames=max_frames or None,
+        seed=seed,
+        dtype=dtype,
+        device=device,
+        grid=grid,
+        crf=crf,
+        weights_root=weights_dir,
+        checkpoint=checkpoint,
+        sampling=SamplingOptions(
+            steps=steps,
+            guidance=guidance,
+            uncond=uncond,  # type: ignore[arg-type]
+            context=context,
+            overlap=overlap,
+            schedule=schedule,  # type: ignore[arg-type]
+            context_batch=context_batch,
+            faithful=faithful,
+        ),
+    )
+    with progress_bars() as progress:
+        written = animation.animate(reference, inputs, target, options, progress)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
 # -------------------------------------------------------------------------------------- weights
 
 
@@ -370,6 +476,44 @@ def weights_download(
         )
     if missing:
         raise typer.Exit(1)
+
+
+@weights_app.command("convert")
+def weights_convert(
+    checkpoint: Annotated[
+        Path | None, typer.Argument(help="Original RealisDance .ckpt (default: the one under --weights).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output .safetensors.")] = None,
+    force: ForceOption = False,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Convert the RealisDance checkpoint to our safetensors form: no pickle, faster to load.
+
+    `rdance animate` uses the converted file when it sits at the default place.
+
+    [bold]Example[/]: rdance weights convert
+    """
+    import json
+
+    from realisdance_cli import animation, weights
+    from realisdance_cli.animator.checkpoint import convert
+
+    root = weights.weights_root(weights_dir)
+    needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
+    paths = weights.require_all(needed, root)
+    source = checkpoint or paths["realisdance"]
+    if not source.is_file():
+        raise UserError(f"{source} does not exist.")
+    target = out or root / animation.CONVERTED
+    if target.suffix != ".safetensors":
+        raise UserError(f"the output must end in .safetensors, got {target}.")
+    if target.exists() and not force:
+        raise UserError(f"{target} exists; use --force to replace it.")
+    unet_config = json.loads((paths["base-model"] / "unet" / "config.json").read_text())
+    token_width = json.loads((paths["dinov2"] / "config.json").read_text())["hidden_size"]
+    with console.status(f"converting {source}"):
+        count = convert(source, target, unet_config, token_width)
+    console.print(f"wrote {target} ({count} tensors)")
 
 
 # ---------------------------------------------------------------------------------------- track

@@ -175,11 +175,11 @@ REGISTRY: tuple[WeightFile, ...] = (
     WeightFile(
         "base-model",
         "realisdance",
-        "Realistic Vision 5.1 base model (UNet, VAE, scheduler)",
+        "Realistic Vision 5.1 base model (UNet config, VAE, scheduler)",
         "base/rv51",
         HubFolder(
             "SG161222/Realistic_Vision_V5.1_noVAE",
-            ("model_index.json", "unet/*", "vae/*", "scheduler/*"),
+            ("model_index.json", "unet/config.json", "vae/*", "scheduler/*"),
             ("unet/config.json", "vae/config.json", "scheduler/scheduler_config.json"),
         ),
         "CreativeML OpenRAIL-M",
@@ -298,6 +298,17 @@ def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = Non
             f"(licence: {entry.licence})."
         )
     return found.path
+
+
+def require_all(names: Iterable[str], root: Path) -> dict[str, Path]:
+    """The paths of several weight files, or one sentence naming every missing one and its fix."""
+    found = {name: status(get(name), root) for name in names}
+    missing = [
+        f"{s.entry.purpose} ({s.path}: {instructions(s.entry, root)})" for s in found.values() if not s.found
+    ]
+    if missing:
+        raise UserError("missing weights: " + "; ".join(missing) + ".")
+    return {name: s.path for name, s in found.items()}
 
 
 class ManualDownload(UserError):

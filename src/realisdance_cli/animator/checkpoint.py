@@ -33,7 +33,7 @@ def read_original(path: Path) -> dict[str, torch.Tensor]:
     """The original checkpoint's tensors under our module names."""
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
+    except Exception as error:
         raise _bad_checkpoint(path, f"it cannot be read safely ({type(error).__name__})") from None
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -59,10 +59,14 @@ def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) 
     problems = []
     for what, keys in (("missing", missing), ("unexpected", extra)):
         if keys:
-            shown = ", ".join(keys[:SHOWN_KEYS]) + (f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else "")
+            shown = ", ".join(keys[:SHOWN_KEYS]) + (
+                f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+            )
             problems.append(f"{len(keys)} {what} keys ({shown})")
     if problems:
-        raise _bad_checkpoint(path, "; ".join(problems) + "; is it a RealisDance-SD stage-2 file for this base model?")
+        raise _bad_checkpoint(
+            path, "; ".join(problems) + "; is it a RealisDance-SD stage-2 file for this base model?"
+        )
     try:
         net.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:
@@ -70,13 +74,17 @@ def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) 
     return net.eval()
 
 
-def load_network(path: Path, unet_config: dict[str, Any] | None = None, token_width: int | None = None) -> RealisDanceNet:
+def load_network(
+    path: Path, unet_config: dict[str, Any] | None = None, token_width: int | None = None
+) -> RealisDanceNet:
     """The network from either form; the original form needs the base UNet config and DINOv2 width."""
     if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
             if metadata.get("format") != FORMAT:
-                raise _bad_checkpoint(path, f"its metadata does not say {FORMAT}; convert it with `rdance weights convert`")
+                raise _bad_checkpoint(
+                    path, f"its metadata does not say {FORMAT}; convert it with `rdance weights convert`"
+                )
             config = json.loads(metadata["config"])
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
         return load_state(_build(config["unet"], config["token_width"]), state, path)

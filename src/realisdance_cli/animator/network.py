@@ -9,7 +9,7 @@ and on that block's last skip connection, which is the same tensor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,7 +43,8 @@ def motion_unet_config(unet_config: dict[str, Any]) -> dict[str, Any]:
     """The `UNetMotionModel` config matching an SD UNet config, with the original's motion settings."""
     config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
     config["down_block_types"] = [
-        "CrossAttnDownBlockMotion" if "CrossAttn" in t else "DownBlockMotion" for t in config["down_block_types"]
+        "CrossAttnDownBlockMotion" if "CrossAttn" in t else "DownBlockMotion"
+        for t in config["down_block_types"]
     ]
     config["up_block_types"] = [
         "CrossAttnUpBlockMotion" if "CrossAttn" in t else "UpBlockMotion" for t in config["up_block_types"]
@@ -63,7 +64,7 @@ def _features_added(unet: UNetMotionModel, features: Sequence[torch.Tensor]) -> 
     def after_conv_in(_module: nn.Module, _args: Any, output: torch.Tensor) -> torch.Tensor:
         return output + features[0]
 
-    def after_down_block(feature: torch.Tensor):  # noqa: ANN202
+    def after_down_block(feature: torch.Tensor) -> Callable[..., tuple]:
         def hook(_module: nn.Module, _args: Any, output: tuple) -> tuple:
             sample, skips = output
             sample = sample + feature

@@ -8,7 +8,7 @@ inside the motion modules, always with 32 groups. Diffusers does the opposite in
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from diffusers.models.resnet import ResnetBlock2D
@@ -38,7 +38,10 @@ class ClipGroupNorm(nn.GroupNorm):
         return super().forward(clips).transpose(1, 2).reshape(bf, c, h, w)
 
 
-def _swapped(norm: nn.GroupNorm, kind: type[nn.GroupNorm], groups: int | None = None) -> nn.GroupNorm:
+Norm = TypeVar("Norm", bound=nn.GroupNorm)
+
+
+def _swapped(norm: nn.GroupNorm, kind: type[Norm], groups: int | None = None) -> Norm:
     new = kind(groups or norm.num_groups, norm.num_channels, eps=norm.eps, affine=norm.affine)
     return new.to(device=norm.weight.device, dtype=norm.weight.dtype)
 
@@ -50,7 +53,7 @@ def frame_norm_motion_modules(model: nn.Module) -> None:
             module.norm = _swapped(module.norm, FrameGroupNorm, MOTION_NORM_GROUPS)
 
 
-def match_original(unet: nn.Module) -> None:
+def match_original(unet: Any) -> None:
     """Gives a diffusers `UNetMotionModel` the original's norms (see the module docstring)."""
     frame_norm_motion_modules(unet)
     clip_norms: list[ClipGroupNorm] = []

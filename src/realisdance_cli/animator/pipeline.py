@@ -16,7 +16,7 @@ features of the fixed sliding windows are kept between steps, and both guidance 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -86,7 +86,11 @@ class RealisDancePipeline(DiffusionPipeline):
     """Reference picture + pose videos -> video, with the RealisDance network."""
 
     def __init__(
-        self, vae: AutoencoderKL, image_encoder: torch.nn.Module, network: RealisDanceNet, scheduler: DDIMScheduler
+        self,
+        vae: AutoencoderKL,
+        image_encoder: torch.nn.Module,
+        network: RealisDanceNet,
+        scheduler: DDIMScheduler,
     ) -> None:
         super().__init__()
         self.register_modules(vae=vae, image_encoder=image_encoder, network=network, scheduler=scheduler)
@@ -136,7 +140,12 @@ class RealisDancePipeline(DiffusionPipeline):
         return cond, uncond
 
     def _guided_prediction(
-        self, latents: torch.Tensor, t: torch.Tensor, windows: list[windowing.Window], c: _Conditions, o: SamplingOptions
+        self,
+        latents: torch.Tensor,
+        t: torch.Tensor,
+        windows: list[windowing.Window],
+        c: _Conditions,
+        o: SamplingOptions,
     ) -> torch.Tensor:
         """Averages every window's predictions per frame, then applies guidance."""
         frames = latents.shape[2]
@@ -169,10 +178,8 @@ class RealisDancePipeline(DiffusionPipeline):
     def decode(self, latents: torch.Tensor, chunk: int) -> torch.Tensor:
         """(1, 4, F, h, w) latents -> (F, 3, H, W) on the CPU, decoding `chunk` frames at a time."""
         frames = latents[0].transpose(0, 1) / self.vae.config.scaling_factor
-        pictures = [
-            self.vae.decode(part.to(self.vae.dtype)).sample.float().cpu() for part in _chunks(frames, chunk)
-        ]
-        return torch.cat(pictures)
+        parts = frames.split(chunk)
+        return torch.cat([self.vae.decode(part.to(self.vae.dtype)).sample.float().cpu() for part in parts])
 
     # -- the whole loop ------------------------------------------------------------------------
 
@@ -184,7 +191,7 @@ class RealisDancePipeline(DiffusionPipeline):
         poses: PoseVideos,
         latents: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
-        options: SamplingOptions = SamplingOptions(),  # noqa: B008 - frozen
+        options: SamplingOptions = SamplingOptions(),
         progress: ProgressFn = no_progress,
     ) -> torch.Tensor:
         """The video (F, 3, H, W) in [0, 1] on the CPU.
@@ -202,26 +209,28 @@ class RealisDancePipeline(DiffusionPipeline):
 
         dtype = self.network.dtype
         tokens, uncond_tokens = self._tokens(ref_clip.to(device, self.image_encoder.dtype), options.uncond)
-        guided = options.guidance > 1
+        self.scheduler.set_timesteps(options.steps, device=device)
+        schedule = windowing.schedule(options.schedule, options.context, options.overlap, options.stride)
+        plan = [schedule(i, frames) for i in range(options.steps)]
         c = _Conditions(
             network=self.network,
             poses=PoseVideos(*(v.to(device, dtype) for v in (poses.dwpose, poses.hamer, poses.smpl))),
             ref_latents=self._reference_latents(ref_image.to(device)).to(dtype),
             tokens=tokens.to(dtype),
-            uncond_tokens=uncond_tokens.to(dtype) if guided else None,
-            cache_poses=not options.faithful and options.schedule == "sliding" and frames <= POSE_CACHE_FRAMES,
+            uncond_tokens=uncond_tokens.to(dtype) if options.guidance > 1 else None,
+            cache_poses=options.schedule == "sliding"
+            and frames <= POSE_CACHE_FRAMES
+            and not options.faithful,
+            report=_counter(progress, "denoising", sum(len(w) for w in plan)),
         )
-        if not options.faithful:
-            c.prepare()
-
-        self.scheduler.set_timesteps(options.steps, device=device)
-        schedule = windowing.schedule(options.schedule, options.context, options.overlap, options.stride)
-        plan = [schedule(i, frames) for i in range(options.steps)]
-        c.report = _counter(progress, "denoising", sum(len(w) for w in plan))
-        for i, t in enumerate(self.scheduler.timesteps):
-            prediction = self._guided_prediction(latents, t, plan[i], c, options)
-            latents = self.scheduler.step(prediction, t, latents).prev_sample
-        c.release()
+        try:
+            if not options.faithful:  # at t=0 the reference pass never changes: record it once
+                self.network.encode_reference(c.ref_latents, c.projected)
+            for i, t in enumerate(self.scheduler.timesteps):
+                prediction = self._guided_prediction(latents, t, plan[i], c, options)
+                latents = self.scheduler.step(prediction, t, latents).prev_sample
+        finally:
+            self.network.bank.clear()
 
         video = self.decode(latents, frames if options.faithful else options.decode_chunk)
         return restore_colour(video, ref_image[0].float().cpu())
@@ -245,37 +254,27 @@ def _counter(progress: ProgressFn, task: str, total: int) -> Callable[[int], Non
 
 @dataclass
 class _Conditions:
-    """What stays fixed during sampling, computed once on the default path."""
+    """What stays fixed during sampling."""
 
     network: RealisDanceNet
     poses: PoseVideos
     ref_latents: torch.Tensor
-    tokens: torch.Tensor
-    uncond_tokens: torch.Tensor | None
+    tokens: torch.Tensor  # raw DINOv2 tokens (the faithful path projects them on every call)
+    uncond_tokens: torch.Tensor | None  # None: no guidance
     cache_poses: bool
-    projected: torch.Tensor | None = None
-    uncond_projected: torch.Tensor | None = None
-    report: Callable[[int], None] = lambda _n: None
-    _features: dict[tuple[int, ...], list[torch.Tensor]] | None = None
+    report: Callable[[int], None]
+    _features: dict[tuple[int, ...], list[torch.Tensor]] = field(default_factory=dict)
 
-    def prepare(self) -> None:
-        """Projects the tokens and records the reference once."""
-        net = self.network
-        self.projected = net.clip_projector(self.tokens)
-        if self.uncond_tokens is not None:
-            self.uncond_projected = net.clip_projector(self.uncond_tokens)
-        net.encode_reference(self.ref_latents, self.projected)
-        self._features = {}
+    def __post_init__(self) -> None:
+        projector = self.network.clip_projector
+        self.projected = projector(self.tokens)
+        self.uncond_projected = None if self.uncond_tokens is None else projector(self.uncond_tokens)
 
     def pose_features(self, window: Sequence[int]) -> list[torch.Tensor]:
         key = tuple(window)
-        if self._features is not None and key in self._features:
+        if key in self._features:
             return self._features[key]
         features = self.network.pose_guider(*self.poses.window(window))
-        if self.cache_poses and self._features is not None:
+        if self.cache_poses:
             self._features[key] = features
         return features
-
-    def release(self) -> None:
-        self.network.bank.clear()
-        self._features = None

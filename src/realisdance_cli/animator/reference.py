@@ -9,9 +9,10 @@ meet. Implemented as diffusers attention processors; no parameters.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
-from torch import nn
 
 SELF_ATTENTION = ".attn1.processor"
 
@@ -48,7 +49,9 @@ class _Writer(AttnProcessor2_0):
         super().__init__()
         self.bank, self.name = bank, name
 
-    def __call__(self, attn: Attention, hidden_states: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def __call__(
+        self, attn: Attention, hidden_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         self.bank.tokens[self.name] = hidden_states
         return super().__call__(attn, hidden_states, *args, **kwargs)
 
@@ -63,21 +66,21 @@ class _Reader(AttnProcessor2_0):
         attn: Attention,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
-        *args,
-        **kwargs,
+        *args: Any,
+        **kwargs: Any,
     ) -> torch.Tensor:
         context = self.bank.context(self.name, hidden_states)
         return super().__call__(attn, hidden_states, context, *args, **kwargs)
 
 
-def _spatial_self_attentions(unet: nn.Module) -> list[str]:
+def _spatial_self_attentions(unet: Any) -> list[str]:
     names = [n for n in unet.attn_processors if n.endswith(SELF_ATTENTION) and "motion_modules" not in n]
     if not names:
         raise ValueError("the UNet has no spatial self-attention to connect")
     return names
 
 
-def connect(reference_unet: nn.Module, main_unet: nn.Module, bank: ReferenceBank) -> None:
+def connect(reference_unet: Any, main_unet: Any, bank: ReferenceBank) -> None:
     """Install the writer processors on the reference UNet and the readers on the main UNet."""
     writers = _spatial_self_attentions(reference_unet)
     readers = _spatial_self_attentions(main_unet)

@@ -20,7 +20,9 @@ def ordered_halving(step: int) -> float:
     return int(f"{step:064b}"[::-1], 2) / (1 << 64)
 
 
-def uniform(step: int, frames: int, size: int, stride: int = 1, overlap: int = 4, closed_loop: bool = True) -> list[Window]:
+def uniform(
+    step: int, frames: int, size: int, stride: int = 1, overlap: int = 4, closed_loop: bool = True
+) -> list[Window]:
     """The original schedule for denoising step `step` (see the golden README for the formula)."""
     if frames <= size:
         return [tuple(range(frames))]
@@ -36,11 +38,11 @@ def uniform(step: int, frames: int, size: int, stride: int = 1, overlap: int = 4
 
 
 def sliding(frames: int, size: int, overlap: int = 4) -> list[Window]:
-    """Windows of `size` frames, `overlap` shared between neighbours, the last one ending on the last frame."""
+    """Windows of `size` frames sharing `overlap` with their neighbours; the last ends on the last frame."""
     if frames <= size:
         return [tuple(range(frames))]
     step = max(size - overlap, 1)
-    starts = list(range(0, frames - size, step)) + [frames - size]
+    starts = [*range(0, frames - size, step), frames - size]
     return [tuple(range(s, s + size)) for s in starts]
 
 
