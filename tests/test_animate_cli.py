@@ -1,0 +1,161 @@
+"""`rdance animate` and `rdance weights convert` end to end, with the tiny golden network."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, write_video
+
+from realisdance_cli.video import FrameSource, read_frames
+
+pytestmark = pytest.mark.slow
+SIZE = "64x64"
+FAST = ("--size", SIZE, "--steps", "2", "--context", "8", "--stride", "1")
+
+
+@pytest.fixture(scope="module")
+def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder laid out like a user's, pointing at the tiny golden models."""
+    golden = need(GOLDEN / "animator")
+    root = tmp_path_factory.mktemp("weights")
+    links = {
+        "realisdance/stage_2_hamer_release.ckpt": golden / "realisdance_tiny.ckpt",
+        "base/rv51/unet": golden / "tiny_sd" / "unet",
+        "base/rv51/vae": golden / "tiny_sd" / "vae",
+        "base/rv51/scheduler": golden / "tiny_sd" / "scheduler",
+        "dinov2-large": golden / "tiny_dinov2",
+    }
+    for relative, target in links.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(target)
+    return root
+
+
+def _pose_folder(folder: Path, frames: int, fps: int = 24) -> Path:
+    rng = np.random.default_rng(frames)
+    for name in ("dwpose", "hamer", "smpl"):
+        pictures = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(frames)]
+        write_video(folder / f"{name}.mp4", pictures, fps)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def poses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _pose_folder(tmp_path_factory.mktemp("poses"), 12)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    picture = cv2.imread(str(need(FIXTURES / "dit_ref.png")))
+    path = tmp_path_factory.mktemp("ref") / "ref.png"
+    cv2.imwrite(str(path), picture)
+    return path
+
+
+def test_animate_writes_the_video_and_grid_reproducibly(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "dance.mp4"
+    args = (reference, poses, *FAST, "--weights", weights_root, "--out", out)
+    done = rdance("animate", *args, "--grid", "--stride", "2")
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(out).info
+    assert (info.frame_count, info.width, info.height) == (6, 64, 64)
+    assert info.fps == Fraction(12)  # the pose videos' 24 fps over stride 2
+    grid = FrameSource(tmp_path / "dance_grid.mp4").info
+    assert (grid.frame_count, grid.width, grid.height) == (6, 5 * 64, 64)
+    frames = read_frames(out)
+    assert len({f.tobytes() for f in frames}) == 6  # it moves
+    assert not list(tmp_path.glob(".*partial*"))
+
+    again = rdance("animate", *args, "--stride", "2", "--force")
+    assert again.returncode == 0, again.stderr
+    assert all(np.array_equal(a, b) for a, b in zip(frames, read_frames(out), strict=True))
+    other = rdance("animate", *args, "--stride", "2", "--force", "--seed", "7")
+    assert other.returncode == 0, other.stderr
+    assert not np.array_equal(frames[0], read_frames(out)[0])
+
+
+def test_original_pkl_can_stand_in_for_the_skeleton_video(
+    weights_root: Path, reference: Path, tmp_path: Path
+) -> None:
+    pkl = need(FIXTURES / "dwpose_1.pkl")
+    folder = _pose_folder(tmp_path, 363)  # the .pkl's frame count
+    out = tmp_path / "from_pkl.mp4"
+    done = rdance(
+        "animate", reference, *FAST, "--weights", weights_root, "--out", out,
+        "--dwpose", pkl, "--hamer", folder / "hamer.mp4", "--smpl", folder / "smpl.mp4",
+        "--stride", "60", "--max-frames", "3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert FrameSource(out).info.frame_count == 3
+
+
+def test_converted_weights_are_used_and_give_the_same_video(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    before = tmp_path / "before.mp4"
+    args = (reference, poses, *FAST, "--max-frames", "4")
+    assert rdance("animate", *args, "--weights", weights_root, "--out", before).returncode == 0
+    root = tmp_path / "weights"
+    root.mkdir()
+    for entry in weights_root.iterdir():
+        (root / entry.name).symlink_to(entry.resolve())
+    (root / "realisdance").unlink()
+    (root / "realisdance").mkdir()
+    (root / "realisdance" / "stage_2_hamer_release.ckpt").symlink_to(
+        GOLDEN / "animator" / "realisdance_tiny.ckpt"
+    )
+    done = rdance("weights", "convert", "--weights", root)
+    assert done.returncode == 0, done.stderr
+    (root / "realisdance" / "stage_2_hamer_release.ckpt").unlink()  # only the converted file is left
+    after = tmp_path / "after.mp4"
+    done = rdance("animate", *args, "--weights", root, "--out", after)
+    assert done.returncode == 0, done.stderr
+    assert all(np.array_equal(a, b) for a, b in zip(read_frames(before), read_frames(after), strict=True))
+
+
+def test_mismatched_pose_videos_are_refused(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    short = _pose_folder(tmp_path, 5)
+    done = rdance(
+        "animate", reference, poses, "--hamer", short / "hamer.mp4", *FAST, "--weights", weights_root,
+        "--out", tmp_path / "x.mp4",
+    )  # fmt: skip
+    assert_user_error(done, "same number of frames", "dwpose 12, hamer 5, smpl 12")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: Path) -> None:
+    done = rdance(
+        "animate", reference, poses, *FAST, "--weights", tmp_path / "empty", "--out", tmp_path / "x.mp4"
+    )
+    assert_user_error(done, "missing weights", "Realistic Vision", "DINOv2", "RealisDance network")
+    assert "rdance weights download realisdance" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--size", "60x64"), "multiple of 8"),
+        (("--context", "40"), "--context must be 1 to 32"),
+        (("--schedule", "loop"), "--schedule must be"),
+    ],
+)
+def test_bad_options_are_one_sentence(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path, args: tuple, message: str
+) -> None:
+    done = rdance("animate", reference, poses, "--weights", weights_root, "--out", tmp_path / "x.mp4", *args)
+    assert_user_error(done, message)
+
+
+def test_folder_without_pose_videos_says_how_to_make_them(
+    weights_root: Path, reference: Path, tmp_path: Path
+) -> None:
+    done = rdance("animate", reference, tmp_path, *FAST, "--weights", weights_root)
+    assert_user_error(done, "dwpose.mp4 not found", "rdance render-poses")
