@@ -176,12 +176,11 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     encoder = Dinov2Model.from_pretrained(paths["dinov2"], torch_dtype=dtype)
     unet_config = json.loads((base / "unet" / "config.json").read_text())
     network = load_network(checkpoint, unet_config, encoder.config.hidden_size)
-    vae = AutoencoderKL.from_pretrained(base / "vae")
-    vae_dtype = torch.float32 if vae.config.force_upcast and dtype == torch.float16 else dtype
+    vae_config = json.loads((base / "vae" / "config.json").read_text())
+    vae_dtype = torch.float32 if vae_config.get("force_upcast") and dtype == torch.float16 else dtype
+    vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=vae_dtype)
     scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    pipeline = RealisDancePipeline(
-        vae.to(device, vae_dtype), encoder.to(device), network.to(device, dtype), scheduler
-    )
+    pipeline = RealisDancePipeline(vae.to(device), encoder.to(device), network.to(device, dtype), scheduler)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

@@ -175,11 +175,15 @@ class RealisDancePipeline(DiffusionPipeline):
 
     # -- decoding ------------------------------------------------------------------------------
 
-    def decode(self, latents: torch.Tensor, chunk: int) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, chunk: int, progress: ProgressFn = no_progress) -> torch.Tensor:
         """(1, 4, F, h, w) latents -> (F, 3, H, W) on the CPU, decoding `chunk` frames at a time."""
         frames = latents[0].transpose(0, 1) / self.vae.config.scaling_factor
-        parts = frames.split(chunk)
-        return torch.cat([self.vae.decode(part.to(self.vae.dtype)).sample.float().cpu() for part in parts])
+        report = _counter(progress, "decoding", len(frames))
+        pictures = []
+        for part in frames.split(chunk):
+            pictures.append(self.vae.decode(part.to(self.vae.dtype)).sample.float().cpu())
+            report(len(part))
+        return torch.cat(pictures)
 
     # -- the whole loop ------------------------------------------------------------------------
 
@@ -232,7 +236,7 @@ class RealisDancePipeline(DiffusionPipeline):
         finally:
             self.network.bank.clear()
 
-        video = self.decode(latents, frames if options.faithful else options.decode_chunk)
+        video = self.decode(latents, frames if options.faithful else options.decode_chunk, progress)
         return restore_colour(video, ref_image[0].float().cpu())
 
     @property
