@@ -142,6 +142,29 @@ def test_pipeline_matches_the_original(pipeline, case_dir: Path, cases: dict, ch
     torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
 
 
+def test_real_unconditional_branch_uses_the_tokens_of_a_black_picture(pipeline, case_dir: Path) -> None:
+    """`uncond="real"` guides against DINOv2's view of an all-zero input instead of zeroed tokens."""
+    case = load_file(case_dir / "pipeline_case.safetensors")
+    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
+    options = {"steps": 2, "context": 8, "overlap": 4}  # one linspace step would be t=0 alone
+    fake, real = (
+        pipeline(
+            case["ref_image"],
+            case["ref_image_clip"],
+            poses,
+            latents=case["latents"],
+            options=SamplingOptions(uncond=u, **options),
+        )
+        for u in ("fake", "real")
+    )
+    assert torch.isfinite(real).all() and (fake - real).abs().max() > 1e-3
+    unguided = SamplingOptions(guidance=1.0, **options)
+    alone = pipeline(
+        case["ref_image"], case["ref_image_clip"], poses, latents=case["latents"], options=unguided
+    )
+    assert (alone - fake).abs().max() > 1e-3
+
+
 def test_checkpoint_without_module_prefix_loads(
     case_dir: Path, unet_config: dict, tmp_path: Path, network
 ) -> None:

@@ -65,7 +65,9 @@ class PoseInputs:
             raise UserError(f"no {name} video: give a pose folder or --{name}.")
         path = self.folder / f"{name}.mp4"
         if not path.is_file():
-            raise UserError(f"{path} not found; run `rdance render-poses {self.folder}` first.")
+            raise UserError(
+                f"{path} not found; `rdance render-poses {self.folder}` makes it from a pose track."
+            )
         return path
 
 
