@@ -44,7 +44,7 @@ class ViTConfig:
             "mlp_ratio": hidden / proj.shape[0],
             "qkv_bias": f"{prefix}blocks.0.attn.qkv.bias" in state,
         }
-        return cls(**{**settings, **fixed})  # type: ignore[arg-type]
+        return cls(**{**settings, **fixed})
 
 
 class PatchEmbed(nn.Module):

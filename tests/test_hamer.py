@@ -1,0 +1,175 @@
+"""HaMeR against the original code's outputs (`../shared/golden/hamer/`): crops, network, cameras."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import GOLDEN, need
+
+from realisdance_cli.bodies import mano_layer
+from realisdance_cli.errors import UserError
+from realisdance_cli.extractors.hamer import (
+    Hamer,
+    cam_crop_to_full,
+    crop_hand,
+    full_focal,
+    load_hamer,
+    mano_outputs,
+)
+
+TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
+CASE = GOLDEN / "hamer"
+
+
+def write_model_config(config: dict, path: Path) -> Path:
+    """A `model_config.yaml` in the release's layout for the sizes of `CONFIG.json`."""
+    import yaml
+
+    head = config["mano_head"]
+    backbone = config["backbone"]
+    text = {
+        "MODEL": {
+            "IMAGE_SIZE": config["image_size"],
+            "IMAGE_MEAN": config["image_mean"],
+            "IMAGE_STD": config["image_std"],
+            "BBOX_SHAPE": config["bbox_shape"],
+            "BACKBONE": {"TYPE": "vit", "NUM_HEADS": backbone["num_heads"], "IMG_SIZE": backbone["img_size"]},
+            "MANO_HEAD": {
+                "TYPE": "transformer_decoder",
+                "TRANSFORMER_DECODER": head["transformer_decoder"],
+                "JOINT_REP": head["joint_rep"],
+                "IEF_ITERS": head["ief_iters"],
+                "TRANSFORMER_INPUT": head["transformer_input"],
+            },
+        },
+        "EXTRA": {"FOCAL_LENGTH": config["focal_length"]},
+        "MANO": {"GENDER": "neutral", "NUM_HAND_JOINTS": 15},
+    }
+    path.write_text(yaml.safe_dump(text))
+    return path
+
+
+@pytest.fixture(scope="module")
+def config() -> dict:
+    return json.loads((need(CASE) / "CONFIG.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def case() -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(need(CASE) / "hamer_case.safetensors")
+
+
+@pytest.fixture(scope="module")
+def config_path(config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_config(config, tmp_path_factory.mktemp("hamer") / "model_config.yaml")
+
+
+@pytest.fixture(scope="module")
+def model(config_path: Path) -> Hamer:
+    return load_hamer(CASE / "hamer_tiny.ckpt", config_path)
+
+
+def test_sizes_come_from_the_files(model: Hamer, config: dict) -> None:
+    backbone, decoder = config["backbone"], config["mano_head"]["transformer_decoder"]
+    assert model.config.backbone.embed_dim == backbone["embed_dim"]
+    assert len(model.backbone.blocks) == backbone["depth"]
+    assert model.config.decoder.dim == decoder["dim"]
+    assert len(model.mano_head.transformer.transformer.layers) == decoder["depth"]
+
+
+def test_crops_match_the_original_preprocessing(model: Hamer, case: dict, config: dict) -> None:
+    frame = cv2.imread(str(CASE / "frame.png"))
+    assert config["rescale_factor"] == 2.0
+    for i, (box, right) in enumerate(zip(case["boxes"].numpy(), case["right"].numpy(), strict=True)):
+        crop = crop_hand(frame, box, bool(right), model.config)
+        np.testing.assert_allclose(crop.center, case["box_center"][i].numpy(), atol=1e-4)
+        assert abs(crop.size - float(case["box_size"][i])) < 1e-3
+        torch.testing.assert_close(torch.from_numpy(crop.pixels), case["img"][i], **TOLERANCE)
+    assert case["img_size"][0].tolist() == [frame.shape[1], frame.shape[0]]
+
+
+def test_network_and_mano_match_the_original(model: Hamer, case: dict) -> None:
+    layer = mano_layer(CASE / "mano" / "MANO_RIGHT.pkl")
+    with torch.no_grad():
+        rotations, betas, cam = model(case["img"])
+        hands = mano_outputs(layer, rotations, betas, cam, model.config)
+    expected = {
+        "global_orient": rotations[:, :1],
+        "hand_pose": rotations[:, 1:],
+        "betas": betas,
+        "pred_cam": cam,
+        "pred_cam_t": hands.cam_t,
+        "pred_vertices": hands.vertices,
+        "pred_keypoints_3d": hands.keypoints_3d,
+        "pred_keypoints_2d": hands.keypoints_2d,
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(value, case[name], **TOLERANCE, msg=name)
+
+
+def test_full_frame_camera_and_unflipped_vertices_match(case: dict, model: Hamer) -> None:
+    sign = 2 * case["right"] - 1
+    cam = case["pred_cam"].clone()
+    cam[:, 1] *= sign
+    width, height = case["img_size"][0].tolist()
+    focal = full_focal(model.config, int(width), int(height))
+    assert focal == pytest.approx(float(case["focal"][0]), rel=1e-6)
+    full = cam_crop_to_full(cam, case["box_center"], case["box_size"], case["img_size"], focal)
+    torch.testing.assert_close(full, case["cam_t_full"], **TOLERANCE)
+    unflipped = case["pred_vertices"].clone()
+    unflipped[:, :, 0] *= sign[:, None]
+    torch.testing.assert_close(unflipped, case["vertices_unflipped"], **TOLERANCE)
+
+
+def test_release_style_checkpoint_with_a_yacs_config_loads(config_path: Path, tmp_path: Path) -> None:
+    """The real file also pickles a yacs CfgNode and the discriminator; neither needs yacs here."""
+    raw = torch.load(CASE / "hamer_tiny.ckpt", weights_only=True)
+    yacs = types.ModuleType("yacs.config")
+
+    class CfgNode(dict):
+        pass
+
+    CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
+    yacs.CfgNode = CfgNode  # type: ignore[attr-defined]
+    sys.modules["yacs"] = types.ModuleType("yacs")
+    sys.modules["yacs.config"] = yacs
+    try:
+        node = CfgNode(MODEL=CfgNode(IMAGE_SIZE=256))
+        node.__dict__["__immutable__"] = True
+        raw["hyper_parameters"] = {"cfg": node}
+        raw["state_dict"]["discriminator.D_conv1.weight"] = torch.zeros(32, 9, 1, 1)
+        path = tmp_path / "hamer.ckpt"
+        torch.save(raw, path)
+    finally:
+        del sys.modules["yacs.config"], sys.modules["yacs"]
+    model = load_hamer(path, config_path)
+    assert model.mano_head.decpose.weight.shape[0] == 96
+
+
+def test_hostile_checkpoint_is_refused(config_path: Path, tmp_path: Path) -> None:
+    class Exploit:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("pwned",))
+
+    path = tmp_path / "hamer.ckpt"
+    path.write_bytes(pickle.dumps({"state_dict": Exploit()}))
+    with pytest.raises(UserError, match="read safely"):
+        load_hamer(path, config_path)
+
+
+def test_checkpoint_that_does_not_fit_the_config_is_named(config: dict, tmp_path: Path) -> None:
+    wrong = json.loads(json.dumps(config))
+    wrong["mano_head"]["transformer_decoder"]["depth"] = 3
+    path = write_model_config(wrong, tmp_path / "model_config.yaml")
+    with pytest.raises(UserError, match="missing"):
+        load_hamer(CASE / "hamer_tiny.ckpt", path)
