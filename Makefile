@@ -45,6 +45,7 @@ bench: install
 	RDANCE_GL=osmesa $(BIN)/python benchmarks/render.py
 	RDANCE_GL=egl $(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/smoothing.py
+	$(BIN)/python benchmarks/hamer.py
 	$(BIN)/python benchmarks/animate.py
 
 clean:

@@ -59,7 +59,16 @@ def test_rdance_extract_on_a_video_of_the_golden_frame(
     rgb = cv2.imread(str(DW / f"{name}.png"))[:, :, ::-1]
     video = write_video(tmp_path / f"{name}.mp4", [rgb] * 3, fps=25)
     done = rdance(
-        "extract", video, "--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--chunk", "2"
+        "extract",
+        video,
+        "--dwpose-det",
+        models["det"],
+        "--dwpose-pose",
+        models["pose"],
+        "--only",
+        "dwpose",
+        "--chunk",
+        "2",
     )
     assert done.returncode == 0, done.stderr
     assert "3 with a person" in done.stdout
@@ -108,7 +117,16 @@ def wait_for_progress(track_dir: Path, child: subprocess.Popen, frames: int = 1)
 def test_a_stopped_extraction_resumes_to_the_same_arrays(
     models: dict[str, Path], moving_clip: Path, tmp_path: Path, how: signal.Signals
 ) -> None:
-    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--chunk", "4"]
+    common = [
+        "--dwpose-det",
+        models["det"],
+        "--dwpose-pose",
+        models["pose"],
+        "--only",
+        "dwpose",
+        "--chunk",
+        "4",
+    ]
     whole = rdance("extract", moving_clip, "--out", tmp_path / "whole.rdance", *common)
     assert whole.returncode == 0, whole.stderr
 
@@ -138,7 +156,9 @@ def test_frames_with_nobody_stay_empty(models: dict[str, Path], tmp_path: Path) 
     black = np.zeros((240, 320, 3), np.uint8)
     frames = [bright, black, bright, bright, black, black]
     video = write_video(tmp_path / "gaps.mp4", frames, fps=24)
-    done = rdance("extract", video, "--dwpose-det", detector, "--dwpose-pose", models["pose"])
+    done = rdance(
+        "extract", video, "--dwpose-det", detector, "--dwpose-pose", models["pose"], "--only", "dwpose"
+    )
     assert done.returncode == 0, done.stderr
     out = " ".join(done.stdout.split())
     assert "3 with a person" in out and "3 with nobody: 1, 4, 5" in out
@@ -155,7 +175,7 @@ def test_max_people_keeps_the_largest_first(models: dict[str, Path], tmp_path: P
         tmp_path / "det.onnx", [(100, 200, 60, 120), (400, 240, 200, 400), (560, 300, 80, 160)]
     )
     video = write_video(tmp_path / "crowd.mp4", [np.full((480, 640, 3), 255, np.uint8)] * 2)
-    common = ["--dwpose-det", detector, "--dwpose-pose", models["pose"]]
+    common = ["--dwpose-det", detector, "--dwpose-pose", models["pose"], "--only", "dwpose"]
     assert rdance("extract", video, *common).returncode == 0
     one = Track.open(tmp_path / "crowd.rdance").load("dwpose")
     assert one.items_per_frame().tolist() == [1, 1]
@@ -170,7 +190,7 @@ def test_max_people_keeps_the_largest_first(models: dict[str, Path], tmp_path: P
 def test_rgb_option_changes_the_input_and_is_recorded(models: dict[str, Path], tmp_path: Path) -> None:
     rgb = cv2.imread(str(need(DW / "person_960x540.png")))[:, :, ::-1]
     video = write_video(tmp_path / "p.mp4", [rgb], fps=1)
-    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
     assert rdance("extract", video, *common, "--out", tmp_path / "bgr.rdance").returncode == 0
     assert rdance("extract", video, *common, "--rgb", "--out", tmp_path / "rgb.rdance").returncode == 0
     bgr_track, rgb_track = Track.open(tmp_path / "bgr.rdance"), Track.open(tmp_path / "rgb.rdance")
@@ -188,7 +208,7 @@ def test_image_folder_and_single_image(models: dict[str, Path], tmp_path: Path) 
     folder.mkdir()
     for index in range(3):
         cv2.imwrite(str(folder / f"{index:04d}.png"), cv2.imread(str(need(DW / "person_960x540.png"))))
-    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
     done = rdance("extract", folder, *common, "--fps", "12")
     assert done.returncode == 0, done.stderr
     track = Track.open(tmp_path / "frames.rdance")
@@ -200,7 +220,7 @@ def test_image_folder_and_single_image(models: dict[str, Path], tmp_path: Path) 
 
 
 def test_bad_inputs_are_one_clear_sentence(models: dict[str, Path], tmp_path: Path) -> None:
-    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
     assert_user_error(rdance("extract", tmp_path / "missing.mp4", *common), "does not exist")
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(os.urandom(5000))
@@ -209,18 +229,27 @@ def test_bad_inputs_are_one_clear_sentence(models: dict[str, Path], tmp_path: Pa
     broken_model = tmp_path / "broken.onnx"
     broken_model.write_bytes(b"not onnx")
     assert_user_error(
-        rdance("extract", video, "--dwpose-det", broken_model, "--dwpose-pose", models["pose"]),
+        rdance(
+            "extract",
+            video,
+            "--dwpose-det",
+            broken_model,
+            "--dwpose-pose",
+            models["pose"],
+            "--only",
+            "dwpose",
+        ),
         "not a usable ONNX",
     )
     missing = rdance("extract", video, "--weights", tmp_path / "no-weights")
     assert_user_error(missing, "yolox_l.onnx", "rdance weights download dwpose")
-    assert_user_error(rdance("extract", video, "--only", "openpose", *common), "openpose")
+    assert_user_error(rdance("extract", video, *common, "--only", "openpose"), "openpose")
     assert_user_error(rdance("extract", video, "--stride", "0", *common), "--stride")
     assert not (tmp_path / "ok.rdance" / "dwpose.npz").exists()
 
 
 def test_a_track_of_another_video_is_not_mixed_in(models: dict[str, Path], tmp_path: Path) -> None:
-    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"]]
+    common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
     first = write_video(tmp_path / "a.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2)
     second = write_video(tmp_path / "b.mp4", [np.full((64, 64, 3), 9, np.uint8)] * 3)
     assert rdance("extract", first, *common, "--out", tmp_path / "t.rdance").returncode == 0

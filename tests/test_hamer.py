@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, need
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
 
 from realisdance_cli.bodies import mano_layer
 from realisdance_cli.errors import UserError
@@ -24,6 +24,9 @@ from realisdance_cli.extractors.hamer import (
     load_hamer,
     mano_outputs,
 )
+from realisdance_cli.extractors.hands import hand_boxes
+from realisdance_cli.track import Track
+from realisdance_cli.video import read_frames
 
 TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 CASE = GOLDEN / "hamer"
@@ -173,3 +176,80 @@ def test_checkpoint_that_does_not_fit_the_config_is_named(config: dict, tmp_path
     path = write_model_config(wrong, tmp_path / "model_config.yaml")
     with pytest.raises(UserError, match="missing"):
         load_hamer(CASE / "hamer_tiny.ckpt", path)
+
+
+# -- rdance extract -> render-poses with the tiny golden DWPose and HaMeR -----------------------
+
+
+@pytest.fixture(scope="module")
+def weights_root(config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("weights")
+    links = {
+        "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
+        "dwpose/dw-ll_ucoco_384.onnx": GOLDEN / "dwpose" / "dwpose_tiny.onnx",
+        "hamer/hamer.ckpt": CASE / "hamer_tiny.ckpt",
+        "mano/MANO_RIGHT.pkl": CASE / "mano" / "MANO_RIGHT.pkl",
+    }
+    for relative, target in links.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(need(target))
+    write_model_config(config, root / "hamer" / "model_config.yaml")
+    return root
+
+
+@pytest.mark.slow
+def test_extract_then_render_draws_the_hands_in_their_boxes(weights_root: Path, tmp_path: Path) -> None:
+    person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
+    video = write_video(tmp_path / "clip.mp4", [person] * 3, fps=25)
+    done = rdance("extract", video, "--weights", weights_root, "--chunk", "2")
+    assert done.returncode == 0, done.stderr
+    assert "hamer: done, 3 frames, 3 with hands (6 hands, 2.0 per frame)" in done.stdout
+    track = Track.open(tmp_path / "clip.rdance")
+    hands, poses = track.load("mano"), track.load("dwpose")
+    assert hands.items_per_frame().tolist() == [2, 2, 2]
+    first = hands.frame(0)
+    expected = hand_boxes(poses.frame(0)["keypoints"], poses.frame(0)["scores"])
+    assert first["is_right"].tolist() == [False, True] == [h.right for h in expected]
+    np.testing.assert_allclose(first["box"], np.stack([h.box for h in expected]), rtol=1e-6)
+    assert first["valid"].all() and np.isfinite(first["cam_t_full"]).all()
+
+    rendered = rdance("render-poses", tmp_path / "clip.rdance", "--only", "hamer", "--weights", weights_root)
+    assert rendered.returncode == 0, rendered.stderr
+    frames = read_frames(tmp_path / "clip.rdance" / "hamer.mp4")
+    assert len(frames) == 3 and frames[0].shape == person.shape
+    picture = frames[0].astype(int)
+    for box, is_right in zip(first["box"], first["is_right"], strict=True):
+        red, green = picture[..., 0], picture[..., 1]
+        ours = (red > green + 30) if is_right else (green > red + 30)  # right (1,.5,.5), left (.5,1,.5)
+        ys, xs = np.nonzero(ours)
+        assert len(ys) > 100
+        x0, y0, x1, y1 = box
+        assert x0 <= np.median(xs) <= x1 and y0 <= np.median(ys) <= y1
+
+
+@pytest.mark.slow
+def test_missing_hand_weights_are_named_before_anything_runs(weights_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "weights"
+    (root / "dwpose").mkdir(parents=True)
+    for name in ("yolox_l.onnx", "dw-ll_ucoco_384.onnx"):
+        (root / "dwpose" / name).symlink_to((weights_root / "dwpose" / name).resolve())
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)], fps=25)
+    done = rdance("extract", video, "--weights", root)
+    assert_user_error(done, "hamer.ckpt", "model_config.yaml", "MANO_RIGHT.pkl", "mano.is.tue.mpg.de")
+    assert not (tmp_path / "clip.rdance").exists()
+    only = rdance("extract", video, "--weights", weights_root, "--only", "hamer")
+    assert_user_error(only, "DWPose")
+
+
+def test_a_hand_needs_more_than_six_known_coordinates() -> None:
+    keypoints = np.full((1, 134, 2), np.nan)
+    scores = np.zeros((1, 134))
+    keypoints[0, 92:96] = [[10, 20], [30, 5], [12, 40], [50, 50]]  # four left-hand points
+    scores[0, 92:96] = [0.9, 0.9, 0.9, 0.2]  # the fourth is too unsure to count
+    keypoints[0, 113:117] = [[100, 100], [110, 120], [90, 130], [105, 95]]
+    scores[0, 113:117] = 0.5
+    (right,) = hand_boxes(keypoints, scores)  # left: 3 points = 6 coordinates, not enough
+    assert right.right and right.box.tolist() == [90, 95, 110, 130]
+    scores[0, 95] = 0.3
+    left, _ = hand_boxes(keypoints, scores)
+    assert not left.right and left.box.tolist() == [10, 5, 50, 50]

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from realisdance_cli import weights
+from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.video import FrameSource, Selection, VideoWriter
@@ -33,7 +34,6 @@ CONVERTED = "realisdance/stage_2_hamer_release.safetensors"
 CLIP_SCALE = 5 / 12
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DTYPES = ("fp16", "bf16", "fp32")
 
 
 @dataclass
@@ -141,18 +141,6 @@ def _quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("diffusers").setLevel(logging.ERROR)
-
-
-def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
-    import torch
-
-    chosen = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
-    name = dtype or ("fp16" if chosen.type == "cuda" else "fp32")
-    if name not in DTYPES:
-        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}.")
-    return chosen, {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
 def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dtype) -> RealisDancePipeline:

@@ -157,8 +157,11 @@ def extract(
         ),
     ] = False,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    dtype: Annotated[
+        str | None, typer.Option(help="HaMeR's number format: fp16, bf16 or fp32 (default: fp16 on a GPU).")
+    ] = None,
     chunk: Annotated[int, typer.Option(help="Frames per saved chunk (the unit of resuming).")] = 32,
-    batch: Annotated[int, typer.Option(help="Pose-model crops per call.")] = 16,
+    batch: Annotated[int, typer.Option(help="Pose-model and hand crops per call.")] = 16,
     dwpose_det: Annotated[
         Path | None, typer.Option(help="YOLOX detector .onnx (default: from --weights).")
     ] = None,
@@ -170,12 +173,14 @@ def extract(
 ) -> None:
     """Extract poses from a video into a pose track (resumable: run it again after a stop).
 
-    The track keeps whole-body keypoints for every frame; frames without a person stay empty.
-    By default DWPose sees BGR frames and keeps the largest person, exactly like the original.
+    Stages: dwpose (whole-body keypoints; by default BGR frames and the largest person, exactly
+    like the original), then hamer (MANO hands from the DWPose hand boxes, no second DWPose pass).
+    Frames without a person or a hand stay empty.
 
     [bold]Examples[/]:
       rdance extract dance.mp4
       rdance extract dance.mp4 --stride 4 --max-frames 80 --out dance.rdance
+      rdance extract dance.mp4 --only hamer --device cuda --dtype bf16
       rdance extract frames/ --fps 25 --only dwpose --dwpose-det det.onnx --dwpose-pose pose.onnx
     """
     from realisdance_cli import extraction
@@ -190,6 +195,7 @@ def extract(
         selection=Selection(start=start, stride=stride, max_frames=max_frames),
         stages=extraction.parse_stages(only),
         device=device,
+        dtype=dtype,
         max_people=max_people,
         rgb=rgb,
         chunk=chunk,
@@ -205,11 +211,14 @@ def extract(
     for summary in summaries:
         found = summary.frames - len(summary.empty_frames)
         state = "already done" if summary.skipped else "done"
-        line = f"{summary.stage}: {state}, {summary.frames} frames, {found} with a person"
+        what, nothing = ("hands", "no hand") if summary.stage == "hamer" else ("a person", "nobody")
+        line = f"{summary.stage}: {state}, {summary.frames} frames, {found} with {what}"
+        if summary.stage == "hamer":
+            line += f" ({summary.items} hands, {summary.items / max(summary.frames, 1):.1f} per frame)"
         if summary.empty_frames:
             shown = ", ".join(map(str, summary.empty_frames[:20]))
             more = ", ..." if len(summary.empty_frames) > 20 else ""
-            line += f"; [yellow]{len(summary.empty_frames)} with nobody[/]: {shown}{more}"
+            line += f"; [yellow]{len(summary.empty_frames)} with {nothing}[/]: {shown}{more}"
         console.print(line)
     console.print(f"pose track: {track.path}")
 

@@ -18,7 +18,8 @@ from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import SourceInfo, Stream, Track, file_sha256
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
 
-STAGES = ("dwpose",)  # in run order; HaMeR and SMPLer-X join when they land
+STAGES = ("dwpose", "hamer")  # in run order; SMPLer-X joins when it lands
+STREAM_OF = {"dwpose": "dwpose", "hamer": "mano"}
 
 
 @dataclass
@@ -26,6 +27,7 @@ class ExtractOptions:
     selection: Selection = field(default_factory=Selection)
     stages: Sequence[str] = STAGES
     device: str = "auto"
+    dtype: str | None = None  # PyTorch stages: fp16 on a GPU, fp32 on the CPU
     max_people: int = 1
     rgb: bool = False
     chunk: int = 32  # frames per resumable chunk
@@ -40,6 +42,7 @@ class StageSummary:
     stage: str
     frames: int
     empty_frames: list[int]
+    items: int  # people or hands found in all
     skipped: bool  # already complete before this run
 
 
@@ -108,8 +111,9 @@ def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
 
 
 def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
-    items = track.load(stage).items_per_frame()
-    return StageSummary(stage, len(items), np.flatnonzero(items == 0).tolist(), skipped=skipped)
+    items = track.load(STREAM_OF[stage]).items_per_frame()
+    empty = np.flatnonzero(items == 0).tolist()
+    return StageSummary(stage, len(items), empty, int(items.sum()), skipped=skipped)
 
 
 def _run_chunks(
@@ -117,12 +121,14 @@ def _run_chunks(
     stage: str,
     source: FrameSource,
     options: ExtractOptions,
-    infer: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
+    infer: Callable[[list[np.ndarray], int], list[dict[str, np.ndarray]]],
     progress: ProgressFn,
 ) -> None:
-    """Decode the frames `stage` still lacks (in a background thread), infer them chunk by chunk,
-    and save each chunk before the next, so a stop loses at most one chunk."""
-    done, total = track.state(stage).frames_done, track.source.frame_count
+    """Decode the frames `stage` still lacks (in a background thread), infer them chunk by chunk
+    (`infer(frames, index of the first)`), and save each chunk before the next, so a stop loses at
+    most one chunk."""
+    stream = STREAM_OF[stage]
+    done, total = track.state(stream).frames_done, track.source.frame_count
     remaining = Selection(
         start=source.selection.start + done * source.selection.stride,
         stride=source.selection.stride,
@@ -132,10 +138,10 @@ def _run_chunks(
     if done < total:
         frames = prefetched(iter(FrameSource(source.path, remaining, image_fps=source.info.source_fps)))
         for chunk in _chunks(frames, options.chunk):
-            track.append(stage, Stream.from_frames(stage, infer(chunk)))
+            track.append(stream, Stream.from_frames(stream, infer(chunk, done)))
             done += len(chunk)
             progress(stage, done, total)
-    track.finish(stage)
+    track.finish(stream)
 
 
 def run_dwpose(
@@ -163,11 +169,65 @@ def run_dwpose(
         rgb=options.rgb,
         batch=options.batch,
     )
-    _run_chunks(track, "dwpose", source, options, model, progress)
+    _run_chunks(track, "dwpose", source, options, lambda frames, _: model(frames), progress)
     return _summary(track, "dwpose", skipped=False)
 
 
-RUNNERS: dict[str, Any] = {"dwpose": run_dwpose}
+def run_hamer(
+    track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
+) -> StageSummary:
+    """HaMeR on the hands DWPose found in this track (MANO is checked now, as render-poses needs it)."""
+    from realisdance_cli.devices import resolve_device
+    from realisdance_cli.extractors.hamer import load_hamer
+    from realisdance_cli.extractors.hands import HandEstimator
+
+    if not track.has("dwpose"):
+        raise UserError(f"{track.path} has no finished DWPose stream; run the dwpose stage first.")
+    device, dtype = resolve_device(options.device, options.dtype)
+    dwpose = track.state("dwpose")
+    stage_options = {
+        "dtype": str(dtype).removeprefix("torch."),
+        "dwpose": {**dwpose.weights, **dwpose.options},  # new hand boxes -> new hands
+    }
+    if track.has("mano") and track.state("mano").options == stage_options:
+        return _summary(track, "hamer", skipped=True)
+    root = weights.weights_root(options.weights_root)
+    paths = weights.require_all(["hamer", "hamer-config", "mano"], root)
+    network = {name: paths[name] for name in ("hamer", "hamer-config")}
+    track.begin("mano", weights=_weight_ids(network), options=stage_options)
+    if track.has("mano"):
+        return _summary(track, "hamer", skipped=True)
+    model = load_hamer(paths["hamer"], paths["hamer-config"], root / weights.get("hamer-mean").path)
+    estimator = HandEstimator(model, device, dtype, options.batch)
+    poses = track.load("dwpose")
+
+    def infer(frames: list[np.ndarray], first: int) -> list[dict[str, np.ndarray]]:
+        return estimator(frames, [poses.frame(first + i) for i in range(len(frames))])
+
+    _run_chunks(track, "hamer", source, options, infer, progress)
+    return _summary(track, "hamer", skipped=False)
+
+
+RUNNERS: dict[str, Any] = {"dwpose": run_dwpose, "hamer": run_hamer}
+
+
+def _check_weights(track: Track | None, options: ExtractOptions) -> None:
+    """Every weight file the unfinished stages of `track` (None: a new one) need, named at once
+    before anything is written."""
+
+    def finished(stream: str) -> bool:
+        return track is not None and track.has(stream)
+
+    needed = []
+    if not finished("dwpose") and "dwpose" in options.stages:
+        needed += [
+            name
+            for name, explicit in (("dwpose-det", options.dwpose_det), ("dwpose-pose", options.dwpose_pose))
+            if explicit is None
+        ]
+    if not finished("mano") and "hamer" in options.stages:
+        needed += ["hamer", "hamer-config", "mano"]
+    weights.require_all(needed, weights.weights_root(options.weights_root))
 
 
 def extract(
@@ -182,6 +242,9 @@ def extract(
     """Run the chosen stages on `input_path` (video, image folder or image) into a pose track."""
     options = options or ExtractOptions()
     source = FrameSource(input_path, options.selection, image_fps=image_fps)
-    track = open_track(source, out or Track.default_path(input_path), force=force)
+    path = out or Track.default_path(input_path)
+    resumable = (path / "meta.json").exists() and not force
+    _check_weights(Track.open(path) if resumable else None, options)
+    track = open_track(source, path, force=force)
     summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
     return track, summaries

@@ -347,7 +347,11 @@ def mano_outputs(
 
 
 def cam_crop_to_full(
-    cam: torch.Tensor, center: torch.Tensor, size: torch.Tensor, image_size: torch.Tensor, focal: float
+    cam: torch.Tensor,
+    center: torch.Tensor,
+    size: torch.Tensor,
+    image_size: torch.Tensor,
+    focal: float | torch.Tensor,
 ) -> torch.Tensor:
     """The crop camera (s, tx, ty) as a translation for the full frame's camera (focal `focal`,
     principal point at the centre)."""
