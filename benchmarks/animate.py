@@ -78,6 +78,8 @@ def run_mode(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     pipeline = build(SD15 if args.config == "sd15" else TINY, device, dtype)
+    if args.mode == "channels-last":
+        pipeline.to_channels_last()
     height, width = (int(v) for v in args.size.split("x"))
     poses = PoseVideos(*(torch.rand(1, 3, args.frames, height, width) for _ in range(3)))
     ref = torch.rand(1, 3, height, width) * 2 - 1
@@ -122,7 +124,7 @@ def main() -> None:
     parser.add_argument("--context-batch", type=int, default=1)
     parser.add_argument("--dtype", default="fp32", choices=("fp16", "bf16", "fp32"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--modes", default="faithful,default")
+    parser.add_argument("--modes", default="faithful,default", help="of faithful, default, channels-last")
     parser.add_argument("--mode", help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     args = parser.parse_args()
     if args.mode:
@@ -136,7 +138,7 @@ def main() -> None:
     print(f"animate: {args.config} network, {args.frames} frames at {args.size}, windows of {args.context} "
           f"(overlap {args.overlap}), {args.steps} steps, {args.dtype} on {args.device}")  # fmt: skip
     for mode, r in results.items():
-        print(f"  {mode:9} {r['seconds_per_step']:8.3f} s/step   peak {r['peak_bytes'] / 2**30:6.2f} GiB   "
+        print(f"  {mode:13} {r['seconds_per_step']:8.3f} s/step   peak {r['peak_bytes'] / 2**30:6.2f} GiB   "
               f"({r['total_seconds']:.1f} s in all)")  # fmt: skip
     if {"faithful", "default"} <= results.keys():
         speedup = results["faithful"]["seconds_per_step"] / results["default"]["seconds_per_step"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -138,6 +139,23 @@ def test_pipeline_matches_the_original(pipeline, case_dir: Path, cases: dict, ch
         poses,
         latents=case["latents"],
         options=_case_options(cases, **changes),
+    )
+    torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
+
+
+@pytest.mark.slow
+def test_channels_last_gives_the_original_video(pipeline, case_dir: Path, cases: dict) -> None:
+    nhwc = copy.deepcopy(pipeline).to_channels_last()
+    conv = nhwc.network.unet_main.conv_in.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    case = load_file(case_dir / "pipeline_case.safetensors")
+    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
+    video = nhwc(
+        case["ref_image"],
+        case["ref_image_clip"],
+        poses,
+        latents=case["latents"],
+        options=_case_options(cases),
     )
     torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
 

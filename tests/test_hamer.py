@@ -212,6 +212,8 @@ def test_extract_then_render_draws_the_hands_in_their_boxes(weights_root: Path, 
     assert first["is_right"].tolist() == [False, True] == [h.right for h in expected]
     np.testing.assert_allclose(first["box"], np.stack([h.box for h in expected]), rtol=1e-6)
     assert first["valid"].all() and np.isfinite(first["cam_t_full"]).all()
+    again = rdance("extract", video, "--weights", weights_root)
+    assert "dwpose: already done" in again.stdout and "hamer: already done" in again.stdout
 
     rendered = rdance("render-poses", tmp_path / "clip.rdance", "--only", "hamer", "--weights", weights_root)
     assert rendered.returncode == 0, rendered.stderr

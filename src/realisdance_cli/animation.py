@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +49,7 @@ class AnimateOptions:
     crf: int = 18
     weights_root: Path | None = None
     checkpoint: Path | None = None  # original .ckpt or converted .safetensors
+    channels_last: bool | None = None  # default: on a GPU
     sampling: SamplingOptions | None = None
 
 
@@ -172,6 +174,8 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
     pipeline = RealisDancePipeline(vae.to(device), encoder.to(device), network.to(device, dtype), scheduler)
     pipeline.set_progress_bar_config(disable=True)
+    if options.channels_last if options.channels_last is not None else device.type == "cuda":
+        pipeline.to_channels_last()
     return pipeline
 
 
@@ -223,19 +227,15 @@ def animate(
     ref, clip, videos = to_tensors(reference, poses)
     generator = torch.Generator().manual_seed(options.seed)
     video = pipeline(ref, clip, PoseVideos(*videos), generator=generator, options=sampling, progress=progress)
-    frames = (video * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     fps = poses.fps or Fraction(8)
-    written = [_write(out, frames, fps, options.crf)]
-    if options.grid:
-        rows = (
-            np.hstack([reference, *(poses.frames[n][i] for n in POSE_NAMES), f]) for i, f in enumerate(frames)
-        )
-        written.append(_write(out.with_name(f"{out.stem}_grid{out.suffix}"), rows, fps, options.crf))
-    return written
-
-
-def _write(path: Path, frames: Iterator[np.ndarray] | np.ndarray, fps: Fraction, crf: int) -> Path:
-    with VideoWriter(path, fps, crf=crf) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return path
+    paths = [out] + ([out.with_name(f"{out.stem}_grid{out.suffix}")] if options.grid else [])
+    with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
+        writers = [stack.enter_context(VideoWriter(path, fps, crf=options.crf)) for path in paths]
+        for index, picture in enumerate(video):  # frame by frame: no second copy of the video
+            frame = (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            writers[0].write(frame)
+            if options.grid:
+                poses_now = (poses.frames[name][index] for name in POSE_NAMES)
+                writers[1].write(np.hstack([reference, *poses_now, frame]))
+            progress("encoding", index + 1, len(video))
+    return paths

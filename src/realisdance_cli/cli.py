@@ -328,6 +328,10 @@ def animate(
     faithful: Annotated[
         bool, typer.Option("--faithful", help="The original's compute pattern (slower; for checking).")
     ] = False,
+    channels_last: Annotated[
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last", help="NHWC convolutions (default: on a GPU)."),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(help="RealisDance .ckpt or converted .safetensors (default: from --weights)."),
@@ -375,6 +379,7 @@ def animate(
         crf=crf,
         weights_root=weights_dir,
         checkpoint=checkpoint,
+        channels_last=channels_last,
         sampling=SamplingOptions(
             steps=steps,
             guidance=guidance,
