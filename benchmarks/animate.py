@@ -78,7 +78,7 @@ def run_mode(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
     pipeline = build(SD15 if args.config == "sd15" else TINY, device, dtype)
-    if args.mode == "channels-last":
+    if args.mode == "default":  # as `rdance animate` runs; "nchw" is the same without channels-last
         pipeline.to_channels_last()
     height, width = (int(v) for v in args.size.split("x"))
     poses = PoseVideos(*(torch.rand(1, 3, args.frames, height, width) for _ in range(3)))
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--context-batch", type=int, default=1)
     parser.add_argument("--dtype", default="fp32", choices=("fp16", "bf16", "fp32"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--modes", default="faithful,default", help="of faithful, default, channels-last")
+    parser.add_argument("--modes", default="faithful,default", help="of faithful, default, nchw")
     parser.add_argument("--mode", help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     args = parser.parse_args()
     if args.mode:

@@ -49,7 +49,7 @@ class AnimateOptions:
     crf: int = 18
     weights_root: Path | None = None
     checkpoint: Path | None = None  # original .ckpt or converted .safetensors
-    channels_last: bool | None = None  # default: on a GPU
+    channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
     sampling: SamplingOptions | None = None
 
 
@@ -174,7 +174,7 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
     pipeline = RealisDancePipeline(vae.to(device), encoder.to(device), network.to(device, dtype), scheduler)
     pipeline.set_progress_bar_config(disable=True)
-    if options.channels_last if options.channels_last is not None else device.type == "cuda":
+    if options.channels_last:
         pipeline.to_channels_last()
     return pipeline
 

@@ -329,9 +329,8 @@ def animate(
         bool, typer.Option("--faithful", help="The original's compute pattern (slower; for checking).")
     ] = False,
     channels_last: Annotated[
-        bool | None,
-        typer.Option("--channels-last/--no-channels-last", help="NHWC convolutions (default: on a GPU)."),
-    ] = None,
+        bool, typer.Option("--channels-last/--no-channels-last", help="NHWC convolutions (faster).")
+    ] = True,
     checkpoint: Annotated[
         Path | None,
         typer.Option(help="RealisDance .ckpt or converted .safetensors (default: from --weights)."),

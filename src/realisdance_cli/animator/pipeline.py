@@ -96,8 +96,9 @@ class RealisDancePipeline(DiffusionPipeline):
         self.register_modules(vae=vae, image_encoder=image_encoder, network=network, scheduler=scheduler)
 
     def to_channels_last(self) -> RealisDancePipeline:
-        """Convolution weights in NHWC, the layout cuDNN's fp16/bf16 kernels run fastest in; the
-        results are the same up to rounding (the golden pipeline case passes either way)."""
+        """Convolution weights in NHWC, the layout cuDNN's fp16/bf16 kernels and oneDNN's CPU
+        kernels run fastest in; the results are the same up to rounding (the golden pipeline case
+        passes either way)."""
         for model in (self.network, self.vae):
             model.to(memory_format=torch.channels_last)
         return self
