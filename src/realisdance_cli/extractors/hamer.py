@@ -253,7 +253,8 @@ class Hamer(nn.Module):
 
     def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         margin = self.config.crop_margin
-        return self.mano_head(self.backbone(crops[:, :, :, margin : crops.shape[-1] - margin]))
+        features, _ = self.backbone(crops[:, :, :, margin : crops.shape[-1] - margin])
+        return self.mano_head(features)
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -409,11 +410,12 @@ def _blurred(frame: np.ndarray, sigma: float, window: tuple[slice, slice]) -> np
     return image
 
 
-def _crop_transform(cx: float, cy: float, side: float, out: int) -> np.ndarray:
-    """HaMeR's `gen_trans_from_patch_cv` without rotation: the square around (cx, cy) -> out x out."""
-    src = np.array([[cx, cy], [cx, cy + side * 0.5], [cx + side * 0.5, cy]], dtype=np.float32)
-    half = out * 0.5
-    dst = np.array([[half, half], [half, half + half], [half + half, half]], dtype=np.float32)
+def crop_transform(cx: float, cy: float, width: float, height: float, out_w: int, out_h: int) -> np.ndarray:
+    """`gen_trans_from_patch_cv` of HaMeR and SMPLer-X without rotation or scale: the box of
+    `width` x `height` around (cx, cy) -> an `out_w` x `out_h` picture (float32 points, as there)."""
+    src = np.array([[cx, cy], [cx, cy + height * 0.5], [cx + width * 0.5, cy]], dtype=np.float32)
+    half_w, half_h = out_w * 0.5, out_h * 0.5
+    dst = np.array([[half_w, half_h], [half_w, half_h + half_h], [half_w + half_w, half_h]], dtype=np.float32)
     return cv2.getAffineTransform(src, dst)
 
 
@@ -440,7 +442,7 @@ def crop_hand(frame_bgr: np.ndarray, box: np.ndarray, right: bool, config: Hamer
         cx = width - cx - 1
     patch = cv2.warpAffine(
         np.ascontiguousarray(image),
-        _crop_transform(cx, float(center[1]), side, out),
+        crop_transform(cx, float(center[1]), side, side, out, out),
         (out, out),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,

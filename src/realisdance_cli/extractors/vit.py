@@ -3,7 +3,8 @@
 Module names and arithmetic follow the original (`patch_embed.proj`, `pos_embed`, `blocks.N.{norm1,
 attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}`, `last_norm`), so the released weights load as they
 are. There is no class token: the first row of `pos_embed` is added to every patch's row instead,
-and the patch convolution pads by 2, so a 256x192 picture gives 16x12 tokens.
+and the patch convolution pads by 2, so a 256x192 picture gives 16x12 tokens. SMPLer-X's variant
+puts learnt task tokens (no positional embedding) in front of the patches.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class ViTConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     patch_padding: int = 2
+    task_tokens: int = 0
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor], prefix: str, **fixed: object) -> ViTConfig:
@@ -43,6 +45,7 @@ class ViTConfig:
             "depth": depth,
             "mlp_ratio": hidden / proj.shape[0],
             "qkv_bias": f"{prefix}blocks.0.attn.qkv.bias" in state,
+            "task_tokens": state[f"{prefix}task_tokens"].shape[1] if f"{prefix}task_tokens" in state else 0,
         }
         return cls(**{**settings, **fixed})
 
@@ -96,7 +99,7 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    """(B, 3, H, W) pictures -> (B, C, H/16, W/16) feature maps."""
+    """(B, 3, H, W) pictures -> (B, C, H/16, W/16) feature maps and (B, T, C) task tokens."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
@@ -105,13 +108,19 @@ class ViT(nn.Module):
         patches = (height // config.patch_size) * (width // config.patch_size)
         self.patch_embed = PatchEmbed(config)
         self.pos_embed = nn.Parameter(torch.zeros(1, patches + 1, config.embed_dim))
+        if config.task_tokens:
+            self.task_tokens = nn.Parameter(torch.zeros(1, config.task_tokens, config.embed_dim))
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
         self.last_norm = nn.LayerNorm(config.embed_dim, eps=LAYER_NORM_EPS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.patch_embed(x)
         batch, _, rows, cols = x.shape
         x = x.flatten(2).transpose(1, 2) + self.pos_embed[:, 1:] + self.pos_embed[:, :1]
+        count = self.config.task_tokens
+        if count:
+            x = torch.cat([self.task_tokens.expand(batch, -1, -1), x], dim=1)
         for block in self.blocks:
             x = block(x)
-        return self.last_norm(x).transpose(1, 2).reshape(batch, -1, rows, cols)
+        x = self.last_norm(x)
+        return x[:, count:].transpose(1, 2).reshape(batch, -1, rows, cols), x[:, :count]
