@@ -46,6 +46,7 @@ bench: install
 	RDANCE_GL=egl $(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/smoothing.py
 	$(BIN)/python benchmarks/hamer.py
+	$(BIN)/python benchmarks/smplerx.py
 	$(BIN)/python benchmarks/animate.py
 
 clean:

@@ -99,3 +99,31 @@ def golden_dwpose(name: str) -> tuple[dict, np.ndarray]:
             "W": int(data[f"{name}.W"]),
         }
         return pose, data[f"{name}.det_boxes"]
+
+
+def write_hamer_config(config: dict, path: Path) -> Path:
+    """A `model_config.yaml` in the release's layout for the sizes of `CONFIG.json`."""
+    import yaml
+
+    head = config["mano_head"]
+    backbone = config["backbone"]
+    text = {
+        "MODEL": {
+            "IMAGE_SIZE": config["image_size"],
+            "IMAGE_MEAN": config["image_mean"],
+            "IMAGE_STD": config["image_std"],
+            "BBOX_SHAPE": config["bbox_shape"],
+            "BACKBONE": {"TYPE": "vit", "NUM_HEADS": backbone["num_heads"], "IMG_SIZE": backbone["img_size"]},
+            "MANO_HEAD": {
+                "TYPE": "transformer_decoder",
+                "TRANSFORMER_DECODER": head["transformer_decoder"],
+                "JOINT_REP": head["joint_rep"],
+                "IEF_ITERS": head["ief_iters"],
+                "TRANSFORMER_INPUT": head["transformer_input"],
+            },
+        },
+        "EXTRA": {"FOCAL_LENGTH": config["focal_length"]},
+        "MANO": {"GENDER": "neutral", "NUM_HAND_JOINTS": 15},
+    }
+    path.write_text(yaml.safe_dump(text))
+    return path

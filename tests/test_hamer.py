@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+from conftest import GOLDEN, assert_user_error, need, rdance, write_hamer_config, write_video
 
 from realisdance_cli.bodies import mano_layer
 from realisdance_cli.errors import UserError
@@ -32,34 +32,6 @@ TOLERANCE = {"atol": 1e-4, "rtol": 1e-4}
 CASE = GOLDEN / "hamer"
 
 
-def write_model_config(config: dict, path: Path) -> Path:
-    """A `model_config.yaml` in the release's layout for the sizes of `CONFIG.json`."""
-    import yaml
-
-    head = config["mano_head"]
-    backbone = config["backbone"]
-    text = {
-        "MODEL": {
-            "IMAGE_SIZE": config["image_size"],
-            "IMAGE_MEAN": config["image_mean"],
-            "IMAGE_STD": config["image_std"],
-            "BBOX_SHAPE": config["bbox_shape"],
-            "BACKBONE": {"TYPE": "vit", "NUM_HEADS": backbone["num_heads"], "IMG_SIZE": backbone["img_size"]},
-            "MANO_HEAD": {
-                "TYPE": "transformer_decoder",
-                "TRANSFORMER_DECODER": head["transformer_decoder"],
-                "JOINT_REP": head["joint_rep"],
-                "IEF_ITERS": head["ief_iters"],
-                "TRANSFORMER_INPUT": head["transformer_input"],
-            },
-        },
-        "EXTRA": {"FOCAL_LENGTH": config["focal_length"]},
-        "MANO": {"GENDER": "neutral", "NUM_HAND_JOINTS": 15},
-    }
-    path.write_text(yaml.safe_dump(text))
-    return path
-
-
 @pytest.fixture(scope="module")
 def config() -> dict:
     return json.loads((need(CASE) / "CONFIG.json").read_text())
@@ -74,7 +46,7 @@ def case() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def config_path(config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_model_config(config, tmp_path_factory.mktemp("hamer") / "model_config.yaml")
+    return write_hamer_config(config, tmp_path_factory.mktemp("hamer") / "model_config.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +145,7 @@ def test_hostile_checkpoint_is_refused(config_path: Path, tmp_path: Path) -> Non
 def test_checkpoint_that_does_not_fit_the_config_is_named(config: dict, tmp_path: Path) -> None:
     wrong = json.loads(json.dumps(config))
     wrong["mano_head"]["transformer_decoder"]["depth"] = 3
-    path = write_model_config(wrong, tmp_path / "model_config.yaml")
+    path = write_hamer_config(wrong, tmp_path / "model_config.yaml")
     with pytest.raises(UserError, match="missing"):
         load_hamer(CASE / "hamer_tiny.ckpt", path)
 
@@ -193,7 +165,7 @@ def weights_root(config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path
     for relative, target in links.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).symlink_to(need(target))
-    write_model_config(config, root / "hamer" / "model_config.yaml")
+    write_hamer_config(config, root / "hamer" / "model_config.yaml")
     return root
 
 
@@ -201,7 +173,7 @@ def weights_root(config: dict, tmp_path_factory: pytest.TempPathFactory) -> Path
 def test_extract_then_render_draws_the_hands_in_their_boxes(weights_root: Path, tmp_path: Path) -> None:
     person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
     video = write_video(tmp_path / "clip.mp4", [person] * 3, fps=25)
-    done = rdance("extract", video, "--weights", weights_root, "--chunk", "2")
+    done = rdance("extract", video, "--weights", weights_root, "--chunk", "2", "--only", "dwpose,hamer")
     assert done.returncode == 0, done.stderr
     assert "hamer: done, 3 frames, 3 with hands (6 hands, 2.0 per frame)" in done.stdout
     track = Track.open(tmp_path / "clip.rdance")
@@ -212,7 +184,7 @@ def test_extract_then_render_draws_the_hands_in_their_boxes(weights_root: Path, 
     assert first["is_right"].tolist() == [False, True] == [h.right for h in expected]
     np.testing.assert_allclose(first["box"], np.stack([h.box for h in expected]), rtol=1e-6)
     assert first["valid"].all() and np.isfinite(first["cam_t_full"]).all()
-    again = rdance("extract", video, "--weights", weights_root)
+    again = rdance("extract", video, "--weights", weights_root, "--only", "dwpose,hamer")
     assert "dwpose: already done" in again.stdout and "hamer: already done" in again.stdout
 
     rendered = rdance("render-poses", tmp_path / "clip.rdance", "--only", "hamer", "--weights", weights_root)

@@ -7,6 +7,8 @@ is loaded with `torch.load(weights_only=True)`, allowing only the numpy globals 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pickle
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,11 @@ def _check_keys(data: dict[str, Any], keys: tuple[str, ...], path: Path, what: s
         raise UserError(f"{path} is not a {what}: it lacks {', '.join(missing)}.")
 
 
+def _quiet() -> contextlib.AbstractContextManager:
+    """smplx prints a warning about the 10 shape coefficients every file has; the CLI stays clean."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
 def mano_layer(path: Path) -> Any:
     """smplx's MANO layer (rotation matrices in, vertices out) from an official `MANO_RIGHT.pkl`."""
     import smplx
@@ -126,13 +133,15 @@ def mano_layer(path: Path) -> Any:
     _require(path, "MANO hand model", MANO_LICENCE, "mano")
     data = load_body_pickle(path)
     _check_keys(data, MANO_KEYS, path, "MANO hand model")
-    return smplx.MANOLayer(
-        model_path=str(path.parent),
-        is_rhand=True,
-        data_struct=Struct(**data),
-        use_pca=False,
-        flat_hand_mean=True,
-    ).eval()
+    with _quiet():
+        layer = smplx.MANOLayer(
+            model_path=str(path.parent),
+            is_rhand=True,
+            data_struct=Struct(**data),
+            use_pca=False,
+            flat_hand_mean=True,
+        )
+    return layer.eval()
 
 
 def smplx_model(path: Path, batch_size: int = 1) -> Any:
@@ -160,17 +169,18 @@ def smplx_model(path: Path, batch_size: int = 1) -> Any:
     with tempfile.TemporaryDirectory(prefix="rdance-smplx-") as folder:
         copy = Path(folder) / "SMPLX_NEUTRAL.npz"
         np.savez(copy, **arrays)
-        model = smplx.SMPLX(
-            str(copy),
-            gender="neutral",
-            ext="npz",
-            use_pca=False,
-            flat_hand_mean=False,
-            use_face_contour=True,
-            num_betas=10,
-            num_expression_coeffs=10,
-            batch_size=batch_size,
-        )
+        with _quiet():
+            model = smplx.SMPLX(
+                str(copy),
+                gender="neutral",
+                ext="npz",
+                use_pca=False,
+                flat_hand_mean=False,
+                use_face_contour=True,
+                num_betas=10,
+                num_expression_coeffs=10,
+                batch_size=batch_size,
+            )
     return model.eval()
 
 

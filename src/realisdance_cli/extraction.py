@@ -18,8 +18,8 @@ from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import SourceInfo, Stream, Track, file_sha256
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
 
-STAGES = ("dwpose", "hamer")  # in run order; SMPLer-X joins when it lands
-STREAM_OF = {"dwpose": "dwpose", "hamer": "mano"}
+STAGES = ("dwpose", "smplerx", "hamer")  # in run order
+STREAM_OF = {"dwpose": "dwpose", "smplerx": "smplx", "hamer": "mano"}
 
 
 @dataclass
@@ -173,42 +173,67 @@ def run_dwpose(
     return _summary(track, "dwpose", skipped=False)
 
 
-def run_hamer(
-    track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
-) -> StageSummary:
-    """HaMeR on the hands DWPose found in this track (MANO is checked now, as render-poses needs it)."""
-    from realisdance_cli.devices import resolve_device
+def _hand_estimator(paths: dict[str, Path], root: Path, device: Any, dtype: Any, batch: int) -> Any:
     from realisdance_cli.extractors.hamer import load_hamer
     from realisdance_cli.extractors.hands import HandEstimator
 
-    if not track.has("dwpose"):
-        raise UserError(f"{track.path} has no finished DWPose stream; run the dwpose stage first.")
-    device, dtype = resolve_device(options.device, options.dtype)
-    dwpose = track.state("dwpose")
-    stage_options = {
-        "dtype": str(dtype).removeprefix("torch."),
-        "dwpose": {**dwpose.weights, **dwpose.options},  # new hand boxes -> new hands
-    }
-    if track.has("mano") and track.state("mano").options == stage_options:
-        return _summary(track, "hamer", skipped=True)
-    root = weights.weights_root(options.weights_root)
-    paths = weights.require_all(["hamer", "hamer-config", "mano"], root)
-    network = {name: paths[name] for name in ("hamer", "hamer-config")}
-    track.begin("mano", weights=_weight_ids(network), options=stage_options)
-    if track.has("mano"):
-        return _summary(track, "hamer", skipped=True)
-    model = load_hamer(paths["hamer"], paths["hamer-config"], root / weights.get("hamer-mean").path)
-    estimator = HandEstimator(model, device, dtype, options.batch)
-    poses = track.load("dwpose")
-
-    def infer(frames: list[np.ndarray], first: int) -> list[dict[str, np.ndarray]]:
-        return estimator(frames, [poses.frame(first + i) for i in range(len(frames))])
-
-    _run_chunks(track, "hamer", source, options, infer, progress)
-    return _summary(track, "hamer", skipped=False)
+    mean = root / weights.get("hamer-mean").path
+    return HandEstimator(load_hamer(paths["hamer"], paths["hamer-config"], mean), device, dtype, batch)
 
 
-RUNNERS: dict[str, Any] = {"dwpose": run_dwpose, "hamer": run_hamer}
+def _person_estimator(paths: dict[str, Path], root: Path, device: Any, dtype: Any, batch: int) -> Any:
+    from realisdance_cli.extractors.people import PersonEstimator
+    from realisdance_cli.extractors.smplerx import load_smplerx
+
+    return PersonEstimator(load_smplerx(paths["smplerx"]), device, dtype, batch)
+
+
+@dataclass(frozen=True)
+class _NetworkStage:
+    """A PyTorch stage that reads this run's DWPose stream (person or hand boxes)."""
+
+    stage: str
+    stream: str
+    network: tuple[str, ...]  # weight files that make the result
+    renderer: str  # the body model render-poses needs, checked now so no long run ends without it
+    build: Callable[[dict[str, Path], Path, Any, Any, int], Any]
+
+    def run(
+        self, track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
+    ) -> StageSummary:
+        from realisdance_cli.devices import resolve_device
+
+        if not track.has("dwpose"):
+            raise UserError(f"{track.path} has no finished DWPose stream; run the dwpose stage first.")
+        device, dtype = resolve_device(options.device, options.dtype)
+        dwpose = track.state("dwpose")
+        stage_options = {
+            "dtype": str(dtype).removeprefix("torch."),
+            "dwpose": {**dwpose.weights, **dwpose.options},  # other boxes -> other results
+        }
+        if track.has(self.stream) and track.state(self.stream).options == stage_options:
+            return _summary(track, self.stage, skipped=True)
+        root = weights.weights_root(options.weights_root)
+        paths = weights.require_all([*self.network, self.renderer], root)
+        network = {name: paths[name] for name in self.network}
+        track.begin(self.stream, weights=_weight_ids(network), options=stage_options)
+        if track.has(self.stream):
+            return _summary(track, self.stage, skipped=True)
+        estimator = self.build(paths, root, device, dtype, options.batch)
+        poses = track.load("dwpose")
+
+        def infer(frames: list[np.ndarray], first: int) -> list[dict[str, np.ndarray]]:
+            return estimator(frames, [poses.frame(first + i) for i in range(len(frames))])
+
+        _run_chunks(track, self.stage, source, options, infer, progress)
+        return _summary(track, self.stage, skipped=False)
+
+
+NETWORK_STAGES = {
+    "smplerx": _NetworkStage("smplerx", "smplx", ("smplerx",), "smplx", _person_estimator),
+    "hamer": _NetworkStage("hamer", "mano", ("hamer", "hamer-config"), "mano", _hand_estimator),
+}
+RUNNERS: dict[str, Any] = {"dwpose": run_dwpose} | {name: s.run for name, s in NETWORK_STAGES.items()}
 
 
 def _check_weights(track: Track | None, options: ExtractOptions) -> None:
@@ -225,8 +250,9 @@ def _check_weights(track: Track | None, options: ExtractOptions) -> None:
             for name, explicit in (("dwpose-det", options.dwpose_det), ("dwpose-pose", options.dwpose_pose))
             if explicit is None
         ]
-    if not finished("mano") and "hamer" in options.stages:
-        needed += ["hamer", "hamer-config", "mano"]
+    for name, stage in NETWORK_STAGES.items():
+        if not finished(stage.stream) and name in options.stages:
+            needed += [*stage.network, stage.renderer]
     weights.require_all(needed, weights.weights_root(options.weights_root))
 
 
