@@ -226,3 +226,16 @@ def test_missing_smplerx_files_are_named_with_the_licence(weights_root: Path, tm
     assert_user_error(
         done, "smpler_x_h32.pth.tar", "SMPLX_NEUTRAL.npz", "smpl-x.is.tue.mpg.de", "rdance weights"
     )
+
+
+def test_people_in_boxes_under_50x150_are_skipped_but_kept(model: SmplerX) -> None:
+    from realisdance_cli.extractors.people import PersonEstimator
+
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    boxes = np.array([[100.0, 50.0, 300.0, 450.0], [400.0, 100.0, 440.0, 400.0]])  # the second: 40 wide
+    (record,) = PersonEstimator(model, torch.device("cpu"), torch.float32)(
+        [frame], [{"box": boxes, "keypoints": np.zeros((2, 134, 2)), "scores": np.zeros((2, 134))}]
+    )
+    assert record["valid"].tolist() == [True, False]
+    assert record["bbox"][1].tolist() == [400, 100, 40, 300] and not record["transl"][1].any()
+    assert record["focal"][0].min() > 0 and record["transl"][0, 2] > 0
