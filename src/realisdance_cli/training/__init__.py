@@ -1,0 +1,1 @@
+"""Training RealisDance: data, the two stages' networks, the objective and the loop."""
