@@ -59,3 +59,83 @@ def test_loss_step_matches_the_original(unet_config: dict, scheduler_config: dic
     torch.testing.assert_close(
         _grad_norm(everything).float().reshape(1), case[f"{branch}.grad_norm_all"], **TOLERANCE
     )
+
+
+@pytest.fixture(scope="module")
+def base_unet() -> dict[str, torch.Tensor]:
+    return load_file(need(CASE) / "tiny_sd" / "unet" / "diffusion_pytorch_model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def motion_checkpoint() -> dict[str, torch.Tensor]:
+    """An AnimateDiff-layout motion checkpoint for the tiny UNet (the golden network's modules),
+    with a mid-block module as the real `mm_sd_v15_v2.ckpt` has."""
+    raw = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
+    prefix = "module.unet_main."
+    state = {
+        k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and "motion_modules." in k
+    }
+    mid = {
+        k.replace("up_blocks.1.", "mid_block.", 1): v
+        for k, v in state.items()
+        if k.startswith("up_blocks.1.")
+    }
+    return state | mid
+
+
+def test_stage1_main_unet_on_one_frame_is_the_2d_unet(unet_config: dict, base_unet: dict) -> None:
+    from diffusers import UNet2DConditionModel
+
+    from realisdance_cli.training.stages import stage1_network
+
+    net = stage1_network(unet_config, 48, base_unet).eval()
+    plain = UNet2DConditionModel.from_config(unet_config).eval()
+    plain.load_state_dict(base_unet)
+    torch.manual_seed(0)
+    sample, tokens = torch.randn(2, 4, 8, 8), torch.randn(2, 5, unet_config["cross_attention_dim"])
+    t = torch.tensor([10, 700])
+    with torch.no_grad():
+        ours = net.unet_main(sample[:, :, None], t, encoder_hidden_states=tokens).sample[:, :, 0]
+        theirs = plain(sample, t, encoder_hidden_states=tokens).sample
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert all(torch.equal(v, base_unet[k]) for k, v in net.unet_ref.state_dict().items())
+
+
+def test_stage2_inflation_keeps_every_2d_weight_and_trains_only_motion(
+    unet_config: dict, base_unet: dict, motion_checkpoint: dict
+) -> None:
+    from realisdance_cli.training.stages import is_motion, select_trainable, stage1_network, stage2_network
+
+    first = stage1_network(unet_config, 48, base_unet)
+    trained_in_1 = {name for name, _ in select_trainable(first, 1)}
+    assert trained_in_1 and not any(is_motion(n) for n in trained_in_1)
+    with torch.no_grad():
+        first.pose_guider.block_0_out_proj.weight.add_(1.0)  # as if stage 1 had trained it
+    stage1_state = {k: v for k, v in first.state_dict().items() if not is_motion(k)}
+    with pytest.warns(UserWarning, match="mid-block"):
+        second = stage2_network(unet_config, 48, stage1_state, motion_checkpoint)
+    for name, value in second.state_dict().items():
+        if not is_motion(name):
+            assert torch.equal(value, stage1_state[name]), name
+    golden = load_network(CASE / "realisdance_tiny.ckpt", unet_config, 48).state_dict()
+    main_motion = [k for k in second.state_dict() if k.startswith("unet_main.") and is_motion(k)]
+    assert main_motion and all(torch.equal(second.state_dict()[k], golden[k]) for k in main_motion)
+    trained = select_trainable(second, 2)
+    assert {n for n, _ in trained} == {n for n, _ in second.named_parameters() if "motion_modules." in n}
+    assert all(p.requires_grad == ("motion_modules." in n) for n, p in second.named_parameters())
+
+
+def test_original_format_export_reads_back_identically(unet_config: dict, tmp_path: Path) -> None:
+    from realisdance_cli.training.stages import save_original
+
+    net = load_network(CASE / "realisdance_tiny.ckpt", unet_config, 48)
+    save_original(net, tmp_path / "stage2.ckpt", stage=2, global_step=7)
+    raw = torch.load(tmp_path / "stage2.ckpt", weights_only=True)
+    original = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
+    assert raw["global_step"] == 7 and set(raw["state_dict"]) == {k.removeprefix("module.") for k in original}
+    again = load_network(tmp_path / "stage2.ckpt", unet_config, 48).state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in net.state_dict().items())
+    save_original(net, tmp_path / "stage1.ckpt", stage=1, global_step=3)
+    assert not any(
+        "motion_modules." in k for k in torch.load(tmp_path / "stage1.ckpt", weights_only=True)["state_dict"]
+    )

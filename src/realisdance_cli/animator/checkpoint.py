@@ -93,12 +93,18 @@ def load_network(
     return load_state(_build(unet_config, token_width), read_original(path), path)
 
 
-def convert(source: Path, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
-    """Writes the converted form (atomically); returns the number of tensors."""
-    net = load_network(source, unet_config, token_width)
-    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+def save_network(
+    net: RealisDanceNet, target: Path, unet_config: dict[str, Any], token_width: int, keep: Any = None
+) -> int:
+    """Writes our form (atomically), with the tensors `keep(name)` accepts; returns their number."""
+    state = {k: v.contiguous() for k, v in net.state_dict().items() if keep is None or keep(k)}
     config = json.dumps({"unet": dict(unet_config), "token_width": token_width})
     partial = target.with_name(target.name + ".part")
     save_file(state, str(partial), metadata={"format": FORMAT, "config": config})
     partial.replace(target)
     return len(state)
+
+
+def convert(source: Path, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
+    """Writes the converted form of an original checkpoint; returns the number of tensors."""
+    return save_network(load_network(source, unet_config, token_width), target, unet_config, token_width)

@@ -36,6 +36,33 @@ def to_diffusers_key(key: str) -> str:
     return key
 
 
+def to_original_key(key: str) -> str:
+    """The AnimateDiff-layout name of a diffusers motion-module key (other keys pass through)."""
+    if "motion_modules." not in key:
+        return key
+    head, tail = key.split("motion_modules.", 1)
+    index, rest = tail.split(".", 1)
+    for new, old in (
+        ("norm1.", "norms.0."),
+        ("norm2.", "norms.1."),
+        ("norm3.", "ff_norm."),
+        ("pos_embed.pe", "attention_blocks.0.pos_encoder.pe"),
+        ("attn1.", "attention_blocks.0."),
+        ("attn2.", "attention_blocks.1."),
+    ):
+        rest = rest.replace(new, old)
+    return f"{head}motion_modules.{index}.temporal_transformer.{rest}"
+
+
+def with_position_tables(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `check_position_tables`: each block's table stored for both attentions again."""
+    out = dict(state)
+    for key, value in state.items():
+        if key.endswith(".attention_blocks.0.pos_encoder.pe"):
+            out[key.replace(".attention_blocks.0.", ".attention_blocks.1.")] = value
+    return out
+
+
 def motion_module(channels: int, heads: int = 8) -> AnimateDiffTransformer3D:
     """One AnimateDiff temporal transformer: two temporal self-attentions and a GEGLU feed-forward."""
     module = AnimateDiffTransformer3D(

@@ -1,0 +1,135 @@
+"""The networks of the two training stages, what each one trains, and checkpoints in both forms.
+
+Stage 1 (image finetuning) trains the reference UNet, the main UNet, the pose guider and the clip
+projector on single frames. It uses the same `RealisDanceNet` as inference, with every motion
+module held at the identity (zero output projection, frozen): on one frame that network is
+exactly the original's 2-D main UNet and motion-free pose guider, and its checkpoints leave the
+motion modules out, as the original's stage-1 files do. Stage 2 (motion learning) starts from a
+stage-1 checkpoint, takes the main UNet's motion modules from an AnimateDiff checkpoint (its
+mid-block modules have no place in RealisDance and are skipped), starts the pose guider's at the
+identity, and trains only the motion modules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
+
+from realisdance_cli.animator.motion import (
+    check_position_tables,
+    to_diffusers_key,
+    to_original_key,
+    with_position_tables,
+)
+from realisdance_cli.animator.network import RealisDanceNet
+from realisdance_cli.errors import UserError
+from realisdance_cli.track import atomic_path
+
+STAGES = (1, 2)
+
+
+def is_motion(name: str) -> bool:
+    return "motion_modules." in name
+
+
+def _identity_motion_modules(module: torch.nn.Module) -> None:
+    """Zero output projections: a motion module then adds exactly nothing to its input."""
+    for child in module.modules():
+        if isinstance(child, AnimateDiffTransformer3D):
+            torch.nn.init.zeros_(child.proj_out.weight)
+            torch.nn.init.zeros_(child.proj_out.bias)
+
+
+def _load_part(
+    module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, skip_motion: bool
+) -> None:
+    """Strict loading of `module` from `state`, except for motion modules when `skip_motion`."""
+    expected = {k for k in module.state_dict() if not (skip_motion and is_motion(k))}
+    missing, extra = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or extra:
+        raise UserError(f"{what} does not fit: missing {missing[:3]}, unexpected {extra[:3]}.")
+    module.load_state_dict(dict(state), strict=False)
+
+
+def stage1_network(
+    unet_config: dict[str, Any], token_width: int, base_unet: Mapping[str, torch.Tensor]
+) -> RealisDanceNet:
+    """Both UNets from the base model's UNet weights; pose guider and projector freshly initialised."""
+    net = RealisDanceNet(unet_config, token_width)
+    _load_part(net.unet_ref, base_unet, "the base UNet", skip_motion=False)
+    _load_part(net.unet_main, base_unet, "the base UNet", skip_motion=True)
+    _identity_motion_modules(net)
+    return net
+
+
+def animatediff_motion_modules(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An AnimateDiff checkpoint's down/up-block motion modules under diffusers' names."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    mid = [k for k in state if k.startswith("mid_block.")]
+    if mid:
+        warnings.warn(
+            f"skipping {len(mid)} mid-block motion-module tensors: RealisDance has none there",
+            stacklevel=2,
+        )
+    kept = check_position_tables({k: v for k, v in state.items() if not k.startswith("mid_block.")})
+    return {to_diffusers_key(k): v for k, v in kept.items()}
+
+
+def stage2_network(
+    unet_config: dict[str, Any],
+    token_width: int,
+    stage1: Mapping[str, torch.Tensor],
+    motion: Mapping[str, torch.Tensor] | None,
+) -> RealisDanceNet:
+    """The stage-1 weights (every non-motion parameter must be there) inflated with motion modules."""
+    net = RealisDanceNet(unet_config, token_width)
+    _identity_motion_modules(net)
+    _load_part(
+        net, {k: v for k, v in stage1.items() if not is_motion(k)}, "the stage-1 checkpoint", skip_motion=True
+    )
+    if motion is not None:
+        main_motion = {k: v for k, v in net.unet_main.state_dict().items() if is_motion(k)}
+        modules = animatediff_motion_modules(motion)
+        missing, extra = (
+            sorted(main_motion.keys() - modules.keys()),
+            sorted(modules.keys() - main_motion.keys()),
+        )
+        if missing or extra:
+            raise UserError(
+                f"the motion checkpoint does not fit the UNet: missing {missing[:3]}, unexpected {extra[:3]}."
+            )
+        net.unet_main.load_state_dict(modules, strict=False)
+    return net
+
+
+def select_trainable(net: RealisDanceNet, stage: int) -> list[tuple[str, torch.nn.Parameter]]:
+    """Marks what `stage` trains (stage 1: all but the motion modules; 2: only them) and returns it."""
+    chosen = []
+    for name, parameter in net.named_parameters():
+        wanted = is_motion(name) == (stage == 2)
+        parameter.requires_grad_(wanted)
+        if wanted:
+            chosen.append((name, parameter))
+    return chosen
+
+
+def checkpoint_keys(stage: int) -> Any:
+    """Which tensors a stage's checkpoint holds: stage 1 leaves out the identity motion modules."""
+    return (lambda name: not is_motion(name)) if stage == 1 else None
+
+
+def save_original(net: RealisDanceNet, target: Path, stage: int, global_step: int) -> None:
+    """`{"state_dict", "global_step"}` with the original's names, readable by the authors' code."""
+    keep = checkpoint_keys(stage)
+    state = {
+        to_original_key(k): v.detach().cpu().contiguous()
+        for k, v in net.state_dict().items()
+        if keep is None or keep(k)
+    }
+    with atomic_path(target) as partial:
+        torch.save({"state_dict": with_position_tables(state), "global_step": global_step}, partial)
