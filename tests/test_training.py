@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from conftest import GOLDEN, need
@@ -139,3 +141,51 @@ def test_original_format_export_reads_back_identically(unet_config: dict, tmp_pa
     assert not any(
         "motion_modules." in k for k in torch.load(tmp_path / "stage1.ckpt", weights_only=True)["state_dict"]
     )
+
+
+# -- data --------------------------------------------------------------------------------------
+
+
+def _clip_folder(folder: Path, frames: int = 24, size: tuple[int, int] = (90, 160)) -> Path:
+    """A video whose pose videos are the video itself, so crops can be compared picture for picture."""
+    from conftest import write_video
+
+    rng = np.random.default_rng(0)
+    pictures = [
+        cv2.GaussianBlur(rng.integers(0, 256, (*size, 3), dtype=np.uint8), (0, 0), 3) for _ in range(frames)
+    ]
+    for name in ("video", "dwpose", "hamer", "smpl"):
+        write_video(folder / f"{name}.mp4", pictures, fps=24)
+    return folder
+
+
+def test_clips_share_one_crop_across_the_frames_and_the_pose_videos(tmp_path: Path) -> None:
+    from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
+
+    _clip_folder(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "video.mp4").write_bytes(b"not a video")
+    rows = [
+        {
+            "video": f"{d}/video.mp4",
+            "dwpose": f"{d}/dwpose.mp4",
+            "hamer": f"{d}/hamer.mp4",
+            "smpl": f"{d}/smpl.mp4",
+        }
+        for d in ("a", "b", "missing")
+    ]
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("\n".join(json.dumps(r) for r in rows) + "\n{broken\n")
+    sampling = ClipSampling(frames=4, stride=3, size=(64, 48), clip_size=(40, 30))
+    with pytest.warns(UserWarning) as caught:
+        entries = read_manifest(manifest, minimum_frames=sampling.span)
+    assert len(entries) == 1 and len(caught) == 3  # b corrupt, missing, broken line
+    dataset = ClipDataset(entries, sampling, seed=1)
+    item = dataset[0]
+    assert item["pixels"].shape == (3, 4, 64, 48) and item["reference_clip"].shape == (3, 40, 30)
+    for name in ("dwpose", "hamer", "smpl"):
+        assert torch.equal(item[name], (item["pixels"] + 1) / 2), name  # one crop for all
+    again = ClipDataset(entries, sampling, seed=1)[0]
+    assert all(torch.equal(item[k], again[k]) for k in item)  # seed and index decide the clip
+    other = ClipDataset(entries, sampling, seed=2)[0]
+    assert not torch.equal(item["pixels"], other["pixels"])

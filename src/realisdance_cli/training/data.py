@@ -1,0 +1,151 @@
+"""Training samples from a manifest of videos and their three pose videos, like the original's
+`VideoDataset`: clips of `frames` frames every `stride`-th, one random crop at the target aspect
+shared by the frames and all three pose videos, and a reference frame (random or the first) of the
+same video with its DINOv2 crop. Only the frames of a clip are decoded.
+
+A manifest is JSON lines: `{"video", "dwpose", "hamer", "smpl", "frames", "fps", "width",
+"height"}`, paths relative to the manifest's folder. Entries whose files are missing, unreadable or
+of other frame counts are reported and left out; a clip that fails to decode later is replaced by
+the next entry's, so one bad file never stops a long run.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.video import FrameSource, Selection
+
+POSES = ("dwpose", "hamer", "smpl")
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+@dataclass(frozen=True)
+class Entry:
+    video: Path
+    poses: tuple[Path, Path, Path]  # dwpose, hamer, smpl
+    frames: int
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    frames: int = 16  # 1 for stage 1
+    stride: int = 4
+    size: tuple[int, int] = (768, 576)  # height, width of the training pictures
+    clip_size: tuple[int, int] = (320, 240)  # height, width of the reference's DINOv2 input
+    ref_mode: Literal["random", "first"] = "random"
+
+    @property
+    def span(self) -> int:
+        """Source frames a clip covers; shorter videos are left out of the manifest."""
+        return (self.frames - 1) * self.stride + 1
+
+
+def _frame_count(path: Path) -> int:
+    return FrameSource(path).info.frame_count
+
+
+def read_manifest(path: Path, minimum_frames: int = 1) -> list[Entry]:
+    """The usable entries of a manifest; each unusable one is reported (a warning) and left out."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as error:
+        raise UserError(f"cannot read the manifest {path}: {error.strerror or error}.") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            files = [path.parent / record[name] for name in ("video", *POSES)]
+            counts = [_frame_count(file) for file in files]
+            if len(set(counts)) != 1:
+                raise UserError(f"frame counts differ: {dict(zip(('video', *POSES), counts, strict=True))}")
+            if counts[0] < minimum_frames:
+                raise UserError(f"{counts[0]} frames, a clip needs {minimum_frames}")
+        except (UserError, KeyError, ValueError, TypeError) as error:
+            warnings.warn(f"{path}:{number} left out: {error}", stacklevel=2)
+            continue
+        entries.append(Entry(files[0], (files[1], files[2], files[3]), counts[0]))
+    if not entries:
+        raise UserError(f"{path} has no usable entry.")
+    return entries
+
+
+def _read(path: Path, start: int, stride: int, count: int) -> np.ndarray:
+    frames = list(FrameSource(path, Selection(start=start, stride=stride, max_frames=count)))
+    if len(frames) != count:
+        raise UserError(f"{path} ended after {len(frames)} of {count} frames")
+    return np.stack(frames)
+
+
+def crop_box(
+    height: int, width: int, size: tuple[int, int], rng: np.random.Generator
+) -> tuple[int, int, int, int]:
+    """The largest box of the target aspect at a random place: (top, left, box height, box width)."""
+    target_h, target_w = size
+    box_h = min(height, round(width * target_h / target_w))
+    box_w = min(width, round(box_h * target_w / target_h))
+    return int(rng.integers(0, height - box_h + 1)), int(rng.integers(0, width - box_w + 1)), box_h, box_w
+
+
+def _cropped(pictures: np.ndarray, box: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
+    top, left, box_h, box_w = box
+    return np.stack(
+        [
+            cv2.resize(p[top : top + box_h, left : left + box_w], size[::-1], interpolation=cv2.INTER_AREA)
+            for p in pictures
+        ]
+    )
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Item i: `pixels` (3, F, H, W) in [-1, 1], the three pose videos (3, F, H, W) in [0, 1],
+    `reference` (3, H, W) in [-1, 1] and `reference_clip` (3, h, w) ImageNet-normalised. The
+    randomness of item i depends only on (seed, epoch, i), so a resumed run sees the same clips."""
+
+    def __init__(self, entries: list[Entry], sampling: ClipSampling, seed: int = 0) -> None:
+        self.entries, self.sampling, self.seed = entries, sampling, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        for attempt in range(len(self.entries)):
+            entry = self.entries[(index + attempt) % len(self.entries)]
+            try:
+                return self._sample(entry, np.random.default_rng((self.seed, self.epoch, index, attempt)))
+            except UserError as error:
+                warnings.warn(f"skipping {entry.video}: {error}", stacklevel=2)
+        raise UserError("no entry of the manifest could be decoded.")
+
+    def _sample(self, entry: Entry, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        s = self.sampling
+        start = int(rng.integers(0, entry.frames - s.span + 1))
+        pixels = _read(entry.video, start, s.stride, s.frames)
+        box = crop_box(pixels.shape[1], pixels.shape[2], s.size, rng)
+        ref_index = 0 if s.ref_mode == "first" else int(rng.integers(0, entry.frames))
+        reference = _cropped(_read(entry.video, ref_index, 1, 1), box, s.size)[0]
+        clip = cv2.resize(reference, s.clip_size[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+        def video(pictures: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(_cropped(pictures, box, s.size)).permute(3, 0, 1, 2).float() / 255
+
+        sample = {
+            "pixels": video(pixels) * 2 - 1,
+            "reference": torch.from_numpy(reference).permute(2, 0, 1).float() / 127.5 - 1,
+            "reference_clip": torch.from_numpy((clip - IMAGENET_MEAN) / IMAGENET_STD).permute(2, 0, 1),
+        }
+        for name, path in zip(POSES, entry.poses, strict=True):
+            sample[name] = video(_read(path, start, s.stride, s.frames))
+        return sample
