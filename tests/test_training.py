@@ -131,16 +131,12 @@ def test_original_format_export_reads_back_identically(unet_config: dict, tmp_pa
     from realisdance_cli.training.stages import save_original
 
     net = load_network(CASE / "realisdance_tiny.ckpt", unet_config, 48)
-    save_original(net, tmp_path / "stage2.ckpt", stage=2, global_step=7)
+    save_original(net, tmp_path / "stage2.ckpt", global_step=7)
     raw = torch.load(tmp_path / "stage2.ckpt", weights_only=True)
     original = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
     assert raw["global_step"] == 7 and set(raw["state_dict"]) == {k.removeprefix("module.") for k in original}
     again = load_network(tmp_path / "stage2.ckpt", unet_config, 48).state_dict()
     assert all(torch.equal(v, again[k]) for k, v in net.state_dict().items())
-    save_original(net, tmp_path / "stage1.ckpt", stage=1, global_step=3)
-    assert not any(
-        "motion_modules." in k for k in torch.load(tmp_path / "stage1.ckpt", weights_only=True)["state_dict"]
-    )
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -189,3 +185,103 @@ def test_clips_share_one_crop_across_the_frames_and_the_pose_videos(tmp_path: Pa
     assert all(torch.equal(item[k], again[k]) for k in item)  # seed and index decide the clip
     other = ClipDataset(entries, sampling, seed=2)[0]
     assert not torch.equal(item["pixels"], other["pixels"])
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+
+def _training_parts(
+    tmp_path: Path, unet_config: dict, scheduler_config: dict, frames: int = 4, copies: int = 1
+):
+    from diffusers import AutoencoderKL
+    from transformers import Dinov2Model
+
+    from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
+    from realisdance_cli.training.loop import Encoders
+    from realisdance_cli.training.objective import noise_scheduler
+
+    _clip_folder(tmp_path / "clip", frames=12, size=(64, 48))
+    manifest = tmp_path / "manifest.jsonl"
+    row = json.dumps({name: f"clip/{name}.mp4" for name in ("video", "dwpose", "hamer", "smpl")})
+    manifest.write_text("\n".join([row] * copies))
+    sampling = ClipSampling(frames=frames, stride=2, size=(64, 48), clip_size=(28, 28))
+    dataset = ClipDataset(read_manifest(manifest, sampling.span), sampling, seed=3)
+    encoders = Encoders(
+        AutoencoderKL.from_pretrained(CASE / "tiny_sd" / "vae"),
+        Dinov2Model.from_pretrained(CASE / "tiny_dinov2"),
+    )
+    net = load_network(CASE / "realisdance_tiny.ckpt", unet_config, 48)
+    return net, encoders, noise_scheduler(scheduler_config), dataset
+
+
+@pytest.mark.slow
+def test_a_stopped_run_resumes_to_the_same_losses(
+    unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    from realisdance_cli.training.loop import TrainOptions, train
+
+    config = {"unet": unet_config, "token_width": 48}
+    options = TrainOptions(stage=2, steps=4, learning_rate=1e-3, checkpoint_every=2, cfg_uncond_ratio=0.3)
+    straight = train(
+        *_training_parts(tmp_path / "a", unet_config, scheduler_config), options, tmp_path / "a", config
+    )
+    first = train(
+        *_training_parts(tmp_path / "b", unet_config, scheduler_config),
+        TrainOptions(**{**options.__dict__, "steps": 2}),
+        tmp_path / "b",
+        config,
+    )
+    rest = train(
+        *_training_parts(tmp_path / "b", unet_config, scheduler_config),
+        options,
+        tmp_path / "b",
+        config,
+        resume=True,
+    )
+    assert len(straight) == 4 and first + rest == pytest.approx(straight, rel=1e-5, abs=1e-7)
+    a = load_file(tmp_path / "a" / "stage2.safetensors")
+    b = load_file(tmp_path / "b" / "stage2.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert torch.load(tmp_path / "b" / "stage2.ckpt", weights_only=True)["global_step"] == 4
+
+
+@pytest.mark.slow
+def test_overfitting_one_clip_drives_the_loss_down(
+    unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    from realisdance_cli.training.loop import TrainOptions, train
+    from realisdance_cli.training.stages import stage1_network
+
+    # batches of 2: the pose guider has BatchNorm, which needs more than one value in training
+    _, encoders, scheduler, dataset = _training_parts(
+        tmp_path, unet_config, scheduler_config, frames=1, copies=2
+    )
+    base = load_file(CASE / "tiny_sd" / "unet" / "diffusion_pytorch_model.safetensors")
+    net = stage1_network(unet_config, 48, base)
+    generator = torch.Generator().manual_seed(0)
+    batch = encoders({k: v[None] for k, v in dataset[0].items()}, generator)
+    noise = torch.randn(batch.latents.shape, generator=generator)
+    timesteps = torch.tensor([300])
+
+    def loss_now() -> float:
+        with torch.no_grad():
+            return diffusion_loss(net.eval(), scheduler, batch, noise, timesteps)[0].item()
+
+    before = loss_now()
+    options = TrainOptions(
+        stage=1, steps=30, learning_rate=1e-3, batch_size=2, cfg_uncond_ratio=0.0, checkpoint_every=1000
+    )
+    train(
+        net.train(),
+        encoders,
+        scheduler,
+        dataset,
+        options,
+        tmp_path / "run",
+        {"unet": unet_config, "token_width": 48},
+    )
+    after = loss_now()
+    assert after < 0.5 * before, (before, after)
+    assert not any("motion_modules." in k for k in load_file(tmp_path / "run" / "stage1.safetensors"))
+    original = torch.load(tmp_path / "run" / "stage1.ckpt", weights_only=True)
+    assert original["global_step"] == 30 and not any("motion_modules." in k for k in original["state_dict"])

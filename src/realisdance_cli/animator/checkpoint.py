@@ -93,11 +93,9 @@ def load_network(
     return load_state(_build(unet_config, token_width), read_original(path), path)
 
 
-def save_network(
-    net: RealisDanceNet, target: Path, unet_config: dict[str, Any], token_width: int, keep: Any = None
-) -> int:
-    """Writes our form (atomically), with the tensors `keep(name)` accepts; returns their number."""
-    state = {k: v.contiguous() for k, v in net.state_dict().items() if keep is None or keep(k)}
+def save_network(net: RealisDanceNet, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
+    """Writes our form (atomically); returns the number of tensors."""
+    state = {k: v.contiguous() for k, v in net.state_dict().items()}
     config = json.dumps({"unet": dict(unet_config), "token_width": token_width})
     partial = target.with_name(target.name + ".part")
     save_file(state, str(partial), metadata={"format": FORMAT, "config": config})

@@ -1,13 +1,13 @@
 """The networks of the two training stages, what each one trains, and checkpoints in both forms.
 
 Stage 1 (image finetuning) trains the reference UNet, the main UNet, the pose guider and the clip
-projector on single frames. It uses the same `RealisDanceNet` as inference, with every motion
-module held at the identity (zero output projection, frozen): on one frame that network is
-exactly the original's 2-D main UNet and motion-free pose guider, and its checkpoints leave the
-motion modules out, as the original's stage-1 files do. Stage 2 (motion learning) starts from a
-stage-1 checkpoint, takes the main UNet's motion modules from an AnimateDiff checkpoint (its
-mid-block modules have no place in RealisDance and are skipped), starts the pose guider's at the
-identity, and trains only the motion modules.
+projector on single frames. It uses the same `RealisDanceNet` as inference with every motion
+module taken out (replaced by a pass-through): on one frame that network is exactly the original's
+2-D main UNet and motion-free pose guider, and its checkpoints hold no motion module, as the
+original's stage-1 files. Stage 2 (motion learning) starts from a stage-1 checkpoint, takes the
+main UNet's motion modules from an AnimateDiff checkpoint (its mid-block modules have no place in
+RealisDance and are skipped), starts the pose guider's at the identity (AnimateDiff zero-initialises
+their output projection), and trains only the motion modules.
 """
 
 from __future__ import annotations
@@ -37,6 +37,21 @@ def is_motion(name: str) -> bool:
     return "motion_modules." in name
 
 
+class PassThrough(torch.nn.Module):
+    """Stands where a motion module was: the 3-D blocks call it with the frame count."""
+
+    def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return hidden_states
+
+
+def _without_motion_modules(net: RealisDanceNet) -> None:
+    for module in net.modules():
+        motion = getattr(module, "motion_modules", None)
+        if isinstance(motion, torch.nn.ModuleList):
+            for index in range(len(motion)):
+                motion[index] = PassThrough()
+
+
 def _identity_motion_modules(module: torch.nn.Module) -> None:
     """Zero output projections: a motion module then adds exactly nothing to its input."""
     for child in module.modules():
@@ -61,9 +76,9 @@ def stage1_network(
 ) -> RealisDanceNet:
     """Both UNets from the base model's UNet weights; pose guider and projector freshly initialised."""
     net = RealisDanceNet(unet_config, token_width)
+    _without_motion_modules(net)
     _load_part(net.unet_ref, base_unet, "the base UNet", skip_motion=False)
-    _load_part(net.unet_main, base_unet, "the base UNet", skip_motion=True)
-    _identity_motion_modules(net)
+    _load_part(net.unet_main, base_unet, "the base UNet", skip_motion=False)
     return net
 
 
@@ -118,18 +133,8 @@ def select_trainable(net: RealisDanceNet, stage: int) -> list[tuple[str, torch.n
     return chosen
 
 
-def checkpoint_keys(stage: int) -> Any:
-    """Which tensors a stage's checkpoint holds: stage 1 leaves out the identity motion modules."""
-    return (lambda name: not is_motion(name)) if stage == 1 else None
-
-
-def save_original(net: RealisDanceNet, target: Path, stage: int, global_step: int) -> None:
+def save_original(net: RealisDanceNet, target: Path, global_step: int) -> None:
     """`{"state_dict", "global_step"}` with the original's names, readable by the authors' code."""
-    keep = checkpoint_keys(stage)
-    state = {
-        to_original_key(k): v.detach().cpu().contiguous()
-        for k, v in net.state_dict().items()
-        if keep is None or keep(k)
-    }
+    state = {to_original_key(k): v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(target) as partial:
         torch.save({"state_dict": with_position_tables(state), "global_step": global_step}, partial)

@@ -1,0 +1,209 @@
+"""The training loop on accelerate: one process or many (`accelerate launch`, DDP over gloo/NCCL).
+
+Per step: the VAE encodes the clip and the reference, DINOv2 the reference crop (both frozen), the
+pose videos may be shuffled (stage 2), a whole batch may drop its conditions (classifier-free
+guidance), and the objective of `objective.py` is minimised with AdamW (constant learning rate
+after a warm-up, gradients clipped to 1.0, accumulated over `accumulate` batches). The noise and
+timesteps of step k come from a generator seeded by (seed, k, rank), and the clips from (seed,
+epoch, index), so a run stopped and resumed from a checkpoint takes the same steps as one that ran
+straight through.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realisdance_cli.animator.checkpoint import save_network
+from realisdance_cli.animator.network import RealisDanceNet
+from realisdance_cli.errors import UserError
+from realisdance_cli.training.objective import Batch, diffusion_loss
+from realisdance_cli.training.stages import save_original, select_trainable
+
+STATE_FOLDER = "state"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    stage: int = 2
+    steps: int = 10_000
+    learning_rate: float = 1e-5  # the released configs; the paper says 5e-5
+    warmup_steps: int = 0
+    batch_size: int = 1
+    accumulate: int = 1
+    max_grad_norm: float = 1.0
+    cfg_uncond_ratio: float = 0.01  # the paper's 1 %; the released configs turn it off (0)
+    pose_shuffle_ratio: float = 0.05  # stage 2 only
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 1000
+    seed: int = 42
+    workers: int = 0
+
+
+def shuffle_poses(poses: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """The original's pose shuffle: with probability `ratio`, one random frame of the clip is
+    overwritten by another (`pose[:, :, i] = pose[:, :, perm[i]]` with `i = perm[0]`); the paper
+    calls it a swap, but the original code copies one frame onto another."""
+    if torch.rand((), generator=generator).item() >= ratio:
+        return poses
+    perm = torch.randperm(poses.shape[2], generator=generator)
+    i = int(perm[0])
+    poses = poses.clone()
+    poses[:, :, i] = poses[:, :, int(perm[i])]
+    return poses
+
+
+class Encoders:
+    """The frozen VAE and DINOv2 that turn a data batch into the network's inputs."""
+
+    def __init__(self, vae: Any, image_encoder: Any) -> None:
+        self.vae, self.image_encoder = (
+            vae.requires_grad_(False).eval(),
+            image_encoder.requires_grad_(False).eval(),
+        )
+
+    @torch.no_grad()
+    def __call__(self, sample: dict[str, torch.Tensor], generator: torch.Generator) -> Batch:
+        pixels = sample["pixels"]  # (B, 3, F, H, W)
+        batch, _, frames = pixels.shape[:3]
+        scale = self.vae.config.scaling_factor
+        flat = pixels.transpose(1, 2).flatten(0, 1).to(self.vae.dtype)
+        latents = self.vae.encode(flat).latent_dist.sample(generator) * scale
+        latents = latents.unflatten(0, (batch, frames)).transpose(1, 2).float()
+        ref = self.vae.encode(sample["reference"].to(self.vae.dtype)).latent_dist.mode() * scale
+        tokens = self.image_encoder(sample["reference_clip"].to(self.image_encoder.dtype)).last_hidden_state
+        return Batch(latents, ref.float(), tokens.float(), sample["dwpose"], sample["hamer"], sample["smpl"])
+
+
+def _batches(
+    loader: Any, start_step: int, accumulate: int, set_epoch: Callable[[int], None]
+) -> Iterator[Any]:
+    """Batches from optimiser step `start_step` on, epoch after epoch, in a resumable order."""
+    per_epoch = len(loader)
+    if per_epoch == 0:
+        raise UserError("the training set holds fewer clips than one batch; lower the batch size.")
+    done = start_step * accumulate
+    epoch, skip = divmod(done, per_epoch)
+    while True:
+        set_epoch(epoch)
+        for index, item in enumerate(loader):
+            if index >= skip:
+                yield item
+        epoch, skip = epoch + 1, 0
+
+
+def train(
+    net: RealisDanceNet,
+    encoders: Encoders,
+    scheduler: Any,
+    dataset: Any,
+    options: TrainOptions,
+    out: Path,
+    network_config: dict[str, Any],
+    resume: bool = False,
+    report: Callable[[int, float], None] = lambda step, loss: None,
+) -> list[float]:
+    """Runs (or resumes) training into `out`; returns the losses of the steps it ran."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from diffusers.optimization import get_scheduler
+
+    accelerator = Accelerator(
+        mixed_precision=options.mixed_precision,
+        gradient_accumulation_steps=options.accumulate,
+        # stage 1 trains the reference UNet, whose layers after its last self-attention get no gradient
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=options.stage == 1)],
+    )
+    trainable = [p for _, p in select_trainable(net, options.stage)]
+    if options.gradient_checkpointing:
+        net.unet_main.enable_gradient_checkpointing()
+        net.unet_ref.enable_gradient_checkpointing()
+    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
+    schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=options.warmup_steps)
+    sampler_generator = torch.Generator()
+
+    def set_epoch(epoch: int) -> None:
+        dataset.epoch = epoch
+        sampler_generator.manual_seed(options.seed * 1_000_003 + epoch)
+
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        shuffle=True,
+        generator=sampler_generator,
+        num_workers=options.workers,
+        drop_last=True,
+    )
+    net, optimizer, schedule, loader = accelerator.prepare(net, optimizer, schedule, loader)
+    encoders.vae.to(accelerator.device)
+    encoders.image_encoder.to(accelerator.device)
+    step = 0
+    state_dir = out / STATE_FOLDER
+    if not state_dir.exists() and (out / f"{STATE_FOLDER}.old").exists():  # stopped while swapping
+        state_dir = out / f"{STATE_FOLDER}.old"
+    if resume and (state_dir / "step.json").is_file():
+        accelerator.load_state(str(state_dir))
+        step = json.loads((state_dir / "step.json").read_text())["step"]
+    losses = []
+    batches = _batches(loader, step, options.accumulate, set_epoch)
+    while step < options.steps:
+        generator = torch.Generator().manual_seed(
+            hash((options.seed, step, accelerator.process_index)) % 2**63
+        )
+        for _ in range(options.accumulate):
+            with accelerator.accumulate(net):
+                batch = encoders(next(batches), generator)
+                if options.stage == 2:
+                    batch.dwpose, batch.hamer, batch.smpl = (
+                        shuffle_poses(p, options.pose_shuffle_ratio, generator)
+                        for p in (batch.dwpose, batch.hamer, batch.smpl)
+                    )
+                drop = torch.rand((), generator=generator).item() < options.cfg_uncond_ratio
+                noise = torch.randn(batch.latents.shape, generator=generator).to(batch.latents.device)
+                timesteps = torch.randint(
+                    0, scheduler.config.num_train_timesteps, (batch.latents.shape[0],), generator=generator
+                ).to(batch.latents.device)
+                loss, _ = diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(trainable, options.max_grad_norm)
+                optimizer.step()
+                schedule.step()
+                optimizer.zero_grad()
+        step += 1
+        value = accelerator.gather(loss.detach().reshape(1)).mean().item()
+        losses.append(value)
+        report(step, value)
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            _save(accelerator, net, out, step, options, network_config)
+    accelerator.wait_for_everyone()
+    return losses
+
+
+def _save(
+    accelerator: Any, net: Any, out: Path, step: int, options: TrainOptions, config: dict[str, Any]
+) -> None:
+    """The resumable state (written beside, then swapped in), and the network in our form and the
+    original's; rank 0 writes the files."""
+    accelerator.wait_for_everyone()
+    state_dir, partial = out / STATE_FOLDER, out / f"{STATE_FOLDER}.partial"
+    accelerator.save_state(str(partial))
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    (partial / "step.json").write_text(json.dumps({"step": step, "options": asdict(options)}))
+    old = out / f"{STATE_FOLDER}.old"
+    if state_dir.exists():
+        state_dir.replace(old)
+    partial.replace(state_dir)
+    shutil.rmtree(old, ignore_errors=True)
+    model = accelerator.unwrap_model(net)
+    name = f"stage{options.stage}"
+    save_network(model, out / f"{name}.safetensors", config["unet"], config["token_width"])
+    save_original(model, out / f"{name}.ckpt", step)
