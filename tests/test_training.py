@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -285,3 +286,60 @@ def test_overfitting_one_clip_drives_the_loss_down(
     assert not any("motion_modules." in k for k in load_file(tmp_path / "run" / "stage1.safetensors"))
     original = torch.load(tmp_path / "run" / "stage1.ckpt", weights_only=True)
     assert original["global_step"] == 30 and not any("motion_modules." in k for k in original["state_dict"])
+
+
+@pytest.mark.slow
+def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
+    """`rdance train` under torchrun with two CPU processes (gloo): both ranks end equal."""
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    root = tmp_path / "weights"
+    for part in ("unet", "vae", "scheduler"):
+        (root / "base" / "rv51").mkdir(parents=True, exist_ok=True)
+        (root / "base" / "rv51" / part).symlink_to(CASE / "tiny_sd" / part)
+    (root / "dinov2-large").symlink_to(CASE / "tiny_dinov2")
+    _clip_folder(tmp_path / "data" / "clip", frames=12, size=(64, 48))
+    row = json.dumps({name: f"clip/{name}.mp4" for name in ("video", "dwpose", "hamer", "smpl")})
+    (tmp_path / "data" / "manifest.jsonl").write_text(f"{row}\n{row}\n")
+    raw = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
+    prefix = "module.unet_main."
+    motion = {
+        k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and "motion_modules." in k
+    }
+    torch.save(motion, tmp_path / "mm.ckpt")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+        "-m", "realisdance_cli", "train", tmp_path / "data" / "manifest.jsonl", "--stage", "2",
+        "--stage1", CASE / "realisdance_tiny.ckpt", "--motion", tmp_path / "mm.ckpt", "--steps", "2",
+        "--frames", "4", "--frame-stride", "2", "--size", "64x48", "--lr", "1e-3", "--weights", root,
+        "--out", tmp_path / "run", "--checkpoint-every", "2",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [str(c) for c in command],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    ranks = dict(re.findall(r"rank (\d): 2 steps, last loss [\d.]+; weights (\w+)", done.stdout))
+    assert set(ranks) == {"0", "1"} and len(set(ranks.values())) == 1, done.stdout
+    trained = load_file(tmp_path / "run" / "stage2.safetensors")
+    golden = load_network(
+        CASE / "realisdance_tiny.ckpt",
+        json.loads((CASE / "tiny_sd" / "unet" / "config.json").read_text()),
+        48,
+    )
+    changed = [
+        k for k, v in golden.state_dict().items() if "motion_modules." in k and not torch.equal(v, trained[k])
+    ]
+    unchanged = [
+        k for k, v in golden.state_dict().items() if "motion_modules." not in k and torch.equal(v, trained[k])
+    ]
+    assert changed and len(unchanged) == sum("motion_modules." not in k for k in trained)

@@ -6,6 +6,7 @@ Heavy libraries (torch, onnxruntime, pyrender, PyAV) are imported inside the com
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -589,6 +590,107 @@ def track_info(
     from realisdance_cli.track_summary import summarise
 
     console.print(summarise(Track.open(track_dir)))
+
+
+# ---------------------------------------------------------------------------------------- train
+
+
+@app.command()
+def train(
+    manifest: Annotated[
+        Path, typer.Argument(help="Training set: a manifest (JSON lines) of videos and poses.")
+    ],
+    stage: Annotated[int, typer.Option(help="1: image finetuning; 2: motion learning.")] = 2,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints and state.")] = Path(
+        "run"
+    ),
+    stage1: Annotated[
+        Path | None, typer.Option(help="Stage 2: the stage-1 weights (.safetensors or .ckpt).")
+    ] = None,
+    motion: Annotated[
+        Path | None, typer.Option(help="Stage 2: AnimateDiff motion modules (default: from --weights).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 10_000,
+    lr: Annotated[
+        float, typer.Option(help="AdamW learning rate (released configs 1e-5, paper 5e-5).")
+    ] = 1e-5,
+    warmup: Annotated[int, typer.Option(help="Warm-up steps of the constant schedule.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch and process.")] = 1,
+    accumulate: Annotated[int, typer.Option(help="Batches per optimiser step.")] = 1,
+    frames: Annotated[
+        int | None, typer.Option(help="Frames per clip (default: 1 in stage 1, 16 in 2).")
+    ] = None,
+    frame_stride: Annotated[int, typer.Option(help="Source frames between clip frames.")] = 4,
+    size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the training pictures.")] = "768x576",
+    cfg_uncond: Annotated[
+        float, typer.Option(help="Share of batches without conditions (paper 0.01).")
+    ] = 0.01,
+    mixed_precision: Annotated[str, typer.Option(help="no, fp16 or bf16.")] = "no",
+    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of clips, noise and timesteps.")] = 42,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the run folder's last state.")
+    ] = False,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Train RealisDance (stage 1 or 2) on one process, or many under `accelerate launch`/`torchrun`.
+
+    Checkpoints go to OUT/stageN.safetensors (ours) and OUT/stageN.ckpt (the original format);
+    OUT/state holds what --resume needs to continue exactly where a stopped run was.
+
+    [bold]Examples[/]:
+      rdance train data/manifest.jsonl --stage 1 --out runs/s1 --steps 30000
+      rdance train data/manifest.jsonl --stage 2 --stage1 runs/s1/stage1.safetensors --out runs/s2
+      accelerate launch --multi_gpu -m realisdance_cli train data/manifest.jsonl --stage 2 --stage1 s1.ckpt
+    """
+    from realisdance_cli.rendering import parse_size
+    from realisdance_cli.training.data import ClipSampling
+    from realisdance_cli.training.job import TrainJob, run
+    from realisdance_cli.training.loop import TrainOptions
+
+    if stage not in (1, 2):
+        raise UserError(f"--stage must be 1 or 2, got {stage}.")
+    if mixed_precision not in ("no", "fp16", "bf16"):
+        raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {mixed_precision!r}.")
+    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--accumulate", accumulate)):
+        if value < 1:
+            raise UserError(f"{name} must be 1 or more, got {value}.")
+    height, width = parse_size(size) or (768, 576)
+    job = TrainJob(
+        manifest=manifest,
+        out=out,
+        options=TrainOptions(
+            stage=stage,
+            steps=steps,
+            learning_rate=lr,
+            warmup_steps=warmup,
+            batch_size=batch_size,
+            accumulate=accumulate,
+            cfg_uncond_ratio=cfg_uncond,
+            mixed_precision=mixed_precision,
+            gradient_checkpointing=gradient_checkpointing,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+            workers=workers,
+        ),
+        sampling=ClipSampling(
+            frames=frames or (1 if stage == 1 else 16),
+            stride=frame_stride,
+            size=(height, width),
+            clip_size=(round(height * 5 / 12), round(width * 5 / 12)),
+        ),
+        weights_root=weights_dir,
+        stage1=stage1,
+        motion=motion,
+        resume=resume,
+    )
+    with progress_bars() as progress:
+        losses, digest = run(job, lambda step, loss: progress("training", step, steps))
+    rank = os.environ.get("RANK", "0")
+    last = f", last loss {losses[-1]:.4f}" if losses else ""
+    console.print(f"rank {rank}: {len(losses)} steps{last}; weights {digest}; checkpoints in {out}")
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -201,6 +201,14 @@ REGISTRY: tuple[WeightFile, ...] = (
         "Apache-2.0",
     ),
     WeightFile(
+        "base-unet",
+        "training",
+        "Realistic Vision 5.1 UNet weights (stage-1 training init)",
+        "base/rv51/unet/diffusion_pytorch_model.safetensors",
+        HubFile("SG161222/Realistic_Vision_V5.1_noVAE", "unet/diffusion_pytorch_model.safetensors"),
+        "CreativeML OpenRAIL-M",
+    ),
+    WeightFile(
         "motion-prior",
         "training",
         "AnimateDiff v2 motion modules (stage-2 training init)",

@@ -115,6 +115,7 @@ def train(
     from diffusers.optimization import get_scheduler
 
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # without it, CPU processes under torchrun train alone
         mixed_precision=options.mixed_precision,
         gradient_accumulation_steps=options.accumulate,
         # stage 1 trains the reference UNet, whose layers after its last self-attention get no gradient
@@ -193,6 +194,8 @@ def _save(
     original's; rank 0 writes the files."""
     accelerator.wait_for_everyone()
     state_dir, partial = out / STATE_FOLDER, out / f"{STATE_FOLDER}.partial"
+    partial.mkdir(parents=True, exist_ok=True)  # every rank writes its own random states there
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if not accelerator.is_main_process:
