@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python benchmarks/hamer.py
 	$(BIN)/python benchmarks/smplerx.py
 	$(BIN)/python benchmarks/animate.py
+	$(BIN)/python benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) demo/out .pytest_cache .mypy_cache .ruff_cache
