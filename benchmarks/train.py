@@ -17,7 +17,7 @@ from animate import SD15, TINY, UNET_BLOCKS
 
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.training.objective import Batch, diffusion_loss, noise_scheduler
-from realisdance_cli.training.stages import select_trainable
+from realisdance_cli.training.stages import select_trainable, without_motion_modules
 
 SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "steps_offset": 1}
 
@@ -42,6 +42,8 @@ def main() -> None:
     torch.manual_seed(0)
     with torch.device(device):
         net = RealisDanceNet({**config["unet"], **UNET_BLOCKS}, config["dinov2"]["hidden_size"])
+    if args.stage == 1:
+        without_motion_modules(net)
     if args.checkpointing:
         net.unet_main.enable_gradient_checkpointing()
         net.unet_ref.enable_gradient_checkpointing()

@@ -44,7 +44,7 @@ class PassThrough(torch.nn.Module):
         return hidden_states
 
 
-def _without_motion_modules(net: RealisDanceNet) -> None:
+def without_motion_modules(net: RealisDanceNet) -> None:
     for module in net.modules():
         motion = getattr(module, "motion_modules", None)
         if isinstance(motion, torch.nn.ModuleList):
@@ -76,7 +76,7 @@ def stage1_network(
 ) -> RealisDanceNet:
     """Both UNets from the base model's UNet weights; pose guider and projector freshly initialised."""
     net = RealisDanceNet(unet_config, token_width)
-    _without_motion_modules(net)
+    without_motion_modules(net)
     _load_part(net.unet_ref, base_unet, "the base UNet", skip_motion=False)
     _load_part(net.unet_main, base_unet, "the base UNet", skip_motion=False)
     return net
