@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +128,39 @@ def write_hamer_config(config: dict, path: Path) -> Path:
     }
     path.write_text(yaml.safe_dump(text))
     return path
+
+
+@pytest.fixture(scope="session")
+def extraction_weights(smplx_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny DWPose, HaMeR and SMPLer-X, a synthetic SMPL-X and a red colour table. The SMPLer-X
+    body outputs are steered to a rest pose and a centred camera (weights zero, biases the identity),
+    so the body must appear around the centre of the person box, as a trained model's would."""
+    import torch
+
+    root = tmp_path_factory.mktemp("weights")
+    links = {
+        "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
+        "dwpose/dw-ll_ucoco_384.onnx": GOLDEN / "dwpose" / "dwpose_tiny.onnx",
+        "hamer/hamer.ckpt": GOLDEN / "hamer" / "hamer_tiny.ckpt",
+        "mano/MANO_RIGHT.pkl": GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl",
+        "smplx/SMPLX_NEUTRAL.npz": smplx_file,
+    }
+    for relative, target in links.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(need(target))
+    write_hamer_config(
+        json.loads((GOLDEN / "hamer" / "CONFIG.json").read_text()), root / "hamer" / "model_config.yaml"
+    )
+    raw = torch.load(GOLDEN / "smplerx" / "smpler_x_tiny.pth.tar", weights_only=True)
+    identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    for name in ("root_pose_out", "body_pose_out", "shape_out", "cam_out"):
+        raw["network"][f"module.body_regressor.{name}.0.weight"].zero_()
+        bias = raw["network"][f"module.body_regressor.{name}.0.bias"]
+        bias.copy_(identity.repeat(len(bias) // 6) if "pose" in name else torch.zeros_like(bias))
+    (root / "smplerx").mkdir()
+    torch.save(raw, root / "smplerx" / "smpler_x_h32.pth.tar")
+    (root / "smplerx" / "config.json").write_text((GOLDEN / "smplerx" / "CONFIG.json").read_text())
+    red = np.zeros((10475, 3), np.uint8)
+    red[:, 0] = 255
+    torch.save(red, root / "smplx" / "smplx_color.pt")
+    return root

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, assert_user_error, need, rdance, write_hamer_config, write_video
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.extractors.roi_align import roi_align
@@ -156,45 +156,11 @@ def test_axis_angle_of_known_rotations() -> None:
 # -- rdance extract (all three stages) -> render-poses --------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def weights_root(config: dict, smplx_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny DWPose, HaMeR and SMPLer-X, a synthetic SMPL-X and a red colour table. The SMPLer-X
-    body outputs are steered to a rest pose and a centred camera (weights zero, biases the identity),
-    so the body must appear around the centre of the person box, as a trained model's would."""
-    root = tmp_path_factory.mktemp("weights")
-    links = {
-        "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
-        "dwpose/dw-ll_ucoco_384.onnx": GOLDEN / "dwpose" / "dwpose_tiny.onnx",
-        "hamer/hamer.ckpt": GOLDEN / "hamer" / "hamer_tiny.ckpt",
-        "mano/MANO_RIGHT.pkl": GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl",
-        "smplx/SMPLX_NEUTRAL.npz": smplx_file,
-    }
-    for relative, target in links.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).symlink_to(need(target))
-    write_hamer_config(
-        json.loads((GOLDEN / "hamer" / "CONFIG.json").read_text()), root / "hamer" / "model_config.yaml"
-    )
-    raw = torch.load(CASE / "smpler_x_tiny.pth.tar", weights_only=True)
-    identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
-    for name in ("root_pose_out", "body_pose_out", "shape_out", "cam_out"):
-        raw["network"][f"module.body_regressor.{name}.0.weight"].zero_()
-        bias = raw["network"][f"module.body_regressor.{name}.0.bias"]
-        bias.copy_(identity.repeat(len(bias) // 6) if "pose" in name else torch.zeros_like(bias))
-    (root / "smplerx").mkdir()
-    torch.save(raw, root / "smplerx" / "smpler_x_h32.pth.tar")
-    (root / "smplerx" / "config.json").write_text(json.dumps(config))
-    red = np.zeros((10475, 3), np.uint8)
-    red[:, 0] = 255
-    torch.save(red, root / "smplx" / "smplx_color.pt")
-    return root
-
-
 @pytest.mark.slow
-def test_extract_then_render_draws_the_body_in_its_box(weights_root: Path, tmp_path: Path) -> None:
+def test_extract_then_render_draws_the_body_in_its_box(extraction_weights: Path, tmp_path: Path) -> None:
     person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
     video = write_video(tmp_path / "clip.mp4", [person] * 3, fps=25)
-    done = rdance("extract", video, "--weights", weights_root)
+    done = rdance("extract", video, "--weights", extraction_weights)
     assert done.returncode == 0, done.stderr
     assert "smplerx: done, 3 frames, 3 with a person" in done.stdout
     track = Track.open(tmp_path / "clip.rdance")
@@ -204,7 +170,7 @@ def test_extract_then_render_draws_the_body_in_its_box(weights_root: Path, tmp_p
     x0, y0, x1, y1 = track.load("dwpose").frame(0)["box"][0]
     assert w >= x1 - x0 and h >= y1 - y0  # grown from the DWPose person box
 
-    rendered = rdance("render-poses", track.path, "--weights", weights_root, "--lossless")
+    rendered = rdance("render-poses", track.path, "--weights", extraction_weights, "--lossless")
     assert rendered.returncode == 0, rendered.stderr
     for name in ("dwpose", "smpl", "hamer"):
         assert len(read_frames(track.path / f"{name}.mp4")) == 3, name
@@ -216,11 +182,11 @@ def test_extract_then_render_draws_the_body_in_its_box(weights_root: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_missing_smplerx_files_are_named_with_the_licence(weights_root: Path, tmp_path: Path) -> None:
+def test_missing_smplerx_files_are_named_with_the_licence(extraction_weights: Path, tmp_path: Path) -> None:
     root = tmp_path / "weights"
     root.mkdir()
     for name in ("dwpose", "hamer", "mano"):
-        (root / name).symlink_to((weights_root / name).resolve())
+        (root / name).symlink_to((extraction_weights / name).resolve())
     video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)], fps=25)
     done = rdance("extract", video, "--weights", root)
     assert_user_error(

@@ -343,3 +343,42 @@ def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
         k for k, v in golden.state_dict().items() if "motion_modules." not in k and torch.equal(v, trained[k])
     ]
     assert changed and len(unchanged) == sum("motion_modules." not in k for k in trained)
+
+
+@pytest.mark.slow
+def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Path, tmp_path: Path) -> None:
+    from conftest import assert_user_error, rdance, write_video
+
+    from realisdance_cli.training.data import read_manifest
+
+    person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
+    person = cv2.resize(person, (270, 480))
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", [person] * 3, fps=25)
+    write_video(videos / "c.mp4", [person[:, ::-1]] * 3, fps=25)
+    (videos / "b.mp4").write_bytes(b"not a video")
+    data = tmp_path / "data"
+    done = rdance("dataset", "build", videos, "--out", data, "--weights", extraction_weights)
+    assert done.returncode == 0, done.stderr
+    assert "b.mp4 left out" in done.stderr and "2 videos" in done.stdout
+    entries = read_manifest(data / "manifest.jsonl")
+    assert [e.video.name for e in entries] == ["a.mp4", "c.mp4"] and all(e.frames == 3 for e in entries)
+    assert entries[0].poses[0] == data / "a.rdance" / "dwpose.mp4"
+    line = json.loads((data / "manifest.jsonl").read_text().splitlines()[0])
+    assert (line["frames"], line["width"], line["height"]) == (3, 270, 480)
+    for index, expected in ((0, ["a.mp4", "c.mp4"]), (1, [])):  # sorted a, b, c: b is the second
+        again = rdance(
+            "dataset",
+            "build",
+            videos,
+            "--out",
+            data,
+            "--weights",
+            extraction_weights,
+            "--shard",
+            f"{index}/2",
+        )
+        assert again.returncode == 0, again.stderr
+        shard = (data / f"manifest-{index}-of-2.jsonl").read_text().splitlines()
+        assert [Path(json.loads(line)["video"]).name for line in shard] == expected
+    assert_user_error(rdance("dataset", "build", videos, "--out", data, "--shard", "2/2"), "--shard")

@@ -31,7 +31,9 @@ weights_app = typer.Typer(help="List, check and download the model weights.", no
 track_app = typer.Typer(
     help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True
 )
+dataset_app = typer.Typer(help="Build training sets from folders of dance videos.", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(track_app, name="track")
 
 console = Console()
@@ -590,6 +592,47 @@ def track_info(
     from realisdance_cli.track_summary import summarise
 
     console.print(summarise(Track.open(track_dir)))
+
+
+# -------------------------------------------------------------------------------------- dataset
+
+
+@dataset_app.command("build")
+def dataset_build(
+    videos: Annotated[Path, typer.Argument(help="A folder of dance videos.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Data folder: tracks, pose videos, manifest.")],
+    shard: Annotated[
+        str | None, typer.Option(help="i/n: this machine's share (every n-th video from the i-th).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Extract and render the pose videos of every video, and write the training manifest.
+
+    Resumable: finished videos are skipped on a re-run; a video that fails is reported and left
+    out. With --shard i/n each machine writes manifest-i-of-n.jsonl; concatenate the shards.
+
+    [bold]Examples[/]:
+      rdance dataset build dances/ --out data/
+      rdance dataset build dances/ --out data/ --shard 3/8 --device cuda
+    """
+    from realisdance_cli.extraction import ExtractOptions
+    from realisdance_cli.rendering import RenderOptions
+    from realisdance_cli.training.dataset_build import Shard, build
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}.")
+    with progress_bars() as progress:
+        report = build(
+            videos,
+            out,
+            ExtractOptions(device=device, weights_root=weights_dir),
+            RenderOptions(weights_root=weights_dir),
+            Shard.parse(shard),
+            progress,
+            warn=lambda message: errors.print(f"[yellow]{message}[/]", highlight=False),
+        )
+    console.print(f"{len(report.built)} videos in {report.manifest}; {len(report.failed)} left out")
 
 
 # ---------------------------------------------------------------------------------------- train

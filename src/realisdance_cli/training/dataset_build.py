@@ -1,0 +1,97 @@
+"""`rdance dataset build`: a folder of dance videos -> pose tracks, pose videos and a manifest.
+
+Each video gets `<out>/<name>.rdance/` (extraction, resumable) with its three pose videos, and one
+manifest line. `--shard i/n` takes every n-th video from the i-th, so n machines (any scheduler)
+build one training set; each writes `manifest-i-of-n.jsonl`, and the shards concatenate. A video
+that fails is reported and left out; finished videos are skipped on a re-run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.extraction import ExtractOptions, extract
+from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.rendering import RenderOptions, render_poses
+from realisdance_cli.track import Track, atomic_path
+from realisdance_cli.video import FrameSource
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+POSE_VIDEOS = ("dwpose", "hamer", "smpl")
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        if not text:
+            return cls()
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError:
+            raise UserError(f"--shard must look like 0/4, got {text!r}.") from None
+        if not 0 <= index < count:
+            raise UserError(f"--shard {text}: the index must be 0 to {count - 1}.")
+        return cls(index, count)
+
+    @property
+    def manifest_name(self) -> str:
+        return "manifest.jsonl" if self.count == 1 else f"manifest-{self.index}-of-{self.count}.jsonl"
+
+
+@dataclass
+class BuildReport:
+    manifest: Path
+    built: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _videos(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of videos.")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+
+
+def _entry(video: Path, track: Track, out: Path) -> dict:
+    info = FrameSource(video).info
+    line: dict[str, str | int] = {"video": str(video.resolve())}
+    line |= {name: str((track.path / f"{name}.mp4").relative_to(out)) for name in POSE_VIDEOS}
+    line |= {"frames": info.frame_count, "fps": str(info.fps), "width": info.width, "height": info.height}
+    return line
+
+
+def build(
+    videos: Path,
+    out: Path,
+    extract_options: ExtractOptions,
+    render_options: RenderOptions,
+    shard: Shard = Shard(),
+    progress: ProgressFn = no_progress,
+    warn: Callable[[str], None] = lambda message: None,
+) -> BuildReport:
+    """Extracts and renders every video of this shard; the manifest lists those that succeeded."""
+    mine = _videos(videos)[shard.index :: shard.count]
+    report = BuildReport(out / shard.manifest_name)
+    lines = []
+    for number, video in enumerate(mine):
+        progress("videos", number, len(mine))
+        try:
+            track, _ = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
+            if not all((track.path / f"{name}.mp4").is_file() for name in POSE_VIDEOS):
+                render_poses(track.path, track.path, render_options, progress=progress)
+            lines.append(_entry(video, track, out))
+            report.built.append(video.name)
+        except UserError as error:
+            report.failed[video.name] = str(error)
+            warn(f"{video.name} left out: {error}")
+    progress("videos", len(mine), len(mine))
+    with atomic_path(report.manifest) as partial:
+        partial.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return report
