@@ -20,21 +20,19 @@ from safetensors.torch import save_file
 from realisdance_cli.animator.motion import check_position_tables, to_diffusers_key
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.state_dicts import load_exactly, read_weights
 
 FORMAT = "realisdance-cli/1"
-SHOWN_KEYS = 5
+USABLE = "a usable RealisDance checkpoint"
 
 
 def _bad_checkpoint(path: Path, why: str) -> UserError:
-    return UserError(f"{path} is not a usable RealisDance checkpoint: {why}")
+    return UserError(f"{path} is not {USABLE}: {why}")
 
 
 def read_original(path: Path) -> dict[str, torch.Tensor]:
     """The original checkpoint's tensors under our module names."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        raise _bad_checkpoint(path, f"it cannot be read safely ({type(error).__name__})") from None
+    raw = read_weights(path, USABLE)
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise _bad_checkpoint(path, "it holds no tensor dictionary")
@@ -53,24 +51,8 @@ def _build(unet_config: dict[str, Any], token_width: int) -> RealisDanceNet:
 
 def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) -> RealisDanceNet:
     """Strict loading with a readable list of what is missing or extra."""
-    expected = net.state_dict().keys()
-    missing = sorted(expected - state.keys())
-    extra = sorted(state.keys() - expected)
-    problems = []
-    for what, keys in (("missing", missing), ("unexpected", extra)):
-        if keys:
-            shown = ", ".join(keys[:SHOWN_KEYS]) + (
-                f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-            )
-            problems.append(f"{len(keys)} {what} keys ({shown})")
-    if problems:
-        raise _bad_checkpoint(
-            path, "; ".join(problems) + "; is it a RealisDance-SD stage-2 file for this base model?"
-        )
-    try:
-        net.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        raise _bad_checkpoint(path, str(error).splitlines()[-1].strip()) from None
+    hint = "; is it a RealisDance-SD stage-2 file for this base model?"
+    load_exactly(net, state, f"{path} is not {USABLE}", hint)
     return net.eval()
 
 

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.extractors.vit import ViT, ViTConfig
+from realisdance_cli.state_dicts import load_exactly, read_weights
 
 FINGERTIP_VERTICES = (744, 320, 443, 554, 671)  # smplx's vertex_ids["mano"]: thumb .. pinky
 MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
@@ -275,12 +276,7 @@ def _yacs_stand_in() -> type:
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The network weights of a Lightning `hamer.ckpt`, read without plain unpickling."""
-    try:
-        with torch.serialization.safe_globals([_yacs_stand_in()]):
-            raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path} is not a HaMeR checkpoint that can be read safely ({reason}).") from None
+    raw = read_weights(path, "a HaMeR checkpoint", safe_globals=[_yacs_stand_in()])
     state = raw.get("state_dict") if isinstance(raw, dict) else None
     if not isinstance(state, dict) or "backbone.patch_embed.proj.weight" not in state:
         raise UserError(f"{path} is not a HaMeR checkpoint: it has no backbone weights.")
@@ -306,17 +302,7 @@ def load_hamer(checkpoint: Path, config_path: Path, mean_params: Path | None = N
             state.update({key: torch.from_numpy(data[name]).float()[None] for name, key in means.items()})
     with torch.device("meta"):
         model = Hamer(config)
-    missing, extra = model.state_dict().keys() - state.keys(), state.keys() - model.state_dict().keys()
-    if missing or extra:
-        raise UserError(
-            f"{checkpoint} does not fit {config_path.name}: "
-            f"missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}."
-        )
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        reason = str(error).splitlines()[-1].strip()
-        raise UserError(f"{checkpoint} does not fit {config_path.name}: {reason}") from None
+    load_exactly(model, state, f"{checkpoint} does not fit {config_path.name}")
     return model.eval()
 
 

@@ -27,6 +27,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.extractors.hamer import crop_transform
 from realisdance_cli.extractors.roi_align import roi_align
 from realisdance_cli.extractors.vit import ViT, ViTConfig
+from realisdance_cli.state_dicts import load_exactly, read_weights
 
 BODY_JOINTS = 25  # position joints of the body (and body task tokens)
 HAND_JOINTS = 20  # position joints of a hand
@@ -406,11 +407,7 @@ class SmplerX(nn.Module):
 
 def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """The network weights of `smpler_x_h32.pth.tar` under the original loader's key names."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path} is not a SMPLer-X checkpoint that can be read safely ({reason}).") from None
+    raw = read_weights(path, "a SMPLer-X checkpoint")
     network = raw.get("network") if isinstance(raw, dict) else None
     if not isinstance(network, dict):
         raise UserError(f"{path} is not a SMPLer-X checkpoint: it has no 'network' weights.")
@@ -438,18 +435,7 @@ def load_smplerx(checkpoint: Path) -> SmplerX:
     rotations = state["body_regressor.body_pose_out.0.weight"].shape[0] // 6
     with torch.device("meta"):
         model = SmplerX(config, rotations)
-    expected = model.state_dict().keys()
-    missing, extra = sorted(expected - state.keys()), sorted(state.keys() - expected)
-    if missing or extra:
-        raise UserError(
-            f"{checkpoint} is not a SMPLer-X network this code knows: "
-            f"{len(missing)} missing keys {missing[:3]}, {len(extra)} unexpected {extra[:3]}."
-        )
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as error:
-        reason = str(error).splitlines()[-1].strip()
-        raise UserError(f"{checkpoint} does not fit its config: {reason}") from None
+    load_exactly(model, state, f"{checkpoint} is not a SMPLer-X network this code knows")
     return model.eval()
 
 

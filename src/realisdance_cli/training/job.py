@@ -12,6 +12,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
+from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
 
@@ -39,12 +40,7 @@ def _stage1_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _motion_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(
-            f"{path} is not a motion-module checkpoint that loads safely ({type(error).__name__})."
-        ) from None
+    raw = read_weights(path, "a motion-module checkpoint", mmap=False)  # AnimateDiff's may predate zip files
     return raw.get("state_dict", raw) if isinstance(raw, dict) else {}
 
 

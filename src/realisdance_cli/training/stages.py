@@ -13,7 +13,7 @@ their output projection), and trains only the motion modules.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from realisdance_cli.animator.motion import (
 )
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.state_dicts import key_mismatch
 from realisdance_cli.track import atomic_path
 
 STAGES = (1, 2)
@@ -35,6 +36,14 @@ STAGES = (1, 2)
 
 def is_motion(name: str) -> bool:
     return "motion_modules." in name
+
+
+def _two_d(name: str) -> bool:
+    return not is_motion(name)
+
+
+def _everything(name: str) -> bool:
+    return True
 
 
 class PassThrough(torch.nn.Module):
@@ -61,13 +70,12 @@ def _identity_motion_modules(module: torch.nn.Module) -> None:
 
 
 def _load_part(
-    module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, skip_motion: bool
+    module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, part: Callable[[str], bool]
 ) -> None:
-    """Strict loading of `module` from `state`, except for motion modules when `skip_motion`."""
-    expected = {k for k in module.state_dict() if not (skip_motion and is_motion(k))}
-    missing, extra = sorted(expected - state.keys()), sorted(state.keys() - expected)
-    if missing or extra:
-        raise UserError(f"{what} does not fit: missing {missing[:3]}, unexpected {extra[:3]}.")
+    """Strict loading of the tensors of `module` whose names `part` accepts, from `state`."""
+    problem = key_mismatch([k for k in module.state_dict() if part(k)], state.keys())
+    if problem:
+        raise UserError(f"{what} does not fit: {problem}.")
     module.load_state_dict(dict(state), strict=False)
 
 
@@ -77,8 +85,8 @@ def stage1_network(
     """Both UNets from the base model's UNet weights; pose guider and projector freshly initialised."""
     net = RealisDanceNet(unet_config, token_width)
     without_motion_modules(net)
-    _load_part(net.unet_ref, base_unet, "the base UNet", skip_motion=False)
-    _load_part(net.unet_main, base_unet, "the base UNet", skip_motion=False)
+    _load_part(net.unet_ref, base_unet, "the base UNet", _everything)
+    _load_part(net.unet_main, base_unet, "the base UNet", _everything)
     return net
 
 
@@ -104,21 +112,9 @@ def stage2_network(
     """The stage-1 weights (every non-motion parameter must be there) inflated with motion modules."""
     net = RealisDanceNet(unet_config, token_width)
     _identity_motion_modules(net)
-    _load_part(
-        net, {k: v for k, v in stage1.items() if not is_motion(k)}, "the stage-1 checkpoint", skip_motion=True
-    )
+    _load_part(net, {k: v for k, v in stage1.items() if not is_motion(k)}, "the stage-1 checkpoint", _two_d)
     if motion is not None:
-        main_motion = {k: v for k, v in net.unet_main.state_dict().items() if is_motion(k)}
-        modules = animatediff_motion_modules(motion)
-        missing, extra = (
-            sorted(main_motion.keys() - modules.keys()),
-            sorted(modules.keys() - main_motion.keys()),
-        )
-        if missing or extra:
-            raise UserError(
-                f"the motion checkpoint does not fit the UNet: missing {missing[:3]}, unexpected {extra[:3]}."
-            )
-        net.unet_main.load_state_dict(modules, strict=False)
+        _load_part(net.unet_main, animatediff_motion_modules(motion), "the motion checkpoint", is_motion)
     return net
 
 

@@ -1,0 +1,54 @@
+"""Weight files read without pickle's code paths, and loaded with every key accounted for.
+
+Every network here (the animator, HaMeR, SMPLer-X, the training stages) loads the same way: a
+weights-only `torch.load`, then a strict load whose failure names the missing and unexpected keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from realisdance_cli.errors import UserError
+
+SHOWN_KEYS = 5
+
+
+def read_weights(path: Path, what: str, safe_globals: Sequence[Any] = (), mmap: bool = True) -> Any:
+    """`torch.load(weights_only=True)` (memory-mapped unless `mmap` is false), with `safe_globals`
+    also allowed; a file that fails is one sentence saying it is not `what`."""
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise UserError(f"{path} is not {what}: it cannot be read safely ({reason}).") from None
+
+
+def key_mismatch(expected: Iterable[str], given: Iterable[str]) -> str | None:
+    """'2 missing keys (a, b); 1 unexpected keys (c)', or None when the two sets agree."""
+    wanted, present = set(expected), set(given)
+    problems = []
+    for kind, keys in (("missing", sorted(wanted - present)), ("unexpected", sorted(present - wanted))):
+        if keys:
+            more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+            problems.append(f"{len(keys)} {kind} keys ({', '.join(keys[:SHOWN_KEYS])}{more})")
+    return "; ".join(problems) or None
+
+
+def load_exactly(
+    module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, hint: str = ""
+) -> None:
+    """Every key used and every tensor filled (assigned, so meta-built modules take the tensors);
+    otherwise `UserError(f"{what}: <the keys>{hint}.")`."""
+    problem = key_mismatch(module.state_dict().keys(), state.keys())
+    if problem:
+        raise UserError(f"{what}: {problem}{hint}.")
+    try:
+        module.load_state_dict(dict(state), strict=True, assign=True)
+    except RuntimeError as error:
+        raise UserError(f"{what}: {str(error).splitlines()[-1].strip()}") from None
