@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from realisdance_cli.devices import resolve_device
+from realisdance_cli.devices import resolve_device, run_batched
 from realisdance_cli.extractors.hamer import DecoderConfig, Hamer, HamerConfig, crop_hand
 from realisdance_cli.extractors.vit import ViTConfig
 
@@ -52,12 +52,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = Hamer(config).eval().to(device)
     pixels = torch.from_numpy(np.stack([c.pixels for c in crops]))
-    autocast = device.type == "cuda" and dtype != torch.float32
 
     def run() -> None:
-        for part in pixels.split(args.batch):
-            with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
-                model(part.to(device))
+        for _ in run_batched(model, pixels, args.batch, device, dtype):
+            pass
         if device.type == "cuda":
             torch.cuda.synchronize()
 

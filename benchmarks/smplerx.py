@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from realisdance_cli.devices import resolve_device
+from realisdance_cli.devices import resolve_device, run_batched
 from realisdance_cli.extractors.smplerx import SmplerX, SmplerXConfig, crop_person, process_box
 from realisdance_cli.extractors.vit import ViTConfig
 
@@ -48,12 +48,10 @@ def main() -> None:
     torch.manual_seed(0)
     model = SmplerX(config).eval().to(device)
     pixels = torch.from_numpy(np.stack(crops))
-    autocast = device.type == "cuda" and dtype != torch.float32
 
     def run() -> None:
-        for part in pixels.split(args.batch):
-            with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
-                model(part.to(device))
+        for _ in run_batched(model, pixels, args.batch, device, dtype):
+            pass
         if device.type == "cuda":
             torch.cuda.synchronize()
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from realisdance_cli.errors import UserError
 
@@ -24,3 +25,20 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device,
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}.")
     return chosen, {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def run_batched(
+    model: Callable[[torch.Tensor], Any],
+    inputs: torch.Tensor,
+    batch: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Iterator[Any]:
+    """`model`'s outputs for `batch` rows of `inputs` at a time on `device`, without gradients,
+    under autocast when `dtype` is a half type on a GPU (the network's weights stay fp32)."""
+    import torch
+
+    autocast = device.type == "cuda" and dtype != torch.float32
+    for part in inputs.split(batch):
+        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
+            yield model(part.to(device))

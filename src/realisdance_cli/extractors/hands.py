@@ -8,12 +8,12 @@ Every hand of a chunk of frames goes through the network in batches.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from realisdance_cli.devices import run_batched
 from realisdance_cli.extractors.hamer import Hamer, HandCrop, cam_crop_to_full, crop_hand, full_focal
 from realisdance_cli.original import SCORE_THRESHOLD
 from realisdance_cli.track import LEFT_HAND, RIGHT_HAND
@@ -46,11 +46,6 @@ def hand_boxes(keypoints: np.ndarray, scores: np.ndarray) -> list[HandBox]:
     return boxes
 
 
-def _batches(count: int, size: int) -> Iterator[slice]:
-    for start in range(0, count, size):
-        yield slice(start, min(start + size, count))
-
-
 class HandEstimator:
     """Frames (RGB) and their DWPose records -> per-frame `mano` stream records."""
 
@@ -59,12 +54,11 @@ class HandEstimator:
         self.device, self.dtype, self.batch = device, dtype, batch
 
     def _predict(self, crops: list[HandCrop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        parts = []
-        autocast = self.dtype != torch.float32 and self.device.type == "cuda"
-        for part in _batches(len(crops), self.batch):
-            pixels = torch.from_numpy(np.stack([c.pixels for c in crops[part]])).to(self.device)
-            with torch.no_grad(), torch.autocast("cuda", dtype=self.dtype, enabled=autocast):
-                parts.append([t.float().cpu() for t in self.model(pixels)])
+        pixels = torch.from_numpy(np.stack([c.pixels for c in crops]))
+        parts = [
+            [t.float().cpu() for t in out]
+            for out in run_batched(self.model, pixels, self.batch, self.device, self.dtype)
+        ]
         rotations, betas, cam = (torch.cat(p) for p in zip(*parts, strict=True))
         return rotations, betas, cam
 

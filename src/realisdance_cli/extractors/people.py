@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from realisdance_cli.devices import run_batched
 from realisdance_cli.extractors.smplerx import MIN_BOX, SmplerX, crop_person, full_camera, process_box
 
 
@@ -28,11 +29,7 @@ class PersonEstimator:
 
     def _predict(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         parts: dict[str, list[np.ndarray]] = {}
-        autocast = self.dtype != torch.float32 and self.device.type == "cuda"
-        for start in range(0, len(crops), self.batch):
-            pixels = torch.from_numpy(crops[start : start + self.batch]).to(self.device)
-            with torch.no_grad(), torch.autocast("cuda", dtype=self.dtype, enabled=autocast):
-                out = self.model(pixels)
+        for out in run_batched(self.model, torch.from_numpy(crops), self.batch, self.device, self.dtype):
             named = {
                 "global_orient": out.root_pose,
                 "body_pose": out.body_pose,
