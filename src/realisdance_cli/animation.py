@@ -186,15 +186,22 @@ def to_tensors(
     import torch
 
     ref = torch.from_numpy(reference).permute(2, 0, 1)[None].float() / 127.5 - 1
-    clip_size = (round(reference.shape[1] * CLIP_SCALE), round(reference.shape[0] * CLIP_SCALE))
-    clip = torch.from_numpy(cv2.resize(reference, clip_size, interpolation=cv2.INTER_AREA)).float() / 255
-    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-    clip = ((clip - mean) / std).permute(2, 0, 1)[None]
     videos = [
         torch.from_numpy(np.stack(poses.frames[name])).permute(3, 0, 1, 2)[None].float() / 255
         for name in POSE_NAMES
     ]
-    return ref, clip, videos
+    return ref, clip_input(reference)[None], videos
+
+
+def clip_input(picture: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """DINOv2's view (3, h, w) of a fitted RGB picture: resized to `size` (height, width; default
+    5/12 of the picture, 320x240 for 768x576 as the original) and ImageNet-normalised."""
+    import torch
+
+    height, width = size or (round(picture.shape[0] * CLIP_SCALE), round(picture.shape[1] * CLIP_SCALE))
+    clip = torch.from_numpy(cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)).float() / 255
+    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+    return ((clip - mean) / std).permute(2, 0, 1)
 
 
 def default_out(reference: Path, inputs: PoseInputs) -> Path:

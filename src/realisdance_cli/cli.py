@@ -688,6 +688,7 @@ def train(
       rdance train data/manifest.jsonl --stage 2 --stage1 runs/s1/stage1.safetensors --out runs/s2
       accelerate launch --multi_gpu -m realisdance_cli train data/manifest.jsonl --stage 2 --stage1 s1.ckpt
     """
+    from realisdance_cli.animation import CLIP_SCALE
     from realisdance_cli.rendering import parse_size
     from realisdance_cli.training.data import ClipSampling
     from realisdance_cli.training.job import TrainJob, run
@@ -722,7 +723,7 @@ def train(
             frames=frames or (1 if stage == 1 else 16),
             stride=frame_stride,
             size=(height, width),
-            clip_size=(round(height * 5 / 12), round(width * 5 / 12)),
+            clip_size=(round(height * CLIP_SCALE), round(width * CLIP_SCALE)),
         ),
         weights_root=weights_dir,
         stage1=stage1,

@@ -21,12 +21,11 @@ import cv2
 import numpy as np
 import torch
 
+from realisdance_cli.animation import clip_input
 from realisdance_cli.errors import UserError
 from realisdance_cli.video import FrameSource, Selection
 
 POSES = ("dwpose", "hamer", "smpl")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,6 @@ class ClipDataset(torch.utils.data.Dataset):
         box = crop_box(pixels.shape[1], pixels.shape[2], s.size, rng)
         ref_index = 0 if s.ref_mode == "first" else int(rng.integers(0, entry.frames))
         reference = _cropped(_read(entry.video, ref_index, 1, 1), box, s.size)[0]
-        clip = cv2.resize(reference, s.clip_size[::-1], interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
         def video(pictures: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(_cropped(pictures, box, s.size)).permute(3, 0, 1, 2).float() / 255
@@ -144,7 +142,7 @@ class ClipDataset(torch.utils.data.Dataset):
         sample = {
             "pixels": video(pixels) * 2 - 1,
             "reference": torch.from_numpy(reference).permute(2, 0, 1).float() / 127.5 - 1,
-            "reference_clip": torch.from_numpy((clip - IMAGENET_MEAN) / IMAGENET_STD).permute(2, 0, 1),
+            "reference_clip": clip_input(reference, s.clip_size),
         }
         for name, path in zip(POSES, entry.poses, strict=True):
             sample[name] = video(_read(path, start, s.stride, s.frames))
