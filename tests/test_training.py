@@ -132,7 +132,7 @@ def test_original_format_export_reads_back_identically(unet_config: dict, tmp_pa
     from realisdance_cli.training.stages import save_original
 
     net = load_network(CASE / "realisdance_tiny.ckpt", unet_config, 48)
-    save_original(net, tmp_path / "stage2.ckpt", global_step=7)
+    save_original(net.state_dict(), tmp_path / "stage2.ckpt", global_step=7)
     raw = torch.load(tmp_path / "stage2.ckpt", weights_only=True)
     original = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
     assert raw["global_step"] == 7 and set(raw["state_dict"]) == {k.removeprefix("module.") for k in original}
@@ -219,30 +219,39 @@ def _training_parts(
 def test_a_stopped_run_resumes_to_the_same_losses(
     unet_config: dict, scheduler_config: dict, tmp_path: Path
 ) -> None:
+    """With a DataLoader worker, two batches per step and EMA: all of it is restored exactly."""
     from realisdance_cli.training.loop import TrainOptions, train
 
     config = {"unet": unet_config, "token_width": 48}
-    options = TrainOptions(stage=2, steps=4, learning_rate=1e-3, checkpoint_every=2, cfg_uncond_ratio=0.3)
-    straight = train(
-        *_training_parts(tmp_path / "a", unet_config, scheduler_config), options, tmp_path / "a", config
+    options = TrainOptions(
+        stage=2,
+        steps=4,
+        learning_rate=1e-3,
+        checkpoint_every=2,
+        cfg_uncond_ratio=0.3,
+        accumulate=2,
+        workers=1,
+        ema_decay=0.9,
+        log_with="none",
     )
-    first = train(
-        *_training_parts(tmp_path / "b", unet_config, scheduler_config),
-        TrainOptions(**{**options.__dict__, "steps": 2}),
-        tmp_path / "b",
-        config,
-    )
-    rest = train(
-        *_training_parts(tmp_path / "b", unet_config, scheduler_config),
-        options,
-        tmp_path / "b",
-        config,
-        resume=True,
-    )
+
+    def parts(folder: str):  # three clips: epochs end inside the accumulated steps
+        return _training_parts(tmp_path / folder, unet_config, scheduler_config, copies=3)
+
+    straight = train(*parts("a"), options, tmp_path / "a", config)
+    first = train(*parts("b"), TrainOptions(**{**options.__dict__, "steps": 2}), tmp_path / "b", config)
+    rest = train(*parts("b"), options, tmp_path / "b", config, resume=True)
     assert len(straight) == 4 and first + rest == pytest.approx(straight, rel=1e-5, abs=1e-7)
-    a = load_file(tmp_path / "a" / "stage2.safetensors")
-    b = load_file(tmp_path / "b" / "stage2.safetensors")
-    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    for name in ("stage2", "stage2_ema"):
+        a = load_file(tmp_path / "a" / f"{name}.safetensors")
+        b = load_file(tmp_path / "b" / f"{name}.safetensors")
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), name
+    raw, ema = (
+        load_file(tmp_path / "a" / "stage2.safetensors"),
+        load_file(tmp_path / "a" / "stage2_ema.safetensors"),
+    )
+    motion = [k for k in raw if "motion_modules." in k and not torch.equal(raw[k], ema[k])]
+    assert motion and all(torch.equal(raw[k], ema[k]) for k in raw if "motion_modules." not in k)
     assert torch.load(tmp_path / "b" / "stage2.ckpt", weights_only=True)["global_step"] == 4
 
 
@@ -288,19 +297,19 @@ def test_overfitting_one_clip_drives_the_loss_down(
     assert original["global_step"] == 30 and not any("motion_modules." in k for k in original["state_dict"])
 
 
-@pytest.mark.slow
-def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
-    """`rdance train` under torchrun with two CPU processes (gloo): both ranks end equal."""
-    import re
-    import socket
-    import subprocess
-    import sys
-
+def _tiny_weights_root(tmp_path: Path) -> Path:
+    """A weights folder with the tiny golden base model and DINOv2 where the registry expects them."""
     root = tmp_path / "weights"
     for part in ("unet", "vae", "scheduler"):
         (root / "base" / "rv51").mkdir(parents=True, exist_ok=True)
         (root / "base" / "rv51" / part).symlink_to(CASE / "tiny_sd" / part)
     (root / "dinov2-large").symlink_to(CASE / "tiny_dinov2")
+    return root
+
+
+def _tiny_run_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(weights root, a manifest of two 12-frame 64x48 clips, an AnimateDiff-layout motion file)."""
+    root = _tiny_weights_root(tmp_path)
     _clip_folder(tmp_path / "data" / "clip", frames=12, size=(64, 48))
     row = json.dumps({name: f"clip/{name}.mp4" for name in ("video", "dwpose", "hamer", "smpl")})
     (tmp_path / "data" / "manifest.jsonl").write_text(f"{row}\n{row}\n")
@@ -310,13 +319,25 @@ def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
         k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and "motion_modules." in k
     }
     torch.save(motion, tmp_path / "mm.ckpt")
+    return root, tmp_path / "data" / "manifest.jsonl", tmp_path / "mm.ckpt"
+
+
+@pytest.mark.slow
+def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
+    """`rdance train` under torchrun with two CPU processes (gloo): both ranks end equal."""
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    root, manifest, motion_file = _tiny_run_inputs(tmp_path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-        "-m", "realisdance_cli", "train", tmp_path / "data" / "manifest.jsonl", "--stage", "2",
-        "--stage1", CASE / "realisdance_tiny.ckpt", "--motion", tmp_path / "mm.ckpt", "--steps", "2",
+        "-m", "realisdance_cli", "train", manifest, "--stage", "2",
+        "--stage1", CASE / "realisdance_tiny.ckpt", "--motion", motion_file, "--steps", "2",
         "--frames", "4", "--frame-stride", "2", "--size", "64x48", "--lr", "1e-3", "--weights", root,
         "--out", tmp_path / "run", "--checkpoint-every", "2",
     ]  # fmt: skip
@@ -346,6 +367,121 @@ def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_an_original_config_trains_validates_and_logs(tmp_path: Path) -> None:
+    """An original-style stage2_hamer.yaml drives `rdance train`; a flag overrides it; the run
+    writes the validation grid and TensorBoard's loss curve."""
+    from conftest import rdance
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from realisdance_cli.video import FrameSource
+
+    root, manifest, motion_file = _tiny_run_inputs(tmp_path)
+    config = tmp_path / "stage2_hamer.yaml"
+    config.write_text(
+        f"""
+image_finetune: false
+output_dir: {tmp_path / "run"}
+pretrained_model_path: pretrained_models/RV/
+pretrained_mm_path: {motion_file}
+unet_checkpoint_path: {CASE / "realisdance_tiny.ckpt"}
+zero_snr: true
+train_data:
+  manifest: {manifest}
+  sample_size: [64, 48]
+  sample_n_frames: 4
+  sample_stride: 2
+  ref_mode: first
+validation_data:
+  num_inference_steps: 2
+learning_rate: 1.0e-3
+max_train_steps: 100
+checkpointing_steps: 2
+validation_steps: 2
+mixed_precision_training: false
+global_seed: 7
+a_key_nobody_knows: 1
+"""
+    )
+    done = rdance("train", "--config", config, "--steps", "2", "--weights", root)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "not used here: pretrained_model_path, zero_snr" in done.stderr
+    assert "unknown keys, ignored: a_key_nobody_knows" in done.stderr
+    assert "rank 0: 2 steps" in done.stdout  # --steps beat max_train_steps
+    last_loss = float(done.stdout.split("last loss ")[1].split(";")[0])
+
+    grid = tmp_path / "run" / "validation" / "video-step0000002.mp4"
+    frames = list(FrameSource(grid))
+    assert len(frames) == 6 and frames[0].shape == (64, 6 * 48, 3)  # 12 frames at stride 2
+    source = list(FrameSource(manifest.parent / "clip" / "video.mp4"))[::2]
+    for index, frame in enumerate(frames):
+        panels = [frame[:, i * 48 : (i + 1) * 48].astype(float) for i in range(6)]
+        for panel in (*panels[1:4], panels[5]):  # the pose videos are the video itself here
+            assert np.abs(panel - source[index]).mean() < 6
+        assert np.abs(panels[0] - source[0]).mean() < 6  # reference: the first frame
+    events = EventAccumulator(str(next((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))))
+    losses = [event.value for event in events.Reload().Scalars("loss")]
+    assert len(losses) == 2 and losses[-1] == pytest.approx(last_loss, abs=1e-4)
+
+
+def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -> None:
+    from conftest import rdance
+
+    from realisdance_cli.errors import UserError
+    from realisdance_cli.training.config import read_config
+
+    config = tmp_path / "stage1.yaml"
+    config.write_text(
+        "image_finetune: true\ntrain_batch_size: 4\ngradient_accumulation_steps: 2\n"
+        "train_data: {sample_size: [768, 576], sample_n_frames: 1, clip_size: [320, 240]}\n"
+        "checkpointing_steps: -1\ncfg_uncond_ratio: 0.0\nema_decay: 0.999\nsize: 512x384\n"
+    )
+    with pytest.warns(UserWarning, match=r"not used here: train_data\.clip_size"):
+        settings = read_config(config)
+    assert settings == {
+        "stage": 1, "batch_size": 4, "accumulate": 2, "size": "512x384", "frames": 1,
+        "cfg_uncond": 0.0, "ema_decay": 0.999,
+    }  # fmt: skip
+    for text, fragment in (
+        ("max_train_steps: many\n", "max_train_steps: 'many'"),
+        ("image_finetune: 3\n", "image_finetune"),
+        ("steps: [1\n", "not valid YAML"),
+        ("- a list\n", "key: value"),
+    ):
+        config.write_text(text)
+        with pytest.raises(UserError, match=fragment):
+            read_config(config)
+    config.write_text("max_train_steps: many\n")
+    done = rdance("train", "--config", config)
+    assert done.returncode == 2 and "max_train_steps" in done.stderr and "Traceback" not in done.stderr
+    config.write_text("steps: 5\n")
+    done = rdance("train", "--config", config)
+    assert done.returncode == 2 and "give the training manifest" in done.stderr
+
+
+def test_picture_entries_train_stage1_with_their_own_reference(tmp_path: Path) -> None:
+    from realisdance_cli.animation import fit
+    from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
+
+    rng = np.random.default_rng(1)
+    photo, reference = (rng.integers(0, 256, (80, 60, 3), dtype=np.uint8) for _ in range(2))
+    for name in ("photo", "dwpose", "hamer", "smpl"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), photo[:, :, ::-1])
+    cv2.imwrite(str(tmp_path / "other.png"), cv2.resize(reference, (120, 100))[:, :, ::-1])
+    row = {"image": "photo.png", "dwpose": "dwpose.png", "hamer": "hamer.png", "smpl": "smpl.png"}
+    (tmp_path / "images.jsonl").write_text(
+        json.dumps(row) + "\n" + json.dumps(row | {"reference": "other.png"})
+    )
+    sampling = ClipSampling(frames=1, size=(40, 30), clip_size=(20, 15))
+    entries = read_manifest(tmp_path / "images.jsonl", sampling.span)
+    assert [e.frames for e in entries] == [1, 1]
+    plain, own = (ClipDataset(entries, sampling, seed=0)[i] for i in range(2))
+    assert plain["pixels"].shape == (3, 1, 40, 30)
+    assert torch.equal(plain["reference"], plain["pixels"][:, 0])  # the picture is its own reference
+    expected = fit(cv2.resize(reference, (120, 100)), (40, 30))
+    assert torch.equal(own["reference"], torch.from_numpy(expected).permute(2, 0, 1).float() / 127.5 - 1)
+
+
+@pytest.mark.slow
 def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Path, tmp_path: Path) -> None:
     from conftest import assert_user_error, rdance, write_video
 
@@ -357,16 +493,18 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
     write_video(videos / "a.mp4", [person] * 3, fps=25)
     write_video(videos / "c.mp4", [person[:, ::-1]] * 3, fps=25)
     (videos / "b.mp4").write_bytes(b"not a video")
+    cv2.imwrite(str(videos / "d.png"), person[:, :, ::-1])  # a photo: a one-frame entry for stage 1
     data = tmp_path / "data"
     done = rdance("dataset", "build", videos, "--out", data, "--weights", extraction_weights)
     assert done.returncode == 0, done.stderr
-    assert "b.mp4 left out" in done.stderr and "2 videos" in done.stdout
+    assert "b.mp4 left out" in done.stderr and "3 videos" in done.stdout
     entries = read_manifest(data / "manifest.jsonl")
-    assert [e.video.name for e in entries] == ["a.mp4", "c.mp4"] and all(e.frames == 3 for e in entries)
+    assert [(e.video.name, e.frames) for e in entries] == [("a.mp4", 3), ("c.mp4", 3), ("d.png", 1)]
     assert entries[0].poses[0] == data / "a.rdance" / "dwpose.mp4"
-    line = json.loads((data / "manifest.jsonl").read_text().splitlines()[0])
-    assert (line["frames"], line["width"], line["height"]) == (3, 270, 480)
-    for index, expected in ((0, ["a.mp4", "c.mp4"]), (1, [])):  # sorted a, b, c: b is the second
+    lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    assert (lines[0]["frames"], lines[0]["width"], lines[0]["height"]) == (3, 270, 480)
+    assert "image" in lines[2] and "video" not in lines[2]
+    for index, expected in ((0, ["a.mp4", "c.mp4"]), (1, ["d.png"])):  # sorted a, b, c, d
         again = rdance(
             "dataset",
             "build",
@@ -380,5 +518,5 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
         )
         assert again.returncode == 0, again.stderr
         shard = (data / f"manifest-{index}-of-2.jsonl").read_text().splitlines()
-        assert [Path(json.loads(line)["video"]).name for line in shard] == expected
+        assert [Path(next(iter(json.loads(line).values()))).name for line in shard] == expected
     assert_user_error(rdance("dataset", "build", videos, "--out", data, "--shard", "2/2"), "--shard")

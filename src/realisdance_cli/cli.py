@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -640,9 +641,15 @@ def dataset_build(
 
 @app.command()
 def train(
+    ctx: typer.Context,
     manifest: Annotated[
-        Path, typer.Argument(help="Training set: a manifest (JSON lines) of videos and poses.")
-    ],
+        Path | None,
+        typer.Argument(help="Training set: a manifest (JSON lines) of videos or pictures and their poses."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML settings: these option names, or an original stage1/2_hamer.yaml."),
+    ] = None,
     stage: Annotated[int, typer.Option(help="1: image finetuning; 2: motion learning.")] = 2,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoints and state.")] = Path(
         "run"
@@ -665,12 +672,34 @@ def train(
     ] = None,
     frame_stride: Annotated[int, typer.Option(help="Source frames between clip frames.")] = 4,
     size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the training pictures.")] = "768x576",
+    ref_mode: Annotated[
+        str, typer.Option(help="Reference: a random frame of the video, or the first.")
+    ] = "random",
     cfg_uncond: Annotated[
-        float, typer.Option(help="Share of batches without conditions (paper 0.01).")
+        float, typer.Option(help="Share of batches without conditions (paper 0.01; released configs 0).")
     ] = 0.01,
+    pose_shuffle: Annotated[
+        float, typer.Option(help="Stage 2: chance per condition that one pose frame is overwritten.")
+    ] = 0.05,
+    adam_beta1: Annotated[float, typer.Option(hidden=True)] = 0.9,
+    adam_beta2: Annotated[float, typer.Option(hidden=True)] = 0.999,
+    weight_decay: Annotated[float, typer.Option(help="AdamW weight decay.")] = 1e-2,
+    adam_epsilon: Annotated[float, typer.Option(hidden=True)] = 1e-8,
+    max_grad_norm: Annotated[float, typer.Option(help="Gradient clipping norm.")] = 1.0,
     mixed_precision: Annotated[str, typer.Option(help="no, fp16 or bf16.")] = "no",
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    ema_decay: Annotated[
+        float, typer.Option(help="Keep a moving average of the weights with this decay (0: off).")
+    ] = 0.0,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 1000,
+    validate_every: Annotated[
+        int, typer.Option(help="Steps between validation videos in OUT/validation (0: never).")
+    ] = 1000,
+    validation_manifest: Annotated[
+        Path | None, typer.Option(help="Clips to validate on (default: the training set's first).")
+    ] = None,
+    validation_ddim_steps: Annotated[int, typer.Option(help="Denoising steps of validation.")] = 25,
+    log_with: Annotated[str, typer.Option(help="tensorboard (OUT/logs) or none.")] = "tensorboard",
     seed: Annotated[int, typer.Option(help="Seed of clips, noise and timesteps.")] = 42,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     resume: Annotated[
@@ -680,68 +709,44 @@ def train(
 ) -> None:
     """Train RealisDance (stage 1 or 2) on one process, or many under `accelerate launch`/`torchrun`.
 
-    Checkpoints go to OUT/stageN.safetensors (ours) and OUT/stageN.ckpt (the original format);
-    OUT/state holds what --resume needs to continue exactly where a stopped run was.
+    Checkpoints go to OUT/stageN.safetensors (ours) and OUT/stageN.ckpt (the original format),
+    with --ema-decay also OUT/stageN_ema.*; OUT/state holds what --resume needs to continue
+    exactly where a stopped run was. Options given here override --config.
 
     [bold]Examples[/]:
       rdance train data/manifest.jsonl --stage 1 --out runs/s1 --steps 30000
       rdance train data/manifest.jsonl --stage 2 --stage1 runs/s1/stage1.safetensors --out runs/s2
+      rdance train --config configs/stage2_hamer.yaml data/manifest.jsonl --steps 500
       accelerate launch --multi_gpu -m realisdance_cli train data/manifest.jsonl --stage 2 --stage1 s1.ckpt
     """
-    from realisdance_cli.animation import CLIP_SCALE
-    from realisdance_cli.rendering import parse_size
-    from realisdance_cli.training.data import ClipSampling
-    from realisdance_cli.training.job import TrainJob, run
-    from realisdance_cli.training.loop import TrainOptions
+    from realisdance_cli.training.config import read_config
+    from realisdance_cli.training.job import job_from_settings, run
 
-    if stage not in (1, 2):
-        raise UserError(f"--stage must be 1 or 2, got {stage}.")
-    if mixed_precision not in ("no", "fp16", "bf16"):
-        raise UserError(f"--mixed-precision must be no, fp16 or bf16, got {mixed_precision!r}.")
-    for name, value in (("--steps", steps), ("--batch-size", batch_size), ("--accumulate", accumulate)):
-        if value < 1:
-            raise UserError(f"{name} must be 1 or more, got {value}.")
-    height, width = parse_size(size) or (768, 576)
-    job = TrainJob(
-        manifest=manifest,
-        out=out,
-        options=TrainOptions(
-            stage=stage,
-            steps=steps,
-            learning_rate=lr,
-            warmup_steps=warmup,
-            batch_size=batch_size,
-            accumulate=accumulate,
-            cfg_uncond_ratio=cfg_uncond,
-            mixed_precision=mixed_precision,
-            gradient_checkpointing=gradient_checkpointing,
-            checkpoint_every=checkpoint_every,
-            seed=seed,
-            workers=workers,
-        ),
-        sampling=ClipSampling(
-            frames=frames or (1 if stage == 1 else 16),
-            stride=frame_stride,
-            size=(height, width),
-            clip_size=(round(height * CLIP_SCALE), round(width * CLIP_SCALE)),
-        ),
-        weights_root=weights_dir,
-        stage1=stage1,
-        motion=motion,
-        resume=resume,
-    )
+    settings = dict(ctx.params)
+    if config is not None:
+        from_file = read_config(config)
+        # (by name: typer vendors its own click)
+        given = {k for k in settings if getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
+        settings |= {k: v for k, v in from_file.items() if k not in given}
+    job = job_from_settings(settings)
     with progress_bars() as progress:
-        losses, digest = run(job, lambda step, loss: progress("training", step, steps))
+        losses, digest = run(job, lambda step, loss: progress("training", step, job.options.steps))
     rank = os.environ.get("RANK", "0")
     last = f", last loss {losses[-1]:.4f}" if losses else ""
-    console.print(f"rank {rank}: {len(losses)} steps{last}; weights {digest}; checkpoints in {out}")
+    console.print(f"rank {rank}: {len(losses)} steps{last}; weights {digest}; checkpoints in {job.out}")
 
 
 # ----------------------------------------------------------------------------------------- main
 
 
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    errors.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
 def main() -> None:
-    """Entry point: user mistakes become one red sentence and exit code 2, never a traceback."""
+    """Entry point: user mistakes become one red sentence and exit code 2, never a traceback;
+    warnings one yellow line."""
+    warnings.showwarning = _show_warning
     try:
         app()
     except UserError as err:

@@ -10,6 +10,7 @@ config, so the converted form needs neither pickle nor the base model's UNet con
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +76,11 @@ def load_network(
     return load_state(_build(unet_config, token_width), read_original(path), path)
 
 
-def save_network(net: RealisDanceNet, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
-    """Writes our form (atomically); returns the number of tensors."""
-    state = {k: v.contiguous() for k, v in net.state_dict().items()}
+def save_network(
+    weights: Mapping[str, torch.Tensor], target: Path, unet_config: dict[str, Any], token_width: int
+) -> int:
+    """Writes a network's state dict in our form (atomically); returns the number of tensors."""
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     config = json.dumps({"unet": dict(unet_config), "token_width": token_width})
     partial = target.with_name(target.name + ".part")
     save_file(state, str(partial), metadata={"format": FORMAT, "config": config})
@@ -87,4 +90,5 @@ def save_network(net: RealisDanceNet, target: Path, unet_config: dict[str, Any],
 
 def convert(source: Path, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
     """Writes the converted form of an original checkpoint; returns the number of tensors."""
-    return save_network(load_network(source, unet_config, token_width), target, unet_config, token_width)
+    net = load_network(source, unet_config, token_width)
+    return save_network(net.state_dict(), target, unet_config, token_width)

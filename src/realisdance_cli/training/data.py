@@ -4,9 +4,12 @@ shared by the frames and all three pose videos, and a reference frame (random or
 same video with its DINOv2 crop. Only the frames of a clip are decoded.
 
 A manifest is JSON lines: `{"video", "dwpose", "hamer", "smpl", "frames", "fps", "width",
-"height"}`, paths relative to the manifest's folder. Entries whose files are missing, unreadable or
-of other frame counts are reported and left out; a clip that fails to decode later is replaced by
-the next entry's, so one bad file never stops a long run.
+"height"}`, paths relative to the manifest's folder. For stage 1 a line may name a picture instead
+(`"image"`, with single-picture pose renders, as `rdance dataset build` writes for a folder of
+photos), and any line may name its own `"reference"` picture (another photo of the same person;
+by default the reference is a frame of the same video). Entries whose files are missing, unreadable
+or of other frame counts are reported and left out; a clip that fails to decode later is replaced
+by the next entry's, so one bad file never stops a long run.
 """
 
 from __future__ import annotations
@@ -21,11 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from realisdance_cli.animation import clip_input
+from realisdance_cli.animation import POSE_NAMES, PoseFrames, clip_input, fit
 from realisdance_cli.errors import UserError
 from realisdance_cli.video import FrameSource, Selection
-
-POSES = ("dwpose", "hamer", "smpl")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Entry:
     video: Path
     poses: tuple[Path, Path, Path]  # dwpose, hamer, smpl
     frames: int
+    reference: Path | None = None  # a picture of the same person; default: a frame of `video`
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,21 @@ def read_manifest(path: Path, minimum_frames: int = 1) -> list[Entry]:
             continue
         try:
             record = json.loads(line)
-            files = [path.parent / record[name] for name in ("video", *POSES)]
+            video = record.get("video", record.get("image"))
+            files = [path.parent / name for name in (video, *(record[name] for name in POSE_NAMES))]
             counts = [_frame_count(file) for file in files]
             if len(set(counts)) != 1:
-                raise UserError(f"frame counts differ: {dict(zip(('video', *POSES), counts, strict=True))}")
+                named = dict(zip(("video", *POSE_NAMES), counts, strict=True))
+                raise UserError(f"frame counts differ: {named}")
             if counts[0] < minimum_frames:
                 raise UserError(f"{counts[0]} frames, a clip needs {minimum_frames}")
+            reference = path.parent / record["reference"] if "reference" in record else None
+            if reference is not None:
+                _frame_count(reference)
         except (UserError, KeyError, ValueError, TypeError) as error:
             warnings.warn(f"{path}:{number} left out: {error}", stacklevel=2)
             continue
-        entries.append(Entry(files[0], (files[1], files[2], files[3]), counts[0]))
+        entries.append(Entry(files[0], (files[1], files[2], files[3]), counts[0], reference))
     if not entries:
         raise UserError(f"{path} has no usable entry.")
     return entries
@@ -88,12 +95,15 @@ def _read(path: Path, start: int, stride: int, count: int) -> np.ndarray:
 
 
 def crop_box(
-    height: int, width: int, size: tuple[int, int], rng: np.random.Generator
+    height: int, width: int, size: tuple[int, int], rng: np.random.Generator | None = None
 ) -> tuple[int, int, int, int]:
-    """The largest box of the target aspect at a random place: (top, left, box height, box width)."""
+    """The largest box of the target aspect at a random place (the centre without `rng`):
+    (top, left, box height, box width)."""
     target_h, target_w = size
     box_h = min(height, round(width * target_h / target_w))
     box_w = min(width, round(box_h * target_w / target_h))
+    if rng is None:
+        return (height - box_h) // 2, (width - box_w) // 2, box_h, box_w
     return int(rng.integers(0, height - box_h + 1)), int(rng.integers(0, width - box_w + 1)), box_h, box_w
 
 
@@ -105,6 +115,18 @@ def _cropped(pictures: np.ndarray, box: tuple[int, int, int, int], size: tuple[i
             for p in pictures
         ]
     )
+
+
+def _reference(
+    entry: Entry, box: tuple[int, int, int, int], sampling: ClipSampling, rng: np.random.Generator | None
+) -> np.ndarray:
+    """The entry's own reference picture (fitted to the size), else a frame of its video in the
+    clip's crop: a random one, or the first (`ref_mode` first, or no `rng`)."""
+    if entry.reference is not None:
+        return fit(_read(entry.reference, 0, 1, 1)[0], sampling.size)
+    random = sampling.ref_mode == "random" and rng is not None
+    index = int(rng.integers(0, entry.frames)) if random and rng is not None else 0
+    return _cropped(_read(entry.video, index, 1, 1), box, sampling.size)[0]
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -133,8 +155,7 @@ class ClipDataset(torch.utils.data.Dataset):
         start = int(rng.integers(0, entry.frames - s.span + 1))
         pixels = _read(entry.video, start, s.stride, s.frames)
         box = crop_box(pixels.shape[1], pixels.shape[2], s.size, rng)
-        ref_index = 0 if s.ref_mode == "first" else int(rng.integers(0, entry.frames))
-        reference = _cropped(_read(entry.video, ref_index, 1, 1), box, s.size)[0]
+        reference = _reference(entry, box, s, rng)
 
         def video(pictures: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(_cropped(pictures, box, s.size)).permute(3, 0, 1, 2).float() / 255
@@ -144,6 +165,32 @@ class ClipDataset(torch.utils.data.Dataset):
             "reference": torch.from_numpy(reference).permute(2, 0, 1).float() / 127.5 - 1,
             "reference_clip": clip_input(reference, s.clip_size),
         }
-        for name, path in zip(POSES, entry.poses, strict=True):
+        for name, path in zip(POSE_NAMES, entry.poses, strict=True):
             sample[name] = video(_read(path, start, s.stride, s.frames))
         return sample
+
+
+@dataclass(frozen=True)
+class ValidationClip:
+    """A clip to animate during training: the reference, the poses and the true frames, fitted."""
+
+    name: str
+    reference: np.ndarray  # (H, W, 3) uint8
+    poses: PoseFrames
+    truth: np.ndarray  # (F, H, W, 3) uint8
+
+
+def validation_clip(entry: Entry, sampling: ClipSampling, frames: int = 16) -> ValidationClip:
+    """The entry's first `frames` frames (fewer if it is shorter) at the sampling stride, centre
+    crop, the reference as `ref_mode` first would take it: the same clip at every validation."""
+    count = min(frames, (entry.frames - 1) // sampling.stride + 1)
+    truth = _read(entry.video, 0, sampling.stride, count)
+    box = crop_box(truth.shape[1], truth.shape[2], sampling.size)
+    poses = {
+        name: list(_cropped(_read(path, 0, sampling.stride, count), box, sampling.size))
+        for name, path in zip(POSE_NAMES, entry.poses, strict=True)
+    }
+    fps = FrameSource(entry.video, Selection(stride=sampling.stride)).info.fps
+    reference = _reference(entry, box, sampling, None)
+    truth = _cropped(truth, box, sampling.size)
+    return ValidationClip(entry.video.stem, reference, PoseFrames(poses, fps), truth)

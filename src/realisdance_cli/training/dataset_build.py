@@ -1,5 +1,8 @@
 """`rdance dataset build`: a folder of dance videos -> pose tracks, pose videos and a manifest.
 
+Pictures in the folder are taken as one-frame videos (manifest key `image`): stage 1 trains on
+them like on single frames of the videos.
+
 Each video gets `<out>/<name>.rdance/` (extraction, resumable) with its three pose videos, and one
 manifest line. `--shard i/n` takes every n-th video from the i-th, so n machines (any scheduler)
 build one training set; each writes `manifest-i-of-n.jsonl`, and the shards concatenate. A video
@@ -21,6 +24,7 @@ from realisdance_cli.track import Track, atomic_path
 from realisdance_cli.video import FrameSource
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 POSE_VIDEOS = ("dwpose", "hamer", "smpl")
 
 
@@ -56,12 +60,13 @@ class BuildReport:
 def _videos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
 
 
 def _entry(video: Path, track: Track, out: Path) -> dict:
     info = FrameSource(video).info
-    line: dict[str, str | int] = {"video": str(video.resolve())}
+    kind = "image" if video.suffix.lower() in IMAGE_SUFFIXES else "video"
+    line: dict[str, str | int] = {kind: str(video.resolve())}
     line |= {name: str((track.path / f"{name}.mp4").relative_to(out)) for name in POSE_VIDEOS}
     line |= {"frames": info.frame_count, "fps": str(info.fps), "width": info.width, "height": info.height}
     return line

@@ -13,8 +13,10 @@ import torch
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
 from realisdance_cli.state_dicts import read_weights
-from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
+from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
+
+VALIDATION_FRAMES = 16
 
 
 @dataclass
@@ -27,6 +29,74 @@ class TrainJob:
     stage1: Path | None = None  # stage 2: stage-1 weights, our .safetensors or the original .ckpt
     motion: Path | None = None  # stage 2: AnimateDiff motion modules (default: the registry's)
     resume: bool = False
+    validation_manifest: Path | None = None  # default: the training manifest's first entry
+
+
+def job_from_settings(settings: dict[str, Any]) -> TrainJob:
+    """A job from the `rdance train` settings (options and config file merged), checked."""
+    from realisdance_cli.animation import CLIP_SCALE
+    from realisdance_cli.rendering import parse_size
+
+    s = settings
+    if s["manifest"] is None:
+        raise UserError("give the training manifest, as an argument or as `manifest:` in the config.")
+    checks = {
+        "--stage must be 1 or 2": s["stage"] in (1, 2),
+        "--mixed-precision must be no, fp16 or bf16": s["mixed_precision"] in ("no", "fp16", "bf16"),
+        "--ref-mode must be random or first": s["ref_mode"] in ("random", "first"),
+        "--log-with must be tensorboard or none": s["log_with"] in ("tensorboard", "none"),
+        "--steps, --batch-size, --accumulate and --checkpoint-every must be 1 or more": min(
+            s["steps"], s["batch_size"], s["accumulate"], s["checkpoint_every"]
+        )
+        >= 1,
+        "--ema-decay must be 0 (off) or between 0 and 1": 0 <= s["ema_decay"] < 1,
+    }
+    for message, ok in checks.items():
+        if not ok:
+            raise UserError(f"{message}.")
+    height, width = parse_size(s["size"]) or (768, 576)
+    options = TrainOptions(
+        stage=s["stage"],
+        steps=s["steps"],
+        learning_rate=s["lr"],
+        warmup_steps=s["warmup"],
+        batch_size=s["batch_size"],
+        accumulate=s["accumulate"],
+        adam_beta1=s["adam_beta1"],
+        adam_beta2=s["adam_beta2"],
+        weight_decay=s["weight_decay"],
+        adam_epsilon=s["adam_epsilon"],
+        max_grad_norm=s["max_grad_norm"],
+        cfg_uncond_ratio=s["cfg_uncond"],
+        pose_shuffle_ratio=s["pose_shuffle"],
+        mixed_precision=s["mixed_precision"],
+        gradient_checkpointing=s["gradient_checkpointing"],
+        ema_decay=s["ema_decay"],
+        checkpoint_every=s["checkpoint_every"],
+        validate_every=s["validate_every"],
+        validation_ddim_steps=s["validation_ddim_steps"],
+        log_with=s["log_with"],
+        seed=s["seed"],
+        workers=s["workers"],
+    )
+    sampling = ClipSampling(
+        frames=s["frames"] or (1 if s["stage"] == 1 else 16),
+        stride=s["frame_stride"],
+        size=(height, width),
+        clip_size=(round(height * CLIP_SCALE), round(width * CLIP_SCALE)),
+        ref_mode=s["ref_mode"],
+    )
+    return TrainJob(
+        manifest=s["manifest"],
+        out=s["out"],
+        options=options,
+        sampling=sampling,
+        weights_root=s["weights_dir"],
+        stage1=s["stage1"],
+        motion=s["motion"],
+        resume=s["resume"],
+        validation_manifest=s["validation_manifest"],
+    )
 
 
 def _stage1_state(path: Path) -> dict[str, torch.Tensor]:
@@ -82,7 +152,11 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     net = build_network(job, unet_config, encoder.config.hidden_size, root)
     encoders = Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder)
     scheduler = noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    dataset = ClipDataset(read_manifest(job.manifest, job.sampling.span), job.sampling, job.options.seed)
+    entries = read_manifest(job.manifest, job.sampling.span)
+    dataset = ClipDataset(entries, job.sampling, job.options.seed)
+    held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
+    validating = job.options.validate_every > 0
+    clips = [validation_clip(e, job.sampling, VALIDATION_FRAMES) for e in held_out] if validating else []
     config = {"unet": unet_config, "token_width": encoder.config.hidden_size}
-    losses = train(net, encoders, scheduler, dataset, job.options, job.out, config, job.resume, report)
+    losses = train(net, encoders, scheduler, dataset, job.options, job.out, config, job.resume, report, clips)
     return losses, weights_digest(net)

@@ -7,13 +7,18 @@ after a warm-up, gradients clipped to 1.0, accumulated over `accumulate` batches
 timesteps of step k come from a generator seeded by (seed, k, rank), and the clips from (seed,
 epoch, index), so a run stopped and resumed from a checkpoint takes the same steps as one that ran
 straight through.
+
+Optionally an exponential moving average of the trained weights (diffusers' `EMAModel`, decay
+warmed up as (1 + n) / (10 + n)) is kept, saved with the state and exported as `stageN_ema.*`;
+validation then uses it. Loss and learning rate go to TensorBoard (`OUT/logs`).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ import torch
 from realisdance_cli.animator.checkpoint import save_network
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.training.objective import Batch, diffusion_loss
 from realisdance_cli.training.stages import save_original, select_trainable
 
@@ -37,12 +43,20 @@ class TrainOptions:
     warmup_steps: int = 0
     batch_size: int = 1
     accumulate: int = 1
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    weight_decay: float = 1e-2
+    adam_epsilon: float = 1e-8
     max_grad_norm: float = 1.0
     cfg_uncond_ratio: float = 0.01  # the paper's 1 %; the released configs turn it off (0)
     pose_shuffle_ratio: float = 0.05  # stage 2 only
     mixed_precision: str = "no"  # no | fp16 | bf16
     gradient_checkpointing: bool = False
+    ema_decay: float = 0.0  # 0: no moving average
     checkpoint_every: int = 1000
+    validate_every: int = 1000  # with validation clips given; 0: never
+    validation_ddim_steps: int = 25
+    log_with: str = "tensorboard"  # or "none"
     seed: int = 42
     workers: int = 0
 
@@ -109,10 +123,12 @@ def train(
     network_config: dict[str, Any],
     resume: bool = False,
     report: Callable[[int, float], None] = lambda step, loss: None,
+    validation: Sequence[ValidationClip] = (),
 ) -> list[float]:
     """Runs (or resumes) training into `out`; returns the losses of the steps it ran."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
 
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # without it, CPU processes under torchrun train alone
@@ -120,12 +136,20 @@ def train(
         gradient_accumulation_steps=options.accumulate,
         # stage 1 trains the reference UNet, whose layers after its last self-attention get no gradient
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=options.stage == 1)],
+        log_with=None if options.log_with == "none" else options.log_with,
+        project_dir=out,
     )
     trainable = [p for _, p in select_trainable(net, options.stage)]
     if options.gradient_checkpointing:
         net.unet_main.enable_gradient_checkpointing()
         net.unet_ref.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(trainable, lr=options.learning_rate)
+    optimizer = torch.optim.AdamW(
+        trainable,
+        lr=options.learning_rate,
+        betas=(options.adam_beta1, options.adam_beta2),
+        weight_decay=options.weight_decay,
+        eps=options.adam_epsilon,
+    )
     schedule = get_scheduler("constant_with_warmup", optimizer, num_warmup_steps=options.warmup_steps)
     sampler_generator = torch.Generator()
 
@@ -142,6 +166,9 @@ def train(
         drop_last=True,
     )
     net, optimizer, schedule, loader = accelerator.prepare(net, optimizer, schedule, loader)
+    ema = EMAModel(trainable, decay=options.ema_decay) if options.ema_decay > 0 else None
+    if ema is not None:
+        accelerator.register_for_checkpointing(ema)
     encoders.vae.to(accelerator.device)
     encoders.image_encoder.to(accelerator.device)
     step = 0
@@ -151,6 +178,8 @@ def train(
     if resume and (state_dir / "step.json").is_file():
         accelerator.load_state(str(state_dir))
         step = json.loads((state_dir / "step.json").read_text())["step"]
+    if options.log_with != "none":
+        accelerator.init_trackers("logs", config=asdict(options))
     losses = []
     batches = _batches(loader, step, options.accumulate, set_epoch)
     while step < options.steps:
@@ -172,41 +201,97 @@ def train(
                 ).to(batch.latents.device)
                 loss, _ = diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)
                 accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(trainable, options.max_grad_norm)
+                if accelerator.sync_gradients:  # all parameters: FSDP then clips over its shards
+                    accelerator.clip_grad_norm_(net.parameters(), options.max_grad_norm)
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad()
+        if ema is not None:
+            ema.step(trainable)
         step += 1
         value = accelerator.gather(loss.detach().reshape(1)).mean().item()
         losses.append(value)
+        accelerator.log({"loss": value, "lr": schedule.get_last_lr()[0]}, step=step)
         report(step, value)
         if step % options.checkpoint_every == 0 or step == options.steps:
-            _save(accelerator, net, out, step, options, network_config)
+            _save(accelerator, net, out, step, options, network_config, ema, trainable)
+        if validation and options.validate_every and step % options.validate_every == 0:
+            with _averaged(ema, trainable), accelerator.autocast():
+                _validate(accelerator, net, encoders, scheduler, validation, out, step, options)
     accelerator.wait_for_everyone()
+    accelerator.end_training()
     return losses
 
 
+@contextmanager
+def _averaged(ema: Any, parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+    """The moving-average weights in place of the trained ones for a while (nothing without EMA)."""
+    if ema is None:
+        yield
+        return
+    ema.store(parameters)
+    ema.copy_to(parameters)
+    try:
+        yield
+    finally:
+        ema.restore(parameters)
+
+
+def _validate(
+    accelerator: Any,
+    net: Any,
+    encoders: Encoders,
+    scheduler: Any,
+    clips: Sequence[ValidationClip],
+    out: Path,
+    step: int,
+    options: TrainOptions,
+) -> None:
+    """Every rank runs the clips (sharded networks need all of them); the first writes the grids."""
+    from realisdance_cli.training.validation import validate
+
+    folder = out / "validation" if accelerator.is_main_process else None
+    validate(
+        accelerator.unwrap_model(net), encoders.vae, encoders.image_encoder, dict(scheduler.config),
+        clips, folder, step, options.validation_ddim_steps, options.seed,
+    )  # fmt: skip
+    accelerator.wait_for_everyone()
+
+
 def _save(
-    accelerator: Any, net: Any, out: Path, step: int, options: TrainOptions, config: dict[str, Any]
+    accelerator: Any,
+    net: Any,
+    out: Path,
+    step: int,
+    options: TrainOptions,
+    config: dict[str, Any],
+    ema: Any,
+    trainable: list[torch.nn.Parameter],
 ) -> None:
     """The resumable state (written beside, then swapped in), and the network in our form and the
-    original's; rank 0 writes the files."""
+    original's (also with the moving-average weights, with EMA); rank 0 writes the files."""
     accelerator.wait_for_everyone()
     state_dir, partial = out / STATE_FOLDER, out / f"{STATE_FOLDER}.partial"
     partial.mkdir(parents=True, exist_ok=True)  # every rank writes its own random states there
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return
-    (partial / "step.json").write_text(json.dumps({"step": step, "options": asdict(options)}))
-    old = out / f"{STATE_FOLDER}.old"
-    if state_dir.exists():
-        state_dir.replace(old)
-    partial.replace(state_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    model = accelerator.unwrap_model(net)
+    if accelerator.is_main_process:
+        (partial / "step.json").write_text(json.dumps({"step": step, "options": asdict(options)}))
+        old = out / f"{STATE_FOLDER}.old"
+        if state_dir.exists():
+            state_dir.replace(old)
+        partial.replace(state_dir)
+        shutil.rmtree(old, ignore_errors=True)
     name = f"stage{options.stage}"
-    save_network(model, out / f"{name}.safetensors", config["unet"], config["token_width"])
-    save_original(model, out / f"{name}.ckpt", step)
+    _export(accelerator, net, out / name, step, config)
+    if ema is not None:
+        with _averaged(ema, trainable):
+            _export(accelerator, net, out / f"{name}_ema", step, config)
+
+
+def _export(accelerator: Any, net: Any, stem: Path, step: int, config: dict[str, Any]) -> None:
+    state = accelerator.get_state_dict(net)  # on every rank: a sharded network gathers here
+    if accelerator.is_main_process:
+        save_network(state, stem.with_suffix(".safetensors"), config["unet"], config["token_width"])
+        save_original(state, stem.with_suffix(".ckpt"), step)

@@ -129,8 +129,8 @@ def select_trainable(net: RealisDanceNet, stage: int) -> list[tuple[str, torch.n
     return chosen
 
 
-def save_original(net: RealisDanceNet, target: Path, global_step: int) -> None:
+def save_original(weights: Mapping[str, torch.Tensor], target: Path, global_step: int) -> None:
     """`{"state_dict", "global_step"}` with the original's names, readable by the authors' code."""
-    state = {to_original_key(k): v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {to_original_key(k): v.detach().cpu().contiguous() for k, v in weights.items()}
     with atomic_path(target) as partial:
         torch.save({"state_dict": with_position_tables(state), "global_step": global_step}, partial)

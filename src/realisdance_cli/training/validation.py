@@ -1,0 +1,59 @@
+"""Periodic validation: the network being trained animates fixed clips with the inference pipeline,
+and each becomes `validation/<clip>-step<N>.mp4`, side by side: reference | DWPose | HaMeR |
+SMPL-CS | generated | ground truth. Same noise every time, so the videos of successive steps
+show what training changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from realisdance_cli.animation import POSE_NAMES, to_tensors
+from realisdance_cli.animator.network import RealisDanceNet
+from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, SamplingOptions, zero_snr_ddim
+from realisdance_cli.training.data import ValidationClip
+from realisdance_cli.video import VideoWriter
+
+
+@torch.no_grad()
+def validate(
+    net: RealisDanceNet,
+    vae: Any,
+    image_encoder: Any,
+    scheduler_config: dict[str, Any],
+    clips: Sequence[ValidationClip],
+    folder: Path | None,
+    step: int,
+    ddim_steps: int = 25,
+    seed: int = 0,
+) -> list[Path]:
+    """Animates every clip with the network as it is now (in eval mode); returns the grids written
+    into `folder` (none without one: the other ranks of a sharded network only take part)."""
+    was_training = net.training
+    pipeline = RealisDancePipeline(vae, image_encoder, net.eval(), zero_snr_ddim(scheduler_config))
+    pipeline.set_progress_bar_config(disable=True)
+    written = []
+    try:
+        for clip in clips:
+            ref, ref_clip, videos = to_tensors(clip.reference, clip.poses)
+            generator = torch.Generator().manual_seed(seed)
+            options = SamplingOptions(steps=ddim_steps)
+            video = pipeline(ref, ref_clip, PoseVideos(*videos), generator=generator, options=options)
+            if folder is None:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{clip.name}-step{step:07d}.mp4"
+            with VideoWriter(path, clip.poses.fps or 8) as writer:
+                for index, picture in enumerate(video):
+                    generated = (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+                    poses = (clip.poses.frames[name][index] for name in POSE_NAMES)
+                    writer.write(np.hstack([clip.reference, *poses, generated, clip.truth[index]]))
+            written.append(path)
+    finally:
+        net.train(was_training)
+    return written
