@@ -105,7 +105,7 @@ def _skeleton(poses: list[dict[str, Any]], canvas: _Canvas, face: bool) -> Paint
     return lambda index: draw_pose(poses[index], canvas.height, canvas.width, face=face)
 
 
-def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack, renderer: Any) -> Painter:
+def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack) -> Painter:
     from realisdance_cli.bodies import (
         default_vertex_colours,
         load_vertex_colours,
@@ -125,7 +125,7 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
         raise UserError(
             f"{colour_file} colours {len(colours)} vertices, the SMPL-X model has {model.get_num_verts()}."
         )
-    painter = SmplCsRenderer(canvas.height, canvas.width, model.faces, colours, renderer=renderer)
+    painter = SmplCsRenderer(canvas.height, canvas.width, model.faces, colours)
     stack.callback(painter.close)
     stream = _smoothed(track.load("smplx"), canvas, options, track.source.width, track.source.height)
     scale = np.array([canvas.scale_x, canvas.scale_y])
@@ -160,13 +160,13 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
     return paint
 
 
-def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack, renderer: Any) -> Painter:
+def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStack) -> Painter:
     from realisdance_cli.bodies import mano_layer, mano_vertices
     from realisdance_cli.renderers.hands import HandRenderer
 
     root = weights.weights_root(options.weights_root)
     layer = mano_layer(weights.require("mano", root, options.mano_model))
-    painter = HandRenderer(canvas.height, canvas.width, layer.faces, renderer=renderer)
+    painter = HandRenderer(canvas.height, canvas.width, layer.faces)
     stack.callback(painter.close)
     stream = _smoothed(track.load("mano"), canvas, options, track.source.width, track.source.height)
 
@@ -223,12 +223,6 @@ def render_poses(
 
     with ExitStack() as stack:
         painters: dict[str, Painter] = {}
-        renderer = None
-        if {"smpl", "hamer"} & set(videos):
-            from realisdance_cli.renderers.scene import offscreen_renderer
-
-            renderer = offscreen_renderer(out_height, out_width)
-            stack.callback(renderer.delete)  # after the scenes that use it (callbacks run in reverse)
         for name in videos:
             if name == "dwpose":
                 if track is not None:
@@ -243,7 +237,7 @@ def render_poses(
                 continue
             assert track is not None  # a .pkl offers only the skeleton, refused above
             make = _smpl if name == "smpl" else _hands
-            painters[name] = make(track, canvas, options, stack, renderer)
+            painters[name] = make(track, canvas, options, stack)
         folder = out or default_out(source)
         writers = {
             name: stack.enter_context(

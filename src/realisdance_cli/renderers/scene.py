@@ -1,8 +1,5 @@
-"""Headless pyrender: the backend set-up, one reused offscreen renderer, and the light rigs of
-the original HaMeR and SMPLer-X renderers.
-
-The original scripts created a new OpenGL context for every frame; `OffscreenScene` keeps one
-renderer and one scene (camera and lights) for a whole video and swaps only the meshes.
+"""Headless pyrender: the backend set-up, one scene and context kept for a whole video, and the
+light rigs of the original HaMeR and SMPLer-X renderers.
 """
 
 from __future__ import annotations
@@ -116,60 +113,150 @@ def camera_to_opengl_points(points: np.ndarray) -> np.ndarray:
     return np.dot(np.asarray(points, np.float64), X_TURN[:3, :3].T) + X_TURN[:3, 3]
 
 
+_LIVE_RENDERERS: list[Any] = []
+
+
 def offscreen_renderer(height: int, width: int) -> Any:
-    """A pyrender offscreen renderer (one OpenGL context). Scenes of one size can share it; with
-    EGL they must, since deleting one EGL renderer ends the display the others use."""
+    """A pyrender offscreen renderer (one OpenGL context); give it back with `release`."""
     pyrender = import_pyrender()
     try:
-        return pyrender.OffscreenRenderer(viewport_width=width, viewport_height=height, point_size=1.0)
+        renderer = pyrender.OffscreenRenderer(viewport_width=width, viewport_height=height, point_size=1.0)
     except Exception as err:  # OpenGL reports failures with its own exception types
         raise UserError(
             f"headless OpenGL failed to start ({type(err).__name__}: {err}); see `rdance doctor`."
         ) from None
+    _LIVE_RENDERERS.append(renderer)
+    return renderer
+
+
+def release(renderer: Any) -> None:
+    """Frees a renderer. Under EGL every renderer shares one display, which pyrender's `delete`
+    terminates: all but the last renderer are left to that final termination, which frees every
+    context of the display."""
+    _LIVE_RENDERERS.remove(renderer)
+    if os.environ.get("PYOPENGL_PLATFORM") != "egl" or not _LIVE_RENDERERS:
+        renderer.delete()
+
+
+def face_normals(corners: np.ndarray) -> np.ndarray:
+    """Unit normals of triangles (F, 3, 3), zero for degenerate ones, as trimesh computes them."""
+    from trimesh import triangles
+
+    normals, valid = triangles.normals(corners)
+    if valid.all():
+        return normals
+    padded = np.zeros((len(corners), 3))
+    padded[valid] = normals
+    return padded
+
+
+def smooth_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Angle-weighted vertex normals, as trimesh's `vertex_normals` (what pyrender's smooth
+    shading of a trimesh uses), without building a trimesh."""
+    from trimesh import geometry, triangles
+
+    corners = np.asarray(vertices, np.float64)[faces]
+    return geometry.weighted_vertex_normals(
+        len(vertices), faces, face_normals(corners), triangles.angles(corners)
+    )
+
+
+class MeshSlot:
+    """A mesh kept in a scene for a whole video, drawn in the frames it is `place`d in."""
+
+    def __init__(self, scene: Any, primitive: Any, pyrender: ModuleType) -> None:
+        if primitive.tangents is not None or primitive.texcoord_0 is not None:
+            raise ValueError("mesh slots hold positions, normals and colours only")
+        self.primitive = primitive
+        self.mesh = pyrender.Mesh([primitive])
+        self.mesh.is_visible = False
+        scene.add(self.mesh)
+        # pyrender's interleaved vertex layout: position, normal, colour (float32)
+        self._vertex_data = np.hstack([primitive.positions, primitive.normals, primitive.color_0]).astype(
+            np.float32
+        )
+        self._changed = False
+
+    def place(self, positions: np.ndarray, normals: np.ndarray) -> None:
+        self.primitive.positions = positions
+        self.primitive.normals = normals
+        self._vertex_data[:, :3] = self.primitive.positions
+        self._vertex_data[:, 3:6] = self.primitive.normals
+        self.mesh.is_visible = True
+        self._changed = True
+
+    def upload(self) -> None:
+        """Rewrite the vertex buffer if the mesh is in the (current) context already; otherwise
+        pyrender uploads it, with the placed vertices, when it first draws it."""
+        from OpenGL import GL
+
+        if self._changed and self.primitive._vaid is not None:
+            GL.glBindBuffer(GL.GL_ARRAY_BUFFER, self.primitive._buffers[0])
+            GL.glBufferSubData(GL.GL_ARRAY_BUFFER, 0, self._vertex_data.nbytes, self._vertex_data)
+        self._changed = False
 
 
 class OffscreenScene:
-    """A camera and light rig reused for every frame, drawn by a (possibly shared) offscreen
-    renderer; meshes are replaced per frame."""
+    """One kind of mesh picture for a whole video: an OpenGL context, a pyrender scene with the
+    light rig, a camera, and meshes that stay in the scene (and their buffers in the context);
+    a frame only rewrites vertex positions and normals. (The original scripts created a new
+    context and new meshes for every frame.) Each kind has its own context: switching one
+    scene between light rigs was measured to slow llvmpipe down by half."""
 
-    def __init__(
-        self,
-        height: int,
-        width: int,
-        *,
-        ambient: float,
-        lights: list[Any],
-        pyrender: ModuleType,
-        renderer: Any = None,
-    ) -> None:
-        self.pyrender = pyrender
+    def __init__(self, height: int, width: int, ambient: float, lights: list[Any]) -> None:
+        self.pyrender = import_pyrender()
         self.height, self.width = height, width
-        self.scene = pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=(ambient, ambient, ambient))
+        self.renderer = offscreen_renderer(height, width)
+        self.scene = self.pyrender.Scene(bg_color=[0.0, 0.0, 0.0, 0.0], ambient_light=np.full(3, ambient))
         for node in lights:
             self.scene.add_node(node)
-        self._camera: Any = None
-        self._meshes: list[Any] = []
-        self._owns_renderer = renderer is None
-        self.renderer = offscreen_renderer(height, width) if renderer is None else renderer
+        self.camera = self.pyrender.IntrinsicsCamera(fx=1.0, fy=1.0, cx=0.0, cy=0.0)
+        self.scene.add(self.camera, pose=np.eye(4))
+        self.slots: list[MeshSlot] = []
+
+    def add_mesh(self, primitive: Any) -> MeshSlot:
+        slot = MeshSlot(self.scene, primitive, self.pyrender)
+        self.slots.append(slot)
+        return slot
 
     def set_camera(self, fx: float, fy: float, cx: float, cy: float, zfar: float | None = None) -> None:
-        camera = self.pyrender.IntrinsicsCamera(
-            fx=fx, fy=fy, cx=cx, cy=cy, **({} if zfar is None else {"zfar": zfar})
-        )
-        if self._camera is not None:
-            self.scene.remove_node(self._camera)
-        self._camera = self.scene.add(camera, pose=np.eye(4))
+        from pyrender.constants import DEFAULT_Z_FAR
 
-    def set_meshes(self, meshes: list[Any]) -> None:
-        for node in self._meshes:
-            self.scene.remove_node(node)
-        self._meshes = [self.scene.add(mesh) for mesh in meshes]
+        self.camera.fx, self.camera.fy, self.camera.cx, self.camera.cy = fx, fy, cx, cy
+        self.camera.zfar = DEFAULT_Z_FAR if zfar is None else zfar
 
     def render(self) -> tuple[np.ndarray, np.ndarray]:
-        """Colour (H, W, 3) uint8 and depth (H, W) float32 (0 where nothing was drawn)."""
-        color, depth = self.renderer.render(self.scene, flags=self.pyrender.RenderFlags.RGBA)
-        return np.ascontiguousarray(color[:, :, :3]), depth
+        """Colour (H, W, 3) uint8 of the meshes placed since the last render (they are hidden
+        again afterwards) and where something was drawn (H, W) bool."""
+        from pyrender.constants import RenderFlags
+
+        platform, renderer = self.renderer._platform, self.renderer._renderer  # pyrender 0.1.45
+        platform.make_current()
+        try:
+            for slot in self.slots:
+                slot.upload()
+            if platform.supports_framebuffers():  # EGL: pyrender reads its multisampled target
+                colour, depth = renderer.render(self.scene, RenderFlags.RGBA | RenderFlags.OFFSCREEN)
+                drawn = depth > 0
+            else:  # OSMesa draws into the front buffer, read here without pyrender's depth maths
+                renderer.render(self.scene, RenderFlags.RGBA)
+                colour, drawn = self._read_front()
+        finally:
+            platform.make_uncurrent()
+            for slot in self.slots:
+                slot.mesh.is_visible = False
+        return np.ascontiguousarray(colour[:, :, :3]), drawn
+
+    def _read_front(self) -> tuple[np.ndarray, np.ndarray]:
+        """RGBA of the front buffer, top row first; alpha is 255 where a mesh (all opaque here)
+        was drawn and 0 elsewhere: the same pixels as the original's depth > 0."""
+        from OpenGL import GL
+
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, 0)
+        GL.glReadBuffer(GL.GL_FRONT)
+        raw = GL.glReadPixels(0, 0, self.width, self.height, GL.GL_RGBA, GL.GL_UNSIGNED_BYTE, outputType=None)
+        rgba = np.asarray(raw, np.uint8).reshape(self.height, self.width, 4)[::-1]
+        return rgba, rgba[:, :, 3] > 0
 
     def close(self) -> None:
-        if self._owns_renderer:
-            self.renderer.delete()
+        release(self.renderer)
