@@ -374,9 +374,9 @@ def expand_to_aspect(size: np.ndarray, aspect: Sequence[int]) -> np.ndarray:
 
 
 def _blurred(frame: np.ndarray, sigma: float, window: tuple[slice, slice]) -> np.ndarray:
-    """scikit-image's `gaussian(frame, sigma, channel_axis=2, preserve_range=True)` inside `window`
-    (float64, SciPy's nearest-edge filter, truncate 4); outside it the frame is left unblurred, which
-    is harmless because the crop reads only inside."""
+    """The `window` of scikit-image's `gaussian(frame, sigma, channel_axis=2, preserve_range=True)`
+    (float64, SciPy's nearest-edge filter, truncate 4), blurring only as far around it as the
+    filter reaches."""
     from scipy import ndimage
 
     rows, cols = window
@@ -386,14 +386,14 @@ def _blurred(frame: np.ndarray, sigma: float, window: tuple[slice, slice]) -> np
         slice(max(rows.start - radius, 0), min(rows.stop + radius, height)),
         slice(max(cols.start - radius, 0), min(cols.stop + radius, width)),
     )
-    image = frame.astype(np.float64)
-    part = ndimage.gaussian_filter(image[outer], sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0)
+    part = ndimage.gaussian_filter(
+        frame[outer].astype(np.float64), sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0
+    )
     inner = (
         slice(rows.start - outer[0].start, rows.stop - outer[0].start),
         slice(cols.start - outer[1].start, cols.stop - outer[1].start),
     )
-    image[window] = part[inner]
-    return image
+    return part[inner]
 
 
 def crop_transform(cx: float, cy: float, width: float, height: float, out_w: int, out_h: int) -> np.ndarray:
@@ -412,19 +412,22 @@ def crop_hand(frame_bgr: np.ndarray, box: np.ndarray, right: bool, config: Hamer
     scale = RESCALE_FACTOR * (box[2:4] - box[0:2]) / 200.0
     side = float(expand_to_aspect(scale * 200, config.bbox_shape).max())
     out = config.image_size
-    image: np.ndarray = frame_bgr
     height, width = frame_bgr.shape[:2]
+    reach = side / 2 + 2  # the warp below reads within side / 2 + 1 of the centre
+    rows, cols = window = (
+        slice(max(math.floor(center[1] - reach), 0), min(math.ceil(center[1] + reach) + 1, height)),
+        slice(max(math.floor(center[0] - reach), 0), min(math.ceil(center[0] + reach) + 1, width)),
+    )
     downsampling = side / out / 2.0
-    if downsampling > 1.1:
-        reach = side / 2 + 2
-        window = (
-            slice(max(math.floor(center[1] - reach), 0), min(math.ceil(center[1] + reach) + 1, height)),
-            slice(max(math.floor(center[0] - reach), 0), min(math.ceil(center[0] + reach) + 1, width)),
-        )
-        image = _blurred(frame_bgr, (downsampling - 1) / 2, window)
+    region = _blurred(frame_bgr, (downsampling - 1) / 2, window) if downsampling > 1.1 else frame_bgr[window]
+    # A frame-sized picture holding only the window (the original blurs, converts and, for left
+    # hands, flips the whole frame): untouched zero pages cost nothing, and the warp reads none.
+    image = np.zeros(frame_bgr.shape, region.dtype)
     cx = float(center[0])
-    if not right:
-        image = image[:, ::-1]
+    if right:
+        image[window] = region
+    else:
+        image[rows, width - cols.stop : width - cols.start] = region[:, ::-1]
         cx = width - cx - 1
     patch = cv2.warpAffine(
         np.ascontiguousarray(image),
