@@ -159,6 +159,24 @@ def test_body_silhouette_matches_its_projected_vertices(smplx_file: Path, tmp_pa
     assert abs(ys.min() - points[:, 1].min()) <= 2 and abs(ys.max() - points[:, 1].max()) <= 2
 
 
+def test_later_people_are_drawn_over_earlier_ones(smplx_file: Path, tmp_path: Path) -> None:
+    """The original overlays each person's picture in turn, whatever their depth: where two
+    bodies overlap, the later one shows even when it is farther away."""
+    near, far = body((-0.15, 0.2, 4.0)), body((0.15, 0.2, 5.0))
+    pictures = {}
+    for name, people in (("near", [near]), ("far", [far]), ("both", [near, far])):
+        track = new_track(tmp_path / f"{name}.rdance", 1)
+        track.write("smplx", Stream.from_frames("smplx", [merge(*people)]), weights={}, options={})
+        done = rdance("render-poses", track.path, "--only", "smpl", "--smplx-model", smplx_file, "--lossless")
+        assert done.returncode == 0, done.stderr
+        pictures[name] = next(iter(FrameSource(track.path / "smpl.mp4")))
+    near_drawn, far_drawn = pictures["near"].any(-1), pictures["far"].any(-1)
+    overlap = near_drawn & far_drawn
+    assert overlap.sum() > 100 and (near_drawn & ~far_drawn).sum() > 100
+    assert np.array_equal(pictures["both"][far_drawn], pictures["far"][far_drawn])
+    assert np.array_equal(pictures["both"][~far_drawn], pictures["near"][~far_drawn])
+
+
 def test_without_the_colour_table_the_body_is_a_jet_gradient(smplx_file: Path, tmp_path: Path) -> None:
     track = new_track(tmp_path / "t.rdance", 1)
     track.write("smplx", Stream.from_frames("smplx", [body((0.0, 0.2, 4.0))]), weights={}, options={})

@@ -149,10 +149,13 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
     def paint(index: int) -> np.ndarray:
         people = valid_people(index)
         picture = np.zeros((canvas.height, canvas.width, 3), np.uint8)
-        for vertices, focal, princpt in zip(
-            vertices_of(index), people["focal"], people["princpt"], strict=True
+        for number, (vertices, focal, princpt) in enumerate(
+            zip(vertices_of(index), people["focal"], people["princpt"], strict=True)
         ):
             drawn = painter.render(vertices, focal * scale, princpt * scale)
+            if number == 0:  # black where nothing is drawn: the first person needs no overlay
+                picture = drawn
+                continue
             covered = drawn.any(axis=-1)
             picture[covered] = drawn[covered]  # later people in front, as the original's overlay
         return picture
