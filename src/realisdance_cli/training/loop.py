@@ -171,13 +171,7 @@ def train(
         accelerator.register_for_checkpointing(ema)
     encoders.vae.to(accelerator.device)
     encoders.image_encoder.to(accelerator.device)
-    step = 0
-    state_dir = out / STATE_FOLDER
-    if not state_dir.exists() and (out / f"{STATE_FOLDER}.old").exists():  # stopped while swapping
-        state_dir = out / f"{STATE_FOLDER}.old"
-    if resume and (state_dir / "step.json").is_file():
-        accelerator.load_state(str(state_dir))
-        step = json.loads((state_dir / "step.json").read_text())["step"]
+    step = _restore(accelerator, out) if resume else 0
     if options.log_with != "none":
         accelerator.init_trackers("logs", config=asdict(options))
     losses = []
@@ -188,18 +182,7 @@ def train(
         )
         for _ in range(options.accumulate):
             with accelerator.accumulate(net):
-                batch = encoders(next(batches), generator)
-                if options.stage == 2:
-                    batch.dwpose, batch.hamer, batch.smpl = (
-                        shuffle_poses(p, options.pose_shuffle_ratio, generator)
-                        for p in (batch.dwpose, batch.hamer, batch.smpl)
-                    )
-                drop = torch.rand((), generator=generator).item() < options.cfg_uncond_ratio
-                noise = torch.randn(batch.latents.shape, generator=generator).to(batch.latents.device)
-                timesteps = torch.randint(
-                    0, scheduler.config.num_train_timesteps, (batch.latents.shape[0],), generator=generator
-                ).to(batch.latents.device)
-                loss, _ = diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)
+                loss = _loss(net, encoders(next(batches), generator), scheduler, options, generator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:  # all parameters: FSDP then clips over its shards
                     accelerator.clip_grad_norm_(net.parameters(), options.max_grad_norm)
@@ -221,6 +204,34 @@ def train(
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return losses
+
+
+def _loss(
+    net: Any, batch: Batch, scheduler: Any, options: TrainOptions, generator: torch.Generator
+) -> torch.Tensor:
+    """One batch's objective with this step's augmentations, noise and timesteps."""
+    if options.stage == 2:
+        poses = (batch.dwpose, batch.hamer, batch.smpl)
+        batch.dwpose, batch.hamer, batch.smpl = (
+            shuffle_poses(p, options.pose_shuffle_ratio, generator) for p in poses
+        )
+    drop = torch.rand((), generator=generator).item() < options.cfg_uncond_ratio
+    noise = torch.randn(batch.latents.shape, generator=generator).to(batch.latents.device)
+    timesteps = torch.randint(
+        0, scheduler.config.num_train_timesteps, (batch.latents.shape[0],), generator=generator
+    ).to(batch.latents.device)
+    return diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)[0]
+
+
+def _restore(accelerator: Any, out: Path) -> int:
+    """Loads the run folder's last state (if any); returns the step it was saved at."""
+    state_dir = out / STATE_FOLDER
+    if not state_dir.exists() and (out / f"{STATE_FOLDER}.old").exists():  # stopped while swapping
+        state_dir = out / f"{STATE_FOLDER}.old"
+    if not (state_dir / "step.json").is_file():
+        return 0
+    accelerator.load_state(str(state_dir))
+    return int(json.loads((state_dir / "step.json").read_text())["step"])
 
 
 @contextmanager
