@@ -135,7 +135,8 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
     return PoseFrames(frames, fps)
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
+    """diffusers and transformers say only errors, and draw no loading bars of their own."""
     import diffusers
     import transformers
 
@@ -154,7 +155,7 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     from realisdance_cli.animator.checkpoint import load_network
     from realisdance_cli.animator.pipeline import RealisDancePipeline, zero_snr_ddim
 
-    _quiet_libraries()
+    quiet_libraries()
     root = weights.weights_root(options.weights_root)
     checkpoint = options.checkpoint
     if checkpoint is None and (root / CONVERTED).is_file():

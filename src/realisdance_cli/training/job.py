@@ -142,8 +142,10 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     from diffusers import AutoencoderKL
     from transformers import Dinov2Model
 
+    from realisdance_cli.animation import quiet_libraries
     from realisdance_cli.training.objective import noise_scheduler
 
+    quiet_libraries()
     root = weights.weights_root(job.weights_root)
     paths = weights.require_all(["base-model", "dinov2"], root)
     base = paths["base-model"]
