@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/dwpose.py
 	RDANCE_GL=osmesa $(BIN)/python benchmarks/render.py
 	RDANCE_GL=egl $(BIN)/python benchmarks/render.py
+	RDANCE_GL=osmesa $(BIN)/python benchmarks/render_poses.py
 	$(BIN)/python benchmarks/smoothing.py
 	$(BIN)/python benchmarks/hamer.py
 	$(BIN)/python benchmarks/smplerx.py
