@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 import torch
+from batched import network_seconds
 
-from realisdance_cli.devices import resolve_device, run_batched
+from realisdance_cli.devices import resolve_device
 from realisdance_cli.extractors.hamer import DecoderConfig, Hamer, HamerConfig, crop_hand
 from realisdance_cli.extractors.vit import ViTConfig
 
@@ -52,17 +53,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = Hamer(config).eval().to(device)
     pixels = torch.from_numpy(np.stack([c.pixels for c in crops]))
-
-    def run() -> None:
-        for _ in run_batched(model, pixels, args.batch, device, dtype):
-            pass
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    run()  # warm-up
-    start = time.perf_counter()
-    run()
-    net_seconds = time.perf_counter() - start
+    net_seconds = network_seconds(model, pixels, args.batch, device, dtype)
     print(
         f"hamer {args.config} on {device} {str(dtype).removeprefix('torch.')}, {args.hands} hands, "
         f"batch {args.batch}: crops {args.hands / crop_seconds:.1f} hands/s, "

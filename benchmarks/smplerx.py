@@ -12,8 +12,9 @@ import time
 
 import numpy as np
 import torch
+from batched import network_seconds
 
-from realisdance_cli.devices import resolve_device, run_batched
+from realisdance_cli.devices import resolve_device
 from realisdance_cli.extractors.smplerx import SmplerX, SmplerXConfig, crop_person, process_box
 from realisdance_cli.extractors.vit import ViTConfig
 
@@ -48,17 +49,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = SmplerX(config).eval().to(device)
     pixels = torch.from_numpy(np.stack(crops))
-
-    def run() -> None:
-        for _ in run_batched(model, pixels, args.batch, device, dtype):
-            pass
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    run()  # warm-up
-    start = time.perf_counter()
-    run()
-    net_seconds = time.perf_counter() - start
+    net_seconds = network_seconds(model, pixels, args.batch, device, dtype)
     print(
         f"smplerx {args.config} on {device} {str(dtype).removeprefix('torch.')}, {args.people} people, "
         f"batch {args.batch}: crops {args.people / crop_seconds:.1f}/s, "

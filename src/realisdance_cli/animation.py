@@ -205,6 +205,13 @@ def clip_input(picture: np.ndarray, size: tuple[int, int] | None = None) -> torc
     return ((clip - mean) / std).permute(2, 0, 1)
 
 
+def frame_pixels(picture: torch.Tensor) -> np.ndarray:
+    """A generated frame (3, H, W) in [0, 1] as the (H, W, 3) uint8 picture written to video."""
+    import torch
+
+    return (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def default_out(reference: Path, inputs: PoseInputs) -> Path:
     """`<reference>_<poses>.mp4` in the current folder."""
     poses = inputs.folder or inputs.path("smpl")
@@ -240,7 +247,7 @@ def animate(
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         writers = [stack.enter_context(VideoWriter(path, fps, crf=options.crf)) for path in paths]
         for index, picture in enumerate(video):  # frame by frame: no second copy of the video
-            frame = (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            frame = frame_pixels(picture)
             writers[0].write(frame)
             if options.grid:
                 poses_now = (poses.frames[name][index] for name in POSE_NAMES)

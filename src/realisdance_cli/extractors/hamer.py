@@ -430,7 +430,7 @@ def crop_hand(frame_bgr: np.ndarray, box: np.ndarray, right: bool, config: Hamer
         image[rows, width - cols.stop : width - cols.start] = region[:, ::-1]
         cx = width - cx - 1
     patch = cv2.warpAffine(
-        np.ascontiguousarray(image),
+        image,
         crop_transform(cx, float(center[1]), side, side, out, out),
         (out, out),
         flags=cv2.INTER_LINEAR,

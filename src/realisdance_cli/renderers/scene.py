@@ -102,12 +102,6 @@ X_TURN = np.eye(4)
 X_TURN[1:3, 1:3] = [[np.cos(np.pi), -np.sin(np.pi)], [np.sin(np.pi), np.cos(np.pi)]]
 
 
-def camera_to_opengl(mesh: Any) -> Any:
-    """Turn a trimesh from the camera frame to OpenGL's."""
-    mesh.apply_transform(X_TURN)
-    return mesh
-
-
 def camera_to_opengl_points(points: np.ndarray) -> np.ndarray:
     """Points from the camera frame to OpenGL's, with the arithmetic trimesh's transform uses."""
     return np.dot(np.asarray(points, np.float64), X_TURN[:3, :3].T) + X_TURN[:3, 3]

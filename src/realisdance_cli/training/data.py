@@ -124,8 +124,7 @@ def _reference(
     clip's crop: a random one, or the first (`ref_mode` first, or no `rng`)."""
     if entry.reference is not None:
         return fit(_read(entry.reference, 0, 1, 1)[0], sampling.size)
-    random = sampling.ref_mode == "random" and rng is not None
-    index = int(rng.integers(0, entry.frames)) if random and rng is not None else 0
+    index = int(rng.integers(0, entry.frames)) if sampling.ref_mode == "random" and rng is not None else 0
     return _cropped(_read(entry.video, index, 1, 1), box, sampling.size)[0]
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from realisdance_cli.animation import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.extraction import ExtractOptions, extract
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -25,7 +26,6 @@ from realisdance_cli.video import FrameSource
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-POSE_VIDEOS = ("dwpose", "hamer", "smpl")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _entry(video: Path, track: Track, out: Path) -> dict:
     info = FrameSource(video).info
     kind = "image" if video.suffix.lower() in IMAGE_SUFFIXES else "video"
     line: dict[str, str | int] = {kind: str(video.resolve())}
-    line |= {name: str((track.path / f"{name}.mp4").relative_to(out)) for name in POSE_VIDEOS}
+    line |= {name: str((track.path / f"{name}.mp4").relative_to(out)) for name in POSE_NAMES}
     line |= {"frames": info.frame_count, "fps": str(info.fps), "width": info.width, "height": info.height}
     return line
 
@@ -89,7 +89,7 @@ def build(
         progress("videos", number, len(mine))
         try:
             track, _ = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
-            if not all((track.path / f"{name}.mp4").is_file() for name in POSE_VIDEOS):
+            if not all((track.path / f"{name}.mp4").is_file() for name in POSE_NAMES):
                 render_poses(track.path, track.path, render_options, progress=progress)
             lines.append(_entry(video, track, out))
             report.built.append(video.name)

@@ -16,8 +16,6 @@ from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
 
-VALIDATION_FRAMES = 16
-
 
 @dataclass
 class TrainJob:
@@ -158,7 +156,7 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     dataset = ClipDataset(entries, job.sampling, job.options.seed)
     held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     validating = job.options.validate_every > 0
-    clips = [validation_clip(e, job.sampling, VALIDATION_FRAMES) for e in held_out] if validating else []
+    clips = [validation_clip(entry, job.sampling) for entry in held_out] if validating else []
     config = {"unet": unet_config, "token_width": encoder.config.hidden_size}
     losses = train(net, encoders, scheduler, dataset, job.options, job.out, config, job.resume, report, clips)
     return losses, weights_digest(net)

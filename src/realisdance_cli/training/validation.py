@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from realisdance_cli.animation import POSE_NAMES, to_tensors
+from realisdance_cli.animation import POSE_NAMES, frame_pixels, to_tensors
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, SamplingOptions, zero_snr_ddim
 from realisdance_cli.training.data import ValidationClip
@@ -50,9 +50,9 @@ def validate(
             path = folder / f"{clip.name}-step{step:07d}.mp4"
             with VideoWriter(path, clip.poses.fps or 8) as writer:
                 for index, picture in enumerate(video):
-                    generated = (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
                     poses = (clip.poses.frames[name][index] for name in POSE_NAMES)
-                    writer.write(np.hstack([clip.reference, *poses, generated, clip.truth[index]]))
+                    row = [clip.reference, *poses, frame_pixels(picture), clip.truth[index]]
+                    writer.write(np.hstack(row))
             written.append(path)
     finally:
         net.train(was_training)
