@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# The shared conformance data beside the repository; RDANCE_SHARED and RDANCE_GOLDEN move it (a
+# missing folder shows what a plain clone sees: every test that needs it skips).
+SHARED = Path(os.environ.get("RDANCE_SHARED", ROOT.parent / "shared"))
 GOLDEN = Path(os.environ.get("RDANCE_GOLDEN", SHARED / "golden"))
 FIXTURES = SHARED / "fixtures" / "official"
 
@@ -130,28 +132,57 @@ def write_hamer_config(config: dict, path: Path) -> Path:
     return path
 
 
+def steer_hamer(checkpoint: Path, out: Path) -> Path:
+    """The tiny HaMeR with its output layers steered: weights zero, biases chosen so that every hand
+    comes out at rest (identity rotations), of MANO's mean shape (betas 0), with the mean crop
+    camera's scale and no offset. `cam_crop_to_full` then puts the hand's origin on the ray
+    through its box centre, and the synthetic MANO hand is centred on its origin."""
+    import torch
+
+    raw = torch.load(checkpoint, weights_only=True)
+    state = raw["state_dict"]
+    init_cam = state["mano_head.init_cam"][0]
+    assert init_cam[0] > 0, "the mean crop camera must have a positive scale"
+    identity = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # two columns of the identity
+    targets = {
+        "decpose": identity.repeat(state["mano_head.init_hand_pose"].shape[1] // 6),
+        "decshape": torch.zeros(state["mano_head.init_betas"].shape[1]),
+        "deccam": torch.tensor([float(init_cam[0]), 0.0, 0.0]),
+    }
+    starts = {"decpose": "init_hand_pose", "decshape": "init_betas", "deccam": "init_cam"}
+    for layer, target in targets.items():
+        state[f"mano_head.{layer}.weight"].zero_()  # the output no longer depends on the picture
+        state[f"mano_head.{layer}.bias"].copy_(target - state[f"mano_head.{starts[layer]}"][0])
+    torch.save(raw, out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def extraction_weights(smplx_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Tiny DWPose, HaMeR and SMPLer-X, a synthetic SMPL-X and a red colour table. The SMPLer-X
-    body outputs are steered to a rest pose and a centred camera (weights zero, biases the identity),
-    so the body must appear around the centre of the person box, as a trained model's would."""
+    """Tiny DWPose, HaMeR and SMPLer-X, a synthetic SMPL-X and a red colour table. The random
+    networks' outputs are steered (output layers' weights zero, biases chosen) so that what the
+    tests assert holds whatever the random weights: HaMeR's hands are at rest, centred on their
+    boxes (see `steer_hamer`); SMPLer-X's body is at rest with a centred camera (weights zero,
+    biases the identity), so the body must appear around the centre of the person box, as a
+    trained model's would."""
     import torch
 
     root = tmp_path_factory.mktemp("weights")
     links = {
         "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
         "dwpose/dw-ll_ucoco_384.onnx": GOLDEN / "dwpose" / "dwpose_tiny.onnx",
-        "hamer/hamer.ckpt": GOLDEN / "hamer" / "hamer_tiny.ckpt",
         "mano/MANO_RIGHT.pkl": GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl",
         "smplx/SMPLX_NEUTRAL.npz": smplx_file,
     }
     for relative, target in links.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).symlink_to(need(target))
+    (root / "hamer").mkdir()
+    steer_hamer(need(GOLDEN / "hamer" / "hamer_tiny.ckpt"), root / "hamer" / "hamer.ckpt")
     write_hamer_config(
         json.loads((GOLDEN / "hamer" / "CONFIG.json").read_text()), root / "hamer" / "model_config.yaml"
     )
-    raw = torch.load(GOLDEN / "smplerx" / "smpler_x_tiny.pth.tar", weights_only=True)
+    raw = torch.load(need(GOLDEN / "smplerx" / "smpler_x_tiny.pth.tar"), weights_only=True)
     identity = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
     for name in ("root_pose_out", "body_pose_out", "shape_out", "cam_out"):
         raw["network"][f"module.body_regressor.{name}.0.weight"].zero_()

@@ -23,10 +23,18 @@ from realisdance_cli.track import Track
 DW = GOLDEN / "dwpose"
 
 
+# Raw network outputs (scores, the detector's box regression) may differ from the golden values by a
+# float32 ulp on another processor (golden README, "Portability"); arg-max positions stay exact.
+FLOAT32 = {"rtol": 1e-6, "atol": 1e-7}
+
+
 def assert_pose_equal(got: dict, want: dict) -> None:
     assert set(got) == set(want)
-    for key in ("hands", "hands_score", "faces"):
+    for key in ("hands", "faces"):
         assert got[key].dtype == want[key].dtype and np.array_equal(got[key], want[key]), key
+    np.testing.assert_allclose(
+        got["hands_score"], want["hands_score"], **FLOAT32, strict=True, err_msg="hands_score"
+    )
     for key in ("candidate", "subset"):
         assert np.array_equal(got["bodies"][key], want["bodies"][key]), key
     assert (got["H"], got["W"]) == (want["H"], want["W"])
@@ -47,7 +55,8 @@ def test_golden_keypoints_are_exact(models: dict[str, Path], name: str, batch: i
     bgr = cv2.imread(str(DW / f"{name}.png"))
     model = DWPose(models["det"], models["pose"], batch=batch, device="cpu")
     (result,) = model([np.ascontiguousarray(bgr[:, :, ::-1])])
-    assert result["box"].dtype == np.float64 and np.array_equal(result["box"], boxes)
+    assert result["box"].dtype == np.float64
+    np.testing.assert_allclose(result["box"], boxes, **FLOAT32, strict=True)
     height, width = bgr.shape[:2]
     assert_pose_equal(to_original_pose(result["keypoints"], result["scores"], height, width), want)
 

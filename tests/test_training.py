@@ -302,8 +302,8 @@ def _tiny_weights_root(tmp_path: Path) -> Path:
     root = tmp_path / "weights"
     for part in ("unet", "vae", "scheduler"):
         (root / "base" / "rv51").mkdir(parents=True, exist_ok=True)
-        (root / "base" / "rv51" / part).symlink_to(CASE / "tiny_sd" / part)
-    (root / "dinov2-large").symlink_to(CASE / "tiny_dinov2")
+        (root / "base" / "rv51" / part).symlink_to(need(CASE / "tiny_sd" / part))
+    (root / "dinov2-large").symlink_to(need(CASE / "tiny_dinov2"))
     return root
 
 
@@ -313,7 +313,7 @@ def _tiny_run_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     _clip_folder(tmp_path / "data" / "clip", frames=12, size=(64, 48))
     row = json.dumps({name: f"clip/{name}.mp4" for name in ("video", "dwpose", "hamer", "smpl")})
     (tmp_path / "data" / "manifest.jsonl").write_text(f"{row}\n{row}\n")
-    raw = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
+    raw = torch.load(need(CASE / "realisdance_tiny.ckpt"), weights_only=True)["state_dict"]
     prefix = "module.unet_main."
     motion = {
         k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and "motion_modules." in k

@@ -1,16 +1,27 @@
-"""The weights registry, `rdance weights`, and real downloads from a loopback hub."""
+"""The weights registry, `rdance weights`, structural checks of every weight format, and real
+downloads from a loopback hub."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import pickle
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+import torch
+import yaml
 from conftest import assert_user_error, rdance
 from hub_server import HubServer
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.torch import save, save_file
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
@@ -72,8 +83,7 @@ def test_check_exit_codes(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stdout.count("missing") == 2
     for rel in ("dwpose/yolox_l.onnx", "dwpose/dw-ll_ucoco_384.onnx"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(b"onnx")
+        tiny_onnx(tmp_path / rel)
     done = rdance("weights", "check", "dwpose", "--weights", tmp_path)
     assert done.returncode == 0, done.stdout
     assert done.stdout.count("ok") == 2
@@ -87,8 +97,298 @@ def test_list_shows_every_entry(tmp_path: Path) -> None:
         assert entry.name in done.stdout
 
 
-# Bigger than huggingface_hub's 10 MiB write chunk, so a killed download leaves a partial file.
-DWPOSE_FILES = {"yolox_l.onnx": os.urandom(24 << 20), "dw-ll_ucoco_384.onnx": os.urandom(200_000)}
+# Files of every format, small but whole, built the way their makers build them.
+
+
+def onnx_bytes(weight: np.ndarray) -> bytes:
+    """y = x @ weight: one node, one input, one output, one initializer (raw bytes), opset 13."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, weight.shape[0]])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, weight.shape[1]])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def tiny_onnx(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(onnx_bytes(np.arange(12, dtype=np.float32).reshape(3, 4)))
+    return path
+
+
+def torch_file(path: Path, obj: object | None = None, legacy: bool = False) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    obj = {"state_dict": {"w": torch.arange(256.0), "b": torch.ones(3)}} if obj is None else obj
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+def safetensors_file(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(seed)
+    save_file({"a.weight": torch.randn(16, 8, generator=generator), "a.bias": torch.zeros(8)}, path)
+    return path
+
+
+def npz_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, pose=np.arange(48.0), shape=np.zeros(10), names=np.array([{"a": 1}], dtype=object))
+    return path
+
+
+def mano_pickle(path: Path) -> Path:
+    """A body model pickle as the official ones are: protocol 2, a dict of numpy arrays."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"v_template": np.zeros((778, 3)), "f": np.zeros((1538, 3), np.uint32), "kintree_table": [0, 1]}
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+    return path
+
+
+def json_file(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
+    return path
+
+
+def sharded_folder(folder: Path) -> Path:
+    """A transformers folder whose weights are two safetensors shards and their index."""
+    json_file(folder / "config.json", {"model_type": "dinov2", "hidden_size": 8})
+    shards = {"model-00001-of-00002.safetensors": 0, "model-00002-of-00002.safetensors": 1}
+    for name, seed in shards.items():
+        safetensors_file(folder / name, seed)
+    weight_map = {f"layer{seed}.{key}": name for name, seed in shards.items() for key in ("weight", "bias")}
+    json_file(folder / "model.safetensors.index.json", {"metadata": {}, "weight_map": weight_map})
+    return folder
+
+
+def whole_weights(root: Path) -> Path:
+    """Every registry entry, whole, in its format (the SMPLer-X file in torch's legacy format)."""
+    tiny_onnx(root / "dwpose/yolox_l.onnx")
+    tiny_onnx(root / "dwpose/dw-ll_ucoco_384.onnx")
+    torch_file(root / "hamer/hamer.ckpt")
+    (root / "hamer/model_config.yaml").write_text(yaml.safe_dump({"MODEL": {"IMAGE_SIZE": 256}}))
+    npz_file(root / "hamer/mano_mean_params.npz")
+    mano_pickle(root / "mano/MANO_RIGHT.pkl")
+    torch_file(root / "smplerx/smpler_x_h32.pth.tar", legacy=True)
+    npz_file(root / "smplx/SMPLX_NEUTRAL.npz")
+    torch_file(root / "smplx/smplx_color.pt", np.zeros((10, 3), np.uint8))
+    torch_file(root / "realisdance/stage_2_hamer_release.ckpt")
+    base = root / "base/rv51"
+    json_file(base / "model_index.json", {"_class_name": "StableDiffusionPipeline"})
+    json_file(base / "unet/config.json", {"_class_name": "UNet2DConditionModel"})
+    json_file(base / "vae/config.json", {"_class_name": "AutoencoderKL"})
+    safetensors_file(base / "vae/diffusion_pytorch_model.safetensors")
+    json_file(base / "scheduler/scheduler_config.json", {"_class_name": "DDIMScheduler"})
+    safetensors_file(base / "unet/diffusion_pytorch_model.safetensors")  # base-unet
+    json_file(root / "base/sd-vae-ft-mse/config.json", {"_class_name": "AutoencoderKL"})
+    safetensors_file(root / "base/sd-vae-ft-mse/diffusion_pytorch_model.safetensors")
+    sharded_folder(root / "dinov2-large")
+    torch_file(root / "animatediff/mm_sd_v15_v2.ckpt")
+    return root
+
+
+def check(root: Path, *names: str) -> tuple[int, dict[str, str]]:
+    """`rdance weights check` as a real command: its exit code and its line for each entry."""
+    done = rdance("weights", "check", *names, "--weights", root, env={"COLUMNS": "2000"})
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = {line.split()[1]: line for line in done.stdout.splitlines() if len(line.split()) > 1}
+    return done.returncode, lines
+
+
+def truncate(path: Path, size: int) -> None:
+    with path.open("r+b") as handle:
+        handle.truncate(size)
+
+
+def flip_byte_in_member(archive: Path, suffix: str) -> str:
+    """Flip one bit in the stored data of the member whose name ends with `suffix`; its name."""
+    with zipfile.ZipFile(archive) as opened:
+        info = next(i for i in opened.infolist() if i.filename.endswith(suffix))
+    with archive.open("r+b") as handle:
+        handle.seek(info.header_offset + 26)
+        name_length, extra_length = np.frombuffer(handle.read(4), "<u2")
+        data_start = info.header_offset + 30 + int(name_length) + int(extra_length)
+        handle.seek(data_start + info.compress_size // 2)
+        byte = handle.read(1)[0]
+        handle.seek(-1, io.SEEK_CUR)
+        handle.write(bytes([byte ^ 0x10]))
+    return info.filename
+
+
+def test_whole_files_of_every_format_pass(tmp_path: Path) -> None:
+    root = whole_weights(tmp_path)
+    code, lines = check(root)
+    assert code == 0, lines
+    assert all(lines[entry.name].startswith("ok") for entry in weights.REGISTRY), lines
+    # A pre-1.6 torch file has no directory or checksums: said so, not failed.
+    assert "legacy torch format: only its header could be checked" in lines["smplerx"]
+    for entry in weights.REGISTRY:
+        found = weights.status(entry, root, structure="full")
+        assert found.ok, (entry.name, found.problem)
+
+
+# (registry entry, how to make it whole) for each single-file format.
+FORMATS = {
+    "onnx": ("dwpose-det", lambda path: tiny_onnx(path)),
+    "torch": ("hamer", lambda path: torch_file(path)),
+    "safetensors": ("base-unet", lambda path: safetensors_file(path)),
+    "npz": ("hamer-mean", lambda path: npz_file(path)),
+    "pickle": ("mano", lambda path: mano_pickle(path)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FORMATS))
+def test_a_cut_anywhere_is_caught(kind: str, tmp_path: Path) -> None:
+    name, make = FORMATS[kind]
+    entry = weights.get(name)
+    path = make(tmp_path / entry.path)
+    whole = path.read_bytes()
+    assert weights.status(entry, tmp_path).ok
+    step = max(1, len(whole) // 120)
+    for size in [*range(0, len(whole), step), len(whole) - 1]:
+        path.write_bytes(whole[:size])
+        # Seen from headers and directories alone (what doctor and download look at) ...
+        found = weights.status(entry, tmp_path)
+        assert found.found and found.problem, (size, len(whole))
+        assert found.culprit == path
+        # ... and of course when every byte is read.
+        assert weights.status(entry, tmp_path, structure="full").problem, (size, len(whole))
+    path.write_bytes(whole[: len(whole) // 2])
+    code, lines = check(tmp_path, name)
+    assert code == 1
+    assert lines[name].startswith("wrong") and ("truncated" in lines[name] or "damaged" in lines[name])
+    assert f"to fetch it again: delete {path}, then" in lines[name]
+
+
+def test_empty_files_are_wrong_in_every_format(tmp_path: Path) -> None:
+    singles = [entry for entry in weights.REGISTRY if not entry.is_folder]
+    for entry in singles:
+        (tmp_path / entry.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / entry.path).write_bytes(b"")
+    code, lines = check(tmp_path, *(entry.name for entry in singles))
+    assert code == 1
+    for entry in singles:
+        assert lines[entry.name].startswith("wrong"), lines[entry.name]
+        assert "empty file (0 bytes)" in lines[entry.name]
+    assert "register and accept the MANO licence" in lines["mano"]
+    assert "rdance weights download dwpose" in lines["dwpose-det"]
+
+
+def test_a_flipped_bit_inside_a_zip_member_fails_its_crc(tmp_path: Path) -> None:
+    checkpoint = torch_file(tmp_path / weights.get("hamer").path)
+    arrays = npz_file(tmp_path / weights.get("hamer-mean").path)
+    member = flip_byte_in_member(checkpoint, "data/0")
+    array = flip_byte_in_member(arrays, "pose.npy")
+    code, lines = check(tmp_path, "hamer", "hamer-mean")
+    assert code == 1
+    assert f"damaged: {member} fails its CRC check" in lines["hamer"]
+    assert f"delete {checkpoint}, then download {weights._HAMER_DATA}" in lines["hamer"]
+    assert f"damaged: {array} fails its CRC check" in lines["hamer-mean"]
+
+
+def test_a_missing_shard_is_named(tmp_path: Path) -> None:
+    folder = sharded_folder(tmp_path / "dinov2-large")
+    assert weights.status(weights.get("dinov2"), tmp_path).ok
+    (folder / "model-00002-of-00002.safetensors").unlink()
+    code, lines = check(tmp_path, "dinov2")
+    assert code == 1
+    assert (
+        "model.safetensors.index.json: shard model-00002-of-00002.safetensors is missing" in lines["dinov2"]
+    )
+    # Nothing to delete: the download fetches the folder again.
+    assert lines["dinov2"].endswith("to fetch it again: run `rdance weights download realisdance`")
+
+
+def test_folders_need_their_configs_and_weights(tmp_path: Path) -> None:
+    root = whole_weights(tmp_path)
+    (root / "base/sd-vae-ft-mse/diffusion_pytorch_model.safetensors").unlink()
+    vae = root / "base/rv51/vae/diffusion_pytorch_model.safetensors"
+    truncate(vae, vae.stat().st_size - 100)
+    dinov2_config = root / "dinov2-large/config.json"
+    truncate(dinov2_config, dinov2_config.stat().st_size // 2)
+    # A registry entry of its own inside the folder, fetched by its own group: not the folder's.
+    unet = root / "base/rv51/unet/diffusion_pytorch_model.safetensors"
+    truncate(unet, 0)
+    code, lines = check(root, "vae-ft-mse", "base-model", "dinov2", "base-unet")
+    assert code == 1
+    assert "empty file" in lines["base-unet"] and "rdance weights download training" in lines["base-unet"]
+    assert "sd-vae-ft-mse: no weight file (*.safetensors or *.bin)" in lines["vae-ft-mse"]
+    assert (
+        "vae/diffusion_pytorch_model.safetensors: truncated: safetensors header says" in lines["base-model"]
+    )
+    assert f"delete {vae}, then" in lines["base-model"]
+    assert "config.json: truncated or damaged: not valid JSON" in lines["dinov2"]
+
+
+def test_safetensors_sizes_are_read_from_its_header(tmp_path: Path) -> None:
+    path = safetensors_file(tmp_path / weights.get("base-unet").path)
+    whole = path.read_bytes()
+    header = int.from_bytes(whole[:8], "little")
+    data = len(whole) - 8 - header
+    path.write_bytes(whole[:-100])
+    problem = weights.status(weights.get("base-unet"), tmp_path).problem
+    assert problem == f"truncated: safetensors header says {data} bytes of data, the file has {data - 100}"
+    path.write_bytes(whole + b"\0" * 16)
+    problem = weights.status(weights.get("base-unet"), tmp_path).problem
+    assert problem == f"damaged: 16 bytes follow the {data} bytes of data the header describes"
+    path.write_bytes(whole[: 8 + header // 2])
+    code, lines = check(tmp_path, "base-unet")
+    assert code == 1
+    assert (
+        f"truncated: the safetensors header needs {header} bytes, the file has {header // 2}"
+        in lines["base-unet"]
+    )
+
+
+def test_onnx_that_parses_but_is_incomplete(tmp_path: Path) -> None:
+    entry = weights.get("dwpose-pose")
+    path = tiny_onnx(tmp_path / entry.path)
+    model = onnx.load(str(path))
+    # Protobuf reads a cut between two top-level fields as a smaller, valid message.
+    without_opset = onnx.ModelProto()
+    without_opset.CopyFrom(model)
+    del without_opset.opset_import[:]
+    cut = len(without_opset.SerializeToString())
+    whole = path.read_bytes()
+    assert whole[:cut] == without_opset.SerializeToString()
+    path.write_bytes(whole[:cut])
+    assert weights.status(entry, tmp_path).problem == "truncated or damaged: the ONNX model names no opset"
+    model.graph.initializer[0].raw_data = model.graph.initializer[0].raw_data[:-4]
+    path.write_bytes(model.SerializeToString())
+    code, lines = check(tmp_path, "dwpose-pose")
+    assert code == 1
+    assert "damaged: initializer 'w' holds 44 bytes, its shape [3, 4] needs 48" in lines["dwpose-pose"]
+
+
+def test_body_model_pickles_load_only_arrays(tmp_path: Path) -> None:
+    path = tmp_path / weights.get("mano").path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(pickle.dumps({"v_template": os.system}, protocol=2))
+    code, lines = check(tmp_path, "mano")
+    assert code == 1
+    assert "system, which a data file never needs" in lines["mano"]
+
+
+def test_doctor_warns_about_a_truncated_file(tmp_path: Path) -> None:
+    from realisdance_cli import doctor
+
+    path = tiny_onnx(tmp_path / weights.get("dwpose-det").path)
+    truncate(path, path.stat().st_size // 2)
+    (check_,) = [c for c in doctor.weight_checks(tmp_path) if c.name == "dwpose-det"]
+    assert check_.level == "warn" and "the ONNX protobuf does not parse" in check_.detail
+
+
+# Whole ONNX files, the first bigger than huggingface_hub's 10 MiB write chunk, so a killed download
+# leaves a partial file.
+_RNG = np.random.default_rng(0)
+DWPOSE_FILES = {
+    "yolox_l.onnx": onnx_bytes(_RNG.standard_normal((3, 2 << 20), np.float32)),
+    "dw-ll_ucoco_384.onnx": onnx_bytes(_RNG.standard_normal((3, 16_000), np.float32)),
+}
 
 
 def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
@@ -133,7 +433,7 @@ def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
 def test_download_of_a_folder(tmp_path: Path) -> None:
     files = {
         "config.json": b'{"model_type": "dinov2"}',
-        "model.safetensors": os.urandom(5000),
+        "model.safetensors": save({"w": torch.randn(40, 30)}),
         "README.md": b"x",
     }
     with HubServer({("facebook/dinov2-large", "main"): files}) as hub:
@@ -144,6 +444,21 @@ def test_download_of_a_folder(tmp_path: Path) -> None:
     assert (folder / "model.safetensors").read_bytes() == files["model.safetensors"]
     assert not (folder / "README.md").exists()  # only the patterns the registry asks for
     assert weights.status(weights.get("dinov2"), tmp_path / "w").ok
+
+
+def test_download_replaces_a_truncated_file(tmp_path: Path) -> None:
+    files = {name: onnx_bytes(np.full((3, 100 + len(name)), 0.5, np.float32)) for name in DWPOSE_FILES}
+    target = tmp_path / "w" / "dwpose"
+    target.mkdir(parents=True)
+    (target / "yolox_l.onnx").write_bytes(files["yolox_l.onnx"][:-30])  # a copy cut short
+    (target / "dw-ll_ucoco_384.onnx").write_bytes(files["dw-ll_ucoco_384.onnx"])
+    with HubServer({("yzd-v/DWPose", "main"): files}) as hub:
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
+        done = rdance("weights", "download", "dwpose", "--weights", tmp_path / "w", env=env)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "downloaded dwpose-det" in text and "present dwpose-pose" in text
+    assert (target / "yolox_l.onnx").read_bytes() == files["yolox_l.onnx"]
 
 
 def test_offline_mode_is_a_clear_error(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -51,10 +51,14 @@ WeightsOption = Annotated[
 ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace the output if it exists.")]
 
 
+RESUMES = "finished parts are kept; run the same command again to resume."
+RESTARTS = "no output was left half-written."
+
+
 @contextmanager
-def progress_bars() -> Iterator[ProgressFn]:
+def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
     """A `ProgressFn` that draws one rich bar per task (frames/s and time left); Ctrl-C ends the
-    job with exit code 130 and says how to resume it."""
+    job with exit code 130 and `on_interrupt` (whether the job resumes)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -93,9 +97,7 @@ def progress_bars() -> Iterator[ProgressFn]:
             yield report
         except KeyboardInterrupt:
             bars.stop()
-            errors.print(
-                "[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume."
-            )
+            errors.print(f"[yellow]interrupted[/]; {on_interrupt}")
             raise typer.Exit(130) from None
 
 
@@ -208,7 +210,7 @@ def extract(
         dwpose_det=dwpose_det,
         dwpose_pose=dwpose_pose,
     )
-    with progress_bars() as progress:
+    with progress_bars(RESUMES) as progress:
         track, summaries = extraction.extract(
             source, out, options, force=force, image_fps=as_fraction(fps), progress=progress
         )
@@ -418,7 +420,7 @@ def weights_list(weights_dir: WeightsOption = None) -> None:
     for column in ("name", "group", "here", "purpose", "path", "source", "licence"):
         table.add_column(column, overflow="fold")
     for entry in weights.REGISTRY:
-        found = weights.status(entry, root).found
+        found = weights.status(entry, root, structure="none").found
         table.add_row(
             entry.name,
             entry.group,
@@ -437,25 +439,34 @@ def weights_check(
     hash_: Annotated[bool, typer.Option("--hash", help="Also verify sha256 checksums (slow).")] = False,
     weights_dir: WeightsOption = None,
 ) -> None:
-    """Check that weight files are present (and intact); exit code 1 if any is missing or wrong.
+    """Check that weight files are present and whole: every file's structure is read (zip CRCs of
+    checkpoints, safetensors and ONNX sizes, configs parse), so a truncated or damaged download is
+    caught without checksums; exit code 1 if any is missing or wrong.
 
     [bold]Examples[/]: rdance weights check dwpose · rdance weights check --hash
     """
+    from rich.markup import escape
+
     from realisdance_cli import weights
 
     root = weights.weights_root(weights_dir)
     bad = 0
     for entry in weights.select(names or []):
-        found = weights.status(entry, root, verify_hash=hash_)
+        found = weights.status(entry, root, verify_hash=hash_, structure="full")
+        where = escape(str(found.path))
         if found.ok:
-            console.print(f"[green]ok[/]      {entry.name:14} {found.path}")
+            note = f" ({escape(found.note)})" if found.note else ""
+            console.print(f"[green]ok[/]      {entry.name:14} {where}{note}")
         elif found.found:
             bad += 1
-            console.print(f"[red]wrong[/]   {entry.name:14} {found.path}: {found.problem}")
+            console.print(
+                f"[red]wrong[/]   {entry.name:14} {where}: {escape(found.problem or '')}; "
+                f"to fetch it again: {escape(weights.refetch(found, root))}"
+            )
         else:
             bad += 1
             console.print(
-                f"[red]missing[/] {entry.name:14} {found.path}: {weights.instructions(entry, root)}"
+                f"[red]missing[/] {entry.name:14} {where}: {escape(weights.instructions(entry, root))}"
             )
     if bad:
         raise typer.Exit(1)
@@ -477,7 +488,7 @@ def weights_download(
 
     root = weights.weights_root(weights_dir)
     missing = []
-    with progress_bars() as progress:
+    with progress_bars(RESUMES) as progress:
         for entry in weights.select(names or []):
             if weights.status(entry, root).ok:
                 console.print(f"[green]present[/] {entry.name}: {root / entry.path}")
@@ -538,7 +549,12 @@ def weights_convert(
 
 @track_app.command("import")
 def track_import(
-    pkl: Annotated[Path, typer.Argument(help="An original DWPose .pkl (list of per-frame pose dicts).")],
+    pkl: Annotated[
+        Path,
+        typer.Argument(
+            help="An original DWPose .pkl: a list of per-frame pose dicts, or one picture's pose dict."
+        ),
+    ],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")
     ] = None,
@@ -549,13 +565,20 @@ def track_import(
 ) -> None:
     """Make a pose track from an original release's DWPose .pkl (loaded safely: arrays only).
 
+    A video's file (a list of frames) gives one frame per pose dict; a picture's file (one pose
+    dict, the original's stage-1 image data) gives a one-frame track that exports as a single dict
+    again. Files with NaN, infinite or out-of-range values are refused.
+
     [bold]Example[/]: rdance track import dwpose_video.pkl --fps 30 --out dance.rdance
     """
-    from realisdance_cli.original import import_dwpose_pkl
+    from realisdance_cli.original import import_dwpose_pkl, imported_single
     from realisdance_cli.track import Track
 
     track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=fps, overwrite=force)
-    console.print(f"imported {track.source.frame_count} frames into {track.path}")
+    if imported_single(track):
+        console.print(f"imported one picture's poses (a single pose dict) into {track.path}")
+    else:
+        console.print(f"imported {track.source.frame_count} frames into {track.path}")
 
 
 @track_app.command("export")
@@ -564,21 +587,37 @@ def track_export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="The .pkl to write (default: <name>.pkl).")
     ] = None,
+    single: Annotated[
+        bool | None,
+        typer.Option(
+            "--single/--list",
+            help="--single: one picture's pose dict, as the original's stage-1 image data (the track "
+            "must have one frame); --list: a list of per-frame dicts, as its video data. Default: "
+            "the layout the track was imported from, a list for tracks made by `rdance extract`.",
+            show_default=False,
+        ),
+    ] = None,
     force: ForceOption = False,
 ) -> None:
     """Write a track's DWPose poses as the original release's .pkl, readable by the authors' code.
 
-    [bold]Example[/]: rdance track export dance.rdance --out dwpose_video.pkl
+    [bold]Examples[/]:
+      rdance track export dance.rdance --out dwpose_video.pkl
+      rdance track export photo.rdance --single --out photo.pkl
     """
-    from realisdance_cli.original import export_dwpose_pkl
+    from realisdance_cli.original import export_dwpose_pkl, export_single
     from realisdance_cli.track import Track
 
     track = Track.open(track_dir)
     target = out or track_dir.with_suffix(".pkl")
+    single = export_single(track, single)
     if target.exists() and not force:
         raise UserError(f"{target} already exists; pass --force to replace it.")
-    export_dwpose_pkl(track, target)
-    console.print(f"wrote {track.source.frame_count} frames to {target}")
+    export_dwpose_pkl(track, target, single=single)
+    if single:
+        console.print(f"wrote one picture's pose dict to {target}")
+    else:
+        console.print(f"wrote {track.source.frame_count} frames to {target}")
 
 
 @track_app.command("info")
@@ -623,7 +662,7 @@ def dataset_build(
 
     if device not in ("auto", "cpu", "cuda"):
         raise UserError(f"--device must be auto, cpu or cuda, got {device!r}.")
-    with progress_bars() as progress:
+    with progress_bars(RESUMES) as progress:
         report = build(
             videos,
             out,
@@ -703,15 +742,22 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of clips, noise and timesteps.")] = 42,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the run folder's last state.")
+        bool,
+        typer.Option(
+            "--resume", help="Continue the run saved in OUT, even with other settings (a new --steps)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Start over: remove the state and checkpoints in OUT.")
     ] = False,
     weights_dir: WeightsOption = None,
 ) -> None:
     """Train RealisDance (stage 1 or 2) on one process, or many under `accelerate launch`/`torchrun`.
 
     Checkpoints go to OUT/stageN.safetensors (ours) and OUT/stageN.ckpt (the original format),
-    with --ema-decay also OUT/stageN_ema.*; OUT/state holds what --resume needs to continue
-    exactly where a stopped run was. Options given here override --config.
+    with --ema-decay also OUT/stageN_ema.*; OUT/state holds what a stopped run needs to continue
+    exactly where it was: the same command resumes it, --resume continues it with other settings,
+    --force starts over. Options given here override --config.
 
     [bold]Examples[/]:
       rdance train data/manifest.jsonl --stage 1 --out runs/s1 --steps 30000
@@ -729,7 +775,7 @@ def train(
         given = {k for k in settings if getattr(ctx.get_parameter_source(k), "name", "") != "DEFAULT"}
         settings |= {k: v for k, v in from_file.items() if k not in given}
     job = job_from_settings(settings)
-    with progress_bars() as progress:
+    with progress_bars(RESUMES) as progress:
         losses, digest = run(job, lambda step, loss: progress("training", step, job.options.steps))
     rank = os.environ.get("RANK", "0")
     last = f", last loss {losses[-1]:.4f}" if losses else ""
@@ -743,17 +789,26 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     errors.print(f"[yellow]warning:[/] {message}", highlight=False)
 
 
+def _fail(err: UserError) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {err}", highlight=False)
+    sys.exit(err.exit_code)
+
+
 def main() -> None:
-    """Entry point: user mistakes become one red sentence and exit code 2, never a traceback;
-    warnings one yellow line."""
+    """Entry point: user mistakes (and a full disk or a read-only folder) become one red sentence
+    and exit code 2, never a traceback; warnings one yellow line."""
+    from realisdance_cli.files import write_failure
+
     warnings.showwarning = _show_warning
     try:
         app()
     except UserError as err:
-        errors.print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(err.exit_code)
+        _fail(err)
+    except OSError as err:
+        problem = write_failure(err)
+        if problem is None:
+            raise
+        _fail(problem)
     except KeyboardInterrupt:
-        errors.print(
-            "[yellow]interrupted[/]; finished chunks are kept, run the same command again to resume."
-        )
+        errors.print("[yellow]interrupted[/]; no output was left half-written.")
         sys.exit(130)

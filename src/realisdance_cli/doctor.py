@@ -144,7 +144,14 @@ def weight_checks(root: Path) -> list[Check]:
             size = f"{found.size / 1e6:,.1f} MB" if found.size is not None else ""
             checks.append(Check("weights", entry.name, "ok", f"{found.path} ({size})"))
         elif found.found:
-            checks.append(Check("weights", entry.name, "warn", f"{found.path}: {found.problem}"))
+            checks.append(
+                Check(
+                    "weights",
+                    entry.name,
+                    "warn",
+                    f"{found.path}: {found.problem}; {weights.refetch(found, root)}",
+                )
+            )
         else:
             checks.append(
                 Check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -14,8 +15,9 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.track import SourceInfo, Stream, Track, file_sha256
+from realisdance_cli.track import SourceInfo, Stream, Track
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
 
 STAGES = ("dwpose", "smplerx", "hamer")  # in run order
@@ -129,13 +131,13 @@ def _run_chunks(
     most one chunk."""
     stream = STREAM_OF[stage]
     done, total = track.state(stream).frames_done, track.source.frame_count
-    remaining = Selection(
-        start=source.selection.start + done * source.selection.stride,
-        stride=source.selection.stride,
-        max_frames=total - done,
-    )
     progress(stage, done, total)
-    if done < total:
+    if done < total:  # all chunks may be saved already, with only the merge left
+        remaining = Selection(
+            start=source.selection.start + done * source.selection.stride,
+            stride=source.selection.stride,
+            max_frames=total - done,
+        )
         frames = prefetched(iter(FrameSource(source.path, remaining, image_fps=source.info.source_fps)))
         for chunk in _chunks(frames, options.chunk):
             track.append(stream, Stream.from_frames(stream, infer(chunk, done)))
@@ -265,12 +267,26 @@ def extract(
     image_fps: Fraction = DEFAULT_IMAGE_FPS,
     progress: ProgressFn = no_progress,
 ) -> tuple[Track, list[StageSummary]]:
-    """Run the chosen stages on `input_path` (video, image folder or image) into a pose track."""
+    """Run the chosen stages on `input_path` (video, image folder or image) into a pose track.
+
+    The track is locked while this runs; a track this call made is removed again when it fails
+    before any frame is saved, so no empty track is left behind."""
     options = options or ExtractOptions()
+    if any(stage in NETWORK_STAGES for stage in options.stages):
+        from realisdance_cli.devices import resolve_device
+
+        resolve_device(options.device, options.dtype)  # a wrong --dtype/--device is said before any work
     source = FrameSource(input_path, options.selection, image_fps=image_fps)
     path = out or Track.default_path(input_path)
     resumable = (path / "meta.json").exists() and not force
     _check_weights(Track.open(path) if resumable else None, options)
-    track = open_track(source, path, force=force)
-    summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
+    new = not path.exists()
+    with Track.lock(path):
+        track = open_track(source, path, force=force)
+        try:
+            summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
+        except BaseException:
+            if (new or force) and not any(state.frames_done for state in track.streams.values()):
+                shutil.rmtree(path, ignore_errors=True)
+            raise
     return track, summaries

@@ -1,7 +1,8 @@
 """The original release's DWPose `.pkl` format, read and written exactly.
 
-A `.pkl` is a list with one dict per frame (SPEC section 1): `bodies.candidate` (18N, 2) and
-`bodies.subset` (N, 18) for N people, `hands` (2N, 21, 2) with all left hands first, optional
+A video's `.pkl` is a list with one dict per frame (SPEC section 1); the stage-1 image data holds
+one picture's dict alone, which reads as a one-frame track. Each dict has `bodies.candidate`
+(18N, 2) and `bodies.subset` (N, 18) for N people, `hands` (2N, 21, 2) with all left hands first, optional
 `faces` (N, 68, 2) and `hands_score` (2N, 21), and the frame size `H`, `W`. Coordinates are
 divided by the frame size; points with a score under 0.3 are -1, except body points, which keep
 their coordinates and are hidden through `subset` instead.
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import atomic_write_bytes, file_sha256
 from realisdance_cli.safe_pickle import restricted_load
 from realisdance_cli.track import (
     BODY,
@@ -28,13 +30,18 @@ from realisdance_cli.track import (
     SourceInfo,
     Stream,
     Track,
-    atomic_write_bytes,
-    file_sha256,
 )
 from realisdance_cli.video import as_fraction
 
 SCORE_THRESHOLD = 0.3
 OPTIONAL_KEYS = ("faces", "hands_score")
+# Coordinates are fractions of the frame size, and DWPose finds points near the picture (the
+# official sample stays within -1 and 1.4); anything this far out is a damaged file, and would
+# overflow the skeleton drawing's integer pixels.
+COORDINATE_LIMIT = 1000.0
+# `pkl_layout` in a DWPose stream's options: how the imported file held its poses.
+LIST_LAYOUT = "list"  # a list of per-frame dicts (the original's video data)
+SINGLE_LAYOUT = "single"  # one picture's pose dict (the original's stage-1 image data)
 
 
 def to_original_pose(
@@ -121,49 +128,126 @@ def from_original_pose(pose: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]
 
 def _expected_shapes(people: int, key: str) -> tuple[int, ...]:
     return {
-        "candidate": (18 * people, 2),
+        "bodies.candidate": (18 * people, 2),
         "hands": (2 * people, 21, 2),
         "faces": (people, 68, 2),
         "hands_score": (2 * people, 21),
     }[key]
 
 
-def load_dwpose_pkl(path: Path) -> list[dict[str, Any]]:
-    """The frames of an original DWPose `.pkl`, loaded safely and checked."""
-    frames = restricted_load(path)
+def _frame_size(pose: Mapping[str, Any], key: str, where: str) -> int:
+    value = pose[key]
+    try:
+        size = int(value)
+        whole = bool(size == value)
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or size <= 0:
+        raise UserError(
+            f"{where}: {key} should be the frame size in pixels (a positive whole number), got {value!r}."
+        )
+    return size
+
+
+def _first(mask: np.ndarray) -> str:
+    return ", ".join(str(int(i)) for i in np.argwhere(mask)[0])
+
+
+def _check_values(name: str, array: np.ndarray, where: str) -> None:
+    """Finite numbers (NaN and inf break drawing), coordinates near the picture."""
+    if array.dtype.kind not in "iuf":
+        raise UserError(f"{where}: {name} should hold real numbers, not {array.dtype}.")
+    bad = ~np.isfinite(array)
+    if bad.any():
+        at = _first(bad)
+        value = array[tuple(np.argwhere(bad)[0])].item()
+        raise UserError(
+            f"{where}: {name}[{at}] is {value}; the original writes only finite numbers (-1 for a hidden "
+            "point), so the file is damaged."
+        )
+    if name in ("hands_score", "bodies.subset"):
+        return
+    far = np.abs(array) > COORDINATE_LIMIT
+    if far.any():
+        value = array[tuple(np.argwhere(far)[0])].item()
+        raise UserError(
+            f"{where}: {name}[{_first(far)}] is {value}, over {COORDINATE_LIMIT:g} frame sizes away from "
+            "the picture, which DWPose never finds, so the file is damaged."
+        )
+
+
+def _check_pose(pose: Any, where: str, optional: set[str]) -> None:
+    if not isinstance(pose, dict):
+        raise UserError(f"{where} is not a DWPose pose dict (it is a {type(pose).__name__}).")
+    missing = [key for key in ("bodies", "hands", "H", "W") if key not in pose]
+    if missing:
+        raise UserError(f"{where} is not a DWPose pose dict (missing {', '.join(map(repr, missing))}).")
+    bodies = pose["bodies"]
+    if not isinstance(bodies, dict) or not {"candidate", "subset"} <= set(bodies):
+        raise UserError(f"{where}: bodies should be a dict with candidate and subset.")
+    _frame_size(pose, "H", where)
+    _frame_size(pose, "W", where)
+    subset = bodies["subset"]
+    if not isinstance(subset, np.ndarray) or subset.ndim != 2 or subset.shape[1] != 18:
+        raise UserError(f"{where}: bodies.subset must be an (N, 18) array.")
+    if optional != {key for key in OPTIONAL_KEYS if key in pose}:
+        raise UserError(f"{where} has other optional keys than frame 0 ({sorted(optional)}).")
+    arrays = {"bodies.candidate": bodies["candidate"], "hands": pose["hands"]}
+    arrays.update({key: pose[key] for key in sorted(optional)})
+    for key, array in arrays.items():
+        expected = _expected_shapes(subset.shape[0], key)
+        if not isinstance(array, np.ndarray) or array.shape != expected:
+            shape = getattr(array, "shape", type(array).__name__)
+            raise UserError(f"{where}: {key} should have shape {expected}, got {shape}.")
+    for key, array in {"bodies.subset": subset, **arrays}.items():
+        _check_values(key, array, where)
+    rows = 18 * subset.shape[0]
+    wrong = (subset != -1) & ((subset < 0) | (subset >= rows) | (subset != np.floor(subset)))
+    if wrong.any():
+        value = subset[tuple(np.argwhere(wrong)[0])].item()
+        raise UserError(
+            f"{where}: bodies.subset[{_first(wrong)}] is {value}, but its entries are -1 or a row of "
+            f"bodies.candidate (0 to {rows - 1}), so the file is damaged."
+        )
+
+
+def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The frames of an original DWPose `.pkl`, loaded safely and checked, and whether the file
+    held one picture's pose dict (the original's image data) instead of a list of frames."""
+    data = restricted_load(path)
+    single = isinstance(data, dict)
+    frames = [data] if single else data
     if not isinstance(frames, list) or not frames:
-        raise UserError(f"{path} is not a DWPose pose file: it should hold a non-empty list of frames.")
+        raise UserError(
+            f"{path} is not a DWPose pose file: it should hold a non-empty list of frames "
+            "or one picture's pose dict."
+        )
     optional = {key for key in OPTIONAL_KEYS if isinstance(frames[0], dict) and key in frames[0]}
     for number, pose in enumerate(frames):
-        where = f"{path} frame {number}"
-        try:
-            subset = pose["bodies"]["subset"]
-            arrays = {"candidate": pose["bodies"]["candidate"], "hands": pose["hands"]}
-            arrays.update({key: pose[key] for key in optional})
-            int(pose["H"]), int(pose["W"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{where} is not a DWPose pose dict (missing {err}).") from None
-        if not isinstance(subset, np.ndarray) or subset.ndim != 2 or subset.shape[1] != 18:
-            raise UserError(f"{where}: bodies.subset must be an (N, 18) array.")
-        if optional != {key for key in OPTIONAL_KEYS if key in pose}:
-            raise UserError(f"{where} has other optional keys than frame 0 ({sorted(optional)}).")
-        for key, array in arrays.items():
-            expected = _expected_shapes(subset.shape[0], key)
-            if not isinstance(array, np.ndarray) or array.shape != expected:
-                shape = getattr(array, "shape", type(array).__name__)
-                raise UserError(f"{where}: {key} should have shape {expected}, got {shape}.")
-    return frames
+        _check_pose(pose, str(path) if single else f"{path} frame {number}", optional)
+    return frames, single
 
 
-def save_dwpose_pkl(path: Path, frames: list[dict[str, Any]]) -> None:
+def load_dwpose_pkl(path: Path) -> list[dict[str, Any]]:
+    """The frames of an original DWPose `.pkl` (one picture's dict is one frame), loaded safely and
+    checked."""
+    return read_dwpose_pkl(path)[0]
+
+
+def save_dwpose_pkl(path: Path, poses: list[dict[str, Any]] | dict[str, Any]) -> None:
+    """A list of frames, or one picture's pose dict, pickled as the original writes it."""
     buffer = io.BytesIO()
-    pickle.dump(frames, buffer, protocol=4)
+    pickle.dump(poses, buffer, protocol=4)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwrite: bool = False) -> Track:
-    """An original `.pkl` as a pose track (a DWPose stream, no SMPL-X or MANO)."""
-    frames = load_dwpose_pkl(pkl)
+    """An original `.pkl` as a pose track (a DWPose stream, no SMPL-X or MANO).
+
+    A file holding one picture's pose dict becomes a one-frame track that remembers it
+    (`pkl_layout: single`), so that export writes a single dict again.
+    """
+    frames, single = read_dwpose_pkl(pkl)
     sizes = {(int(pose["H"]), int(pose["W"])) for pose in frames}
     if len(sizes) != 1:
         raise UserError(f"{pkl} mixes frame sizes {sorted(sizes)}; a track has one size.")
@@ -179,8 +263,18 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
     )
     track = Track.create(out, source, overwrite=overwrite)
     optional = [key for key in OPTIONAL_KEYS if key in frames[0]]
-    track.write("dwpose", stream, weights={}, options={"origin": "import", "pkl_keys": optional})
+    options = {
+        "origin": "import",
+        "pkl_keys": optional,
+        "pkl_layout": SINGLE_LAYOUT if single else LIST_LAYOUT,
+    }
+    track.write("dwpose", stream, weights={}, options=options)
     return track
+
+
+def imported_single(track: Track) -> bool:
+    """Whether `track` was imported from a file holding one picture's pose dict."""
+    return track.state("dwpose").options.get("pkl_layout") == SINGLE_LAYOUT
 
 
 def poses_to_stream(poses: list[dict[str, Any]]) -> Stream:
@@ -216,6 +310,25 @@ def track_to_original(track: Track, stream: Stream | None = None) -> list[dict[s
     return stream_to_poses(stream, track.source.height, track.source.width, optional)
 
 
-def export_dwpose_pkl(track: Track, out: Path) -> Path:
-    save_dwpose_pkl(out, track_to_original(track))
+def export_single(track: Track, single: bool | None = None) -> bool:
+    """Whether exporting `track` writes one picture's pose dict: `single` if given, else the layout
+    the track was imported from (a list for extracted tracks). Refuses a single dict for a track
+    of several frames."""
+    if single is None:
+        single = imported_single(track)
+    frames = track.source.frame_count
+    if single and frames != 1:
+        raise UserError(
+            f"--single writes one picture's pose dict, but {track.path} has {frames} frames; "
+            "leave it out (or pass --list) to write the list of frames."
+        )
+    return single
+
+
+def export_dwpose_pkl(track: Track, out: Path, *, single: bool | None = None) -> Path:
+    """Write `track`'s DWPose poses as the original's `.pkl`: a list of frames, or one picture's
+    pose dict (see `export_single`)."""
+    single = export_single(track, single)
+    poses = track_to_original(track)
+    save_dwpose_pkl(out, poses[0] if single else poses)
     return out

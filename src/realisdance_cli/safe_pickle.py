@@ -2,10 +2,19 @@
 
 Plain `pickle.load` runs any code a file asks for. The original pose files (`.pkl`) and body
 models only ever need a handful of numpy globals, so everything else is refused by name.
+
+A damaged file must not harm the process either, so loading uses Python's own unpickler (whose
+steps can be checked) rather than the C one: lengths are checked against the bytes that are
+really there before anything is allocated, array types (numpy dtypes) are always fresh copies
+whose pickled settings must be ones numpy writes, and classes and functions cannot be altered.
+A bit flip could otherwise give an array whose type claims to hold Python objects, which numpy
+then fails on long after loading.
 """
 
 import io
 import pickle
+import struct
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -16,22 +25,72 @@ from numpy._core import numeric as _numeric
 
 from realisdance_cli.errors import UserError
 
+
+def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    """`numpy.dtype` as pickles call it, always a fresh copy (the pickle then sets its state, which
+    must never reach numpy's shared built-in types)."""
+    if not isinstance(obj, str):
+        raise _Damaged(f"an array type is given as {type(obj).__name__}, not as a type code")
+    return np.dtype(obj, bool(align), True)
+
+
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {}
 for _module in ("numpy.core", "numpy._core"):
     NUMPY_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
     NUMPY_GLOBALS[(f"{_module}.multiarray", "scalar")] = _multiarray.scalar
     NUMPY_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = getattr(_numeric, "_frombuffer")  # noqa: B009
 NUMPY_GLOBALS[("numpy", "ndarray")] = np.ndarray
-NUMPY_GLOBALS[("numpy", "dtype")] = np.dtype
+NUMPY_GLOBALS[("numpy", "dtype")] = _dtype
 
 
 class UnsafePickleError(UserError):
     """The file asks to import something a data file never needs."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, file: BinaryIO, allowed: Mapping[tuple[str, str], Any], what: str, **kwargs: Any):
-        super().__init__(file, **kwargs)
+class _Damaged(Exception):
+    """The bytes describe something numpy's or Python's pickler never writes."""
+
+
+class _Truncated(Exception):
+    """The pickle data ends before the end mark."""
+
+
+class _ExactReader(io.BytesIO):
+    """A byte stream whose reads give exactly what was asked for, or fail."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        if size is not None and size >= 0 and len(data) < size:
+            raise _Truncated
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        if not line.endswith(b"\n"):
+            raise _Truncated
+        return line
+
+    def readinto(self, buffer: Any) -> int:
+        count = super().readinto(buffer)
+        if count < len(buffer):
+            raise _Truncated
+        return count
+
+
+def _same_dtype_state(dtype: np.dtype, state: Any) -> bool:
+    """Whether `state` is what numpy's pickler writes for `dtype` in some byte order."""
+    try:
+        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
+            return False
+        return bool(state == dtype.newbyteorder(state[1]).__reduce__()[2])
+    except Exception:  # an odd state compares oddly: not numpy's
+        return False
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    def __init__(self, data: bytes, allowed: Mapping[tuple[str, str], Any], what: str, **kwargs: Any):
+        super().__init__(_ExactReader(data), **kwargs)
+        self._size = len(data)
         self._allowed = allowed
         self._what = what
 
@@ -43,6 +102,33 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 f"{self._what} refers to {module}.{name}, which a data file never needs; "
                 "refusing to load it (it may run code)."
             ) from None
+
+    def _load_build(self) -> None:
+        if len(self.stack) >= 2:
+            state, target = self.stack[-1], self.stack[-2]
+            if isinstance(target, (type, types.FunctionType, types.BuiltinFunctionType)):
+                raise UnsafePickleError(
+                    f"{self._what} asks to change {getattr(target, '__name__', target)}, which a data "
+                    "file never needs; refusing to load it."
+                )
+            if isinstance(target, np.dtype) and not _same_dtype_state(target, state):
+                raise _Damaged("an array type has settings numpy never writes")
+        pickle._Unpickler.load_build(self)
+
+    def _load_bytearray8(self) -> None:
+        (size,) = struct.unpack("<Q", self.read(8))
+        if size > self._size:  # checked before the bytearray is allocated
+            raise _Truncated
+        self.append(bytearray(self.read(size)))
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _load_build
+    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:160]}" if text else type(err).__name__
 
 
 def restricted_load(
@@ -56,10 +142,16 @@ def restricted_load(
         data = path.read_bytes()
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
-    unpickler = _RestrictedUnpickler(io.BytesIO(data), allowed, str(path), encoding=encoding)
+    unpickler = _RestrictedUnpickler(data, allowed, str(path), encoding=encoding)
     try:
         return unpickler.load()
     except UnsafePickleError:
         raise
+    except (_Truncated, EOFError):
+        raise UserError(f"{path} is truncated: its pickle data ends before the end mark.") from None
+    except _Damaged as err:
+        raise UserError(f"{path} is damaged: {err}.") from None
     except Exception as err:  # any malformed byte stream
-        raise UserError(f"{path} is not a readable pickle file ({type(err).__name__}: {err}).") from None
+        if "exhausted" in str(err) or "truncated" in str(err):
+            raise UserError(f"{path} is truncated: its pickle data ends before the end mark.") from None
+        raise UserError(f"{path} is not a readable pickle file ({_reason(err)}).") from None

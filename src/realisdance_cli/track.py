@@ -14,13 +14,10 @@ extraction resumes from the last recorded frame to the same arrays as an uninter
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +27,7 @@ import numpy as np
 
 from realisdance_cli import __version__
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import LOCK_NAME, AtomicFile, atomic_write_bytes, folder_lock
 
 SCHEMA_VERSION = 1
 TRACK_SUFFIX = ".rdance"
@@ -175,48 +173,8 @@ class Stream:
         )
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-@contextmanager
-def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """A temporary path beside `path` that replaces it when the block succeeds, and vanishes
-    when it fails, so readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp, tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def _save_npz(path: Path, stream: Stream) -> None:
-    with atomic_path(path, suffix=".tmp.npz") as tmp:
+    with AtomicFile(path, suffix=".tmp.npz") as tmp:
         arrays: dict[str, Any] = {"offsets": stream.offsets, **stream.fields}
         np.savez_compressed(tmp, **arrays)
 
@@ -287,16 +245,30 @@ class Track:
 
     @classmethod
     def create(cls, path: Path, source: SourceInfo, *, overwrite: bool = False) -> Track:
-        if path.exists():
+        """A new, empty track at `path`; an existing track there is replaced only with `overwrite`
+        (its lock file stays, so a process holding it keeps holding it)."""
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path} exists and is not a folder; choose another --out.")
+        existing = [entry for entry in path.iterdir() if entry.name != LOCK_NAME] if path.exists() else []
+        if existing:
             if not overwrite:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
-            if not (path / "meta.json").exists() and any(path.iterdir()):
+            if not (path / "meta.json").exists():
                 raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
+            for entry in existing:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        path.mkdir(parents=True, exist_ok=True)
         track = cls(path, source, {})
         track._save_meta()
         return track
+
+    @staticmethod
+    def lock(path: Path) -> AbstractContextManager[None]:
+        """Held while a process writes the track at `path`: a second writer stops with one sentence."""
+        return folder_lock(path, "the pose track")
 
     @classmethod
     def open(cls, path: Path) -> Track:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import AtomicFile
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
@@ -342,7 +343,7 @@ class VideoWriter:
         self._crf, self._lossless, self._preset = crf, lossless, preset
         self._audio_from = Path(audio_from) if audio_from is not None else None
         self._audio_start = audio_start
-        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self._file: AtomicFile | None = None
         self._container: Any = None
         self._stream: Any = None
         self._audio: tuple[Any, Any, Any] | None = None  # (source container, source stream, output stream)
@@ -351,8 +352,8 @@ class VideoWriter:
     def _start(self, width: int, height: int) -> None:
         if not self._lossless and (width % 2 or height % 2):
             raise UserError(f"H.264 needs an even frame size, got {width}x{height}; choose an even --size.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
+        self._file = AtomicFile(self.path, suffix=self.path.suffix or ".mp4")
+        self._container = av.open(str(self._file.path), mode="w", format="mp4")
         codec = "libx264rgb" if self._lossless else "libx264"
         stream = self._container.add_stream(codec, rate=self.fps)
         stream.width, stream.height = width, height
@@ -401,15 +402,19 @@ class VideoWriter:
         finally:
             if self._audio is not None:
                 self._audio[0].close()
-        os.replace(self._tmp, self.path)
-        return self.path
+        assert self._file is not None
+        return self._file.commit()
 
     def abort(self) -> None:
         """Drop everything written so far; no partial file is left behind."""
         if self._container is not None:
-            with contextlib.suppress(av.error.FFmpegError):
+            # Closing flushes what is buffered, which fails again on a full disk: the error that
+            # brought us here is the one to report.
+            with contextlib.suppress(av.error.FFmpegError, OSError):
                 self._container.close()
-        self._tmp.unlink(missing_ok=True)
+            self._container = None
+        if self._file is not None:
+            self._file.discard()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -12,7 +12,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from realisdance_cli import weight_files
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn, no_progress
 
@@ -36,6 +38,7 @@ class HubFolder:
     patterns: tuple[str, ...]
     required: tuple[str, ...]  # relative paths that must exist for the folder to count as present
     revision: str = "main"
+    weight_dirs: tuple[str, ...] = ()  # relative folders that must hold weights ("" is the folder)
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ REGISTRY: tuple[WeightFile, ...] = (
             "SG161222/Realistic_Vision_V5.1_noVAE",
             ("model_index.json", "unet/config.json", "vae/*", "scheduler/*"),
             ("unet/config.json", "vae/config.json", "scheduler/scheduler_config.json"),
+            weight_dirs=("vae",),
         ),
         "CreativeML OpenRAIL-M",
     ),
@@ -189,7 +193,12 @@ REGISTRY: tuple[WeightFile, ...] = (
         "realisdance",
         "optional fine-tuned SD VAE (sharper faces)",
         "base/sd-vae-ft-mse",
-        HubFolder("stabilityai/sd-vae-ft-mse", ("config.json", "*.safetensors"), ("config.json",)),
+        HubFolder(
+            "stabilityai/sd-vae-ft-mse",
+            ("config.json", "*.safetensors", "*.safetensors.index.json"),  # index: sharded weights
+            ("config.json",),
+            weight_dirs=("",),
+        ),
         "MIT",
     ),
     WeightFile(
@@ -197,7 +206,12 @@ REGISTRY: tuple[WeightFile, ...] = (
         "realisdance",
         "DINOv2-large image encoder for the reference picture",
         "dinov2-large",
-        HubFolder("facebook/dinov2-large", ("config.json", "*.safetensors"), ("config.json",)),
+        HubFolder(
+            "facebook/dinov2-large",
+            ("config.json", "*.safetensors", "*.safetensors.index.json"),  # index: sharded weights
+            ("config.json",),
+            weight_dirs=("",),
+        ),
         "Apache-2.0",
     ),
     WeightFile(
@@ -247,13 +261,20 @@ def get(name: str) -> WeightFile:
     return entry
 
 
+# How closely `status` looks at a file that is present: not at all, its headers and directories
+# (cheap), or every byte (zip CRCs, every array). See weight_files.py.
+Structure = Literal["none", "quick", "full"]
+
+
 @dataclass(frozen=True)
 class Status:
     entry: WeightFile
     path: Path
     found: bool
     size: int | None  # bytes on disk (all files of a folder)
-    problem: str | None = None  # size or checksum mismatch
+    problem: str | None = None  # damaged or truncated, size or checksum mismatch: one short phrase
+    culprit: Path | None = None  # the file to delete before fetching it again (None: nothing to delete)
+    note: str | None = None  # what the structural check could not verify
 
     @property
     def ok(self) -> bool:
@@ -264,24 +285,43 @@ def _folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and ".cache" not in p.parts)
 
 
-def status(entry: WeightFile, root: Path, *, verify_hash: bool = False) -> Status:
-    """Whether `entry` is present under `root`, and (optionally) whether its checksum matches."""
+def status(
+    entry: WeightFile, root: Path, *, verify_hash: bool = False, structure: Structure = "quick"
+) -> Status:
+    """Whether `entry` is present under `root` and whole: its structure (see weight_files.py; the
+    registry knows no checksums for most files, so a truncated download is caught this way) and,
+    with `verify_hash`, its checksum where one is known."""
     path = root / entry.path
+    full = structure == "full"
     if isinstance(entry.source, HubFolder):
         found = all((path / rel).is_file() for rel in entry.source.required)
-        return Status(entry, path, found, _folder_size(path) if found else None)
+        if not found:
+            return Status(entry, path, False, None)
+        size = _folder_size(path)
+        if structure == "none":
+            return Status(entry, path, True, size)
+        try:
+            note = weight_files.check_folder(path, entry.source.weight_dirs, full, entry.source.patterns)
+        except weight_files.Broken as err:
+            return Status(entry, path, True, size, str(err), err.path)
+        return Status(entry, path, True, size, note=note)
     if not path.is_file():
         return Status(entry, path, False, None)
     size = path.stat().st_size
-    problem = None
     if entry.size is not None and size != entry.size:
-        problem = f"size {size} bytes, expected {entry.size}"
-    elif verify_hash and entry.sha256 is not None:
-        from realisdance_cli.track import file_sha256
+        return Status(entry, path, True, size, f"size {size} bytes, expected {entry.size}", path)
+    note = None
+    if structure != "none":
+        try:
+            note = weight_files.check_file(path, full)
+        except weight_files.Broken as err:
+            return Status(entry, path, True, size, str(err), err.path)
+    if verify_hash and entry.sha256 is not None:
+        from realisdance_cli.files import file_sha256
 
         if file_sha256(path) != entry.sha256:
-            problem = "sha256 does not match the published checksum"
-    return Status(entry, path, True, size, problem)
+            return Status(entry, path, True, size, "sha256 does not match the published checksum", path)
+    return Status(entry, path, True, size, note=note)
 
 
 def instructions(entry: WeightFile, root: Path) -> str:
@@ -289,6 +329,14 @@ def instructions(entry: WeightFile, root: Path) -> str:
     if isinstance(entry.source, Manual):
         return entry.source.steps.format(url=entry.source.url, root=root)
     return f"run `rdance weights download {entry.group}`"
+
+
+def refetch(found: Status, root: Path) -> str:
+    """How to replace a damaged or incomplete file: delete the bad file first, so that
+    `rdance weights download` (which skips what looks present) fetches it again."""
+    if found.culprit is None:
+        return instructions(found.entry, root)
+    return f"delete {found.culprit}, then {instructions(found.entry, root)}"
 
 
 def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -299,7 +347,7 @@ def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = Non
             raise UserError(f"{path} does not exist.")
         return path
     entry = get(name)
-    found = status(entry, root)
+    found = status(entry, root, structure="none")
     if not found.found:
         raise UserError(
             f"{entry.purpose} is missing: {found.path} not found; {instructions(entry, root)} "
@@ -310,7 +358,7 @@ def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = Non
 
 def require_all(names: Iterable[str], root: Path) -> dict[str, Path]:
     """The paths of several weight files, or one sentence naming every missing one and its fix."""
-    found = {name: status(get(name), root) for name in names}
+    found = {name: status(get(name), root, structure="none") for name in names}
     missing = [
         f"{s.entry.purpose} ({s.path}: {instructions(s.entry, root)})" for s in found.values() if not s.found
     ]
@@ -423,5 +471,5 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
         ) from None
     result = status(entry, root, verify_hash=True)
     if result.problem:
-        raise UserError(f"{target} was downloaded but is wrong: {result.problem}; delete it and try again.")
+        raise UserError(f"{target} was downloaded but is wrong: {result.problem}; {refetch(result, root)}.")
     return target

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from realisdance_cli.animator.motion import check_position_tables, to_diffusers_key
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import AtomicFile
 from realisdance_cli.state_dicts import load_exactly, read_weights
 
 FORMAT = "realisdance-cli/1"
@@ -82,9 +83,8 @@ def save_network(
     """Writes a network's state dict in our form (atomically); returns the number of tensors."""
     state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
     config = json.dumps({"unet": dict(unet_config), "token_width": token_width})
-    partial = target.with_name(target.name + ".part")
-    save_file(state, str(partial), metadata={"format": FORMAT, "config": config})
-    partial.replace(target)
+    with AtomicFile(target, suffix=".safetensors") as partial:
+        save_file(state, str(partial), metadata={"format": FORMAT, "config": config})
     return len(state)
 
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from realisdance_cli.animation import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.extraction import ExtractOptions, extract
+from realisdance_cli.files import AtomicFile
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import RenderOptions, render_poses
-from realisdance_cli.track import Track, atomic_path
+from realisdance_cli.track import Track
 from realisdance_cli.video import FrameSource
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
@@ -97,6 +98,6 @@ def build(
             report.failed[video.name] = str(error)
             warn(f"{video.name} left out: {error}")
     progress("videos", len(mine), len(mine))
-    with atomic_path(report.manifest) as partial:
+    with AtomicFile(report.manifest) as partial:
         partial.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return report

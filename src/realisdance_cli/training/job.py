@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+import shutil
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import folder_lock
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
@@ -26,7 +30,8 @@ class TrainJob:
     weights_root: Path | None = None
     stage1: Path | None = None  # stage 2: stage-1 weights, our .safetensors or the original .ckpt
     motion: Path | None = None  # stage 2: AnimateDiff motion modules (default: the registry's)
-    resume: bool = False
+    resume: bool = False  # continue the run saved in `out`, even with other settings
+    force: bool = False  # start over in an `out` that holds a run
     validation_manifest: Path | None = None  # default: the training manifest's first entry
 
 
@@ -93,6 +98,7 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
         stage1=s["stage1"],
         motion=s["motion"],
         resume=s["resume"],
+        force=s["force"],
         validation_manifest=s["validation_manifest"],
     )
 
@@ -135,21 +141,76 @@ def weights_digest(net: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def run_settings(job: TrainJob) -> dict[str, Any]:
+    """What makes a run's steps: saved with its state, compared when the command is run again."""
+    paths = {"manifest": job.manifest, "stage1": job.stage1, "motion": job.motion}
+    settings = {**asdict(job.options), **asdict(job.sampling), **{k: str(v) for k, v in paths.items()}}
+    return json.loads(json.dumps(settings))  # as it reads back from step.json (tuples as lists)
+
+
+def resumes(job: TrainJob, *, main_process: bool) -> bool:
+    """Whether `job` continues the run saved in its folder. A folder that holds a run is never
+    overwritten silently: the same settings resume, other ones need --resume or --force (which
+    clears the run's outputs, on the main process only)."""
+    from realisdance_cli.training.loop import outputs_of_a_run, saved_state
+
+    if job.resume and job.force:
+        raise UserError("--resume and --force contradict each other; give one.")
+    saved, earlier = saved_state(job.out), outputs_of_a_run(job.out)
+    if job.force:
+        if main_process:
+            for path in earlier:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        return False
+    if saved is None:
+        if job.resume:
+            raise UserError(
+                f"{job.out} holds no saved state to resume; leave out --resume to start a new run."
+            )
+        if earlier:
+            raise UserError(
+                f"{job.out} holds the outputs of an earlier run ({earlier[0].name}, ...) but no state to "
+                "resume; pass --force to replace them or --out to train elsewhere."
+            )
+        return False
+    step, before, now = saved[1]["step"], saved[1].get("settings", {}), run_settings(job)
+    if job.resume or before == now:
+        return True
+    changed = ", ".join(name for name, value in now.items() if before.get(name) != value)
+    raise UserError(
+        f"{job.out} holds a run saved at step {step} with other settings ({changed}); pass --resume to "
+        "continue it with these settings, or --force to start over."
+    )
+
+
 def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[float], str]:
-    """Trains; returns the losses of this run's steps and the digest of the final weights."""
+    """Trains (resuming the run saved in the folder, see `resumes`; the folder is locked on the
+    main process); returns the losses of this run's steps and the digest of the final weights."""
+    from realisdance_cli.animation import quiet_libraries
+
+    quiet_libraries()
+    main_process = os.environ.get("RANK", "0") == "0"
+    with folder_lock(job.out, "the run folder") if main_process else nullcontext():
+        return _run_locked(job, report, resumes(job, main_process=main_process))
+
+
+def _run_locked(job: TrainJob, report: Any, resume: bool) -> tuple[list[float], str]:
     from diffusers import AutoencoderKL
     from transformers import Dinov2Model
 
-    from realisdance_cli.animation import quiet_libraries
     from realisdance_cli.training.objective import noise_scheduler
 
-    quiet_libraries()
     root = weights.weights_root(job.weights_root)
     paths = weights.require_all(["base-model", "dinov2"], root)
     base = paths["base-model"]
     unet_config = json.loads((base / "unet" / "config.json").read_text())
     encoder = Dinov2Model.from_pretrained(paths["dinov2"])
-    net = build_network(job, unet_config, encoder.config.hidden_size, root)
+    with torch.random.fork_rng(devices=[]):  # freshly initialised layers depend on the seed alone
+        torch.manual_seed(job.options.seed)
+        net = build_network(job, unet_config, encoder.config.hidden_size, root)
     encoders = Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder)
     scheduler = noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
     entries = read_manifest(job.manifest, job.sampling.span)
@@ -158,5 +219,8 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     validating = job.options.validate_every > 0
     clips = [validation_clip(entry, job.sampling) for entry in held_out] if validating else []
     config = {"unet": unet_config, "token_width": encoder.config.hidden_size}
-    losses = train(net, encoders, scheduler, dataset, job.options, job.out, config, job.resume, report, clips)
+    losses = train(
+        net, encoders, scheduler, dataset, job.options, job.out, config, resume, report, clips,
+        settings=run_settings(job),
+    )  # fmt: skip
     return losses, weights_digest(net)

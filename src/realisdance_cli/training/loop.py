@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -124,8 +124,11 @@ def train(
     resume: bool = False,
     report: Callable[[int, float], None] = lambda step, loss: None,
     validation: Sequence[ValidationClip] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> list[float]:
-    """Runs (or resumes) training into `out`; returns the losses of the steps it ran."""
+    """Runs (or resumes) training into `out`; returns the losses of the steps it ran. `settings`
+    (default: the options) are saved with the state, so a later run can tell whether it continues
+    this one."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
@@ -172,6 +175,7 @@ def train(
     encoders.vae.to(accelerator.device)
     encoders.image_encoder.to(accelerator.device)
     step = _restore(accelerator, out) if resume else 0
+    record = dict(settings) if settings is not None else asdict(options)
     if options.log_with != "none":
         accelerator.init_trackers("logs", config=asdict(options))
     losses = []
@@ -197,7 +201,7 @@ def train(
         accelerator.log({"loss": value, "lr": schedule.get_last_lr()[0]}, step=step)
         report(step, value)
         if step % options.checkpoint_every == 0 or step == options.steps:
-            _save(accelerator, net, out, step, options, network_config, ema, trainable)
+            _save(accelerator, net, out, step, options, network_config, ema, trainable, record)
         if validation and options.validate_every and step % options.validate_every == 0:
             with _averaged(ema, trainable), accelerator.autocast():
                 _validate(accelerator, net, encoders, scheduler, validation, out, step, options)
@@ -223,15 +227,37 @@ def _loss(
     return diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)[0]
 
 
+def saved_state(out: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The run folder's last saved state and its `step.json` (step and settings), if it has one."""
+    for folder in (out / STATE_FOLDER, out / f"{STATE_FOLDER}.old"):  # .old: stopped while swapping
+        if (folder / "step.json").is_file():
+            return folder, json.loads((folder / "step.json").read_text())
+    return None
+
+
+RUN_OUTPUTS = (
+    "state",
+    "state.old",
+    "state.partial",
+    "logs",
+    "validation",
+    "stage*.safetensors",
+    "stage*.ckpt",
+)
+
+
+def outputs_of_a_run(out: Path) -> list[Path]:
+    """What a training run writes into its folder (and nothing else that may be there)."""
+    return sorted({path for pattern in RUN_OUTPUTS for path in out.glob(pattern)})
+
+
 def _restore(accelerator: Any, out: Path) -> int:
-    """Loads the run folder's last state (if any); returns the step it was saved at."""
-    state_dir = out / STATE_FOLDER
-    if not state_dir.exists() and (out / f"{STATE_FOLDER}.old").exists():  # stopped while swapping
-        state_dir = out / f"{STATE_FOLDER}.old"
-    if not (state_dir / "step.json").is_file():
-        return 0
-    accelerator.load_state(str(state_dir))
-    return int(json.loads((state_dir / "step.json").read_text())["step"])
+    """Loads the run folder's last state; returns the step it was saved at."""
+    saved = saved_state(out)
+    if saved is None:
+        raise UserError(f"{out} holds no saved state to resume.")
+    accelerator.load_state(str(saved[0]))
+    return int(saved[1]["step"])
 
 
 @contextmanager
@@ -278,6 +304,7 @@ def _save(
     config: dict[str, Any],
     ema: Any,
     trainable: list[torch.nn.Parameter],
+    settings: Mapping[str, Any],
 ) -> None:
     """The resumable state (written beside, then swapped in), and the network in our form and the
     original's (also with the moving-average weights, with EMA); rank 0 writes the files."""
@@ -288,7 +315,7 @@ def _save(
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (partial / "step.json").write_text(json.dumps({"step": step, "options": asdict(options)}))
+        (partial / "step.json").write_text(json.dumps({"step": step, "settings": settings}))
         old = out / f"{STATE_FOLDER}.old"
         if state_dir.exists():
             state_dir.replace(old)

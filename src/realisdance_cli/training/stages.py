@@ -28,8 +28,8 @@ from realisdance_cli.animator.motion import (
 )
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import AtomicFile
 from realisdance_cli.state_dicts import key_mismatch
-from realisdance_cli.track import atomic_path
 
 STAGES = (1, 2)
 
@@ -132,5 +132,5 @@ def select_trainable(net: RealisDanceNet, stage: int) -> list[tuple[str, torch.n
 def save_original(weights: Mapping[str, torch.Tensor], target: Path, global_step: int) -> None:
     """`{"state_dict", "global_step"}` with the original's names, readable by the authors' code."""
     state = {to_original_key(k): v.detach().cpu().contiguous() for k, v in weights.items()}
-    with atomic_path(target) as partial:
+    with AtomicFile(target) as partial:
         torch.save({"state_dict": with_position_tables(state), "global_step": global_step}, partial)

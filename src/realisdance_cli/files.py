@@ -1,0 +1,133 @@
+"""Files that are never half-written, folders that two processes never write at once, and
+write failures (full disk, read-only folder) as one sentence.
+
+Every output of the package goes through `AtomicFile`: readers see the old file or the whole
+new one, a failure leaves nothing behind, and every file gets the same permissions (0644 under
+the usual umask), whichever library wrote it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from realisdance_cli.errors import UserError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+# Errors that say "this place cannot take the file" (as opposed to a bug), and what to do.
+_ELSEWHERE = "write elsewhere (--out)"
+_WRITE_ERRNOS = {
+    errno.ENOSPC: ("the disk is full", f"free some space or {_ELSEWHERE}"),
+    errno.EDQUOT: ("the disk quota is used up", f"free some space or {_ELSEWHERE}"),
+    errno.EFBIG: ("the file is larger than this system allows", _ELSEWHERE),
+    errno.EROFS: ("it is on a read-only file system", _ELSEWHERE),
+    errno.EACCES: ("permission denied", _ELSEWHERE),
+    errno.EPERM: ("the operation is not permitted", _ELSEWHERE),
+}
+
+
+def write_failure(err: OSError) -> UserError | None:
+    """The one sentence for an `OSError` that a user fixes by writing elsewhere (None for others)."""
+    if err.errno not in _WRITE_ERRNOS:
+        return None
+    reason, remedy = _WRITE_ERRNOS[err.errno]
+    where = f" {err.filename}" if err.filename else ""
+    return UserError(f"cannot write{where}: {reason}; {remedy}.")
+
+
+class AtomicFile:
+    """A temporary file beside `target` that replaces it on `commit` and vanishes on `discard`,
+    so readers see either the old file or the whole new one. As a context manager it yields the
+    temporary path and commits when the block succeeds.
+
+    `suffix` keeps the extension some writers insist on (`np.savez` adds `.npz` otherwise).
+    """
+
+    def __init__(self, target: Path, suffix: str = ".tmp") -> None:
+        self.target = target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+        os.close(fd)
+        self.path = Path(name)
+
+    def commit(self) -> Path:
+        try:
+            os.chmod(self.path, FILE_MODE)
+            os.replace(self.path, self.target)
+        finally:
+            self.discard()
+        return self.target
+
+    def discard(self) -> None:
+        with suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Path:
+        return self.path
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    with AtomicFile(path) as tmp, tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+LOCK_NAME = ".lock"
+
+
+@contextmanager
+def folder_lock(folder: Path, what: str) -> Iterator[None]:
+    """Holds `folder/.lock` (an advisory `flock`, released by the kernel even when the process is
+    killed), or stops at once with one sentence when another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / LOCK_NAME).open("a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            by = f" (process {holder})" if holder else ""
+            raise UserError(
+                f"{what} {folder} is in use by another process{by}; wait for it to finish."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
