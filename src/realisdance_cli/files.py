@@ -40,12 +40,21 @@ _WRITE_ERRNOS = {
 }
 
 
+_PARTIAL = ".partial-"  # marks the temporary files of `AtomicFile`
+
+
+def _target_of(path: Path) -> Path:
+    """The file a temporary file of `AtomicFile` stands for (the user never named the temporary)."""
+    hidden, marker, _ = path.name.partition(_PARTIAL)
+    return path.with_name(hidden[1:]) if marker and hidden.startswith(".") else path
+
+
 def write_failure(err: OSError) -> UserError | None:
     """The one sentence for an `OSError` that a user fixes by writing elsewhere (None for others)."""
     if err.errno not in _WRITE_ERRNOS:
         return None
     reason, remedy = _WRITE_ERRNOS[err.errno]
-    where = f" {err.filename}" if err.filename else ""
+    where = f" {_target_of(Path(err.filename))}" if err.filename else ""
     return UserError(f"cannot write{where}: {reason}; {remedy}.")
 
 
@@ -60,7 +69,7 @@ class AtomicFile:
     def __init__(self, target: Path, suffix: str = ".tmp") -> None:
         self.target = target
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}", suffix=suffix)
         os.close(fd)
         self.path = Path(name)
 

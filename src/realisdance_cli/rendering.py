@@ -28,7 +28,7 @@ from realisdance_cli.original import (
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
-from realisdance_cli.video import VideoWriter, as_fraction
+from realisdance_cli.video import VideoWriter, as_fraction, check_frame_size
 
 VIDEOS = ("dwpose", "smpl", "hamer")
 STREAM_OF = {"dwpose": "dwpose", "smpl": "smplx", "hamer": "mano"}
@@ -220,6 +220,7 @@ def render_poses(
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
     out_height, out_width = options.size or (height, width)
+    check_frame_size(out_height, out_width, lossless=options.lossless)
     # Smoothing follows the source's timing; --fps only changes the playback rate.
     canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(source_fps or fps))
     frames = track.source.frame_count if track is not None else len(poses)

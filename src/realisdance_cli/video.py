@@ -317,6 +317,14 @@ def read_frames(path: str | os.PathLike[str], selection: Selection | None = None
     return list(FrameSource(path, selection))
 
 
+def check_frame_size(height: int, width: int, *, lossless: bool) -> None:
+    """H.264 in 4:2:0 needs even sides; say so (in --size's HEIGHTxWIDTH) before any work."""
+    if not lossless and (width % 2 or height % 2):
+        raise UserError(
+            f"H.264 needs an even frame size, got {height}x{width} (height x width); choose an even --size."
+        )
+
+
 class VideoWriter:
     """Writes RGB uint8 frames to an H.264 mp4 at a constant frame rate, atomically.
 
@@ -350,8 +358,7 @@ class VideoWriter:
         self.frames_written = 0
 
     def _start(self, width: int, height: int) -> None:
-        if not self._lossless and (width % 2 or height % 2):
-            raise UserError(f"H.264 needs an even frame size, got {width}x{height}; choose an even --size.")
+        check_frame_size(height, width, lossless=self._lossless)
         self._file = AtomicFile(self.path, suffix=self.path.suffix or ".mp4")
         self._container = av.open(str(self._file.path), mode="w", format="mp4")
         codec = "libx264rgb" if self._lossless else "libx264"

@@ -1,0 +1,197 @@
+"""Nothing is lost or mixed: locked tracks, resumable merges, full disks and read-only folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_user_error, rdance
+from test_dwpose import models, moving_clip, stream_arrays, wait_for_progress
+
+from realisdance_cli.original import save_dwpose_pkl
+from realisdance_cli.synthetic import dancer_pkl_frames
+from realisdance_cli.track import Stream, Track
+
+__all__ = ["models", "moving_clip"]  # fixtures shared with the DWPose tests
+
+
+def _dwpose_args(models: dict[str, Path]) -> list[str | Path]:
+    return ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
+
+
+def _can_mount() -> bool:
+    try:
+        done = subprocess.run(["unshare", "-rm", "true"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+needs_mount = pytest.mark.skipif(
+    not shutil.which("unshare") or not _can_mount(),
+    reason="needs `unshare -rm` (a private mount namespace) to make a small or read-only disk",
+)
+
+
+def rdance_on(folder: Path, mount: str, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess:
+    """`rdance ARGS` in a private mount namespace where `folder` is `mount`: "full" (a 16 KiB
+    tmpfs) or "read-only" (the folder itself, remounted read-only)."""
+    setup = {
+        "full": 'mount -t tmpfs -o size=16k tmpfs "$0"',
+        "read-only": 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0"',
+    }[mount]
+    command = [
+        "unshare", "-rm", "sh", "-c", f'{setup} && shift && exec "$@"', str(folder), "--",
+        sys.executable, "-m", "realisdance_cli", *map(str, args),
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.mark.slow
+def test_a_second_extraction_of_one_track_is_refused_while_the_first_runs(
+    models: dict[str, Path], moving_clip: Path, tmp_path: Path
+) -> None:
+    common = [*_dwpose_args(models), "--chunk", "4"]
+    alone = rdance("extract", moving_clip, "--out", tmp_path / "alone.rdance", *common)
+    assert alone.returncode == 0, alone.stderr
+
+    shared = tmp_path / "shared.rdance"
+    args = [sys.executable, "-m", "realisdance_cli", "extract", moving_clip, "--out", shared, *common]
+    first = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_progress(shared, first, frames=4)
+    first.send_signal(signal.SIGSTOP)  # the first run is certainly still holding the track
+    try:
+        second = rdance("extract", moving_clip, "--out", shared, *common)
+        again_forced = rdance("extract", moving_clip, "--out", shared, *common, "--force")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert_user_error(second, f"the pose track {shared} is in use by another process (process {first.pid})")
+    assert_user_error(again_forced, "in use by another process")
+    want, got = stream_arrays(tmp_path / "alone.rdance"), stream_arrays(shared)
+    assert set(got) == set(want) and all(np.array_equal(got[k], want[k]) for k in want)
+    assert (
+        Track.open(shared).state("dwpose").options
+        == Track.open(tmp_path / "alone.rdance").state("dwpose").options
+    )
+
+
+@pytest.mark.slow
+def test_a_stream_saved_in_chunks_but_not_merged_resumes(
+    models: dict[str, Path], moving_clip: Path, tmp_path: Path
+) -> None:
+    """Killed (or out of disk) right before the merge: every chunk is saved, the merge is left."""
+    whole = tmp_path / "whole.rdance"
+    assert rdance("extract", moving_clip, "--out", whole, *_dwpose_args(models)).returncode == 0
+    stopped = tmp_path / "stopped.rdance"
+    shutil.copytree(whole, stopped)
+    track = Track.open(stopped)
+    stream, state = track.load("dwpose"), track.state("dwpose")
+    track.discard("dwpose")
+    track.begin("dwpose", weights=state.weights, options=state.options)
+    for start in range(0, stream.frame_count, 32):  # the chunks as the extraction saved them
+        frames = range(start, min(start + 32, stream.frame_count))
+        track.append("dwpose", Stream.from_frames("dwpose", [stream.frame(i) for i in frames]))
+    assert not Track.open(stopped).has("dwpose")
+
+    resumed = rdance("extract", moving_clip, "--out", stopped, *_dwpose_args(models))
+    assert resumed.returncode == 0, resumed.stderr
+    want, got = stream_arrays(whole), stream_arrays(stopped)
+    assert all(np.array_equal(got[k], want[k]) for k in want)
+    assert not (stopped / "dwpose.parts").exists()
+
+
+def test_an_early_failure_leaves_no_track_behind(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not a video at all")
+    assert_user_error(rdance("extract", video, "--only", "dwpose"), str(video))
+    assert_user_error(rdance("extract", tmp_path, "--only", "dwpose"))  # a folder without images
+    assert_user_error(rdance("extract", video, "--dtype", "fp8"), "--dtype")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@needs_mount
+def test_a_full_disk_is_one_sentence_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(48, 512, 384))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "poses"
+    done = rdance_on(
+        disk, "full", "render-poses", tmp_path / "dance.pkl", "--fps", "24", "--out", out, "--lossless"
+    )
+    assert_user_error(done, f"cannot write {out / 'dwpose.mp4'}: the disk is full", "elsewhere (--out)")
+    assert not any(disk.rglob("*.mp4"))  # neither a video nor a temporary one
+
+    done = rdance_on(disk, "full", "track", "import", tmp_path / "dance.pkl", "--out", disk / "d.rdance")
+    assert done.returncode in (0, 2) and "Traceback" not in done.stderr, done.stderr
+
+
+@needs_mount
+def test_a_read_only_folder_is_one_sentence(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(4, 64, 48))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    done = rdance_on(
+        locked, "read-only", "render-poses", tmp_path / "dance.pkl", "--fps", "24", "--out", locked
+    )
+    assert_user_error(done, "read-only file system", "write elsewhere (--out)")
+    done = rdance_on(
+        locked, "read-only", "track", "import", tmp_path / "dance.pkl", "--out", locked / "d.rdance"
+    )
+    assert_user_error(done, "read-only file system")
+    assert not any(locked.iterdir())
+
+
+def test_an_odd_video_size_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(3, 64, 48))
+    done = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "24", "--size", "64x47")
+    assert_user_error(done, "even", "got 64x47")
+    assert not (tmp_path / "dance_poses").exists()
+
+
+def _train_args(tmp_path: Path, steps: int = 2) -> list[str | Path]:
+    from test_training import CASE, _tiny_run_inputs
+
+    root, manifest, motion = _tiny_run_inputs(tmp_path)
+    return [
+        "train", manifest, "--stage", "2", "--stage1", CASE / "realisdance_tiny.ckpt", "--motion", motion,
+        "--steps", str(steps), "--frames", "4", "--frame-stride", "2", "--size", "64x48", "--lr", "1e-3",
+        "--weights", root, "--checkpoint-every", "1", "--validate-every", "0", "--log-with", "none",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_is_reproducible_and_a_run_folder_is_never_overwritten(tmp_path: Path) -> None:
+    """Stage 2 twice with one seed: the same weights bit for bit. Run again, the same command
+    finds the run finished; other settings stop with one sentence and leave the run as it was."""
+    from safetensors.torch import load_file
+
+    args = _train_args(tmp_path)
+    first, second = (rdance(*args, "--out", tmp_path / name) for name in ("a", "b"))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    weights = [load_file(tmp_path / name / "stage2.safetensors") for name in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+    def contents() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file() and p.name != ".lock"}
+
+    saved = contents()
+    again = rdance(*args, "--out", tmp_path / "a")
+    assert again.returncode == 0 and "already holds all 2 steps" in again.stdout, again.stderr
+    more = [*args[: args.index("--steps") + 1], "3", *args[args.index("--steps") + 2 :]]
+    assert_user_error(
+        rdance(*more, "--out", tmp_path / "a"), "holds a run saved at step 2 with other settings (steps)",
+        "--resume", "--force",
+    )  # fmt: skip
+    assert contents() == saved
+    assert_user_error(rdance(*args, "--out", tmp_path / "c", "--resume"), "holds no saved state to resume")
+    assert_user_error(rdance(*args, "--out", tmp_path / "a", "--resume", "--force"), "contradict")
