@@ -1,11 +1,12 @@
-# Newcomer entry points: `make demo` (set up + run the demo) and `make test` (set up + all checks).
+# Newcomer entry points: `make demo` (set up + run the demo) and `make test` (set up + all checks;
+# `make test-fast` leaves out the slow tests).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test test-fast lint demo bench clean
 
 install: $(STAMP)
 
@@ -27,8 +28,13 @@ lint: install
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
+# The whole suite, as CI runs it; both targets list the 15 slowest tests (pyproject's addopts).
 test: lint
 	$(BIN)/pytest
+
+# Everything but the tests marked slow (each over about 5 s): for quick checks while editing.
+test-fast: lint
+	$(BIN)/pytest -m "not slow"
 
 demo: install
 	$(BIN)/rdance doctor

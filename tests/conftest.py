@@ -43,7 +43,8 @@ def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> Non
     """Exit code 2, a one-sentence message on stderr, and no traceback."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
-    assert done.stderr.strip().startswith("error:"), done.stderr
+    lines = done.stderr.strip().splitlines()  # any progress bars, then the sentence
+    assert [line.startswith("error:") for line in lines].count(True) == 1, done.stderr
     for fragment in fragments:
         assert fragment in " ".join(done.stderr.split()), done.stderr
 

@@ -86,6 +86,7 @@ def test_network_structure_follows_the_case(network, cases: dict) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("drop_reference", [False, True])
 def test_forward_matches_the_original(network, case_dir: Path, cases: dict, drop_reference: bool) -> None:
     case = load_file(case_dir / "forward_case.safetensors")
@@ -160,6 +161,7 @@ def test_channels_last_gives_the_original_video(pipeline, case_dir: Path, cases:
     torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
 
 
+@pytest.mark.slow
 def test_real_unconditional_branch_uses_the_tokens_of_a_black_picture(pipeline, case_dir: Path) -> None:
     """`uncond="real"` guides against DINOv2's view of an all-zero input instead of zeroed tokens."""
     case = load_file(case_dir / "pipeline_case.safetensors")
@@ -183,6 +185,7 @@ def test_real_unconditional_branch_uses_the_tokens_of_a_black_picture(pipeline, 
     assert (alone - fake).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_checkpoint_without_module_prefix_loads(
     case_dir: Path, unet_config: dict, tmp_path: Path, network
 ) -> None:
@@ -221,6 +224,7 @@ def test_pickled_code_is_refused(unet_config: dict, tmp_path: Path) -> None:
         load_network(hostile, unet_config, 48)
 
 
+@pytest.mark.slow
 def test_converted_form_loads_identically(case_dir: Path, unet_config: dict, tmp_path: Path, network) -> None:
     from safetensors import safe_open
 

@@ -56,6 +56,7 @@ def test_unknown_command_and_bad_option_fail_cleanly() -> None:
     assert done.returncode == 2 and "Missing argument" in done.stderr
 
 
+@pytest.mark.slow
 def test_doctor_reports_everything(tmp_path: Path) -> None:
     done = rdance("doctor", "--weights", tmp_path, env={"COLUMNS": "250"})
     assert done.returncode == 0, done.stdout + done.stderr
@@ -68,6 +69,7 @@ def test_doctor_reports_everything(tmp_path: Path) -> None:
         assert fragment in text, fragment
 
 
+@pytest.mark.slow
 def test_doctor_honours_a_forced_backend(tmp_path: Path) -> None:
     done = rdance("doctor", "--weights", tmp_path, env={"RDANCE_GL": "osmesa", "COLUMNS": "250"})
     assert done.returncode == 0

@@ -228,6 +228,7 @@ def test_image_folder_and_single_image(models: dict[str, Path], tmp_path: Path) 
     assert np.array_equal(single.fields["keypoints"][0], track.load("dwpose").fields["keypoints"][1])
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_one_clear_sentence(models: dict[str, Path], tmp_path: Path) -> None:
     common = ["--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"]
     assert_user_error(rdance("extract", tmp_path / "missing.mp4", *common), "does not exist")

@@ -127,6 +127,7 @@ def case_report(backend: str, key: str) -> dict:
     return result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", CASES)
 def test_osmesa_reproduces_the_original_picture(key: str) -> None:
     result = case_report("osmesa", key)
@@ -134,6 +135,7 @@ def test_osmesa_reproduces_the_original_picture(key: str) -> None:
     assert result["max_diff"] <= 2, (key, result)  # by at most 2 levels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", CASES)
 def test_egl_matches_within_the_multisampling_tolerance(key: str) -> None:
     """EGL is pyrender's 4x multisampled framebuffer: edges are anti-aliased, so silhouettes may

@@ -61,6 +61,7 @@ def hand_vertices(mano_file: Path) -> np.ndarray:
     return out.vertices[0].numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["osmesa", "egl"])
 def test_hands_appear_where_they_project_in_their_colours(
     mano_file: Path, tmp_path: Path, backend: str
@@ -122,6 +123,7 @@ def body(transl: tuple[float, float, float], focal: float = 500.0) -> dict[str, 
     }
 
 
+@pytest.mark.slow
 def test_body_silhouette_matches_its_projected_vertices(smplx_file: Path, tmp_path: Path) -> None:
     model = smplx_model(smplx_file)
     person = body((0.0, 0.0, 0.0))
@@ -159,6 +161,7 @@ def test_body_silhouette_matches_its_projected_vertices(smplx_file: Path, tmp_pa
     assert abs(ys.min() - points[:, 1].min()) <= 2 and abs(ys.max() - points[:, 1].max()) <= 2
 
 
+@pytest.mark.slow
 def test_later_people_are_drawn_over_earlier_ones(smplx_file: Path, tmp_path: Path) -> None:
     """The original overlays each person's picture in turn, whatever their depth: where two
     bodies overlap, the later one shows even when it is farther away.
@@ -189,6 +192,7 @@ def test_later_people_are_drawn_over_earlier_ones(smplx_file: Path, tmp_path: Pa
     assert np.array_equal(pictures["both"][~far_drawn], pictures["near"][~far_drawn])
 
 
+@pytest.mark.slow
 def test_without_the_colour_table_the_body_is_a_jet_gradient(smplx_file: Path, tmp_path: Path) -> None:
     track = new_track(tmp_path / "t.rdance", 1)
     track.write("smplx", Stream.from_frames("smplx", [body((0.0, 0.2, 4.0))]), weights={}, options={})
@@ -203,6 +207,7 @@ def test_without_the_colour_table_the_body_is_a_jet_gradient(smplx_file: Path, t
     assert top[0] > top[2] and bottom[2] > bottom[0]  # head red, feet blue
 
 
+@pytest.mark.slow
 def test_streams_are_rendered_in_step(smplx_file: Path, mano_file: Path, tmp_path: Path) -> None:
     track = new_track(tmp_path / "t.rdance", 4)
     track.write("smplx", Stream.from_frames("smplx", [body((0, 0.2, 4.0))] * 4), weights={}, options={})

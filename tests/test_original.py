@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,13 +14,16 @@ from conftest import FIXTURES, assert_user_error, golden_dwpose, golden_dwpose_n
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.original import (
+    COORDINATE_LIMIT,
     export_dwpose_pkl,
     from_original_pose,
     import_dwpose_pkl,
     load_dwpose_pkl,
+    poses_to_stream,
     save_dwpose_pkl,
     to_original_pose,
 )
+from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.safe_pickle import UnsafePickleError, restricted_load
 from realisdance_cli.synthetic import dancer_pkl_frames
 from realisdance_cli.track import Track
@@ -152,7 +157,11 @@ def test_a_pickle_that_imports_os_is_refused(tmp_path: Path) -> None:
     ("payload", "message"),
     [
         ([], "non-empty list of frames"),
-        ({"bodies": 1}, "non-empty list of frames"),
+        ({"bodies": 1}, "is not a DWPose pose dict (missing 'hands', 'H', 'W')"),
+        ("poses", "non-empty list of frames or one picture's pose dict"),
+        ([{"bodies": 1, "hands": np.zeros((0, 21, 2)), "H": 4, "W": 4}], "frame 0: bodies should be a dict"),
+        ([{"bodies": {"candidate": 0, "subset": 0}, "hands": 0, "H": 0, "W": 4}], "frame 0: H should be"),
+        ([[1, 2]], "frame 0 is not a DWPose pose dict (it is a list)"),
         ([{"hands": np.zeros((2, 21, 2)), "H": 1, "W": 1}], "missing 'bodies'"),
         (
             [
@@ -181,3 +190,189 @@ def test_corrupt_and_missing_files_via_the_command_line(tmp_path: Path) -> None:
     assert_user_error(rdance("track", "import", corrupt), "not a readable pickle file")
     assert_user_error(rdance("track", "import", tmp_path / "nope.pkl"), "cannot read")
     assert_user_error(rdance("track", "info", tmp_path), "not a pose track")
+
+
+# ------------------------------------------------------------------ one picture's pose dict
+# The original's stage-1 image data pickles one pose dict per picture, not a list of frames.
+
+
+def test_a_picture_pose_dict_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    picture = tmp_path / "photo.pkl"
+    save_dwpose_pkl(picture, dancer_pkl_frames(1, 256, 192)[0])
+    done = rdance("track", "import", picture, "--out", tmp_path / "photo.rdance")
+    assert done.returncode == 0, done.stderr
+    assert "one picture" in done.stdout
+    meta = json.loads((tmp_path / "photo.rdance" / "meta.json").read_text())
+    assert meta["source"]["frame_count"] == 1
+    assert meta["streams"]["dwpose"]["options"]["pkl_layout"] == "single"
+    done = rdance("track", "export", tmp_path / "photo.rdance", "--out", tmp_path / "back.pkl")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "back.pkl").read_bytes() == picture.read_bytes()
+    # --list asks for the video layout instead: the same dict as a one-frame list.
+    done = rdance("track", "export", tmp_path / "photo.rdance", "--list", "--out", tmp_path / "list.pkl")
+    assert done.returncode == 0, done.stderr
+    (frame,) = pickle.loads((tmp_path / "list.pkl").read_bytes())
+    assert_same_pose(frame, pickle.loads(picture.read_bytes()))
+
+
+def test_official_frame_as_a_picture_round_trips_byte_for_byte(tmp_path: Path) -> None:
+    """Frame 0 of the official sample, pickled alone as the original writes its files (Python 3's
+    default protocol 4, the sample's own header)."""
+    official = need(FIXTURES / "dwpose_1.pkl")
+    assert official.read_bytes()[:2] == b"\x80\x04"
+    frame = pickle.loads(official.read_bytes())[0]
+    picture = tmp_path / "frame0.pkl"
+    picture.write_bytes(pickle.dumps(frame, protocol=4))
+    track = import_dwpose_pkl(picture, tmp_path / "frame0.rdance")
+    assert track.source.frame_count == 1
+    export_dwpose_pkl(Track.open(track.path), tmp_path / "back.pkl")
+    assert (tmp_path / "back.pkl").read_bytes() == picture.read_bytes()
+    assert_same_pose(pickle.loads((tmp_path / "back.pkl").read_bytes()), frame)
+
+
+def test_single_writes_one_frame_as_a_picture_and_refuses_more(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "one.pkl", dancer_pkl_frames(1, 64, 48))
+    save_dwpose_pkl(tmp_path / "three.pkl", dancer_pkl_frames(3, 64, 48))
+    for name in ("one", "three"):
+        done = rdance("track", "import", tmp_path / f"{name}.pkl", "--out", tmp_path / f"{name}.rdance")
+        assert done.returncode == 0, done.stderr
+    # A one-frame list stays a list by default; --single makes it one picture's dict.
+    done = rdance("track", "export", tmp_path / "one.rdance", "--out", tmp_path / "one.out.pkl")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "one.out.pkl").read_bytes() == (tmp_path / "one.pkl").read_bytes()
+    done = rdance("track", "export", tmp_path / "one.rdance", "--single", "--out", tmp_path / "pic.pkl")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "pic.pkl").read_bytes() == pickle.dumps(dancer_pkl_frames(1, 64, 48)[0], protocol=4)
+    done = rdance("track", "export", tmp_path / "three.rdance", "--single", "--out", tmp_path / "x.pkl")
+    assert_user_error(done, "--single", "3 frames")
+    assert not (tmp_path / "x.pkl").exists()
+
+
+# ---------------------------------------------------------------------- damaged pose files
+
+
+def _pose_frames() -> list[dict[str, Any]]:
+    return dancer_pkl_frames(3, 64, 48)
+
+
+def _array(pose: dict[str, Any], key: str) -> np.ndarray:
+    return pose["bodies"][key.split(".")[1]] if key.startswith("bodies.") else pose[key]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("bodies.candidate", np.nan),
+        ("bodies.subset", np.nan),
+        ("hands", np.inf),
+        ("faces", -np.inf),
+        ("hands_score", np.nan),
+        ("hands", 1e300),
+        ("bodies.subset", 40.0),  # a row of bodies.candidate that is not there
+    ],
+)
+def test_impossible_values_are_refused_naming_frame_and_key(tmp_path: Path, key: str, value: float) -> None:
+    frames = _pose_frames()
+    _array(frames[1], key).flat[3] = value
+    save_dwpose_pkl(tmp_path / "bad.pkl", frames)
+    with pytest.raises(UserError) as caught:
+        load_dwpose_pkl(tmp_path / "bad.pkl")
+    message = str(caught.value)
+    assert "frame 1" in message and f"{key}[" in message and "\n" not in message
+    single = tmp_path / "bad_picture.pkl"
+    save_dwpose_pkl(single, frames[1])
+    with pytest.raises(UserError, match=rf"{key}\["):
+        load_dwpose_pkl(single)
+
+
+def test_nan_coordinates_are_refused_by_import_and_render_poses(tmp_path: Path) -> None:
+    frames = _pose_frames()
+    frames[2]["hands"][0, 3, 0] = np.nan
+    bad = tmp_path / "nan.pkl"
+    save_dwpose_pkl(bad, frames)
+    assert_user_error(
+        rdance("track", "import", bad, "--out", tmp_path / "nan.rdance"), "frame 2", "hands[0, 3, 0]"
+    )
+    assert not (tmp_path / "nan.rdance").exists()
+    done = rdance("render-poses", bad, "--fps", "10", "--out", tmp_path / "poses")
+    assert_user_error(done, "frame 2", "hands[0, 3, 0]", "nan")
+    assert not (tmp_path / "poses" / "dwpose.mp4").exists()
+
+
+def test_far_coordinates_are_kept_up_to_the_limit(tmp_path: Path) -> None:
+    """Hidden body points keep their real coordinates, which may lie outside the picture; only
+    values no detector gives (a flipped exponent, say) are refused."""
+    frames = _pose_frames()
+    frames[0]["bodies"]["candidate"][0] = [-3.5, COORDINATE_LIMIT]
+    save_dwpose_pkl(tmp_path / "far.pkl", frames)
+    track = import_dwpose_pkl(tmp_path / "far.pkl", tmp_path / "far.rdance")
+    export_dwpose_pkl(track, tmp_path / "back.pkl")
+    assert (tmp_path / "back.pkl").read_bytes() == (tmp_path / "far.pkl").read_bytes()
+    frames[0]["bodies"]["candidate"][0, 1] = np.nextafter(COORDINATE_LIMIT, np.inf)
+    save_dwpose_pkl(tmp_path / "farther.pkl", frames)
+    done = rdance("render-poses", tmp_path / "farther.pkl", "--fps", "10", "--out", tmp_path / "poses")
+    assert_user_error(done, "frame 0", "bodies.candidate[0, 1]", "frame sizes away")
+
+
+def _loads_cleanly_or_refuses(path: Path) -> str:
+    """'ok' when the file reads, draws and converts; 'refused' for a one-sentence UserError."""
+    try:
+        frames = load_dwpose_pkl(path)
+    except UserError as err:
+        assert "\n" not in str(err) and str(err).endswith("."), str(err)
+        return "refused"
+    for pose in frames:
+        draw_pose(pose, int(pose["H"]), int(pose["W"]), face=True)
+    poses_to_stream(frames)
+    return "ok"
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["list", "picture"])
+def test_truncated_pose_files_are_refused_in_one_sentence(tmp_path: Path, single: bool) -> None:
+    frames = _pose_frames()
+    data = pickle.dumps(frames[0] if single else frames, protocol=4)
+    cut = tmp_path / "cut.pkl"
+    for length in [*range(0, len(data), 37), len(data) - 1]:
+        cut.write_bytes(data[:length])
+        assert _loads_cleanly_or_refuses(cut) == "refused", length
+    cut.write_bytes(data[: len(data) // 2])
+    assert_user_error(rdance("track", "import", cut, "--out", tmp_path / "cut.rdance"), "cut short")
+    assert_user_error(rdance("render-poses", cut, "--fps", "10", "--out", tmp_path / "poses"), "cut short")
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["list", "picture"])
+def test_bit_flipped_pose_files_are_refused_in_one_sentence(tmp_path: Path, single: bool) -> None:
+    """Every flip either gives poses that draw, or one sentence; a sample of single-bit flips."""
+    frames = _pose_frames()
+    data = pickle.dumps(frames[0] if single else frames, protocol=4)
+    flipped = tmp_path / "flipped.pkl"
+    rng = np.random.default_rng(13)
+    outcomes = set()
+    for position, bit in zip(rng.integers(0, len(data), 300), rng.integers(0, 8, 300), strict=True):
+        damaged = bytearray(data)
+        damaged[position] ^= 1 << bit
+        flipped.write_bytes(bytes(damaged))
+        outcomes.add(_loads_cleanly_or_refuses(flipped))
+    assert outcomes == {"ok", "refused"}
+
+
+def test_a_flipped_array_type_is_refused_not_carried_along(tmp_path: Path) -> None:
+    """A flip in a dtype's pickled flags used to give arrays claiming to hold Python objects, on
+    which numpy fails later with tracebacks; the file is refused as damaged."""
+    data = pickle.dumps(_pose_frames(), protocol=4)
+    flags = data.index(b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t") + 10  # (..., elsize, alignment, flags)
+    assert data[flags : flags + 2] == b"K\x00"
+    bad = tmp_path / "flags.pkl"
+    bad.write_bytes(data[: flags + 1] + b"\x01" + data[flags + 2 :])
+    assert_user_error(rdance("track", "import", bad, "--out", tmp_path / "x.rdance"), "array type", "damaged")
+    assert not (tmp_path / "x.rdance").exists()
+
+
+def test_a_flipped_length_is_refused_before_allocating(tmp_path: Path) -> None:
+    """MEMOIZE (0x94) one bit away from BYTEARRAY8 (0x96), whose next 8 bytes become a huge length."""
+    data = bytearray(pickle.dumps(_pose_frames(), protocol=4))
+    memoize = data.index(b"\x94", 11)
+    data[memoize] ^= 0x02
+    bad = tmp_path / "length.pkl"
+    bad.write_bytes(bytes(data))
+    assert_user_error(rdance("track", "import", bad, "--out", tmp_path / "x.rdance"), "cut short or damaged")

@@ -154,7 +154,7 @@ def test_damaged_tracks_are_reported(tmp_path: Path) -> None:
     track = Track.create(tmp_path / "u.rdance", source(1))
     track.write("dwpose", Stream.from_frames("dwpose", random_frames("dwpose", [1])), weights={}, options={})
     (track.path / "dwpose.npz").write_bytes(b"garbage")
-    with pytest.raises(UserError, match="not a readable pose-track file"):
+    with pytest.raises(UserError, match="is damaged"):
         Track.open(track.path).load("dwpose")
 
 

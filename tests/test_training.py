@@ -34,6 +34,7 @@ def _grad_norm(parameters: list[torch.nn.Parameter]) -> torch.Tensor:
     return torch.sqrt(sum((p.grad.double() ** 2).sum() for p in parameters if p.grad is not None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("branch", ["cond", "drop"])
 def test_loss_step_matches_the_original(unet_config: dict, scheduler_config: dict, branch: str) -> None:
     case = load_file(CASE / "train_step_case.safetensors")
@@ -73,7 +74,7 @@ def base_unet() -> dict[str, torch.Tensor]:
 def motion_checkpoint() -> dict[str, torch.Tensor]:
     """An AnimateDiff-layout motion checkpoint for the tiny UNet (the golden network's modules),
     with a mid-block module as the real `mm_sd_v15_v2.ckpt` has."""
-    raw = torch.load(CASE / "realisdance_tiny.ckpt", weights_only=True)["state_dict"]
+    raw = torch.load(need(CASE / "realisdance_tiny.ckpt"), weights_only=True)["state_dict"]
     prefix = "module.unet_main."
     state = {
         k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and "motion_modules." in k
@@ -423,6 +424,7 @@ a_key_nobody_knows: 1
     assert len(losses) == 2 and losses[-1] == pytest.approx(last_loss, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -> None:
     from conftest import rdance
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ import numpy as np
 from realisdance_cli import weights
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import existing_file
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.video import FrameSource, Selection, VideoWriter
+from realisdance_cli.video import FrameSource, Selection, VideoWriter, check_crf
 
 if TYPE_CHECKING:
     import torch
@@ -85,8 +87,7 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def read_reference(path: Path, size: tuple[int, int]) -> np.ndarray:
-    if not path.is_file():
-        raise UserError(f"{path} does not exist.")
+    existing_file(path, "the reference picture")
     picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if picture is None:
         raise UserError(f"{path} is not a picture OpenCV can read (use PNG or JPEG).")
@@ -115,9 +116,7 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
     frames: dict[str, list[np.ndarray]] = {}
     fps = None
     for name in POSE_NAMES:
-        path = inputs.path(name)
-        if not path.is_file():
-            raise UserError(f"{path} does not exist.")
+        path = existing_file(inputs.path(name), f"the {name} pose video")
         if path.suffix == ".pkl":
             if name != "dwpose":
                 raise UserError(f"--{name} must be an mp4 video; only --dwpose may be an original .pkl.")
@@ -162,9 +161,7 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
         checkpoint = root / CONVERTED
     needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
     paths = weights.require_all(needed, root)
-    checkpoint = checkpoint or paths["realisdance"]
-    if not checkpoint.is_file():
-        raise UserError(f"{checkpoint} does not exist.")
+    checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
     base = paths["base-model"]
     encoder = Dinov2Model.from_pretrained(paths["dinov2"], torch_dtype=dtype)
     unet_config = json.loads((base / "unet" / "config.json").read_text())
@@ -218,6 +215,43 @@ def default_out(reference: Path, inputs: PoseInputs) -> Path:
     return Path(f"{reference.stem}_{poses.stem or poses.name}.mp4")
 
 
+MIN_SIDE = 64  # pixels: DINOv2 sees 5/12 of it (at least one 14-pixel patch), the UNet 1/64
+
+
+def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
+    """Every option that needs no file, checked before any work."""
+    height, width = options.size
+    if height % 8 or width % 8 or min(height, width) < MIN_SIDE:
+        raise UserError(
+            f"--size must be multiples of 8, at least {MIN_SIDE}x{MIN_SIDE}, got {height}x{width}."
+        )
+    if not math.isfinite(sampling.guidance) or sampling.guidance < 0:
+        raise UserError(f"--guidance must be a number of 0 or more, got {sampling.guidance}.")
+    check_crf(options.crf)
+
+
+def check_network_fits(
+    pipeline: RealisDancePipeline, size: tuple[int, int], sampling: SamplingOptions, frames: int
+) -> None:
+    """The deepest UNet level must give its group norms more than one value per group: with a
+    small network (as many channels as groups) at a small size, one-frame windows and no guidance
+    batch, it would not. Checked once the network is known, before denoising."""
+    import torch
+
+    config = pipeline.network.unet_main.config
+    scale = pipeline.vae_scale_factor * 2 ** (len(config.block_out_channels) - 1)
+    cells = (size[0] // scale) * (size[1] // scale)
+    norms = [m for m in pipeline.network.modules() if isinstance(m, torch.nn.GroupNorm)]
+    per_group = min(m.num_channels // m.num_groups for m in norms) * cells
+    samples = (2 if sampling.guidance > 1 else 1) * min(sampling.context, frames)
+    if per_group * samples <= 1:
+        raise UserError(
+            f"at --size {size[0]}x{size[1]} this network's deepest layer would normalise single values "
+            "with one-frame windows and no guidance; use a larger --size, --context 2 or more, "
+            "or --guidance above 1."
+        )
+
+
 def animate(
     reference_path: Path,
     inputs: PoseInputs,
@@ -231,14 +265,12 @@ def animate(
     from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
 
     sampling = options.sampling or SamplingOptions()
-    if any(side % 8 for side in options.size):
-        raise UserError(
-            f"--size must be a multiple of 8 on both sides, got {options.size[0]}x{options.size[1]}."
-        )
+    check_options(options, sampling)
     device, dtype = resolve_device(options.device, options.dtype)
     reference = read_reference(reference_path, options.size)
     poses = read_poses(inputs, options)
     pipeline = load_pipeline(options, device, dtype)
+    check_network_fits(pipeline, options.size, sampling, len(poses.frames[POSE_NAMES[0]]))
     ref, clip, videos = to_tensors(reference, poses)
     generator = torch.Generator().manual_seed(options.seed)
     video = pipeline(ref, clip, PoseVideos(*videos), generator=generator, options=sampling, progress=progress)

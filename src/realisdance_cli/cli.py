@@ -525,13 +525,12 @@ def weights_convert(
 
     from realisdance_cli import animation, weights
     from realisdance_cli.animator.checkpoint import convert
+    from realisdance_cli.files import existing_file
 
     root = weights.weights_root(weights_dir)
     needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
     paths = weights.require_all(needed, root)
-    source = checkpoint or paths["realisdance"]
-    if not source.is_file():
-        raise UserError(f"{source} does not exist.")
+    source = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
     target = out or root / animation.CONVERTED
     if target.suffix != ".safetensors":
         raise UserError(f"the output must end in .safetensors, got {target}.")
@@ -578,7 +577,8 @@ def track_import(
     if imported_single(track):
         console.print(f"imported one picture's poses (a single pose dict) into {track.path}")
     else:
-        console.print(f"imported {track.source.frame_count} frames into {track.path}")
+        frames = track.source.frame_count
+        console.print(f"imported {frames} frame{'s' if frames != 1 else ''} into {track.path}")
 
 
 @track_app.command("export")
@@ -617,7 +617,8 @@ def track_export(
     if single:
         console.print(f"wrote one picture's pose dict to {target}")
     else:
-        console.print(f"wrote {track.source.frame_count} frames to {target}")
+        frames = track.source.frame_count
+        console.print(f"wrote {frames} frame{'s' if frames != 1 else ''} to {target}")
 
 
 @track_app.command("info")
@@ -778,8 +779,11 @@ def train(
     with progress_bars(RESUMES) as progress:
         losses, digest = run(job, lambda step, loss: progress("training", step, job.options.steps))
     rank = os.environ.get("RANK", "0")
-    last = f", last loss {losses[-1]:.4f}" if losses else ""
-    console.print(f"rank {rank}: {len(losses)} steps{last}; weights {digest}; checkpoints in {job.out}")
+    if not losses:
+        console.print(f"rank {rank}: {job.out} already holds all {job.options.steps} steps; weights {digest}")
+        return
+    summary = f"{len(losses)} steps, last loss {losses[-1]:.4f}; weights {digest}"
+    console.print(f"rank {rank}: {summary}; checkpoints in {job.out}")
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -18,7 +18,10 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device,
     import torch
 
     wanted = None if device in (None, "auto") else device
-    chosen = torch.device(wanted or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        chosen = torch.device(wanted or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise UserError(f"--device must be cpu, cuda or cuda:N, got {device!r}.") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
     name = dtype or ("fp16" if chosen.type == "cuda" else "fp32")

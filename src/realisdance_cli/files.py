@@ -68,8 +68,13 @@ class AtomicFile:
 
     def __init__(self, target: Path, suffix: str = ".tmp") -> None:
         self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}", suffix=suffix)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}", suffix=suffix)
+        except OSError as err:  # no folder can be made there, or it is full, read-only, not ours
+            raise write_failure(err) or UserError(
+                f"cannot write {target}: {err.strerror}; write elsewhere (--out)."
+            ) from None
         os.close(fd)
         self.path = Path(name)
 
@@ -104,6 +109,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def existing_file(path: Path, what: str) -> Path:
+    """`path`, or one sentence that says whether it is missing or a folder where `what` belongs."""
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give {what} itself.")
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.")
+    return path
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -143,8 +143,9 @@ def _frame_size(pose: Mapping[str, Any], key: str, where: str) -> int:
     except (TypeError, ValueError, OverflowError):
         whole = False
     if not whole or size <= 0:
+        shown = " ".join(repr(value).split())[:60]
         raise UserError(
-            f"{where}: {key} should be the frame size in pixels (a positive whole number), got {value!r}."
+            f"{where}: {key} should be the frame size in pixels (a positive whole number), got {shown}."
         )
     return size
 

@@ -7,6 +7,7 @@ and frame rate, so they stay aligned. The mesh videos share one offscreen render
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,13 +29,14 @@ from realisdance_cli.original import (
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
-from realisdance_cli.video import VideoWriter, as_fraction, check_frame_size
+from realisdance_cli.video import VideoWriter, as_fraction, check_crf, check_frame_size
 
 VIDEOS = ("dwpose", "smpl", "hamer")
 STREAM_OF = {"dwpose": "dwpose", "smpl": "smplx", "hamer": "mano"}
 
 Painter = Callable[[int], np.ndarray]
 POSE_CHUNK = 32  # frames of SMPL-X posed per call
+MAX_SIDE = 8192  # pixels: beyond 8K video, and the bound that keeps a typo from allocating gigabytes
 
 
 @dataclass
@@ -60,8 +62,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
         raise UserError(f"--size must look like 768x576 (height x width), got {text!r}.") from None
-    if height < 2 or width < 2:
-        raise UserError(f"--size must be at least 2x2, got {text!r}.")
+    if not (2 <= height <= MAX_SIDE and 2 <= width <= MAX_SIDE):
+        raise UserError(f"--size must be between 2x2 and {MAX_SIDE}x{MAX_SIDE}, got {text!r}.")
     return height, width
 
 
@@ -206,6 +208,16 @@ def render_poses(
         height, width, source_fps = track.source.height, track.source.width, track.source.fps
         available = [name for name in VIDEOS if track.has(STREAM_OF[name])]
     videos = list(options.videos) if options.videos is not None else available
+    if track is not None and options.videos is None:
+        for name in VIDEOS:
+            state = track.state(STREAM_OF[name])
+            if STREAM_OF[name] in track.streams and not state.complete:
+                warnings.warn(
+                    f"{name}.mp4 is not written: the {STREAM_OF[name]} stream is unfinished "
+                    f"({state.frames_done} of {track.source.frame_count} frames); run `rdance extract` "
+                    "again to finish it",
+                    stacklevel=2,
+                )
     missing = [name for name in videos if name not in available]
     if missing:
         what = (
@@ -221,6 +233,7 @@ def render_poses(
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
     out_height, out_width = options.size or (height, width)
     check_frame_size(out_height, out_width, lossless=options.lossless)
+    check_crf(options.crf)
     # Smoothing follows the source's timing; --fps only changes the playback rate.
     canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(source_fps or fps))
     frames = track.source.frame_count if track is not None else len(poses)

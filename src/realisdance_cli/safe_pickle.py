@@ -15,9 +15,9 @@ import io
 import pickle
 import struct
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -87,7 +87,15 @@ def _same_dtype_state(dtype: np.dtype, state: Any) -> bool:
         return False
 
 
+_BASE_BUILD: Callable[[Any], None] = pickle._Unpickler.dispatch[pickle.BUILD[0]]
+
+
 class _RestrictedUnpickler(pickle._Unpickler):
+    # Python's unpickler has these; typeshed does not declare them.
+    stack: list[Any]
+    read: Callable[[int], bytes]
+    append: Callable[[Any], None]
+
     def __init__(self, data: bytes, allowed: Mapping[tuple[str, str], Any], what: str, **kwargs: Any):
         super().__init__(_ExactReader(data), **kwargs)
         self._size = len(data)
@@ -113,7 +121,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 )
             if isinstance(target, np.dtype) and not _same_dtype_state(target, state):
                 raise _Damaged("an array type has settings numpy never writes")
-        pickle._Unpickler.load_build(self)
+        _BASE_BUILD(self)
 
     def _load_bytearray8(self) -> None:
         (size,) = struct.unpack("<Q", self.read(8))
@@ -121,9 +129,14 @@ class _RestrictedUnpickler(pickle._Unpickler):
             raise _Truncated
         self.append(bytearray(self.read(size)))
 
-    dispatch = dict(pickle._Unpickler.dispatch)
-    dispatch[pickle.BUILD[0]] = _load_build
-    dispatch[pickle.BYTEARRAY8[0]] = _load_bytearray8
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = {
+        **pickle._Unpickler.dispatch,
+        pickle.BUILD[0]: _load_build,
+        pickle.BYTEARRAY8[0]: _load_bytearray8,
+    }
+
+
+SHORT = "is not a readable pickle file: it is cut short or damaged (it asks for more data than it holds)."
 
 
 def _reason(err: BaseException) -> str:
@@ -148,10 +161,10 @@ def restricted_load(
     except UnsafePickleError:
         raise
     except (_Truncated, EOFError):
-        raise UserError(f"{path} is truncated: its pickle data ends before the end mark.") from None
+        raise UserError(f"{path} {SHORT}") from None
     except _Damaged as err:
-        raise UserError(f"{path} is damaged: {err}.") from None
+        raise UserError(f"{path} is not a readable pickle file: {err} (the file is damaged).") from None
     except Exception as err:  # any malformed byte stream
         if "exhausted" in str(err) or "truncated" in str(err):
-            raise UserError(f"{path} is truncated: its pickle data ends before the end mark.") from None
+            raise UserError(f"{path} {SHORT}") from None
         raise UserError(f"{path} is not a readable pickle file ({_reason(err)}).") from None

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -183,8 +185,10 @@ def _load_npz(path: Path, kind: str) -> Stream:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable pose-track file ({err}).") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # cut or damaged
+        raise UserError(
+            f"{path} is damaged ({err}); run the command that made it again with --force."
+        ) from None
     try:
         return Stream(kind, arrays.pop("offsets"), arrays)
     except (KeyError, ValueError) as err:

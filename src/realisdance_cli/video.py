@@ -33,20 +33,23 @@ DEFAULT_IMAGE_FPS = Fraction(30)
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
 
 
+FPS_RANGE = (Fraction(1, 100), Fraction(1000))
+
+
 def as_fraction(fps: float | Fraction | str) -> Fraction:
     """Frame rates as exact fractions: 29.97 becomes 30000/1001, "25/2" becomes 25/2."""
-    if isinstance(fps, Fraction):
-        value = fps
-    elif isinstance(fps, str):
-        value = Fraction(fps)
-    else:
-        value = Fraction(fps).limit_denominator(1001)
+    low, high = FPS_RANGE
+    try:
+        value = Fraction(fps) if isinstance(fps, (Fraction, str)) else Fraction(fps).limit_denominator(1001)
+    except (ValueError, OverflowError, ZeroDivisionError):  # NaN, inf, "abc", "1/0"
+        value = None
+    if value is None or not low <= value <= high:
+        raise UserError(f"the frame rate must be between {float(low)} and {high}, got {fps}.")
+    if not isinstance(fps, (Fraction, str)):
         for base in (24, 30, 48, 60, 120):  # 23.976, 29.97, 59.94... mean the NTSC rates
             ntsc = Fraction(base * 1000, 1001)
             if abs(fps - float(ntsc)) < 0.005:
                 value = ntsc
-    if value <= 0:
-        raise UserError(f"the frame rate must be positive, got {fps}.")
     return value
 
 
@@ -317,6 +320,12 @@ def read_frames(path: str | os.PathLike[str], selection: Selection | None = None
     return list(FrameSource(path, selection))
 
 
+def check_crf(crf: int) -> None:
+    """x264's quality scale; checked before the work whose result it encodes."""
+    if not 0 <= crf <= 51:
+        raise UserError(f"--crf (the H.264 quality) must be between 0 and 51, got {crf}.")
+
+
 def check_frame_size(height: int, width: int, *, lossless: bool) -> None:
     """H.264 in 4:2:0 needs even sides; say so (in --size's HEIGHTxWIDTH) before any work."""
     if not lossless and (width % 2 or height % 2):
@@ -346,8 +355,7 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         self.fps = as_fraction(fps)
-        if not 0 <= crf <= 51:
-            raise UserError(f"the quality (crf) must be between 0 and 51, got {crf}.")
+        check_crf(crf)
         self._crf, self._lossless, self._preset = crf, lossless, preset
         self._audio_from = Path(audio_from) if audio_from is not None else None
         self._audio_start = audio_start

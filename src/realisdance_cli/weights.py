@@ -237,8 +237,10 @@ GROUPS: tuple[str, ...] = tuple(dict.fromkeys(entry.group for entry in REGISTRY)
 
 def weights_root(override: str | os.PathLike[str] | None = None) -> Path:
     """`--weights DIR` > `$RDANCE_HOME` > `~/.cache/realisdance`."""
-    chosen = override or os.environ.get("RDANCE_HOME") or DEFAULT_ROOT
-    return Path(chosen).expanduser()
+    chosen = Path(override or os.environ.get("RDANCE_HOME") or DEFAULT_ROOT).expanduser()
+    if chosen.exists() and not chosen.is_dir():
+        raise UserError(f"the weights folder {chosen} is a file; give a folder (--weights or $RDANCE_HOME).")
+    return chosen
 
 
 def select(names: Iterable[str] = ()) -> list[WeightFile]:

@@ -67,7 +67,11 @@ def read_manifest(path: Path, minimum_frames: int = 1) -> list[Entry]:
             continue
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                raise UserError(f"a line must be a JSON object, this one is a {type(record).__name__}")
             video = record.get("video", record.get("image"))
+            if not isinstance(video, str):
+                raise UserError('a line needs a "video" (or "image") path')
             files = [path.parent / name for name in (video, *(record[name] for name in POSE_NAMES))]
             counts = [_frame_count(file) for file in files]
             if len(set(counts)) != 1:

@@ -61,7 +61,11 @@ class BuildReport:
 def _videos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+    if not found:
+        kinds = ", ".join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+        raise UserError(f"{folder} holds no videos or pictures ({kinds}).")
+    return found
 
 
 def _entry(video: Path, track: Track, out: Path) -> dict:

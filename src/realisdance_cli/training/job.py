@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from contextlib import nullcontext
@@ -15,7 +16,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import folder_lock
+from realisdance_cli.files import existing_file, folder_lock
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
@@ -43,8 +44,28 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     s = settings
     if s["manifest"] is None:
         raise UserError("give the training manifest, as an argument or as `manifest:` in the config.")
+    finite = {k: math.isfinite(s[k]) for k in ("lr", "max_grad_norm", "weight_decay", "adam_epsilon")}
     checks = {
         "--stage must be 1 or 2": s["stage"] in (1, 2),
+        "stage 2 starts from stage-1 weights: give --stage1 PATH": s["stage"] == 1 or s["stage1"] is not None,
+        "--lr and --max-grad-norm must be positive numbers": finite["lr"]
+        and finite["max_grad_norm"]
+        and min(s["lr"], s["max_grad_norm"]) > 0,
+        "--weight-decay must be 0 or more": finite["weight_decay"] and s["weight_decay"] >= 0,
+        "the Adam betas must be 0 to below 1 and its epsilon positive": 0 <= s["adam_beta1"] < 1
+        and 0 <= s["adam_beta2"] < 1
+        and finite["adam_epsilon"]
+        and s["adam_epsilon"] > 0,
+        "--cfg-uncond and --pose-shuffle are chances: 0 to 1": 0 <= s["cfg_uncond"] <= 1
+        and 0 <= s["pose_shuffle"] <= 1,
+        "--warmup, --workers and --validate-every must be 0 or more": min(
+            s["warmup"], s["workers"], s["validate_every"]
+        )
+        >= 0,
+        "--frames, --frame-stride and --validation-ddim-steps must be 1 or more": min(
+            1 if s["frames"] is None else s["frames"], s["frame_stride"], s["validation_ddim_steps"]
+        )
+        >= 1,
         "--mixed-precision must be no, fp16 or bf16": s["mixed_precision"] in ("no", "fp16", "bf16"),
         "--ref-mode must be random or first": s["ref_mode"] in ("random", "first"),
         "--log-with must be tensorboard or none": s["log_with"] in ("tensorboard", "none"),
@@ -57,6 +78,9 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     for message, ok in checks.items():
         if not ok:
             raise UserError(f"{message}.")
+    for name, what in (("stage1", "the stage-1 checkpoint"), ("motion", "the motion-module checkpoint")):
+        if s[name] is not None:
+            existing_file(Path(s[name]), what)
     height, width = parse_size(s["size"]) or (768, 576)
     options = TrainOptions(
         stage=s["stage"],
@@ -108,8 +132,6 @@ def _stage1_state(path: Path) -> dict[str, torch.Tensor]:
 
     from realisdance_cli.animator.checkpoint import read_original
 
-    if not path.is_file():
-        raise UserError(f"the stage-1 checkpoint {path} does not exist.")
     return load_file(path) if path.suffix == ".safetensors" else read_original(path)
 
 
@@ -126,8 +148,7 @@ def build_network(job: TrainJob, unet_config: dict[str, Any], token_width: int, 
     if job.options.stage == 1:
         base = load_file(weights.require("base-unet", root))
         return stage1_network(unet_config, token_width, base)
-    if job.stage1 is None:
-        raise UserError("stage 2 starts from stage-1 weights: give --stage1 PATH.")
+    assert job.stage1 is not None  # checked with the other settings
     motion = job.motion or weights.require("motion-prior", root)
     return stage2_network(unet_config, token_width, _stage1_state(job.stage1), _motion_state(motion))
 
@@ -203,8 +224,11 @@ def _run_locked(job: TrainJob, report: Any, resume: bool) -> tuple[list[float], 
 
     from realisdance_cli.training.objective import noise_scheduler
 
+    entries = read_manifest(job.manifest, job.sampling.span)  # the data and the weights, before loading
+    held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     root = weights.weights_root(job.weights_root)
-    paths = weights.require_all(["base-model", "dinov2"], root)
+    stage_weights = ["base-unet"] if job.options.stage == 1 else [] if job.motion else ["motion-prior"]
+    paths = weights.require_all(["base-model", "dinov2", *stage_weights], root)
     base = paths["base-model"]
     unet_config = json.loads((base / "unet" / "config.json").read_text())
     encoder = Dinov2Model.from_pretrained(paths["dinov2"])
@@ -213,9 +237,7 @@ def _run_locked(job: TrainJob, report: Any, resume: bool) -> tuple[list[float], 
         net = build_network(job, unet_config, encoder.config.hidden_size, root)
     encoders = Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder)
     scheduler = noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    entries = read_manifest(job.manifest, job.sampling.span)
     dataset = ClipDataset(entries, job.sampling, job.options.seed)
-    held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     validating = job.options.validate_every > 0
     clips = [validation_clip(entry, job.sampling) for entry in held_out] if validating else []
     config = {"unet": unet_config, "token_width": encoder.config.hidden_size}

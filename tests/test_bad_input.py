@@ -1,0 +1,146 @@
+"""Bad input gets one sentence and exit code 2, never a traceback, and options are checked before
+any work (each case here printed a traceback, or a misleading sentence, before)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
+from realisdance_cli.synthetic import dancer_pkl_frames
+from realisdance_cli.track import STREAMS, Stream, Track
+from realisdance_cli.training.data import read_manifest
+
+
+@pytest.fixture
+def track(tmp_path: Path) -> Path:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(8, 128, 96))
+    return import_dwpose_pkl(tmp_path / "dance.pkl", tmp_path / "dance.rdance", fps=24).path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_track_file_is_named_by_every_command(track: Path, tmp_path: Path, damage: str) -> None:
+    data = (track / "dwpose.npz").read_bytes()
+    middle = len(data) // 3
+    broken = (
+        data[: len(data) // 2]
+        if damage == "truncated"
+        else data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1 :]
+    )
+    (track / "dwpose.npz").write_bytes(broken)
+    for args in (
+        ("track", "info", track),
+        ("render-poses", track, "--out", tmp_path / "poses"),
+        ("track", "export", track, "--out", tmp_path / "back.pkl"),
+    ):
+        assert_user_error(rdance(*args), f"{track / 'dwpose.npz'} is damaged")
+    assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()
+
+
+@pytest.mark.parametrize("fps", ["nan", "inf", "1e-09"])
+def test_frame_rates_must_be_real_rates(track: Path, tmp_path: Path, fps: str) -> None:
+    pkl = tmp_path / "dance.pkl"
+    for args in (
+        ("render-poses", track, "--fps", fps, "--out", tmp_path / "poses"),
+        ("track", "import", pkl, "--fps", fps, "--out", tmp_path / "again.rdance"),
+        ("extract", tmp_path, "--fps", fps, "--only", "dwpose", "--out", tmp_path / "x.rdance"),
+    ):
+        assert_user_error(rdance(*args), "the frame rate must be between 0.01 and 1000", f"got {float(fps)}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dance.pkl", "dance.rdance"]
+
+
+def test_sizes_are_bounded_and_said_as_given(track: Path, tmp_path: Path) -> None:
+    done = rdance("render-poses", track, "--size", "100000x100000", "--out", tmp_path / "poses")
+    assert_user_error(done, "--size must be between 2x2 and 8192x8192")
+    assert_user_error(rdance("render-poses", track, "--size", "7x9", "--out", tmp_path / "poses"), "got 7x9")
+    assert not (tmp_path / "poses").exists()
+
+
+def test_an_unfinished_stream_is_said_not_skipped(track: Path) -> None:
+    opened = Track.open(track)
+    hand = {name: np.zeros((0, *spec.shape)) for name, spec in STREAMS["mano"].items()}
+    opened.begin("mano", weights={}, options={})
+    opened.append("mano", Stream.from_frames("mano", [hand] * 3))  # 3 of 8 frames
+    done = rdance("render-poses", track)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "hamer.mp4 is not written: the mano stream is unfinished (3 of 8 frames)" in said
+    assert (track / "dwpose.mp4").is_file() and not (track / "hamer.mp4").exists()
+
+
+def test_manifest_lines_that_are_not_objects_are_left_out(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text('[1, 2]\n"clip.mp4"\n{"dwpose": "x.mp4"}\n')
+    with pytest.warns(UserWarning) as warned, pytest.raises(UserError, match="no usable entry"):
+        read_manifest(manifest)
+    said = [str(w.message) for w in warned]
+    assert "manifest.jsonl:1 left out: a line must be a JSON object, this one is a list" in said[0]
+    assert "manifest.jsonl:2 left out: a line must be a JSON object, this one is a str" in said[1]
+    assert 'manifest.jsonl:3 left out: a line needs a "video" (or "image") path' in said[2]
+
+
+@pytest.mark.slow
+def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    """With no weights at all, a wrong option is what the user hears about, not the weights."""
+    empty = tmp_path / "weights"
+    empty.mkdir()
+    picture = tmp_path / "ref.png"
+    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), picture)
+    poses = tmp_path / "poses"
+    for name in ("dwpose", "hamer", "smpl"):
+        write_video(poses / f"{name}.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2)
+    animate = ("animate", picture, poses, "--weights", empty)
+    assert_user_error(rdance(*animate, "--crf", "99"), "--crf", "got 99")
+    assert_user_error(rdance(*animate, "--guidance", "nan"), "--guidance", "got nan")
+    for size in ("8x8", "32x32"):
+        assert_user_error(rdance(*animate, "--size", size), "at least 64x64", f"got {size}")
+    assert_user_error(rdance(*animate, "--device", "banana"), "--device", "banana")
+    assert_user_error(rdance("animate", tmp_path, poses, "--weights", empty), f"{tmp_path} is a folder")
+    extract = ("extract", picture, "--weights", empty, "--out", tmp_path / "x.rdance")
+    assert_user_error(rdance(*extract, "--dtype", "fp8"), "--dtype")
+    assert_user_error(rdance("doctor", "--weights", picture), "is a file; give a folder")
+    assert not (tmp_path / "x.rdance").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["poses", "ref.png", "weights"]
+
+
+def test_a_failure_before_the_first_frame_leaves_no_track(tmp_path: Path) -> None:
+    picture = tmp_path / "ref.png"
+    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), picture)
+    not_onnx = tmp_path / "det.onnx"
+    not_onnx.write_bytes(b"this is not a network")
+    done = rdance(
+        "extract", picture, "--only", "dwpose", "--dwpose-det", not_onnx,
+        "--dwpose-pose", need(GOLDEN / "dwpose" / "dwpose_tiny.onnx"),
+    )  # fmt: skip
+    assert_user_error(done, "not a usable ONNX model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["det.onnx", "ref.png"]
+
+
+@pytest.mark.slow
+def test_a_network_too_small_for_the_size_is_said_before_denoising(tmp_path: Path) -> None:
+    """The tiny golden network at 64x64 with one-frame windows and no guidance batch would
+    normalise single values in its deepest layer."""
+    golden = need(GOLDEN / "animator")
+    root = tmp_path / "weights"
+    for relative, target in {
+        "realisdance/stage_2_hamer_release.ckpt": golden / "realisdance_tiny.ckpt",
+        "base/rv51/unet": golden / "tiny_sd" / "unet",
+        "base/rv51/vae": golden / "tiny_sd" / "vae",
+        "base/rv51/scheduler": golden / "tiny_sd" / "scheduler",
+        "dinov2-large": golden / "tiny_dinov2",
+    }.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(target)
+    picture = tmp_path / "ref.png"
+    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), picture)
+    for name in ("dwpose", "hamer", "smpl"):
+        write_video(tmp_path / "poses" / f"{name}.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2)
+    common = ("animate", picture, tmp_path / "poses", "--weights", root, "--size", "64x64", "--steps", "1")
+    done = rdance(*common, "--guidance", "1", "--context", "1", "--overlap", "0", "--stride", "1")
+    assert_user_error(done, "deepest layer would normalise single values")
+    assert not list(tmp_path.glob("*.mp4"))
