@@ -15,6 +15,7 @@ import torch
 from conftest import assert_user_error, rdance
 from test_dwpose import models, moving_clip, stream_arrays, wait_for_progress
 
+from realisdance_cli.files import FILE_MODE
 from realisdance_cli.original import save_dwpose_pkl
 from realisdance_cli.synthetic import dancer_pkl_frames
 from realisdance_cli.track import Stream, Track
@@ -180,6 +181,8 @@ def test_training_is_reproducible_and_a_run_folder_is_never_overwritten(tmp_path
     weights = [load_file(tmp_path / name / "stage2.safetensors") for name in ("a", "b")]
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    for name in ("stage2.safetensors", "stage2.ckpt"):  # like every other output, whoever wrote it
+        assert (tmp_path / "a" / name).stat().st_mode & 0o777 == FILE_MODE
 
     def contents() -> dict[Path, bytes]:
         return {p: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file() and p.name != ".lock"}

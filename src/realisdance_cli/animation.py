@@ -223,7 +223,8 @@ def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
     height, width = options.size
     if height % 8 or width % 8 or min(height, width) < MIN_SIDE:
         raise UserError(
-            f"--size must be multiples of 8, at least {MIN_SIDE}x{MIN_SIDE}, got {height}x{width}."
+            f"--size must be a multiple of 8 on both sides and at least {MIN_SIDE}x{MIN_SIDE}, "
+            f"got {height}x{width}."
         )
     if not math.isfinite(sampling.guidance) or sampling.guidance < 0:
         raise UserError(f"--guidance must be a number of 0 or more, got {sampling.guidance}.")

@@ -134,7 +134,9 @@ LOCK_NAME = ".lock"
 @contextmanager
 def folder_lock(folder: Path, what: str) -> Iterator[None]:
     """Holds `folder/.lock` (an advisory `flock`, released by the kernel even when the process is
-    killed), or stops at once with one sentence when another process holds it."""
+    killed), or stops at once with one sentence when another process holds it. Temporary files
+    that a killed writer left in the folder are removed once the lock is held (nobody else can be
+    writing them then)."""
     folder.mkdir(parents=True, exist_ok=True)
     handle = (folder / LOCK_NAME).open("a+")
     try:
@@ -151,6 +153,8 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
+        for stale in folder.glob(f".*{_PARTIAL}*"):
+            stale.unlink(missing_ok=True)
         yield
     finally:
         handle.close()

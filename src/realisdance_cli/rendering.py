@@ -19,6 +19,7 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import folder_lock
 from realisdance_cli.original import (
     OPTIONAL_KEYS,
     load_dwpose_pkl,
@@ -256,6 +257,7 @@ def render_poses(
             make = _smpl if name == "smpl" else _hands
             painters[name] = make(track, canvas, options, stack)
         folder = out or default_out(source)
+        stack.enter_context(folder_lock(folder, "the output folder"))
         writers = {
             name: stack.enter_context(
                 VideoWriter(

@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import onnx
@@ -261,34 +261,32 @@ def check_body_pickle(path: Path) -> str | None:
     return None
 
 
+def _settings(path: Path, kind: str, parse: Callable[[str], Any], error: type[Exception]) -> dict:
+    """The mapping a config file holds, or `Broken` (a cut file misses its closing brace in JSON;
+    in YAML a cut at a line end still parses, since YAML has no end marker)."""
+    try:
+        data = parse(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, error) as err:
+        raise Broken(f"truncated or damaged: not valid {kind} ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise Broken(f"damaged: the {kind} holds no settings")
+    return data
+
+
 def check_yaml(path: Path) -> str | None:
-    """Parses as YAML into a mapping (a cut at a line end still parses: YAML has no end marker)."""
     import yaml
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
-        raise Broken(f"damaged: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise Broken("damaged: the YAML holds no settings")
+    _settings(path, "YAML", yaml.safe_load, yaml.YAMLError)
     return None
 
 
 def check_json(path: Path) -> str | None:
-    """A config parses as a JSON object (a truncated one misses its closing brace)."""
     _load_json(path)
     return None
 
 
 def _load_json(path: Path) -> dict:
-    """The JSON object in `path`, or `Broken`."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise Broken(f"truncated or damaged: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise Broken("damaged: the JSON is not an object")
-    return data
+    return _settings(path, "JSON", json.loads, json.JSONDecodeError)
 
 
 def check_shard_index(path: Path) -> str | None:
