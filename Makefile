@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev,train]"
 	@# pyrender pins PyOpenGL 3.1.0, which fails under OSMesa: replace it without dependencies.
 	$(BIN)/pip install -q --no-deps "PyOpenGL==3.1.10"
 	touch $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -78,6 +79,11 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     for message, ok in checks.items():
         if not ok:
             raise UserError(f"{message}.")
+    if s["log_with"] == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        raise UserError(
+            "TensorBoard logging needs the training extras: pip install 'realisdance-cli[train]' "
+            "(or pass --log-with none)."
+        )
     for name, what in (("stage1", "the stage-1 checkpoint"), ("motion", "the motion-module checkpoint")):
         if s[name] is not None:
             existing_file(Path(s[name]), what)
