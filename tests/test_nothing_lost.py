@@ -176,7 +176,11 @@ def test_training_is_reproducible_and_a_run_folder_is_never_overwritten(tmp_path
     from safetensors.torch import load_file
 
     args = _train_args(tmp_path)
+    for left in ("logs/events.out.tfevents.old", "state.partial/random_states_0.pkl"):  # stopped early
+        (tmp_path / "b" / left).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "b" / left).write_text("from a run stopped before its first checkpoint")
     first, second = (rdance(*args, "--out", tmp_path / name) for name in ("a", "b"))
+    assert not (tmp_path / "b" / "logs").exists() and not (tmp_path / "b" / "state.partial").exists()
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     weights = [load_file(tmp_path / name / "stage2.safetensors") for name in ("a", "b")]
     assert weights[0].keys() == weights[1].keys()

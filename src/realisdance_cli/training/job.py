@@ -178,30 +178,28 @@ def run_settings(job: TrainJob) -> dict[str, Any]:
 def resumes(job: TrainJob, *, main_process: bool) -> bool:
     """Whether `job` continues the run saved in its folder. A folder that holds a run is never
     overwritten silently: the same settings resume, other ones need --resume or --force (which
-    clears the run's outputs, on the main process only)."""
+    clears the run's outputs, on the main process only). What a run stopped before its first
+    checkpoint left (logs, a half-written state) holds nothing to keep and is cleared."""
     from realisdance_cli.training.loop import outputs_of_a_run, saved_state
 
     if job.resume and job.force:
         raise UserError("--resume and --force contradict each other; give one.")
     saved, earlier = saved_state(job.out), outputs_of_a_run(job.out)
-    if job.force:
+    checkpoints = [path for path in earlier if path.suffix in (".safetensors", ".ckpt")]
+    if saved is None and job.resume:
+        raise UserError(f"{job.out} holds no saved state to resume; leave out --resume to start a new run.")
+    if saved is None and checkpoints and not job.force:
+        raise UserError(
+            f"{job.out} holds checkpoints of an earlier run ({checkpoints[0].name}, ...) but no state to "
+            "resume; pass --force to replace them or --out to train elsewhere."
+        )
+    if saved is None or job.force:
         if main_process:
             for path in earlier:
                 if path.is_dir():
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-        return False
-    if saved is None:
-        if job.resume:
-            raise UserError(
-                f"{job.out} holds no saved state to resume; leave out --resume to start a new run."
-            )
-        if earlier:
-            raise UserError(
-                f"{job.out} holds the outputs of an earlier run ({earlier[0].name}, ...) but no state to "
-                "resume; pass --force to replace them or --out to train elsewhere."
-            )
         return False
     step, before, now = saved[1]["step"], saved[1].get("settings", {}), run_settings(job)
     if job.resume or before == now:
