@@ -39,6 +39,17 @@ def rdance(*args: str | os.PathLike[str], env: dict[str, str] | None = None, tim
     )
 
 
+def start_rdance(*args: str | os.PathLike[str]) -> subprocess.Popen:
+    """Start the real `rdance` command in a child process (to stop or kill it while it runs)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "realisdance_cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit code 2, a one-sentence message on stderr, and no traceback."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import rdance
+from conftest import rdance, start_rdance
 from test_dwpose import models, moving_clip, stream_arrays
 from test_nothing_lost import _dwpose_args, _train_args
 
@@ -45,8 +44,7 @@ def interrupt(
 ) -> subprocess.CompletedProcess:
     """Runs `rdance ARGS`, and once it holds the lock of `folder` and `ready()` holds, waits
     `delay` seconds and sends `how` (unless the run has finished by then)."""
-    command = [sys.executable, "-m", "realisdance_cli", *map(str, args)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_rdance(*args)
     deadline = time.monotonic() + 300
     while child.poll() is None and not (holds_lock(folder, child.pid) and ready()):
         assert time.monotonic() < deadline, "the run never got going"
@@ -58,7 +56,7 @@ def interrupt(
     assert "Traceback" not in stderr, stderr
     if how == signal.SIGINT and child.returncode == 130:
         assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
-    return subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
 
 
 def _frames_done(track: Path) -> int:

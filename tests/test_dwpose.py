@@ -6,14 +6,22 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import GOLDEN, assert_user_error, golden_dwpose, golden_dwpose_names, need, rdance, write_video
+from conftest import (
+    GOLDEN,
+    assert_user_error,
+    golden_dwpose,
+    golden_dwpose_names,
+    need,
+    rdance,
+    start_rdance,
+    write_video,
+)
 from onnx_models import gated_detector
 
 from realisdance_cli.extractors.dwpose import DWPose
@@ -140,8 +148,7 @@ def test_a_stopped_extraction_resumes_to_the_same_arrays(
     assert whole.returncode == 0, whole.stderr
 
     stopped = tmp_path / "stopped.rdance"
-    args = [sys.executable, "-m", "realisdance_cli", "extract", moving_clip, "--out", stopped, *common]
-    child = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = start_rdance("extract", moving_clip, "--out", stopped, *common)
     wait_for_progress(stopped, child, frames=4)
     child.send_signal(how)
     _, stderr = child.communicate(timeout=60)

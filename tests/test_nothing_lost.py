@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error, rdance
+from conftest import assert_user_error, rdance, start_rdance
 from test_dwpose import models, moving_clip, stream_arrays, wait_for_progress
 
 from realisdance_cli.files import FILE_MODE
@@ -64,8 +64,7 @@ def test_a_second_extraction_of_one_track_is_refused_while_the_first_runs(
     assert alone.returncode == 0, alone.stderr
 
     shared = tmp_path / "shared.rdance"
-    args = [sys.executable, "-m", "realisdance_cli", "extract", moving_clip, "--out", shared, *common]
-    first = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = start_rdance("extract", moving_clip, "--out", shared, *common)
     wait_for_progress(shared, first, frames=4)
     first.send_signal(signal.SIGSTOP)  # the first run is certainly still holding the track
     try:

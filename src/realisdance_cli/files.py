@@ -107,10 +107,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
 def existing_file(path: Path, what: str) -> Path:
     """`path`, or one sentence that says whether it is missing or a folder where `what` belongs."""
     if path.is_dir():
