@@ -1,7 +1,8 @@
 """Seconds per denoising step and peak memory of the animator, faithful pattern vs our default.
 
     python benchmarks/animate.py                                  # tiny network, CPU, 48 frames
-    python benchmarks/animate.py --config sd15 --size 768x576 --frames 80 --dtype fp16   # on a GPU
+    python benchmarks/animate.py --config sd15 --size 768x576 --frames 80 --dtype fp16 \
+        --modes default,offload                                   # on a GPU: all on it vs model offload
 
 Random weights with the real structure (`--config sd15`: SD-1.5 UNets, SD VAE, DINOv2-large).
 Each mode runs in its own process so the CPU peak (max RSS) is its own; on CUDA the peak is
@@ -63,12 +64,12 @@ def build(config: dict, device: torch.device, dtype: torch.dtype):
 
     torch.manual_seed(0)
     with torch.device(device):
-        network = RealisDanceNet({**config["unet"], **UNET_BLOCKS}, config["dinov2"]["hidden_size"])
+        network = RealisDanceNet.build({**config["unet"], **UNET_BLOCKS}, config["dinov2"]["hidden_size"])
         vae = AutoencoderKL(**config["vae"], **VAE_BLOCKS)
         encoder = Dinov2Model(Dinov2Config(**config["dinov2"], patch_size=14))
     network.to(dtype).eval()
-    return RealisDancePipeline(
-        vae.to(dtype).eval(), encoder.to(dtype).eval(), network, zero_snr_ddim(SCHEDULER)
+    return RealisDancePipeline.from_network(
+        network, vae.to(dtype).eval(), encoder.to(dtype).eval(), zero_snr_ddim(SCHEDULER)
     )
 
 
@@ -77,12 +78,17 @@ def run_mode(args: argparse.Namespace) -> dict:
 
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-    pipeline = build(SD15 if args.config == "sd15" else TINY, device, dtype)
-    if args.mode == "default":  # as `rdance animate` runs; "nchw" is the same without channels-last
+    offload = args.mode == "offload"  # built on the CPU; each part visits the GPU while it runs
+    pipeline = build(
+        SD15 if args.config == "sd15" else TINY, torch.device("cpu") if offload else device, dtype
+    )
+    if args.mode in ("default", "offload"):  # as `rdance animate` runs; "nchw": without channels-last
         pipeline.to_channels_last()
+    if offload:
+        pipeline.enable_model_cpu_offload(device=device)
     height, width = (int(v) for v in args.size.split("x"))
     poses = PoseVideos(*(torch.rand(1, 3, args.frames, height, width) for _ in range(3)))
-    ref = torch.rand(1, 3, height, width) * 2 - 1
+    ref = torch.rand(1, 3, height, width)
     clip = torch.randn(1, 3, round(height * 5 / 12), round(width * 5 / 12))
     options = SamplingOptions(
         steps=args.steps,
@@ -100,7 +106,16 @@ def run_mode(args: argparse.Namespace) -> dict:
         steps_done.append(time.perf_counter())
 
     start = time.perf_counter()
-    pipeline(ref, clip, poses, generator=torch.Generator().manual_seed(0), options=options, progress=progress)
+    generator = torch.Generator().manual_seed(0)
+    pipeline(
+        ref,
+        poses,
+        clip_image=clip,
+        generator=generator,
+        output_type="pt",
+        progress=progress,
+        **options.call_kwargs(),
+    )
     total = time.perf_counter() - start
     loop = steps_done[-1] - steps_done[0]  # from the first report (set-up done) to the last window
     peak = (
@@ -124,14 +139,20 @@ def main() -> None:
     parser.add_argument("--context-batch", type=int, default=1)
     parser.add_argument("--dtype", default="fp32", choices=("fp16", "bf16", "fp32"))
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--modes", default="faithful,default", help="of faithful, default, nchw")
+    parser.add_argument(
+        "--modes", default="faithful,default", help="of faithful, default, nchw, offload (GPU)"
+    )
     parser.add_argument("--mode", help=argparse.SUPPRESS)  # internal: run one mode, print JSON
     args = parser.parse_args()
     if args.mode:
         print(json.dumps(run_mode(args)))
         return
     results = {}
-    for mode in args.modes.split(","):
+    modes = args.modes.split(",")
+    if "offload" in modes and not args.device.startswith("cuda"):
+        modes.remove("offload")
+        print("offload: skipped (model offload moves parts to a GPU; this run is on the CPU)")
+    for mode in modes:
         command = [sys.executable, __file__, *sys.argv[1:], "--mode", mode]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results[mode] = json.loads(done.stdout.strip().splitlines()[-1])

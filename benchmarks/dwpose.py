@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from realisdance_cli.extraction import ExtractOptions, extract
-from realisdance_cli.extractors.dwpose import DWPose, crop, decode_simcc, letterbox, person_boxes, to_openpose
+from realisdance_cli.extractors.dwpose.solution import DWPose, to_openpose
 from realisdance_cli.video import FrameSource, VideoWriter
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "dwpose"
@@ -40,22 +40,21 @@ def make_clip(path: Path, frames: int) -> None:
 def step_times(clip: Path, det: Path, pose: Path) -> dict[str, float]:
     """Median ms per frame of each step, one frame at a time on one thread (batch 1)."""
     model = DWPose(det, pose, device="cpu", batch=1)
-    det_input, pose_input = model.detector.get_inputs()[0].name, model.pose.get_inputs()[0].name
+    detector, pose_model = model.detector, model.pose
     rows = []
     for frame in FrameSource(clip):
         t0 = time.perf_counter()
-        tensor, ratio = letterbox(frame, flip_channels=True)
+        tensor, ratio = detector.preprocess(frame)
         t1 = time.perf_counter()
-        (output,) = model.detector.run(None, {det_input: tensor})
+        output = detector.inference(tensor)
         t2 = time.perf_counter()
-        boxes = person_boxes(output, ratio, 1)
+        boxes = detector.postprocess(output, ratio)
         t3 = time.perf_counter()
-        patch, center, scale = crop(frame, boxes[0], model.crop_size, flip_channels=True)
+        patches, placements = pose_model.preprocess([(frame, boxes[0])])
         t4 = time.perf_counter()
-        simcc_x, simcc_y = model.pose.run(None, {pose_input: patch[None]})
+        outputs = pose_model.inference(patches)
         t5 = time.perf_counter()
-        keypoints, scores = decode_simcc(simcc_x[0], simcc_y[0], model.crop_size, center, scale)
-        to_openpose(keypoints[None], scores[None])
+        to_openpose(*pose_model.postprocess(outputs, placements))
         t6 = time.perf_counter()
         rows.append(
             {"preprocess": t1 - t0 + t4 - t3, "model": t2 - t1 + t5 - t4, "postprocess": t3 - t2 + t6 - t5}
@@ -82,7 +81,9 @@ def main() -> None:
             decoded = sum(1 for _ in FrameSource(clip))
             decode_times.append(1000 * (time.perf_counter() - start) / decoded)
         steps = step_times(clip, args.det, args.pose)
-        options = ExtractOptions(dwpose_det=args.det, dwpose_pose=args.pose, batch=args.batch, device="cpu")
+        options = ExtractOptions(
+            stages=["dwpose"], dwpose_det=args.det, dwpose_pose=args.pose, batch=args.batch, device="cpu"
+        )
         rates = []
         for run in range(args.repeat):
             start = time.perf_counter()

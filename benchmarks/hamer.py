@@ -18,7 +18,9 @@ import torch
 from batched import network_seconds
 
 from realisdance_cli.devices import resolve_device
-from realisdance_cli.extractors.hamer import DecoderConfig, Hamer, HamerConfig, crop_hand
+from realisdance_cli.extractors.hamer.config import DecoderConfig, HamerConfig
+from realisdance_cli.extractors.hamer.network import Hamer
+from realisdance_cli.extractors.hand_estimator import crop_hand
 from realisdance_cli.extractors.vit import ViTConfig
 
 CONFIGS = {

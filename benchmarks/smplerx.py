@@ -15,7 +15,9 @@ import torch
 from batched import network_seconds
 
 from realisdance_cli.devices import resolve_device
-from realisdance_cli.extractors.smplerx import SmplerX, SmplerXConfig, crop_person, process_box
+from realisdance_cli.extractors.body_estimator import crop_person, process_box
+from realisdance_cli.extractors.smplerx.config import SmplerXConfig
+from realisdance_cli.extractors.smplerx.network import SmplerX
 from realisdance_cli.extractors.vit import ViTConfig
 
 CONFIGS = {

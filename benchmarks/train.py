@@ -41,7 +41,7 @@ def main() -> None:
     config = SD15 if args.config == "sd15" else TINY
     torch.manual_seed(0)
     with torch.device(device):
-        net = RealisDanceNet({**config["unet"], **UNET_BLOCKS}, config["dinov2"]["hidden_size"])
+        net = RealisDanceNet.build({**config["unet"], **UNET_BLOCKS}, config["dinov2"]["hidden_size"])
     if args.stage == 1:
         without_motion_modules(net)
     if args.checkpointing:

@@ -20,6 +20,17 @@ GOLDEN = Path(os.environ.get("RDANCE_GOLDEN", SHARED / "golden"))
 FIXTURES = SHARED / "fixtures" / "official"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_hf_home(tmp_path_factory: pytest.TempPathFactory):
+    """The whole session (and every command it runs) sees its own empty Hugging Face cache, never
+    the developer's models, and never the real hub."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
+        for name in ("HF_HUB_CACHE", "HF_ENDPOINT", "RDANCE_HOME"):
+            patch.delenv(name, raising=False)
+        yield
+
+
 def need(path: Path) -> Path:
     """`path`, or skip the test with a clear message when the shared data is absent."""
     if not path.exists():
@@ -167,6 +178,24 @@ def steer_hamer(checkpoint: Path, out: Path) -> Path:
         state[f"mano_head.{layer}.bias"].copy_(target - state[f"mano_head.{starts[layer]}"][0])
     torch.save(raw, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def animator_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder laid out like a user's, pointing at the tiny golden animator models."""
+    golden = need(GOLDEN / "animator")
+    root = tmp_path_factory.mktemp("animator-weights")
+    links = {
+        "realisdance/stage_2_hamer_release.ckpt": golden / "realisdance_tiny.ckpt",
+        "base/rv51/unet": golden / "tiny_sd" / "unet",
+        "base/rv51/vae": golden / "tiny_sd" / "vae",
+        "base/rv51/scheduler": golden / "tiny_sd" / "scheduler",
+        "dinov2-large": golden / "tiny_dinov2",
+    }
+    for relative, target in links.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(target)
+    return root
 
 
 @pytest.fixture(scope="session")

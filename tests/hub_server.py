@@ -1,7 +1,8 @@
 """A Hugging Face hub stand-in on 127.0.0.1: the URL layout and headers `huggingface_hub` uses
 (`/api/models/<repo>/revision/<rev>`, `/api/models/<repo>/tree/<sha>`, `/<repo>/resolve/<rev>/<file>`
-with HEAD and byte ranges). It can stall the first transfer of a file half way, so a test can kill
-the downloading process and check that the next run resumes."""
+with HEAD and byte ranges; `hf_hub_download` and `snapshot_download` need no more). It can stall
+the first transfer of a file half way (`stalled` is set then), so a test can kill the downloading
+process there, or let the client's read time out and continue with a `Range` request."""
 
 from __future__ import annotations
 
@@ -14,13 +15,19 @@ from urllib.parse import unquote, urlsplit
 
 class HubServer:
     def __init__(
-        self, repos: dict[tuple[str, str], dict[str, bytes]], stall_first_download: str | None = None
+        self,
+        repos: dict[tuple[str, str], dict[str, bytes]],
+        stall_first_download: str | None = None,
+        plain: dict[str, bytes] | None = None,
     ):
-        """`repos` maps (repo id, revision) to {filename: content}."""
+        """`repos` maps (repo id, revision) to {filename: content}; `plain` maps URL paths to the
+        content of files served as a plain web server does (the demo sequence on GitHub)."""
+        self.plain = plain or {}
         self.repos = repos
         self.commits = {key: hashlib.sha1(repr(key).encode()).hexdigest() for key in repos}
         self.stall_first_download = stall_first_download
         self._release = threading.Event()
+        self.stalled = threading.Event()  # set once the stalled transfer has sent its first half
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         server = self
 
@@ -76,6 +83,8 @@ class HubServer:
     def _serve(self, handler: BaseHTTPRequestHandler, head: bool) -> None:
         path = unquote(urlsplit(handler.path).path)
         self.requests.append((handler.command, path, handler.headers.get("Range")))
+        if path in self.plain:
+            return self._send_file(handler, "", path, self.plain[path], head)
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "models"] and "revision" in parts:
             at = parts.index("revision")
@@ -128,6 +137,7 @@ class HubServer:
             self.stall_first_download = None
             handler.wfile.write(body[: len(body) // 2])
             handler.wfile.flush()
+            self.stalled.set()
             self._release.wait(60)  # the transfer hangs half way until the test ends
             handler.close_connection = True
             return

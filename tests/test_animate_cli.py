@@ -19,21 +19,8 @@ FAST = ("--size", SIZE, "--steps", "2", "--context", "8", "--stride", "1", "--cr
 
 
 @pytest.fixture(scope="module")
-def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder laid out like a user's, pointing at the tiny golden models."""
-    golden = need(GOLDEN / "animator")
-    root = tmp_path_factory.mktemp("weights")
-    links = {
-        "realisdance/stage_2_hamer_release.ckpt": golden / "realisdance_tiny.ckpt",
-        "base/rv51/unet": golden / "tiny_sd" / "unet",
-        "base/rv51/vae": golden / "tiny_sd" / "vae",
-        "base/rv51/scheduler": golden / "tiny_sd" / "scheduler",
-        "dinov2-large": golden / "tiny_dinov2",
-    }
-    for relative, target in links.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).symlink_to(target)
-    return root
+def weights_root(animator_weights: Path) -> Path:
+    return animator_weights
 
 
 def _pose_folder(folder: Path, frames: int, fps: int = 24) -> Path:
@@ -96,7 +83,7 @@ def test_original_pkl_can_stand_in_for_the_skeleton_video(
     assert FrameSource(out).info.frame_count == 3
 
 
-def test_converted_weights_are_used_and_give_the_same_video(
+def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
     weights_root: Path, poses: Path, reference: Path, tmp_path: Path
 ) -> None:
     before = tmp_path / "before.mp4"
@@ -113,7 +100,13 @@ def test_converted_weights_are_used_and_give_the_same_video(
     )
     done = rdance("weights", "convert", "--weights", root)
     assert done.returncode == 0, done.stderr
-    (root / "realisdance" / "stage_2_hamer_release.ckpt").unlink()  # only the converted file is left
+    assert (root / "realisdance" / "pipeline" / "model_index.json").is_file()
+    again = rdance("weights", "convert", "--weights", root)
+    assert again.returncode == 2 and "use --force" in again.stderr
+    for entry in root.iterdir():  # the pipeline folder needs neither the base model nor DINOv2
+        if entry.name != "realisdance":
+            entry.unlink()
+    (root / "realisdance" / "stage_2_hamer_release.ckpt").unlink()
     after = tmp_path / "after.mp4"
     done = rdance("animate", *args, "--weights", root, "--out", after)
     assert done.returncode == 0, done.stderr

@@ -12,12 +12,11 @@ from conftest import GOLDEN, need
 from safetensors.torch import load_file
 
 from realisdance_cli.animator import windows
-from realisdance_cli.animator.checkpoint import FORMAT, convert, load_network
+from realisdance_cli.animator.checkpoint import FORMAT, load_network, save_network
 from realisdance_cli.animator.pipeline import (
     SCHEDULER_OVERRIDES,
     PoseVideos,
     RealisDancePipeline,
-    SamplingOptions,
     zero_snr_ddim,
 )
 from realisdance_cli.errors import UserError
@@ -64,7 +63,7 @@ def pipeline(case_dir: Path, cases: dict, network, encoder) -> RealisDancePipeli
             assert scheduler.config[key] == value, key
     assert cases["scheduler"]["eta"] == 0.0  # DDIM's default, which the pipeline uses
     vae = AutoencoderKL.from_pretrained(case_dir / "tiny_sd" / "vae").eval()
-    return RealisDancePipeline(vae, encoder, network, scheduler)
+    return RealisDancePipeline.from_network(network, vae, encoder, scheduler)
 
 
 def test_network_structure_follows_the_case(network, cases: dict) -> None:
@@ -107,81 +106,70 @@ def test_forward_matches_the_original(network, case_dir: Path, cases: dict, drop
     torch.testing.assert_close(out, expected, **TOLERANCE)
 
 
-def _case_options(cases: dict, **changes) -> SamplingOptions:
+def _case_options(cases: dict, **changes) -> dict:
     schedule = cases["context_schedule"].split()[0]
     assert schedule == "uniform" and cases["fix_ref_t"] and cases["do_color_restore"]
-    return SamplingOptions(
-        steps=cases["num_inference_steps"],
-        guidance=cases["guidance_scale"],
-        uncond="fake" if cases["fake_uncond"] else "real",
-        context=cases["context_frames"],
-        overlap=cases["context_overlap"],
-        stride=cases["context_stride"],
-        schedule=schedule,
-        **changes,
+    options = {
+        "num_inference_steps": cases["num_inference_steps"],
+        "guidance_scale": cases["guidance_scale"],
+        "unconditional": "fake" if cases["fake_uncond"] else "real",
+        "context_frames": cases["context_frames"],
+        "context_overlap": cases["context_overlap"],
+        "context_stride": cases["context_stride"],
+        "context_schedule": schedule,
+    }
+    return options | changes
+
+
+def animate_case(pipeline: RealisDancePipeline, case: dict, **options) -> torch.Tensor:
+    """The case's video (F, 3, H, W) from its exact inputs (the reference in [-1, 1] as the case holds it)."""
+    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
+    result = pipeline(
+        (case["ref_image"] + 1) / 2,
+        poses,
+        clip_image=case["ref_image_clip"],
+        latents=case["latents"],
+        output_type="pt",
+        **options,
     )
+    return result.frames[0]
+
+
+@pytest.fixture(scope="module")
+def case() -> dict:
+    return load_file(need(GOLDEN / "animator") / "pipeline_case.safetensors")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "changes",
-    [{"faithful": True}, {}, {"context_batch": 3}],
+    [{"faithful": True}, {}, {"context_batch_size": 3}],
     ids=["faithful", "default", "batched-windows"],
 )
-def test_pipeline_matches_the_original(pipeline, case_dir: Path, cases: dict, changes: dict) -> None:
+def test_pipeline_matches_the_original(pipeline, case: dict, cases: dict, changes: dict) -> None:
     """The faithful loop, and the cached/batched default, give the original's video."""
-    case = load_file(case_dir / "pipeline_case.safetensors")
     assert case["latents"].shape[2] == cases["frames"]
     assert case["ref_image"].shape[2:] == (cases["height"], cases["width"])
-    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
-    video = pipeline(
-        case["ref_image"],
-        case["ref_image_clip"],
-        poses,
-        latents=case["latents"],
-        options=_case_options(cases, **changes),
-    )
+    video = animate_case(pipeline, case, **_case_options(cases, **changes))
     torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
 
 
 @pytest.mark.slow
-def test_channels_last_gives_the_original_video(pipeline, case_dir: Path, cases: dict) -> None:
+def test_channels_last_gives_the_original_video(pipeline, case: dict, cases: dict) -> None:
     nhwc = copy.deepcopy(pipeline).to_channels_last()
-    conv = nhwc.network.unet_main.conv_in.weight
+    conv = nhwc.unet.conv_in.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    case = load_file(case_dir / "pipeline_case.safetensors")
-    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
-    video = nhwc(
-        case["ref_image"],
-        case["ref_image_clip"],
-        poses,
-        latents=case["latents"],
-        options=_case_options(cases),
-    )
+    video = animate_case(nhwc, case, **_case_options(cases))
     torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
 
 
 @pytest.mark.slow
-def test_real_unconditional_branch_uses_the_tokens_of_a_black_picture(pipeline, case_dir: Path) -> None:
-    """`uncond="real"` guides against DINOv2's view of an all-zero input instead of zeroed tokens."""
-    case = load_file(case_dir / "pipeline_case.safetensors")
-    poses = PoseVideos(case["dwpose"], case["hamer"], case["smpl"])
-    options = {"steps": 2, "context": 8, "overlap": 4}  # one linspace step would be t=0 alone
-    fake, real = (
-        pipeline(
-            case["ref_image"],
-            case["ref_image_clip"],
-            poses,
-            latents=case["latents"],
-            options=SamplingOptions(uncond=u, **options),
-        )
-        for u in ("fake", "real")
-    )
+def test_real_unconditional_branch_uses_the_tokens_of_a_black_picture(pipeline, case: dict) -> None:
+    """`unconditional="real"` guides against DINOv2's view of an all-zero input instead of zeroed tokens."""
+    options = {"num_inference_steps": 2, "context_frames": 8}  # one linspace step would be t=0 alone
+    fake, real = (animate_case(pipeline, case, unconditional=u, **options) for u in ("fake", "real"))
     assert torch.isfinite(real).all() and (fake - real).abs().max() > 1e-3
-    unguided = SamplingOptions(guidance=1.0, **options)
-    alone = pipeline(
-        case["ref_image"], case["ref_image_clip"], poses, latents=case["latents"], options=unguided
-    )
+    alone = animate_case(pipeline, case, guidance_scale=1.0, **options)
     assert (alone - fake).abs().max() > 1e-3
 
 
@@ -229,7 +217,7 @@ def test_converted_form_loads_identically(case_dir: Path, unet_config: dict, tmp
     from safetensors import safe_open
 
     target = tmp_path / "net.safetensors"
-    count = convert(case_dir / "realisdance_tiny.ckpt", target, unet_config, 48)
+    count = save_network(network.state_dict(), target, unet_config, 48)
     assert count == len(network.state_dict())
     with safe_open(str(target), framework="pt") as f:
         assert f.metadata()["format"] == FORMAT

@@ -1,41 +1,141 @@
-"""The `rdance` command itself: help, lazy imports, doctor, headless GL."""
+"""The `rdance` command itself: help and examples, options shared by the commands, version,
+verbosity, lazy imports, doctor, headless GL."""
 
 from __future__ import annotations
 
+import logging
+import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import typer
 from conftest import assert_user_error, rdance
+from typer.testing import CliRunner
 
+from realisdance_cli import __version__
+from realisdance_cli.cli import app
+from realisdance_cli.cli.shared import EXAMPLES
+from realisdance_cli.errors import UserError
+from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
 from realisdance_cli.renderers import gl
+from realisdance_cli.synthetic import dancer_pkl_frames
+from realisdance_cli.track import STREAMS, Stream, Track
 
-COMMANDS = {
-    ("doctor",): "Check this machine",
-    ("weights",): "weights",
-    ("weights", "list"): "Example",
-    ("weights", "check"): "Example",
-    ("weights", "download"): "Example",
-    ("track",): "pose tracks",
-    ("track", "import"): "Example",
-    ("track", "export"): "Example",
-    ("track", "info"): "Example",
-}
+
+def commands(
+    group: typer.core.TyperGroup, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every command and group under `group`, by the words that name it after `rdance`."""
+    for name, command in group.commands.items():
+        yield (*path, name), command
+        if isinstance(command, typer.core.TyperGroup):
+            yield from commands(command, (*path, name))
+
+
+ROOT = typer.main.get_command(app)
+ALL = dict(commands(ROOT))
+LEAVES = {path: command for path, command in ALL.items() if not isinstance(command, typer.core.TyperGroup)}
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner for the app in this process; the logging set-up of its root command is undone after."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    return CliRunner()
 
 
 def test_help_lists_the_commands() -> None:
     done = rdance("--help")
     assert done.returncode == 0
-    for command in ("doctor", "weights", "track"):
+    for command in ("doctor", "extract", "render-poses", "animate", "train", "weights", "dataset", "track"):
         assert command in done.stdout
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_command_has_help_with_examples(command: tuple[str, ...]) -> None:
-    done = rdance(*command, "--help")
+def test_every_command_has_help_with_its_examples(in_process: CliRunner) -> None:
+    """Found in the app itself: a new command without examples, or one whose help fails, fails here."""
+    assert {" ".join(path) for path in LEAVES} == set(EXAMPLES)
+    for path, command in ALL.items():
+        done = in_process.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert done.exit_code == 0, (path, done.output)
+        shown = " ".join(done.output.split())
+        if path in LEAVES:
+            assert EXAMPLES[" ".join(path)], path
+            for example in EXAMPLES[" ".join(path)]:
+                assert example in shown, (path, example)
+        else:
+            assert all(name in shown for name in command.commands), path  # a group lists its commands
+
+
+def test_every_example_parses() -> None:
+    """Each example names its command and gives it arguments and options it takes."""
+    for name, examples in EXAMPLES.items():
+        path = tuple(name.split())
+        for example in examples:
+            words = shlex.split(example)
+            assert words[: len(path) + 1] == ["rdance", *path], example
+            LEAVES[path].make_context(path[-1], words[len(path) + 1 :])
+
+
+def test_one_device_option_for_every_command_that_takes_a_device() -> None:
+    with_device = {
+        path for path, command in LEAVES.items() if any("--device" in p.opts for p in command.params)
+    }
+    assert with_device == {("extract",), ("animate",), ("dataset", "build")}
+    required = {("dataset", "build"): ["x", "--out", "y"], ("animate",): ["x"], ("extract",): ["x"]}
+    for path in with_device:
+        for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
+            context = LEAVES[path].make_context(path[-1], [*required[path], "--device", device])
+            assert context.params["device"] == device
+        for device in ("gpu", "cuda:", "cuda:x", "CPU"):
+            with pytest.raises(UserError, match=r"--device must be auto, cpu, cuda, cuda:N or mps, got '"):
+                LEAVES[path].make_context(path[-1], [*required[path], "--device", device])
+
+
+def test_choices_are_listed_and_others_refused_in_one_sentence(tmp_path: Path) -> None:
+    done = rdance("animate", "--help")
+    for choices in ("<sliding|uniform>", "<fake|real>", "<fp16|bf16|fp32>", "<auto|cpu|cuda|cuda:N|mps>"):
+        assert choices in done.stdout
+    done = rdance("train", tmp_path / "m.jsonl", "--mixed-precision", "fp8", "--out", tmp_path / "run")
+    assert_user_error(done, "--mixed-precision must be no, fp16 or bf16, got 'fp8'.")
+    assert not (tmp_path / "run").exists()
+
+
+def test_version() -> None:
+    for flag in ("--version", "-V"):
+        done = rdance(flag)
+        assert done.returncode == 0 and done.stdout == f"rdance {__version__}\n", done.stdout + done.stderr
+
+
+def test_quiet_hides_warnings_and_progress_bars(tmp_path: Path) -> None:
+    """A render with a warning (an unfinished stream): shown with its bar by default, not with -q."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(6, 96, 64))
+    track = Track.open(import_dwpose_pkl(tmp_path / "dance.pkl", tmp_path / "dance.rdance", fps=24).path)
+    track.begin("mano", weights={}, options={})
+    hand = {name: np.zeros((0, *spec.shape)) for name, spec in STREAMS["mano"].items()}
+    track.append("mano", Stream.from_frames("mano", [hand] * 2))
+    done = rdance("render-poses", track.path, "--out", tmp_path / "loud")
     assert done.returncode == 0, done.stderr
-    assert COMMANDS[command] in done.stdout
+    said = " ".join(done.stderr.split())
+    assert "warning: hamer.mp4 is not written" in said and "render" in said and "6/6" in said
+    done = rdance("-q", "render-poses", track.path, "--out", tmp_path / "quiet")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert (tmp_path / "quiet" / "dwpose.mp4").is_file() and "wrote" in done.stdout
+
+
+def test_verbose_logs_debugging_details(tmp_path: Path) -> None:
+    missing = tmp_path / "none.rdance"
+    done = rdance("-vv", "track", "info", missing)
+    assert "DEBUG" in done.stderr and f"rdance {__version__}" in done.stderr
+    assert_user_error(done, "not a pose track")  # errors stay one sentence
+    done = rdance("-v", "track", "info", missing)  # informs, but does not debug
+    assert done.stderr.startswith("error:"), done.stderr
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
@@ -49,7 +149,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_unknown_command_and_bad_option_fail_cleanly() -> None:
+def test_unknown_command_and_missing_argument_fail_cleanly() -> None:
     done = rdance("dance-now")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     done = rdance("track", "import")

@@ -24,7 +24,7 @@ from conftest import (
 )
 from onnx_models import gated_detector
 
-from realisdance_cli.extractors.dwpose import DWPose
+from realisdance_cli.extractors.dwpose.solution import DWPose
 from realisdance_cli.original import load_dwpose_pkl, to_original_pose
 from realisdance_cli.track import Track
 
@@ -297,7 +297,7 @@ def original_person_boxes(boxes: np.ndarray, scores: np.ndarray, count: int) -> 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_lazy_nms_picks_what_the_full_greedy_pass_picks(seed: int) -> None:
-    from realisdance_cli.extractors.dwpose import largest_kept
+    from realisdance_cli.extractors.dwpose.yolox import largest_kept
 
     rng = np.random.default_rng(seed)
     count = int(rng.integers(1, 600))

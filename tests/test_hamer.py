@@ -16,15 +16,11 @@ from conftest import GOLDEN, assert_user_error, need, rdance, write_hamer_config
 
 from realisdance_cli.bodies import mano_layer
 from realisdance_cli.errors import UserError
-from realisdance_cli.extractors.hamer import (
-    Hamer,
-    cam_crop_to_full,
-    crop_hand,
-    full_focal,
-    load_hamer,
-    mano_outputs,
-)
-from realisdance_cli.extractors.hands import hand_boxes
+from realisdance_cli.extractors.hamer.loading import load_hamer
+from realisdance_cli.extractors.hamer.mano import mano_outputs
+from realisdance_cli.extractors.hamer.network import Hamer
+from realisdance_cli.extractors.hand_estimator import HandEstimator, crop_hand, hand_boxes
+from realisdance_cli.geometry.cameras import full_frame_focal, full_frame_translation
 from realisdance_cli.track import Track
 from realisdance_cli.video import read_frames
 
@@ -97,13 +93,40 @@ def test_full_frame_camera_and_unflipped_vertices_match(case: dict, model: Hamer
     cam = case["pred_cam"].clone()
     cam[:, 1] *= sign
     width, height = case["img_size"][0].tolist()
-    focal = full_focal(model.config, int(width), int(height))
+    focal = full_frame_focal(model.config.focal_length, model.config.image_size, int(width), int(height))
     assert focal == pytest.approx(float(case["focal"][0]), rel=1e-6)
-    full = cam_crop_to_full(cam, case["box_center"], case["box_size"], case["img_size"], focal)
+    full = full_frame_translation(cam, case["box_center"], case["box_size"], case["img_size"], focal)
     torch.testing.assert_close(full, case["cam_t_full"], **TOLERANCE)
     unflipped = case["pred_vertices"].clone()
     unflipped[:, :, 0] *= sign[:, None]
     torch.testing.assert_close(unflipped, case["vertices_unflipped"], **TOLERANCE)
+
+
+def test_hands_without_extent_are_kept_unestimated_beside_estimated_ones(model: Hamer, case: dict) -> None:
+    """Per frame, every hand DWPose saw, left first: one whose box has no extent keeps the neutral
+    record (identity rotations, `valid` false), the others get the network's outputs for their crop."""
+    frame_bgr = cv2.imread(str(CASE / "frame.png"))
+    right = int(np.flatnonzero(case["right"].numpy())[0])
+    x0, y0, x1, y1 = case["boxes"][right].tolist()
+    keypoints, scores = np.full((1, 134, 2), np.nan), np.zeros((1, 134))
+    keypoints[0, 92:96], scores[0, 92:96] = [50.0, 60.0], 0.9  # a left hand shrunk to one point
+    keypoints[0, 113:117], scores[0, 113:117] = [[x0, y0], [x1, y1], [x0, y1], [x1, y0]], 0.9
+    nobody = {"keypoints": np.zeros((0, 134, 2)), "scores": np.zeros((0, 134)), "box": np.zeros((0, 4))}
+    person = {"keypoints": keypoints, "scores": scores, "box": np.array([[0.0, 0.0, 100.0, 100.0]])}
+    frame = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+    empty, hands = HandEstimator(model, torch.device("cpu"), torch.float32)([frame, frame], [nobody, person])
+    assert all(len(values) == 0 for values in empty.values())
+    assert hands["is_right"].tolist() == [False, True] and hands["valid"].tolist() == [False, True]
+    np.testing.assert_array_equal(hands["box"], [[50, 60, 50, 60], [x0, y0, x1, y1]])
+    np.testing.assert_array_equal(hands["hand_pose"][0], np.broadcast_to(np.eye(3), (15, 3, 3)))
+    assert not hands["betas"][0].any() and not hands["cam_t_full"][0].any()
+    with torch.no_grad():
+        rotations, betas, cam = model(
+            torch.from_numpy(crop_hand(frame_bgr, hands["box"][1], True, model.config).pixels)[None]
+        )
+    torch.testing.assert_close(torch.from_numpy(hands["hand_pose"][1]), rotations[0, 1:], **TOLERANCE)
+    torch.testing.assert_close(torch.from_numpy(hands["betas"][1]), betas[0], **TOLERANCE)
+    torch.testing.assert_close(torch.from_numpy(hands["cam_crop"][1]), cam[0], **TOLERANCE)
 
 
 def test_release_style_checkpoint_with_a_yacs_config_loads(config_path: Path, tmp_path: Path) -> None:

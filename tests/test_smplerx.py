@@ -12,15 +12,11 @@ import torch
 from conftest import GOLDEN, assert_user_error, need, rdance, write_video
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.extractors.body_estimator import BodyEstimator, crop_person, process_box
 from realisdance_cli.extractors.roi_align import roi_align
-from realisdance_cli.extractors.smplerx import (
-    SmplerX,
-    crop_person,
-    full_camera,
-    load_smplerx,
-    process_box,
-    rotmat_to_axis_angle,
-)
+from realisdance_cli.extractors.smplerx.loading import load_smplerx
+from realisdance_cli.extractors.smplerx.network import SmplerX
+from realisdance_cli.geometry.cameras import crop_camera_in_frame
 from realisdance_cli.track import Track
 from realisdance_cli.video import read_frames
 
@@ -75,7 +71,8 @@ def test_person_crop_matches_the_original(model: SmplerX, case: dict) -> None:
     torch.testing.assert_close(
         torch.from_numpy(crop_person(frame, box, model.config))[None], case["patch"], **TOLERANCE
     )
-    focal, princpt = full_camera(box, model.config)
+    c = model.config
+    focal, princpt = crop_camera_in_frame(c.focal, c.princpt, c.input_body_shape, box)
     np.testing.assert_allclose(focal, case["focal"].numpy(), rtol=1e-5)
     np.testing.assert_allclose(princpt, case["princpt"].numpy(), rtol=1e-5)
 
@@ -141,18 +138,6 @@ def test_roi_align_follows_mmcv_on_a_hand_computed_case() -> None:
     assert out[0, 0, 0, 0] == 15.0 and out[1, 0, 0, 0] == 0.0
 
 
-def test_axis_angle_of_known_rotations() -> None:
-    angle = 0.7
-    c, s = np.cos(angle), np.sin(angle)
-    about_z = torch.tensor([[[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]], dtype=torch.float32)
-    half_turn = torch.diag(torch.tensor([1.0, -1.0, -1.0]))[None]  # pi about x
-    torch.testing.assert_close(rotmat_to_axis_angle(about_z), torch.tensor([[0.0, 0.0, angle]]))
-    torch.testing.assert_close(
-        rotmat_to_axis_angle(half_turn), torch.tensor([[np.pi, 0.0, 0.0]]), atol=1e-5, rtol=0
-    )
-    assert rotmat_to_axis_angle(torch.eye(3)[None]).abs().max() == 0
-
-
 # -- rdance extract (all three stages) -> render-poses --------------------------------------------
 
 
@@ -195,11 +180,9 @@ def test_missing_smplerx_files_are_named_with_the_licence(extraction_weights: Pa
 
 
 def test_people_in_boxes_under_50x150_are_skipped_but_kept(model: SmplerX) -> None:
-    from realisdance_cli.extractors.people import PersonEstimator
-
     frame = np.full((480, 640, 3), 90, np.uint8)
     boxes = np.array([[100.0, 50.0, 300.0, 450.0], [400.0, 100.0, 440.0, 400.0]])  # the second: 40 wide
-    (record,) = PersonEstimator(model, torch.device("cpu"), torch.float32)(
+    (record,) = BodyEstimator(model, torch.device("cpu"), torch.float32)(
         [frame], [{"box": boxes, "keypoints": np.zeros((2, 134, 2)), "scores": np.zeros((2, 134))}]
     )
     assert record["valid"].tolist() == [True, False]

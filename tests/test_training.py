@@ -461,7 +461,7 @@ def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -
 
 
 def test_picture_entries_train_stage1_with_their_own_reference(tmp_path: Path) -> None:
-    from realisdance_cli.animation import fit
+    from realisdance_cli.animator.processing import fit
     from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
 
     rng = np.random.default_rng(1)

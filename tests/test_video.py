@@ -148,47 +148,6 @@ def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _video_with_audio(path: Path, codec: str, seconds: float = 2.0, rate: int = 24) -> None:
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = 32, 32, "yuv420p"
-        audio = container.add_stream(codec, rate=16000)
-        audio.layout = "mono"
-        frames = int(seconds * rate)
-        for index in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 4, np.uint8), format="rgb24")
-            frame.pts = index
-            container.mux(video.encode(frame))
-        container.mux(video.encode())
-        t = np.arange(int(seconds * 16000)) / 16000
-        samples = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
-        for start in range(0, len(samples), 1024):
-            chunk = av.AudioFrame.from_ndarray(
-                samples[None, start : start + 1024], format="s16", layout="mono"
-            )
-            chunk.sample_rate = 16000
-            chunk.pts = start
-            container.mux(audio.encode(chunk))
-        container.mux(audio.encode())
-
-
-@pytest.mark.parametrize(("codec", "container_suffix"), [("aac", ".mp4"), ("pcm_s16le", ".mkv")])
-def test_audio_is_carried_over(tmp_path: Path, codec: str, container_suffix: str) -> None:
-    source = tmp_path / f"song{container_suffix}"
-    _video_with_audio(source, codec)
-    out = tmp_path / "out.mp4"
-    with VideoWriter(out, 24, audio_from=source, audio_start=0.5) as writer:
-        for index in range(24):  # one second of video
-            writer.write(np.full((32, 32, 3), index, np.uint8))
-    with av.open(str(out)) as container:
-        assert container.streams.audio, "the audio track is missing"
-        audio = container.streams.audio[0]
-        assert audio.codec_context.name == "aac"
-        samples = sum(frame.samples for frame in container.decode(audio))
-    assert 0.8 * 16000 <= samples <= 1.2 * 16000  # about one second, cut from the source
-    assert FrameSource(out).info.has_audio
-
-
 def test_as_fraction() -> None:
     assert as_fraction(29.97) == Fraction(30000, 1001)
     assert as_fraction("25/2") == Fraction(25, 2)

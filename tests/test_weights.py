@@ -1,5 +1,6 @@
-"""The weights registry, `rdance weights`, structural checks of every weight format, and real
-downloads from a loopback hub."""
+"""The weights registry, `rdance weights`, structural checks of every weight format, models found
+in the Hugging Face cache, and real downloads from a loopback hub into the weights folder and the
+cache."""
 
 from __future__ import annotations
 
@@ -9,16 +10,15 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import onnx
 import pytest
 import torch
 import yaml
-from conftest import assert_user_error, rdance
+from conftest import assert_user_error, rdance, start_rdance
 from hub_server import HubServer
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save, save_file
@@ -33,8 +33,9 @@ def test_registry_is_consistent() -> None:
     paths = [entry.path for entry in weights.REGISTRY]
     assert len(paths) == len(set(paths))
     for entry in weights.REGISTRY:
-        if isinstance(entry.source, weights.HubFile):
-            assert entry.path.endswith(entry.source.filename), entry.name
+        if isinstance(entry.source, weights.HubFile):  # downloads mirror the repository's layout
+            in_repo = PurePosixPath(entry.source.filename).parts
+            assert PurePosixPath(entry.path).parts[-len(in_repo) :] == in_repo, entry.name
         assert entry.licence and entry.purpose
     # Every file of DESIGN.md's table is there.
     needed_files = (
@@ -382,89 +383,254 @@ def test_doctor_warns_about_a_truncated_file(tmp_path: Path) -> None:
     assert check_.level == "warn" and "the ONNX protobuf does not parse" in check_.detail
 
 
-# Whole ONNX files, the first bigger than huggingface_hub's 10 MiB write chunk, so a killed download
-# leaves a partial file.
+# Whole ONNX files, the first bigger than huggingface_hub's 10 MiB write chunk, so that half of it
+# (what a stalled transfer sends) holds a whole chunk the client has written.
 _RNG = np.random.default_rng(0)
 DWPOSE_FILES = {
     "yolox_l.onnx": onnx_bytes(_RNG.standard_normal((3, 2 << 20), np.float32)),
     "dw-ll_ucoco_384.onnx": onnx_bytes(_RNG.standard_normal((3, 16_000), np.float32)),
 }
+DWPOSE = {("yzd-v/DWPose", "main"): DWPOSE_FILES}
+DINOV2_FILES = {
+    "config.json": b'{"model_type": "dinov2"}',
+    "model.safetensors": save({"w": torch.randn(40, 30, generator=torch.Generator().manual_seed(0))}),
+    "README.md": b"x",
+}
+DINOV2 = {("facebook/dinov2-large", "main"): DINOV2_FILES}
+DESTINATIONS = ("weights folder", "Hugging Face cache")
 
 
-def test_download_resumes_after_the_process_is_killed(tmp_path: Path) -> None:
-    repos = {("yzd-v/DWPose", "main"): DWPOSE_FILES}
-    target = tmp_path / "w" / "dwpose"
-    with HubServer(repos, stall_first_download="yolox_l.onnx") as hub:
-        env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
-        args = [
-            sys.executable,
-            "-m",
-            "realisdance_cli",
-            "weights",
-            "download",
-            "dwpose",
-            "--weights",
-            tmp_path / "w",
-        ]
-        child = subprocess.Popen(
-            args, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size for p in target.glob(".*.part")) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        child.kill()
+@pytest.fixture(autouse=True)
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own Hugging Face cache, in this process and in the commands it runs, so that
+    a developer's cached models are never seen, nor touched."""
+    from huggingface_hub import constants
+
+    for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_ENDPOINT", "RDANCE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return tmp_path / "hf" / "hub"
+
+
+def default_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run without `--weights` and `$RDANCE_HOME`: the default weights folder, in a home of our own."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    root = weights.weights_root()
+    assert root == tmp_path / "home" / ".cache" / "realisdance"
+    return root
+
+
+def destination(into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, list[str]]:
+    """The weights folder and the `rdance` arguments that choose where a download goes."""
+    if into == "weights folder":
+        return tmp_path / "w", ["--weights", str(tmp_path / "w")]
+    return default_root(tmp_path, monkeypatch), []
+
+
+def transfers(hub: HubServer, filename: str) -> list[str | None]:
+    """The Range header of each GET of `filename` (None: from the start)."""
+    return [r for method, path, r in hub.requests if method == "GET" and path.endswith("/" + filename)]
+
+
+def where_downloaded(name: str, root: Path, into: str, hf_cache: Path) -> Path:
+    """The path of a downloaded entry, checked to be whole and at the destination `into`."""
+    found = weights.status(weights.get(name), root, structure="full")
+    assert found.ok, found
+    assert found.place == into
+    if into == "weights folder":
+        assert found.path == root / weights.get(name).path
+    else:
+        assert found.path.is_relative_to(hf_cache)
+        assert not root.exists()  # nothing in the default weights folder, nothing copied
+    return found.path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_a_killed_download_is_finished_by_the_next_run(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    root, choose = destination(into, tmp_path, monkeypatch)
+    with HubServer(DWPOSE, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        child = start_rdance("weights", "download", "dwpose", *choose)
+        assert hub.stalled.wait(60), "the download never started"
+        child.kill()  # SIGKILL half way through the transfer: no handler runs
         child.communicate()
-        assert not (target / "yolox_l.onnx").exists()  # nothing half-written under the real name
-        assert list(target.glob(".yolox_l.onnx.*.part"))
-        done = rdance("weights", "download", "dwpose", "--weights", tmp_path / "w", env=env)
+        # Nothing half-written under the real name, in the folder or in the cache.
+        assert not weights.status(weights.get("dwpose-det"), root, structure="none").found
+        done = rdance("weights", "download", "dwpose", *choose)
         assert done.returncode == 0, done.stderr
-        ranges = [
-            r for method, path, r in hub.requests if method == "GET" and path.endswith("yolox_l.onnx") and r
-        ]
-        assert ranges and int(ranges[0].split("=")[1].split("-")[0]) > 0, hub.requests
+        # huggingface_hub keeps no partial file between runs: the next run's transfer is whole.
+        assert len(transfers(hub, "yolox_l.onnx")) == 2
         # Only the pinned revision was asked for.
         assert all("/resolve/main/" in path for _, path, _ in hub.requests if "resolve" in path)
-    for name, data in DWPOSE_FILES.items():
-        assert (target / name).read_bytes() == data
-    assert not list(target.glob(".*.part"))
-    assert rdance("weights", "check", "dwpose", "--weights", tmp_path / "w").returncode == 0
+    for name, filename in (("dwpose-det", "yolox_l.onnx"), ("dwpose-pose", "dw-ll_ucoco_384.onnx")):
+        assert where_downloaded(name, root, into, hf_cache).read_bytes() == DWPOSE_FILES[filename]
 
 
-def test_download_of_a_folder(tmp_path: Path) -> None:
-    files = {
-        "config.json": b'{"model_type": "dinov2"}',
-        "model.safetensors": save({"w": torch.randn(40, 30)}),
-        "README.md": b"x",
-    }
-    with HubServer({("facebook/dinov2-large", "main"): files}) as hub:
-        env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
-        done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w", env=env)
+@pytest.mark.slow
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_a_stalled_transfer_continues_where_it_stopped(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    root, choose = destination(into, tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "1")  # the read times out one second into the stall
+    with HubServer(DWPOSE, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dwpose-det", *choose)
         assert done.returncode == 0, done.stderr
-    folder = tmp_path / "w" / "dinov2-large"
-    assert (folder / "model.safetensors").read_bytes() == files["model.safetensors"]
+        first, second = transfers(hub, "yolox_l.onnx")
+    data = DWPOSE_FILES["yolox_l.onnx"]
+    assert first is None and second is not None
+    # The second request continued after the bytes written, within the half that had arrived.
+    assert 0 < int(second.removeprefix("bytes=").split("-")[0]) <= len(data) // 2
+    assert where_downloaded("dwpose-det", root, into, hf_cache).read_bytes() == data
+
+
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_download_of_a_folder(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    if into == "weights folder":
+        monkeypatch.setenv("RDANCE_HOME", str(tmp_path / "w"))  # chosen by the environment this time
+        root = tmp_path / "w"
+    else:
+        root = default_root(tmp_path, monkeypatch)
+    with HubServer(DINOV2) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dinov2")
+        assert done.returncode == 0, done.stderr
+    folder = where_downloaded("dinov2", root, into, hf_cache)
+    assert (folder / "model.safetensors").read_bytes() == DINOV2_FILES["model.safetensors"]
     assert not (folder / "README.md").exists()  # only the patterns the registry asks for
-    assert weights.status(weights.get("dinov2"), tmp_path / "w").ok
+    assert f"downloaded dinov2: {folder}" in " ".join(done.stdout.split())
 
 
-def test_download_replaces_a_truncated_file(tmp_path: Path) -> None:
+def test_download_progress_counts_each_byte_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the progress bars of `rdance weights download` are drawn from, seen in a real process."""
+    script = (
+        "import json, sys; from pathlib import Path; from realisdance_cli import weights\n"
+        "seen = []\n"
+        "for name in sys.argv[2:]:\n"
+        "    weights.download(weights.get(name), Path(sys.argv[1]), lambda *report: seen.append(report))\n"
+        "print(json.dumps(seen))\n"
+    )
+    with HubServer({**DWPOSE, **DINOV2}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        args = [sys.executable, "-c", script, str(tmp_path / "w"), "dwpose-pose", "dinov2"]
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reports: dict[str, list[tuple[int, int | None]]] = {}
+    for label, completed, total in json.loads(done.stdout):
+        reports.setdefault(label, []).append((completed, total))
+    pose = len(DWPOSE_FILES["dw-ll_ucoco_384.onnx"])
+    folder = len(DINOV2_FILES["config.json"]) + len(DINOV2_FILES["model.safetensors"])  # not README.md
+    assert {label: seen[-1] for label, seen in reports.items()} == {
+        "dwpose-pose": (pose, pose),
+        "dinov2": (folder, folder),
+    }
+    for seen in reports.values():
+        counts = [completed for completed, _ in seen]
+        assert counts == sorted(counts)
+
+
+@pytest.mark.slow
+def test_models_in_the_hugging_face_cache_are_used_where_they_lie(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    root = tmp_path / "w"
+    with HubServer({**DWPOSE, **DINOV2}) as hub:
+        # What diffusers, transformers or `hf download` leave behind: whole repositories in the cache.
+        det = Path(hf_hub_download("yzd-v/DWPose", "yolox_l.onnx", cache_dir=hf_cache, endpoint=hub.url))
+        dinov2 = Path(snapshot_download("facebook/dinov2-large", cache_dir=hf_cache, endpoint=hub.url))
+        asked = len(hub.requests)
+        assert weights.require("dwpose-det", root) == det
+        assert weights.require_all(["dinov2"], root) == {"dinov2": dinov2}
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        offline = {"HF_HUB_OFFLINE": "1"}
+        done = rdance("weights", "download", "dwpose-det", "dinov2", "--weights", root, env=offline)
+        code, lines = check(root, "dwpose-det", "dinov2")
+        assert len(hub.requests) == asked  # nothing was asked of the hub
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "present dwpose-det" in text and "present dinov2" in text
+    assert code == 0, lines
+    assert str(det) in lines["dwpose-det"] and str(dinov2) in lines["dinov2"]
+    assert not root.exists()  # used where it lies, nothing copied
+    found = weights.status(weights.get("dwpose-det"), root)
+    assert found.ok and found.in_cache and found.place == "Hugging Face cache"
+    # A whole copy in the weights folder comes first; a damaged one does not hide the cache's.
+    copy = tiny_onnx(root / weights.get("dwpose-det").path)
+    assert weights.require("dwpose-det", root) == copy
+    assert weights.status(weights.get("dwpose-det"), root).place == "weights folder"
+    truncate(copy, copy.stat().st_size // 2)
+    assert weights.status(weights.get("dwpose-det"), root).path == det
+
+
+@pytest.mark.slow
+def test_a_damaged_file_in_the_cache_is_named_by_its_blob_and_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    root = default_root(tmp_path, monkeypatch)
+    files = {name: onnx_bytes(np.full((3, 100 + len(name)), 0.5, np.float32)) for name in DWPOSE_FILES}
+    with HubServer({("yzd-v/DWPose", "main"): files}) as hub:
+        link = Path(hf_hub_download("yzd-v/DWPose", "yolox_l.onnx", cache_dir=hf_cache, endpoint=hub.url))
+        blob = link.resolve()
+        assert blob != link and blob.is_relative_to(hf_cache)
+        truncate(blob, blob.stat().st_size // 2)
+        code, lines = check(root, "dwpose-det")
+        assert code == 1
+        assert f"delete {blob}, then run `rdance weights download dwpose`" in lines["dwpose-det"]
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dwpose-det")  # into the cache, over the damaged blob
+    assert done.returncode == 0, done.stderr
+    assert link.read_bytes() == files["yolox_l.onnx"]
+    assert not root.exists()
+
+
+def test_download_replaces_a_truncated_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = {name: onnx_bytes(np.full((3, 100 + len(name)), 0.5, np.float32)) for name in DWPOSE_FILES}
     target = tmp_path / "w" / "dwpose"
     target.mkdir(parents=True)
     (target / "yolox_l.onnx").write_bytes(files["yolox_l.onnx"][:-30])  # a copy cut short
     (target / "dw-ll_ucoco_384.onnx").write_bytes(files["dw-ll_ucoco_384.onnx"])
     with HubServer({("yzd-v/DWPose", "main"): files}) as hub:
-        env = {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HOME": str(tmp_path / "hf")}
-        done = rdance("weights", "download", "dwpose", "--weights", tmp_path / "w", env=env)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dwpose", "--weights", tmp_path / "w")
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "downloaded dwpose-det" in text and "present dwpose-pose" in text
     assert (target / "yolox_l.onnx").read_bytes() == files["yolox_l.onnx"]
 
 
+@pytest.mark.slow
+def test_hub_failures_are_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with HubServer({}) as hub:  # a hub that knows no repository
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dwpose-det", "--weights", tmp_path / "w")
+        assert_user_error(
+            done, "downloading dwpose-det from hf://yzd-v/DWPose/yolox_l.onnx@main failed (404", "to resume."
+        )
+    # Nothing listens there any more (a folder: huggingface_hub retries a file's for half a minute).
+    done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w")
+    assert_user_error(
+        done, "downloading dinov2 from hf://", "Connection refused", "run the command again to resume."
+    )
+
+
 def test_offline_mode_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    done = rdance("weights", "download", "dwpose-det", "--weights", tmp_path / "w", env=env)
-    assert_user_error(done, "dwpose-det", "HF_HUB_OFFLINE")
+    done = rdance(
+        "weights", "download", "dwpose-det", "--weights", tmp_path / "w", env={"HF_HUB_OFFLINE": "1"}
+    )
+    assert_user_error(done, "dwpose-det", "nor in the Hugging Face cache", "HF_HUB_OFFLINE")
 
 
 def test_licence_gated_files_print_instructions(tmp_path: Path) -> None:

@@ -1,3 +1,76 @@
-"""realisdance-cli: controllable character animation with realistic hands (RealisDance)."""
+"""realisdance-cli: controllable character animation with realistic hands (RealisDance).
+
+The library under the `rdance` command. Names are imported on first use, so `import
+realisdance_cli` (and `rdance --help`) stays instant:
+
+    from realisdance_cli import extract, render_poses, animate, RealisDancePipeline
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "extract": "realisdance_cli.extraction",
+    "ExtractOptions": "realisdance_cli.extraction",
+    "render_poses": "realisdance_cli.rendering",
+    "RenderOptions": "realisdance_cli.rendering",
+    "animate": "realisdance_cli.animation",
+    "AnimateOptions": "realisdance_cli.animation",
+    "PoseInputs": "realisdance_cli.animation",
+    "Track": "realisdance_cli.track",
+    "Selection": "realisdance_cli.video",
+    "RealisDancePipeline": "realisdance_cli.animator.pipeline",
+    "RealisDancePipelineOutput": "realisdance_cli.animator.pipeline",
+    "PoseVideos": "realisdance_cli.animator.pipeline",
+    "RealisDanceUNet": "realisdance_cli.animator.network",
+    "ClipProjector": "realisdance_cli.animator.network",
+    "PoseGuider": "realisdance_cli.animator.pose_guider",
+    "UserError": "realisdance_cli.errors",
+}
+__all__ = [
+    "AnimateOptions",
+    "ClipProjector",
+    "ExtractOptions",
+    "PoseGuider",
+    "PoseInputs",
+    "PoseVideos",
+    "RealisDancePipeline",
+    "RealisDancePipelineOutput",
+    "RealisDanceUNet",
+    "RenderOptions",
+    "Selection",
+    "Track",
+    "UserError",
+    "__version__",
+    "animate",
+    "extract",
+    "render_poses",
+]
+
+if TYPE_CHECKING:
+    from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
+    from realisdance_cli.animator.network import ClipProjector, RealisDanceUNet
+    from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, RealisDancePipelineOutput
+    from realisdance_cli.animator.pose_guider import PoseGuider
+    from realisdance_cli.errors import UserError
+    from realisdance_cli.extraction import ExtractOptions, extract
+    from realisdance_cli.rendering import RenderOptions, render_poses
+    from realisdance_cli.track import Track
+    from realisdance_cli.video import Selection
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'realisdance_cli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,9 +7,9 @@ sees the fitted reference at 5/12 of the target size (320x240 for 768x576, as th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -17,31 +17,30 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
 from realisdance_cli import weights
+from realisdance_cli.animator.processing import MIN_SIDE, fit, frame_pixels, read_picture, video_tensor
+from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.video import FrameSource, Selection, VideoWriter, check_crf
+from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWriter, audio_source, check_crf
 
 if TYPE_CHECKING:
     import torch
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
 
-POSE_NAMES = ("dwpose", "hamer", "smpl")
-CONVERTED = "realisdance/stage_2_hamer_release.safetensors"
-CLIP_SCALE = 5 / 12
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+PIPELINE_FOLDER = "realisdance/pipeline"  # what `rdance weights convert` writes
+CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file form of earlier versions
 
 
 @dataclass
 class AnimateOptions:
     size: tuple[int, int] = (768, 576)  # (height, width)
+    start: int = 0  # the first pose frame used
     stride: int = 4
     max_frames: int | None = 80
     seed: int = 42
@@ -53,6 +52,7 @@ class AnimateOptions:
     checkpoint: Path | None = None  # original .ckpt or converted .safetensors
     channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
     sampling: SamplingOptions | None = None
+    audio: AudioChoice = None  # a file's sound, or False for none; default: the pose videos'
 
 
 @dataclass
@@ -62,12 +62,16 @@ class PoseInputs:
     folder: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)  # name -> .mp4 (dwpose also .pkl)
 
+    def __post_init__(self) -> None:  # paths may come as strings from Python callers
+        self.folder = Path(self.folder) if self.folder is not None else None
+        self.files = {name: Path(path) for name, path in self.files.items()}
+
     def path(self, name: str) -> Path:
         if name in self.files:
             return self.files[name]
         if self.folder is None:
             raise UserError(f"no {name} video: give a pose folder or --{name}.")
-        path = self.folder / f"{name}.mp4"
+        path = self.folder / BY_NAME[name].video
         if not path.is_file():
             raise UserError(
                 f"{path} not found; `rdance render-poses {self.folder}` makes it from a pose track."
@@ -75,23 +79,9 @@ class PoseInputs:
         return path
 
 
-def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Scale an RGB picture to cover (height, width), then crop the centre."""
-    height, width = size
-    scale = max(height / picture.shape[0], width / picture.shape[1])
-    new_w, new_h = max(width, round(picture.shape[1] * scale)), max(height, round(picture.shape[0] * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    resized = cv2.resize(picture, (new_w, new_h), interpolation=interpolation)
-    top, left = (new_h - height) // 2, (new_w - width) // 2
-    return np.ascontiguousarray(resized[top : top + height, left : left + width])
-
-
 def read_reference(path: Path, size: tuple[int, int]) -> np.ndarray:
     existing_file(path, "the reference picture")
-    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if picture is None:
-        raise UserError(f"{path} is not a picture OpenCV can read (use PNG or JPEG).")
-    return fit(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB), size)
+    return fit(read_picture(path), size)
 
 
 def _skeleton_frames(path: Path, selection: Selection) -> tuple[int, Iterator[np.ndarray]]:
@@ -107,14 +97,19 @@ def _skeleton_frames(path: Path, selection: Selection) -> tuple[int, Iterator[np
 class PoseFrames:
     frames: dict[str, list[np.ndarray]]  # name -> fitted RGB frames
     fps: Fraction | None  # of the selected frames
+    audio: Path | None = None  # the file whose sound the result carries
+    start_time: float = 0.0  # seconds into the pose videos (and the sound) of the first frame used
 
 
 def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
-    """The three pose videos, frame-selected and fitted; they must have equal frame counts."""
-    selection = Selection(start=0, stride=options.stride, max_frames=options.max_frames)
+    """The three pose videos, frame-selected and fitted (they must have equal frame counts), and
+    the sound that goes with them: by default that of the first pose video that has any."""
+    selection = Selection(start=options.start, stride=options.stride, max_frames=options.max_frames)
     counts: dict[str, int] = {}
     frames: dict[str, list[np.ndarray]] = {}
     fps = None
+    start_time = 0.0
+    sounds: list[Path] = []
     for name in POSE_NAMES:
         path = existing_file(inputs.path(name), f"the {name} pose video")
         if path.suffix == ".pkl":
@@ -124,14 +119,18 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         else:
             source = FrameSource(path, selection)
             counts[name], pictures = source.info.source_frame_count, iter(source)
-            fps = fps or source.info.fps
+            if fps is None:
+                fps, start_time = source.info.fps, float(options.start / source.info.source_fps)
+            if source.info.has_audio:
+                sounds.append(path)
         frames[name] = [fit(p, options.size) for p in pictures]
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise UserError(f"the pose videos must have the same number of frames, got {listed}.")
     if not frames["dwpose"]:
         raise UserError("the pose videos have no frames to animate.")
-    return PoseFrames(frames, fps)
+    audio = audio_source(options.audio, lambda: sounds[0] if sounds else None)
+    return PoseFrames(frames, fps, audio, start_time)
 
 
 def quiet_libraries() -> None:
@@ -146,76 +145,42 @@ def quiet_libraries() -> None:
 
 
 def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dtype) -> RealisDancePipeline:
-    """The pipeline from the weights root (or --checkpoint), every missing file named at once."""
+    """The pipeline from --checkpoint (a pipeline folder or a network file), else the converted
+    pipeline folder in the weights root, else the authors' release; every missing file named at once."""
     import torch
-    from diffusers import AutoencoderKL
-    from transformers import Dinov2Model
 
-    from realisdance_cli.animator.checkpoint import load_network
-    from realisdance_cli.animator.pipeline import RealisDancePipeline, zero_snr_ddim
+    from realisdance_cli.animator.pipeline import RealisDancePipeline
 
     quiet_libraries()
     root = weights.weights_root(options.weights_root)
     checkpoint = options.checkpoint
-    if checkpoint is None and (root / CONVERTED).is_file():
-        checkpoint = root / CONVERTED
-    needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
-    paths = weights.require_all(needed, root)
-    checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
-    base = paths["base-model"]
-    encoder = Dinov2Model.from_pretrained(paths["dinov2"], torch_dtype=dtype)
-    unet_config = json.loads((base / "unet" / "config.json").read_text())
-    network = load_network(checkpoint, unet_config, encoder.config.hidden_size)
-    vae_config = json.loads((base / "vae" / "config.json").read_text())
-    vae_dtype = torch.float32 if vae_config.get("force_upcast") and dtype == torch.float16 else dtype
-    vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=vae_dtype)
-    scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    pipeline = RealisDancePipeline(vae.to(device), encoder.to(device), network.to(device, dtype), scheduler)
+    folder = checkpoint if checkpoint is not None and checkpoint.is_dir() else None
+    if checkpoint is None and (root / PIPELINE_FOLDER / "model_index.json").is_file():
+        folder = root / PIPELINE_FOLDER
+    if folder is not None:
+        pipeline = RealisDancePipeline.from_pretrained(folder, torch_dtype=dtype)
+    else:
+        if checkpoint is None and (root / CONVERTED).is_file():
+            checkpoint = root / CONVERTED
+        needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
+        paths = weights.require_all(needed, root)
+        checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
+        pipeline = RealisDancePipeline.from_original(
+            checkpoint, paths["base-model"], paths["dinov2"], torch_dtype=dtype
+        )
+    if pipeline.vae.config.get("force_upcast") and dtype == torch.float16:
+        pipeline.vae.to(torch.float32)
+    pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
     if options.channels_last:
         pipeline.to_channels_last()
     return pipeline
 
 
-def to_tensors(
-    reference: np.ndarray, poses: PoseFrames
-) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """(reference in [-1, 1], its DINOv2 input, the pose videos (1, 3, F, H, W) in [0, 1])."""
-    import torch
-
-    ref = torch.from_numpy(reference).permute(2, 0, 1)[None].float() / 127.5 - 1
-    videos = [
-        torch.from_numpy(np.stack(poses.frames[name])).permute(3, 0, 1, 2)[None].float() / 255
-        for name in POSE_NAMES
-    ]
-    return ref, clip_input(reference)[None], videos
-
-
-def clip_input(picture: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """DINOv2's view (3, h, w) of a fitted RGB picture: resized to `size` (height, width; default
-    5/12 of the picture, 320x240 for 768x576 as the original) and ImageNet-normalised."""
-    import torch
-
-    height, width = size or (round(picture.shape[0] * CLIP_SCALE), round(picture.shape[1] * CLIP_SCALE))
-    clip = torch.from_numpy(cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)).float() / 255
-    mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
-    return ((clip - mean) / std).permute(2, 0, 1)
-
-
-def frame_pixels(picture: torch.Tensor) -> np.ndarray:
-    """A generated frame (3, H, W) in [0, 1] as the (H, W, 3) uint8 picture written to video."""
-    import torch
-
-    return (picture * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def default_out(reference: Path, inputs: PoseInputs) -> Path:
     """`<reference>_<poses>.mp4` in the current folder."""
     poses = inputs.folder or inputs.path("smpl")
     return Path(f"{reference.stem}_{poses.stem or poses.name}.mp4")
-
-
-MIN_SIDE = 64  # pixels: DINOv2 sees 5/12 of it (at least one 14-pixel patch), the UNet 1/64
 
 
 def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
@@ -254,14 +219,16 @@ def check_network_fits(
 
 
 def animate(
-    reference_path: Path,
+    reference_path: str | os.PathLike[str],
     inputs: PoseInputs,
-    out: Path,
-    options: AnimateOptions,
+    out: str | os.PathLike[str],
+    options: AnimateOptions | None = None,
     progress: ProgressFn = no_progress,
 ) -> list[Path]:
     """Runs the whole job; returns the written videos (the result, and the grid when asked)."""
     import torch
+
+    reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
 
     from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
 
@@ -272,13 +239,27 @@ def animate(
     poses = read_poses(inputs, options)
     pipeline = load_pipeline(options, device, dtype)
     check_network_fits(pipeline, options.size, sampling, len(poses.frames[POSE_NAMES[0]]))
-    ref, clip, videos = to_tensors(reference, poses)
+    videos = PoseVideos(*(video_tensor(poses.frames[name]) for name in POSE_NAMES))
     generator = torch.Generator().manual_seed(options.seed)
-    video = pipeline(ref, clip, PoseVideos(*videos), generator=generator, options=sampling, progress=progress)
+    result = pipeline(
+        reference,
+        videos,
+        generator=generator,
+        output_type="pt",
+        return_dict=False,
+        progress=progress,
+        **sampling.call_kwargs(),
+    )
+    video = result[0][0]
     fps = poses.fps or Fraction(8)
     paths = [out] + ([out.with_name(f"{out.stem}_grid{out.suffix}")] if options.grid else [])
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
-        writers = [stack.enter_context(VideoWriter(path, fps, crf=options.crf)) for path in paths]
+        writers = [
+            stack.enter_context(
+                VideoWriter(path, fps, crf=options.crf, audio_from=poses.audio, audio_start=poses.start_time)
+            )
+            for path in paths
+        ]
         for index, picture in enumerate(video):  # frame by frame: no second copy of the video
             frame = frame_pixels(picture)
             writers[0].write(frame)

@@ -21,9 +21,18 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device,
     try:
         chosen = torch.device(wanted or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError:
-        raise UserError(f"--device must be cpu, cuda or cuda:N, got {device!r}.") from None
+        raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(
+            f"--device {device} was asked for, but PyTorch sees {count} GPU(s): cuda:0 to cuda:{count - 1}."
+        )
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS).")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.")
     name = dtype or ("fp16" if chosen.type == "cuda" else "fp32")
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}.")

@@ -142,7 +142,7 @@ def weight_checks(root: Path) -> list[Check]:
         found = weights.status(entry, root)
         if found.ok:
             size = f"{found.size / 1e6:,.1f} MB" if found.size is not None else ""
-            checks.append(Check("weights", entry.name, "ok", f"{found.path} ({size})"))
+            checks.append(Check("weights", entry.name, "ok", f"{found.path} ({size}, {found.place})"))
         elif found.found:
             checks.append(
                 Check(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,14 +15,12 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
+from realisdance_cli.conditions import BY_STAGE, STAGES
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import SourceInfo, Stream, Track
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
-
-STAGES = ("dwpose", "smplerx", "hamer")  # in run order
-STREAM_OF = {"dwpose": "dwpose", "smplerx": "smplx", "hamer": "mano"}
 
 
 @dataclass
@@ -113,7 +112,7 @@ def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
 
 
 def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
-    items = track.load(STREAM_OF[stage]).items_per_frame()
+    items = track.load(BY_STAGE[stage].stream).items_per_frame()
     empty = np.flatnonzero(items == 0).tolist()
     return StageSummary(stage, len(items), empty, int(items.sum()), skipped=skipped)
 
@@ -129,7 +128,7 @@ def _run_chunks(
     """Decode the frames `stage` still lacks (in a background thread), infer them chunk by chunk
     (`infer(frames, index of the first)`), and save each chunk before the next, so a stop loses at
     most one chunk."""
-    stream = STREAM_OF[stage]
+    stream = BY_STAGE[stage].stream
     done, total = track.state(stream).frames_done, track.source.frame_count
     progress(stage, done, total)
     if done < total:  # all chunks may be saved already, with only the merge left
@@ -149,7 +148,7 @@ def _run_chunks(
 def run_dwpose(
     track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
 ) -> StageSummary:
-    from realisdance_cli.extractors.dwpose import DWPose
+    from realisdance_cli.extractors.dwpose.solution import DWPose
 
     stage_options = {"rgb": options.rgb, "max_people": options.max_people}
     explicit = options.dwpose_det is not None or options.dwpose_pose is not None
@@ -176,18 +175,18 @@ def run_dwpose(
 
 
 def _hand_estimator(paths: dict[str, Path], root: Path, device: Any, dtype: Any, batch: int) -> Any:
-    from realisdance_cli.extractors.hamer import load_hamer
-    from realisdance_cli.extractors.hands import HandEstimator
+    from realisdance_cli.extractors.hamer.loading import load_hamer
+    from realisdance_cli.extractors.hand_estimator import HandEstimator
 
     mean = root / weights.get("hamer-mean").path
     return HandEstimator(load_hamer(paths["hamer"], paths["hamer-config"], mean), device, dtype, batch)
 
 
-def _person_estimator(paths: dict[str, Path], root: Path, device: Any, dtype: Any, batch: int) -> Any:
-    from realisdance_cli.extractors.people import PersonEstimator
-    from realisdance_cli.extractors.smplerx import load_smplerx
+def _body_estimator(paths: dict[str, Path], root: Path, device: Any, dtype: Any, batch: int) -> Any:
+    from realisdance_cli.extractors.body_estimator import BodyEstimator
+    from realisdance_cli.extractors.smplerx.loading import load_smplerx
 
-    return PersonEstimator(load_smplerx(paths["smplerx"]), device, dtype, batch)
+    return BodyEstimator(load_smplerx(paths["smplerx"]), device, dtype, batch)
 
 
 @dataclass(frozen=True)
@@ -195,10 +194,13 @@ class _NetworkStage:
     """A PyTorch stage that reads this run's DWPose stream (person or hand boxes)."""
 
     stage: str
-    stream: str
     network: tuple[str, ...]  # weight files that make the result
     renderer: str  # the body model render-poses needs, checked now so no long run ends without it
     build: Callable[[dict[str, Path], Path, Any, Any, int], Any]
+
+    @property
+    def stream(self) -> str:
+        return BY_STAGE[self.stage].stream
 
     def run(
         self, track: Track, source: FrameSource, options: ExtractOptions, progress: ProgressFn
@@ -232,8 +234,8 @@ class _NetworkStage:
 
 
 NETWORK_STAGES = {
-    "smplerx": _NetworkStage("smplerx", "smplx", ("smplerx",), "smplx", _person_estimator),
-    "hamer": _NetworkStage("hamer", "mano", ("hamer", "hamer-config"), "mano", _hand_estimator),
+    "hamer": _NetworkStage("hamer", ("hamer", "hamer-config"), "mano", _hand_estimator),
+    "smplerx": _NetworkStage("smplerx", ("smplerx",), "smplx", _body_estimator),
 }
 RUNNERS: dict[str, Any] = {"dwpose": run_dwpose} | {name: s.run for name, s in NETWORK_STAGES.items()}
 
@@ -259,8 +261,8 @@ def _check_weights(track: Track | None, options: ExtractOptions) -> None:
 
 
 def extract(
-    input_path: Path,
-    out: Path | None = None,
+    input_path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
     options: ExtractOptions | None = None,
     *,
     force: bool = False,
@@ -271,6 +273,7 @@ def extract(
 
     The track is locked while this runs; a track this call made is removed again when it fails
     before any frame is saved, so no empty track is left behind."""
+    input_path, out = Path(input_path), Path(out) if out is not None else None
     options = options or ExtractOptions()
     if any(stage in NETWORK_STAGES for stage in options.stages):
         from realisdance_cli.devices import resolve_device

@@ -12,10 +12,12 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 from realisdance_cli.errors import UserError
 
@@ -100,11 +102,52 @@ class AtomicFile:
             self.discard()
 
 
+@contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside `target` that takes its place when the block succeeds (an
+    existing `target` is removed first) and vanishes when it fails: a folder is whole or absent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}"))
+    try:
+        yield partial
+        os.chmod(partial, 0o777 & ~_umask())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with AtomicFile(path) as tmp, tmp.open("wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
+    """A compressed `.npz` of `arrays`, written atomically."""
+    import numpy as np
+
+    with AtomicFile(path, suffix=".tmp.npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def load_npz(path: Path) -> dict[str, Any]:
+    """Every array of an `.npz` file (never unpickling), or one sentence when the file is cut
+    short or damaged."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise UserError(
+            f"{path} is damaged ({err}); run the command that made it again with --force."
+        ) from None
 
 
 def existing_file(path: Path, what: str) -> Path:
@@ -125,6 +168,20 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 LOCK_NAME = ".lock"
+
+
+def contents(folder: Path) -> list[Path]:
+    """What `folder` holds besides its lock file (nothing when it does not exist)."""
+    return [entry for entry in folder.iterdir() if entry.name != LOCK_NAME] if folder.exists() else []
+
+
+def remove(paths: Iterable[Path]) -> None:
+    """Delete each file, and each folder with everything in it."""
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @contextmanager

@@ -7,6 +7,7 @@ and frame rate, so they stay aligned. The mesh videos share one offscreen render
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -18,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
+from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import folder_lock
+from realisdance_cli.files import file_sha256, folder_lock
 from realisdance_cli.original import (
     OPTIONAL_KEYS,
     load_dwpose_pkl,
@@ -30,10 +32,15 @@ from realisdance_cli.original import (
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
-from realisdance_cli.video import VideoWriter, as_fraction, check_crf, check_frame_size
-
-VIDEOS = ("dwpose", "smpl", "hamer")
-STREAM_OF = {"dwpose": "dwpose", "smpl": "smplx", "hamer": "mano"}
+from realisdance_cli.video import (
+    AudioChoice,
+    VideoWriter,
+    as_fraction,
+    audio_source,
+    check_crf,
+    check_frame_size,
+    has_audio,
+)
 
 Painter = Callable[[int], np.ndarray]
 POSE_CHUNK = 32  # frames of SMPL-X posed per call
@@ -53,6 +60,7 @@ class RenderOptions:
     mano_model: Path | None = None
     smplx_colours: Path | None = None
     smooth: bool = False  # One-Euro filter on keypoints and SMPL-X/MANO parameters (smoothing.py)
+    audio: AudioChoice = None  # a file's sound, or False for none; default: the source video's
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -72,10 +80,10 @@ def parse_videos(text: str | None) -> list[str] | None:
     if not text:
         return None
     wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in wanted if name not in VIDEOS]
+    unknown = [name for name in wanted if name not in POSE_NAMES]
     if unknown:
-        raise UserError(f"cannot render {', '.join(unknown)}; the videos are {', '.join(VIDEOS)}.")
-    return [name for name in VIDEOS if name in wanted]
+        raise UserError(f"cannot render {', '.join(unknown)}; the videos are {', '.join(POSE_NAMES)}.")
+    return [name for name in POSE_NAMES if name in wanted]
 
 
 def default_out(source: Path) -> Path:
@@ -191,13 +199,44 @@ def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitSta
     return paint
 
 
+def _start_time(track: Track | None) -> float:
+    """Seconds into the source video of the track's first frame (extraction may start later)."""
+    if track is None or track.source.fps is None:
+        return 0.0
+    return float(track.source.start / (track.source.fps * track.source.stride))
+
+
+def _source_sound(track: Track | None, fps: Fraction) -> Path | None:
+    """The track's source video, when it has sound that keeps time with the pose videos."""
+    if track is None or track.source.fps is None:  # an original .pkl, imported or not
+        return None
+    path = Path(track.source.path)
+    if not path.is_file() or not has_audio(path):  # moved, an image folder, or silent
+        return None
+    if fps != track.source.fps:
+        warnings.warn(
+            f"the pose videos carry no sound: at {fps} fps they do not keep time with {path} "
+            f"(the track has {track.source.fps} fps)",
+            stacklevel=2,
+        )
+        return None
+    if file_sha256(path) != track.source.sha256:
+        warnings.warn(
+            f"the pose videos carry no sound: {path} has changed since the track was made from it",
+            stacklevel=2,
+        )
+        return None
+    return path
+
+
 def render_poses(
-    source: Path,
-    out: Path | None = None,
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
     options: RenderOptions | None = None,
     progress: ProgressFn = no_progress,
 ) -> list[Path]:
     """Write the chosen pose videos in step, frame by frame; returns their paths."""
+    source, out = Path(source), Path(out) if out is not None else None
     options = options or RenderOptions()
     track: Track | None = None
     if source.is_file():
@@ -207,14 +246,14 @@ def render_poses(
     else:
         track = Track.open(source)
         height, width, source_fps = track.source.height, track.source.width, track.source.fps
-        available = [name for name in VIDEOS if track.has(STREAM_OF[name])]
+        available = [c.name for c in CONDITIONS if track.has(c.stream)]
     videos = list(options.videos) if options.videos is not None else available
     if track is not None and options.videos is None:
-        for name in VIDEOS:
-            state = track.state(STREAM_OF[name])
-            if STREAM_OF[name] in track.streams and not state.complete:
+        for condition in CONDITIONS:
+            state = track.state(condition.stream)
+            if condition.stream in track.streams and not state.complete:
                 warnings.warn(
-                    f"{name}.mp4 is not written: the {STREAM_OF[name]} stream is unfinished "
+                    f"{condition.video} is not written: the {condition.stream} stream is unfinished "
                     f"({state.frames_done} of {track.source.frame_count} frames); run `rdance extract` "
                     "again to finish it",
                     stacklevel=2,
@@ -224,7 +263,7 @@ def render_poses(
         what = (
             "a .pkl holds only DWPose poses"
             if track is None
-            else f"{source} has no finished {STREAM_OF[missing[0]]} stream"
+            else f"{source} has no finished {BY_NAME[missing[0]].stream} stream"
         )
         raise UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
     if not videos:
@@ -235,6 +274,7 @@ def render_poses(
     out_height, out_width = options.size or (height, width)
     check_frame_size(out_height, out_width, lossless=options.lossless)
     check_crf(options.crf)
+    audio = audio_source(options.audio, lambda: _source_sound(track, as_fraction(fps)))
     # Smoothing follows the source's timing; --fps only changes the playback rate.
     canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(source_fps or fps))
     frames = track.source.frame_count if track is not None else len(poses)
@@ -261,7 +301,12 @@ def render_poses(
         writers = {
             name: stack.enter_context(
                 VideoWriter(
-                    folder / f"{name}.mp4", as_fraction(fps), crf=options.crf, lossless=options.lossless
+                    folder / BY_NAME[name].video,
+                    as_fraction(fps),
+                    crf=options.crf,
+                    lossless=options.lossless,
+                    audio_from=audio,
+                    audio_start=_start_time(track),
                 )
             )
             for name in videos

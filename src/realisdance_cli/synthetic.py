@@ -9,12 +9,15 @@ hands and a face, so every command can be tried without third-party data.
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from realisdance_cli.original import save_dwpose_pkl, to_original_pose
 from realisdance_cli.track import DWPOSE_POINTS, FACE, LEFT_HAND, RIGHT_HAND
+
+log = logging.getLogger(__name__)
 
 # OpenPose body-18 rest pose in units of body height, origin at the neck, y down.
 REST_BODY = np.array(
@@ -115,9 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     height, width = (int(v) for v in args.size.lower().split("x"))
     save_dwpose_pkl(args.out, dancer_pkl_frames(args.frames, height, width, args.fps, args.seed))
-    print(f"wrote {args.frames} frames of a synthetic dancer to {args.out}")
+    log.info("wrote %d frames of a synthetic dancer to %s", args.frames, args.out)
 
 
 if __name__ == "__main__":

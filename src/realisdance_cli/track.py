@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import zipfile
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ import numpy as np
 
 from realisdance_cli import __version__
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import LOCK_NAME, AtomicFile, atomic_write_bytes, folder_lock
+from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, remove, save_npz
 
 SCHEMA_VERSION = 1
 TRACK_SUFFIX = ".rdance"
@@ -175,20 +173,12 @@ class Stream:
         )
 
 
-def _save_npz(path: Path, stream: Stream) -> None:
-    with AtomicFile(path, suffix=".tmp.npz") as tmp:
-        arrays: dict[str, Any] = {"offsets": stream.offsets, **stream.fields}
-        np.savez_compressed(tmp, **arrays)
+def _save_stream(path: Path, stream: Stream) -> None:
+    save_npz(path, {"offsets": stream.offsets, **stream.fields})
 
 
-def _load_npz(path: Path, kind: str) -> Stream:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # cut or damaged
-        raise UserError(
-            f"{path} is damaged ({err}); run the command that made it again with --force."
-        ) from None
+def _load_stream(path: Path, kind: str) -> Stream:
+    arrays = load_npz(path)
     try:
         return Stream(kind, arrays.pop("offsets"), arrays)
     except (KeyError, ValueError) as err:
@@ -253,17 +243,13 @@ class Track:
         (its lock file stays, so a process holding it keeps holding it)."""
         if path.exists() and not path.is_dir():
             raise UserError(f"{path} exists and is not a folder; choose another --out.")
-        existing = [entry for entry in path.iterdir() if entry.name != LOCK_NAME] if path.exists() else []
+        existing = contents(path)
         if existing:
             if not overwrite:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
             if not (path / "meta.json").exists():
                 raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
-            for entry in existing:
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+            remove(existing)
         path.mkdir(parents=True, exist_ok=True)
         track = cls(path, source, {})
         track._save_meta()
@@ -329,7 +315,7 @@ class Track:
             raise ValueError(f"{kind} is already complete")
         parts = self.path / f"{kind}.parts"
         parts.mkdir(exist_ok=True)
-        _save_npz(parts / f"{state.frames_done:08d}.npz", chunk)
+        _save_stream(parts / f"{state.frames_done:08d}.npz", chunk)
         state.frames_done += chunk.frame_count
         self.streams[kind] = state
         self._save_meta()
@@ -340,7 +326,7 @@ class Track:
         if state.frames_done != self.source.frame_count:
             raise ValueError(f"{kind} has {state.frames_done} of {self.source.frame_count} frames")
         stream = Stream.concat(kind, self._parts(kind))
-        _save_npz(self.path / f"{kind}.npz", stream)
+        _save_stream(self.path / f"{kind}.npz", stream)
         state.complete = True
         self._save_meta()
         shutil.rmtree(self.path / f"{kind}.parts", ignore_errors=True)
@@ -359,7 +345,7 @@ class Track:
         done = self.state(kind).frames_done
         parts, start = [], 0
         while start < done:
-            part = _load_npz(self.path / f"{kind}.parts" / f"{start:08d}.npz", kind)
+            part = _load_stream(self.path / f"{kind}.parts" / f"{start:08d}.npz", kind)
             parts.append(part)
             start += part.frame_count
         return parts
@@ -372,7 +358,7 @@ class Track:
                 f"{self.path} has no finished {kind} stream ({done} of {self.source.frame_count} frames); "
                 f"run `rdance extract` for it."
             )
-        stream = _load_npz(self.path / f"{kind}.npz", kind)
+        stream = _load_stream(self.path / f"{kind}.npz", kind)
         if stream.frame_count != self.source.frame_count:
             raise UserError(
                 f"{self.path / (kind + '.npz')} has {stream.frame_count} frames, the track "

@@ -1,17 +1,26 @@
 """Every weight file the pipeline uses: what it is for, where it lives, where to get it.
 
-The weights root is `--weights DIR`, else `$RDANCE_HOME`, else `~/.cache/realisdance`. Files on
-the Hugging Face hub are downloaded with `huggingface_hub` (resumable, pinned to a revision,
-honouring `HF_ENDPOINT` and `HF_HUB_OFFLINE`); licence-gated files (SMPL-X, MANO) and files off
-the hub come with exact instructions instead.
+A file is looked for in the weights folder (`--weights DIR`, else `$RDANCE_HOME`, else
+`~/.cache/realisdance`), at its registry path, and then, for files on the Hugging Face hub, in the
+Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`) at the registry's revision, so that a model a user
+already has from diffusers or transformers is used where it lies instead of being fetched again.
+
+Downloads go through huggingface_hub's public API (`hf_hub_download`, `snapshot_download`),
+pinned to the registry's revision and honouring `HF_ENDPOINT` and `HF_HUB_OFFLINE`: into the
+weights folder when the user named one, else into the Hugging Face cache, shared with those
+libraries. huggingface_hub continues a transfer that drops within a run (a `Range` request) and
+keeps the finished files of a folder or group; a killed run fetches its unfinished file again
+from the start, because huggingface_hub (2.x) writes each transfer to a file of that process
+alone (huggingface_hub issue #4196). Licence-gated files (SMPL-X, MANO) and files off the hub
+come with exact instructions instead.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from realisdance_cli import weight_files
@@ -277,10 +286,16 @@ class Status:
     problem: str | None = None  # damaged or truncated, size or checksum mismatch: one short phrase
     culprit: Path | None = None  # the file to delete before fetching it again (None: nothing to delete)
     note: str | None = None  # what the structural check could not verify
+    in_cache: bool = False  # found in the Hugging Face cache rather than in the weights folder
 
     @property
     def ok(self) -> bool:
         return self.found and self.problem is None
+
+    @property
+    def place(self) -> str:
+        """Where the entry was found (or looked for first), for people."""
+        return "Hugging Face cache" if self.in_cache else "weights folder"
 
 
 def _folder_size(path: Path) -> int:
@@ -290,10 +305,58 @@ def _folder_size(path: Path) -> int:
 def status(
     entry: WeightFile, root: Path, *, verify_hash: bool = False, structure: Structure = "quick"
 ) -> Status:
-    """Whether `entry` is present under `root` and whole: its structure (see weight_files.py; the
-    registry knows no checksums for most files, so a truncated download is caught this way) and,
-    with `verify_hash`, its checksum where one is known."""
-    path = root / entry.path
+    """Whether `entry` is present and whole: in the weights folder `root` first, else (hub files)
+    in the Hugging Face cache at the entry's revision. A whole copy wins over a damaged one; with
+    none, the damaged copy is reported (the weights folder's first), else "not found" at `root`.
+    Whole means its structure (see weight_files.py; the registry knows no checksums for most
+    files, so a truncated download is caught this way) and, with `verify_hash`, its checksum where
+    one is known."""
+    local = _inspect(entry, root / entry.path, verify_hash=verify_hash, structure=structure)
+    if local.ok or isinstance(entry.source, Manual):
+        return local
+    cached = _cache_path(entry.source)
+    if cached is None:
+        return local
+    found = _inspect(entry, cached, in_cache=True, verify_hash=verify_hash, structure=structure)
+    return found if found.ok or not local.found else local
+
+
+def _cache_path(source: HubFile | HubFolder) -> Path | None:
+    """Where the Hugging Face cache holds `source` at its revision, without a request (None: not
+    there). A folder's snapshot may be partial; the structural check judges it."""
+    from huggingface_hub import snapshot_download, try_to_load_from_cache
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if isinstance(source, HubFile):
+        cached = try_to_load_from_cache(source.repo, source.filename, revision=source.revision)
+        return Path(cached) if isinstance(cached, str) else None
+    try:
+        folder = snapshot_download(
+            source.repo, revision=source.revision, allow_patterns=list(source.patterns), local_files_only=True
+        )
+    except LocalEntryNotFoundError:  # not cached, or a snapshot known to miss files
+        return None
+    return Path(folder)
+
+
+def _inspect(
+    entry: WeightFile,
+    path: Path,
+    *,
+    in_cache: bool = False,
+    verify_hash: bool = False,
+    structure: Structure = "quick",
+) -> Status:
+    """The state of the copy of `entry` at `path`. A damaged file in the cache is named by its
+    blob, the file to delete (its snapshot entry is a link to it)."""
+    found = _inspect_copy(entry, path, verify_hash, structure)
+    if not in_cache:
+        return found
+    culprit = found.culprit.resolve() if found.culprit else None
+    return replace(found, culprit=culprit, in_cache=True)
+
+
+def _inspect_copy(entry: WeightFile, path: Path, verify_hash: bool, structure: Structure) -> Status:
     full = structure == "full"
     if isinstance(entry.source, HubFolder):
         found = all((path / rel).is_file() for rel in entry.source.required)
@@ -352,7 +415,7 @@ def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = Non
     found = status(entry, root, structure="none")
     if not found.found:
         raise UserError(
-            f"{entry.purpose} is missing: {found.path} not found; {instructions(entry, root)} "
+            f"{entry.purpose} is missing: {not_found(found)}; {instructions(entry, root)} "
             f"(licence: {entry.licence})."
         )
     return found.path
@@ -362,11 +425,20 @@ def require_all(names: Iterable[str], root: Path) -> dict[str, Path]:
     """The paths of several weight files, or one sentence naming every missing one and its fix."""
     found = {name: status(get(name), root, structure="none") for name in names}
     missing = [
-        f"{s.entry.purpose} ({s.path}: {instructions(s.entry, root)})" for s in found.values() if not s.found
+        f"{s.entry.purpose} ({not_found(s)}: {instructions(s.entry, root)})"
+        for s in found.values()
+        if not s.found
     ]
     if missing:
         raise UserError("missing weights: " + "; ".join(missing) + ".")
     return {name: s.path for name, s in found.items()}
+
+
+def not_found(missing: Status) -> str:
+    """Where a missing entry was looked for, for people."""
+    if isinstance(missing.entry.source, Manual):
+        return f"{missing.path} not found"
+    return f"{missing.path} not found, nor in the Hugging Face cache"
 
 
 class ManualDownload(UserError):
@@ -374,104 +446,118 @@ class ManualDownload(UserError):
 
 
 def _progress_bar_class(progress: ProgressFn, label: str) -> type:
-    """A tqdm class that forwards huggingface_hub's byte counts to our progress callback."""
-    from tqdm.auto import tqdm
+    """A tqdm class that forwards the bytes huggingface_hub writes to our progress callback: a
+    file's, or snapshot_download's sum over a folder's files. Its network-transfer bars (bytes
+    received, which can differ) and file-count bars are left out, so each byte counts once."""
+    from huggingface_hub.utils import tqdm
 
     class Forward(tqdm):
         def __init__(
-            self, *args: object, total: int | None = None, initial: int = 0, **kwargs: object
+            self,
+            *args: object,
+            name: str | None = None,
+            unit: str = "it",
+            total: float | None = None,
+            initial: float = 0,
+            **kwargs: object,
         ) -> None:
-            super().__init__(disable=True)
-            self.done, self.expected = initial, total
-            progress(label, self.done, self.expected)
+            super().__init__(total=total, initial=initial, disable=True)
+            self.counts_bytes = unit == "B" and not (name or "").endswith(".transfer")
+            self._report()
 
         def update(self, n: float | None = 1) -> bool | None:
-            self.done += int(n or 0)
-            progress(label, self.done, self.expected)
+            self.n += n or 0
+            self._report()
             return None
+
+        def _report(self) -> None:
+            if self.counts_bytes:
+                progress(label, int(self.n), int(self.total) if self.total else None)
 
     return Forward
 
 
-def _fetch(repo: str, filename: str, revision: str, target: Path, progress: ProgressFn, label: str) -> None:
-    """Download one hub file to `target`, continuing a `.part` file left by an interrupted run."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.file_download import http_get
-    from huggingface_hub.utils import build_hf_headers
-
-    meta = get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision))
-    tag = (meta.etag or meta.commit_hash or "unknown").strip('"')[:16]
-    part = target.with_name(f".{target.name}.{tag}.part")
-    for stale in target.parent.glob(f".{target.name}.*.part"):
-        if stale != part:
-            stale.unlink()  # a partial download of another version of the file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with part.open("ab") as handle:
-        http_get(
-            meta.location,
-            handle,
-            resume_size=handle.tell(),
-            headers=build_hf_headers(),
-            expected_size=meta.size,
-            tqdm_class=_progress_bar_class(progress, label),
-        )
-    if meta.size is not None and part.stat().st_size != meta.size:
-        raise OSError(f"got {part.stat().st_size} of {meta.size} bytes")
-    os.replace(part, target)
+def _chosen(root: Path) -> bool:
+    """Whether the user named the weights folder (`--weights`, `$RDANCE_HOME`): downloads then go
+    there; otherwise into the Hugging Face cache, where diffusers and transformers find them too."""
+    return bool(os.environ.get("RDANCE_HOME")) or root != DEFAULT_ROOT.expanduser()
 
 
-def _folder_files(source: HubFolder) -> tuple[str, list[str]]:
-    """The commit `source.revision` points at, and the repository files matching its patterns."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
-    from huggingface_hub.utils import filter_repo_objects
+def _local_dir(entry: WeightFile, source: HubFile | HubFolder, root: Path) -> Path:
+    """The folder that mirrors the repository's layout so that `entry` lands at its registry path."""
+    if isinstance(source, HubFolder):
+        return root / entry.path
+    depth = len(PurePosixPath(source.filename).parts)
+    return root.joinpath(*PurePosixPath(entry.path).parts[:-depth])
 
-    api = HfApi()
-    commit = api.model_info(source.repo, revision=source.revision).sha or source.revision
-    names = [
-        f.path
-        for f in api.list_repo_tree(source.repo, revision=commit, recursive=True)
-        if isinstance(f, RepoFile)
-    ]
-    return commit, sorted(filter_repo_objects(names, allow_patterns=list(source.patterns)))
+
+def _transfer_error(err: Exception) -> bool:
+    """A failure of the network or the disk, which another run can get past (httpx's transport
+    errors have no common base with OSError)."""
+    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore"}
+
+
+def _reason(err: BaseException) -> str:
+    """The error in one line; for huggingface_hub's "not found locally either", its cause."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if isinstance(err, LocalEntryNotFoundError) and err.__cause__ is not None:
+        err = err.__cause__
+    return " ".join(str(err).split()).rstrip(".") or type(err).__name__
 
 
 def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) -> Path:
-    """Fetch `entry` into `root`, resuming an interrupted download; returns its path."""
+    """Fetch `entry` at its pinned revision into the weights folder `root` when the user chose it,
+    else into the Hugging Face cache; returns its path. A damaged copy at the destination is
+    fetched again."""
     source = entry.source
     if isinstance(source, Manual):
         raise ManualDownload(f"{entry.name} must be fetched by hand: {instructions(entry, root)}.")
-    from huggingface_hub import constants
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub import constants, hf_hub_download, snapshot_download
 
-    target = root / entry.path
+    into_cache = not _chosen(root)
     if constants.HF_HUB_OFFLINE:
+        what = "folder" if entry.is_folder else "file"
         raise UserError(
-            f"{entry.name} is not in {target} and downloads are off (HF_HUB_OFFLINE is set); "
-            "unset it and run the command again, or copy the file there."
+            f"{entry.name} is neither in {root / entry.path} nor in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}) and downloads are off (HF_HUB_OFFLINE is set); unset it and "
+            f"run the command again, or copy the {what} to {root / entry.path}."
         )
+    present = _cache_path(source) if into_cache else root / entry.path
+    damaged = present is not None and _inspect(entry, present, in_cache=into_cache).problem is not None
+    local_dir = None if into_cache else _local_dir(entry, source, root)
+    bar = _progress_bar_class(progress, entry.name)
     try:
         if isinstance(source, HubFile):
-            _fetch(source.repo, source.filename, source.revision, target, progress, entry.name)
+            fetched = hf_hub_download(
+                source.repo,
+                source.filename,
+                revision=source.revision,
+                local_dir=local_dir,
+                force_download=damaged,
+                tqdm_class=bar,
+            )
         else:
-            commit, names = _folder_files(source)
-            for name in names:
-                _fetch(source.repo, name, commit, target / name, progress, f"{entry.name}/{name}")
-    except HfHubHTTPError as err:
-        raise UserError(
-            f"downloading {entry.name} from {entry.where()} failed ({err}); run the command again to resume."
-        ) from None
-    except (OSError, ConnectionError, TimeoutError) as err:
-        raise UserError(
-            f"downloading {entry.name} failed ({err}); run the command again to resume."
-        ) from None
-    except Exception as err:  # httpx transport errors have no common base with OSError
-        if type(err).__module__.split(".")[0] not in {"httpx", "httpx2", "httpcore"}:
+            fetched = snapshot_download(
+                source.repo,
+                revision=source.revision,
+                allow_patterns=list(source.patterns),
+                local_dir=local_dir,
+                force_download=damaged,
+                tqdm_class=bar,
+            )
+    except Exception as err:
+        if not _transfer_error(err):
             raise
         raise UserError(
-            f"downloading {entry.name} from {entry.where()} failed ({err}); run the command again to resume."
+            f"downloading {entry.name} from {entry.where()} failed ({_reason(err)}); "
+            "run the command again to resume."
         ) from None
-    result = status(entry, root, verify_hash=True)
+    path = Path(fetched) if into_cache else root / entry.path
+    result = _inspect(entry, path, in_cache=into_cache, verify_hash=True)
+    if not result.found:
+        missing = ", ".join(source.required) if isinstance(source, HubFolder) else source.filename
+        raise UserError(f"{entry.where()} was downloaded to {path} but lacks {missing}.")
     if result.problem:
-        raise UserError(f"{target} was downloaded but is wrong: {result.problem}; {refetch(result, root)}.")
-    return target
+        raise UserError(f"{path} was downloaded but is wrong: {result.problem}; {refetch(result, root)}.")
+    return path

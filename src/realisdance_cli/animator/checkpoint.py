@@ -3,8 +3,9 @@
 The original file is `torch.save({"state_dict": ..., "global_step": ...})` of the DDP-wrapped
 network (keys may carry `module.`). It is read with `weights_only=True` and memory-mapped, renamed
 to our module names, and loaded strictly: every key must be used and every parameter filled.
-`convert` writes the renamed tensors to one `.safetensors` file whose metadata carries the network
-config, so the converted form needs neither pickle nor the base model's UNet config.
+`save_network` writes the renamed tensors to one `.safetensors` file whose metadata carries the
+network config (what training saves; it needs neither pickle nor the base model's UNet config), and
+`convert_to_pipeline` writes the whole release as a diffusers pipeline folder.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from safetensors.torch import save_file
 from realisdance_cli.animator.motion import check_position_tables, to_diffusers_key
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import AtomicFile
+from realisdance_cli.files import AtomicFile, atomic_folder
 from realisdance_cli.state_dicts import load_exactly, read_weights
 
 FORMAT = "realisdance-cli/1"
@@ -48,7 +49,7 @@ def read_original(path: Path) -> dict[str, torch.Tensor]:
 
 def _build(unet_config: dict[str, Any], token_width: int) -> RealisDanceNet:
     with torch.device("meta"):
-        return RealisDanceNet(unet_config, token_width)
+        return RealisDanceNet.build(unet_config, token_width)
 
 
 def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) -> RealisDanceNet:
@@ -88,7 +89,15 @@ def save_network(
     return len(state)
 
 
-def convert(source: Path, target: Path, unet_config: dict[str, Any], token_width: int) -> int:
-    """Writes the converted form of an original checkpoint; returns the number of tensors."""
-    net = load_network(source, unet_config, token_width)
-    return save_network(net.state_dict(), target, unet_config, token_width)
+def convert_to_pipeline(
+    source: Path, base: Path, dinov2: Path, target: Path, variant: str | None = None
+) -> Path:
+    """Writes the authors' release as one diffusers pipeline folder (`model_index.json` and a
+    subfolder per part), atomically; `variant="fp16"` stores half-precision weights."""
+    from realisdance_cli.animator.pipeline import RealisDancePipeline
+
+    dtype = torch.float16 if variant == "fp16" else None
+    pipeline = RealisDancePipeline.from_original(source, base, dinov2, torch_dtype=dtype)
+    with atomic_folder(target) as partial:
+        pipeline.save_pretrained(partial, variant=variant)
+    return target

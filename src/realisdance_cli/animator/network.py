@@ -1,20 +1,25 @@
-"""The whole RealisDance network: reference UNet, pose guider, 3-D UNet with motion modules, clip projector.
+"""The RealisDance network's parts as diffusers models, and the whole network for training.
 
-Built from the base model's UNet config on diffusers parts: `UNet2DConditionModel` for the
-reference, `UNetMotionModel` (AnimateDiff modules in every down/up block, none in the middle) for
-the main UNet. The pose guider's five feature maps are added after `conv_in` and after each down
-block, exactly where the original's in-place `+=` lands: on the sample handed to the next block
-and on that block's last skip connection, which is the same tensor.
+`ClipProjector` and `PoseGuider` (pose_guider.py) are `ModelMixin`/`ConfigMixin` models;
+`RealisDanceUNet` is diffusers' `UNetMotionModel` (AnimateDiff modules in every down/up block,
+none in the middle) with the original's norms, the pose guider's five feature maps added after
+`conv_in` and after each down block, exactly where the original's in-place `+=` lands (on the
+sample handed to the next block and on that block's last skip connection, the same tensor), and
+reference attention read from the reference UNet, a plain `UNet2DConditionModel`.
+`RealisDanceNet` holds the four parts under the original checkpoint's names.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import torch
-from diffusers import UNet2DConditionModel, UNetMotionModel
+from diffusers import ConfigMixin, ModelMixin, UNet2DConditionModel, UNetMotionModel
+from diffusers.configuration_utils import register_to_config
 from diffusers.models.attention import FeedForward
 from torch import nn
 
@@ -25,9 +30,10 @@ from realisdance_cli.animator.pose_guider import PoseGuider
 MOTION_HEADS = 8
 
 
-class ClipProjector(nn.Module):
+class ClipProjector(ModelMixin, ConfigMixin):
     """DINOv2 tokens -> cross-attention width: a residual GEGLU feed-forward, LayerNorm, output projection."""
 
+    @register_to_config
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.identity = nn.Linear(in_features, out_features)
@@ -53,7 +59,7 @@ def motion_unet_config(unet_config: dict[str, Any]) -> dict[str, Any]:
     config["num_attention_heads"] = config.get("num_attention_heads") or config["attention_head_dim"]
     config.update(use_motion_mid_block=False, motion_num_attention_heads=MOTION_HEADS)
     config["motion_max_seq_length"] = MAX_FRAMES
-    accepted = set(UNetMotionModel.extract_init_dict(config)[0])
+    accepted = inspect.signature(UNetMotionModel.__init__).parameters
     return {k: v for k, v in config.items() if k in accepted}
 
 
@@ -84,19 +90,78 @@ def _features_added(unet: UNetMotionModel, features: Sequence[torch.Tensor]) -> 
             handle.remove()
 
 
-class RealisDanceNet(nn.Module):
-    """The trained network. Parameter names are the original checkpoint's (motion modules renamed)."""
+class RealisDanceUNet(UNetMotionModel):
+    """The denoising 3-D UNet: `UNetMotionModel`'s config and weights, the original's norms, pose
+    features and reference attention as keyword arguments of `forward`."""
 
-    def __init__(self, unet_config: dict[str, Any], token_width: int) -> None:
+    @functools.wraps(UNetMotionModel.__init__)  # type: ignore[misc]  # its config signature, for from_config
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clip_norms = norms.match_original(self)
+        self.reference_bank = reference.ReferenceBank()
+        reference.read_into(self, self.reference_bank)
+
+    @classmethod
+    def from_sd_config(cls, unet_config: dict[str, Any]) -> RealisDanceUNet:
+        """The (randomly initialised) UNet for an SD UNet config."""
+        return cls.from_config(motion_unet_config(unet_config))
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        pose_features: Sequence[torch.Tensor] = (),
+        reference_rows: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """(B, 4, F, h, w) latents; `encoder_hidden_states` one row per sample and frame.
+
+        `pose_features`: the pose guider's maps (none: no pose); `reference_rows` (B*F,) says which
+        recorded reference each frame reads (-1: none); None runs without reference attention.
+        """
+        for norm in self.clip_norms:
+            norm.frames = sample.shape[2]
+        self.reference_bank.rows = reference_rows
+        try:
+            if not pose_features:
+                return super().forward(sample, timestep, encoder_hidden_states, **kwargs)
+            with _features_added(self, pose_features):
+                return super().forward(sample, timestep, encoder_hidden_states, **kwargs)
+        finally:
+            self.reference_bank.rows = None
+
+
+class RealisDanceNet(nn.Module):
+    """The four trained parts as one module, under the original checkpoint's names: what training
+    optimises and checkpoints hold, and the original's network call (`forward`)."""
+
+    def __init__(
+        self,
+        unet_ref: UNet2DConditionModel,
+        unet_main: RealisDanceUNet,
+        pose_guider: PoseGuider,
+        clip_projector: ClipProjector,
+    ) -> None:
         super().__init__()
-        self.unet_ref = UNet2DConditionModel.from_config(unet_config)
-        self.unet_main = UNetMotionModel.from_config(motion_unet_config(unet_config))
-        norms.match_original(self.unet_main)
-        channels = self.unet_main.config.block_out_channels
-        self.pose_guider = PoseGuider(out_channels=(channels[0], *channels), motion_heads=MOTION_HEADS)
-        self.clip_projector = ClipProjector(token_width, self.unet_main.config.cross_attention_dim)
-        self.bank = reference.ReferenceBank()
-        reference.connect(self.unet_ref, self.unet_main, self.bank)
+        self.unet_ref, self.unet_main = unet_ref, unet_main
+        self.pose_guider, self.clip_projector = pose_guider, clip_projector
+        reference.connect(unet_ref, unet_main, unet_main.reference_bank)
+
+    @classmethod
+    def build(cls, unet_config: dict[str, Any], token_width: int) -> RealisDanceNet:
+        """A randomly initialised network for an SD UNet config and a DINOv2 token width."""
+        unet_ref = UNet2DConditionModel.from_config(unet_config)
+        unet_main = RealisDanceUNet.from_sd_config(unet_config)
+        channels = unet_main.config.block_out_channels
+        pose_guider = PoseGuider(out_channels=(channels[0], *channels), motion_heads=MOTION_HEADS)
+        return cls(
+            unet_ref, unet_main, pose_guider, ClipProjector(token_width, unet_main.config.cross_attention_dim)
+        )
+
+    @property
+    def bank(self) -> reference.ReferenceBank:
+        return self.unet_main.reference_bank
 
     @property
     def dtype(self) -> torch.dtype:
@@ -126,14 +191,13 @@ class RealisDanceNet(nn.Module):
         runs without reference attention.
         """
         frames = sample.shape[2]
-        self.bank.rows = reference_rows
-        try:
-            with _features_added(self.unet_main, pose_features):
-                return self.unet_main(
-                    sample, timestep, encoder_hidden_states=tokens.repeat_interleave(frames, dim=0)
-                ).sample
-        finally:
-            self.bank.rows = None
+        return self.unet_main(
+            sample,
+            timestep,
+            tokens.repeat_interleave(frames, dim=0),
+            pose_features=pose_features,
+            reference_rows=reference_rows,
+        ).sample
 
     def forward(
         self,

@@ -53,8 +53,9 @@ def frame_norm_motion_modules(model: nn.Module) -> None:
             module.norm = _swapped(module.norm, FrameGroupNorm, MOTION_NORM_GROUPS)
 
 
-def match_original(unet: Any) -> None:
-    """Gives a diffusers `UNetMotionModel` the original's norms (see the module docstring)."""
+def match_original(unet: Any) -> list[ClipGroupNorm]:
+    """Gives a diffusers `UNetMotionModel` the original's norms (see the module docstring); returns
+    the clip norms, whose `frames` the caller sets before each forward."""
     frame_norm_motion_modules(unet)
     clip_norms: list[ClipGroupNorm] = []
     for module in unet.modules():
@@ -64,10 +65,4 @@ def match_original(unet: Any) -> None:
             clip_norms += [module.norm1, module.norm2]
     unet.conv_norm_out = _swapped(unet.conv_norm_out, ClipGroupNorm)
     clip_norms.append(unet.conv_norm_out)
-
-    def set_frames(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        frames = (args[0] if args else kwargs["sample"]).shape[2]
-        for norm in clip_norms:
-            norm.frames = frames
-
-    unet.register_forward_pre_hook(set_frames, with_kwargs=True)
+    return clip_norms

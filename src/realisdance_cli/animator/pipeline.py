@@ -15,16 +15,39 @@ features of the fixed sliding windows are kept between steps, and both guidance 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Literal
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+from diffusers.utils import BaseOutput
 
 from realisdance_cli.animator import windows as windowing
-from realisdance_cli.animator.network import RealisDanceNet
-from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.animator.motion import MAX_FRAMES
+from realisdance_cli.animator.network import ClipProjector, RealisDanceNet, RealisDanceUNet
+from realisdance_cli.animator.pose_guider import PoseGuider
+from realisdance_cli.animator.processing import (
+    MIN_SIDE,
+    as_pil,
+    clip_input,
+    picture_array,
+    reference_tensor,
+    video_arrays,
+    video_tensor,
+)
+from realisdance_cli.conditions import POSE_NAMES as CONDITIONS
+from realisdance_cli.errors import UserError
+from realisdance_cli.progress import ProgressFn
+
+if TYPE_CHECKING:
+    from realisdance_cli.animator.processing import PictureInput, VideoInput
+
+StepCallback = Callable[["RealisDancePipeline", int, torch.Tensor, dict[str, torch.Tensor]], dict[str, Any]]
 
 SCHEDULER_OVERRIDES = {
     "rescale_betas_zero_snr": True,
@@ -33,6 +56,9 @@ SCHEDULER_OVERRIDES = {
     "clip_sample": False,
 }
 POSE_CACHE_FRAMES = 256  # beyond this, pose features are recomputed instead of kept (memory)
+
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+DEFAULT_SIZE = (768, 576)  # (height, width), the original's
 
 
 @dataclass(frozen=True)
@@ -48,6 +74,24 @@ class SamplingOptions:
     decode_chunk: int = 8
     faithful: bool = False
 
+    def call_kwargs(self) -> dict[str, Any]:
+        """These options as `RealisDancePipeline.__call__` names them."""
+        return {CALL_NAMES[name]: value for name, value in asdict(self).items()}
+
+
+CALL_NAMES = {
+    "steps": "num_inference_steps",
+    "guidance": "guidance_scale",
+    "uncond": "unconditional",
+    "context": "context_frames",
+    "overlap": "context_overlap",
+    "stride": "context_stride",
+    "schedule": "context_schedule",
+    "context_batch": "context_batch_size",
+    "decode_chunk": "decode_chunk_size",
+    "faithful": "faithful",
+}
+
 
 @dataclass
 class PoseVideos:
@@ -57,9 +101,12 @@ class PoseVideos:
     hamer: torch.Tensor
     smpl: torch.Tensor
 
-    def window(self, frames: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def window(
+        self, frames: Sequence[int], device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frames of one window, on the device (the whole videos stay where they are)."""
         index = list(frames)
-        return self.dwpose[:, :, index], self.hamer[:, :, index], self.smpl[:, :, index]
+        return tuple(v[:, :, index].to(device, dtype) for v in (self.dwpose, self.hamer, self.smpl))  # type: ignore[return-value]
 
 
 def zero_snr_ddim(config: dict) -> DDIMScheduler:
@@ -77,51 +124,227 @@ def restore_colour(video: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return (video / 2 + 0.5).clamp(0, 1)
 
 
+def _frame_size(
+    pose_videos: PoseVideos | Mapping[str, Any], height: int | None, width: int | None
+) -> tuple[int, int]:
+    """The asked size, else the pose tensors' size, else the original's 768x576."""
+    if height is not None and width is not None:
+        return height, width
+    first = pose_videos.dwpose if isinstance(pose_videos, PoseVideos) else pose_videos.get("dwpose")
+    size = tuple(first.shape[-2:]) if isinstance(first, torch.Tensor) and first.ndim >= 4 else DEFAULT_SIZE
+    return height or int(size[0]), width or int(size[1])
+
+
+def _postprocess(video: torch.Tensor, output_type: str) -> Any:
+    """(F, 3, H, W) in [0, 1] on the CPU -> the batch of one video `output_type` names."""
+    if output_type == "pt":
+        return video[None]
+    if output_type == "pil":
+        return [as_pil(video)]
+    return video.permute(0, 2, 3, 1)[None].numpy()
+
+
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
+@dataclass
+class RealisDancePipelineOutput(BaseOutput):
+    """`frames`: (1, F, H, W, 3) numpy in [0, 1], (1, F, 3, H, W) tensor in [0, 1], [[PIL images]],
+    or the final latents (1, 4, F, H/8, W/8), by `output_type`."""
+
+    frames: Any
+
+
 class RealisDancePipeline(DiffusionPipeline):
-    """Reference picture + pose videos -> video, with the RealisDance network."""
+    """Reference picture + pose videos -> video, with the RealisDance network.
+
+    Load with `from_pretrained(folder_or_hub_id)` (a folder `save_pretrained` or
+    `rdance weights convert` wrote) or `from_original(checkpoint, base_model, dinov2)` (the
+    authors' release). The reference UNet and DINOv2 run once per video, so with
+    `enable_model_cpu_offload()` they leave the GPU before denoising starts.
+    """
+
+    model_cpu_offload_seq = "image_encoder->projector->reference_unet->pose_guider->unet->vae"
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
 
     def __init__(
         self,
         vae: AutoencoderKL,
-        image_encoder: torch.nn.Module,
-        network: RealisDanceNet,
+        image_encoder: Any,
+        reference_unet: UNet2DConditionModel,
+        unet: RealisDanceUNet,
+        pose_guider: PoseGuider,
+        projector: ClipProjector,
         scheduler: DDIMScheduler,
     ) -> None:
         super().__init__()
-        self.register_modules(vae=vae, image_encoder=image_encoder, network=network, scheduler=scheduler)
+        self.register_modules(
+            vae=vae,
+            image_encoder=image_encoder,
+            reference_unet=reference_unet,
+            unet=unet,
+            pose_guider=pose_guider,
+            projector=projector,
+            scheduler=scheduler,
+        )
+        self.network = RealisDanceNet(reference_unet, unet, pose_guider, projector)
+
+    @classmethod
+    def from_network(
+        cls, network: RealisDanceNet, vae: AutoencoderKL, image_encoder: Any, scheduler: DDIMScheduler
+    ) -> RealisDancePipeline:
+        """A pipeline around a network being trained (its parts are shared, not copied)."""
+        return cls(
+            vae, image_encoder, network.unet_ref, network.unet_main, network.pose_guider,
+            network.clip_projector, scheduler,
+        )  # fmt: skip
+
+    @classmethod
+    def from_original(
+        cls,
+        checkpoint: str | os.PathLike[str],
+        base_model: str | os.PathLike[str],
+        dinov2: str | os.PathLike[str],
+        torch_dtype: torch.dtype | None = None,
+    ) -> RealisDancePipeline:
+        """The authors' release: their stage-2 `.ckpt` (or our converted `.safetensors`), the SD-1.5
+        base folder (its VAE and scheduler; its UNet config) and the DINOv2 folder."""
+        from transformers import Dinov2Model
+
+        from realisdance_cli.animator.checkpoint import load_network
+
+        base = Path(base_model)
+        encoder = Dinov2Model.from_pretrained(dinov2, torch_dtype=torch_dtype)
+        unet_config = json.loads((base / "unet" / "config.json").read_text())
+        network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
+        vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch_dtype)
+        scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
+        if torch_dtype is not None:
+            network.to(torch_dtype)
+        return cls.from_network(network, vae, encoder, scheduler)
 
     def to_channels_last(self) -> RealisDancePipeline:
         """Convolution weights in NHWC, the layout cuDNN's fp16/bf16 kernels and oneDNN's CPU
         kernels run fastest in; the results are the same up to rounding (the golden pipeline case
         passes either way)."""
-        for model in (self.network, self.vae):
+        for model in (self.reference_unet, self.unet, self.pose_guider, self.projector, self.vae):
             model.to(memory_format=torch.channels_last)
         return self
 
-    # -- conditions ----------------------------------------------------------------------------
+    def enable_vae_slicing(self) -> None:
+        """Decode one frame at a time (least memory)."""
+        self.vae.enable_slicing()
 
-    def _tokens(self, ref_clip: torch.Tensor, uncond: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def disable_vae_slicing(self) -> None:
+        self.vae.disable_slicing()
+
+    def enable_vae_tiling(self) -> None:
+        """Encode and decode in overlapping tiles (large frames in little memory)."""
+        self.vae.enable_tiling()
+
+    def disable_vae_tiling(self) -> None:
+        self.vae.disable_tiling()
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def check_inputs(
+        self,
+        height: int,
+        width: int,
+        num_inference_steps: int,
+        guidance_scale: float,
+        output_type: str,
+        options: SamplingOptions,
+        callback_on_step_end_tensor_inputs: Sequence[str],
+    ) -> None:
+        """Every setting that needs no picture, checked before any work: one clear error."""
+        multiple = self.vae_scale_factor
+        if height % multiple or width % multiple or min(height, width) < MIN_SIDE:
+            raise UserError(
+                f"height and width must be multiples of {multiple} and at least {MIN_SIDE}, "
+                f"got {height}x{width}."
+            )
+        if num_inference_steps < 1:
+            raise UserError(f"num_inference_steps must be 1 or more, got {num_inference_steps}.")
+        if not math.isfinite(guidance_scale) or guidance_scale < 0:
+            raise UserError(f"guidance_scale must be a number of 0 or more, got {guidance_scale}.")
+        if output_type not in OUTPUT_TYPES:
+            raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+        if not 1 <= options.context <= MAX_FRAMES or not 0 <= options.overlap < options.context:
+            raise UserError(
+                f"context_frames must be 1 to {MAX_FRAMES} and context_overlap 0 to context_frames-1, "
+                f"got {options.context} and {options.overlap}."
+            )
+        if options.schedule not in ("sliding", "uniform") or options.uncond not in ("fake", "real"):
+            raise UserError("context_schedule must be sliding or uniform, and unconditional fake or real.")
+        if options.stride < 1 or options.context_batch < 1 or options.decode_chunk < 1:
+            raise UserError("context_stride, context_batch_size and decode_chunk_size must be 1 or more.")
+        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
+        if unknown:
+            raise UserError(
+                f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs} only."
+            )
+
+    def prepare_poses(
+        self, pose_videos: PoseVideos | Mapping[str, VideoInput], size: tuple[int, int]
+    ) -> PoseVideos:
+        """The three conditions (1, 3, F, H, W) in [0, 1] on the CPU; they move to the device per window."""
+        if isinstance(pose_videos, PoseVideos):
+            videos = pose_videos
+        else:
+            missing = [name for name in CONDITIONS if name not in pose_videos]
+            if missing:
+                raise UserError(f"pose_videos needs {', '.join(CONDITIONS)}; missing {', '.join(missing)}.")
+            videos = PoseVideos(*(video_tensor(video_arrays(pose_videos[n], size)) for n in CONDITIONS))
+        shapes = {name: tuple(getattr(videos, name).shape) for name in CONDITIONS}
+        frames = {shape[2] for shape in shapes.values()}
+        if len(set(shapes.values())) > 1 or not all(len(s) == 5 and s[1] == 3 for s in shapes.values()):
+            listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
+            raise UserError(f"the pose videos must have the same frame count and size, got {listed}.")
+        if frames == {0}:
+            raise UserError("the pose videos have no frames to animate.")
+        if tuple(videos.dwpose.shape[3:]) != size:
+            raise UserError(
+                f"the pose videos are {videos.dwpose.shape[3]}x{videos.dwpose.shape[4]}, "
+                f"not {size[0]}x{size[1]} (height x width)."
+            )
+        return videos
+
+    def encode_image(self, clip: torch.Tensor, uncond: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw DINOv2 tokens of the reference and of the unconditional branch."""
-        tokens = self.image_encoder(ref_clip).last_hidden_state
+        clip = clip.to(self._execution_device, self.image_encoder.dtype)
+        tokens = self.image_encoder(clip).last_hidden_state
         if uncond == "real":
-            return tokens, self.image_encoder(torch.zeros_like(ref_clip)).last_hidden_state
+            return tokens, self.image_encoder(torch.zeros_like(clip)).last_hidden_state
         return tokens, torch.zeros_like(tokens)
 
-    def _reference_latents(self, ref_image: torch.Tensor) -> torch.Tensor:
-        posterior = self.vae.encode(ref_image.to(self.vae.dtype)).latent_dist
-        return posterior.mode() * self.vae.config.scaling_factor
+    def encode_reference(self, reference: torch.Tensor) -> torch.Tensor:
+        """The reference picture's VAE latents (mode of the posterior, scaled)."""
+        reference = reference.to(self._execution_device, self.vae.dtype)
+        return self.vae.encode(reference).latent_dist.mode() * self.vae.config.scaling_factor
+
+    def prepare_latents(
+        self, shape: tuple[int, ...], generator: torch.Generator | None, latents: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Initial noise in float32 (drawn on the CPU: the same seed gives the same video anywhere)."""
+        if latents is None:
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+        elif tuple(latents.shape) != shape:
+            raise UserError(f"latents must be {shape}, got {tuple(latents.shape)}.")
+        return latents.to(self._execution_device, torch.float32) * self.scheduler.init_noise_sigma
 
     # -- one denoising step --------------------------------------------------------------------
 
     def _faithful_predictions(
         self, x: torch.Tensor, t: torch.Tensor, window: Sequence[int], c: _Conditions
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        poses = c.poses.window(window)
+        poses = c.poses.window(window, x.device, x.dtype)
         cond = self.network(x, c.ref_latents, *poses, t, c.tokens)
         if c.uncond_tokens is None:
             return cond, None
@@ -181,9 +404,7 @@ class RealisDancePipeline(DiffusionPipeline):
         uncond_mean = uncond_sum / scale
         return uncond_mean + o.guidance * (cond_sum / scale - uncond_mean)
 
-    # -- decoding ------------------------------------------------------------------------------
-
-    def decode(self, latents: torch.Tensor, chunk: int, progress: ProgressFn = no_progress) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, chunk: int, progress: ProgressFn) -> torch.Tensor:
         """(1, 4, F, h, w) latents -> (F, 3, H, W) on the CPU, decoding `chunk` frames at a time."""
         frames = latents[0].transpose(0, 1) / self.vae.config.scaling_factor
         report = _counter(progress, "decoding", len(frames))
@@ -198,36 +419,82 @@ class RealisDancePipeline(DiffusionPipeline):
     @torch.no_grad()
     def __call__(
         self,
-        ref_image: torch.Tensor,
-        ref_clip: torch.Tensor,
-        poses: PoseVideos,
-        latents: torch.Tensor | None = None,
+        image: PictureInput,
+        pose_videos: PoseVideos | Mapping[str, VideoInput],
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 50,
+        guidance_scale: float = 2.0,
         generator: torch.Generator | None = None,
-        options: SamplingOptions = SamplingOptions(),
-        progress: ProgressFn = no_progress,
-    ) -> torch.Tensor:
-        """The video (F, 3, H, W) in [0, 1] on the CPU.
+        latents: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        unconditional: Literal["fake", "real"] = "fake",
+        context_frames: int = 16,
+        context_overlap: int = 4,
+        context_stride: int = 1,
+        context_schedule: Literal["sliding", "uniform"] = "sliding",
+        context_batch_size: int = 1,
+        decode_chunk_size: int = 8,
+        faithful: bool = False,
+        clip_image: torch.Tensor | None = None,
+        progress: ProgressFn | None = None,
+    ) -> RealisDancePipelineOutput | tuple:
+        """Animate `image` with `pose_videos` ({"dwpose", "hamer", "smpl"}: each frames, an array,
+        a tensor (F, 3, H, W) in [0, 1] or a video file; or a `PoseVideos`).
 
-        `ref_image` (1, 3, H, W) in [-1, 1]; `ref_clip` (1, 3, h, w) DINOv2-normalised; `latents`
-        (1, 4, F, H/8, W/8) replaces the initial noise.
+        Pictures are scaled to cover height x width (default: the pose tensors' size, else
+        768x576) and centre-cropped; tensors are taken as they are. Temporal windows of
+        `context_frames` frames overlap by `context_overlap`; `unconditional` picks the guidance
+        branch (zeroed DINOv2 tokens, the original's, or the tokens of a black picture);
+        `faithful` repeats the original's compute pattern (slower, same video). `clip_image`
+        replaces DINOv2's input (1, 3, h, w), normalised; `progress(task, done, total)` replaces
+        the progress bar.
         """
-        device = self._execution_device
-        frames, height, width = poses.dwpose.shape[2:]
-        scale = self.vae_scale_factor
-        if latents is None:
-            shape = (1, self.network.unet_main.config.in_channels, frames, height // scale, width // scale)
-            latents = torch.randn(shape, generator=generator, dtype=torch.float32).to(device)
-        latents = latents.to(device, torch.float32) * self.scheduler.init_noise_sigma
+        options = SamplingOptions(
+            steps=num_inference_steps,
+            guidance=guidance_scale,
+            uncond=unconditional,
+            context=context_frames,
+            overlap=context_overlap,
+            stride=context_stride,
+            schedule=context_schedule,
+            context_batch=context_batch_size,
+            decode_chunk=decode_chunk_size,
+            faithful=faithful,
+        )
+        height, width = _frame_size(pose_videos, height, width)
+        self.check_inputs(
+            height, width, num_inference_steps, guidance_scale, output_type, options,
+            callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        picture = picture_array(image, (height, width))
+        reference = reference_tensor(picture)
+        clip = clip_image if clip_image is not None else clip_input(picture)[None]
+        poses = self.prepare_poses(pose_videos, (height, width))
+        frames = poses.dwpose.shape[2]
+        progress = progress or self._progress_bar(num_inference_steps)
 
+        tokens, uncond_tokens = self.encode_image(clip, options.uncond)
+        shape = (
+            1,
+            self.unet.config.in_channels,
+            frames,
+            height // self.vae_scale_factor,
+            width // self.vae_scale_factor,
+        )
+        latents = self.prepare_latents(shape, generator, latents)
         dtype = self.network.dtype
-        tokens, uncond_tokens = self._tokens(ref_clip.to(device, self.image_encoder.dtype), options.uncond)
-        self.scheduler.set_timesteps(options.steps, device=device)
+        self.scheduler.set_timesteps(options.steps, device=self._execution_device)
         schedule = windowing.schedule(options.schedule, options.context, options.overlap, options.stride)
         plan = [schedule(i, frames) for i in range(options.steps)]
         c = _Conditions(
             network=self.network,
-            poses=PoseVideos(*(v.to(device, dtype) for v in (poses.dwpose, poses.hamer, poses.smpl))),
-            ref_latents=self._reference_latents(ref_image.to(device)).to(dtype),
+            device=self._execution_device,
+            poses=poses,
+            ref_latents=self.encode_reference(reference).to(dtype),
             tokens=tokens.to(dtype),
             uncond_tokens=uncond_tokens.to(dtype) if options.guidance > 1 else None,
             cache_poses=options.schedule == "sliding"
@@ -238,18 +505,37 @@ class RealisDancePipeline(DiffusionPipeline):
         try:
             if not options.faithful:  # at t=0 the reference pass never changes: record it once
                 self.network.encode_reference(c.ref_latents, c.projected)
+                c.prepare(plan[0])
             for i, t in enumerate(self.scheduler.timesteps):
                 prediction = self._guided_prediction(latents, t, plan[i], c, options)
                 latents = self.scheduler.step(prediction, t, latents).prev_sample
+                if callback_on_step_end is not None:
+                    named = {name: locals()[name] for name in callback_on_step_end_tensor_inputs}
+                    latents = callback_on_step_end(self, i, t, named).get("latents", latents)
         finally:
             self.network.bank.clear()
+            c.release()
 
-        video = self.decode(latents, frames if options.faithful else options.decode_chunk, progress)
-        return restore_colour(video, ref_image[0].float().cpu())
+        if output_type == "latent":
+            video: Any = latents
+        else:
+            decoded = self.decode(latents, frames if options.faithful else options.decode_chunk, progress)
+            video = _postprocess(restore_colour(decoded, reference[0]), output_type)
+        self.maybe_free_model_hooks()
+        return RealisDancePipelineOutput(frames=video) if return_dict else (video,)
 
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+    def _progress_bar(self, steps: int) -> ProgressFn:
+        """diffusers' progress bar over the denoising, in steps."""
+        bar = self.progress_bar(total=steps)
+
+        def report(task: str, done: int, total: int | None) -> None:
+            if task == "denoising" and total:
+                bar.n = done * steps // total
+                bar.refresh()
+                if done == total:
+                    bar.close()
+
+        return report
 
 
 def _counter(progress: ProgressFn, task: str, total: int) -> Callable[[int], None]:
@@ -269,6 +555,7 @@ class _Conditions:
     """What stays fixed during sampling."""
 
     network: RealisDanceNet
+    device: torch.device  # where the networks run (with model offload, not where they rest)
     poses: PoseVideos
     ref_latents: torch.Tensor
     tokens: torch.Tensor  # raw DINOv2 tokens (the faithful path projects them on every call)
@@ -286,7 +573,19 @@ class _Conditions:
         key = tuple(window)
         if key in self._features:
             return self._features[key]
-        features = self.network.pose_guider(*self.poses.window(window))
+        net = self.network
+        features = net.pose_guider(*self.poses.window(window, self.device, net.dtype))
         if self.cache_poses:
             self._features[key] = features
         return features
+
+    def prepare(self, windows: Sequence[Sequence[int]]) -> None:
+        """Computes the cached pose features of `windows` up front (with model offload the pose
+        guider then leaves the GPU once, not once per window)."""
+        if self.cache_poses:
+            for window in windows:
+                self.pose_features(window)
+
+    def release(self) -> None:
+        """Frees the pose features before decoding."""
+        self._features.clear()

@@ -10,6 +10,8 @@ import itertools
 from collections.abc import Sequence
 
 import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from realisdance_cli.animator.motion import motion_module
@@ -57,9 +59,10 @@ class AdaptiveGate(nn.Module):
         return gated.view(n, c, h, w)
 
 
-class PoseGuider(nn.Module):
+class PoseGuider(ModelMixin, ConfigMixin):
     """Encodes (dwpose, hamer, smpl), gates them per pixel, and emits one feature map per UNet level."""
 
+    @register_to_config
     def __init__(
         self,
         out_channels: Sequence[int] = UNET_CHANNELS,

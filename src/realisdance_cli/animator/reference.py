@@ -4,7 +4,12 @@ The reference UNet (plain 2-D, run on the reference latents) records the input o
 self-attention (`norm1(h)`); the matching self-attention of the main UNet then takes keys and
 values from [its own tokens, the reference tokens of its sample]. Pairing is by module path, which
 is the original's pairing: it sorts both UNets' blocks by width with a stable sort, so equal paths
-meet. Implemented as diffusers attention processors; no parameters.
+meet.
+
+Both sides are forward pre-hooks on the attention modules, not attention processors: whatever
+processor diffusers installs later (`set_default_attn_processor`, xformers, SDPA) computes
+attention over the keys the hook hands it, so reference attention cannot be dropped by accident.
+The hooks are small objects kept on their module, so a deep copy of a UNet keeps its own wiring.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from diffusers.models.attention_processor import Attention
+from torch import nn
 
-SELF_ATTENTION = ".attn1.processor"
+HOOK = "reference_hook"  # attribute of each connected attention module holding its hook
 
 
 class ReferenceBank:
@@ -44,51 +50,70 @@ class ReferenceBank:
         return torch.cat([hidden, reference], dim=1)
 
 
-class _Writer(AttnProcessor2_0):
+class _Writer:
+    """Records a reference self-attention's input."""
+
     def __init__(self, bank: ReferenceBank, name: str) -> None:
-        super().__init__()
         self.bank, self.name = bank, name
 
-    def __call__(
-        self, attn: Attention, hidden_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> torch.Tensor:
-        self.bank.tokens[self.name] = hidden_states
-        return super().__call__(attn, hidden_states, *args, **kwargs)
+    def __call__(self, _attn: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        self.bank.tokens[self.name] = args[0] if args else kwargs["hidden_states"]
 
 
-class _Reader(AttnProcessor2_0):
+class _Reader:
+    """Hands a main self-attention [its own tokens, the reference's] as keys and values."""
+
     def __init__(self, bank: ReferenceBank, name: str) -> None:
-        super().__init__()
         self.bank, self.name = bank, name
 
-    def __call__(
-        self,
-        attn: Attention,
-        hidden_states: torch.Tensor,
-        encoder_hidden_states: torch.Tensor | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> torch.Tensor:
-        context = self.bank.context(self.name, hidden_states)
-        return super().__call__(attn, hidden_states, context, *args, **kwargs)
+    def __call__(self, _attn: nn.Module, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict] | None:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        context = self.bank.context(self.name, hidden)
+        if context is None:
+            return None
+        return args[:1], {**kwargs, "encoder_hidden_states": context}
 
 
-def _spatial_self_attentions(unet: Any) -> list[str]:
-    names = [n for n in unet.attn_processors if n.endswith(SELF_ATTENTION) and "motion_modules" not in n]
-    if not names:
+def spatial_self_attentions(unet: nn.Module) -> dict[str, Attention]:
+    """The self-attention (`attn1`) of every spatial transformer block, by module path."""
+    found = {
+        name: module
+        for name, module in unet.named_modules()
+        if name.endswith(".attn1") and "motion_modules" not in name and isinstance(module, Attention)
+    }
+    if not found:
         raise ValueError("the UNet has no spatial self-attention to connect")
-    return names
+    return found
 
 
-def connect(reference_unet: Any, main_unet: Any, bank: ReferenceBank) -> None:
-    """Install the writer processors on the reference UNet and the readers on the main UNet."""
-    writers = _spatial_self_attentions(reference_unet)
-    readers = _spatial_self_attentions(main_unet)
-    if [w.removesuffix(".processor") for w in writers] != [r.removesuffix(".processor") for r in readers]:
+def _hook(attn: Attention, kind: type[_Writer] | type[_Reader], bank: ReferenceBank, name: str) -> None:
+    """Points the module's hook of `kind` at `bank`, registering it the first time."""
+    hook = getattr(attn, HOOK, None)
+    if isinstance(hook, kind):
+        hook.bank = bank
+        return
+    if hook is not None:
+        raise ValueError(f"{name} is already connected the other way round")
+    hook = kind(bank, name)
+    attn.register_forward_pre_hook(hook, with_kwargs=True)
+    setattr(attn, HOOK, hook)
+
+
+def read_into(main_unet: nn.Module, bank: ReferenceBank) -> None:
+    """The main UNet's self-attentions read the reference tokens kept in `bank`."""
+    for name, attn in spatial_self_attentions(main_unet).items():
+        _hook(attn, _Reader, bank, name)
+
+
+def connect(reference_unet: nn.Module, main_unet: nn.Module, bank: ReferenceBank) -> None:
+    """The reference UNet's self-attentions record into `bank`, which the main UNet reads.
+
+    Connecting again (another bank, or the same) rewires the existing hooks; nothing is added twice.
+    """
+    writers = spatial_self_attentions(reference_unet)
+    readers = spatial_self_attentions(main_unet)
+    if list(writers) != list(readers):
         raise ValueError("the reference and main UNets have different spatial attention layers")
-    reference_unet.set_attn_processor(
-        {n: _Writer(bank, n) if n in writers else AttnProcessor2_0() for n in reference_unet.attn_processors}
-    )
-    main_unet.set_attn_processor(
-        {n: _Reader(bank, n) if n in readers else AttnProcessor2_0() for n in main_unet.attn_processors}
-    )
+    for name, attn in writers.items():
+        _hook(attn, _Writer, bank, name)
+    read_into(main_unet, bank)

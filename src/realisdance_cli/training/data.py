@@ -24,7 +24,9 @@ import cv2
 import numpy as np
 import torch
 
-from realisdance_cli.animation import POSE_NAMES, PoseFrames, clip_input, fit
+from realisdance_cli.animation import PoseFrames
+from realisdance_cli.animator.processing import clip_input, fit
+from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.video import FrameSource, Selection
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realisdance_cli.animation import POSE_NAMES
+from realisdance_cli.conditions import CONDITIONS
 from realisdance_cli.errors import UserError
 from realisdance_cli.extraction import ExtractOptions, extract
 from realisdance_cli.files import AtomicFile
@@ -72,7 +72,7 @@ def _entry(video: Path, track: Track, out: Path) -> dict:
     info = FrameSource(video).info
     kind = "image" if video.suffix.lower() in IMAGE_SUFFIXES else "video"
     line: dict[str, str | int] = {kind: str(video.resolve())}
-    line |= {name: str((track.path / f"{name}.mp4").relative_to(out)) for name in POSE_NAMES}
+    line |= {c.name: str((track.path / c.video).relative_to(out)) for c in CONDITIONS}
     line |= {"frames": info.frame_count, "fps": str(info.fps), "width": info.width, "height": info.height}
     return line
 
@@ -94,7 +94,7 @@ def build(
         progress("videos", number, len(mine))
         try:
             track, _ = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
-            if not all((track.path / f"{name}.mp4").is_file() for name in POSE_NAMES):
+            if not all((track.path / c.video).is_file() for c in CONDITIONS):
                 render_poses(track.path, track.path, render_options, progress=progress)
             lines.append(_entry(video, track, out))
             report.built.append(video.name)

@@ -39,7 +39,7 @@ class TrainJob:
 
 def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     """A job from the `rdance train` settings (options and config file merged), checked."""
-    from realisdance_cli.animation import CLIP_SCALE
+    from realisdance_cli.animator.processing import CLIP_SCALE
     from realisdance_cli.rendering import parse_size
 
     s = settings

@@ -83,7 +83,7 @@ def stage1_network(
     unet_config: dict[str, Any], token_width: int, base_unet: Mapping[str, torch.Tensor]
 ) -> RealisDanceNet:
     """Both UNets from the base model's UNet weights; pose guider and projector freshly initialised."""
-    net = RealisDanceNet(unet_config, token_width)
+    net = RealisDanceNet.build(unet_config, token_width)
     without_motion_modules(net)
     _load_part(net.unet_ref, base_unet, "the base UNet", _everything)
     _load_part(net.unet_main, base_unet, "the base UNet", _everything)
@@ -110,7 +110,7 @@ def stage2_network(
     motion: Mapping[str, torch.Tensor] | None,
 ) -> RealisDanceNet:
     """The stage-1 weights (every non-motion parameter must be there) inflated with motion modules."""
-    net = RealisDanceNet(unet_config, token_width)
+    net = RealisDanceNet.build(unet_config, token_width)
     _identity_motion_modules(net)
     _load_part(net, {k: v for k, v in stage1.items() if not is_motion(k)}, "the stage-1 checkpoint", _two_d)
     if motion is not None:

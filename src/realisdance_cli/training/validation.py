@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from realisdance_cli.animation import POSE_NAMES, frame_pixels, to_tensors
 from realisdance_cli.animator.network import RealisDanceNet
-from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, SamplingOptions, zero_snr_ddim
+from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, zero_snr_ddim
+from realisdance_cli.animator.processing import frame_pixels, video_tensor
+from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.video import VideoWriter
 
@@ -35,15 +36,24 @@ def validate(
     """Animates every clip with the network as it is now (in eval mode); returns the grids written
     into `folder` (none without one: the other ranks of a sharded network only take part)."""
     was_training = net.training
-    pipeline = RealisDancePipeline(vae, image_encoder, net.eval(), zero_snr_ddim(scheduler_config))
+    pipeline = RealisDancePipeline.from_network(
+        net.eval(), vae, image_encoder, zero_snr_ddim(scheduler_config)
+    )
     pipeline.set_progress_bar_config(disable=True)
     written = []
     try:
         for clip in clips:
-            ref, ref_clip, videos = to_tensors(clip.reference, clip.poses)
+            videos = PoseVideos(*(video_tensor(clip.poses.frames[name]) for name in POSE_NAMES))
             generator = torch.Generator().manual_seed(seed)
-            options = SamplingOptions(steps=ddim_steps)
-            video = pipeline(ref, ref_clip, PoseVideos(*videos), generator=generator, options=options)
+            result = pipeline(
+                clip.reference,
+                videos,
+                num_inference_steps=ddim_steps,
+                generator=generator,
+                output_type="pt",
+                return_dict=False,
+            )
+            video = result[0][0]
             if folder is None:
                 continue
             folder.mkdir(parents=True, exist_ok=True)

@@ -1,91 +1,25 @@
-"""SMPLer-X (whole-body SMPL-X regression), inference only: a person crop -> SMPL-X parameters.
-
-A re-implementation of SMPLer-X's test-mode forward pass (`main/SMPLer_X.py`, `common/nets/`), as
-RealisDance vendors it, with module names that match the released `smpler_x_h32.pth.tar`: the ViT
-encoder with 31 task tokens (0 shape, 1 camera, 2 expression, 3 jaw, 4-5 hands, 6-30 body), the
-body position and rotation nets, the hand/face box net, the hand RoI net, the hand position and
-rotation nets and the face regressor. Widths come from the checkpoint; the constants of
-`config_smpler_x_h32.py` are the defaults of `SmplerXConfig`, and the encoder's head count, which
-the weights cannot tell, may be given in a `config.json` beside the checkpoint.
-"""
+"""SMPLer-X's network, with module names that match the released checkpoint: the ViT encoder with
+31 task tokens (0 shape, 1 camera, 2 expression, 3 jaw, 4-5 hands, 6-30 body), the body position
+and rotation nets, the hand/face box net, the hand RoI net, the hand position and rotation nets
+and the face regressor."""
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import cv2
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from realisdance_cli.errors import UserError
-from realisdance_cli.extractors.hamer import crop_transform
 from realisdance_cli.extractors.roi_align import roi_align
-from realisdance_cli.extractors.vit import ViT, ViTConfig
-from realisdance_cli.state_dicts import load_exactly, read_weights
+from realisdance_cli.extractors.smplerx.config import SmplerXConfig
+from realisdance_cli.extractors.vit import ViT
+from realisdance_cli.geometry.rotations import axis_angle_from_6d_rows
 
 BODY_JOINTS = 25  # position joints of the body (and body task tokens)
 HAND_JOINTS = 20  # position joints of a hand
 HAND_ROTATIONS = 15
-MIN_BOX = (50, 150)  # RealisDance skips person boxes narrower or shorter than this
-BOX_RATIO = 1.25
-RENAMES = (
-    ("module.backbone", "module.encoder"),
-    ("body_rotation_net", "body_regressor"),
-    ("hand_rotation_net", "hand_regressor"),
-)
-
-
-@dataclass(frozen=True)
-class SmplerXConfig:
-    encoder: ViTConfig = field(default_factory=lambda: ViTConfig(task_tokens=31))
-    upscale: int = 4
-    input_img_shape: tuple[int, int] = (512, 384)  # h, w of the person crop
-    input_body_shape: tuple[int, int] = (256, 192)
-    output_hm_shape: tuple[int, int, int] = (16, 16, 12)  # depth, h, w
-    output_hand_hm_shape: tuple[int, int, int] = (16, 16, 16)
-    input_hand_shape: tuple[int, int] = (256, 256)
-    input_face_shape: tuple[int, int] = (192, 192)
-    focal: tuple[float, float] = (5000.0, 5000.0)
-    princpt: tuple[float, float] = (96.0, 128.0)
-    camera_3d_size: float = 2.5
-
-    @property
-    def feat_dim(self) -> int:
-        return self.encoder.embed_dim
-
-    @property
-    def depth_scale(self) -> float:
-        """k in t_z = k * sigmoid(c): the depth at which the body spans `camera_3d_size` metres."""
-        (fx, fy), (h, w) = self.focal, self.input_body_shape
-        return math.sqrt(fx * fy * self.camera_3d_size**2 / (h * w))
-
-
-def read_config(state: dict[str, torch.Tensor], overrides: dict[str, Any] | None = None) -> SmplerXConfig:
-    """The checkpoint's widths, with `overrides` in the layout of the golden CONFIG.json."""
-    overrides = dict(overrides or {})
-    encoder_fixed = {
-        key: tuple(value) if isinstance(value, list) else value
-        for key, value in overrides.pop("encoder", {}).items()
-        if key in ("img_size", "num_heads")
-    }
-    encoder = ViTConfig.from_state(state, "encoder.", **{"num_heads": 16, **encoder_fixed})
-    upscale = 2 ** sum(
-        1 for key in state if key.startswith("hand_roi_net.deconv.") and key.endswith("running_var")
-    )
-    known = {f.name for f in fields(SmplerXConfig)} - {"encoder", "upscale"}
-    values: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if k in known
-    }
-    return replace(SmplerXConfig(encoder=encoder, upscale=upscale), **values)
-
-
-# -- the network's parts, named as in the checkpoint ------------------------------------------------
 
 
 def _linear(*widths: int) -> nn.Sequential:
@@ -229,55 +163,6 @@ class FaceRegressor(nn.Module):
         self.jaw_pose_out = _linear(feat_dim, 6)
 
 
-# -- rotations --------------------------------------------------------------------------------------
-
-
-def rot6d_to_rotmat(x: torch.Tensor) -> torch.Tensor:
-    """SMPLer-X's convention: each 6-vector read as a 3x2 matrix (interleaved), Gram-Schmidt."""
-    x = x.reshape(-1, 3, 2)
-    b1 = F.normalize(x[:, :, 0], dim=1)
-    a2 = x[:, :, 1]
-    b2 = F.normalize(a2 - (b1 * a2).sum(dim=1, keepdim=True) * b1, dim=1)
-    return torch.stack((b1, b2, torch.linalg.cross(b1, b2, dim=1)), dim=-1)
-
-
-def rotmat_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
-    """torchgeometry's `rotation_matrix_to_angle_axis` (with the boolean-mask fix), NaN -> 0."""
-    r = matrix.transpose(1, 2)
-    d2 = r[:, 2, 2] < 1e-6
-    d0_d1 = r[:, 0, 0] > r[:, 1, 1]
-    d0_nd1 = r[:, 0, 0] < -r[:, 1, 1]
-    t0 = 1 + r[:, 0, 0] - r[:, 1, 1] - r[:, 2, 2]
-    t1 = 1 - r[:, 0, 0] + r[:, 1, 1] - r[:, 2, 2]
-    t2 = 1 - r[:, 0, 0] - r[:, 1, 1] + r[:, 2, 2]
-    t3 = 1 + r[:, 0, 0] + r[:, 1, 1] + r[:, 2, 2]
-    q0 = torch.stack([r[:, 1, 2] - r[:, 2, 1], t0, r[:, 0, 1] + r[:, 1, 0], r[:, 2, 0] + r[:, 0, 2]], -1)
-    q1 = torch.stack([r[:, 2, 0] - r[:, 0, 2], r[:, 0, 1] + r[:, 1, 0], t1, r[:, 1, 2] + r[:, 2, 1]], -1)
-    q2 = torch.stack([r[:, 0, 1] - r[:, 1, 0], r[:, 2, 0] + r[:, 0, 2], r[:, 1, 2] + r[:, 2, 1], t2], -1)
-    q3 = torch.stack([t3, r[:, 1, 2] - r[:, 2, 1], r[:, 2, 0] - r[:, 0, 2], r[:, 0, 1] - r[:, 1, 0]], -1)
-    masks = [d2 & d0_d1, d2 & ~d0_d1, ~d2 & d0_nd1, ~d2 & ~d0_nd1]
-    m = [mask.to(matrix.dtype)[:, None] for mask in masks]
-    q = q0 * m[0] + q1 * m[1] + q2 * m[2] + q3 * m[3]
-    t = t0[:, None] * m[0] + t1[:, None] * m[1] + t2[:, None] * m[2] + t3[:, None] * m[3]
-    q = q / torch.sqrt(t) * 0.5
-    sin_sq = (q[:, 1:] ** 2).sum(dim=1)
-    sin = torch.sqrt(sin_sq)
-    cos = q[:, 0]
-    two_theta = 2.0 * torch.where(cos < 0.0, torch.atan2(-sin, -cos), torch.atan2(sin, cos))
-    k = torch.where(sin_sq > 0.0, two_theta / sin, torch.full_like(sin, 2.0))
-    axis_angle = q[:, 1:] * k[:, None]
-    return torch.nan_to_num(axis_angle, nan=0.0, posinf=math.inf, neginf=-math.inf)
-
-
-def rot6d_to_axis_angle(x: torch.Tensor) -> torch.Tensor:
-    """(..., 6k) 6-D rotations -> (N, 3k) axis-angles, row by row."""
-    batch = x.shape[0]
-    return rotmat_to_axis_angle(rot6d_to_rotmat(x)).reshape(batch, -1)
-
-
-# -- the whole network ------------------------------------------------------------------------------
-
-
 def restore_box(
     centre: torch.Tensor, size: torch.Tensor, aspect: float, extension: float, c: SmplerXConfig
 ) -> torch.Tensor:
@@ -377,7 +262,7 @@ class SmplerX(nn.Module):
 
         hand_features = self._hand_features(features, [lhand_box, rhand_box])
         _, hand_joints = self.hand_position_net(hand_features)
-        hand_pose = rot6d_to_axis_angle(self.hand_regressor(hand_features, hand_joints.detach()))
+        hand_pose = axis_angle_from_6d_rows(self.hand_regressor(hand_features, hand_joints.detach()))
         batch = crops.shape[0]
         lhand_pose = hand_pose[:batch].reshape(batch, -1, 3) * hand_pose.new_tensor([1.0, -1.0, -1.0])
         lhand_joints = hand_joints[:batch].clone()
@@ -387,11 +272,11 @@ class SmplerX(nn.Module):
 
         t_z = c.depth_scale * torch.sigmoid(cam[:, 2])
         return BodyOutputs(
-            root_pose=rot6d_to_axis_angle(root),
-            body_pose=rot6d_to_axis_angle(pose),
+            root_pose=axis_angle_from_6d_rows(root),
+            body_pose=axis_angle_from_6d_rows(pose),
             lhand_pose=lhand_pose.reshape(batch, -1),
             rhand_pose=hand_pose[batch:],
-            jaw_pose=rot6d_to_axis_angle(self.face_regressor.jaw_pose_out(tokens[:, 3])),
+            jaw_pose=axis_angle_from_6d_rows(self.face_regressor.jaw_pose_out(tokens[:, 3])),
             shape=shape,
             expression=self.face_regressor.expr_out(tokens[:, 2]),
             cam_trans=torch.cat([cam[:, :2], t_z[:, None]], 1),
@@ -400,80 +285,3 @@ class SmplerX(nn.Module):
             face_box=face_box,
             joint_img=torch.cat([body_joints, lhand_joints, rhand_joints], 1),
         )
-
-
-# -- loading ----------------------------------------------------------------------------------------
-
-
-def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """The network weights of `smpler_x_h32.pth.tar` under the original loader's key names."""
-    raw = read_weights(path, "a SMPLer-X checkpoint")
-    network = raw.get("network") if isinstance(raw, dict) else None
-    if not isinstance(network, dict):
-        raise UserError(f"{path} is not a SMPLer-X checkpoint: it has no 'network' weights.")
-    state = {}
-    for key, value in network.items():
-        key = key if key.startswith("module.") else f"module.{key}"
-        for old, new in RENAMES:
-            key = key.replace(old, new)
-        state[key.removeprefix("module.")] = value
-    if "encoder.patch_embed.proj.weight" not in state:
-        raise UserError(f"{path} is not a SMPLer-X checkpoint: it has no encoder weights.")
-    return state
-
-
-def load_smplerx(checkpoint: Path) -> SmplerX:
-    """The network, strictly loaded; `config.json` beside the checkpoint may set what the weights
-    cannot tell (the encoder's head count) in the layout of the golden CONFIG.json."""
-    state = read_checkpoint(checkpoint)
-    sidecar = checkpoint.parent / "config.json"
-    try:
-        overrides = json.loads(sidecar.read_text()) if sidecar.is_file() else None
-    except (OSError, ValueError) as error:
-        raise UserError(f"{sidecar} is not readable JSON ({error}).") from None
-    config = read_config(state, overrides)
-    rotations = state["body_regressor.body_pose_out.0.weight"].shape[0] // 6
-    with torch.device("meta"):
-        model = SmplerX(config, rotations)
-    load_exactly(model, state, f"{checkpoint} is not a SMPLer-X network this code knows")
-    return model.eval()
-
-
-# -- preprocessing and the full-frame camera --------------------------------------------------------
-
-
-def process_box(box_xywh: np.ndarray, width: int, height: int, config: SmplerXConfig) -> np.ndarray | None:
-    """The original's `process_bbox`: clip to the frame, grow to the crop's aspect, then x1.25."""
-    x, y, w, h = (float(v) for v in box_xywh)
-    x1, y1 = max(0.0, x), max(0.0, y)
-    x2 = min(width - 1.0, x1 + max(0.0, w - 1))
-    y2 = min(height - 1.0, y1 + max(0.0, h - 1))
-    if not (w * h > 0 and x2 > x1 and y2 > y1):
-        return None
-    w, h = x2 - x1, y2 - y1
-    cx, cy = x1 + w / 2.0, y1 + h / 2.0
-    aspect = config.input_img_shape[1] / config.input_img_shape[0]
-    if w > aspect * h:
-        h = w / aspect
-    elif w < aspect * h:
-        w = h * aspect
-    w, h = w * BOX_RATIO, h * BOX_RATIO
-    return np.array([cx - w / 2.0, cy - h / 2.0, w, h], dtype=np.float32)
-
-
-def crop_person(frame_bgr: np.ndarray, box_xywh: np.ndarray, config: SmplerXConfig) -> np.ndarray:
-    """(3, H, W) float32 in [0, 1]: the processed box warped to the crop size, no normalisation."""
-    x, y, w, h = (float(v) for v in box_xywh)
-    out_h, out_w = config.input_img_shape
-    transform = crop_transform(x + 0.5 * w, y + 0.5 * h, w, h, out_w, out_h)
-    patch = cv2.warpAffine(frame_bgr, transform, (out_w, out_h), flags=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(patch.astype(np.float32).transpose(2, 0, 1)) / 255
-
-
-def full_camera(box_xywh: np.ndarray, config: SmplerXConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Focal lengths and principal point of the whole frame for a crop of the processed box."""
-    x, y, w, h = (float(v) for v in box_xywh)
-    body_h, body_w = config.input_body_shape
-    focal = np.array([config.focal[0] / body_w * w, config.focal[1] / body_h * h], np.float32)
-    princpt = np.array([config.princpt[0] / body_w * w + x, config.princpt[1] / body_h * h + y], np.float32)
-    return focal, princpt

@@ -1,0 +1,114 @@
+"""`rdance`: the command line. One module per command group, each command a thin function: parse,
+call the library, show. The root takes --version, -v/--verbose and -q/--quiet.
+
+Heavy libraries (torch, onnxruntime, pyrender, PyAV) are imported inside the commands, so
+`rdance --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import warnings
+from typing import Annotated, NoReturn
+
+import typer
+
+from realisdance_cli import __version__
+from realisdance_cli.cli import animate, dataset, demo, doctor, poses, track, train, weights
+from realisdance_cli.cli.shared import console, errors
+from realisdance_cli.errors import UserError
+
+app = typer.Typer(
+    name="rdance",
+    help="RealisDance: animate a character picture with the poses of a dance video, with realistic hands.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+for commands in (demo.app, doctor.app, poses.app, animate.app, train.app):
+    app.add_typer(commands)
+app.add_typer(weights.app, name="weights")
+app.add_typer(dataset.app, name="dataset")
+app.add_typer(track.app, name="track")
+
+log = logging.getLogger(__name__)
+
+
+def _show_version(asked: bool) -> None:
+    if asked:
+        console.print(f"rdance {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="Say more (-vv: debugging details too).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Errors only: no warnings, no progress bars.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Log through Python's `logging` to stderr at the level that -v/-q ask for (default: warnings)."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    root.setLevel(
+        logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    )
+    if not any(isinstance(handler, RichHandler) for handler in root.handlers):  # once per process
+        root.addHandler(RichHandler(console=errors, show_time=False))
+    log.debug(
+        "rdance %s, Python %s on %s; %s",
+        __version__,
+        platform.python_version(),
+        platform.platform(),
+        sys.argv,
+    )
+
+
+def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
+    """Library warnings (`warnings.warn`: something the user should know) as one yellow line."""
+    if logging.getLogger().isEnabledFor(logging.WARNING):
+        errors.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+
+def _fail(err: UserError) -> NoReturn:
+    errors.print(f"[bold red]error:[/] {err}", highlight=False)
+    sys.exit(err.exit_code)
+
+
+def main() -> None:
+    """Entry point: user mistakes (and a full disk or a read-only folder) become one red sentence
+    and exit code 2, never a traceback; warnings one yellow line."""
+    from realisdance_cli.files import write_failure
+
+    warnings.showwarning = _show_warning
+    try:
+        app()
+    except UserError as err:
+        _fail(err)
+    except OSError as err:
+        problem = write_failure(err)
+        if problem is None:
+            raise
+        _fail(problem)
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted[/]; no output was left half-written.")
+        sys.exit(130)

@@ -1,0 +1,176 @@
+"""`rdance extract` and `rdance render-poses`: from a video to a pose track to pose videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from realisdance_cli.cli.shared import (
+    RESUMES,
+    AudioOption,
+    DeviceOption,
+    DtypeOption,
+    NoAudioOption,
+    WeightsOption,
+    audio_choice,
+    command,
+    console,
+    plain,
+    progress_bars,
+)
+from realisdance_cli.errors import UserError
+
+app = typer.Typer()
+
+
+@command(
+    app,
+    "extract",
+    "rdance extract dance.mp4",
+    "rdance extract dance.mp4 --stride 4 --max-frames 80 --out dance.rdance",
+    "rdance extract dance.mp4 --only hamer --device cuda --dtype bf16",
+    "rdance extract frames/ --fps 25 --only dwpose --dwpose-det det.onnx --dwpose-pose pose.onnx",
+)
+def extract(
+    source: Annotated[Path, typer.Argument(help="A video, a folder of frames, or one image.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")
+    ] = None,
+    only: Annotated[str | None, typer.Option(help="Stages to run, comma-separated (default: all).")] = None,
+    start: Annotated[int, typer.Option(help="First frame to use.")] = 0,
+    stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
+    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames.")] = None,
+    fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 30.0,
+    max_people: Annotated[int, typer.Option(help="People kept per frame, largest first.")] = 1,
+    rgb: Annotated[
+        bool,
+        typer.Option(
+            "--rgb", help="Feed DWPose RGB (its training colour order) instead of the original's BGR."
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = None,
+    chunk: Annotated[int, typer.Option(help="Frames per saved chunk (the unit of resuming).")] = 32,
+    batch: Annotated[int, typer.Option(help="Pose-model and hand crops per call.")] = 16,
+    dwpose_det: Annotated[
+        Path | None, typer.Option(help="YOLOX detector .onnx (default: from --weights).")
+    ] = None,
+    dwpose_pose: Annotated[
+        Path | None, typer.Option(help="DWPose pose .onnx (default: from --weights).")
+    ] = None,
+    weights_dir: WeightsOption = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Start over instead of resuming.")] = False,
+) -> None:
+    """Extract poses from a video into a pose track (resumable: run it again after a stop).
+
+    Stages: dwpose (whole-body keypoints; by default BGR frames and the largest person, exactly
+    like the original), then hamer (MANO hands from the DWPose hand boxes, no second DWPose pass).
+    Frames without a person or a hand stay empty.
+    """
+    from realisdance_cli import extraction
+    from realisdance_cli.video import Selection, as_fraction
+
+    for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
+        if value < 1:
+            raise UserError(f"{name} must be 1 or more, got {value}.")
+    options = extraction.ExtractOptions(
+        selection=Selection(start=start, stride=stride, max_frames=max_frames),
+        stages=extraction.parse_stages(only),
+        device=device,
+        dtype=plain(dtype),
+        max_people=max_people,
+        rgb=rgb,
+        chunk=chunk,
+        batch=batch,
+        weights_root=weights_dir,
+        dwpose_det=dwpose_det,
+        dwpose_pose=dwpose_pose,
+    )
+    with progress_bars(RESUMES) as progress:
+        track, summaries = extraction.extract(
+            source, out, options, force=force, image_fps=as_fraction(fps), progress=progress
+        )
+    for summary in summaries:
+        found = summary.frames - len(summary.empty_frames)
+        state = "already done" if summary.skipped else "done"
+        what, nothing = ("hands", "no hand") if summary.stage == "hamer" else ("a person", "nobody")
+        line = f"{summary.stage}: {state}, {summary.frames} frames, {found} with {what}"
+        if summary.stage == "hamer":
+            line += f" ({summary.items} hands, {summary.items / max(summary.frames, 1):.1f} per frame)"
+        if summary.empty_frames:
+            shown = ", ".join(map(str, summary.empty_frames[:20]))
+            more = ", ..." if len(summary.empty_frames) > 20 else ""
+            line += f"; [yellow]{len(summary.empty_frames)} with {nothing}[/]: {shown}{more}"
+        console.print(line)
+    console.print(f"pose track: {track.path}")
+
+
+@command(
+    app,
+    "render-poses",
+    "rdance render-poses dance.rdance",
+    "rdance render-poses dance.rdance --size 768x576 --only smpl,hamer --out poses/",
+    "rdance render-poses dwpose_video.pkl --fps 30",
+    "rdance render-poses dance.rdance --no-audio",
+)
+def render_poses(
+    source: Annotated[Path, typer.Argument(help="A pose track folder, or an original DWPose .pkl.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: the track, or <name>_poses/).")
+    ] = None,
+    only: Annotated[str | None, typer.Option(help="Videos to write, comma-separated (default: all).")] = None,
+    size: Annotated[str | None, typer.Option(help="HxW of the videos (default: the source size).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frame rate (default: the track's).")] = None,
+    face: Annotated[bool, typer.Option("--face", help="Draw the face landmarks too.")] = False,
+    crf: Annotated[int, typer.Option(help="H.264 quality, 0 (best) to 51.")] = 18,
+    lossless: Annotated[
+        bool, typer.Option("--lossless", help="Keep the pictures exactly (bigger files).")
+    ] = False,
+    smplx_model: Annotated[
+        Path | None, typer.Option(help="SMPLX_NEUTRAL.npz (default: from --weights).")
+    ] = None,
+    mano_model: Annotated[Path | None, typer.Option(help="MANO_RIGHT.pkl (default: from --weights).")] = None,
+    smplx_colors: Annotated[
+        Path | None,
+        typer.Option(help="The authors' smplx_color.pt (default: from --weights, else a jet gradient)."),
+    ] = None,
+    smooth: Annotated[
+        bool,
+        typer.Option(
+            "--smooth", help="Steady shaky poses: a One-Euro filter on keypoints and body/hand parameters."
+        ),
+    ] = False,
+    audio: AudioOption = None,
+    no_audio: NoAudioOption = False,
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Render the pose videos the animator reads: dwpose.mp4 (skeleton), smpl.mp4 (SMPL-X colourful
+    surface) and hamer.mp4 (hands), for every stream the track has.
+
+    One video frame per track frame (black where nothing was found), all at the track's size and
+    frame rate unless --size/--fps say otherwise, so the three stay aligned; they carry the source
+    video's sound (--audio FILE or --no-audio to change it).
+    """
+    from realisdance_cli import rendering
+    from realisdance_cli.video import as_fraction
+
+    options = rendering.RenderOptions(
+        videos=rendering.parse_videos(only),
+        size=rendering.parse_size(size),
+        fps=None if fps is None else as_fraction(fps),
+        face=face,
+        crf=crf,
+        lossless=lossless,
+        weights_root=weights_dir,
+        smplx_model=smplx_model,
+        mano_model=mano_model,
+        smplx_colours=smplx_colors,
+        smooth=smooth,
+        audio=audio_choice(audio, no_audio),
+    )
+    with progress_bars() as progress:
+        written = rendering.render_poses(source, out, options, progress)
+    for path in written:
+        console.print(f"wrote {path}")

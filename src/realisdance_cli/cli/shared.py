@@ -1,0 +1,179 @@
+"""What the `rdance` commands share: the consoles, progress bars, option types and examples.
+
+Only light modules are imported here (typer, rich's console), so `rdance --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import Enum
+from inspect import getdoc
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.progress import ProgressFn
+
+console = Console()
+errors = Console(stderr=True)
+
+RESUMES = "finished parts are kept; run the same command again to resume."
+RESTARTS = "no output was left half-written."
+
+Choice = TypeVar("Choice", bound=Enum)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+EXAMPLES: dict[str, tuple[str, ...]] = {}
+"""Each command's examples, by the words that name it after `rdance` ("weights download"): shown
+at the end of its --help, and each one parsed by the tests."""
+
+
+def command(group: typer.Typer, path: str, *examples: str) -> Callable[[Command], Command]:
+    """Register the decorated function as `rdance <path>` on `group` (the last word of `path` is its
+    name there); its help is its docstring followed by `examples`."""
+
+    def register(function: Command) -> Command:
+        EXAMPLES[path] = examples
+        title = "Example" if len(examples) == 1 else "Examples"
+        shown = "\n".join(f"  {escape(line)}" for line in examples)
+        group.command(path.split()[-1], help=f"{getdoc(function)}\n\n[bold]{title}[/]:\n{shown}")(function)
+        return function
+
+    return register
+
+
+def either(values: Sequence[str]) -> str:
+    """'a, b or c'."""
+    return " or ".join(filter(None, (", ".join(values[:-1]), values[-1])))
+
+
+def choice(kind: type[Choice], flag: str, help: str) -> Any:
+    """An option that takes one of `kind`'s values: --help lists them, and any other value is
+    refused while parsing, before any work, in one sentence with exit code 2 like every other wrong
+    option (Typer's own Enum check would say it in a usage panel, worded by pydantic)."""
+    values = [str(member.value) for member in kind]
+
+    def parse(value: str) -> Choice:
+        try:
+            return kind(value)
+        except ValueError:
+            raise UserError(f"{flag} must be {either(values)}, got {value!r}.") from None
+
+    return typer.Option(flag, parser=parse, metavar=f"<{'|'.join(values)}>", help=help)
+
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
+
+
+def parse_device(value: str) -> str:
+    """A device name the networks understand (whether the machine has it is checked when they load)."""
+    if not _DEVICE.fullmatch(value):
+        raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {value!r}.")
+    return value
+
+
+class Dtype(str, Enum):
+    """Number formats of the PyTorch networks (`devices.DTYPES`)."""
+
+    fp16 = "fp16"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+WeightsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--weights",
+        help="Weights folder (default: $RDANCE_HOME, else ~/.cache/realisdance).",
+        show_default=False,
+    ),
+]
+ForceOption = Annotated[bool, typer.Option("--force", "-f", help="Replace the output if it exists.")]
+AudioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--audio", help="Take the sound from this file (default: the source video's, if it has one)."
+    ),
+]
+NoAudioOption = Annotated[bool, typer.Option("--no-audio", help="Write the videos without sound.")]
+
+
+def audio_choice(audio: Path | None, no_audio: bool) -> Path | Literal[False] | None:
+    """--audio FILE, --no-audio, or neither (the default source); both at once is a mistake."""
+    if audio is not None and no_audio:
+        raise UserError("give --audio FILE or --no-audio, not both.")
+    return False if no_audio else audio
+
+
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        parser=parse_device,
+        metavar="<auto|cpu|cuda|cuda:N|mps>",
+        help="Where the networks run: auto (a GPU when there is one), cpu, cuda, cuda:N or mps.",
+    ),
+]
+DtypeOption = Annotated[
+    Dtype | None,
+    choice(Dtype, "--dtype", "Number format of the networks (default: fp16 on a GPU, fp32 on the CPU)."),
+]
+
+
+def plain(option: Enum | None) -> Any:
+    """The value of a choice option as the library takes it (None stays None)."""
+    return None if option is None else option.value
+
+
+@contextmanager
+def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
+    """A `ProgressFn` that draws one rich bar per task (frames/s and time left), unless `-q` asked
+    for errors only; Ctrl-C ends the job with exit code 130 and `on_interrupt` (whether it resumes)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        Task,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            return Text(f"{task.speed:6.1f}/s" if task.speed else "", style="cyan")
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+        transient=False,
+        disable=not logging.getLogger().isEnabledFor(logging.WARNING),
+    ) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def report(task: str, completed: int, total: int | None) -> None:
+            if task not in tasks:
+                tasks[task] = bars.add_task(task, total=total)
+            bars.update(tasks[task], completed=completed, total=total)
+
+        try:
+            yield report
+        except KeyboardInterrupt:
+            bars.stop()
+            errors.print(f"[yellow]interrupted[/]; {on_interrupt}")
+            raise typer.Exit(130) from None

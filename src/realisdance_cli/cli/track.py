@@ -1,0 +1,106 @@
+"""`rdance track import|export|info`: pose tracks and the original release's .pkl."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from realisdance_cli.cli.shared import ForceOption, command, console
+from realisdance_cli.errors import UserError
+
+app = typer.Typer(
+    help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True
+)
+
+TrackArgument = Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")]
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame{'s' if count != 1 else ''}"
+
+
+@command(
+    app,
+    "track import",
+    "rdance track import dwpose_video.pkl --fps 30 --out dance.rdance",
+    "rdance track import photo.pkl",
+)
+def track_import(
+    pkl: Annotated[
+        Path,
+        typer.Argument(
+            help="An original DWPose .pkl: a list of per-frame pose dicts, or one picture's pose dict."
+        ),
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Track folder (default: <name>.rdance).")
+    ] = None,
+    fps: Annotated[
+        float | None, typer.Option(help="Frame rate of the poses (the .pkl does not store it).")
+    ] = None,
+    force: ForceOption = False,
+) -> None:
+    """Make a pose track from an original release's DWPose .pkl (loaded safely: arrays only).
+
+    A video's file (a list of frames) gives one frame per pose dict; a picture's file (one pose
+    dict, the original's stage-1 image data) gives a one-frame track that exports as a single dict
+    again. Files with NaN, infinite or out-of-range values are refused.
+    """
+    from realisdance_cli.original import import_dwpose_pkl, imported_single
+    from realisdance_cli.track import Track
+
+    track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=fps, overwrite=force)
+    if imported_single(track):
+        console.print(f"imported one picture's poses (a single pose dict) into {track.path}")
+    else:
+        console.print(f"imported {_frames(track.source.frame_count)} into {track.path}")
+
+
+@command(
+    app,
+    "track export",
+    "rdance track export dance.rdance --out dwpose_video.pkl",
+    "rdance track export photo.rdance --single --out photo.pkl",
+)
+def track_export(
+    track_dir: TrackArgument,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The .pkl to write (default: <name>.pkl).")
+    ] = None,
+    single: Annotated[
+        bool | None,
+        typer.Option(
+            "--single/--list",
+            help="--single: one picture's pose dict, as the original's stage-1 image data (the track "
+            "must have one frame); --list: a list of per-frame dicts, as its video data. Default: "
+            "the layout the track was imported from, a list for tracks made by `rdance extract`.",
+            show_default=False,
+        ),
+    ] = None,
+    force: ForceOption = False,
+) -> None:
+    """Write a track's DWPose poses as the original release's .pkl, readable by the authors' code."""
+    from realisdance_cli.original import export_dwpose_pkl, export_single
+    from realisdance_cli.track import Track
+
+    track = Track.open(track_dir)
+    target = out or track_dir.with_suffix(".pkl")
+    single = export_single(track, single)
+    if target.exists() and not force:
+        raise UserError(f"{target} already exists; pass --force to replace it.")
+    export_dwpose_pkl(track, target, single=single)
+    if single:
+        console.print(f"wrote one picture's pose dict to {target}")
+    else:
+        console.print(f"wrote {_frames(track.source.frame_count)} to {target}")
+
+
+@command(app, "track info", "rdance track info dance.rdance")
+def track_info(track_dir: TrackArgument) -> None:
+    """Show a track's source, its streams, and how many people and hands each frame has."""
+    from realisdance_cli.track import Track
+    from realisdance_cli.track_summary import summarise
+
+    console.print(summarise(Track.open(track_dir)))

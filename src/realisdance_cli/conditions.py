@@ -1,0 +1,37 @@
+"""The three pose conditions the RealisDance network reads, in one table.
+
+Each condition is made by one `rdance extract` stage, kept as one pose-track stream, drawn by
+`rdance render-poses` as one video, and fed to the network in one slot. The spellings differ
+(the SMPL-X condition is extracted by the `smplerx` stage into the `smplx` stream and drawn as
+`smpl.mp4`), so every module looks them up here instead of spelling them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str  # the network's name: render-poses --only, animate --NAME, the manifest key
+    stage: str  # the `rdance extract` stage that makes it (`--only`)
+    stream: str  # the pose-track stream that stage writes and render-poses reads
+
+    @property
+    def video(self) -> str:
+        """The pose video's file name (render-poses writes it, animate and training read it)."""
+        return f"{self.name}.mp4"
+
+
+# In the network's order (the pose guider's input order, the original's `dwpose, hamer, smpl`),
+# which is also the order in which the stages run (DWPose first: the others read its boxes) and
+# the videos are written.
+CONDITIONS = (
+    Condition("dwpose", stage="dwpose", stream="dwpose"),
+    Condition("hamer", stage="hamer", stream="mano"),
+    Condition("smpl", stage="smplerx", stream="smplx"),
+)
+POSE_NAMES = tuple(condition.name for condition in CONDITIONS)
+STAGES = tuple(condition.stage for condition in CONDITIONS)
+BY_NAME = {condition.name: condition for condition in CONDITIONS}
+BY_STAGE = {condition.stage: condition for condition in CONDITIONS}

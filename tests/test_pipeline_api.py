@@ -1,0 +1,225 @@
+"""RealisDancePipeline the diffusers way: loading and saving, inputs of every kind, outputs,
+callbacks, attention processors and model offload order, on the tiny golden network."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import GOLDEN, need
+from PIL import Image
+from safetensors.torch import load_file
+
+from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline
+from realisdance_cli.errors import UserError
+
+QUICK = {"num_inference_steps": 2, "context_frames": 8, "context_overlap": 4}
+
+
+@pytest.fixture(scope="module")
+def case_dir() -> Path:
+    return need(GOLDEN / "animator")
+
+
+@pytest.fixture(scope="module")
+def pipeline(case_dir: Path) -> RealisDancePipeline:
+    pipe = RealisDancePipeline.from_original(
+        case_dir / "realisdance_tiny.ckpt", case_dir / "tiny_sd", case_dir / "tiny_dinov2"
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="module")
+def case(case_dir: Path) -> dict:
+    return load_file(case_dir / "pipeline_case.safetensors")
+
+
+def _pixels(seed: int, frames: int | None = None, size: int = 64) -> np.ndarray:
+    shape = (size, size, 3) if frames is None else (frames, size, size, 3)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def _arrays(frames: int = 6) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    return _pixels(0), {name: _pixels(i + 1, frames) for i, name in enumerate(("dwpose", "hamer", "smpl"))}
+
+
+def _run(pipe: RealisDancePipeline, reference, poses, **options) -> np.ndarray:
+    generator = torch.Generator().manual_seed(0)
+    return pipe(reference, poses, height=64, width=64, generator=generator, **QUICK, **options).frames[0]
+
+
+@pytest.mark.slow
+def test_pictures_arrays_tensors_and_files_are_the_same_input(pipeline, tmp_path: Path) -> None:
+    from realisdance_cli.video import VideoWriter
+
+    reference, poses = _arrays()
+    expected = _run(pipeline, reference, poses)
+    assert expected.shape == (6, 64, 64, 3) and expected.dtype == np.float32
+    assert expected.min() >= 0 and expected.max() <= 1
+
+    as_pil = {name: [Image.fromarray(f) for f in video] for name, video in poses.items()}
+    np.testing.assert_array_equal(_run(pipeline, Image.fromarray(reference), as_pil), expected)
+
+    Image.fromarray(reference).save(tmp_path / "me.png")
+    files = {}
+    for name, video in poses.items():  # lossless RGB H.264, so the frames read back are the same
+        files[name] = tmp_path / f"{name}.mp4"
+        with VideoWriter(files[name], 8, lossless=True) as writer:
+            for frame in video:
+                writer.write(frame)
+    np.testing.assert_array_equal(_run(pipeline, tmp_path / "me.png", files), expected)
+
+    tensors = {name: torch.from_numpy(v).permute(0, 3, 1, 2).float() / 255 for name, v in poses.items()}
+    as_tensor = _run(pipeline, torch.from_numpy(reference).permute(2, 0, 1).float() / 255, tensors)
+    # DINOv2's view of a float picture is resized without rounding to 8 bits: 2.5e-4 measured
+    np.testing.assert_allclose(as_tensor, expected, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_output_types_and_return_dict(pipeline) -> None:
+    reference, poses = _arrays(frames=4)
+    as_np = _run(pipeline, reference, poses)
+    as_pt = _run(pipeline, reference, poses, output_type="pt")
+    assert as_pt.shape == (4, 3, 64, 64)
+    torch.testing.assert_close(as_pt.permute(0, 2, 3, 1), torch.from_numpy(as_np))
+    pictures = _run(pipeline, reference, poses, output_type="pil")
+    assert [p.size for p in pictures] == [(64, 64)] * 4
+    np.testing.assert_array_equal(np.asarray(pictures[0]), (as_np[0] * 255).round().astype(np.uint8))
+    latents = _run(pipeline, reference, poses, output_type="latent")
+    assert latents.shape == (4, 4, 8, 8)  # (channels, frames, height / 8, width / 8)
+    (video,) = pipeline(reference, poses, height=64, width=64, return_dict=False, **QUICK)
+    assert video.shape == (1, 4, 64, 64, 3)
+
+
+@pytest.mark.slow
+def test_callback_on_step_end_sees_and_replaces_the_latents(pipeline) -> None:
+    reference, poses = _arrays(frames=4)
+    seen: list[tuple[int, tuple]] = []
+
+    def record(pipe, step: int, timestep, tensors: dict) -> dict:
+        seen.append((step, tuple(tensors["latents"].shape)))
+        return {}
+
+    plain = _run(pipeline, reference, poses, callback_on_step_end=record)
+    assert seen == [(0, (1, 4, 4, 8, 8)), (1, (1, 4, 4, 8, 8))]
+
+    def zero_at_the_end(pipe, step: int, timestep, tensors: dict) -> dict:
+        return {"latents": torch.zeros_like(tensors["latents"])} if step == 1 else {}
+
+    changed = _run(pipeline, reference, poses, callback_on_step_end=zero_at_the_end)
+    assert np.abs(changed - plain).max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"height": 60}, "multiples of"),
+        ({"output_type": "gif"}, "output_type must be one of"),
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"context_frames": 40}, "context_frames must be 1 to 32"),
+        ({"guidance_scale": float("nan")}, "guidance_scale"),
+        ({"callback_on_step_end_tensor_inputs": ["noise"]}, "callback_on_step_end_tensor_inputs"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(pipeline, options: dict, message: str) -> None:
+    reference, poses = _arrays(frames=2)
+    settings = {"height": 64, "width": 64} | options
+    with pytest.raises(UserError, match=message):
+        pipeline(reference, poses, **settings)
+
+
+def test_bad_pose_videos_are_one_clear_error(pipeline) -> None:
+    reference, poses = _arrays(frames=3)
+    with pytest.raises(UserError, match="missing smpl"):
+        pipeline(reference, {k: v for k, v in poses.items() if k != "smpl"}, height=64, width=64)
+    shorter = poses | {"hamer": poses["hamer"][:2]}
+    with pytest.raises(UserError, match="same frame count and size"):
+        pipeline(reference, shorter, height=64, width=64)
+    with pytest.raises(UserError, match=r"must be \(H, W, 3\) uint8"):
+        pipeline(reference.astype(np.float64), poses, height=64, width=64)
+    tensors = PoseVideos(*(torch.rand(1, 3, 2, 32, 32) for _ in range(3)))
+    with pytest.raises(UserError, match="not 64x64"):
+        pipeline(reference, tensors, height=64, width=64)
+
+
+@pytest.mark.slow
+def test_saved_pipeline_loads_to_the_same_video(pipeline, case, tmp_path: Path) -> None:
+    pipeline.save_pretrained(tmp_path / "pipe")
+    index = json.loads((tmp_path / "pipe" / "model_index.json").read_text())
+    assert index["_class_name"] == "RealisDancePipeline"
+    assert index["unet"] == ["realisdance_cli.animator.network", "RealisDanceUNet"]
+    assert index["pose_guider"][1] == "PoseGuider" and index["image_encoder"][0] == "transformers"
+    for part in ("unet", "reference_unet", "pose_guider", "projector", "vae"):
+        assert (tmp_path / "pipe" / part / "diffusion_pytorch_model.safetensors").is_file(), part
+
+    loaded = RealisDancePipeline.from_pretrained(tmp_path / "pipe")
+    loaded.set_progress_bar_config(disable=True)
+    for name, value in pipeline.network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[name], value), name
+    reference, poses = _arrays(frames=4)
+    np.testing.assert_array_equal(_run(loaded, reference, poses), _run(pipeline, reference, poses))
+
+
+def test_fp16_variant_round_trips(pipeline, tmp_path: Path) -> None:
+    half = copy.deepcopy(pipeline).to(torch.float16)
+    half.save_pretrained(tmp_path / "pipe", variant="fp16")
+    assert (tmp_path / "pipe" / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    loaded = RealisDancePipeline.from_pretrained(tmp_path / "pipe", variant="fp16", torch_dtype=torch.float16)
+    assert loaded.unet.dtype == loaded.pose_guider.dtype == torch.float16
+    weight = loaded.unet.conv_in.weight
+    torch.testing.assert_close(weight, pipeline.unet.conv_in.weight.half(), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_attention_processors_keep_reference_attention(pipeline, case) -> None:
+    """diffusers' processor setters (what xformers and set_default_attn_processor use) leave the
+    reference hooks in place: the golden video still comes out."""
+    from diffusers.models.attention_processor import AttnProcessor
+    from test_animator import TOLERANCE, _case_options, animate_case
+
+    cases = json.loads((GOLDEN / "animator" / "CASES.json").read_text())
+    plain = copy.deepcopy(pipeline)
+    plain.unet.set_default_attn_processor()
+    plain.reference_unet.set_attn_processor(AttnProcessor())
+    assert {type(p) for p in plain.unet.attn_processors.values()} == {AttnProcessor}
+    video = animate_case(plain, case, **_case_options(cases))
+    torch.testing.assert_close(video, case["expected_video"][0].transpose(0, 1), **TOLERANCE)
+
+
+@pytest.mark.slow
+def test_offload_order_frees_the_reference_parts_before_denoising(pipeline) -> None:
+    """`model_cpu_offload_seq` names every model, and the reference parts (DINOv2, projector,
+    reference UNet) are done before the first UNet call, so offload sends them back to the CPU."""
+    calls: list[str] = []
+    handles = []
+    models = {name: part for name, part in pipeline.components.items() if isinstance(part, torch.nn.Module)}
+    assert set(pipeline.model_cpu_offload_seq.split("->")) == set(models)
+    watched = {**models, "vae": pipeline.vae.encoder, "vae-decoder": pipeline.vae.decoder}
+    for name, part in watched.items():  # the VAE runs through encode/decode, not forward
+        label = name.removesuffix("-decoder")
+        handles.append(part.register_forward_pre_hook(lambda *_, label=label: calls.append(label)))
+    try:
+        reference, poses = _arrays(frames=4)
+        _run(pipeline, reference, poses)
+    finally:
+        for handle in handles:
+            handle.remove()
+    first_unet = calls.index("unet")
+    for name in ("image_encoder", "projector", "reference_unet"):
+        assert name not in calls[first_unet:], name
+    assert "pose_guider" not in calls[first_unet:]  # its features are made up front
+    assert calls[-1] == "vae"
+
+
+@pytest.mark.slow
+def test_vae_slicing_gives_the_same_video(pipeline) -> None:
+    reference, poses = _arrays(frames=4)
+    expected = _run(pipeline, reference, poses)
+    sliced = copy.deepcopy(pipeline)
+    sliced.enable_vae_slicing()
+    np.testing.assert_allclose(_run(sliced, reference, poses), expected, atol=1e-5)
