@@ -110,7 +110,8 @@ def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
     after = tmp_path / "after.mp4"
     done = rdance("animate", *args, "--weights", root, "--out", after)
     assert done.returncode == 0, done.stderr
-    assert all(np.array_equal(a, b) for a, b in zip(read_frames(before), read_frames(after), strict=True))
+    for a, b in zip(read_frames(before), read_frames(after), strict=True):  # float32 rounding apart
+        assert np.abs(a.astype(int) - b).max() <= 1
 
 
 def test_mismatched_pose_videos_are_refused(

@@ -98,7 +98,7 @@ def test_options_are_checked_before_any_work(tmp_path: Path) -> None:
     assert_user_error(rdance(*animate, "--crf", "99"), "--crf", "got 99")
     assert_user_error(rdance(*animate, "--guidance", "nan"), "--guidance", "got nan")
     for size in ("8x8", "32x32"):
-        assert_user_error(rdance(*animate, "--size", size), "at least 64x64", f"got {size}")
+        assert_user_error(rdance(*animate, "--size", size), "at least 48x48", f"got {size}")
     assert_user_error(rdance(*animate, "--device", "banana"), "--device", "banana")
     assert_user_error(rdance(*animate, "--device", "mps"), "--device mps", "no Apple GPU")
     assert_user_error(rdance("animate", tmp_path, poses, "--weights", empty), f"{tmp_path} is a folder")

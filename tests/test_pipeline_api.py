@@ -162,7 +162,9 @@ def test_saved_pipeline_loads_to_the_same_video(pipeline, case, tmp_path: Path) 
     for name, value in pipeline.network.state_dict().items():
         assert torch.equal(loaded.network.state_dict()[name], value), name
     reference, poses = _arrays(frames=4)
-    np.testing.assert_array_equal(_run(loaded, reference, poses), _run(pipeline, reference, poses))
+    # The same weights in memory laid out otherwise (views into one loaded file): float32 rounding
+    # in the CPU kernels differs, 5.7e-6 at most measured; each is exact from run to run.
+    np.testing.assert_allclose(_run(loaded, reference, poses), _run(pipeline, reference, poses), atol=2e-5)
 
 
 def test_fp16_variant_round_trips(pipeline, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_use_it_from_python_examples_run(
     assert {"dwpose.mp4", "hamer.mp4", "smpl.mp4"} <= set(os.listdir("dance.rdance"))
     assert [p.name for p in namespace["written"]] == ["me_dance.mp4"]
     info = FrameSource(Path("me_dance.mp4")).info
-    assert (info.frame_count, info.height, info.width) == (3, 512, 384)
+    assert (info.frame_count, info.height, info.width) == (3, 256, 192)
     frames = namespace["frames"]
-    assert frames.shape == (3, 512, 384, 3) and frames.dtype == np.float32
+    assert frames.shape == (3, 256, 192, 3) and frames.dtype == np.float32
     assert (Path("realisdance-sd") / "model_index.json").is_file()

@@ -510,7 +510,8 @@ class RealisDancePipeline(DiffusionPipeline):
                 prediction = self._guided_prediction(latents, t, plan[i], c, options)
                 latents = self.scheduler.step(prediction, t, latents).prev_sample
                 if callback_on_step_end is not None:
-                    named = {name: locals()[name] for name in callback_on_step_end_tensor_inputs}
+                    state = {"latents": latents}
+                    named = {name: state[name] for name in callback_on_step_end_tensor_inputs}
                     latents = callback_on_step_end(self, i, t, named).get("latents", latents)
         finally:
             self.network.bank.clear()

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
-MIN_SIDE = 64  # pixels: DINOv2 sees 5/12 of it (at least one 14-pixel patch), the UNet 1/64
+MIN_SIDE = 48  # pixels: DINOv2 sees 5/12 of the picture, which must hold a 14-pixel patch
 CLIP_SCALE = 5 / 12  # DINOv2 sees the reference at 5/12 of the frame (320x240 for 768x576)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

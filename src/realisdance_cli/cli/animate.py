@@ -99,7 +99,9 @@ def animate(
     ] = True,
     checkpoint: Annotated[
         Path | None,
-        typer.Option(help="RealisDance .ckpt or converted .safetensors (default: from --weights)."),
+        typer.Option(
+            help="A pipeline folder, an original .ckpt or a trained .safetensors (default: from --weights)."
+        ),
     ] = None,
     crf: Annotated[int, typer.Option(help="H.264 quality, 0 (best) to 51.")] = 18,
     audio: AudioOption = None,
