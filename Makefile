@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 APT_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6
 
-.PHONY: install test test-fast lint demo bench clean
+.PHONY: install test test-fast test-lower lint demo bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,18 @@ test: lint
 # Everything but the tests marked slow (each over about 5 s): for quick checks while editing.
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# Every dependency at its declared lower bound (constraints-lower.txt) in a fresh venv: the fast
+# tests, and the one slow test that uses TensorBoard (the [train] extra).
+LOWER := .venv-lower
+test-lower:
+	rm -rf $(LOWER)
+	$(PYTHON) -m venv $(LOWER)
+	$(LOWER)/bin/pip install -q --upgrade pip
+	$(LOWER)/bin/pip install -q -c constraints-lower.txt -e ".[dev,train]"
+	$(LOWER)/bin/pip install -q --no-deps "PyOpenGL==3.1.10"
+	$(LOWER)/bin/pytest -m "not slow"
+	$(LOWER)/bin/pytest tests/test_training.py::test_an_original_config_trains_validates_and_logs
 
 # Online: downloads the weights and the authors' demo sequence, then animates it into demo/out.
 # Offline (no hub reachable, HF_HUB_OFFLINE=1): the synthetic dancer's skeleton video, exit code 0.

@@ -110,8 +110,10 @@ def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
     after = tmp_path / "after.mp4"
     done = rdance("animate", *args, "--weights", root, "--out", after)
     assert done.returncode == 0, done.stderr
-    for a, b in zip(read_frames(before), read_frames(after), strict=True):  # float32 rounding apart
-        assert np.abs(a.astype(int) - b).max() <= 1
+    for a, b in zip(read_frames(before), read_frames(after), strict=True):
+        # float32 rounding apart (test_pipeline_api), which YUV 4:2:0 turns into 2 levels at most
+        difference = np.abs(a.astype(int) - b)
+        assert difference.max() <= 2 and difference.mean() < 0.05
 
 
 def test_mismatched_pose_videos_are_refused(

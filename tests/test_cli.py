@@ -87,8 +87,13 @@ def test_one_device_option_for_every_command_that_takes_a_device() -> None:
     with_device = {
         path for path, command in LEAVES.items() if any("--device" in p.opts for p in command.params)
     }
-    assert with_device == {("extract",), ("animate",), ("dataset", "build")}
-    required = {("dataset", "build"): ["x", "--out", "y"], ("animate",): ["x"], ("extract",): ["x"]}
+    assert with_device == {("extract",), ("animate",), ("dataset", "build"), ("demo",)}
+    required = {
+        ("dataset", "build"): ["x", "--out", "y"],
+        ("animate",): ["x"],
+        ("extract",): ["x"],
+        ("demo",): [],
+    }
     for path in with_device:
         for device in ("auto", "cpu", "cuda", "cuda:1", "mps"):
             context = LEAVES[path].make_context(path[-1], [*required[path], "--device", device])

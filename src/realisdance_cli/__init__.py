@@ -26,6 +26,7 @@ _EXPORTS = {
     "Selection": "realisdance_cli.video",
     "RealisDancePipeline": "realisdance_cli.animator.pipeline",
     "RealisDancePipelineOutput": "realisdance_cli.animator.pipeline",
+    "SamplingOptions": "realisdance_cli.animator.pipeline",
     "PoseVideos": "realisdance_cli.animator.pipeline",
     "RealisDanceUNet": "realisdance_cli.animator.network",
     "ClipProjector": "realisdance_cli.animator.network",
@@ -43,6 +44,7 @@ __all__ = [
     "RealisDancePipelineOutput",
     "RealisDanceUNet",
     "RenderOptions",
+    "SamplingOptions",
     "Selection",
     "Track",
     "UserError",
@@ -55,7 +57,12 @@ __all__ = [
 if TYPE_CHECKING:
     from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
     from realisdance_cli.animator.network import ClipProjector, RealisDanceUNet
-    from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, RealisDancePipelineOutput
+    from realisdance_cli.animator.pipeline import (
+        PoseVideos,
+        RealisDancePipeline,
+        RealisDancePipelineOutput,
+        SamplingOptions,
+    )
     from realisdance_cli.animator.pose_guider import PoseGuider
     from realisdance_cli.errors import UserError
     from realisdance_cli.extraction import ExtractOptions, extract
