@@ -16,6 +16,7 @@ class Condition:
     name: str  # the network's name: render-poses --only, animate --NAME, the manifest key
     stage: str  # the `rdance extract` stage that makes it (`--only`)
     stream: str  # the pose-track stream that stage writes and render-poses reads
+    items: str  # what the stream holds per frame, for people ("people", "hands")
 
     @property
     def video(self) -> str:
@@ -27,11 +28,12 @@ class Condition:
 # which is also the order in which the stages run (DWPose first: the others read its boxes) and
 # the videos are written.
 CONDITIONS = (
-    Condition("dwpose", stage="dwpose", stream="dwpose"),
-    Condition("hamer", stage="hamer", stream="mano"),
-    Condition("smpl", stage="smplerx", stream="smplx"),
+    Condition("dwpose", stage="dwpose", stream="dwpose", items="people"),
+    Condition("hamer", stage="hamer", stream="mano", items="hands"),
+    Condition("smpl", stage="smplerx", stream="smplx", items="people"),
 )
 POSE_NAMES = tuple(condition.name for condition in CONDITIONS)
 STAGES = tuple(condition.stage for condition in CONDITIONS)
 BY_NAME = {condition.name: condition for condition in CONDITIONS}
 BY_STAGE = {condition.stage: condition for condition in CONDITIONS}
+BY_STREAM = {condition.stream: condition for condition in CONDITIONS}

@@ -7,9 +7,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from realisdance_cli.conditions import BY_STREAM
 from realisdance_cli.track import STREAMS, Track
-
-ITEM_NAMES = {"dwpose": "people", "smplx": "people", "mano": "hands"}
 
 
 def _frame_list(frames: np.ndarray, limit: int = 12) -> str:
@@ -47,7 +46,7 @@ def summarise(track: Track) -> Group:
         table.add_row(
             kind,
             "[green]complete[/]",
-            f"{counts.min()}/{counts.mean():.2f}/{counts.max()} {ITEM_NAMES[kind]}",
+            f"{counts.min()}/{counts.mean():.2f}/{counts.max()} {BY_STREAM[kind].items}",
             f"{len(empty)}" + (f": {_frame_list(empty)}" if len(empty) else ""),
             made_by,
         )

@@ -7,7 +7,6 @@ import importlib.util
 import json
 import math
 import os
-import shutil
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file, folder_lock
+from realisdance_cli.files import existing_file, folder_lock, remove
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
@@ -195,11 +194,7 @@ def resumes(job: TrainJob, *, main_process: bool) -> bool:
         )
     if saved is None or job.force:
         if main_process:
-            for path in earlier:
-                if path.is_dir():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+            remove(earlier)
         return False
     step, before, now = saved[1]["step"], saved[1].get("settings", {}), run_settings(job)
     if job.resume or before == now:
