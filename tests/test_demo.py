@@ -173,7 +173,7 @@ def test_offline_the_demo_does_what_needs_no_download(
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
     assert "HF_HUB_OFFLINE is set" in text if offline == "HF_HUB_OFFLINE" else "cannot be reached" in text
-    assert FrameSource(out / "dance.rdance" / "dwpose.mp4").info.frame_count == 48
+    assert FrameSource(out / "demo_dancer.rdance" / "dwpose.mp4").info.frame_count == 48
     assert all((out / name).exists() for name in SKELETON)
     # The short doctor: one line per group of weight files with files missing, never one per file.
     groups = [line.split()[1].rstrip(":") for line in done.stdout.splitlines() if line.startswith("weights ")]

@@ -201,3 +201,22 @@ def test_training_is_reproducible_and_a_run_folder_is_never_overwritten(tmp_path
     assert contents() == saved
     assert_user_error(rdance(*args, "--out", tmp_path / "c", "--resume"), "holds no saved state to resume")
     assert_user_error(rdance(*args, "--out", tmp_path / "a", "--resume", "--force"), "contradict")
+
+
+def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
+    """`atomic_folder` (what `weights convert` writes a pipeline folder with): a failed writer
+    leaves the old folder as it was and no temporary beside it; a finished one replaces it."""
+    from realisdance_cli.files import atomic_folder
+
+    target = tmp_path / "pipeline"
+    with atomic_folder(target) as partial:
+        (partial / "model_index.json").write_text("old")
+    with pytest.raises(RuntimeError), atomic_folder(target) as partial:
+        (partial / "model_index.json").write_text("new, half written")
+        raise RuntimeError("stopped")
+    assert (target / "model_index.json").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline"]
+    with atomic_folder(target) as partial:
+        (partial / "model_index.json").write_text("new")
+    assert (target / "model_index.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["pipeline"]

@@ -1,4 +1,5 @@
-"""`rdance animate`: a reference picture and the three pose videos -> the animated video.
+"""The animate job (`rdance animate`, `realisdance_cli.animate`): a reference picture and the
+three pose videos -> the animated video, with the pose videos' sound.
 
 Inputs are fitted to the target size the same way: scaled to cover it, then centre-cropped (the
 reference too, so it should show the whole character in roughly the target's aspect). DINOv2
@@ -24,7 +25,7 @@ from realisdance_cli.animator.processing import MIN_SIDE, fit, frame_pixels, rea
 from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file
+from realisdance_cli.files import existing_file, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWriter, audio_source, check_crf
 
@@ -39,6 +40,9 @@ CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file f
 
 @dataclass
 class AnimateOptions:
+    """Everything `animate` needs besides its files; the defaults are the original's settings
+    (`sampling` None: `SamplingOptions()`, 50 DDIM steps, guidance 2, windows of 16)."""
+
     size: tuple[int, int] = (768, 576)  # (height, width)
     start: int = 0  # the first pose frame used
     stride: int = 4
@@ -49,10 +53,13 @@ class AnimateOptions:
     grid: bool = False
     crf: int = 18
     weights_root: Path | None = None
-    checkpoint: Path | None = None  # original .ckpt or converted .safetensors
+    checkpoint: Path | None = None  # a pipeline folder, an original .ckpt or a trained .safetensors
     channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
     sampling: SamplingOptions | None = None
     audio: AudioChoice = None  # a file's sound, or False for none; default: the pose videos'
+
+    def __post_init__(self) -> None:
+        paths_from_strings(self, "weights_root", "checkpoint", "audio")
 
 
 @dataclass
@@ -62,8 +69,8 @@ class PoseInputs:
     folder: Path | None = None
     files: dict[str, Path] = field(default_factory=dict)  # name -> .mp4 (dwpose also .pkl)
 
-    def __post_init__(self) -> None:  # paths may come as strings from Python callers
-        self.folder = Path(self.folder) if self.folder is not None else None
+    def __post_init__(self) -> None:
+        paths_from_strings(self, "folder")
         self.files = {name: Path(path) for name, path in self.files.items()}
 
     def path(self, name: str) -> Path:
@@ -155,6 +162,11 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     root = weights.weights_root(options.weights_root)
     checkpoint = options.checkpoint
     folder = checkpoint if checkpoint is not None and checkpoint.is_dir() else None
+    if folder is not None and not (folder / "model_index.json").is_file():
+        raise UserError(
+            f"{folder} is a folder but not a pipeline folder (no model_index.json); give --checkpoint "
+            "a folder `rdance weights convert` wrote, an original .ckpt or a trained .safetensors."
+        )
     if checkpoint is None and (root / PIPELINE_FOLDER / "model_index.json").is_file():
         folder = root / PIPELINE_FOLDER
     if folder is not None:
@@ -175,6 +187,11 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     if options.channels_last:
         pipeline.to_channels_last()
     return pipeline
+
+
+def output_paths(out: Path, grid: bool) -> list[Path]:
+    """The videos `animate` writes: the result, and `<out>_grid.mp4` with `grid`."""
+    return [out] + ([out.with_name(f"{out.stem}_grid{out.suffix}")] if grid else [])
 
 
 def default_out(reference: Path, inputs: PoseInputs) -> Path:
@@ -252,7 +269,7 @@ def animate(
     )
     video = result[0][0]
     fps = poses.fps or Fraction(8)
-    paths = [out] + ([out.with_name(f"{out.stem}_grid{out.suffix}")] if options.grid else [])
+    paths = output_paths(out, options.grid)
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         writers = [
             stack.enter_context(

@@ -31,8 +31,8 @@ DEMO_URL = "https://raw.githubusercontent.com/damo-cv/RealisDance"  # $RDANCE_DE
 SD_COMMIT = "b518e4c3096c4d948928d89a87fa369183554e5d"  # branch RealisDance-SD: the demo sequence
 MAIN_COMMIT = "5c9342ecd206bd40bfbd9324e0fb27586439cf59"  # branch main: the reference picture
 ANIMATOR = ("realisdance", "base-model", "dinov2")  # entries (not groups) `animation.load_pipeline` reads
-VIDEO, GRID = "realisdance_demo.mp4", "realisdance_demo_grid.mp4"  # `animation.animate` names the grid
-SKELETON = ("dance.pkl", "dance.rdance", "dance_roundtrip.pkl")  # the offline demo's outputs
+VIDEO = "realisdance_demo.mp4"  # and its grid, as `animation.output_paths` names it
+SKELETON = ("demo_dancer.pkl", "demo_dancer.rdance", "demo_dancer_roundtrip.pkl")  # not a user's dance.*
 DANCER_FRAMES, DANCER_FPS = 48, 24
 TIMEOUT = 5.0  # seconds to wait for the hub to answer before the demo goes offline
 
@@ -97,9 +97,17 @@ def _listed(names: Iterable[str]) -> str:
 
 
 def missing(root: Path) -> Fetch:
-    """What the full demo would have to download (headers only: no file is read through)."""
+    """What the full demo would have to download (a pipeline folder `rdance weights convert` wrote
+    stands for the three animator entries; the weights' structure is checked, not their hashes)."""
+    from realisdance_cli.animation import PIPELINE_FOLDER
+
+    converted = (root / PIPELINE_FOLDER / "model_index.json").is_file()
     return Fetch(
-        [weights.get(name) for name in ANIMATOR if not weights.status(weights.get(name), root).ok],
+        [
+            weights.get(name)
+            for name in ANIMATOR
+            if not converted and not weights.status(weights.get(name), root).ok
+        ],
         [item for item in SEQUENCE if not (sequence_folder(root) / item.name).is_file()],
     )
 
@@ -217,7 +225,7 @@ def _download(item: DemoFile, target: Path, progress: ProgressFn) -> None:
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise UserError(
-                f"downloading {url} failed ({reason}); run the command again to resume."
+                f"downloading {url} failed ({reason}); run the command again (finished files are kept)."
             ) from None
         if expected is not None and done != expected:
             raise UserError(

@@ -42,7 +42,7 @@ _WRITE_ERRNOS = {
 }
 
 
-_PARTIAL = ".partial-"  # marks the temporary files of `AtomicFile`
+_PARTIAL = ".partial-"  # marks the temporaries of `AtomicFile` and `atomic_folder`
 
 
 def _target_of(path: Path) -> Path:
@@ -104,18 +104,30 @@ class AtomicFile:
 
 @contextmanager
 def atomic_folder(target: Path) -> Iterator[Path]:
-    """A temporary folder beside `target` that takes its place when the block succeeds (an
-    existing `target` is removed first) and vanishes when it fails: a folder is whole or absent."""
+    """A temporary folder beside `target` that takes its place when the block succeeds and vanishes
+    when it fails: at every moment `target` is the old folder or the whole new one (the old one is
+    moved aside first and removed after)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}"))
+    aside = partial.with_name(f"{partial.name}-old")
     try:
         yield partial
         os.chmod(partial, 0o777 & ~_umask())
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(partial, target)
+        had_target = target.is_symlink() or target.exists()
+        if had_target:
+            os.replace(target, aside)
+        try:
+            os.replace(partial, target)
+        except BaseException:
+            if had_target:
+                os.replace(aside, target)
+            raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        if aside.is_symlink() or aside.is_file():
+            aside.unlink()
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -148,6 +160,15 @@ def load_npz(path: Path) -> dict[str, Any]:
         raise UserError(
             f"{path} is damaged ({err}); run the command that made it again with --force."
         ) from None
+
+
+def paths_from_strings(options: object, *names: str) -> None:
+    """Turns the named attributes of an options object that hold a str into a Path (Python callers
+    pass strings; `False` and None, which mean something else, stay)."""
+    for name in names:
+        value = getattr(options, name)
+        if isinstance(value, str | os.PathLike):
+            setattr(options, name, Path(value))
 
 
 def existing_file(path: Path, what: str) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 from realisdance_cli import weights
 from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import file_sha256, folder_lock
+from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
 from realisdance_cli.original import (
     OPTIONAL_KEYS,
     load_dwpose_pkl,
@@ -61,6 +61,9 @@ class RenderOptions:
     smplx_colours: Path | None = None
     smooth: bool = False  # One-Euro filter on keypoints and SMPL-X/MANO parameters (smoothing.py)
     audio: AudioChoice = None  # a file's sound, or False for none; default: the source video's
+
+    def __post_init__(self) -> None:
+        paths_from_strings(self, "weights_root", "smplx_model", "mano_model", "smplx_colours", "audio")
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -438,7 +439,12 @@ class VideoWriter:
             self._container.mux(self._stream.encode())
             if self._audio is not None:
                 duration = float(self.frames_written / self.fps)
-                _copy_audio(*self._audio, self._container, self._audio_start, duration)
+                try:
+                    _copy_audio(*self._audio, self._container, self._audio_start, duration)
+                except av.error.FFmpegError as err:  # damaged sound must not cost the pictures
+                    warnings.warn(
+                        f"{self.path}: the sound of {self._audio_from} stops early ({err})", stacklevel=2
+                    )
             self._container.close()
         except BaseException:
             self.abort()
@@ -457,6 +463,9 @@ class VideoWriter:
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 self._container.close()
             self._container = None
+        if self._audio is not None:
+            self._audio[0].close()
+            self._audio = None
         if self._file is not None:
             self._file.discard()
 

@@ -547,11 +547,29 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
                 tqdm_class=bar,
             )
     except Exception as err:
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            GatedRepoError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        if isinstance(err, GatedRepoError):
+            raise UserError(
+                f"{entry.where()} is gated: accept its terms on huggingface.co and log in (`hf auth login`), "
+                "then run the command again."
+            ) from None
+        if isinstance(err, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
+            raise UserError(
+                f"{entry.where()} has no {entry.name} at the pinned revision ({_reason(err)}); the hub "
+                "(or the HF_ENDPOINT mirror) no longer serves it: fetch it by hand into "
+                f"{root / entry.path}."
+            ) from None
         if not _transfer_error(err):
             raise
         raise UserError(
             f"downloading {entry.name} from {entry.where()} failed ({_reason(err)}); "
-            "run the command again to resume."
+            "run the command again to continue."
         ) from None
     path = Path(fetched) if into_cache else root / entry.path
     result = _inspect(entry, path, in_cache=into_cache, verify_hash=True)

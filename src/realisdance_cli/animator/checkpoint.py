@@ -68,7 +68,7 @@ def load_network(
             metadata = f.metadata() or {}
             if metadata.get("format") != FORMAT:
                 raise _bad_checkpoint(
-                    path, f"its metadata does not say {FORMAT}; convert it with `rdance weights convert`"
+                    path, f"its metadata does not say {FORMAT} (it is not a network `rdance train` wrote)"
                 )
             config = json.loads(metadata["config"])
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator

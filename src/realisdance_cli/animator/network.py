@@ -167,10 +167,6 @@ class RealisDanceNet(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.clip_projector.identity.weight.dtype
 
-    @property
-    def device(self) -> torch.device:
-        return self.clip_projector.identity.weight.device
-
     def encode_reference(self, ref_latents: torch.Tensor, tokens: torch.Tensor) -> None:
         """Runs the reference UNet at t=0 and keeps its self-attention inputs for `denoise`."""
         self.bank.clear()

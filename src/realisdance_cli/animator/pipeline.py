@@ -2,8 +2,8 @@
 
 DDIM (zero-SNR rescaled betas, v-prediction, linspace spacing) over temporal context windows,
 classifier-free guidance against the original's unconditional branch (no reference attention and
-zeroed DINOv2 tokens, or, "real", the tokens of an all-black picture), VAE decode in chunks, and the
-colour restore to the reference's statistics.
+zeroed DINOv2 tokens, or, "real", DINOv2's tokens of an all-zero input, a mean-grey picture), VAE
+decode in chunks, and the colour restore to the reference's statistics.
 
 `faithful=True` repeats the original's compute pattern (reference UNet, clip projector and pose
 guider re-run for every window of every step, separate conditional and unconditional passes, one
@@ -209,14 +209,14 @@ class RealisDancePipeline(DiffusionPipeline):
         dinov2: str | os.PathLike[str],
         torch_dtype: torch.dtype | None = None,
     ) -> RealisDancePipeline:
-        """The authors' release: their stage-2 `.ckpt` (or our converted `.safetensors`), the SD-1.5
+        """The authors' release: their stage-2 `.ckpt` (or a `.safetensors` `rdance train` wrote), the SD-1.5
         base folder (its VAE and scheduler; its UNet config) and the DINOv2 folder."""
         from transformers import Dinov2Model
 
         from realisdance_cli.animator.checkpoint import load_network
 
         base = Path(base_model)
-        encoder = Dinov2Model.from_pretrained(dinov2, torch_dtype=torch_dtype)
+        encoder = Dinov2Model.from_pretrained(dinov2, dtype=torch_dtype)
         unet_config = json.loads((base / "unet" / "config.json").read_text())
         network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
         vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch_dtype)
@@ -270,8 +270,9 @@ class RealisDancePipeline(DiffusionPipeline):
                 f"height and width must be multiples of {multiple} and at least {MIN_SIDE}, "
                 f"got {height}x{width}."
             )
-        if num_inference_steps < 1:
-            raise UserError(f"num_inference_steps must be 1 or more, got {num_inference_steps}.")
+        most = self.scheduler.config.num_train_timesteps
+        if not 1 <= num_inference_steps <= most:
+            raise UserError(f"num_inference_steps must be 1 to {most}, got {num_inference_steps}.")
         if not math.isfinite(guidance_scale) or guidance_scale < 0:
             raise UserError(f"guidance_scale must be a number of 0 or more, got {guidance_scale}.")
         if output_type not in OUTPUT_TYPES:
@@ -332,9 +333,11 @@ class RealisDancePipeline(DiffusionPipeline):
     def prepare_latents(
         self, shape: tuple[int, ...], generator: torch.Generator | None, latents: torch.Tensor | None
     ) -> torch.Tensor:
-        """Initial noise in float32 (drawn on the CPU: the same seed gives the same video anywhere)."""
+        """Initial noise in float32, drawn where `generator` lives (a CPU generator, the default,
+        gives the same video on any machine)."""
         if latents is None:
-            latents = torch.randn(shape, generator=generator, dtype=torch.float32)
+            device = generator.device if generator is not None else torch.device("cpu")
+            latents = torch.randn(shape, generator=generator, dtype=torch.float32, device=device)
         elif tuple(latents.shape) != shape:
             raise UserError(f"latents must be {shape}, got {tuple(latents.shape)}.")
         return latents.to(self._execution_device, torch.float32) * self.scheduler.init_noise_sigma
@@ -448,7 +451,7 @@ class RealisDancePipeline(DiffusionPipeline):
         Pictures are scaled to cover height x width (default: the pose tensors' size, else
         768x576) and centre-cropped; tensors are taken as they are. Temporal windows of
         `context_frames` frames overlap by `context_overlap`; `unconditional` picks the guidance
-        branch (zeroed DINOv2 tokens, the original's, or the tokens of a black picture);
+        branch (zeroed DINOv2 tokens, the original's, or its tokens of an all-zero, mean-grey input);
         `faithful` repeats the original's compute pattern (slower, same video). `clip_image`
         replaces DINOv2's input (1, 3, h, w), normalised; `progress(task, done, total)` replaces
         the progress bar.
@@ -477,7 +480,7 @@ class RealisDancePipeline(DiffusionPipeline):
         frames = poses.dwpose.shape[2]
         progress = progress or self._progress_bar(num_inference_steps)
 
-        tokens, uncond_tokens = self.encode_image(clip, options.uncond)
+        tokens, uncond_tokens = self.encode_image(clip, options.uncond if options.guidance > 1 else "fake")
         shape = (
             1,
             self.unet.config.in_channels,

@@ -14,6 +14,7 @@ import warnings
 from typing import Annotated, NoReturn
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli import __version__
 from realisdance_cli.cli import animate, dataset, demo, doctor, poses, track, train, weights
@@ -86,11 +87,11 @@ def _root(
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
     """Library warnings (`warnings.warn`: something the user should know) as one yellow line."""
     if logging.getLogger().isEnabledFor(logging.WARNING):
-        errors.print(f"[yellow]warning:[/] {message}", highlight=False)
+        errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
 
 def _fail(err: UserError) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {err}", highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
     sys.exit(err.exit_code)
 
 

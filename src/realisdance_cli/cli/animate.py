@@ -129,8 +129,9 @@ def animate(
         poses, {k: v for k, v in (("dwpose", dwpose), ("hamer", hamer), ("smpl", smpl)) if v}
     )
     target = out or animation.default_out(reference, inputs)
-    if target.exists() and not force:
-        raise UserError(f"{target} exists; use --force to replace it.")
+    for path in animation.output_paths(target, grid):
+        if path.exists() and not force:
+            raise UserError(f"{path} exists; use --force to replace it.")
     options = animation.AnimateOptions(
         size=parse_size(size) or (768, 576),
         start=start,

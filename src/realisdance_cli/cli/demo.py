@@ -60,7 +60,7 @@ def demo(
     Offline (no hub, HF_HUB_OFFLINE or --offline) with something missing, it does what needs no
     download: the synthetic dancer's skeleton video, a short doctor, and what the full demo would
     fetch. The demo replaces its own earlier outputs in --out (only those, and it says so);
-    downloads are kept, and a stopped one resumes.
+    downloads are kept (a file cut off mid-transfer is fetched again).
     """
     from realisdance_cli import animation, weights
     from realisdance_cli import demo as demos
@@ -119,6 +119,7 @@ def _download(fetch: Fetch, root: Path, yes: bool) -> str | None:
 def _offline(out: Path, root: Path, fetch: Fetch, reason: str) -> None:
     """The demo without downloads: the synthetic dancer, a short doctor, what would be fetched."""
     from realisdance_cli import demo as demos
+    from realisdance_cli.conditions import BY_NAME
     from realisdance_cli.track import Track
     from realisdance_cli.track_summary import summarise
 
@@ -127,7 +128,7 @@ def _offline(out: Path, root: Path, fetch: Fetch, reason: str) -> None:
     with progress_bars() as progress:
         folder = demos.dancer_skeleton(out, progress)
     console.print(summarise(Track.open(folder)))
-    console.print(f"the synthetic dancer's skeleton video: {escape(str(folder / 'dwpose.mp4'))}")
+    console.print(f"the synthetic dancer's skeleton video: {escape(str(folder / BY_NAME['dwpose'].video))}")
     for line in demos.short_doctor(root):
         console.print(escape(line), highlight=False)
     console.print(
@@ -138,10 +139,11 @@ def _offline(out: Path, root: Path, fetch: Fetch, reason: str) -> None:
 
 
 def _animate(out: Path, root: Path, options: AnimateOptions) -> None:
+    from realisdance_cli import animation
     from realisdance_cli import demo as demos
     from realisdance_cli.devices import resolve_device
 
-    _replacing(out, (demos.VIDEO, demos.GRID))
+    _replacing(out, tuple(path.name for path in animation.output_paths(Path(demos.VIDEO), grid=True)))
     on_cpu = resolve_device(options.device, options.dtype)[0].type == "cpu"
     if on_cpu:
         console.print(
