@@ -617,7 +617,9 @@ def test_hub_failures_are_one_sentence(tmp_path: Path, monkeypatch: pytest.Monke
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         done = rdance("weights", "download", "dwpose-det", "--weights", tmp_path / "w")
         assert_user_error(
-            done, "downloading dwpose-det from hf://yzd-v/DWPose/yolox_l.onnx@main failed (404", "run the command again to continue."
+            done,
+            "downloading dwpose-det from hf://yzd-v/DWPose/yolox_l.onnx@main failed (404",
+            "run the command again to continue.",
         )
     # Nothing listens there any more (a folder: huggingface_hub retries a file's for half a minute).
     done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w")
