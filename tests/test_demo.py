@@ -13,9 +13,11 @@ from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance
 from hub_server import HubServer
 
 from realisdance_cli import weights
-from realisdance_cli.demo import GRID, SEQUENCE, SKELETON, VIDEO, human
+from realisdance_cli.demo import SEQUENCE, SKELETON, VIDEO, human
 from realisdance_cli.original import load_dwpose_pkl, save_dwpose_pkl
 from realisdance_cli.video import FrameSource
+
+GRID = "realisdance_demo_grid.mp4"  # the grid animate writes beside the video
 
 pytestmark = pytest.mark.slow
 QUICK = ("--size", "64x64", "--steps", "2", "--max-frames", "4", "--device", "cpu")
