@@ -118,9 +118,9 @@ def test_callback_on_step_end_sees_and_replaces_the_latents(pipeline) -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"height": 60}, "multiples of"),
+        ({"height": 60}, "height and width must be a multiple of 8"),
         ({"output_type": "gif"}, "output_type must be one of"),
-        ({"num_inference_steps": 0}, "num_inference_steps must be 1 to 1000"),
+        ({"num_inference_steps": 0}, "num_inference_steps must be 1 or more"),
         ({"num_inference_steps": 1001}, "num_inference_steps must be 1 to 1000"),
         ({"context_frames": 40}, "context_frames must be 1 to 32"),
         ({"guidance_scale": float("nan")}, "guidance_scale"),

@@ -9,7 +9,6 @@ sees the fitted reference at 5/12 of the target size (320x240 for 768x576, as th
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -21,7 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from realisdance_cli import weights
-from realisdance_cli.animator.processing import MIN_SIDE, fit, frame_pixels, read_picture, video_tensor
+from realisdance_cli.animator.processing import (
+    check_frame_size,
+    fit,
+    frame_pixels,
+    read_picture,
+    video_tensor,
+)
 from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
@@ -34,6 +39,15 @@ if TYPE_CHECKING:
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
 
+FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
+    "steps": "--steps",
+    "guidance": "--guidance",
+    "uncond": "--uncond",
+    "context": "--context",
+    "overlap": "--overlap",
+    "schedule": "--schedule",
+    "context_batch": "--context-batch",
+}
 PIPELINE_FOLDER = "realisdance/pipeline"  # what `rdance weights convert` writes
 CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file form of earlier versions
 
@@ -201,15 +215,11 @@ def default_out(reference: Path, inputs: PoseInputs) -> Path:
 
 
 def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
-    """Every option that needs no file, checked before any work."""
-    height, width = options.size
-    if height % 8 or width % 8 or min(height, width) < MIN_SIDE:
-        raise UserError(
-            f"--size must be a multiple of 8 on both sides and at least {MIN_SIDE}x{MIN_SIDE}, "
-            f"got {height}x{width}."
-        )
-    if not math.isfinite(sampling.guidance) or sampling.guidance < 0:
-        raise UserError(f"--guidance must be a number of 0 or more, got {sampling.guidance}.")
+    """Every option that needs no file, checked before any work (named as the command's flags)."""
+    check_frame_size(*options.size, "--size")
+    sampling.check(FLAGS)
+    if options.start < 0 or options.stride < 1 or (options.max_frames is not None and options.max_frames < 0):
+        raise UserError("--start and --max-frames must be 0 or more, --stride 1 or more.")
     check_crf(options.crf)
 
 

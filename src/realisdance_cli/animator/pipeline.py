@@ -32,8 +32,8 @@ from realisdance_cli.animator.motion import MAX_FRAMES
 from realisdance_cli.animator.network import ClipProjector, RealisDanceNet, RealisDanceUNet
 from realisdance_cli.animator.pose_guider import PoseGuider
 from realisdance_cli.animator.processing import (
-    MIN_SIDE,
     as_pil,
+    check_frame_size,
     clip_input,
     picture_array,
     reference_tensor,
@@ -77,6 +77,27 @@ class SamplingOptions:
     def call_kwargs(self) -> dict[str, Any]:
         """These options as `RealisDancePipeline.__call__` names them."""
         return {CALL_NAMES[name]: value for name, value in asdict(self).items()}
+
+    def check(self, names: Mapping[str, str] | None = None) -> None:
+        """One sentence for the first wrong setting, naming it as the caller does (`names`: field
+        -> option; default: the `__call__` keyword)."""
+        name = {**CALL_NAMES, **(names or {})}
+        if self.steps < 1:
+            raise UserError(f"{name['steps']} must be 1 or more, got {self.steps}.")
+        if not math.isfinite(self.guidance) or self.guidance < 0:
+            raise UserError(f"{name['guidance']} must be a number of 0 or more, got {self.guidance}.")
+        if not 1 <= self.context <= MAX_FRAMES or not 0 <= self.overlap < self.context:
+            raise UserError(
+                f"{name['context']} must be 1 to {MAX_FRAMES} and {name['overlap']} 0 to "
+                f"{name['context']}-1, got {self.context} and {self.overlap}."
+            )
+        if self.schedule not in ("sliding", "uniform") or self.uncond not in ("fake", "real"):
+            raise UserError(
+                f"{name['schedule']} must be sliding or uniform, and {name['uncond']} fake or real."
+            )
+        for field_name in ("stride", "context_batch", "decode_chunk"):
+            if getattr(self, field_name) < 1:
+                raise UserError(f"{name[field_name]} must be 1 or more, got {getattr(self, field_name)}.")
 
 
 CALL_NAMES = {
@@ -264,28 +285,13 @@ class RealisDancePipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str],
     ) -> None:
         """Every setting that needs no picture, checked before any work: one clear error."""
-        multiple = self.vae_scale_factor
-        if height % multiple or width % multiple or min(height, width) < MIN_SIDE:
-            raise UserError(
-                f"height and width must be multiples of {multiple} and at least {MIN_SIDE}, "
-                f"got {height}x{width}."
-            )
+        check_frame_size(height, width, "height and width")
+        options.check()
         most = self.scheduler.config.num_train_timesteps
-        if not 1 <= num_inference_steps <= most:
+        if num_inference_steps > most:
             raise UserError(f"num_inference_steps must be 1 to {most}, got {num_inference_steps}.")
-        if not math.isfinite(guidance_scale) or guidance_scale < 0:
-            raise UserError(f"guidance_scale must be a number of 0 or more, got {guidance_scale}.")
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
-        if not 1 <= options.context <= MAX_FRAMES or not 0 <= options.overlap < options.context:
-            raise UserError(
-                f"context_frames must be 1 to {MAX_FRAMES} and context_overlap 0 to context_frames-1, "
-                f"got {options.context} and {options.overlap}."
-            )
-        if options.schedule not in ("sliding", "uniform") or options.uncond not in ("fake", "real"):
-            raise UserError("context_schedule must be sliding or uniform, and unconditional fake or real.")
-        if options.stride < 1 or options.context_batch < 1 or options.decode_chunk < 1:
-            raise UserError("context_stride, context_batch_size and decode_chunk_size must be 1 or more.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
         if unknown:
             raise UserError(

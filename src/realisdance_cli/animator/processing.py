@@ -31,6 +31,15 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def check_frame_size(height: int, width: int, what: str) -> None:
+    """The VAE works in 8-pixel cells, and DINOv2's view must hold one patch."""
+    if height % 8 or width % 8 or min(height, width) < MIN_SIDE:
+        raise UserError(
+            f"{what} must be a multiple of 8 on both sides and at least {MIN_SIDE}x{MIN_SIDE}, "
+            f"got {height}x{width}."
+        )
+
+
 def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Scale an RGB picture to cover (height, width), then crop the centre."""
     height, width = size

@@ -119,12 +119,6 @@ def animate(
     from realisdance_cli.animator.pipeline import SamplingOptions
     from realisdance_cli.rendering import parse_size
 
-    if not 1 <= context <= 32 or not 0 <= overlap < context:
-        raise UserError(
-            f"--context must be 1 to 32 and --overlap 0 to context-1, got {context} and {overlap}."
-        )
-    if steps < 1 or context_batch < 1:
-        raise UserError("--steps and --context-batch must be 1 or more.")
     inputs = animation.PoseInputs(
         poses, {k: v for k, v in (("dwpose", dwpose), ("hamer", hamer), ("smpl", smpl)) if v}
     )
@@ -136,7 +130,7 @@ def animate(
         size=parse_size(size) or (768, 576),
         start=start,
         stride=stride,
-        max_frames=max_frames or None,
+        max_frames=None if max_frames == 0 else max_frames,
         audio=audio_choice(audio, no_audio),
         seed=seed,
         dtype=plain(dtype),

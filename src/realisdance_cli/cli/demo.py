@@ -19,7 +19,6 @@ from realisdance_cli.cli.shared import (
     errors,
     progress_bars,
 )
-from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
     from realisdance_cli.animation import AnimateOptions
@@ -68,12 +67,10 @@ def demo(
     from realisdance_cli.files import folder_lock
     from realisdance_cli.rendering import parse_size
 
-    if steps < 1 or max_frames < 0:
-        raise UserError("--steps must be 1 or more and --max-frames 0 or more.")
     sampling = SamplingOptions(steps=steps)
     options = animation.AnimateOptions(
         size=parse_size(size) or (768, 576),
-        max_frames=max_frames or None,
+        max_frames=None if max_frames == 0 else max_frames,
         device=device,
         grid=True,
         weights_root=weights_dir,
