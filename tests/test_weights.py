@@ -616,10 +616,10 @@ def test_hub_failures_are_one_sentence(tmp_path: Path, monkeypatch: pytest.Monke
     with HubServer({}) as hub:  # a hub that knows no repository
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         done = rdance("weights", "download", "dwpose-det", "--weights", tmp_path / "w")
-        assert_user_error(
+        assert_user_error(  # a file the hub does not have: trying again would not help
             done,
-            "downloading dwpose-det from hf://yzd-v/DWPose/yolox_l.onnx@main failed (404",
-            "run the command again to continue.",
+            "hf://yzd-v/DWPose/yolox_l.onnx@main has no dwpose-det at the pinned revision (404",
+            "fetch it by hand into",
         )
     # Nothing listens there any more (a folder: huggingface_hub retries a file's for half a minute).
     done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w")

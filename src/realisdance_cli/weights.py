@@ -550,6 +550,7 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
         from huggingface_hub.errors import (
             EntryNotFoundError,
             GatedRepoError,
+            LocalEntryNotFoundError,
             RepositoryNotFoundError,
             RevisionNotFoundError,
         )
@@ -559,7 +560,8 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
                 f"{entry.where()} is gated: accept its terms on huggingface.co and log in (`hf auth login`), "
                 "then run the command again."
             ) from None
-        if isinstance(err, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
+        not_there = RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError
+        if isinstance(err, not_there) and not isinstance(err, LocalEntryNotFoundError):  # not "unreachable"
             raise UserError(
                 f"{entry.where()} has no {entry.name} at the pinned revision ({_reason(err)}); the hub "
                 "(or the HF_ENDPOINT mirror) no longer serves it: fetch it by hand into "
