@@ -101,8 +101,7 @@ class PoseInputs:
 
 
 def read_reference(path: Path, size: tuple[int, int]) -> np.ndarray:
-    existing_file(path, "the reference picture")
-    return fit(read_picture(path), size)
+    return fit(read_picture(path, "the reference picture"), size)
 
 
 def _skeleton_frames(path: Path, selection: Selection) -> tuple[int, Iterator[np.ndarray]]:

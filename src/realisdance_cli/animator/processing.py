@@ -51,9 +51,9 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
-def read_picture(path: str | os.PathLike[str]) -> np.ndarray:
-    """An RGB picture file as (H, W, 3) uint8."""
-    existing_file(Path(path), "the picture")
+def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.ndarray:
+    """An RGB picture file as (H, W, 3) uint8; `what` names it if it is missing."""
+    existing_file(Path(path), what)
     picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if picture is None:
         raise UserError(f"{path} is not a picture OpenCV can read (use PNG or JPEG).")
