@@ -276,7 +276,7 @@ def short_doctor(root: Path) -> list[str]:
         *doctor.video_checks(),
     ]
     lines = [f"{c.level}: {c.name}: {c.detail}" for c in checks if c.level in ("warn", "fail")]
-    for group in weights.GROUPS:
+    for group in (group for group in weights.GROUPS if group not in weights.OPTIONAL_GROUPS):
         found = [weights.status(entry, root) for entry in weights.REGISTRY if entry.group == group]
         bad = [s for s in found if not s.ok]
         if not bad:

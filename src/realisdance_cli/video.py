@@ -12,7 +12,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -55,13 +55,34 @@ def as_fraction(fps: float | Fraction | str) -> Fraction:
     return value
 
 
+def resampled_indices(
+    length: int, source_fps: float | Fraction, fps: float | Fraction, num_frames: int = 0, start: int = 0
+) -> list[int]:
+    """The source frames a video of `length` frames at `source_fps` shows at `fps`: the original
+    RealisDance-DiT's rule (inference.py `load_video`), kept exactly so its results reproduce.
+
+    The clip is stretched over at least `num_frames` frames (a short video repeats frames), spread
+    evenly from the first frame to the last and rounded half to even, as NumPy does; `start` counts
+    frames of that resampled sequence, and at most `num_frames` of it are kept (0: all of it). The
+    rate ratio is computed in floats, as the original does with decord's average rate. One
+    addition: the sequence never has fewer than one frame, where the original would keep none.
+    """
+    normed = max(round(length / float(source_fps) * float(fps)), num_frames, 1)
+    every: list[int] = np.linspace(0, length - 1, normed).round().astype(int).tolist()
+    return every[start : start + num_frames] if num_frames else every[start:]
+
+
 @dataclass(frozen=True)
 class Selection:
-    """Which source frames to use: from `start`, every `stride`-th, at most `max_frames`."""
+    """Which source frames to use: from `start`, every `stride`-th, at most `max_frames`.
+
+    With `fps` the frames are instead resampled to that rate by the original RealisDance-DiT's
+    rule (`resampled_indices`): `start` then counts resampled frames, and frames may repeat."""
 
     start: int = 0
     stride: int = 1
     max_frames: int | None = None
+    fps: Fraction | None = None
 
     def __post_init__(self) -> None:
         if self.start < 0:
@@ -70,13 +91,31 @@ class Selection:
             raise UserError(f"--stride must be 1 or more, got {self.stride}.")
         if self.max_frames is not None and self.max_frames < 1:
             raise UserError(f"--max-frames must be 1 or more, got {self.max_frames}.")
+        if self.fps is not None and not self.fps > 0:
+            raise UserError(f"--fps must be more than 0, got {self.fps}.")
+        if self.fps is not None and self.stride != 1:
+            raise UserError(f"--fps resamples the frames itself, so --stride must stay 1, got {self.stride}.")
 
-    def count(self, source_frames: int) -> int:
+    def rate(self, source_fps: Fraction) -> Fraction:
+        """The frame rate of the selected frames."""
+        return self.fps if self.fps is not None else source_fps / self.stride
+
+    def count(self, source_frames: int, source_fps: Fraction | None = None) -> int:
+        if self.fps is not None:
+            return len(self.indices(source_frames, source_fps))
         available = max(0, -(-(source_frames - self.start) // self.stride))
         return available if self.max_frames is None else min(available, self.max_frames)
 
-    def indices(self, source_frames: int) -> range:
-        return range(self.start, self.start + self.count(source_frames) * self.stride, self.stride)
+    def indices(self, source_frames: int, source_fps: Fraction | None = None) -> Sequence[int]:
+        """The source frame of each selected frame, in order: non-decreasing, repeats only with
+        `fps`, which needs the source's rate."""
+        if self.fps is None:
+            return range(self.start, self.start + self.count(source_frames) * self.stride, self.stride)
+        if source_fps is None:
+            raise ValueError("resampling to a frame rate needs the source's frame rate")
+        if source_frames < 1:
+            return []
+        return resampled_indices(source_frames, source_fps, self.fps, self.max_frames or 0, self.start)
 
 
 @dataclass(frozen=True)
@@ -86,7 +125,7 @@ class VideoInfo:
     path: Path
     width: int
     height: int
-    fps: Fraction  # of the selected frames: source fps / stride
+    fps: Fraction  # of the selected frames: source fps / stride, or the resampled rate
     frame_count: int  # selected frames
     source_fps: Fraction
     source_frame_count: int
@@ -172,14 +211,14 @@ class FrameSource:
 
     def _probe_images(self, fps: Fraction) -> VideoInfo:
         first = _read_image(self._images[0])
-        count = self.selection.count(len(self._images))
+        count = self.selection.count(len(self._images), fps)
         if count == 0:
             raise UserError(f"{self.path}: --start {self.selection.start} is past the last image.")
         return VideoInfo(
             path=self.path,
             width=first.shape[1],
             height=first.shape[0],
-            fps=fps / self.selection.stride,
+            fps=self.selection.rate(fps),
             frame_count=count,
             source_fps=fps,
             source_frame_count=len(self._images),
@@ -211,15 +250,15 @@ class FrameSource:
                 (first.height, first.width) if rotation % 180 == 0 else (first.width, first.height)
             )
             has_audio = bool(container.streams.audio)
-        count = self.selection.count(total)
+        fps = Fraction(fps)
+        count = self.selection.count(total, fps)
         if count == 0:
             raise UserError(f"{self.path}: --start {self.selection.start} is past the last frame ({total}).")
-        fps = Fraction(fps)
         return VideoInfo(
             path=self.path,
             width=width,
             height=height,
-            fps=fps / self.selection.stride,
+            fps=self.selection.rate(fps),
             frame_count=count,
             source_fps=fps,
             source_frame_count=total,
@@ -239,10 +278,15 @@ class FrameSource:
         return self.info.frame_count
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        wanted = self.selection.indices(self.info.source_frame_count)
+        wanted = self.selection.indices(self.info.source_frame_count, self.info.source_fps)
         if self._images:
+            previous, frame = -1, np.empty(0, np.uint8)
             for index in wanted:
-                yield self._checked(_read_image(self._images[index]), self._images[index])
+                if index == previous:
+                    yield frame.copy()  # a repeat: read once, and no two frames share memory
+                    continue
+                previous, frame = index, self._checked(_read_image(self._images[index]), self._images[index])
+                yield frame
             return
         yield from self._decode(wanted)
 
@@ -254,17 +298,23 @@ class FrameSource:
             )
         return frame
 
-    def _decode(self, wanted: range) -> Iterator[np.ndarray]:
+    def _decode(self, wanted: Sequence[int]) -> Iterator[np.ndarray]:
+        """The frames at the non-decreasing source indices `wanted`, each source frame decoded and
+        converted once however often it repeats."""
         delivered = 0
         with self._open() as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             try:
                 for index, frame in enumerate(container.decode(stream)):
-                    if index < wanted.start or (index - wanted.start) % wanted.step:
+                    if index != wanted[delivered]:
                         continue
-                    yield _rotate(_to_rgb(frame), self.info.rotation)
+                    picture = _rotate(_to_rgb(frame), self.info.rotation)
+                    yield picture
                     delivered += 1
+                    while delivered < len(wanted) and wanted[delivered] == index:
+                        yield picture.copy()  # a repeat: no two frames share memory
+                        delivered += 1
                     if delivered == len(wanted):
                         return
             except av.error.FFmpegError as err:

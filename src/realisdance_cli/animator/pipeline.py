@@ -42,7 +42,7 @@ from realisdance_cli.animator.processing import (
 )
 from realisdance_cli.conditions import POSE_NAMES as CONDITIONS
 from realisdance_cli.errors import UserError
-from realisdance_cli.progress import ProgressFn
+from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 
 if TYPE_CHECKING:
     from realisdance_cli.animator.processing import PictureInput, VideoInput
@@ -416,7 +416,7 @@ class RealisDancePipeline(DiffusionPipeline):
     def decode(self, latents: torch.Tensor, chunk: int, progress: ProgressFn) -> torch.Tensor:
         """(1, 4, F, h, w) latents -> (F, 3, H, W) on the CPU, decoding `chunk` frames at a time."""
         frames = latents[0].transpose(0, 1) / self.vae.config.scaling_factor
-        report = _counter(progress, "decoding", len(frames))
+        report = counter(progress, "decoding", len(frames))
         pictures = []
         for part in frames.split(chunk):
             pictures.append(self.vae.decode(part.to(self.vae.dtype)).sample.float().cpu())
@@ -484,7 +484,7 @@ class RealisDancePipeline(DiffusionPipeline):
         clip = clip_image if clip_image is not None else clip_input(picture)[None]
         poses = self.prepare_poses(pose_videos, (height, width))
         frames = poses.dwpose.shape[2]
-        progress = progress or self._progress_bar(num_inference_steps)
+        progress = progress or pipeline_bar(self, num_inference_steps)
 
         tokens, uncond_tokens = self.encode_image(clip, options.uncond if options.guidance > 1 else "fake")
         shape = (
@@ -509,7 +509,7 @@ class RealisDancePipeline(DiffusionPipeline):
             cache_poses=options.schedule == "sliding"
             and frames <= POSE_CACHE_FRAMES
             and not options.faithful,
-            report=_counter(progress, "denoising", sum(len(w) for w in plan)),
+            report=counter(progress, "denoising", sum(len(w) for w in plan)),
         )
         try:
             if not options.faithful:  # at t=0 the reference pass never changes: record it once
@@ -533,31 +533,6 @@ class RealisDancePipeline(DiffusionPipeline):
             video = _postprocess(restore_colour(decoded, reference[0]), output_type)
         self.maybe_free_model_hooks()
         return RealisDancePipelineOutput(frames=video) if return_dict else (video,)
-
-    def _progress_bar(self, steps: int) -> ProgressFn:
-        """diffusers' progress bar over the denoising, in steps."""
-        bar = self.progress_bar(total=steps)
-
-        def report(task: str, done: int, total: int | None) -> None:
-            if task == "denoising" and total:
-                bar.n = done * steps // total
-                bar.refresh()
-                if done == total:
-                    bar.close()
-
-        return report
-
-
-def _counter(progress: ProgressFn, task: str, total: int) -> Callable[[int], None]:
-    done = 0
-    progress(task, 0, total)
-
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        progress(task, done, total)
-
-    return advance
 
 
 @dataclass

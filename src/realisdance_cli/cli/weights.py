@@ -20,7 +20,9 @@ from realisdance_cli.errors import UserError
 
 app = typer.Typer(help="List, check and download the model weights.", no_args_is_help=True)
 
-NamesArgument = Annotated[list[str] | None, typer.Argument(help="Names or groups (default: all).")]
+NamesArgument = Annotated[
+    list[str] | None, typer.Argument(help="Names or groups (default: all but the optional dit group).")
+]
 
 
 @command(app, "weights list", "rdance weights list", "rdance weights list --weights /data/rdance")

@@ -1,0 +1,493 @@
+"""The RealisDance-DiT sampling loop: reference picture + SMPL-CS and HaMeR videos + a prompt ->
+video, as the authors' `RealisDanceDiTPipeline` computes it.
+
+Flow matching with the scheduler the weights name (UniPC, flow shift 5, in the release),
+classifier-free guidance against the negative prompt with CLIP tokens and VAE latents of an
+all-zero reference (the pose is kept), Wan's I2V input layout (noise latents, 4 zero mask
+channels, the latents of an all-zero video), the VAE's mode normalised by its latent statistics.
+
+`faithful=True` repeats the original's compute pattern (every condition re-encoded by every
+call, a separate unconditional call). The default encodes the conditions once per video and
+runs both guidance branches as one batch; the results agree to float rounding.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, DiffusionPipeline, UniPCMultistepScheduler
+from diffusers.pipelines.wan.pipeline_output import WanPipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+from diffusers.video_processor import VideoProcessor
+
+from realisdance_cli.dit.processing import (
+    clip_view,
+    picture_tensor,
+    resize_crop,
+    resize_to_area,
+    video_size,
+    video_tensor,
+)
+from realisdance_cli.dit.teacache import TeaCache
+from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT
+from realisdance_cli.dit.windows import blend_weights, latent_windows
+from realisdance_cli.errors import UserError
+from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
+
+if TYPE_CHECKING:
+    from realisdance_cli.animator.processing import PictureInput, VideoInput
+
+logger = logging.getLogger(__name__)
+
+StepCallback = Callable[
+    ["RealisDanceDiTPipeline", int, torch.Tensor, dict[str, torch.Tensor]], dict[str, Any]
+]
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+WINDOW_FRAMES = 81  # the clip length the network was trained on
+WINDOW_OVERLAP = 16  # video frames shared by neighbouring windows (4 latent frames)
+
+
+def clean_prompt(text: str) -> str:
+    """The original's prompt cleaning: mojibake fixed (ftfy, when installed), HTML entities
+    decoded twice, runs of white space made one space."""
+    try:
+        import ftfy
+
+        text = ftfy.fix_text(text)
+    except ImportError:
+        pass
+    return re.sub(r"\s+", " ", html.unescape(html.unescape(text)).strip()).strip()
+
+
+def scheduler_from_folder(folder: Path) -> Any:
+    """The scheduler its config names (`_class_name`, a diffusers scheduler)."""
+    import json
+
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    config = folder / "scheduler_config.json"
+    name = json.loads(config.read_text()).get("_class_name", "")
+    found = getattr(diffusers, name, None)
+    if not (isinstance(found, type) and issubclass(found, SchedulerMixin)):
+        raise UserError(f"{config} names {name!r}, which is not a diffusers scheduler.")
+    scheduler_class: Any = found
+    return scheduler_class.from_pretrained(folder)
+
+
+class Branch(NamedTuple):
+    """One side of classifier-free guidance: text, CLIP tokens and reference latents."""
+
+    text: torch.Tensor
+    image_tokens: torch.Tensor
+    reference: torch.Tensor
+
+
+class RealisDanceDiTPipeline(DiffusionPipeline):
+    """Reference picture + SMPL-CS and HaMeR videos + prompt -> video, with RealisDance-DiT.
+
+    `from_pretrained(folder_or_hub_id)` reads the release's layout (`transformer/`, `vae/`,
+    `image_encoder/`, `text_encoder/`, `tokenizer/`, `scheduler/`; a model_index.json is not
+    needed). As the original: the VAE and CLIP run in float32, the transformer and the text
+    encoder in `torch_dtype` (bfloat16 for the release).
+    """
+
+    model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
+    _optional_components: ClassVar[list[str]] = ["tokenizer", "text_encoder"]
+    _callback_tensor_inputs: ClassVar[list[str]] = ["latents"]
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        image_encoder: Any,
+        transformer: RealisDanceDiT,
+        vae: AutoencoderKLWan,
+        scheduler: Any,
+    ):
+        super().__init__()
+        self.register_modules(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            image_encoder=image_encoder,
+            transformer=transformer,
+            vae=vae,
+            scheduler=scheduler,
+        )
+        self.temporal_factor = 2 ** sum(vae.config.temperal_downsample)
+        self.spatial_factor = 2 ** len(vae.config.temperal_downsample)
+        self.video_processor = VideoProcessor(vae_scale_factor=self.spatial_factor)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        torch_dtype: torch.dtype | None = None,
+        **components: Any,
+    ) -> RealisDanceDiTPipeline:
+        """Each component from its subfolder (a hub id is downloaded first); components given
+        as keyword arguments are used instead, `None` leaves an optional one out."""
+        from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel
+
+        folder = Path(pretrained_model_name_or_path)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(str(pretrained_model_name_or_path)))
+        loaders: dict[str, Callable[[Path], Any]] = {
+            "tokenizer": lambda path: AutoTokenizer.from_pretrained(path),
+            "text_encoder": lambda path: UMT5EncoderModel.from_pretrained(path, dtype=torch_dtype),
+            "image_encoder": lambda path: CLIPVisionModel.from_pretrained(path, dtype=torch.float32),
+            "transformer": lambda path: RealisDanceDiT.from_pretrained(path, torch_dtype=torch_dtype),
+            "vae": lambda path: AutoencoderKLWan.from_pretrained(path, torch_dtype=torch.float32),
+            "scheduler": scheduler_from_folder,
+        }
+        wanted = [name for name in loaders if name not in components]
+        missing = [
+            f"{name}/"
+            for name in wanted
+            if not (folder / name).is_dir() and name not in cls._optional_components
+        ]
+        if missing:
+            raise UserError(f"{folder} is not a RealisDance-DiT folder: it has no {', '.join(missing)}.")
+        for name in wanted:
+            components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
+        return cls(**components)
+
+    # -- the steps of the algorithm --------------------------------------------------------------
+
+    def set_timesteps(self, steps: int) -> None:
+        """The scheduler's steps. UniPC with flow sigmas gets the sigmas of diffusers 0.33, which
+        the original ran (`1 - linspace(1, 1/N, steps + 1)`, reversed, the last dropped, then
+        shifted); later diffusers start at sigma 1 - 1e-6 instead of 0.999 and land elsewhere."""
+        config = self.scheduler.config
+        if (
+            isinstance(self.scheduler, UniPCMultistepScheduler)
+            and config.use_flow_sigmas
+            and not config.get("use_dynamic_shifting")
+        ):
+            unshifted = np.flip(1.0 - np.linspace(1, 1 / config.num_train_timesteps, steps + 1))[:-1]
+            self.scheduler.set_timesteps(sigmas=unshifted.copy(), device=self._execution_device)
+        else:
+            self.scheduler.set_timesteps(steps, device=self._execution_device)
+
+    def check_inputs(
+        self,
+        image: torch.Tensor,
+        smpl: torch.Tensor,
+        hamer: torch.Tensor,
+        prompt: str | None,
+        prompt_embeds: torch.Tensor | None,
+        size: tuple[int, int],
+        steps: int,
+        output_type: str,
+        context: tuple[int, int],
+        callback_tensor_inputs: Sequence[str],
+    ) -> None:
+        """Everything about the call that can be wrong, before any work; one sentence each."""
+        multiple = self.spatial_factor * self.transformer.config.patch_size[1]
+        if (prompt is None) == (prompt_embeds is None):
+            raise UserError("give a prompt or prompt_embeds (exactly one).")
+        if prompt is not None and self.tokenizer is None:
+            raise UserError(
+                "this pipeline has no tokenizer and text encoder; give prompt_embeds instead of a prompt."
+            )
+        if image.shape[0] != 1 or smpl.shape[0] != 1 or hamer.shape[0] != 1:
+            raise UserError("the pipeline animates one video at a time: give a batch of one.")
+        if smpl.shape[2] != hamer.shape[2]:
+            raise UserError(
+                f"the SMPL-CS and HaMeR videos must have the same number of frames, got {smpl.shape[2]} "
+                f"and {hamer.shape[2]}."
+            )
+        if size[0] % multiple or size[1] % multiple or min(size) < multiple:
+            raise UserError(f"height and width must be multiples of {multiple}, got {size[0]}x{size[1]}.")
+        if steps < 1:
+            raise UserError(f"num_inference_steps must be 1 or more, got {steps}.")
+        if output_type not in OUTPUT_TYPES:
+            raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
+        frames, overlap = context
+        if frames < 5 or (frames - 1) % self.temporal_factor or overlap % self.temporal_factor:
+            raise UserError(
+                f"context_frames must be 4k+1 (at least 5) and context_overlap a multiple of 4, "
+                f"got {frames} and {overlap}."
+            )
+        if not 0 <= overlap < frames - 1:
+            raise UserError(f"context_overlap must be 0 or more and below context_frames - 1, got {overlap}.")
+        wrong = [name for name in callback_tensor_inputs if name not in self._callback_tensor_inputs]
+        if wrong:
+            raise UserError(
+                f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs}, not {wrong}."
+            )
+
+    def encode_prompt(self, prompt: str, max_sequence_length: int) -> torch.Tensor:
+        """UMT5's embeddings (1, max_sequence_length, dim) of the cleaned prompt, cut to its own
+        length and zero-padded back (as the original: padding tokens carry no embedding)."""
+        assert self.tokenizer is not None and self.text_encoder is not None
+        tokens = self.tokenizer(
+            [clean_prompt(prompt)],
+            padding="max_length",
+            max_length=max_sequence_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        return self.text_embeddings(tokens.input_ids, tokens.attention_mask)
+
+    def text_embeddings(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, L) tokens -> (B, L, dim): each row's embeddings up to its length, zeros after."""
+        device = self._execution_device
+        hidden = self.text_encoder(input_ids.to(device), attention_mask.to(device)).last_hidden_state
+        keep = (
+            torch.arange(hidden.shape[1], device=device)[None]
+            < attention_mask.to(device).gt(0).sum(1)[:, None]
+        )
+        return hidden * keep[..., None].to(hidden.dtype)
+
+    def encode_image(self, picture: torch.Tensor) -> torch.Tensor:
+        """CLIP's second-to-last hidden states (1, 257, dim) of the reference (1, 3, 1, H, W)."""
+        pixels = clip_view(picture).to(self._execution_device, self.image_encoder.dtype)
+        return self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """VAE latents (mode), normalised by the VAE's latent statistics."""
+        config = self.vae.config
+        latents = self.vae.encode(video.to(self._execution_device, self.vae.dtype)).latent_dist.mode()
+        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1).to(latents)
+        inverse_std = 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(latents)
+        return (latents - mean) * inverse_std
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1]."""
+        config = self.vae.config
+        latents = latents.to(self.vae.dtype)
+        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1).to(latents)
+        inverse_std = 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(latents)
+        return self.vae.decode(latents / inverse_std + mean, return_dict=False)[0]
+
+    def i2v_condition(self, frames: int, size: tuple[int, int]) -> torch.Tensor:
+        """Wan I2V's image-condition channels for a clip of `frames` frames with no image: 4 zero
+        mask channels, then the latents of an all-zero video."""
+        latents = self.encode_video(torch.zeros(1, 3, frames, *size))
+        return torch.cat([latents.new_zeros(1, 4, *latents.shape[2:]), latents], dim=1)
+
+    def _frame_count(self, frames: int, num_frames: int | None) -> int:
+        """The frames to make: `num_frames` (default: all pose frames), down to 4k+1."""
+        wanted = min(frames, num_frames or frames)
+        usable = (wanted - 1) // self.temporal_factor * self.temporal_factor + 1
+        if usable != wanted:
+            logger.warning("using %d of %d frames: the frame count must be 4k+1", usable, wanted)
+        return usable
+
+    # -- the whole loop ------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: PictureInput,
+        smpl: VideoInput,
+        hamer: VideoInput,
+        prompt: str | None = None,
+        negative_prompt: str = "",
+        height: int | None = None,
+        width: int | None = None,
+        max_resolution: int = 768 * 768,
+        num_frames: int | None = None,
+        num_inference_steps: int = 40,
+        guidance_scale: float = 2.0,
+        generator: torch.Generator | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "np",
+        return_dict: bool = True,
+        callback_on_step_end: StepCallback | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int = 512,
+        teacache_threshold: float | None = None,
+        use_timestep_proj: bool = True,
+        context_frames: int = WINDOW_FRAMES,
+        context_overlap: int = WINDOW_OVERLAP,
+        faithful: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> WanPipelineOutput | tuple:
+        """Animate `image` with the `smpl` and `hamer` pose videos, described by `prompt`.
+
+        Pictures and videos: PIL, uint8 arrays, files, or tensors (1, 3, F, H, W) in [-1, 1]
+        (the original's layout). The size is `max_resolution` pixels in the SMPL video's aspect
+        (multiples of 16) unless height and width are given; the pose videos are scaled to cover
+        it and centre-cropped, the reference is scaled to the same area in its own aspect.
+        `num_frames` (default: every pose frame) is cut to 4k+1; more than `context_frames` are
+        made as overlapping windows (`context_overlap` frames shared). `teacache_threshold`
+        turns TeaCache on (the original's 0.2 when asked without a value; faster, slightly
+        different); `faithful` repeats the original's compute pattern.
+        """
+        image, smpl, hamer = (
+            picture_tensor(image),
+            video_tensor(smpl, "the SMPL-CS video"),
+            video_tensor(hamer, "the HaMeR video"),
+        )
+        multiple = self.spatial_factor * self.transformer.config.patch_size[1]
+        size = (
+            (height, width)
+            if height is not None and width is not None
+            else video_size(smpl.shape[3], smpl.shape[4], max_resolution, multiple)
+        )
+        self.check_inputs(
+            image, smpl, hamer, prompt, prompt_embeds, size, num_inference_steps, output_type,
+            (context_frames, context_overlap), callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        frames = self._frame_count(smpl.shape[2], num_frames)
+        guided = guidance_scale > 1
+        progress = progress or pipeline_bar(self, num_inference_steps)
+        device, dtype = self._execution_device, self.transformer.dtype
+
+        shape = (
+            1,
+            self.vae.config.z_dim,
+            (frames - 1) // self.temporal_factor + 1,
+            size[0] // self.spatial_factor,
+            size[1] // self.spatial_factor,
+        )
+        if latents is not None and tuple(latents.shape) != shape:
+            raise UserError(f"latents must be {shape}, got {tuple(latents.shape)}.")
+
+        if prompt_embeds is None:
+            assert prompt is not None
+            prompt_embeds = self.encode_prompt(prompt, max_sequence_length)
+        reference = resize_to_area(image, size[0] * size[1], multiple)
+        branches = [Branch(prompt_embeds, self.encode_image(image), self.encode_video(reference))]
+        if guided:  # the negative prompt, and CLIP's and the VAE's view of an all-zero reference
+            if negative_prompt_embeds is None:
+                negative_prompt_embeds = self.encode_prompt(negative_prompt, max_sequence_length)
+            null = torch.zeros_like(image)
+            branches.append(
+                Branch(
+                    negative_prompt_embeds,
+                    self.encode_image(null),
+                    self.encode_video(torch.zeros_like(reference)),
+                )
+            )
+        pose = torch.cat(
+            [self.encode_video(resize_crop(video[:, :, :frames], size)) for video in (smpl, hamer)], dim=1
+        )
+        i2v = self.i2v_condition(min(frames, context_frames), size)
+        latents = (
+            latents.to(device, torch.float32)
+            if latents is not None
+            else randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+        )
+        denoiser = _Denoiser(
+            self.transformer,
+            pose.to(dtype),
+            i2v.to(dtype),
+            latent_windows(shape[2], (context_frames - 1) // 4 + 1, context_overlap // 4),
+            [Branch(*(part.to(device, dtype) for part in branch)) for branch in branches],
+            guidance_scale,
+            faithful,
+            teacache_threshold,
+            use_timestep_proj,
+        )
+        self.set_timesteps(num_inference_steps)
+        report = counter(progress, "denoising", num_inference_steps)
+        for i, t in enumerate(self.scheduler.timesteps):
+            prediction = denoiser.predict(latents, t)
+            latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
+            if callback_on_step_end is not None:
+                named = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
+                latents = callback_on_step_end(self, i, t, named).get("latents", latents)
+            report(1)
+        self.teacache_skipped = denoiser.skipped()
+
+        if output_type == "latent":
+            video: Any = latents
+        else:
+            video = self.video_processor.postprocess_video(self.decode(latents), output_type=output_type)
+        self.maybe_free_model_hooks()
+        return WanPipelineOutput(frames=video) if return_dict else (video,)
+
+
+class _Denoiser:
+    """One guided prediction for all latent frames per step: each window's branches through the
+    transformer, guidance, then the windows blended."""
+
+    def __init__(
+        self,
+        transformer: RealisDanceDiT,
+        pose: torch.Tensor,
+        i2v: torch.Tensor,
+        windows: list[range],
+        branches: list[Branch],
+        guidance: float,
+        faithful: bool,
+        teacache_threshold: float | None,
+        use_timestep_proj: bool,
+    ):
+        self.transformer, self.pose, self.i2v, self.windows = transformer, pose, i2v, windows
+        self.branches, self.guidance, self.faithful = branches, guidance, faithful
+        self.weights = blend_weights(windows)
+        calls = len(branches) if faithful else 1
+        self.caches = [
+            [TeaCache(teacache_threshold, use_timestep_proj) for _ in range(calls)]
+            if teacache_threshold
+            else [None] * calls
+            for _ in windows
+        ]
+        self.conditions: list[DiTConditions] = []
+        if not faithful:  # the conditions of each window, encoded once, both branches as one batch
+            for window in windows:
+                pose_window = self.pose[:, :, window.start : window.stop]
+                parts = [
+                    transformer.encode_conditions(text, tokens, pose_window, ref)
+                    for text, tokens, ref in branches
+                ]
+                self.conditions.append(DiTConditions.batched(*parts))
+
+    def skipped(self) -> int:
+        """Transformer block passes TeaCache skipped."""
+        return sum(cache.skipped for caches in self.caches for cache in caches if cache is not None)
+
+    def _window(self, index: int, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        window = self.windows[index]
+        model_input = torch.cat([latents[:, :, window.start : window.stop], self.i2v], dim=1)
+        model_input = model_input.to(self.transformer.dtype)
+        caches = self.caches[index]
+        if self.faithful:
+            outputs = [
+                self.transformer(
+                    model_input, t.expand(1), text, tokens, self.pose[:, :, window.start : window.stop], ref,
+                    return_dict=False, teacache=cache,
+                )[0]
+                for (text, tokens, ref), cache in zip(self.branches, caches, strict=True)
+            ]  # fmt: skip
+        else:
+            batch = len(self.branches)
+            output = self.transformer(
+                model_input.expand(batch, *model_input.shape[1:]), t.expand(batch), return_dict=False,
+                conditions=self.conditions[index], teacache=caches[0],
+            )[0]  # fmt: skip
+            outputs = list(output.chunk(batch))
+        if len(outputs) == 1:
+            return outputs[0]
+        cond, uncond = outputs
+        return uncond + self.guidance * (cond - uncond)
+
+    def predict(self, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if len(self.windows) == 1:
+            return self._window(0, latents, t)
+        total = torch.zeros_like(latents)
+        weight_sum = torch.zeros(latents.shape[2], device=latents.device)
+        for index, (window, weight) in enumerate(zip(self.windows, self.weights, strict=True)):
+            weight = weight.to(latents.device)
+            total[:, :, window.start : window.stop] += self._window(index, latents, t).float() * weight.view(
+                -1, 1, 1
+            )
+            weight_sum[window.start : window.stop] += weight
+        return total / weight_sum.view(-1, 1, 1)

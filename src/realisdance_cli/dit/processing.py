@@ -1,0 +1,110 @@
+"""What RealisDance-DiT sees of the reference and the pose videos, as the original prepares them.
+
+Tensors are in the original's layout, (B, 3, F, H, W) in [-1, 1] (the reference with F = 1);
+pictures (PIL, (H, W, 3) uint8 arrays, paths) and videos (frame sequences, (F, H, W, 3) uint8
+arrays, files) are converted to it as the original's `load_image` / `load_video` do. Resizing is
+PyTorch's bicubic on those tensors, as in the original's `process_shape`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from realisdance_cli.errors import UserError
+
+if TYPE_CHECKING:
+    from realisdance_cli.animator.processing import PictureInput, VideoInput
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalisation
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CLIP_SIDE = 224
+
+
+def _signed(frames: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) float32 in [-1, 1]."""
+    return (torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)[None]
+
+
+def _checked(tensor: torch.Tensor, what: str, frames: int | None = None) -> torch.Tensor:
+    if tensor.ndim != 5 or tensor.shape[1] != 3 or (frames is not None and tensor.shape[2] != frames):
+        layout = "(B, 3, 1, H, W)" if frames == 1 else "(B, 3, F, H, W)"
+        raise UserError(f"{what} tensor must be {layout} in [-1, 1], got {tuple(tensor.shape)}.")
+    return tensor.float()
+
+
+def _picture(picture: PictureInput, what: str) -> np.ndarray:
+    from realisdance_cli.animator.processing import read_picture
+
+    if isinstance(picture, str | os.PathLike):
+        return read_picture(picture, what)
+    array = np.asarray(picture.convert("RGB") if hasattr(picture, "convert") else picture)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
+    return array
+
+
+def picture_tensor(picture: PictureInput) -> torch.Tensor:
+    """The reference as (B, 3, 1, H, W) in [-1, 1]."""
+    if isinstance(picture, torch.Tensor):
+        return _checked(picture, "the reference", frames=1)
+    return _signed(_picture(picture, "the reference picture")[None])
+
+
+def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
+    """A pose video as (B, 3, F, H, W) in [-1, 1]; a file gives all its frames."""
+    if isinstance(video, torch.Tensor):
+        return _checked(video, what)
+    if isinstance(video, str | os.PathLike):
+        from realisdance_cli.video import read_frames
+
+        return _signed(np.stack(read_frames(video)))
+    if isinstance(video, np.ndarray) and video.ndim == 4:
+        return _signed(video if video.dtype == np.uint8 else _picture(video, what))
+    return _signed(np.stack([_picture(frame, f"a frame of {what}") for frame in video]))
+
+
+def video_size(height: int, width: int, max_resolution: int, multiple: int) -> tuple[int, int]:
+    """The size of `max_resolution` pixels in the aspect of height x width, each side a multiple
+    of `multiple` (the original's rule for the output from the SMPL video's size)."""
+    ratio = (max_resolution / (height * width)) ** 0.5
+    return round(height * ratio / multiple) * multiple, round(width * ratio / multiple) * multiple
+
+
+def _bicubic(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    frames = video.shape[2]
+    flat = video.permute(0, 2, 1, 3, 4).flatten(0, 1)
+    flat = F.interpolate(flat, size=size, mode="bicubic", align_corners=False)
+    return flat.unflatten(0, (-1, frames)).permute(0, 2, 1, 3, 4)
+
+
+def resize_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Scaled to cover (height, width), then centre-cropped (the original's "resize_crop")."""
+    height, width = size
+    ratio_h, ratio_w = height / video.shape[3], width / video.shape[4]
+    if ratio_h > ratio_w:
+        scaled = (height, round(video.shape[4] * ratio_h))
+        top, left = 0, int(round(scaled[1] - width) / 2.0)
+    else:
+        scaled = (round(video.shape[3] * ratio_w), width)
+        top, left = int(round(scaled[0] - height) / 2.0), 0
+    return _bicubic(video, scaled)[..., top : top + height, left : left + width]
+
+
+def resize_to_area(video: torch.Tensor, area: int, multiple: int) -> torch.Tensor:
+    """Scaled to `area` pixels in its own aspect, sides multiples of `multiple`, no crop (the
+    original's "max_resolution", used for the reference)."""
+    return _bicubic(video, video_size(video.shape[3], video.shape[4], area, multiple))
+
+
+def clip_view(picture: torch.Tensor) -> torch.Tensor:
+    """CLIP's input (B, 3, 224, 224) from a reference (B, 3, 1, H, W) in [-1, 1]."""
+    unit = picture[:, :, 0] * 0.5 + 0.5
+    unit = F.interpolate(unit, size=(CLIP_SIDE, CLIP_SIDE), mode="bicubic", align_corners=False)
+    mean = torch.tensor(CLIP_MEAN, dtype=unit.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=unit.dtype).view(1, 3, 1, 1)
+    return (unit - mean) / std

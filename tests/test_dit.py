@@ -1,0 +1,236 @@
+"""RealisDance-DiT against the authors' code: the golden cases of ../shared/golden/dit (made with
+the original `rd_dit.py` and `rd_dit_pipeline.py` under diffusers 0.33.1), loading the release's
+folder layout, long videos as windows, and bad input."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import GOLDEN, need
+from dit_models import build_tiny_tokenizer
+from safetensors.torch import load_file
+
+from realisdance_cli.errors import UserError
+
+DIT = GOLDEN / "dit"
+SHIFTS = {
+    "out_shift_fhw": (True, True, True),
+    "out_shift_hw": (False, True, True),
+    "out_shift_none": (False,) * 3,
+}
+PIPELINE_CASES = {
+    "pipeline_case": ("pipeline", "tiny_dit/scheduler"),
+    "pipeline_flowmatch_case": ("pipeline", "scheduler_flowmatch"),
+    "teacache_case": ("teacache", "tiny_dit/scheduler"),
+}
+
+
+def cases() -> dict:
+    return json.loads(need(DIT / "CASES.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    pipe = RealisDanceDiTPipeline.from_pretrained(need(DIT / "tiny_dit"))
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def call_settings(case: dict, settings: dict) -> dict:
+    """The pipeline arguments of a golden pipeline case."""
+    kwargs = {
+        "max_resolution": settings["max_resolution"],
+        "num_frames": settings["num_frames"],
+        "num_inference_steps": settings["num_inference_steps"],
+        "guidance_scale": settings["guidance_scale"],
+        "latents": case["latents"],
+        "prompt_embeds": case["prompt_embeds"],
+        "negative_prompt_embeds": case["negative_prompt_embeds"],
+    }
+    if "teacache_thresh" in settings:
+        kwargs.update(
+            teacache_threshold=settings["teacache_thresh"], use_timestep_proj=settings["use_timestep_proj"]
+        )
+    return kwargs
+
+
+@pytest.mark.parametrize("output", sorted(SHIFTS))
+def test_transformer_forward_equals_the_original(pipeline, output: str) -> None:
+    case = load_file(need(DIT / "forward_case.safetensors"))
+    transformer = pipeline.transformer
+    shift = dict(zip(("shift_f", "shift_h", "shift_w"), SHIFTS[output], strict=True))
+    saved = {name: transformer.config[name] for name in shift}
+    transformer.register_to_config(**shift)
+    try:
+        with torch.no_grad():
+            out = transformer(
+                case["hidden_states"],
+                case["timestep"],
+                case["encoder_hidden_states"],
+                case["encoder_hidden_states_image"],
+                case["add_cond"],
+                case["attn_cond"],
+                return_dict=False,
+            )[0]
+    finally:
+        transformer.register_to_config(**saved)
+    torch.testing.assert_close(out, case[output], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(case["out_shift_fhw"], case["out_shift_none"], atol=1e-3)  # the shift matters
+
+
+def test_text_embeddings_are_cut_to_each_prompt_and_zero_padded(pipeline) -> None:
+    case = load_file(need(DIT / "text_case.safetensors"))
+    with torch.no_grad():
+        embeds = pipeline.text_embeddings(case["input_ids"], case["attention_mask"])
+    torch.testing.assert_close(embeds, case["prompt_embeds"], rtol=1e-5, atol=1e-5)
+    lengths = case["attention_mask"].sum(1)
+    assert lengths[0] != lengths[1] and not embeds[0, lengths[0] :].any()
+
+
+@pytest.mark.parametrize("faithful", [False, True], ids=["default", "faithful"])
+@pytest.mark.parametrize("name", sorted(PIPELINE_CASES))
+def test_pipeline_equals_the_original(pipeline, name: str, faithful: bool) -> None:
+    from realisdance_cli.dit.pipeline import scheduler_from_folder
+
+    settings_key, scheduler = PIPELINE_CASES[name]
+    settings = cases()[settings_key]
+    case = load_file(need(DIT / f"{name}.safetensors"))
+    pipeline.scheduler = scheduler_from_folder(DIT / scheduler)
+    kwargs = call_settings(case, settings) | {"faithful": faithful}
+    latents = pipeline(case["image"], case["smpl"], case["hamer"], output_type="latent", **kwargs).frames
+    torch.testing.assert_close(latents, case["final_latents"], rtol=1e-4, atol=1e-4)
+    if name == "teacache_case":
+        assert pipeline.teacache_skipped > 0  # the threshold skipped some block passes
+    video = pipeline(case["image"], case["smpl"], case["hamer"], output_type="np", **kwargs).frames
+    assert video.shape == case["video"].shape
+    np.testing.assert_allclose(video, case["video"].numpy(), atol=1e-4)
+
+
+def release_folder(tmp_path: Path) -> Path:
+    """The tiny golden models in the release's layout: the transformer and the text encoder in
+    shards with an index file, a tokenizer, no model_index.json."""
+    from transformers import UMT5EncoderModel
+
+    from realisdance_cli.dit.transformer import RealisDanceDiT
+
+    folder = tmp_path / "RealisDance-DiT"
+    for part in ("vae", "image_encoder", "scheduler"):
+        shutil.copytree(need(DIT / "tiny_dit" / part), folder / part)
+    RealisDanceDiT.from_pretrained(DIT / "tiny_dit/transformer").save_pretrained(
+        folder / "transformer", max_shard_size="200KB"
+    )
+    UMT5EncoderModel.from_pretrained(DIT / "tiny_dit/text_encoder").save_pretrained(
+        folder / "text_encoder", max_shard_size="60KB"
+    )
+    build_tiny_tokenizer(folder / "tokenizer")
+    return folder
+
+
+def test_a_release_folder_with_shards_and_a_tokenizer_loads_and_follows_the_prompt(
+    pipeline, tmp_path: Path
+) -> None:
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    folder = release_folder(tmp_path)
+    assert (folder / "transformer/diffusion_pytorch_model.safetensors.index.json").is_file()
+    assert len(list((folder / "transformer").glob("*-of-*.safetensors"))) > 1
+    loaded = RealisDanceDiTPipeline.from_pretrained(folder)
+    loaded.set_progress_bar_config(disable=True)
+    assert type(loaded.scheduler).__name__ == "UniPCMultistepScheduler"
+    for name, tensor in pipeline.transformer.state_dict().items():
+        assert torch.equal(loaded.transformer.state_dict()[name], tensor), name
+
+    case = load_file(need(DIT / "pipeline_case.safetensors"))
+    common = {
+        "max_resolution": 64 * 48,
+        "num_inference_steps": 2,
+        "latents": case["latents"],
+        "output_type": "latent",
+    }
+    dancing = loaded(case["image"], case["smpl"], case["hamer"], prompt="a person dancing", **common).frames
+    again = loaded(case["image"], case["smpl"], case["hamer"], prompt="a person dancing", **common).frames
+    other = loaded(case["image"], case["smpl"], case["hamer"], prompt="the stage", **common).frames
+    assert torch.equal(dancing, again)
+    assert not torch.allclose(dancing, other, atol=1e-4)
+
+
+def test_a_folder_without_a_transformer_is_refused(tmp_path: Path) -> None:
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    shutil.copytree(need(DIT / "tiny_dit/vae"), tmp_path / "vae")
+    with pytest.raises(UserError, match="it has no image_encoder/, transformer/, scheduler/"):
+        RealisDanceDiTPipeline.from_pretrained(tmp_path)
+
+
+def long_video(pipeline, frames: int, latents: torch.Tensor | None = None, **kwargs):
+    """The golden case's poses looped to `frames` frames, 4 steps, seeded noise unless given."""
+    case = load_file(need(DIT / "pipeline_case.safetensors"))
+    loop = torch.arange(frames) % case["smpl"].shape[2]
+    return pipeline(
+        case["image"], case["smpl"][:, :, loop], case["hamer"][:, :, loop],
+        prompt_embeds=case["prompt_embeds"], negative_prompt_embeds=case["negative_prompt_embeds"],
+        max_resolution=64 * 48, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
+        latents=latents, **kwargs,
+    ).frames  # fmt: skip
+
+
+def test_a_video_that_fits_one_window_is_the_original_computation(pipeline) -> None:
+    from realisdance_cli.dit.pipeline import scheduler_from_folder
+
+    pipeline.scheduler = scheduler_from_folder(DIT / "tiny_dit/scheduler")
+    whole = long_video(pipeline, 9, output_type="latent")
+    windowed = long_video(pipeline, 9, output_type="latent", context_frames=9, context_overlap=4)
+    assert torch.equal(whole, windowed)
+
+
+def test_long_videos_are_windows_without_a_jump_at_their_borders(pipeline) -> None:
+    """33 frames (9 latent frames) as windows of 13 frames (4 latent frames) sharing 4 (1):
+    windows [0, 4), [3, 7), [5, 9). From noise that is the same in every frame, the change from
+    one latent frame to the next where windows hand over stays within the change inside them
+    (cutting over from one window to the next instead of blending fails this)."""
+    from realisdance_cli.dit.pipeline import scheduler_from_folder
+    from realisdance_cli.dit.windows import latent_windows
+
+    pipeline.scheduler = scheduler_from_folder(DIT / "tiny_dit/scheduler")
+    noise = torch.randn(1, 16, 1, 8, 6, generator=torch.Generator().manual_seed(0)).repeat(1, 1, 9, 1, 1)
+    latents = long_video(pipeline, 33, noise, context_frames=13, context_overlap=4, output_type="latent")[0]
+    windows = latent_windows(9, 4, 1)
+    assert windows == [range(0, 4), range(3, 7), range(5, 9)]
+    change = (latents[:, 1:] - latents[:, :-1]).abs().mean(dim=(0, 2, 3))  # latent frame k -> k+1
+    hand_over = {
+        k for before, after in itertools.pairwise(windows) for k in range(after.start - 1, before.stop)
+    }
+    inside = [change[k] for k in range(len(change)) if k not in hand_over]
+    assert max(change[k] for k in hand_over) <= max(inside), change
+
+    video = long_video(pipeline, 33, context_frames=13, context_overlap=4)
+    assert video.shape == (1, 33, 64, 48, 3)
+
+
+def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:
+    case = load_file(need(DIT / "pipeline_case.safetensors"))
+    image, smpl, hamer = case["image"], case["smpl"], case["hamer"]
+    embeds = {
+        "prompt_embeds": case["prompt_embeds"],
+        "negative_prompt_embeds": case["negative_prompt_embeds"],
+    }
+    with pytest.raises(UserError, match="give a prompt or prompt_embeds"):
+        pipeline(image, smpl, hamer)
+    with pytest.raises(UserError, match="no tokenizer"):
+        pipeline(image, smpl, hamer, prompt="a person dancing")
+    with pytest.raises(UserError, match="same number of frames, got 9 and 5"):
+        pipeline(image, smpl, hamer[:, :, :5], **embeds)
+    with pytest.raises(UserError, match="context_frames must be 4k\\+1"):
+        pipeline(image, smpl, hamer, context_frames=10, **embeds)
+    with pytest.raises(UserError, match=r"latents must be \(1, 16, 3, 8, 6\)"):
+        pipeline(image, smpl, hamer, max_resolution=64 * 48, latents=torch.zeros(1, 16, 2, 8, 6), **embeds)
+    with pytest.raises(UserError, match=r"the reference tensor must be \(B, 3, 1, H, W\)"):
+        pipeline(image[:, :, 0], smpl, hamer, **embeds)
