@@ -2,7 +2,8 @@
 (`/api/models/<repo>/revision/<rev>`, `/api/models/<repo>/tree/<sha>`, `/<repo>/resolve/<rev>/<file>`
 with HEAD and byte ranges; `hf_hub_download` and `snapshot_download` need no more). It can stall
 the first transfer of a file half way (`stalled` is set then), so a test can kill the downloading
-process there, or let the client's read time out and continue with a `Range` request."""
+process there, or let the client's read time out and continue with a `Range` request. With
+`ranges=False` it answers a `Range` request with the whole file (a 200), as some proxies do."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ class HubServer:
         repos: dict[tuple[str, str], dict[str, bytes]],
         stall_first_download: str | None = None,
         plain: dict[str, bytes] | None = None,
+        ranges: bool = True,
     ):
         """`repos` maps (repo id, revision) to {filename: content}; `plain` maps URL paths to the
         content of files served as a plain web server does (the demo sequence on GitHub)."""
         self.plain = plain or {}
+        self.ranges = ranges
         self.repos = repos
         self.commits = {key: hashlib.sha1(repr(key).encode()).hexdigest() for key in repos}
         self.stall_first_download = stall_first_download
@@ -120,7 +123,7 @@ class HubServer:
     ) -> None:
         start = 0
         wanted = handler.headers.get("Range")
-        if wanted and wanted.startswith("bytes="):
+        if wanted and wanted.startswith("bytes=") and self.ranges:
             start = int(wanted[6:].split("-")[0])
         body = data[start:]
         handler.send_response(206 if start else 200)

@@ -10,6 +10,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 import yaml
 from conftest import assert_user_error, rdance, start_rdance
+from dit_models import build_release_folder
 from hub_server import HubServer
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save, save_file
@@ -189,6 +191,7 @@ def whole_weights(root: Path) -> Path:
     safetensors_file(root / "base/sd-vae-ft-mse/diffusion_pytorch_model.safetensors")
     sharded_folder(root / "dinov2-large")
     torch_file(root / "animatediff/mm_sd_v15_v2.ckpt")
+    build_release_folder(root / "realisdance-dit")
     return root
 
 
@@ -398,6 +401,9 @@ DINOV2_FILES = {
 }
 DINOV2 = {("facebook/dinov2-large", "main"): DINOV2_FILES}
 DESTINATIONS = ("weights folder", "Hugging Face cache")
+# The same files, a few hundred kB: for the tests that kill a download half way.
+SMALL_FILES = {name: onnx_bytes(_RNG.standard_normal((3, 30_000), np.float32)) for name in DWPOSE_FILES}
+SMALL = {("yzd-v/DWPose", "main"): SMALL_FILES}
 
 
 @pytest.fixture(autouse=True)
@@ -448,28 +454,113 @@ def where_downloaded(name: str, root: Path, into: str, hf_cache: Path) -> Path:
     return found.path
 
 
+def partials(root: Path) -> list[Path]:
+    """The unfinished downloads under `root`: ours (`.partial`) and huggingface_hub's (`.incomplete`)."""
+    return [p for p in root.rglob("*") if p.name.endswith((".partial", ".incomplete"))]
+
+
+def kill_half_way(hub: HubServer, choose: list[str], folder: Path | None) -> int:
+    """Start `rdance weights download dwpose`, and kill it (SIGKILL: no handler runs) once the hub
+    has sent half of yolox_l.onnx and, when the download goes to `folder`, once those bytes are
+    in its partial file there; the bytes written (0 for a download into the cache)."""
+    child = start_rdance("weights", "download", "dwpose", *choose)
+    assert hub.stalled.wait(60), "the download never started"
+    written = 0
+    if folder is not None:
+        half = len(hub.repos[("yzd-v/DWPose", "main")]["yolox_l.onnx"]) // 2
+        deadline = time.monotonic() + 30
+        while written < half and time.monotonic() < deadline:
+            time.sleep(0.02)
+            written = sum(p.stat().st_size for p in partials(folder))
+        assert written == half, written
+    child.kill()
+    child.communicate()
+    return written
+
+
+def revisions_asked(hub: HubServer) -> set[str]:
+    """The revisions the files were asked for at: the pinned one, or the commit it resolved to."""
+    return {path.split("/resolve/")[1].split("/")[0] for _, path, _ in hub.requests if "/resolve/" in path}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("into", DESTINATIONS)
 def test_a_killed_download_is_finished_by_the_next_run(
     into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
 ) -> None:
     root, choose = destination(into, tmp_path, monkeypatch)
-    with HubServer(DWPOSE, stall_first_download="yolox_l.onnx") as hub:
+    into_folder = into == "weights folder"
+    with HubServer(SMALL, stall_first_download="yolox_l.onnx") as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        child = start_rdance("weights", "download", "dwpose", *choose)
-        assert hub.stalled.wait(60), "the download never started"
-        child.kill()  # SIGKILL half way through the transfer: no handler runs
-        child.communicate()
+        written = kill_half_way(hub, choose, root if into_folder else None)
         # Nothing half-written under the real name, in the folder or in the cache.
         assert not weights.status(weights.get("dwpose-det"), root, structure="none").found
         done = rdance("weights", "download", "dwpose", *choose)
         assert done.returncode == 0, done.stderr
-        # huggingface_hub keeps no partial file between runs: the next run's transfer is whole.
-        assert len(transfers(hub, "yolox_l.onnx")) == 2
-        # Only the pinned revision was asked for.
-        assert all("/resolve/main/" in path for _, path, _ in hub.requests if "resolve" in path)
+        first, second = transfers(hub, "yolox_l.onnx")
+        assert revisions_asked(hub) <= {"main", hub.commits[("yzd-v/DWPose", "main")]}
+    assert first is None
+    if into_folder:  # the second run asked for the bytes after those the first had written
+        assert second == f"bytes={written}-"
+        assert not partials(root)
+    else:  # huggingface_hub keeps no partial file between runs (#4196): the transfer starts over
+        assert second is None
     for name, filename in (("dwpose-det", "yolox_l.onnx"), ("dwpose-pose", "dw-ll_ucoco_384.onnx")):
-        assert where_downloaded(name, root, into, hf_cache).read_bytes() == DWPOSE_FILES[filename]
+        assert where_downloaded(name, root, into, hf_cache).read_bytes() == SMALL_FILES[filename]
+
+
+@pytest.mark.slow
+def test_the_partial_file_of_a_changed_file_is_not_continued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "w"
+    with HubServer(SMALL, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert kill_half_way(hub, ["--weights", str(root)], root) > 0
+    # The file changes upstream, to one of the same size: the old bytes must not be continued.
+    changed = {**SMALL_FILES, "yolox_l.onnx": onnx_bytes(_RNG.standard_normal((3, 30_000), np.float32))}
+    assert len(changed["yolox_l.onnx"]) == len(SMALL_FILES["yolox_l.onnx"])
+    with HubServer({("yzd-v/DWPose", "main"): changed}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance("weights", "download", "dwpose", "--weights", root)
+        assert done.returncode == 0, done.stderr
+        assert transfers(hub, "yolox_l.onnx") == [None]
+    assert (root / weights.get("dwpose-det").path).read_bytes() == changed["yolox_l.onnx"]
+    assert not partials(root)
+
+
+@pytest.mark.slow
+def test_a_hub_that_ignores_the_range_gives_a_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "w"
+    with HubServer(SMALL, stall_first_download="yolox_l.onnx", ranges=False) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        written = kill_half_way(hub, ["--weights", str(root)], root)
+        done = rdance("weights", "download", "dwpose", "--weights", root)
+        assert done.returncode == 0, done.stderr
+        # Asked for the rest, answered with all of it (a 200): written from the start, not appended.
+        assert transfers(hub, "yolox_l.onnx") == [None, f"bytes={written}-"]
+    assert (root / weights.get("dwpose-det").path).read_bytes() == SMALL_FILES["yolox_l.onnx"]
+    assert not partials(root)
+
+
+@pytest.mark.slow
+def test_two_downloads_of_one_file_never_write_it_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "w"
+    with HubServer(SMALL, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        first = start_rdance("weights", "download", "dwpose-det", "--weights", root)
+        try:
+            assert hub.stalled.wait(60), "the download never started"
+            second = rdance("weights", "download", "dwpose-det", "--weights", root)
+        finally:
+            first.kill()
+            first.communicate()
+    assert_user_error(second, "another process is downloading", str(root / "dwpose" / "yolox_l.onnx"))
+    assert len(transfers(hub, "yolox_l.onnx")) == 1
 
 
 @pytest.mark.slow

@@ -5,23 +5,34 @@ A file is looked for in the weights folder (`--weights DIR`, else `$RDANCE_HOME`
 Hugging Face cache (`HF_HOME`, `HF_HUB_CACHE`) at the registry's revision, so that a model a user
 already has from diffusers or transformers is used where it lies instead of being fetched again.
 
-Downloads go through huggingface_hub's public API (`hf_hub_download`, `snapshot_download`),
-pinned to the registry's revision and honouring `HF_ENDPOINT` and `HF_HUB_OFFLINE`: into the
-weights folder when the user named one, else into the Hugging Face cache, shared with those
-libraries. huggingface_hub continues a transfer that drops within a run (a `Range` request) and
-keeps the finished files of a folder or group; a killed run fetches its unfinished file again
-from the start, because huggingface_hub (2.x) writes each transfer to a file of that process
-alone (huggingface_hub issue #4196). Licence-gated files (SMPL-X, MANO) and files off the hub
-come with exact instructions instead.
+Downloads are pinned to the registry's revision and honour `HF_ENDPOINT` and `HF_HUB_OFFLINE`:
+into the weights folder when the user named one, else into the Hugging Face cache, shared with
+those libraries. A single file bound for the weights folder is fetched here, with huggingface_hub's
+public API only (`hf_hub_url`, `get_hf_file_metadata`, and `http_stream_backoff` on the session
+huggingface_hub itself uses): its bytes gather in `.<name>.<etag>.partial` beside it, so a later
+run, even after the process was killed, continues them with a `Range` request, and a file changed
+upstream (another etag) is never appended to old bytes; size and sha256 (the registry's, else the
+etag of an LFS file) are checked before the file is renamed into place. Folders go through
+`snapshot_download` and files bound for the cache through `hf_hub_download`: huggingface_hub
+continues a transfer that drops within a run and keeps the finished files of a folder, but a killed
+run fetches its unfinished file again from the start, because huggingface_hub (2.x) writes each
+transfer to a file of that process alone (huggingface_hub issue #4196), and it offers no public way
+to put a file into the cache's blob layout, which is its own to write. Licence-gated files (SMPL-X,
+MANO) and files off the hub come with exact instructions instead.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import os
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 from realisdance_cli import weight_files
 from realisdance_cli.errors import UserError
@@ -239,9 +250,39 @@ REGISTRY: tuple[WeightFile, ...] = (
         HubFile("guoyww/animatediff", "mm_sd_v15_v2.ckpt"),
         "Apache-2.0",
     ),
+    WeightFile(
+        "realisdance-dit",
+        "dit",
+        "RealisDance-DiT (Wan2.1-I2V-14B + pose input), tens of GB",
+        "realisdance-dit",
+        HubFolder(
+            "theFoxofSky/RealisDance-DiT",
+            (
+                "model_index.json",
+                "transformer/*",
+                "vae/*",
+                "image_encoder/*",
+                "image_processor/*",  # the CLIP image processor's settings, where the release has them
+                "text_encoder/*",
+                "tokenizer/*",
+                "scheduler/*",
+            ),
+            (
+                "model_index.json",
+                *(f"{part}/config.json" for part in ("transformer", "vae", "image_encoder", "text_encoder")),
+                "tokenizer/tokenizer_config.json",
+                "tokenizer/tokenizer.json",
+                "scheduler/scheduler_config.json",
+            ),
+            weight_dirs=("transformer", "vae", "image_encoder", "text_encoder"),
+        ),
+        "academic use only (RealisDance-DiT README); Wan2.1 base: Apache-2.0",
+    ),
 )
 
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(entry.group for entry in REGISTRY))
+# Fetched and checked only when named: RealisDance-DiT is tens of GB and only `--model dit` reads it.
+OPTIONAL_GROUPS = ("dit",)
 
 
 def weights_root(override: str | os.PathLike[str] | None = None) -> Path:
@@ -253,10 +294,10 @@ def weights_root(override: str | os.PathLike[str] | None = None) -> Path:
 
 
 def select(names: Iterable[str] = ()) -> list[WeightFile]:
-    """Entries by name or group; everything when `names` is empty."""
+    """Entries by name or group; everything but the optional groups when `names` is empty."""
     names = list(names)
     if not names:
-        return list(REGISTRY)
+        return [entry for entry in REGISTRY if entry.group not in OPTIONAL_GROUPS]
     chosen: list[WeightFile] = []
     for name in names:
         matches = [entry for entry in REGISTRY if name in (entry.name, entry.group)]
@@ -483,18 +524,125 @@ def _chosen(root: Path) -> bool:
     return bool(os.environ.get("RDANCE_HOME")) or root != DEFAULT_ROOT.expanduser()
 
 
-def _local_dir(entry: WeightFile, source: HubFile | HubFolder, root: Path) -> Path:
-    """The folder that mirrors the repository's layout so that `entry` lands at its registry path."""
-    if isinstance(source, HubFolder):
-        return root / entry.path
-    depth = len(PurePosixPath(source.filename).parts)
-    return root.joinpath(*PurePosixPath(entry.path).parts[:-depth])
+def _network_error(err: Exception) -> bool:
+    """A failure of the connection (httpx's transport errors have no common base with OSError)."""
+    return type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore"}
 
 
 def _transfer_error(err: Exception) -> bool:
-    """A failure of the network or the disk, which another run can get past (httpx's transport
-    errors have no common base with OSError)."""
-    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore"}
+    """A failure of the network or the disk, which another run can get past."""
+    return isinstance(err, OSError) or _network_error(err)
+
+
+_RETRIES = 5  # tries in a row that bring no new byte before a transfer gives up
+_LFS_ETAG = re.compile(r"[0-9a-f]{64}")  # the hub's etag of an LFS file is its sha256
+
+
+def _partial_path(target: Path, etag: str) -> Path:
+    """Where the bytes of `target` at version `etag` gather: beside it, hidden, named by the etag."""
+    tag = re.sub(r"[^0-9A-Za-z]", "", etag)[:16]
+    return target.with_name(f".{target.name}.{tag}.partial")
+
+
+@contextmanager
+def _held(partial: Path, target: Path) -> Iterator[BinaryIO]:
+    """`partial`, opened for writing under an advisory lock (the kernel frees it when the process
+    dies), so that two processes never write it at once."""
+    with open(os.open(partial, os.O_RDWR | os.O_CREAT, 0o666), "r+b") as out:
+        try:
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"another process is downloading {target}; wait for it to finish.") from None
+        yield out
+
+
+def _restart(out: BinaryIO) -> None:
+    out.seek(0)
+    out.truncate()
+
+
+def _receive(url: str, out: BinaryIO, report: Callable[[int], None]) -> None:
+    """One GET of `url` into `out`: the bytes after those `out` holds (a `Range` request), or the
+    whole file from the start when the server answers with all of it (a 200)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_stream_backoff
+
+    start = out.tell()
+    headers = {**build_hf_headers(), "Accept-Encoding": "identity"}  # ranges count stored bytes
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    timeout = constants.HF_HUB_DOWNLOAD_TIMEOUT
+    with http_stream_backoff("GET", url, headers=headers, timeout=timeout, retry_on_exceptions=()) as answer:
+        hf_raise_for_status(answer)
+        if start and not answer.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
+            _restart(out)
+            report(0)
+        for chunk in answer.iter_bytes():
+            out.write(chunk)
+            out.flush()  # what arrived is on disk for the next run, should this one be killed
+            report(out.tell())
+
+
+def _receive_all(url: str, out: BinaryIO, size: int | None, report: Callable[[int], None]) -> None:
+    """Fill `out` up to `size` bytes, continuing with a `Range` request when the connection drops
+    or stalls, until _RETRIES tries in a row bring no new byte. Of unknown size: one transfer."""
+    idle = 0
+    while size is None or out.tell() < size:
+        before = out.tell()
+        try:
+            return _receive(url, out, report)
+        except Exception as err:
+            idle = 0 if out.tell() > before else idle + 1
+            if size is None or idle > _RETRIES or not _network_error(err):
+                raise
+        time.sleep(1)
+
+
+def _fetch_file(entry: WeightFile, source: HubFile, target: Path, progress: ProgressFn) -> Path:
+    """Download `source` to `target`, continuing the bytes an earlier run of the same version left
+    (a killed one too); checked for size and sha256, then renamed into place. The GETs name the
+    commit the metadata request resolved the revision to, so every byte is of that version."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    from realisdance_cli.files import FILE_MODE, file_sha256
+
+    url = hf_hub_url(source.repo, source.filename, revision=source.revision)
+    meta = get_hf_file_metadata(url, retry_on_errors=True)
+    if meta.commit_hash is None or meta.etag is None:
+        raise UserError(
+            f"{url} was answered without the ETag and X-Repo-Commit headers of a Hugging Face hub; "
+            "point HF_ENDPOINT at a hub or mirror."
+        )
+    url = hf_hub_url(source.repo, source.filename, revision=meta.commit_hash)
+    partial = _partial_path(target, meta.etag)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        if stale != partial:  # the bytes of another version
+            stale.unlink(missing_ok=True)
+    size = meta.size
+    with _held(partial, target) as out:
+        if size is None or out.seek(0, os.SEEK_END) > size:  # nothing to check a continuation by
+            _restart(out)
+        progress(entry.name, out.tell(), size)
+        _receive_all(url, out, size, lambda done: progress(entry.name, done, size))
+        got = out.tell()
+        if size is not None and got < size:
+            raise UserError(
+                f"downloading {entry.name} from {entry.where()} stopped after {got} of {size} bytes; "
+                "run the command again to continue."
+            )
+        expected = entry.sha256 or (meta.etag if _LFS_ETAG.fullmatch(meta.etag) else None)
+        too_long = size is not None and got > size
+        if too_long or (expected is not None and file_sha256(partial) != expected):
+            partial.unlink()
+            raise UserError(
+                f"downloading {entry.name} from {entry.where()} gave {got} bytes that are not the file the "
+                "hub announced (size or sha256); run the command again."
+            )
+        os.fsync(out.fileno())
+        os.chmod(partial, FILE_MODE)
+        os.replace(partial, target)
+    return target
 
 
 def _reason(err: BaseException) -> str:
@@ -525,24 +673,20 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
         )
     present = _cache_path(source) if into_cache else root / entry.path
     damaged = present is not None and _inspect(entry, present, in_cache=into_cache).problem is not None
-    local_dir = None if into_cache else _local_dir(entry, source, root)
     bar = _progress_bar_class(progress, entry.name)
     try:
-        if isinstance(source, HubFile):
+        if isinstance(source, HubFile) and not into_cache:
+            fetched: str | Path = _fetch_file(entry, source, root / entry.path, progress)
+        elif isinstance(source, HubFile):
             fetched = hf_hub_download(
-                source.repo,
-                source.filename,
-                revision=source.revision,
-                local_dir=local_dir,
-                force_download=damaged,
-                tqdm_class=bar,
+                source.repo, source.filename, revision=source.revision, force_download=damaged, tqdm_class=bar
             )
         else:
             fetched = snapshot_download(
                 source.repo,
                 revision=source.revision,
                 allow_patterns=list(source.patterns),
-                local_dir=local_dir,
+                local_dir=None if into_cache else root / entry.path,
                 force_download=damaged,
                 tqdm_class=bar,
             )
