@@ -116,7 +116,8 @@ def test_pipeline_equals_the_original(pipeline, name: str, faithful: bool) -> No
 
 def release_folder(tmp_path: Path) -> Path:
     """The tiny golden models in the release's layout: the transformer and the text encoder in
-    shards with an index file, a tokenizer, no model_index.json."""
+    shards with an index file, a tokenizer, and a model_index.json naming the authors' classes
+    (which the loader does not need)."""
     from transformers import UMT5EncoderModel
 
     from realisdance_cli.dit.transformer import RealisDanceDiT
@@ -131,6 +132,12 @@ def release_folder(tmp_path: Path) -> Path:
         folder / "text_encoder", max_shard_size="60KB"
     )
     build_tiny_tokenizer(folder / "tokenizer")
+    index = {
+        "_class_name": "RealisDanceDiTPipeline",
+        "transformer": ["rd_dit", "RealisDanceDiT"],
+        **{part: ["diffusers", "AutoencoderKLWan"] for part in ("vae",)},
+    }
+    (folder / "model_index.json").write_text(json.dumps(index))
     return folder
 
 

@@ -31,15 +31,21 @@ _EXPORTS = {
     "RealisDanceUNet": "realisdance_cli.animator.network",
     "ClipProjector": "realisdance_cli.animator.network",
     "PoseGuider": "realisdance_cli.animator.pose_guider",
+    "DiTOptions": "realisdance_cli.dit.job",
+    "RealisDanceDiTPipeline": "realisdance_cli.dit.pipeline",
+    "RealisDanceDiT": "realisdance_cli.dit.transformer",
     "UserError": "realisdance_cli.errors",
 }
 __all__ = [
     "AnimateOptions",
     "ClipProjector",
+    "DiTOptions",
     "ExtractOptions",
     "PoseGuider",
     "PoseInputs",
     "PoseVideos",
+    "RealisDanceDiT",
+    "RealisDanceDiTPipeline",
     "RealisDancePipeline",
     "RealisDancePipelineOutput",
     "RealisDanceUNet",
@@ -64,6 +70,9 @@ if TYPE_CHECKING:
         SamplingOptions,
     )
     from realisdance_cli.animator.pose_guider import PoseGuider
+    from realisdance_cli.dit.job import DiTOptions
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+    from realisdance_cli.dit.transformer import RealisDanceDiT
     from realisdance_cli.errors import UserError
     from realisdance_cli.extraction import ExtractOptions, extract
     from realisdance_cli.rendering import RenderOptions, render_poses

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     import torch
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
+    from realisdance_cli.dit.job import DiTOptions
 
 FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
     "steps": "--steps",
@@ -48,6 +49,8 @@ FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
     "schedule": "--schedule",
     "context_batch": "--context-batch",
 }
+DEFAULT_SIZE = (768, 576)  # (height, width): the SD model's, the original's
+SD_SEED = 42
 PIPELINE_FOLDER = "realisdance/pipeline"  # what `rdance weights convert` writes
 CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file form of earlier versions
 
@@ -57,11 +60,11 @@ class AnimateOptions:
     """Everything `animate` needs besides its files; the defaults are the original's settings
     (`sampling` None: `SamplingOptions()`, 50 DDIM steps, guidance 2, windows of 16)."""
 
-    size: tuple[int, int] = (768, 576)  # (height, width)
+    size: tuple[int, int] | None = None  # (height, width); SD default 768x576, DiT: from max_resolution
     start: int = 0  # the first pose frame used
     stride: int = 4
     max_frames: int | None = 80
-    seed: int = 42
+    seed: int | None = None  # default: the model's (42 for SD, the original DiT's 1024)
     dtype: str | None = None  # default: fp16 on a GPU, fp32 on the CPU
     device: str | None = None  # default: cuda when available
     grid: bool = False
@@ -71,9 +74,15 @@ class AnimateOptions:
     channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
     sampling: SamplingOptions | None = None
     audio: AudioChoice = None  # a file's sound, or False for none; default: the pose videos'
+    dit: DiTOptions | None = None  # animate with RealisDance-DiT instead of the SD-1.5 model
 
     def __post_init__(self) -> None:
         paths_from_strings(self, "weights_root", "checkpoint", "audio")
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """The SD model's frame: `size`, else the original's 768x576."""
+        return self.size or DEFAULT_SIZE
 
 
 @dataclass
@@ -143,7 +152,7 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
                 fps, start_time = source.info.fps, float(options.start / source.info.source_fps)
             if source.info.has_audio:
                 sounds.append(path)
-        frames[name] = [fit(p, options.size) for p in pictures]
+        frames[name] = [fit(p, options.frame_size) for p in pictures]
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{name} {count}" for name, count in counts.items())
         raise UserError(f"the pose videos must have the same number of frames, got {listed}.")
@@ -215,7 +224,7 @@ def default_out(reference: Path, inputs: PoseInputs) -> Path:
 
 def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
     """Every option that needs no file, checked before any work (named as the command's flags)."""
-    check_frame_size(*options.size, "--size")
+    check_frame_size(*options.frame_size, "--size")
     sampling.check(FLAGS)
     if options.start < 0 or options.stride < 1 or (options.max_frames is not None and options.max_frames < 0):
         raise UserError("--start and --max-frames must be 0 or more, --stride 1 or more.")
@@ -244,29 +253,35 @@ def check_network_fits(
         )
 
 
-def animate(
-    reference_path: str | os.PathLike[str],
-    inputs: PoseInputs,
-    out: str | os.PathLike[str],
-    options: AnimateOptions | None = None,
-    progress: ProgressFn = no_progress,
-) -> list[Path]:
-    """Runs the whole job; returns the written videos (the result, and the grid when asked)."""
-    import torch
+@dataclass
+class Made:
+    """A generated video and what goes with it into the files."""
 
-    reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
+    video: torch.Tensor  # (F, 3, H, W) in [0, 1]
+    fps: Fraction
+    reference: np.ndarray  # the grid's first column
+    poses: list[list[np.ndarray]]  # the grid's pose columns, frame by frame
+    audio: Path | None
+    start_time: float  # seconds into the sound of the first frame
+    writes: bool = True  # False in the processes of a parallel job other than the first
+
+
+def _animate_sd(
+    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
+) -> Made:
+    import torch
 
     from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
 
     sampling = options.sampling or SamplingOptions()
     check_options(options, sampling)
     device, dtype = resolve_device(options.device, options.dtype)
-    reference = read_reference(reference_path, options.size)
+    reference = read_reference(reference_path, options.frame_size)
     poses = read_poses(inputs, options)
     pipeline = load_pipeline(options, device, dtype)
-    check_network_fits(pipeline, options.size, sampling, len(poses.frames[POSE_NAMES[0]]))
+    check_network_fits(pipeline, options.frame_size, sampling, len(poses.frames[POSE_NAMES[0]]))
     videos = PoseVideos(*(video_tensor(poses.frames[name]) for name in POSE_NAMES))
-    generator = torch.Generator().manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(SD_SEED if options.seed is None else options.seed)
     result = pipeline(
         reference,
         videos,
@@ -276,21 +291,89 @@ def animate(
         progress=progress,
         **sampling.call_kwargs(),
     )
+    columns = [poses.frames[name] for name in POSE_NAMES]
+    return Made(result[0][0], poses.fps or Fraction(8), reference, columns, poses.audio, poses.start_time)
+
+
+def _animate_dit(
+    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
+) -> Made:
+    import torch
+
+    from realisdance_cli.dit import job
+
+    assert options.dit is not None
+    dit = options.dit
+    dit.check()
+    check_crf(options.crf)
+    device, dtype = resolve_device(options.device, options.dtype, gpu_dtype="bf16")  # the original's
+    job.check_device(dit, device)
+    reference = read_picture(reference_path, "the reference picture")
+    poses = job.read_poses(inputs, options.start, dit)
+    pipeline, world = job.load_pipeline(options, device, dtype)
+    seed = job.SEED if options.seed is None else options.seed
+    if world is not None:  # one of several processes: the same noise, one writer
+        seed = world.common_seed(seed)
+        progress = progress if world.writes_outputs else no_progress
+    height, width = options.size or (None, None)
+    result = pipeline(
+        reference,
+        np.stack(poses.frames["smpl"]),
+        np.stack(poses.frames["hamer"]),
+        prompt=dit.prompt,
+        negative_prompt=dit.negative_prompt,
+        max_resolution=dit.max_resolution,
+        num_inference_steps=dit.steps,
+        guidance_scale=dit.guidance,
+        generator=torch.Generator().manual_seed(seed),
+        output_type="pt",
+        return_dict=False,
+        teacache_threshold=dit.teacache,
+        context_frames=dit.context,
+        context_overlap=dit.overlap,
+        faithful=dit.faithful,
+        progress=progress,
+        height=height,
+        width=width,
+    )
     video = result[0][0]
-    fps = poses.fps or Fraction(8)
+    audio = audio_source(options.audio, lambda: poses.sound)
+    columns = [poses.frames[name] for name in job.POSES]
+    writes = world is None or world.writes_outputs
+    return Made(video, poses.fps, reference, columns, audio, poses.start_time, writes)
+
+
+def animate(
+    reference_path: str | os.PathLike[str],
+    inputs: PoseInputs,
+    out: str | os.PathLike[str],
+    options: AnimateOptions | None = None,
+    progress: ProgressFn = no_progress,
+) -> list[Path]:
+    """Runs the whole job (with `options.dit`, RealisDance-DiT; else the SD-1.5 RealisDance);
+    returns the written videos (the result, and the grid when asked)."""
+    reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
+    generate = _animate_dit if options.dit is not None else _animate_sd
+    made = generate(reference_path, inputs, options, progress)
+    if not made.writes:
+        return []
+    size = (made.video.shape[2], made.video.shape[3])
     paths = output_paths(out, options.grid)
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         writers = [
             stack.enter_context(
-                VideoWriter(path, fps, crf=options.crf, audio_from=poses.audio, audio_start=poses.start_time)
+                VideoWriter(
+                    path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time
+                )
             )
             for path in paths
         ]
-        for index, picture in enumerate(video):  # frame by frame: no second copy of the video
+        reference = fit(made.reference, size)
+        for index, picture in enumerate(made.video):  # frame by frame: no second copy of the video
             frame = frame_pixels(picture)
             writers[0].write(frame)
             if options.grid:
-                poses_now = (poses.frames[name][index] for name in POSE_NAMES)
+                poses_now = (fit(column[min(index, len(column) - 1)], size) for column in made.poses)
                 writers[1].write(np.hstack([reference, *poses_now, frame]))
-            progress("encoding", index + 1, len(video))
+            progress("encoding", index + 1, len(made.video))
     return paths

@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 DTYPES = ("fp16", "bf16", "fp32")
 
 
-def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
-    """`device` None or "auto": CUDA when there is one; `dtype` None: fp16 on a GPU, fp32 on the CPU."""
+def resolve_device(
+    device: str | None, dtype: str | None, gpu_dtype: str = "fp16"
+) -> tuple[torch.device, torch.dtype]:
+    """`device` None or "auto": CUDA when there is one; `dtype` None: `gpu_dtype` on a GPU, fp32
+    on the CPU."""
     import torch
 
     wanted = None if device in (None, "auto") else device
@@ -33,7 +36,7 @@ def resolve_device(device: str | None, dtype: str | None) -> tuple[torch.device,
         raise UserError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS).")
     if chosen.type not in ("cpu", "cuda", "mps"):
         raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.")
-    name = dtype or ("fp16" if chosen.type == "cuda" else "fp32")
+    name = dtype or (gpu_dtype if chosen.type == "cuda" else "fp32")
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}.")
     return chosen, {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]

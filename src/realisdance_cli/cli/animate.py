@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +25,9 @@ from realisdance_cli.cli.shared import (
 )
 from realisdance_cli.errors import UserError
 
+if TYPE_CHECKING:
+    from realisdance_cli.animator.pipeline import SamplingOptions
+
 app = typer.Typer()
 
 
@@ -41,6 +45,36 @@ class Uncond(str, Enum):
     real = "real"
 
 
+class Model(str, Enum):
+    """Which animation network."""
+
+    sd = "sd"
+    dit = "dit"
+
+
+class Offload(str, Enum):
+    """Where RealisDance-DiT's models rest on a GPU machine."""
+
+    model = "model"
+    group = "group"
+    none = "none"
+
+
+def _given(flags: Mapping[str, object]) -> list[str]:
+    return [flag for flag, value in flags.items() if value not in (None, False)]
+
+
+def _prompt(prompt: str | None, prompt_file: Path | None) -> str:
+    if prompt is not None and prompt_file is not None:
+        raise UserError("give --prompt or --prompt-file, not both.")
+    if prompt_file is None:
+        return prompt or ""
+    from realisdance_cli.files import existing_file
+
+    lines = existing_file(prompt_file, "the prompt file").read_text(encoding="utf-8").splitlines()
+    return "".join(line.strip() for line in lines)  # as the original joins a prompt file's lines
+
+
 @command(
     app,
     "animate",
@@ -49,6 +83,9 @@ class Uncond(str, Enum):
     "rdance animate me.png --dwpose clip.pkl --hamer clip_hamer.mp4 --smpl clip_smpl.mp4",
     "rdance animate me.png dance.rdance --device cuda:1 --dtype bf16",
     "rdance animate me.png dance.rdance --start 48 --audio song.m4a",
+    'rdance animate me.png dance.rdance --model dit --prompt "A woman dances in a sunlit studio."',
+    "rdance animate me.png --model dit --smpl smpl.mp4 --hamer hamer.mp4 --prompt-file p.txt --teacache",
+    'rdance animate me.png dance.rdance --model dit --prompt "..." --max-frames 0 --offload group --fp8',
 )
 def animate(
     reference: Annotated[Path, typer.Argument(help="The character picture (PNG/JPEG, any size).")],
@@ -56,36 +93,82 @@ def animate(
         Path | None,
         typer.Argument(help="Folder with dwpose.mp4, hamer.mp4 and smpl.mp4 (from render-poses)."),
     ] = None,
+    model: Annotated[
+        Model,
+        choice(
+            Model,
+            "--model",
+            "sd: the SD-1.5 RealisDance; dit: RealisDance-DiT (Wan2.1-14B, needs a --prompt).",
+        ),
+    ] = Model.sd,
     dwpose: Annotated[Path | None, typer.Option(help="Skeleton video, or an original DWPose .pkl.")] = None,
     hamer: Annotated[Path | None, typer.Option(help="Hands video.")] = None,
     smpl: Annotated[Path | None, typer.Option(help="SMPL-X colourful-surface video.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <reference>_<poses>.mp4).")
     ] = None,
-    size: Annotated[str, typer.Option(help="HEIGHTxWIDTH of the result, multiples of 8.")] = "768x576",
-    start: Annotated[int, typer.Option(help="First pose frame to use.")] = 0,
-    stride: Annotated[int, typer.Option(help="Use every n-th pose frame (the original: 4).")] = 4,
-    max_frames: Annotated[int, typer.Option(help="At most this many frames; 0 for all.")] = 80,
-    steps: Annotated[int, typer.Option(help="DDIM denoising steps.")] = 50,
+    prompt: Annotated[str | None, typer.Option(help="dit: what the video shows.")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(help="dit: the prompt from a text file.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="dit: what the video should not show.")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="HEIGHTxWIDTH of the result (sd: multiples of 8, 768x576; dit: of 16).")
+    ] = None,
+    max_res: Annotated[
+        int | None, typer.Option(help="dit: pixels of area in the SMPL video's aspect (768*768).")
+    ] = None,
+    start: Annotated[int, typer.Option(help="First pose frame to use (dit: counted at --fps).")] = 0,
+    stride: Annotated[
+        int | None, typer.Option(help="sd: use every n-th pose frame (the original: 4).")
+    ] = None,
+    fps: Annotated[int | None, typer.Option(help="dit: resample the pose videos to this rate (16).")] = None,
+    max_frames: Annotated[
+        int | None, typer.Option(help="At most this many frames (sd 80, dit 81); 0 for all.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (sd: 50 DDIM, dit: 40).")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 turns it off).")] = 2.0,
-    seed: Annotated[int, typer.Option(help="Noise seed: the same seed gives the same video.")] = 42,
-    context: Annotated[int, typer.Option(help="Frames the network sees together (at most 32).")] = 16,
-    overlap: Annotated[int, typer.Option(help="Frames shared by neighbouring windows.")] = 4,
+    seed: Annotated[
+        int | None, typer.Option(help="Noise seed: the same seed gives the same video (sd 42, dit 1024).")
+    ] = None,
+    context: Annotated[
+        int | None, typer.Option(help="Frames the network sees together (sd: 16, at most 32; dit: 81).")
+    ] = None,
+    overlap: Annotated[
+        int | None, typer.Option(help="Frames shared by neighbouring windows (sd 4, dit 16).")
+    ] = None,
     schedule: Annotated[
-        Schedule,
+        Schedule | None,
         choice(
             Schedule,
             "--schedule",
-            "Windows: sliding (no wrap-around) or uniform (the original's closed loop).",
+            "sd: windows sliding (no wrap-around, the default) or uniform (the original's closed loop).",
         ),
-    ] = Schedule.sliding,
+    ] = None,
     uncond: Annotated[
-        Uncond,
-        choice(Uncond, "--uncond", "Unconditional branch: fake (zeroed tokens, the original's) or real."),
-    ] = Uncond.fake,
+        Uncond | None,
+        choice(Uncond, "--uncond", "sd: unconditional branch fake (zeroed tokens, the original's) or real."),
+    ] = None,
     context_batch: Annotated[
-        int, typer.Option(help="Windows per network call (more is faster, needs memory).")
-    ] = 1,
+        int | None, typer.Option(help="sd: windows per network call (more is faster, needs memory).")
+    ] = None,
+    teacache: Annotated[
+        bool, typer.Option("--teacache", help="dit: skip blocks with TeaCache (faster, slightly different).")
+    ] = False,
+    teacache_thresh: Annotated[
+        float | None, typer.Option(help="dit: TeaCache's threshold (the original's 0.2); higher skips more.")
+    ] = None,
+    offload: Annotated[
+        Offload | None,
+        choice(
+            Offload,
+            "--offload",
+            "dit on a GPU: models rest on the CPU, each to the GPU in turn (model, the default), "
+            "layer groups streamed (group), or all on the GPU (none).",
+        ),
+    ] = None,
+    fp8: Annotated[bool, typer.Option("--fp8", help="dit: store the transformer's weights in fp8.")] = False,
+    vae_tiling: Annotated[
+        bool, typer.Option("--vae-tiling", help="dit: decode in tiles (less memory).")
+    ] = False,
     dtype: DtypeOption = None,
     device: DeviceOption = "auto",
     grid: Annotated[
@@ -95,12 +178,13 @@ def animate(
         bool, typer.Option("--faithful", help="The original's compute pattern (slower; for checking).")
     ] = False,
     channels_last: Annotated[
-        bool, typer.Option("--channels-last/--no-channels-last", help="NHWC convolutions (faster).")
+        bool, typer.Option("--channels-last/--no-channels-last", help="sd: NHWC convolutions (faster).")
     ] = True,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
-            help="A pipeline folder, an original .ckpt or a trained .safetensors (default: from --weights)."
+            help="sd: a pipeline folder, an original .ckpt or a trained .safetensors; dit: the release "
+            "folder (default: from --weights)."
         ),
     ] = None,
     crf: Annotated[int, typer.Option(help="H.264 quality, 0 (best) to 51.")] = 18,
@@ -111,26 +195,62 @@ def animate(
 ) -> None:
     """Animate the character in REFERENCE with the pose videos of a dance (GPU recommended).
 
-    The reference is scaled and centre-cropped to --size; so are the pose videos. The result has
-    source fps / --stride frames per second, and the sound of the frames it shows (from the pose
-    videos, which render-poses gives the dance's sound; --audio FILE or --no-audio to change it).
+    sd (the default): the reference and the three pose videos are scaled and centre-cropped to
+    --size; the result has source fps / --stride frames per second. dit: RealisDance-DiT takes the
+    SMPL-CS and HaMeR videos, resampled to 16 fps, and a --prompt; the size is --max-res pixels in
+    the SMPL video's aspect, longer videos than 81 frames are made as overlapping windows. The
+    result has the sound of the frames it shows (from the pose videos, which render-poses gives the
+    dance's sound; --audio FILE or --no-audio to change it).
     """
     from realisdance_cli import animation
-    from realisdance_cli.animator.pipeline import SamplingOptions
     from realisdance_cli.rendering import parse_size
 
+    is_dit = model is Model.dit
+    sd_flags = {"--dwpose": dwpose, "--stride": stride, "--schedule": schedule, "--uncond": uncond,
+                "--context-batch": context_batch}  # fmt: skip
+    dit_flags = {"--prompt": prompt, "--prompt-file": prompt_file, "--negative-prompt": negative_prompt,
+                 "--max-res": max_res, "--fps": fps, "--teacache": teacache,
+                 "--teacache-thresh": teacache_thresh, "--offload": offload,
+                 "--fp8": fp8, "--vae-tiling": vae_tiling}  # fmt: skip
+    wrong = _given(sd_flags) if is_dit else _given(dit_flags)
+    if wrong:
+        raise UserError(
+            f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} not for --model {model.value}."
+        )
     inputs = animation.PoseInputs(
         poses, {k: v for k, v in (("dwpose", dwpose), ("hamer", hamer), ("smpl", smpl)) if v}
     )
+    frames = None if max_frames == 0 else max_frames
+    dit = None
+    if is_dit:
+        from realisdance_cli.dit.job import DiTOptions
+
+        dit = DiTOptions(
+            prompt=_prompt(prompt, prompt_file),
+            negative_prompt=negative_prompt or "",
+            max_resolution=max_res or 768 * 768,
+            frames=frames if max_frames is not None else 81,
+            fps=fps or 16,
+            steps=steps or 40,
+            guidance=guidance,
+            teacache=(teacache_thresh or 0.2) if teacache or teacache_thresh else None,
+            context=context or 81,
+            overlap=overlap if overlap is not None else 16,
+            faithful=faithful,
+            offload=offload.value if offload else None,
+            fp8=fp8,
+            vae_tiling=vae_tiling,
+        )
+        dit.check()
     target = out or animation.default_out(reference, inputs)
     for path in animation.output_paths(target, grid):
         if path.exists() and not force:
             raise UserError(f"{path} exists; use --force to replace it.")
     options = animation.AnimateOptions(
-        size=parse_size(size) or (768, 576),
+        size=parse_size(size),
         start=start,
-        stride=stride,
-        max_frames=None if max_frames == 0 else max_frames,
+        stride=stride or 4,
+        max_frames=frames if max_frames is not None else 80,
         audio=audio_choice(audio, no_audio),
         seed=seed,
         dtype=plain(dtype),
@@ -140,18 +260,38 @@ def animate(
         weights_root=weights_dir,
         checkpoint=checkpoint,
         channels_last=channels_last,
-        sampling=SamplingOptions(
-            steps=steps,
-            guidance=guidance,
-            uncond=uncond.value,
-            context=context,
-            overlap=overlap,
-            schedule=schedule.value,
-            context_batch=context_batch,
-            faithful=faithful,
-        ),
+        sampling=None
+        if is_dit
+        else _sampling(steps, guidance, uncond, context, overlap, schedule, context_batch, faithful),
+        dit=dit,
     )
     with progress_bars() as progress:
         written = animation.animate(reference, inputs, target, options, progress)
     for path in written:
         console.print(f"wrote {path}")
+
+
+def _sampling(
+    steps: int | None,
+    guidance: float,
+    uncond: Uncond | None,
+    context: int | None,
+    overlap: int | None,
+    schedule: Schedule | None,
+    context_batch: int | None,
+    faithful: bool,
+) -> SamplingOptions:
+    """The SD model's sampling settings, its defaults where a flag was not given."""
+    from realisdance_cli.animator.pipeline import SamplingOptions
+
+    defaults = SamplingOptions()
+    return SamplingOptions(
+        steps=steps or defaults.steps,
+        guidance=guidance,
+        uncond=(uncond or Uncond.fake).value,
+        context=context or defaults.context,
+        overlap=defaults.overlap if overlap is None else overlap,
+        schedule=(schedule or Schedule.sliding).value,
+        context_batch=context_batch or defaults.context_batch,
+        faithful=faithful,
+    )

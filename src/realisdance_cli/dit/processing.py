@@ -3,7 +3,8 @@
 Tensors are in the original's layout, (B, 3, F, H, W) in [-1, 1] (the reference with F = 1);
 pictures (PIL, (H, W, 3) uint8 arrays, paths) and videos (frame sequences, (F, H, W, 3) uint8
 arrays, files) are converted to it as the original's `load_image` / `load_video` do. Resizing is
-PyTorch's bicubic on those tensors, as in the original's `process_shape`.
+PyTorch's bicubic on those tensors, as in the original's `process_shape`. Videos stay uint8 until
+they are resized, a few frames at a time, so a long 1080p video never exists in float32.
 """
 
 from __future__ import annotations
@@ -25,16 +26,24 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_SIDE = 224
 
 
-def _signed(frames: np.ndarray) -> torch.Tensor:
-    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) float32 in [-1, 1]."""
-    return (torch.from_numpy(np.ascontiguousarray(frames)).float() / 127.5 - 1).permute(3, 0, 1, 2)[None]
+RESIZE_FRAMES = 8  # frames converted to float and resized at a time
+
+
+def _layout(frames: np.ndarray) -> torch.Tensor:
+    """(F, H, W, 3) uint8 -> (1, 3, F, H, W) uint8."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2)[None]
+
+
+def signed(video: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as float32 in [-1, 1] (the original's `x / 127.5 - 1`); floats as they are."""
+    return video.float() / 127.5 - 1 if video.dtype == torch.uint8 else video.float()
 
 
 def _checked(tensor: torch.Tensor, what: str, frames: int | None = None) -> torch.Tensor:
     if tensor.ndim != 5 or tensor.shape[1] != 3 or (frames is not None and tensor.shape[2] != frames):
         layout = "(B, 3, 1, H, W)" if frames == 1 else "(B, 3, F, H, W)"
         raise UserError(f"{what} tensor must be {layout} in [-1, 1], got {tuple(tensor.shape)}.")
-    return tensor.float()
+    return tensor
 
 
 def _picture(picture: PictureInput, what: str) -> np.ndarray:
@@ -51,21 +60,22 @@ def _picture(picture: PictureInput, what: str) -> np.ndarray:
 def picture_tensor(picture: PictureInput) -> torch.Tensor:
     """The reference as (B, 3, 1, H, W) in [-1, 1]."""
     if isinstance(picture, torch.Tensor):
-        return _checked(picture, "the reference", frames=1)
-    return _signed(_picture(picture, "the reference picture")[None])
+        return _checked(picture, "the reference", frames=1).float()
+    return signed(_layout(_picture(picture, "the reference picture")[None]))
 
 
 def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
-    """A pose video as (B, 3, F, H, W) in [-1, 1]; a file gives all its frames."""
+    """A pose video as (B, 3, F, H, W): uint8 pixels, or a given float tensor in [-1, 1]; a file
+    gives all its frames."""
     if isinstance(video, torch.Tensor):
         return _checked(video, what)
     if isinstance(video, str | os.PathLike):
         from realisdance_cli.video import read_frames
 
-        return _signed(np.stack(read_frames(video)))
-    if isinstance(video, np.ndarray) and video.ndim == 4:
-        return _signed(video if video.dtype == np.uint8 else _picture(video, what))
-    return _signed(np.stack([_picture(frame, f"a frame of {what}") for frame in video]))
+        return _layout(np.stack(read_frames(video)))
+    if isinstance(video, np.ndarray) and video.ndim == 4 and video.dtype == np.uint8:
+        return _layout(video)
+    return _layout(np.stack([_picture(frame, f"a frame of {what}") for frame in video]))
 
 
 def video_size(height: int, width: int, max_resolution: int, multiple: int) -> tuple[int, int]:
@@ -75,11 +85,21 @@ def video_size(height: int, width: int, max_resolution: int, multiple: int) -> t
     return round(height * ratio / multiple) * multiple, round(width * ratio / multiple) * multiple
 
 
-def _bicubic(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    frames = video.shape[2]
-    flat = video.permute(0, 2, 1, 3, 4).flatten(0, 1)
-    flat = F.interpolate(flat, size=size, mode="bicubic", align_corners=False)
-    return flat.unflatten(0, (-1, frames)).permute(0, 2, 1, 3, 4)
+def _bicubic(
+    video: torch.Tensor, size: tuple[int, int], crop: tuple[int, int, int, int] | None = None
+) -> torch.Tensor:
+    """Each frame in [-1, 1] resized to `size` (bicubic, `align_corners=False`), then cut to
+    `crop` = (height, width, top, left) if given, a few frames at a time."""
+    parts = []
+    for chunk in video.split(RESIZE_FRAMES, dim=2):
+        frames = chunk.shape[2]
+        flat = signed(chunk).permute(0, 2, 1, 3, 4).flatten(0, 1)
+        flat = F.interpolate(flat, size=size, mode="bicubic", align_corners=False)
+        if crop is not None:
+            height, width, top, left = crop
+            flat = flat[..., top : top + height, left : left + width]
+        parts.append(flat.unflatten(0, (-1, frames)).permute(0, 2, 1, 3, 4))
+    return torch.cat(parts, dim=2)
 
 
 def resize_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -92,7 +112,7 @@ def resize_crop(video: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     else:
         scaled = (round(video.shape[3] * ratio_w), width)
         top, left = int(round(scaled[0] - height) / 2.0), 0
-    return _bicubic(video, scaled)[..., top : top + height, left : left + width]
+    return _bicubic(video, scaled, (height, width, top, left))
 
 
 def resize_to_area(video: torch.Tensor, area: int, multiple: int) -> torch.Tensor:

@@ -13,6 +13,11 @@ What it adds to Wan, as the authors' `rd_dit.py` does:
 The conditions that do not change between denoising steps (text, CLIP tokens, pose and reference
 tokens, rotary tables) can be encoded once per video (`encode_conditions`) and reused by every
 step; `forward` with raw inputs encodes them on each call, as the original does.
+
+Context parallelism (diffusers' engine, `enable_parallelism`, see `realisdance_cli.dit.parallel`)
+splits the joint sequence (video then reference tokens) and its rotary tables across ranks before
+the blocks and gathers it after `norm_out`, a per-token norm, before the reference tokens are
+dropped; cross-attention keeps its whole context on every rank.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from typing import Any, ClassVar
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
+from diffusers.models._modeling_parallel import (
+    ContextParallelConfig,
+    ContextParallelInput,
+    ContextParallelOutput,
+    ParallelConfig,
+)
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
@@ -36,8 +47,11 @@ from diffusers.models.transformers.transformer_wan import (
     WanTransformerBlock,
 )
 from torch import nn
+from torch.distributed import get_rank, get_world_size
+from torch.distributed.device_mesh import init_device_mesh
 
 from realisdance_cli.dit.teacache import TeaCache
+from realisdance_cli.errors import UserError
 
 REFERENCE_FRAME_SHIFT = 81  # the original's `shift_f_size`: the reference sits past 81 rotary frames
 CLIP_TOKENS = 257  # CLIP ViT-H/14 at 224x224: the class token and 16x16 patches
@@ -170,6 +184,17 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
     ]
     _keys_to_ignore_on_load_unexpected: ClassVar = ["norm_added_q"]
     _repeated_blocks: ClassVar = ["WanTransformerBlock"]
+    # Sequence (context) parallelism: `joint` is where the sequence is complete (it runs whether
+    # or not TeaCache skips the blocks), `rope` makes the tables of the same sequence, `norm_out`
+    # is the first layer after the blocks.
+    _cp_plan: ClassVar = {
+        "joint": {"input": ContextParallelInput(split_dim=1, expected_dims=3)},
+        "rope": {
+            0: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+            1: ContextParallelInput(split_dim=1, expected_dims=4, split_output=True),
+        },
+        "norm_out": ContextParallelOutput(gather_dim=1, expected_dims=3),
+    }
 
     @register_to_config
     def __init__(
@@ -221,10 +246,27 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         if added_kv_proj_dim is not None:
             for block in self.blocks:
                 block.attn2.set_processor(ImageTextAttnProcessor())  # type: ignore[union-attr,operator]
+        self.joint = nn.Identity()  # the joint sequence, where context parallelism splits it
         self.norm_out = FP32LayerNorm(inner_dim, eps, elementwise_affine=False)
         self.proj_out = nn.Linear(inner_dim, out_channels * math.prod(patch))
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, inner_dim) / inner_dim**0.5)
         self.gradient_checkpointing = False
+
+    def _resolve_parallel_config(self, config: ParallelConfig | ContextParallelConfig) -> ParallelConfig:
+        """diffusers (0.42) puts rank r on accelerator `r % count`, a division by zero on a machine
+        without one: there every rank runs context parallelism on the CPU (gloo), as
+        `enable_parallelism` otherwise would."""
+        if isinstance(config, ContextParallelConfig):
+            config = ParallelConfig(context_parallel_config=config)
+        context = config.context_parallel_config
+        if torch.accelerator.device_count() > 0 or context is None:
+            return super()._resolve_parallel_config(config)
+        mesh = context.mesh or init_device_mesh(
+            "cpu", context.mesh_shape, mesh_dim_names=context.mesh_dim_names
+        )
+        config.setup(get_rank(), get_world_size(), torch.device("cpu"), mesh=mesh)
+        self._parallel_config = config
+        return config
 
     def _tokens(self, conv: nn.Conv3d, video: torch.Tensor) -> torch.Tensor:
         """(B, C, F, H, W) -> (B, patches, dim)."""
@@ -249,12 +291,31 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         if encoder_hidden_states_image is not None:
             context = torch.cat([embedder.image_embedder(encoder_hidden_states_image), context], dim=1)
         shift = (self.config.shift_f, self.config.shift_h, self.config.shift_w)
+        video, reference = self._grid(add_cond), self._grid(attn_cond)
+        self._check_split(video, reference)
         return DiTConditions(
             context=context,
             pose=self.add_proj(self._tokens(self.add_conv_in, add_cond)),
             reference=self._tokens(self.attn_conv_in, attn_cond),
-            rotary=self.rope(self._grid(add_cond), self._grid(attn_cond), shift),
+            rotary=self.rope(video, reference, shift),
         )
+
+    def _check_split(self, video: tuple[int, int, int], reference: tuple[int, int, int]) -> None:
+        """Context parallelism splits the joint sequence in equal parts (gloo gathers no uneven
+        parts, and padding tokens would join the attention): other lengths are refused."""
+        parallel = self._parallel_config
+        context = parallel.context_parallel_config if parallel is not None else None
+        if context is None:
+            return
+        ranks = context.ring_degree * context.ulysses_degree
+        tokens = math.prod(video) + math.prod(reference)
+        if tokens % ranks:
+            raise UserError(
+                f"sequence parallelism needs the token count to be a multiple of the {ranks} "
+                f"processes, but this video has {tokens} ({'x'.join(map(str, video))} latent patches "
+                f"plus the reference's {reference[1]}x{reference[2]}); choose another size or "
+                "number of processes."
+            )
 
     def _time_embedding(
         self, timestep: torch.Tensor, dtype: torch.dtype
@@ -309,7 +370,7 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         frames, rows, columns = self._grid(hidden_states)
         tokens = self._tokens(self.patch_embedding, hidden_states) + conditions.pose
         video_tokens = tokens.shape[1]
-        tokens = torch.cat([tokens, conditions.reference], dim=1)
+        tokens = self.joint(torch.cat([tokens, conditions.reference], dim=1))
         temb, modulation = self._time_embedding(timestep, tokens.dtype)
 
         if teacache is not None and not teacache.should_compute(
@@ -321,9 +382,9 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         else:
             tokens = self._run_blocks(tokens, conditions, modulation)
 
-        tokens = tokens[:, :video_tokens]  # the reference tokens end here
+        normed = self.norm_out(tokens.float())[:, :video_tokens]  # the reference tokens end here
         shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
-        tokens = self.proj_out((self.norm_out(tokens.float()) * (1 + scale) + shift).type_as(tokens))
+        tokens = self.proj_out((normed * (1 + scale) + shift).type_as(tokens))
         p_t, p_h, p_w = self.config.patch_size
         tokens = tokens.reshape(batch, frames, rows, columns, p_t, p_h, p_w, -1)
         output = tokens.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3)

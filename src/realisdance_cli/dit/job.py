@@ -1,0 +1,162 @@
+"""`rdance animate --model dit`: the reference picture, the SMPL-CS and HaMeR pose videos and a
+prompt -> the RealisDance-DiT video, with the original's defaults (pose videos resampled to 16
+fps, 81 frames, 768*768 pixels of area in the SMPL video's aspect, 40 steps, guidance 2).
+
+More frames than one window (81) are made as overlapping windows; on a GPU the models rest on
+the CPU and come to the GPU one at a time (model offload, as the original), or layer group by
+layer group (`offload="group"`), optionally with fp8 weight storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from realisdance_cli import weights
+from realisdance_cli.dit import parallel
+from realisdance_cli.dit.parallel import World
+from realisdance_cli.errors import UserError
+from realisdance_cli.files import existing_file
+from realisdance_cli.video import FrameSource, Selection
+
+if TYPE_CHECKING:
+    import torch
+
+    from realisdance_cli.animation import AnimateOptions, PoseInputs
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+POSES = ("smpl", "hamer")  # the two pose videos RealisDance-DiT takes, in its channel order
+WEIGHTS = "realisdance-dit"  # the registry entry of the release folder
+SEED = 1024  # the original's default
+Offload = Literal["model", "group", "none"]
+
+
+@dataclass
+class DiTOptions:
+    """What `--model dit` adds to `AnimateOptions` (whose start, seed, device, grid, crf, audio
+    and weights apply; its size, when given, replaces `max_resolution`)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    max_resolution: int = 768 * 768  # pixels of area
+    frames: int | None = 81  # None: every frame of the pose videos at `fps`
+    fps: int = 16
+    steps: int = 40
+    guidance: float = 2.0
+    teacache: float | None = None  # TeaCache's threshold (the original's is 0.2), None: off
+    context: int = 81  # frames per window
+    overlap: int = 16  # frames shared by neighbouring windows
+    faithful: bool = False
+    offload: Offload | None = None  # default: "model" on a GPU, nothing on the CPU
+    fp8: bool = False  # the transformer's weights stored in fp8, computed in the run's dtype
+    vae_tiling: bool = False
+
+    def check(self) -> None:
+        """Every setting that needs no file, named as the command's flags."""
+        if not self.prompt.strip():
+            raise UserError("--model dit needs a --prompt (or --prompt-file) describing the video.")
+        if self.max_resolution < 256:
+            raise UserError(f"--max-res must be at least 256 pixels, got {self.max_resolution}.")
+        if self.frames is not None and self.frames < 1:
+            raise UserError(f"--max-frames must be 1 or more (0 for all), got {self.frames}.")
+        if self.fps < 1 or self.steps < 1:
+            raise UserError("--fps and --steps must be 1 or more.")
+        if (
+            self.context < 5
+            or (self.context - 1) % 4
+            or self.overlap % 4
+            or not 0 <= self.overlap < self.context - 1
+        ):
+            raise UserError(
+                f"--context must be 4k+1 frames (at least 5) and --overlap a multiple of 4 below it, "
+                f"got {self.context} and {self.overlap}."
+            )
+        if self.teacache is not None and self.teacache <= 0:
+            raise UserError(f"--teacache must be more than 0, got {self.teacache}.")
+
+
+@dataclass
+class DiTPoses:
+    frames: dict[str, list[np.ndarray]]  # smpl, hamer -> RGB frames at `fps`
+    fps: Fraction
+    start_time: float  # seconds into the pose videos of the first frame
+    sound: Path | None  # the first pose video with sound
+
+
+def read_poses(inputs: PoseInputs, start: int, dit: DiTOptions) -> DiTPoses:
+    """The SMPL-CS and HaMeR videos resampled to `dit.fps` the original's way, from `start`
+    (counted in resampled frames); they must have the same number of frames."""
+    selection = Selection(start=start, max_frames=dit.frames, fps=Fraction(dit.fps))
+    sources = {
+        name: FrameSource(existing_file(inputs.path(name), f"the {name} pose video"), selection)
+        for name in POSES
+    }
+    counts = {name: source.info.source_frame_count for name, source in sources.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name} {count}" for name, count in counts.items())
+        raise UserError(f"the pose videos must have the same number of frames, got {listed}.")
+    first = sources[POSES[0]].info
+    offset = selection.indices(first.source_frame_count, first.source_fps)[0]
+    sound = next((source.path for source in sources.values() if source.info.has_audio), None)
+    frames = {name: list(source) for name, source in sources.items()}
+    return DiTPoses(frames, Fraction(dit.fps), float(offset / first.source_fps), sound)
+
+
+def load_pipeline(
+    options: AnimateOptions, device: torch.device, dtype: torch.dtype
+) -> tuple[RealisDanceDiTPipeline, World | None]:
+    """The release folder (--checkpoint FOLDER, else the registry's in the weights folder or the
+    Hugging Face cache), placed for `device` as `options.dit.offload` says; under `torchrun` with
+    several processes, on this process's device with the sequence split across the processes
+    (and the job they share)."""
+    import torch
+
+    from realisdance_cli.animation import quiet_libraries
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    assert options.dit is not None
+    dit = options.dit
+    quiet_libraries()
+    folder = (
+        options.checkpoint
+        or weights.require_all([WEIGHTS], weights.weights_root(options.weights_root))[WEIGHTS]
+    )
+    if not folder.is_dir():
+        raise UserError(
+            f"--model dit needs --checkpoint to be a RealisDance-DiT folder, got the file {folder}."
+        )
+    pipeline = RealisDanceDiTPipeline.from_pretrained(folder, torch_dtype=dtype)
+    pipeline.set_progress_bar_config(disable=True)
+    if dit.fp8:
+        pipeline.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if dit.vae_tiling:
+        pipeline.vae.enable_tiling()
+    world = parallel.world_from_environment()
+    if world is not None:
+        if dit.offload not in (None, "none"):
+            raise UserError(
+                f"--offload {dit.offload} cannot be combined with several processes; leave it out."
+            )
+        parallel.join(world)
+        parallel.enable_sequence_parallel(pipeline.transformer, world.size)
+        pipeline.to(world.device)
+        return pipeline, world
+    offload = dit.offload or ("model" if device.type == "cuda" else "none")
+    if offload == "model":
+        pipeline.enable_model_cpu_offload(device=device)
+    elif offload == "group":
+        pipeline.enable_group_offload(onload_device=device, num_blocks_per_group=1, use_stream=True)
+    else:
+        pipeline.to(device)
+    return pipeline, None
+
+
+def check_device(dit: DiTOptions, device: torch.device) -> None:
+    if dit.offload in ("model", "group") and device.type != "cuda":
+        raise UserError(
+            f"--offload {dit.offload} moves models to a CUDA GPU; on {device.type} use --offload none."
+        )

@@ -1,0 +1,167 @@
+"""`rdance animate --model dit` end to end: the tiny golden RealisDance-DiT models in the release's
+layout, the authors' demo pose videos (scaled down), the real command in a child process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FIXTURES, assert_user_error, need, rdance, write_video
+from test_dit import release_folder
+
+from realisdance_cli.video import FrameSource, read_frames
+
+pytestmark = pytest.mark.slow
+FAST = ("--max-res", str(64 * 48), "--steps", "2", "--crf", "0")
+PROMPT = ("--prompt", "a person dancing")
+
+
+@pytest.fixture(scope="module")
+def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding the release folder where the registry puts it."""
+    root = tmp_path_factory.mktemp("weights")
+    release_folder(root).rename(root / "realisdance-dit")
+    return root
+
+
+@pytest.fixture(scope="module")
+def poses(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The authors' demo SMPL-CS and HaMeR videos (24 fps), the first 40 frames at 192x108, as a
+    render-poses folder."""
+    folder = tmp_path_factory.mktemp("poses")
+    for name in ("smpl", "hamer"):
+        frames = FrameSource(need(FIXTURES / f"dit_{name}.mp4")).__iter__()
+        small = [cv2.resize(next(frames), (192, 108), interpolation=cv2.INTER_AREA) for _ in range(40)]
+        write_video(folder / f"{name}.mp4", small, 24)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    picture = cv2.imread(str(need(FIXTURES / "dit_ref.png")))
+    path = tmp_path_factory.mktemp("ref") / "ref.png"
+    cv2.imwrite(str(path), cv2.resize(picture, (192, 108), interpolation=cv2.INTER_AREA))
+    return path
+
+
+def test_dit_animates_at_16_fps_with_the_grid_reproducibly(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "dance.mp4"
+    args = (reference, poses, "--model", "dit", *PROMPT, *FAST, "--weights", weights_root, "--out", out)
+    done = rdance("animate", *args, "--max-frames", "9", "--grid")
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(out).info
+    # 192x108 has the aspect of 64x36 pixels: 3072 pixels of it round to 48x80 (multiples of 16).
+    assert (info.frame_count, info.height, info.width, info.fps) == (9, 48, 80, Fraction(16))
+    grid = FrameSource(tmp_path / "dance_grid.mp4").info
+    assert (grid.frame_count, grid.height, grid.width) == (9, 48, 4 * 80)  # reference, smpl, hamer, result
+    frames = read_frames(out)
+    assert len({frame.tobytes() for frame in frames}) == 9  # it moves
+
+    again = rdance("animate", *args, "--max-frames", "9", "--force")
+    assert again.returncode == 0, again.stderr
+    assert all(np.array_equal(a, b) for a, b in zip(frames, read_frames(out), strict=True))
+    other = rdance("animate", *args, "--max-frames", "9", "--force", "--seed", "7")
+    assert other.returncode == 0, other.stderr
+    assert not np.array_equal(frames[0], read_frames(out)[0])
+
+
+def test_dit_makes_long_videos_from_explicit_files_and_a_prompt_file(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("a person\n  dancing on the stage\n")
+    out = tmp_path / "long.mp4"
+    done = rdance(
+        "animate", reference, "--model", "dit", "--smpl", poses / "smpl.mp4", "--hamer", poses / "hamer.mp4",
+        "--prompt-file", prompt, *FAST, "--max-frames", "0", "--context", "13", "--overlap", "4",
+        "--teacache", "--weights", weights_root, "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # 40 frames at 24 fps are 27 at 16 fps; 25 of them (4k+1) in windows of 13.
+    assert FrameSource(out).info.frame_count == 25
+
+
+def test_dit_bad_input_is_one_sentence(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    common = ("--weights", weights_root, "--out", tmp_path / "x.mp4", *FAST)
+    assert_user_error(rdance("animate", reference, poses, "--model", "dit", *common), "needs a --prompt")
+    no_smpl = tmp_path / "no_smpl"
+    no_smpl.mkdir()
+    (no_smpl / "hamer.mp4").write_bytes((poses / "hamer.mp4").read_bytes())
+    assert_user_error(
+        rdance("animate", reference, no_smpl, "--model", "dit", *PROMPT, *common),
+        "smpl.mp4 not found",
+        "rdance render-poses",
+    )
+    short = tmp_path / "short"
+    short.mkdir()
+    write_video(short / "smpl.mp4", read_frames(poses / "smpl.mp4")[:20], 24)
+    (short / "hamer.mp4").write_bytes((poses / "hamer.mp4").read_bytes())
+    assert_user_error(
+        rdance("animate", reference, short, "--model", "dit", *PROMPT, *common),
+        "the pose videos must have the same number of frames, got smpl 20, hamer 40.",
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--stride", "2", *common),
+        "--stride is not for --model dit.",
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, *PROMPT, *common), "--prompt, --max-res are not for --model sd."
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--context", "10", *common),
+        "--context must be 4k+1",
+    )
+    assert_user_error(
+        rdance(
+            "animate",
+            reference,
+            poses,
+            "--model",
+            "dit",
+            *PROMPT,
+            "--offload",
+            "group",
+            "--device",
+            "cpu",
+            *common,
+        ),
+        "--offload group moves models to a CUDA GPU",
+    )
+    missing = tmp_path / "empty-weights"
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, *FAST, "--weights", missing),
+        "realisdance-dit",
+        "rdance weights download",
+    )
+
+
+def test_dit_under_torchrun_splits_the_work_and_makes_the_same_video(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Two CPU processes (gloo, Ulysses attention over the tiny model's two heads) make the video
+    one process makes; only the first writes it."""
+    args = ("animate", reference, poses, "--model", "dit", *PROMPT, *FAST, "--max-frames", "9")
+    single = rdance(*args, "--weights", weights_root, "--out", tmp_path / "one.mp4")
+    assert single.returncode == 0, single.stderr
+    job = subprocess.run(
+        [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "realisdance_cli", *map(str, args), "--weights", str(weights_root),
+            "--out", str(tmp_path / "two.mp4"),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert job.stdout.count("wrote") == 1
+    one, two = read_frames(tmp_path / "one.mp4"), read_frames(tmp_path / "two.mp4")
+    assert len(one) == len(two) == 9
+    assert max(np.abs(a.astype(int) - b.astype(int)).max() for a, b in zip(one, two, strict=True)) <= 1
