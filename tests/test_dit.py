@@ -241,3 +241,40 @@ def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:
         pipeline(image, smpl, hamer, max_resolution=64 * 48, latents=torch.zeros(1, 16, 2, 8, 6), **embeds)
     with pytest.raises(UserError, match=r"the reference tensor must be \(B, 3, 1, H, W\)"):
         pipeline(image[:, :, 0], smpl, hamer, **embeds)
+
+
+def golden_latents(pipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """The UniPC golden case through `pipe`, and its expected final latents."""
+    from realisdance_cli.dit.pipeline import scheduler_from_folder
+
+    case = load_file(need(DIT / "pipeline_case.safetensors"))
+    pipe.scheduler = scheduler_from_folder(DIT / "tiny_dit/scheduler")
+    kwargs = call_settings(case, cases()["pipeline"])
+    return pipe(case["image"], case["smpl"], case["hamer"], output_type="latent", **kwargs).frames, case[
+        "final_latents"
+    ]
+
+
+def test_fp8_weight_storage_keeps_the_blocks_in_fp8_and_the_result_close() -> None:
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    pipe = RealisDanceDiTPipeline.from_pretrained(need(DIT / "tiny_dit"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    stored = dict(pipe.transformer.named_parameters())
+    assert stored["blocks.0.attn1.to_q.weight"].dtype == torch.float8_e4m3fn
+    assert stored["add_conv_in.weight"].dtype == torch.float32  # the pose and reference inputs stay exact
+    latents, expected = golden_latents(pipe)
+    error = (latents - expected).abs()
+    assert 0 < error.max() < 0.02 * expected.abs().max()  # fp8 rounds the weights, a little
+
+
+@pytest.mark.slow
+def test_compiled_blocks_give_the_same_video() -> None:
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    pipe = RealisDanceDiTPipeline.from_pretrained(need(DIT / "tiny_dit"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.transformer.compile_repeated_blocks()
+    latents, expected = golden_latents(pipe)
+    torch.testing.assert_close(latents, expected, rtol=1e-4, atol=1e-4)

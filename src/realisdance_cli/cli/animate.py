@@ -169,6 +169,12 @@ def animate(
     vae_tiling: Annotated[
         bool, typer.Option("--vae-tiling", help="dit: decode in tiles (less memory).")
     ] = False,
+    compile_blocks: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="dit: torch.compile the transformer's blocks (pays off from ~10 steps)."
+        ),
+    ] = False,
     dtype: DtypeOption = None,
     device: DeviceOption = "auto",
     grid: Annotated[
@@ -211,7 +217,7 @@ def animate(
     dit_flags = {"--prompt": prompt, "--prompt-file": prompt_file, "--negative-prompt": negative_prompt,
                  "--max-res": max_res, "--fps": fps, "--teacache": teacache,
                  "--teacache-thresh": teacache_thresh, "--offload": offload,
-                 "--fp8": fp8, "--vae-tiling": vae_tiling}  # fmt: skip
+                 "--fp8": fp8, "--vae-tiling": vae_tiling, "--compile": compile_blocks}  # fmt: skip
     wrong = _given(sd_flags) if is_dit else _given(dit_flags)
     if wrong:
         raise UserError(
@@ -240,6 +246,7 @@ def animate(
             offload=offload.value if offload else None,
             fp8=fp8,
             vae_tiling=vae_tiling,
+            compile=compile_blocks,
         )
         dit.check()
     target = out or animation.default_out(reference, inputs)

@@ -54,6 +54,7 @@ class DiTOptions:
     offload: Offload | None = None  # default: "model" on a GPU, nothing on the CPU
     fp8: bool = False  # the transformer's weights stored in fp8, computed in the run's dtype
     vae_tiling: bool = False
+    compile: bool = False  # torch.compile the transformer's blocks (one compilation serves all 40)
 
     def check(self) -> None:
         """Every setting that needs no file, named as the command's flags."""
@@ -135,6 +136,8 @@ def load_pipeline(
         pipeline.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if dit.vae_tiling:
         pipeline.vae.enable_tiling()
+    if dit.compile:
+        pipeline.transformer.compile_repeated_blocks()
     world = parallel.world_from_environment()
     if world is not None:
         if dit.offload not in (None, "none"):
