@@ -21,6 +21,7 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.animator.processing import (
+    SIZE,
     check_frame_size,
     fit,
     frame_pixels,
@@ -49,7 +50,6 @@ FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
     "schedule": "--schedule",
     "context_batch": "--context-batch",
 }
-DEFAULT_SIZE = (768, 576)  # (height, width): the SD model's, the original's
 SD_SEED = 42
 PIPELINE_FOLDER = "realisdance/pipeline"  # what `rdance weights convert` writes
 CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file form of earlier versions
@@ -82,7 +82,7 @@ class AnimateOptions:
     @property
     def frame_size(self) -> tuple[int, int]:
         """The SD model's frame: `size`, else the original's 768x576."""
-        return self.size or DEFAULT_SIZE
+        return self.size or SIZE
 
 
 @dataclass

@@ -32,6 +32,7 @@ from realisdance_cli.animator.motion import MAX_FRAMES
 from realisdance_cli.animator.network import ClipProjector, RealisDanceNet, RealisDanceUNet
 from realisdance_cli.animator.pose_guider import PoseGuider
 from realisdance_cli.animator.processing import (
+    SIZE,
     as_pil,
     check_frame_size,
     clip_input,
@@ -58,7 +59,6 @@ SCHEDULER_OVERRIDES = {
 POSE_CACHE_FRAMES = 256  # beyond this, pose features are recomputed instead of kept (memory)
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
-DEFAULT_SIZE = (768, 576)  # (height, width), the original's
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _frame_size(
     if height is not None and width is not None:
         return height, width
     first = pose_videos.dwpose if isinstance(pose_videos, PoseVideos) else pose_videos.get("dwpose")
-    size = tuple(first.shape[-2:]) if isinstance(first, torch.Tensor) and first.ndim >= 4 else DEFAULT_SIZE
+    size = tuple(first.shape[-2:]) if isinstance(first, torch.Tensor) and first.ndim >= 4 else SIZE
     return height or int(size[0]), width or int(size[1])
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
+SIZE = (768, 576)  # (height, width): the frame the model was trained at, the original's default
 MIN_SIDE = 48  # pixels: DINOv2 sees 5/12 of the picture, which must hold a 14-pixel patch
 CLIP_SCALE = 5 / 12  # DINOv2 sees the reference at 5/12 of the frame (320x240 for 768x576)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

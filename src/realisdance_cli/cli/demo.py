@@ -69,7 +69,7 @@ def demo(
 
     sampling = SamplingOptions(steps=steps)
     options = animation.AnimateOptions(
-        size=parse_size(size) or (768, 576),
+        size=parse_size(size),
         max_frames=None if max_frames == 0 else max_frames,
         device=device,
         grid=True,

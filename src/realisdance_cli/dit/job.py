@@ -152,7 +152,8 @@ def load_pipeline(
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
     elif offload == "group":
-        pipeline.enable_group_offload(onload_device=device, num_blocks_per_group=1, use_stream=True)
+        # leaf level: every layer brings itself in, also those `encode_conditions` calls directly
+        pipeline.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=True)
     else:
         pipeline.to(device)
     return pipeline, None

@@ -46,6 +46,7 @@ from diffusers.models.transformers.transformer_wan import (
     WanTimeTextImageEmbedding,
     WanTransformerBlock,
 )
+from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from torch.distributed import get_rank, get_world_size
 from torch.distributed.device_mesh import init_device_mesh
@@ -276,6 +277,7 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         p_t, p_h, p_w = self.config.patch_size
         return video.shape[2] // p_t, video.shape[3] // p_h, video.shape[4] // p_w
 
+    @apply_forward_hook  # model CPU offload brings the weights to the GPU for this call too
     def encode_conditions(
         self,
         encoder_hidden_states: torch.Tensor,

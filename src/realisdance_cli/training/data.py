@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from realisdance_cli.animation import PoseFrames
-from realisdance_cli.animator.processing import clip_input, fit
+from realisdance_cli.animator.processing import SIZE, clip_input, fit
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.video import FrameSource, Selection
@@ -43,7 +43,7 @@ class Entry:
 class ClipSampling:
     frames: int = 16  # 1 for stage 1
     stride: int = 4
-    size: tuple[int, int] = (768, 576)  # height, width of the training pictures
+    size: tuple[int, int] = SIZE  # height, width of the training pictures
     clip_size: tuple[int, int] = (320, 240)  # height, width of the reference's DINOv2 input
     ref_mode: Literal["random", "first"] = "random"
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from realisdance_cli import weights
+from realisdance_cli.animator.processing import SIZE
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, folder_lock, remove
 from realisdance_cli.state_dicts import read_weights
@@ -86,7 +87,7 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     for name, what in (("stage1", "the stage-1 checkpoint"), ("motion", "the motion-module checkpoint")):
         if s[name] is not None:
             existing_file(Path(s[name]), what)
-    height, width = parse_size(s["size"]) or (768, 576)
+    height, width = parse_size(s["size"]) or SIZE
     options = TrainOptions(
         stage=s["stage"],
         steps=s["steps"],
