@@ -61,6 +61,7 @@ def to_original_pose(
     candidate[..., 0] /= float(width)
     candidate[..., 1] /= float(height)
     body = candidate[:, BODY].copy().reshape(people * 18, 2)
+    body[~np.isfinite(body)] = -1  # unknown points (a retargeted body's outside the picture)
     index = 18 * np.arange(people)[:, None] + np.arange(18)[None, :]
     subset = np.where(scores[:, BODY] > SCORE_THRESHOLD, index, -1).astype(np.float64)
     candidate[scores < SCORE_THRESHOLD] = -1
