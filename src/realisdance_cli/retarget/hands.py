@@ -1,0 +1,249 @@
+"""The driver's HaMeR hands on the retargeted body: finger articulation kept, wrists on its wrists.
+
+Each retargeted frame takes, per side, the driver's hand whose wrist is seen where the chosen
+driver person's wrist is, keeps its `hand_pose`, and turns it with the body: the wrist's change of
+global rotation D = R_wrist_new @ R_wrist_driver^T (SMPL-X's body chain, `body.global_rotations`)
+is applied to HaMeR's orientation (new = D @ hamer; identity when the body keeps the driver's
+rotations). HaMeR estimates left hands mirrored (as right hands, x flipped; see
+`bodies.mano_vertices`), so a left hand's stored orientation turns by M D M, M = diag(-1, 1, 1).
+The shape is the reference's hand betas for that side when HaMeR found the reference's hand, else
+the driver's.
+
+Cameras. The hand stream keeps HaMeR's camera, the one the hand video is drawn with: focal `focal`
+(HaMeR's rule: proportional to the frame's longer side, several times the body camera's, nearly
+orthographic) and the principal point at the frame's centre (W/2, H/2). A MANO hand is a metric,
+rigid mesh, so to be drawn where the body camera (fx, fy, cx, cy) sees the wrist P = (X, Y, Z)
+and as large, the wrist goes to the point P' of the hand camera at depth Z' = Z f / fx on the ray
+of the same pixel (u, v): P' = ((u - W/2) Z' / f, (v - H/2) Z' / f, Z') (`body_to_hand_camera`).
+Then f / Z' = fx / Z: a step across the wrist covers the same pixels in both pictures. The rest of
+the hand follows rigidly and is seen nearly orthographically, as HaMeR draws every hand (the body
+camera would foreshorten a hand far off its axis a little more). `hand_to_body_camera` is the
+inverse; the returned `keypoints` are the hand's points mapped back, so projected through the body
+camera they land exactly where the hand video draws them (the skeleton is made from them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody, global_rotations
+from realisdance_cli.track import Stream
+
+MIRROR = np.diag([-1.0, 1.0, 1.0])  # HaMeR's left hands are right hands seen in a flipped picture
+HAND_CHUNK = 256  # hands posed per call of the MANO layer
+
+
+@dataclass(frozen=True)
+class RetargetedHands:
+    """`mano`: the hands in the hand stream's conventions, frames as the body's. `keypoints`
+    (M, 21, 3): each hand's 21 points in OpenPose hand order (MANO joints and fingertips, left
+    hands mirrored back) in the body's camera frame (see the module's docstring)."""
+
+    mano: Stream
+    keypoints: np.ndarray
+
+    def points(self, index: int) -> dict[str, np.ndarray]:
+        """Frame `index`'s hand points by side, "left" / "right" -> (21, 3), as the skeleton takes."""
+        lo, hi = int(self.mano.offsets[index]), int(self.mano.offsets[index + 1])
+        sides = self.mano.fields["is_right"][lo:hi]
+        return {"right" if right else "left": self.keypoints[lo + i] for i, right in enumerate(sides)}
+
+
+def body_to_hand_camera(
+    points: np.ndarray, focal: np.ndarray, princpt: np.ndarray, hand_focal: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """(..., 3) body-camera points (camera `focal` (..., 2) fx, fy, `princpt` (..., 2)) -> (..., 3)
+    points of the hand camera (focal `hand_focal` (...), principal point at the centre of a `size`
+    (height, width) frame) seen at the same pixels, at depth z * hand_focal / fx."""
+    height, width = size
+    hand_focal = np.asarray(hand_focal, np.float64)[..., None]
+    pixels = focal * points[..., :2] / points[..., 2:] + princpt
+    depth = points[..., 2:] * hand_focal / focal[..., :1]
+    return np.concatenate([(pixels - (width / 2.0, height / 2.0)) * depth / hand_focal, depth], axis=-1)
+
+
+def hand_to_body_camera(
+    points: np.ndarray, focal: np.ndarray, princpt: np.ndarray, hand_focal: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
+    """The inverse of `body_to_hand_camera` (same arguments, `points` in the hand camera)."""
+    height, width = size
+    hand_focal = np.asarray(hand_focal, np.float64)[..., None]
+    pixels = hand_focal * points[..., :2] / points[..., 2:] + (width / 2.0, height / 2.0)
+    depth = points[..., 2:] * focal[..., :1] / hand_focal
+    return np.concatenate([(pixels - princpt) * depth / focal, depth], axis=-1)
+
+
+def mano_points(layer: Any, hands: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(K, 21, 3) float64 OpenPose-order points (16 MANO joints and 5 fingertips) of K hands in
+    their own frame (the stream's `global_orient`, `hand_pose`, `betas`, `is_right`), left hands
+    mirrored back as `bodies.mano_vertices` mirrors their vertices; point 0 is the wrist."""
+    import torch
+
+    from realisdance_cli.extractors.hamer.mano import FINGERTIP_VERTICES, MANO_TO_OPENPOSE
+
+    count = len(hands["betas"])
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, count, HAND_CHUNK):
+            part = slice(start, min(start + HAND_CHUNK, count))
+
+            def tensor(name: str, shape: tuple[int, ...], part: slice = part) -> torch.Tensor:
+                return torch.as_tensor(np.asarray(hands[name][part], np.float32)).reshape(-1, *shape)
+
+            out = layer(
+                global_orient=tensor("global_orient", (1, 3, 3)),
+                hand_pose=tensor("hand_pose", (15, 3, 3)),
+                betas=tensor("betas", (10,)),
+            )
+            joints = torch.cat([out.joints, out.vertices[:, list(FINGERTIP_VERTICES)]], dim=1)
+            chunks.append(joints[:, list(MANO_TO_OPENPOSE)].numpy().astype(np.float64))
+    points = np.concatenate(chunks) if chunks else np.zeros((0, 21, 3))
+    points[..., 0] *= np.where(np.asarray(hands["is_right"], bool), 1.0, -1.0)[:, None]
+    return points
+
+
+def match_hand(hand_pixels: np.ndarray, radii: np.ndarray, wrist_pixel: np.ndarray) -> int | None:
+    """Index of the hand whose wrist pixel (K, 2) is nearest `wrist_pixel` (2,) and within its
+    radius (K,) of it, or None."""
+    distance = np.linalg.norm(hand_pixels - wrist_pixel, axis=1)
+    close = distance <= radii
+    if not close.any():
+        return None
+    return int(np.argmin(np.where(close, distance, np.inf)))
+
+
+def reference_hand_betas(reference_mano: Mapping[str, np.ndarray] | None) -> dict[bool, np.ndarray]:
+    """The reference picture's hand shapes by side (True: right), (10,) each: per side the valid hand
+    with the largest box. A side HaMeR did not find is absent."""
+    if reference_mano is None:
+        return {}
+    valid = np.asarray(reference_mano["valid"], bool)
+    box = np.asarray(reference_mano["box"], np.float64)
+    area = np.nan_to_num((box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]), nan=0.0)
+    shapes = {}
+    for right in (False, True):
+        side = valid & (np.asarray(reference_mano["is_right"], bool) == right)
+        if side.any():
+            shapes[right] = np.asarray(reference_mano["betas"], np.float32)[
+                np.argmax(np.where(side, area, -1))
+            ]
+    return shapes
+
+
+def retarget_hands(
+    driver_mano: Stream,
+    body: RetargetedBody,
+    reference_mano: Mapping[str, np.ndarray] | None,
+    layer: Any,
+    *,
+    driver_size: tuple[int, int],
+    size: tuple[int, int],
+    match_radius: float = 1.0,
+) -> RetargetedHands:
+    """The driver's hands on the retargeted `body` (see the module's docstring).
+
+    `driver_mano` is the driver track's MANO stream (frames as `body`'s), `reference_mano` the
+    reference picture's MANO frame (fields with a leading hand axis) or None, `layer` is
+    `bodies.mano_layer`. `driver_size` and `size` are the (height, width) of the driver's frames
+    and of the output frames (the reference picture's, or the driver's for placement "driver"):
+    each fixes its hand camera's principal point, and the output focal is the driver's scaled to
+    the output's longer side, as HaMeR's rule makes it. A driver hand belongs to a side of the
+    chosen person when its wrist, projected with its camera, lies within `match_radius` times its
+    box's longer side of that person's projected SMPL-X wrist (the nearest such hand).
+    """
+    if driver_mano.frame_count != body.smplx.frame_count:
+        raise ValueError(
+            f"the MANO stream has {driver_mano.frame_count} frames, the body {body.smplx.frame_count}"
+        )
+    hands = driver_mano.fields
+    wrists = mano_points(layer, hands)[:, 0] + hands["cam_t_full"]
+    height, width = driver_size
+    with np.errstate(divide="ignore", invalid="ignore"):  # rejected hands may have no camera
+        hand_pixels = hands["focal"][:, None] * wrists[:, :2] / wrists[:, 2:] + (width / 2.0, height / 2.0)
+    radii = match_radius * np.maximum(
+        hands["box"][:, 2] - hands["box"][:, 0], hands["box"][:, 3] - hands["box"][:, 1]
+    )
+    driver_cam = body.driver.fields
+    body_pixels = (
+        driver_cam["focal"][:, None] * body.driver_joints[:, [LEFT_WRIST, RIGHT_WRIST], :2]
+        / body.driver_joints[:, [LEFT_WRIST, RIGHT_WRIST], 2:]
+        + driver_cam["princpt"][:, None]
+    )  # fmt: skip
+    chosen, people, counts = [], [], np.zeros(body.smplx.frame_count, np.int64)
+    for frame in range(body.smplx.frame_count):
+        if body.smplx.offsets[frame + 1] == body.smplx.offsets[frame]:
+            continue
+        person = int(body.smplx.offsets[frame])
+        lo, hi = int(driver_mano.offsets[frame]), int(driver_mano.offsets[frame + 1])
+        for right in (False, True):
+            candidates = np.flatnonzero(hands["valid"][lo:hi] & (hands["is_right"][lo:hi] == right)) + lo
+            found = match_hand(hand_pixels[candidates], radii[candidates], body_pixels[person, int(right)])
+            if found is not None:
+                chosen.append(int(candidates[found]))
+                people.append(person)
+                counts[frame] += 1
+    return _placed(
+        hands,
+        np.array(chosen, np.int64),
+        np.array(people, np.int64),
+        counts,
+        body,
+        reference_mano,
+        layer,
+        driver_size,
+        size,
+    )
+
+
+def _placed(
+    hands: Mapping[str, np.ndarray],
+    chosen: np.ndarray,
+    people: np.ndarray,
+    counts: np.ndarray,
+    body: RetargetedBody,
+    reference_mano: Mapping[str, np.ndarray] | None,
+    layer: Any,
+    driver_size: tuple[int, int],
+    size: tuple[int, int],
+) -> RetargetedHands:
+    """The driver's hands `chosen` (M,) turned, reshaped and placed at the wrists of the body's
+    stream items `people` (M,); `counts` (F,) hands per frame."""
+    is_right = hands["is_right"][chosen].astype(bool)
+    wrist = np.where(is_right, RIGHT_WRIST, LEFT_WRIST)
+    new, old = (
+        global_rotations(s.fields["global_orient"], s.fields["body_pose"]) for s in (body.smplx, body.driver)
+    )
+    turn = new[people, wrist] @ np.swapaxes(old[people, wrist], -1, -2)
+    turn = np.where(is_right[:, None, None], turn, MIRROR @ turn @ MIRROR)
+    shapes = reference_hand_betas(reference_mano)
+    betas = [
+        shapes.get(bool(right), own) for right, own in zip(is_right, hands["betas"][chosen], strict=True)
+    ]
+    out = {
+        "is_right": is_right,
+        "global_orient": (turn[:, None] @ hands["global_orient"][chosen]).astype(np.float32),
+        "hand_pose": hands["hand_pose"][chosen],
+        "betas": np.array(betas, np.float32).reshape(-1, 10),
+    }
+    own = mano_points(layer, out)
+    camera = body.smplx.fields
+    focal, princpt = camera["focal"][people].astype(np.float64), camera["princpt"][people].astype(np.float64)
+    hand_focal = (hands["focal"][chosen] * max(size) / max(driver_size)).astype(np.float32)
+    target = body_to_hand_camera(body.joints[people, wrist], focal, princpt, hand_focal, size)
+    cam_t = (target - own[:, 0]).astype(np.float32)  # as stored, so `keypoints` are the stream's
+    placed = own + cam_t[:, None]
+    height, width = size
+    pixels = hand_focal[:, None, None] * placed[..., :2] / placed[..., 2:] + (width / 2.0, height / 2.0)
+    out.update(
+        cam_crop=np.full((len(chosen), 3), np.nan),  # placed, not seen: no crop camera
+        cam_t_full=cam_t,
+        focal=hand_focal,
+        box=np.concatenate([pixels.min(axis=1), pixels.max(axis=1)], axis=1),
+        valid=np.ones(len(chosen), bool),
+    )
+    keypoints = hand_to_body_camera(placed, focal[:, None], princpt[:, None], hand_focal[:, None], size)
+    return RetargetedHands(Stream("mano", np.concatenate([[0], np.cumsum(counts)]), out), keypoints)
