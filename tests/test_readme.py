@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FIXTURES, GOLDEN, ROOT, need, write_video
+from test_dit import release_folder
 
 from realisdance_cli.video import FrameSource
 
@@ -27,12 +28,13 @@ def test_use_it_from_python_examples_run(
     extraction_weights: Path, animator_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     examples = python_examples("Use it from Python")
-    assert len(examples) == 2
+    assert len(examples) == 3
     weights = tmp_path / "weights"
     weights.mkdir()
     for root in (extraction_weights, animator_weights):
         for entry in root.iterdir():
             (weights / entry.name).symlink_to(entry.resolve())
+    release_folder(tmp_path).rename(weights / "realisdance-dit")
     person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
     write_video(tmp_path / "dance.mp4", [person] * 3, fps=24)
     cv2.imwrite(str(tmp_path / "me.png"), cv2.imread(str(need(FIXTURES / "dit_ref.png"))))
@@ -50,3 +52,6 @@ def test_use_it_from_python_examples_run(
     frames = namespace["frames"]
     assert frames.shape == (3, 256, 192, 3) and frames.dtype == np.float32
     assert (Path("realisdance-sd") / "model_index.json").is_file()
+    dit_frames = namespace["dit_frames"]
+    assert dit_frames.ndim == 4 and dit_frames.shape[3] == 3 and dit_frames.dtype == np.float32
+    assert dit_frames.shape[1] * dit_frames.shape[2] == pytest.approx(256 * 192, rel=0.2)
