@@ -1,0 +1,1 @@
+"""`rdance eval`: how close generated videos are to the truth, how well they follow the pose."""
