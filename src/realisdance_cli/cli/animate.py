@@ -80,6 +80,7 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str:
     "animate",
     "rdance animate me.png dance.rdance",
     "rdance animate me.png dance.rdance --stride 2 --max-frames 0 --grid",
+    "rdance animate me.png dance.rdance --retarget",
     "rdance animate me.png --dwpose clip.pkl --hamer clip_hamer.mp4 --smpl clip_smpl.mp4",
     "rdance animate me.png dance.rdance --device cuda:1 --dtype bf16",
     "rdance animate me.png dance.rdance --start 48 --audio song.m4a",
@@ -91,7 +92,10 @@ def animate(
     reference: Annotated[Path, typer.Argument(help="The character picture (PNG/JPEG, any size).")],
     poses: Annotated[
         Path | None,
-        typer.Argument(help="Folder with dwpose.mp4, hamer.mp4 and smpl.mp4 (from render-poses)."),
+        typer.Argument(
+            help="Folder with dwpose.mp4, hamer.mp4 and smpl.mp4 (from render-poses); with --retarget "
+            "a pose track."
+        ),
     ] = None,
     model: Annotated[
         Model,
@@ -104,6 +108,14 @@ def animate(
     dwpose: Annotated[Path | None, typer.Option(help="Skeleton video, or an original DWPose .pkl.")] = None,
     hamer: Annotated[Path | None, typer.Option(help="Hands video.")] = None,
     smpl: Annotated[Path | None, typer.Option(help="SMPL-X colourful-surface video.")] = None,
+    retarget: Annotated[
+        bool,
+        typer.Option(
+            "--retarget",
+            help="POSES is a pose track: put its dance on REFERENCE's own body first (rdance retarget, "
+            "cached beside the track) and render its pose videos.",
+        ),
+    ] = False,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output mp4 (default: <reference>_<poses>.mp4).")
     ] = None,
@@ -206,10 +218,12 @@ def animate(
     SMPL-CS and HaMeR videos, resampled to 16 fps, and a --prompt; the size is --max-res pixels in
     the SMPL video's aspect, longer videos than 81 frames are made as overlapping windows. The
     result has the sound of the frames it shows (from the pose videos, which render-poses gives the
-    dance's sound; --audio FILE or --no-audio to change it).
+    dance's sound; --audio FILE or --no-audio to change it). With --retarget, POSES is a pose
+    track whose dance is first re-posed on the reference's own body (see `rdance retarget`).
     """
     from realisdance_cli import animation
     from realisdance_cli.rendering import parse_size
+    from realisdance_cli.retarget.job import RetargetOptions
 
     is_dit = model is Model.dit
     sd_flags = {"--dwpose": dwpose, "--stride": stride, "--schedule": schedule, "--uncond": uncond,
@@ -271,6 +285,7 @@ def animate(
         if is_dit
         else _sampling(steps, guidance, uncond, context, overlap, schedule, context_batch, faithful),
         dit=dit,
+        retarget=RetargetOptions(weights_root=weights_dir, device=device) if retarget else None,
     )
     with progress_bars() as progress:
         written = animation.animate(reference, inputs, target, options, progress)

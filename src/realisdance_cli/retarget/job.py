@@ -1,0 +1,347 @@
+"""`rdance retarget` (`realisdance_cli.retarget`): a driving track's dance on a reference's body.
+
+The driver is a pose track with SMPL-X and MANO streams; the reference a picture (extracted once
+into a one-frame track cached beside it, as `rdance extract` would: `me.png` -> `me.rdance`) or
+such a track. The result is a new pose track whose three streams all come from the retargeted 3-D
+body (`body.py`, `hands.py`, `skeleton.py`), so `render-poses` draws three videos that agree. Its
+source is the reference's picture size (the driver's with placement "driver") and the driver's
+timing and video, so the rendered pose videos keep the dance's frame rate and sound.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realisdance_cli import weights
+from realisdance_cli.bodies import mano_layer, smplx_model
+from realisdance_cli.conditions import CONDITIONS, POSE_NAMES
+from realisdance_cli.errors import UserError
+from realisdance_cli.files import contents, file_sha256, paths_from_strings
+from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, largest_person, retarget_body
+from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
+from realisdance_cli.retarget.skeleton import dwpose_stream
+from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track
+from realisdance_cli.video import IMAGE_SUFFIXES
+
+NEEDED = ("smplx", "mano")  # the driver's streams: the body and the hands
+STREAM_NAMES = {"smplx": "SMPL-X", "mano": "MANO"}
+# People a reference picture is extracted with: two are enough to tell the user it shows several.
+REFERENCE_PEOPLE = 2
+
+
+@dataclass
+class RetargetOptions:
+    """How the dance goes onto the reference (see `body.py` for the placements)."""
+
+    placement: str = "reference"  # "reference": where the reference stands; "driver": the dance's framing
+    upper_body: bool = False  # a half-body reference: follow the neck and shoulders, no ground line
+    smooth: bool = False  # One-Euro on the driver's SMPL-X and MANO streams first (render-poses --smooth)
+    expression: bool = True  # the driver's facial expression; False: the reference's, in every frame
+    preview: bool = False  # also write <out>_preview.png: reference | driver | the retargeted pose
+    weights_root: Path | None = None
+    device: str = "auto"  # where the reference picture's extraction runs
+
+    def __post_init__(self) -> None:
+        paths_from_strings(self, "weights_root")
+        if self.placement not in PLACEMENTS:
+            raise UserError(f"--placement must be {' or '.join(PLACEMENTS)}, got {self.placement!r}.")
+        if self.upper_body and self.placement != "reference":
+            raise UserError("--upper-body follows the reference picture; it needs --placement reference.")
+
+
+def default_out(driver: Path, reference: Path) -> Path:
+    """`dance.rdance` onto `me.png` -> `dance_on_me.rdance` beside the driver."""
+    return driver.with_name(f"{driver.stem}_on_{reference.stem}{TRACK_SUFFIX}")
+
+
+def require_streams(track: Track, kinds: tuple[str, ...]) -> None:
+    """One sentence naming the `kinds` streams `track` lacks and the extraction that makes them."""
+    missing = [kind for kind in kinds if not track.has(kind)]
+    if not missing:
+        return
+    names = " and ".join(STREAM_NAMES[kind] for kind in missing)
+    stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
+    raise UserError(
+        f"{track.path} has no finished {names} stream{'s' if len(missing) > 1 else ''}; run "
+        f"`rdance extract {track.source.path} --only {stages} --out {track.path}` first."
+    )
+
+
+def _cached_reference(picture: Path, options: RetargetOptions, force: bool, progress: ProgressFn) -> Track:
+    """The one-frame track of `picture` beside it: reused when whole and made from this picture,
+    else extracted (resumed by the extraction's own rules)."""
+    from realisdance_cli.extraction import ExtractOptions, extract
+
+    cache = Track.default_path(picture)
+    if (cache / "meta.json").is_file():
+        track = Track.open(cache)
+        if track.source.sha256 != file_sha256(picture):
+            if not force:
+                raise UserError(
+                    f"{cache} was extracted from another picture ({track.source.path}); delete it, or "
+                    f"pass --force to rdance retarget, to extract {picture} again."
+                )
+        elif all(track.has(kind) for kind in NEEDED):
+            return track
+    else:
+        force = False
+    extraction = ExtractOptions(
+        device=options.device, weights_root=options.weights_root, max_people=REFERENCE_PEOPLE
+    )
+    track, _ = extract(picture, cache, extraction, force=force, progress=progress)
+    return track
+
+
+def reference_track(
+    reference: Path, options: RetargetOptions, *, force: bool = False, progress: ProgressFn = no_progress
+) -> Track:
+    """The reference's one-frame pose track: `reference` itself when it is a track, else its
+    picture's cached track (extracted when missing or unfinished)."""
+    if reference.is_dir():
+        track = Track.open(reference)
+    elif reference.suffix.lower() in IMAGE_SUFFIXES and reference.is_file():
+        track = _cached_reference(reference, options, force, progress)
+    elif not reference.exists():
+        raise UserError(f"{reference} does not exist.")
+    else:
+        raise UserError(
+            f"{reference} is neither a picture ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a pose track."
+        )
+    require_streams(track, ("smplx",))
+    if track.source.frame_count != 1:
+        raise UserError(
+            f"{track.path} has {track.source.frame_count} frames; the reference is one picture "
+            "(give the picture, or its track from `rdance extract PICTURE`)."
+        )
+    return track
+
+
+@dataclass
+class Reference:
+    """The reference's chosen person (SMPL-X fields without the person axis) and hands."""
+
+    person: dict[str, np.ndarray]
+    hands: dict[str, np.ndarray] | None  # MANO fields with a hand axis, or None without a stream
+    size: tuple[int, int]  # (height, width) of its picture
+
+
+def reference_person(track: Track, name: Path) -> Reference:
+    """The largest person of the reference track (said so when there are several) and the hands
+    that lie in that person's box."""
+    people = track.load("smplx").frame(0)
+    chosen = largest_person(people)
+    if chosen is None:
+        raise UserError(f"no person was found in {name}; use a picture that shows the character's body.")
+    count = int(np.count_nonzero(people["valid"]))
+    hands = track.load("mano").frame(0) if track.has("mano") else None
+    if count > 1:
+        warnings.warn(f"{name} shows {count} people; the dance goes onto the largest of them", stacklevel=3)
+        if hands is not None:
+            hands = _hands_in_box(hands, people["bbox"][chosen])
+    person = {key: values[chosen] for key, values in people.items()}
+    return Reference(person, hands, (track.source.height, track.source.width))
+
+
+def _hands_in_box(hands: Mapping[str, np.ndarray], box: np.ndarray) -> dict[str, np.ndarray]:
+    """The hands (with a hand axis) whose box centre lies in the person box `box` (x, y, w, h)."""
+    centre = (hands["box"][:, :2] + hands["box"][:, 2:]) / 2
+    inside = np.all((centre >= box[:2]) & (centre <= box[:2] + box[2:]), axis=1)
+    return {key: values[inside] for key, values in hands.items()}
+
+
+def _with_expression(stream: Stream, expression: np.ndarray) -> Stream:
+    fields = dict(stream.fields)
+    fields["expression"] = np.broadcast_to(expression, fields["expression"].shape).copy()
+    return Stream(stream.kind, stream.offsets, fields)
+
+
+def driver_streams(track: Track, options: RetargetOptions) -> tuple[Stream, Stream]:
+    """The driver's SMPL-X and MANO streams, smoothed first when asked (as render-poses --smooth
+    smooths them: over the track's timing, keypoint units of its longer side)."""
+    streams = track.load("smplx"), track.load("mano")
+    if not options.smooth:
+        return streams
+    from realisdance_cli.smoothing import smooth_stream
+
+    if track.source.fps is None:
+        raise UserError(f"{track.path} does not record its frame rate, which --smooth needs.")
+    size = max(track.source.width, track.source.height)
+    smplx, mano = (smooth_stream(s, float(track.source.fps), frame_size=size) for s in streams)
+    return smplx, mano
+
+
+def skeleton_stream(body: RetargetedBody, hands: RetargetedHands, size: tuple[int, int]) -> Stream:
+    """The DWPose stream of the retargeted body and hands, projected through the body's camera."""
+    frames = body.smplx.frame_count
+    focal, princpt = np.zeros((frames, 2)), np.zeros((frames, 2))
+    joints: list[np.ndarray | None] = [None] * frames
+    points: list[dict[str, np.ndarray] | None] = [None] * frames
+    for frame in np.flatnonzero(body.smplx.items_per_frame()):
+        item = int(body.smplx.offsets[frame])
+        joints[frame] = body.joints[item]
+        focal[frame] = body.smplx.fields["focal"][item]
+        princpt[frame] = body.smplx.fields["princpt"][item]
+        points[frame] = hands.points(int(frame))
+    return dwpose_stream(joints, focal, princpt, size, points)
+
+
+def _stream_ids(track: Track) -> dict[str, str]:
+    """Which SMPL-X and MANO results a track held (their files' sha256), so a cached retargeting
+    is redone when either input was extracted again."""
+    return {kind: file_sha256(track.path / f"{kind}.npz")[:16] for kind in NEEDED if track.has(kind)}
+
+
+def provenance(driver: Track, reference: Track, options: RetargetOptions) -> dict[str, Any]:
+    """What the retargeted streams record as their options: how and from what they were made."""
+    return {
+        "origin": "retarget",
+        "placement": options.placement,
+        "upper_body": options.upper_body,
+        "smooth": options.smooth,
+        "expression": "driver" if options.expression else "reference",
+        "driver": {"track": str(driver.path.resolve()), **_stream_ids(driver)},
+        "reference": {"track": str(reference.path.resolve()), **_stream_ids(reference)},
+    }
+
+
+def _current(out: Path, made: Mapping[str, Any]) -> Track | None:
+    """The track at `out` when it holds a whole retargeting made as `made` says, else None."""
+    if not (out / "meta.json").is_file():
+        return None
+    track = Track.open(out)
+    kinds = ("dwpose", *NEEDED)
+    if all(track.has(kind) and track.state(kind).options == made for kind in kinds):
+        return track
+    return None
+
+
+def _write(
+    out: Path,
+    source: SourceInfo,
+    streams: Mapping[str, Stream],
+    ids: dict[str, str],
+    made: dict[str, Any],
+    force: bool,
+) -> Track:
+    """The new track at `out`, locked while written; removed again if writing fails."""
+    with Track.lock(out):
+        track = Track.create(out, source, overwrite=force)
+        try:
+            for kind, stream in streams.items():
+                track.write(kind, stream, weights=ids, options=made)
+        except BaseException:
+            shutil.rmtree(out, ignore_errors=True)
+            raise
+    return track
+
+
+def retarget(
+    driver: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    options: RetargetOptions | None = None,
+    *,
+    force: bool = False,
+    reuse: bool = False,
+    progress: ProgressFn = no_progress,
+) -> Track:
+    """The dance of the pose track `driver` on the body of `reference` (a picture or its one-frame
+    track) as a new pose track at `out` (default: `default_out`); an existing `out` is replaced only
+    with `force`. With `reuse`, a track at `out` made from the same inputs and options is returned
+    as it is, and any other is replaced (animate --retarget's cache)."""
+    driver, reference = Path(driver), Path(reference)
+    options = options or RetargetOptions()
+    out = Path(out) if out is not None else default_out(driver, reference)
+    drive = Track.open(driver)
+    require_streams(drive, NEEDED)
+    if out.resolve() in (driver.resolve(), reference.resolve()):
+        raise UserError(f"--out {out} would replace an input; choose another --out.")
+    if not (force or reuse) and out.exists() and (out.is_file() or contents(out)):
+        raise UserError(f"{out} already exists; pass --force to replace it.")
+    root = weights.weights_root(options.weights_root)
+    paths = weights.require_all(["smplx", "mano"], root)
+    ref_track = reference_track(reference, options, force=force, progress=progress)
+    made = provenance(drive, ref_track, options)
+    if reuse and (cached := _current(out, made)) is not None:
+        return cached
+    chosen = reference_person(ref_track, reference)
+    size = chosen.size if options.placement == "reference" else (drive.source.height, drive.source.width)
+    model = smplx_model(paths["smplx"])
+    streams = _retargeted(drive, chosen, model, mano_layer(paths["mano"]), size, options, progress)
+    source = SourceInfo(
+        path=drive.source.path,
+        sha256=drive.source.sha256,
+        width=size[1],
+        height=size[0],
+        frame_count=drive.source.frame_count,
+        fps=drive.source.fps,
+        start=drive.source.start,
+        stride=drive.source.stride,
+    )
+    ids = {name: file_sha256(path)[:16] for name, path in paths.items()}
+    track = _write(out, source, streams, ids, made, force or reuse)
+    if options.preview:
+        from realisdance_cli.retarget.preview import write_preview
+
+        write_preview(track, drive, ref_track, model, root)
+    return track
+
+
+def _retargeted(
+    driver: Track,
+    reference: Reference,
+    model: Any,
+    layer: Any,
+    size: tuple[int, int],
+    options: RetargetOptions,
+    progress: ProgressFn,
+) -> dict[str, Stream]:
+    """The retargeted streams by kind (the body, its hands, and their skeleton) in pictures of
+    `size` (height, width); `model` and `layer` are `bodies.smplx_model` and `bodies.mano_layer`."""
+    steps = ("body", "hands", "skeleton")
+    progress("retarget", 0, len(steps))
+    smplx, mano = driver_streams(driver, options)
+    if not options.expression:
+        smplx = _with_expression(smplx, reference.person["expression"])
+    body = retarget_body(smplx, reference.person, model, options.placement, options.upper_body)
+    progress("retarget", 1, len(steps))
+    driver_size = (driver.source.height, driver.source.width)
+    hands = retarget_hands(mano, body, reference.hands, layer, driver_size=driver_size, size=size)
+    progress("retarget", 2, len(steps))
+    skeleton = skeleton_stream(body, hands, size)
+    progress("retarget", 3, len(steps))
+    return {"dwpose": skeleton, "mano": hands.mano, "smplx": body.smplx}
+
+
+def retargeted_poses(
+    driver: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    options: RetargetOptions | None = None,
+    progress: ProgressFn = no_progress,
+) -> Path:
+    """The pose-video folder of `driver`'s dance on `reference` (`rdance animate --retarget`): the
+    retargeted track `default_out(driver, reference)`, made or reused, with its three videos."""
+    from realisdance_cli.conditions import BY_NAME
+    from realisdance_cli.rendering import RenderOptions, render_poses
+
+    options = options or RetargetOptions()
+    driver, reference = Path(driver), Path(reference)
+    if not (driver / "meta.json").is_file():
+        raise UserError(
+            f"--retarget needs a pose track (`rdance extract dance.mp4` makes one), got {driver}."
+        )
+    track = retarget(
+        driver, reference, default_out(driver, reference), options, reuse=True, progress=progress
+    )
+    if not all((track.path / BY_NAME[name].video).is_file() for name in POSE_NAMES):
+        render_poses(track.path, options=RenderOptions(weights_root=options.weights_root), progress=progress)
+    return track.path

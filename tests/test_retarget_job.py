@@ -1,0 +1,409 @@
+"""`rdance retarget` end to end: a dance track onto a reference's one-frame track (or picture),
+the new track's streams, its preview, render-poses on it, and the bad inputs (synthetic SMPL-X,
+the golden MANO, the tiny extraction networks)."""
+
+from __future__ import annotations
+
+import shutil
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import assert_user_error, rdance
+from scipy.spatial.transform import Rotation
+from test_audio import write_tone
+from test_retarget import (
+    DRIVER_SIZE,
+    EMPTY,
+    STILL,
+    UPRIGHT,
+    axis,
+    dance,
+    hands_at,
+    person,
+    silhouette,
+)
+
+from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
+from realisdance_cli.errors import UserError
+from realisdance_cli.files import file_sha256
+from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, largest_person, smplx_joints
+from realisdance_cli.retarget.job import NEEDED, RetargetOptions, retarget, retargeted_poses
+from realisdance_cli.retarget.skeleton import project, smplx_keypoints
+from realisdance_cli.smoothing import smooth_stream
+from realisdance_cli.track import BODY, LEFT_HAND, RIGHT_HAND, SourceInfo, Stream, Track
+from realisdance_cli.video import FrameSource
+
+pytestmark = pytest.mark.slow
+REF_SIZE = (384, 320)  # (height, width) of the reference picture
+REF_BETAS = np.array([-0.6, 0.5, 0, 0, 0, 0, 0, 0, 0, 0])
+FPS = 24
+NECK = 1
+HALF = (REF_SIZE[0] // 2, REF_SIZE[1] // 2)  # the rendered pose videos' size
+GL = {"RDANCE_GL": "osmesa"}  # no probing for a GL backend in every command
+# test_retarget's dance at every other frame: still at first, then moving, one frame with nobody.
+TAKEN = range(0, 80, 2)
+FRAMES = len(TAKEN)
+NOBODY = TAKEN.index(EMPTY)
+STILL_FRAMES = [index for index, frame in enumerate(TAKEN) if frame in STILL]
+
+
+@pytest.fixture(scope="module")
+def weights(extraction_weights: Path) -> Path:
+    return extraction_weights
+
+
+@pytest.fixture(scope="module")
+def model(weights: Path):
+    return smplx_model(weights / "smplx" / "SMPLX_NEUTRAL.npz")
+
+
+@pytest.fixture(scope="module")
+def layer(weights: Path):
+    return mano_layer(weights / "mano" / "MANO_RIGHT.pkl")
+
+
+def reference_person(betas=REF_BETAS, transl=(0.1, 0.6, 5.0), box=(100, 40, 120, 300)) -> dict:
+    """A whole body standing in the reference picture, turned a little."""
+    pose = np.random.default_rng(1).normal(0, 0.15, (21, 3))
+    rotation = Rotation.from_rotvec([0, 0.3, 0]) * UPRIGHT
+    body = person(betas, rotation, pose, transl, (700, 700), (REF_SIZE[1] / 2, REF_SIZE[0] / 2), box)
+    body["expression"][:] = -0.2  # the dance's faces have 0.3
+    return body
+
+
+def wrist_hands(model, layer, smplx: Stream) -> Stream:
+    """Both HaMeR hands at the wrists of each frame's largest person, as the driver camera sees them."""
+    frames, people = [], []
+    for index in range(smplx.frame_count):
+        chosen = largest_person(smplx.frame(index))
+        if chosen is not None:
+            frames.append(index)
+            people.append({name: values[chosen] for name, values in smplx.frame(index).items()})
+    wrists = smplx_joints(model, axis(people))[:, [LEFT_WRIST, RIGHT_WRIST]].reshape(-1, 3)
+    hands = hands_at(layer, np.random.default_rng(7), wrists, [False, True] * len(people), DRIVER_SIZE)
+    records: list[dict] = [{} for _ in range(smplx.frame_count)]
+    for k, index in enumerate(frames):
+        records[index] = {name: values[2 * k : 2 * k + 2] for name, values in hands.items()}
+    return Stream.from_frames("mano", records)
+
+
+def new_track(path: Path, source: Path, size: tuple[int, int], frames: int, streams: dict) -> Path:
+    info = SourceInfo(str(source), file_sha256(source), size[1], size[0], frames, Fraction(FPS))
+    track = Track.create(path, info)
+    for kind, stream in streams.items():
+        track.write(kind, stream, weights={}, options={})
+    return path
+
+
+def reference_picture(path: Path, size: tuple[int, int] = REF_SIZE) -> Path:
+    rows = np.linspace(40, 200, size[0], dtype=np.uint8)[:, None, None]
+    picture = np.broadcast_to(rows, (*size, 3)).copy()
+    picture[:, :, 2] = 90
+    cv2.imwrite(str(path), picture)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory, model, layer) -> Path:
+    """dance.mp4 (a tone, for the sound) and its track dance.rdance (40 frames of SMPL-X and MANO,
+    one empty), me.png and its one-frame track me.rdance (a body and a right hand)."""
+    folder = tmp_path_factory.mktemp("retarget")
+    video = write_tone(folder / "dance.mp4", seconds=FRAMES / FPS + 0.5)
+    moves = dance(model, reference_person())
+    smplx = Stream.from_frames("smplx", [moves.frame(frame) for frame in TAKEN])
+    streams = {"smplx": smplx, "mano": wrist_hands(model, layer, smplx)}
+    new_track(folder / "dance.rdance", video, DRIVER_SIZE, FRAMES, streams)
+    picture = reference_picture(folder / "me.png")
+    hand = hands_at(layer, np.random.default_rng(5), np.array([[0.0, 0.0, 3.0]]), [True], REF_SIZE)
+    me = {
+        "smplx": Stream.from_frames("smplx", [axis([reference_person()])]),
+        "mano": Stream.from_frames("mano", [hand]),
+    }
+    new_track(folder / "me.rdance", picture, REF_SIZE, 1, me)
+    return folder
+
+
+def near(mask: np.ndarray, points: np.ndarray, reach: int = 1) -> np.ndarray:
+    """Whether `mask` is set within `reach` pixels of each point (x, y)."""
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * reach + 1,) * 2, np.uint8)) > 0
+    x, y = np.clip(np.round(points).astype(int), 0, np.array(mask.shape[::-1]) - 1).T
+    return grown[y, x]
+
+
+@pytest.fixture(scope="module")
+def retargeted(inputs: Path, weights: Path) -> tuple[Path, str]:
+    """`rdance retarget dance.rdance me.rdance --preview`, then `render-poses` on the result at
+    half size: the track (default: beside the dance's) and what the first command said."""
+    done = rdance(
+        "retarget", inputs / "dance.rdance", inputs / "me.rdance", "--weights", weights, "--preview", env=GL
+    )
+    assert done.returncode == 0, done.stderr
+    out = inputs / "dance_on_me.rdance"
+    rendered = rdance("render-poses", out, "--size", "x".join(map(str, HALF)), "--weights", weights, env=GL)
+    assert rendered.returncode == 0, rendered.stderr
+    return out, done.stdout
+
+
+def test_retarget_then_render_poses(inputs: Path, retargeted: tuple[Path, str], model) -> None:
+    out, said = retargeted
+    assert f"pose track: {out}" in " ".join(said.split())
+    track = Track.open(out)
+    source = track.source
+    assert (source.height, source.width, source.frame_count, source.fps) == (*REF_SIZE, FRAMES, FPS)
+    assert (source.path, source.sha256) == (str(inputs / "dance.mp4"), file_sha256(inputs / "dance.mp4"))
+    assert all(track.has(kind) for kind in ("dwpose", "smplx", "mano"))
+    made = track.state("smplx").options
+    assert (made["origin"], made["placement"], made["smooth"]) == ("retarget", "reference", False)
+    smplx = track.load("smplx")
+    assert smplx.items_per_frame().tolist() == [int(i != NOBODY) for i in range(FRAMES)]
+    assert np.allclose(smplx.fields["betas"], REF_BETAS)
+    assert track.load("mano").items_per_frame().tolist() == [0 if i == NOBODY else 2 for i in range(FRAMES)]
+
+    # The skeleton is the projection of the body's 3-D joints (body, feet and face; the neck is
+    # made from the projected shoulders, the hands from the MANO hands).
+    joints = smplx_joints(model, smplx.fields)
+    expected = project(
+        smplx_keypoints(joints), smplx.fields["focal"][:, None], smplx.fields["princpt"][:, None]
+    )
+    dwpose = track.load("dwpose")
+    points, seen = dwpose.fields["keypoints"], dwpose.fields["scores"] > 0
+    assert seen[:, :92].mean() > 0.9
+    body = np.ones(92, bool)
+    body[NECK] = False
+    difference = np.abs(points[:, :92] - expected[:, :92])[:, body]
+    assert difference[seen[:, :92][:, body]].max() < 1e-3
+
+    # The preview: the reference as it is | the dance's frame | the pose over the reference.
+    preview = cv2.imread(str(inputs / "dance_on_me_preview.png"))[:, :, ::-1]
+    driver_width = round(DRIVER_SIZE[1] * REF_SIZE[0] / DRIVER_SIZE[0])
+    assert preview.shape == (REF_SIZE[0], 2 * REF_SIZE[1] + driver_width, 3)
+    reference = cv2.imread(str(inputs / "me.png"))[:, :, ::-1]
+    assert np.array_equal(preview[:, : REF_SIZE[1]], reference)
+    pose = preview[:, REF_SIZE[1] + driver_width :].astype(int)
+    changed = np.abs(pose - reference).sum(-1) > 30
+    assert near(changed, points[0, BODY][seen[0, BODY]]).all()  # body and skeleton drawn at the joints
+
+    videos = {name: FrameSource(out / f"{name}.mp4") for name in ("dwpose", "smpl", "hamer")}
+    for video in videos.values():
+        info = video.info
+        assert (info.frame_count, info.height * 2, info.width * 2, info.fps) == (FRAMES, *REF_SIZE, FPS)
+        assert info.has_audio  # the dance's sound
+    frames = {name: list(video) for name, video in videos.items()}
+    for name in frames:
+        assert frames[name][NOBODY].max() < 16, name  # nobody: black
+    # The three agree. The SMPL-CS body covers the skeleton's body points wherever the mesh
+    # itself does: all of them in the still frames (the reference's pose), and where the dance
+    # turns the synthetic blob's joints (random points inside it) out of it, exactly those.
+    agree, still, hands_shown = [], [], []
+    for index in range(0, FRAMES, 2):
+        if index == NOBODY:
+            continue
+        half, shown = points[index] / 2, seen[index]
+        body_points = half[BODY][shown[BODY]]
+        covered = near(frames["smpl"][index].max(-1) > 40, body_points)
+        people = smplx.frame(index)
+        mesh = smplx_vertices(model, people)[0]
+        inside = silhouette(mesh, model.faces, people["focal"][0] / 2, people["princpt"][0] / 2, HALF)
+        agree.append(covered == near(inside, body_points))
+        if index in STILL_FRAMES:
+            still.append(covered)
+        hand_points = np.concatenate([half[LEFT_HAND][shown[LEFT_HAND]], half[RIGHT_HAND][shown[RIGHT_HAND]]])
+        hands_shown.append(near(frames["hamer"][index].max(-1) > 40, hand_points, reach=2))
+    assert np.concatenate(still).all()
+    assert np.concatenate(agree).mean() > 0.95
+    assert np.concatenate(hands_shown).mean() > 0.8
+
+
+def test_bad_drivers_say_which_extraction_to_run(inputs: Path, weights: Path, tmp_path: Path) -> None:
+    driver = Track.open(inputs / "dance.rdance")
+    hands_only = {"mano": driver.load("mano")}
+    new_track(tmp_path / "hands.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, hands_only)
+    done = rdance("retarget", tmp_path / "hands.rdance", inputs / "me.rdance", "--weights", weights)
+    assert_user_error(
+        done,
+        "has no finished SMPL-X stream",
+        f"rdance extract {inputs / 'dance.mp4'} --only smplerx --out {tmp_path / 'hands.rdance'}",
+    )
+    new_track(tmp_path / "bare.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, {})
+    with pytest.raises(UserError, match=r"no finished SMPL-X and MANO streams; .* --only hamer,smplerx"):
+        retarget(
+            tmp_path / "bare.rdance", inputs / "me.rdance", options=RetargetOptions(weights_root=weights)
+        )
+    assert not (tmp_path / "bare_on_me.rdance").exists()
+
+
+def test_bad_references(inputs: Path, weights: Path, tmp_path: Path) -> None:
+    options = RetargetOptions(weights_root=weights)
+    nobody = person(REF_BETAS, UPRIGHT, np.zeros(63), (0, 0, 5), (700, 700), (160, 192))
+    nobody["valid"] = np.array(False)  # skipped by SMPLer-X: no usable person
+    new_track(
+        tmp_path / "empty.rdance",
+        inputs / "me.png",
+        REF_SIZE,
+        1,
+        {"smplx": Stream.from_frames("smplx", [axis([nobody])])},
+    )
+    with pytest.raises(UserError, match=r"no person was found in .*empty.rdance"):
+        retarget(inputs / "dance.rdance", tmp_path / "empty.rdance", tmp_path / "out.rdance", options)
+    with pytest.raises(UserError, match=f"has {FRAMES} frames; the reference is one picture"):
+        retarget(inputs / "dance.rdance", inputs / "dance.rdance", tmp_path / "out.rdance", options)
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(UserError, match="neither a picture"):
+        retarget(inputs / "dance.rdance", tmp_path / "notes.txt", tmp_path / "out.rdance", options)
+    with pytest.raises(UserError, match="upper-body"):
+        RetargetOptions(placement="driver", upper_body=True)
+    assert not (tmp_path / "out.rdance").exists()
+
+
+def test_several_people_the_largest_is_used_and_said(
+    inputs: Path, weights: Path, layer, tmp_path: Path
+) -> None:
+    """Two people: the larger one's body, and only the hands in its box (the other's right hand
+    is bigger, and would win without that)."""
+    small = reference_person(np.full(10, 0.2), (1.0, -0.2, 8.0), box=(250, 100, 40, 150))
+    big = reference_person()
+    hands = hands_at(layer, np.random.default_rng(9), np.array([[0.0, 0.0, 3.0]] * 2), [True, True], REF_SIZE)
+    hands["box"] = np.array([[150, 100, 180, 130], [255, 110, 295, 150]], np.float32)  # the second is small's
+    new_track(
+        tmp_path / "two.rdance",
+        inputs / "me.png",
+        REF_SIZE,
+        1,
+        {
+            "smplx": Stream.from_frames("smplx", [axis([small, big])]),
+            "mano": Stream.from_frames("mano", [hands]),
+        },
+    )
+    out = tmp_path / "out.rdance"
+    with pytest.warns(
+        UserWarning, match=r"two.rdance shows 2 people; the dance goes onto the largest of them"
+    ):
+        track = retarget(
+            inputs / "dance.rdance", tmp_path / "two.rdance", out, RetargetOptions(weights_root=weights)
+        )
+    assert np.allclose(track.load("smplx").fields["betas"], REF_BETAS)
+    mano = track.load("mano").fields
+    assert np.allclose(mano["betas"][mano["is_right"]], hands["betas"][0])
+    with pytest.raises(UserError, match="already exists; pass --force"):
+        retarget(inputs / "dance.rdance", inputs / "me.rdance", out, RetargetOptions(weights_root=weights))
+    retarget(
+        inputs / "dance.rdance", inputs / "me.rdance", out, RetargetOptions(weights_root=weights), force=True
+    )
+    assert np.allclose(Track.open(out).load("smplx").fields["betas"], REF_BETAS)
+
+
+def test_driver_placement_reference_expression_and_smoothing(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    """Also a preview whose dance video is gone: its panel falls back to its skeleton (none: black)."""
+    driver = Track.open(inputs / "dance.rdance")
+    chosen = [largest_person(driver.load("smplx").frame(i)) for i in range(FRAMES)]
+    gone = shutil.copy(inputs / "dance.mp4", tmp_path / "gone.mp4")
+    streams = {kind: driver.load(kind) for kind in NEEDED}
+    new_track(tmp_path / "gone.rdance", gone, DRIVER_SIZE, FRAMES, streams)
+    gone.unlink()
+    options = RetargetOptions(
+        placement="driver", expression=False, smooth=True, preview=True, weights_root=weights
+    )
+    track = retarget(tmp_path / "gone.rdance", inputs / "me.rdance", tmp_path / "framed.rdance", options)
+    assert (track.source.height, track.source.width) == DRIVER_SIZE
+    fields = track.load("smplx").fields
+    assert np.allclose(fields["focal"], driver.load("smplx").fields["focal"][0])
+    assert np.allclose(fields["expression"], -0.2) and np.allclose(
+        driver.load("smplx").fields["expression"], 0.3
+    )
+    preview = cv2.imread(str(tmp_path / "framed_preview.png"))
+    reference_width = round(REF_SIZE[1] * DRIVER_SIZE[0] / REF_SIZE[0])
+    assert preview.shape == (DRIVER_SIZE[0], reference_width + 2 * DRIVER_SIZE[1], 3)
+    assert not preview[:, reference_width : reference_width + DRIVER_SIZE[1]].any()
+    assert preview[:, reference_width + DRIVER_SIZE[1] :].any(axis=-1).mean() > 0.02  # the pose, over black
+    # Smoothing comes first: the body keeps the smoothed dance's rotations.
+    smoothed = smooth_stream(driver.load("smplx"), FPS, frame_size=max(DRIVER_SIZE))
+    rows = [int(smoothed.offsets[i]) + c for i, c in enumerate(chosen) if c is not None]
+    assert np.abs(fields["body_pose"] - smoothed.fields["body_pose"][rows]).max() < 1e-6
+    assert np.abs(fields["body_pose"] - driver.load("smplx").fields["body_pose"][rows]).max() > 1e-3
+    assert track.state("dwpose").options["expression"] == "reference"
+
+
+def test_a_picture_is_extracted_once_beside_it(inputs: Path, weights: Path, tmp_path: Path) -> None:
+    """A picture's track is cached as <name>.rdance beside it, and a second run needs no networks.
+    The tiny networks find two people in a picture this size (the largest is used, and said so)
+    and none big enough in a smaller one."""
+    options = RetargetOptions(weights_root=weights, device="cpu")
+    small = shutil.copy(inputs / "me.png", tmp_path / "small.png")
+    with pytest.raises(UserError, match=r"no person was found in .*small.png"):
+        retarget(inputs / "dance.rdance", small, tmp_path / "a.rdance", options)
+    assert Track.open(tmp_path / "small.rdance").has("smplx") and not (tmp_path / "a.rdance").exists()
+
+    picture = reference_picture(tmp_path / "me.png", (2 * REF_SIZE[0], 2 * REF_SIZE[1]))
+    with pytest.warns(UserWarning, match="me.png shows 2 people"):
+        first = retarget(inputs / "dance.rdance", picture, tmp_path / "a.rdance", options)
+    assert (first.source.height, first.source.width) == (2 * REF_SIZE[0], 2 * REF_SIZE[1])
+    cache = Track.open(tmp_path / "me.rdance")
+    assert cache.source.frame_count == 1 and cache.source.sha256 == file_sha256(picture)
+    assert all(cache.has(kind) for kind in ("dwpose", "smplx", "mano"))
+    bodies_only = tmp_path / "bodies"
+    for name in ("smplx", "mano"):
+        (bodies_only / name).mkdir(parents=True)
+        for file in (weights / name).iterdir():
+            (bodies_only / name / file.name).symlink_to(file)
+    with pytest.warns(UserWarning, match="shows 2 people"):
+        again = retarget(
+            inputs / "dance.rdance", picture, tmp_path / "b.rdance", RetargetOptions(weights_root=bodies_only)
+        )
+    assert again.load("smplx").equals(first.load("smplx"))
+
+
+@pytest.fixture(scope="module")
+def retarget_weights(weights: Path, animator_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One weights folder: the body models, the tiny SD animator and the tiny DiT release."""
+    from test_dit import release_folder
+
+    root = tmp_path_factory.mktemp("all-weights")
+    for folder in (weights, animator_weights):
+        for entry in folder.iterdir():
+            (root / entry.name).symlink_to(entry.resolve())
+    release_folder(root).rename(root / "realisdance-dit")
+    return root
+
+
+def test_animate_retarget_makes_the_poses_on_the_way_or_reuses_them(
+    inputs: Path, retarget_weights: Path, retargeted: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`animate --retarget` onto me.png finds the retargeting of this dance onto this picture
+    cached beside the track (`dance_on_me.rdance`, made from the same inputs, with its videos) and
+    animates from it, with either model; a changed input makes it again."""
+    poses, _ = retargeted
+    made = {name: (poses / f"{name}.mp4").stat().st_mtime_ns for name in ("dwpose", "smpl", "hamer")}
+    common = ("--retarget", "--weights", retarget_weights, "--crf", "0", "--max-frames", "5")
+    done = rdance(
+        "animate", inputs / "me.png", inputs / "dance.rdance", *common, "--size", "64x64", "--steps", "2",
+        "--context", "8", "--stride", "1", "--out", tmp_path / "sd.mp4", env=GL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(tmp_path / "sd.mp4").info
+    assert (info.frame_count, info.height, info.width) == (5, 64, 64)
+    done = rdance(
+        "animate", inputs / "me.png", inputs / "dance.rdance", *common, "--model", "dit",
+        "--prompt", "a dance", "--max-res", str(64 * 48), "--steps", "2", "--out", tmp_path / "dit.mp4",
+        env=GL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert FrameSource(tmp_path / "dit.mp4").info.frame_count == 5
+    assert {name: (poses / f"{name}.mp4").stat().st_mtime_ns for name in made} == made  # reused
+
+    # Another dance (a shorter one) is retargeted and rendered on the way.
+    dance_track = Track.open(inputs / "dance.rdance")
+    short = {
+        kind: Stream.from_frames(kind, [dance_track.load(kind).frame(i) for i in range(6)]) for kind in NEEDED
+    }
+    driver = new_track(tmp_path / "short.rdance", inputs / "dance.mp4", DRIVER_SIZE, 6, short)
+    folder = retargeted_poses(driver, inputs / "me.png", RetargetOptions(weights_root=retarget_weights))
+    assert folder == tmp_path / "short_on_me.rdance"
+    assert Track.open(folder).state("smplx").options["origin"] == "retarget"
+    for name in ("dwpose", "smpl", "hamer"):
+        info = FrameSource(folder / f"{name}.mp4").info
+        assert (info.frame_count, info.height, info.width) == (6, *REF_SIZE)
