@@ -17,6 +17,7 @@ from realisdance_cli.retarget.body import (
     BODY_PARENTS,
     FEET,
     LEFT_WRIST,
+    LEGS,
     NECK_AND_SHOULDERS,
     RIGHT_WRIST,
     GroundContact,
@@ -388,3 +389,20 @@ def test_hands_turn_with_the_body_s_wrists(model, layer, driver_hands, retargete
     ours, theirs = ours - ours[:, :1], theirs - theirs[:, :1]
     assert np.abs(ours - theirs @ turn.as_matrix().T).max() < 1e-5
     assert np.array_equal(hands.fields["hand_pose"], before.fields["hand_pose"])
+
+
+def test_strides_are_scaled_by_the_ratio_of_leg_lengths(model, retargeted) -> None:
+    """The scale is the reference's hip-knee-ankle length over the driver's (computed here from the
+    rest shapes, not by the code under test), and the root's path across the picture is the
+    driver's times that scale."""
+
+    def legs(betas) -> float:
+        rest = rest_joints(model, betas)
+        return float(
+            np.mean([np.linalg.norm(np.diff(rest[list(chain)], axis=0), axis=-1).sum() for chain in LEGS])
+        )
+
+    assert legs(REF_BETAS) / legs(DRIVER_BETAS) == pytest.approx(retargeted.scale, rel=1e-4)
+    assert abs(retargeted.scale - 1) > 0.005  # far enough from 1 that a missing scale fails the line above
+    new, old = retargeted.joints[:, 0, [0, 2]], retargeted.driver_joints[:, 0, [0, 2]]  # pelvis x, z
+    assert np.abs((new - new[0]) - retargeted.scale * (old - old[0])).max() < 1e-4

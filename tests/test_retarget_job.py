@@ -30,7 +30,7 @@ from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, largest_person, smplx_joints
-from realisdance_cli.retarget.job import NEEDED, RetargetOptions, retarget, retargeted_poses
+from realisdance_cli.retarget.job import NEEDED, RetargetOptions, default_out, retarget, retargeted_poses
 from realisdance_cli.retarget.skeleton import project, smplx_keypoints
 from realisdance_cli.smoothing import smooth_stream
 from realisdance_cli.track import BODY, LEFT_HAND, RIGHT_HAND, SourceInfo, Stream, Track
@@ -407,3 +407,28 @@ def test_animate_retarget_makes_the_poses_on_the_way_or_reuses_them(
     for name in ("dwpose", "smpl", "hamer"):
         info = FrameSource(folder / f"{name}.mp4").info
         assert (info.frame_count, info.height, info.width) == (6, *REF_SIZE)
+
+
+def test_the_cache_of_animate_retarget_never_replaces_other_work(
+    inputs: Path, retarget_weights: Path, tmp_path: Path
+) -> None:
+    """A retargeting the user made of the same tracks with other settings is what animate takes
+    (not replaced); a folder that is not such a retargeting is refused; --out may not land on the
+    reference's cached track."""
+    driver = tmp_path / "dance.rdance"
+    shutil.copytree(inputs / "dance.rdance", driver)
+    reference = tmp_path / "me.rdance"
+    shutil.copytree(inputs / "me.rdance", reference)
+    options = RetargetOptions(weights_root=retarget_weights)
+    mine = retarget(driver, reference, options=RetargetOptions(weights_root=retarget_weights, smooth=True))
+    stamp = (mine.path / "smplx.npz").stat().st_mtime_ns
+    again = retarget(driver, reference, default_out(driver, reference), options, reuse=True)
+    assert again.path == mine.path and (mine.path / "smplx.npz").stat().st_mtime_ns == stamp
+    assert again.state("smplx").options["smooth"] is True  # the user's settings, kept
+    other = tmp_path / "other_on_me.rdance"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a pose track; refusing to replace it"):
+        retarget(driver, reference, other, options, reuse=True)
+    with pytest.raises(UserError, match="would replace an input or the reference's track"):
+        retarget(driver, tmp_path / "me.png", tmp_path / "me.rdance", options, force=True)

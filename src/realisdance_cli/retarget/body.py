@@ -132,11 +132,12 @@ def driver_ground(feet_y: np.ndarray) -> float:
 
 def foot_contact(frames: np.ndarray, feet: np.ndarray, ground: float, contact: GroundContact) -> np.ndarray:
     """(N, P) bool: which of the foot points (N, P, 3) of the frames `frames` (N,) touch `ground`:
-    at most `contact.height` above it and moving at most `contact.speed` per frame."""
+    at most `contact.height` above it and moving at most `contact.speed` per frame across the
+    picture (x and y: a monocular estimate's depth jitters by centimetres from frame to frame)."""
     near = ground - feet[..., 1] <= contact.height
     if len(frames) < 2:
         return near
-    speed = np.linalg.norm(np.gradient(feet, frames.astype(np.float64), axis=0), axis=-1)
+    speed = np.linalg.norm(np.gradient(feet[..., :2], frames.astype(np.float64), axis=0), axis=-1)
     return near & (speed <= contact.speed)
 
 

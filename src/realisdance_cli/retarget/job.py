@@ -11,7 +11,6 @@ timing and video, so the rendered pose videos keep the dance's frame rate and so
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from realisdance_cli import weights
 from realisdance_cli.bodies import mano_layer, smplx_model
 from realisdance_cli.conditions import CONDITIONS, POSE_NAMES
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import contents, file_sha256, paths_from_strings
+from realisdance_cli.files import atomic_folder, contents, file_sha256, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, largest_person, retarget_body
 from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
@@ -172,8 +171,7 @@ def driver_streams(track: Track, options: RetargetOptions) -> tuple[Stream, Stre
         return streams
     from realisdance_cli.smoothing import smooth_stream
 
-    if track.source.fps is None:
-        raise UserError(f"{track.path} does not record its frame rate, which --smooth needs.")
+    assert track.source.fps is not None  # checked by `retarget` before any work
     size = max(track.source.width, track.source.height)
     smplx, mano = (smooth_stream(s, float(track.source.fps), frame_size=size) for s in streams)
     return smplx, mano
@@ -213,35 +211,48 @@ def provenance(driver: Track, reference: Track, options: RetargetOptions) -> dic
     }
 
 
-def _current(out: Path, made: Mapping[str, Any]) -> Track | None:
-    """The track at `out` when it holds a whole retargeting made as `made` says, else None."""
+def _made(out: Path) -> dict[str, Any] | None:
+    """How the whole retargeting at `out` was made (its streams' options), else None."""
     if not (out / "meta.json").is_file():
         return None
     track = Track.open(out)
     kinds = ("dwpose", *NEEDED)
-    if all(track.has(kind) and track.state(kind).options == made for kind in kinds):
-        return track
-    return None
+    if not all(track.has(kind) for kind in kinds):
+        return None
+    made = track.state("dwpose").options
+    return made if made.get("origin") == "retarget" else None
+
+
+def _reusable(out: Path, made: Mapping[str, Any]) -> Track | None:
+    """animate --retarget's cache at `out`: the track when it was retargeted from these very inputs
+    (with whatever settings `rdance retarget` was given), None when `out` is free or holds an
+    earlier retargeting of the same tracks (their streams were extracted again); anything else there
+    is the user's and is refused."""
+    if not out.exists() or not contents(out):
+        return None
+    before = _made(out)
+    if before is not None and all(before[side] == made[side] for side in ("driver", "reference")):
+        return Track.open(out)
+    if before is not None and all(
+        before[side]["track"] == made[side]["track"] for side in ("driver", "reference")
+    ):
+        return None
+    raise UserError(
+        f"{out} exists and was not retargeted from these tracks; run `rdance retarget` with --force "
+        "to replace it, or move it away."
+    )
 
 
 def _write(
-    out: Path,
-    source: SourceInfo,
-    streams: Mapping[str, Stream],
-    ids: dict[str, str],
-    made: dict[str, Any],
-    force: bool,
+    out: Path, source: SourceInfo, streams: Mapping[str, Stream], ids: dict[str, str], made: dict[str, Any]
 ) -> Track:
-    """The new track at `out`, locked while written; removed again if writing fails."""
-    with Track.lock(out):
-        track = Track.create(out, source, overwrite=force)
-        try:
-            for kind, stream in streams.items():
-                track.write(kind, stream, weights=ids, options=made)
-        except BaseException:
-            shutil.rmtree(out, ignore_errors=True)
-            raise
-    return track
+    """The new track at `out`, whole or not at all: written beside it under its lock and then moved
+    into its place (an earlier track there stays until the new one is complete)."""
+    with Track.lock(out), atomic_folder(out) as partial:
+        track = Track.create(partial, source)
+        for kind, stream in streams.items():
+            track.write(kind, stream, weights=ids, options=made)
+    return Track.open(out)
 
 
 def retarget(
@@ -256,22 +267,29 @@ def retarget(
 ) -> Track:
     """The dance of the pose track `driver` on the body of `reference` (a picture or its one-frame
     track) as a new pose track at `out` (default: `default_out`); an existing `out` is replaced only
-    with `force`. With `reuse`, a track at `out` made from the same inputs and options is returned
-    as it is, and any other is replaced (animate --retarget's cache)."""
+    with `force`. With `reuse`, a track at `out` retargeted from the same inputs is returned as it
+    is whatever its settings, an earlier one of the same tracks is replaced, and anything
+    else there is refused (animate --retarget's cache)."""
     driver, reference = Path(driver), Path(reference)
     options = options or RetargetOptions()
     out = Path(out) if out is not None else default_out(driver, reference)
     drive = Track.open(driver)
     require_streams(drive, NEEDED)
-    if out.resolve() in (driver.resolve(), reference.resolve()):
-        raise UserError(f"--out {out} would replace an input; choose another --out.")
-    if not (force or reuse) and out.exists() and (out.is_file() or contents(out)):
+    if options.smooth and drive.source.fps is None:
+        raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
+    inputs = (driver, reference, Track.default_path(reference))  # the last: the reference's cache
+    if out.resolve() in {path.resolve() for path in inputs}:
+        raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
+    occupied = out.exists() and (out.is_file() or bool(contents(out)))
+    if occupied and not (force or reuse):
         raise UserError(f"{out} already exists; pass --force to replace it.")
+    if occupied and not (out / "meta.json").is_file():
+        raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
     root = weights.weights_root(options.weights_root)
     paths = weights.require_all(["smplx", "mano"], root)
     ref_track = reference_track(reference, options, force=force, progress=progress)
     made = provenance(drive, ref_track, options)
-    if reuse and (cached := _current(out, made)) is not None:
+    if reuse and (cached := _reusable(out, made)) is not None:
         return cached
     chosen = reference_person(ref_track, reference)
     size = chosen.size if options.placement == "reference" else (drive.source.height, drive.source.width)
@@ -288,7 +306,7 @@ def retarget(
         stride=drive.source.stride,
     )
     ids = {name: file_sha256(path)[:16] for name, path in paths.items()}
-    track = _write(out, source, streams, ids, made, force or reuse)
+    track = _write(out, source, streams, ids, made)
     if options.preview:
         from realisdance_cli.retarget.preview import write_preview
 
