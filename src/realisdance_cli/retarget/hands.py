@@ -118,7 +118,8 @@ def match_hand(hand_pixels: np.ndarray, radii: np.ndarray, wrist_pixel: np.ndarr
 
 def reference_hand_betas(reference_mano: Mapping[str, np.ndarray] | None) -> dict[bool, np.ndarray]:
     """The reference picture's hand shapes by side (True: right), (10,) each: per side the valid hand
-    with the largest box. A side HaMeR did not find is absent."""
+    with the largest box; a side HaMeR did not find takes the other side's (one person's two hands
+    share a shape: MANO's left hand is its right mirrored). None found: empty."""
     if reference_mano is None:
         return {}
     valid = np.asarray(reference_mano["valid"], bool)
@@ -131,6 +132,9 @@ def reference_hand_betas(reference_mano: Mapping[str, np.ndarray] | None) -> dic
             shapes[right] = np.asarray(reference_mano["betas"], np.float32)[
                 np.argmax(np.where(side, area, -1))
             ]
+    if len(shapes) == 1:
+        (only,) = shapes.values()
+        shapes = {False: only, True: only}
     return shapes
 
 

@@ -142,10 +142,10 @@ def reference_person(track: Track, name: Path) -> Reference:
         raise UserError(f"no person was found in {name}; use a picture that shows the character's body.")
     count = int(np.count_nonzero(people["valid"]))
     hands = track.load("mano").frame(0) if track.has("mano") else None
-    if count > 1:
-        warnings.warn(f"{name} shows {count} people; the dance goes onto the largest of them", stacklevel=3)
-        if hands is not None:
-            hands = _hands_in_box(hands, people["bbox"][chosen])
+    if count > 1:  # the extraction keeps two people: enough to notice a picture of several
+        warnings.warn(f"{name} shows {count} or more people; the dance goes onto the largest", stacklevel=3)
+    if hands is not None:  # only the chosen person's hands (a stray hand would lend its shape)
+        hands = _hands_in_box(hands, people["bbox"][chosen])
     person = {key: values[chosen] for key, values in people.items()}
     return Reference(person, hands, (track.source.height, track.source.width))
 
