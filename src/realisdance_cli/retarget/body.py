@@ -31,6 +31,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.retarget.skeleton import project
 from realisdance_cli.track import STREAMS, Stream
 
 PLACEMENTS = ("reference", "driver")
@@ -273,9 +274,8 @@ def _at_rest(betas: np.ndarray) -> dict[str, np.ndarray]:
 
 def _boxes(joints: np.ndarray, focal: np.ndarray, princpt: np.ndarray) -> np.ndarray:
     """(N, 4) x, y, w, h of the projected joints (N, J, 3) in front of the camera (NaN: none)."""
-    depth = joints[..., 2:]
-    in_front = depth > 1e-3
-    pixels = joints[..., :2] / np.where(in_front, depth, 1.0) * focal[:, None] + princpt[:, None]
+    pixels = project(joints, focal[:, None], princpt[:, None])
+    in_front = np.isfinite(pixels[..., :1])
     low = np.where(in_front, pixels, np.inf).min(axis=1)
     high = np.where(in_front, pixels, -np.inf).max(axis=1)
     box = np.concatenate([low, high - low], axis=1)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody, global_rotations
+from realisdance_cli.retarget.skeleton import project
 from realisdance_cli.track import Stream
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # HaMeR's left hands are right hands seen in a flipped picture
@@ -61,7 +62,7 @@ def body_to_hand_camera(
     (height, width) frame) seen at the same pixels, at depth z * hand_focal / fx."""
     height, width = size
     hand_focal = np.asarray(hand_focal, np.float64)[..., None]
-    pixels = focal * points[..., :2] / points[..., 2:] + princpt
+    pixels = project(points, focal, princpt)
     depth = points[..., 2:] * hand_focal / focal[..., :1]
     return np.concatenate([(pixels - (width / 2.0, height / 2.0)) * depth / hand_focal, depth], axis=-1)
 
@@ -72,7 +73,7 @@ def hand_to_body_camera(
     """The inverse of `body_to_hand_camera` (same arguments, `points` in the hand camera)."""
     height, width = size
     hand_focal = np.asarray(hand_focal, np.float64)[..., None]
-    pixels = hand_focal * points[..., :2] / points[..., 2:] + (width / 2.0, height / 2.0)
+    pixels = project(points, hand_focal, (width / 2.0, height / 2.0))
     depth = points[..., 2:] * focal[..., :1] / hand_focal
     return np.concatenate([(pixels - princpt) * depth / focal, depth], axis=-1)
 
@@ -241,7 +242,7 @@ def _placed(
     cam_t = (target - own[:, 0]).astype(np.float32)  # as stored, so `keypoints` are the stream's
     placed = own + cam_t[:, None]
     height, width = size
-    pixels = hand_focal[:, None, None] * placed[..., :2] / placed[..., 2:] + (width / 2.0, height / 2.0)
+    pixels = project(placed, hand_focal[:, None, None], (width / 2.0, height / 2.0))
     out.update(
         cam_crop=np.full((len(chosen), 3), np.nan),  # placed, not seen: no crop camera
         cam_t_full=cam_t,
