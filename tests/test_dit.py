@@ -135,7 +135,7 @@ def release_folder(tmp_path: Path) -> Path:
     index = {
         "_class_name": "RealisDanceDiTPipeline",
         "transformer": ["rd_dit", "RealisDanceDiT"],
-        **{part: ["diffusers", "AutoencoderKLWan"] for part in ("vae",)},
+        "vae": ["diffusers", "AutoencoderKLWan"],
     }
     (folder / "model_index.json").write_text(json.dumps(index))
     return folder

@@ -375,14 +375,12 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         tokens = self.joint(torch.cat([tokens, conditions.reference], dim=1))
         temb, modulation = self._time_embedding(timestep, tokens.dtype)
 
-        if teacache is not None and not teacache.should_compute(
-            modulation if teacache.use_timestep_proj else temb
-        ):
-            tokens = teacache.reuse(tokens)
-        elif teacache is not None:
+        if teacache is None:
+            tokens = self._run_blocks(tokens, conditions, modulation)
+        elif teacache.should_compute(modulation if teacache.use_timestep_proj else temb):
             tokens = teacache.remember(tokens, self._run_blocks(tokens, conditions, modulation))
         else:
-            tokens = self._run_blocks(tokens, conditions, modulation)
+            tokens = teacache.reuse(tokens)
 
         normed = self.norm_out(tokens.float())[:, :video_tokens]  # the reference tokens end here
         shift, scale = (self.scale_shift_table.to(temb.device) + temb.unsqueeze(1)).chunk(2, dim=1)
