@@ -405,3 +405,21 @@ def test_strides_are_scaled_by_the_ratio_of_leg_lengths(model, retargeted) -> No
     assert abs(retargeted.scale - 1) > 0.005  # far enough from 1 that a missing scale fails the line above
     new, old = retargeted.joints[:, 0, [0, 2]], retargeted.driver_joints[:, 0, [0, 2]]  # pelvis x, z
     assert np.abs((new - new[0]) - retargeted.scale * (old - old[0])).max() < 1e-4
+
+
+def test_the_dancer_is_followed_when_someone_larger_walks_in(model, driver, reference) -> None:
+    """From frame 20 a larger person stands elsewhere in the picture (stored first, as the track
+    stores people largest first): the dance stays the first frame's dancer, never jumping over."""
+    frames = []
+    for index in range(driver.frame_count):
+        people = driver.frame(index)
+        if index >= 20 and len(people["bbox"]):
+            other = {name: values[:1].copy() for name, values in people.items()}
+            other["bbox"][:] = (900, 0, 400, 800)  # larger, and far from the dancer's box
+            other["transl"][:, 0] += 3.0
+            people = {name: np.concatenate([other[name], values]) for name, values in people.items()}
+        frames.append(people)
+    crowded = retarget_body(Stream.from_frames("smplx", frames), reference, model)
+    alone = retarget_body(driver, reference, model)
+    assert np.array_equal(crowded.smplx.offsets, alone.smplx.offsets)
+    assert np.abs(crowded.joints - alone.joints).max() < 1e-6

@@ -187,8 +187,9 @@ def retarget_body(
 ) -> RetargetedBody:
     """The driver's SMPL-X stream re-posed on the reference's body (see the module's docstring).
 
-    `driver` holds one or more people per frame; each frame uses its largest valid person
-    (`largest_person`) and frames without one stay empty. `reference` is one person: the SMPL-X
+    `driver` holds one or more people per frame; the dancer is the largest valid person of the
+    first frame with one, followed from frame to frame by box position (`_chosen_people`), and
+    frames without a valid person stay empty. `reference` is one person: the SMPL-X
     fields without the person axis (e.g. `{k: v[i] for k, v in stream.frame(0).items()}`). `model`
     is `bodies.smplx_model`. `contact` tunes the ground correction (default `GroundContact()`).
     The first frame with a person is the motion's frame 0.
@@ -244,13 +245,25 @@ def retarget_body(
 
 
 def _chosen_people(driver: Stream) -> tuple[np.ndarray, np.ndarray]:
-    """(frames with a person, the stream item of each frame's largest valid person)."""
+    """(frames with the dancer, the stream item of the dancer in each): the largest valid person
+    of the first frame that has one, then in each frame the valid person whose box centre is
+    nearest the dancer's last box (so another person who grows larger never takes over)."""
     frames, items = [], []
+    last: np.ndarray | None = None  # the dancer's last box centre
     for index in range(driver.frame_count):
-        person = largest_person(driver.frame(index))
-        if person is not None:
-            frames.append(index)
-            items.append(int(driver.offsets[index]) + person)
+        people = driver.frame(index)
+        person = largest_person(people)
+        if person is None:
+            continue
+        boxes = np.asarray(people["bbox"], np.float64)
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        if last is not None:
+            usable = np.asarray(people["valid"], bool) & np.isfinite(centres).all(axis=1)
+            distance = np.where(usable, np.linalg.norm(centres - last, axis=1), np.inf)
+            person = int(np.argmin(distance))
+        last = centres[person]
+        frames.append(index)
+        items.append(int(driver.offsets[index]) + person)
     return np.array(frames, np.int64), np.array(items, np.int64)
 
 
