@@ -1,0 +1,126 @@
+"""The two inputs of a retargeting as tracks: what a track must hold (one sentence naming the
+extraction that makes what it lacks), and the reference: a picture's one-frame track, extracted
+once beside it (`me.png` -> `me.rdance`, as `rdance extract` would), or such a track; its largest
+person and that person's hands."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from realisdance_cli.conditions import CONDITIONS
+from realisdance_cli.errors import UserError
+from realisdance_cli.files import file_sha256
+from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.retarget.body import largest_person
+from realisdance_cli.track import Track
+from realisdance_cli.video import IMAGE_SUFFIXES
+
+NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the hands
+STREAM_NAMES = {"smplx": "SMPL-X", "mano": "MANO"}
+# People a reference picture is extracted with: two are enough to tell the user it shows several.
+REFERENCE_PEOPLE = 2
+
+
+def require_streams(track: Track, kinds: tuple[str, ...]) -> None:
+    """One sentence naming the `kinds` streams `track` lacks and the extraction that makes them."""
+    missing = [kind for kind in kinds if not track.has(kind)]
+    if not missing:
+        return
+    names = " and ".join(STREAM_NAMES[kind] for kind in missing)
+    stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
+    raise UserError(
+        f"{track.path} has no finished {names} stream{'s' if len(missing) > 1 else ''}; run "
+        f"`rdance extract {track.source.path} --only {stages} --out {track.path}` first."
+    )
+
+
+def _cached_reference(
+    picture: Path, device: str, weights_root: Path | None, force: bool, progress: ProgressFn
+) -> Track:
+    """The one-frame track of `picture` beside it: reused when whole and made from this picture,
+    else extracted (resumed by the extraction's own rules)."""
+    from realisdance_cli.extraction import ExtractOptions, extract
+
+    cache = Track.default_path(picture)
+    if (cache / "meta.json").is_file():
+        track = Track.open(cache)
+        if track.source.sha256 != file_sha256(picture):
+            if not force:
+                raise UserError(
+                    f"{cache} was extracted from another picture ({track.source.path}); delete it, or "
+                    f"pass --force to rdance retarget, to extract {picture} again."
+                )
+        elif all(track.has(kind) for kind in NEEDED):
+            return track
+    else:
+        force = False
+    extraction = ExtractOptions(device=device, weights_root=weights_root, max_people=REFERENCE_PEOPLE)
+    track, _ = extract(picture, cache, extraction, force=force, progress=progress)
+    return track
+
+
+def reference_track(
+    reference: Path,
+    device: str = "auto",
+    weights_root: Path | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFn = no_progress,
+) -> Track:
+    """The reference's one-frame pose track: `reference` itself when it is a track, else its
+    picture's cached track (extracted when missing or unfinished)."""
+    if reference.is_dir():
+        track = Track.open(reference)
+    elif reference.suffix.lower() in IMAGE_SUFFIXES and reference.is_file():
+        track = _cached_reference(reference, device, weights_root, force, progress)
+    elif not reference.exists():
+        raise UserError(f"{reference} does not exist.")
+    else:
+        raise UserError(
+            f"{reference} is neither a picture ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a pose track."
+        )
+    require_streams(track, ("smplx",))
+    if track.source.frame_count != 1:
+        raise UserError(
+            f"{track.path} has {track.source.frame_count} frames; the reference is one picture "
+            "(give the picture, or its track from `rdance extract PICTURE`)."
+        )
+    return track
+
+
+@dataclass
+class Reference:
+    """The reference's chosen person (SMPL-X fields without the person axis) and hands."""
+
+    person: dict[str, np.ndarray]
+    hands: dict[str, np.ndarray] | None  # MANO fields with a hand axis, or None without a stream
+    size: tuple[int, int]  # (height, width) of its picture
+
+
+def reference_person(track: Track, name: Path) -> Reference:
+    """The largest person of the reference track (said so when there are several) and the hands
+    that lie in that person's box."""
+    people = track.load("smplx").frame(0)
+    chosen = largest_person(people)
+    if chosen is None:
+        raise UserError(f"no person was found in {name}; use a picture that shows the character's body.")
+    count = int(np.count_nonzero(people["valid"]))
+    hands = track.load("mano").frame(0) if track.has("mano") else None
+    if count > 1:  # the extraction keeps two people: enough to notice a picture of several
+        warnings.warn(f"{name} shows {count} or more people; the dance goes onto the largest", stacklevel=3)
+    if hands is not None:  # only the chosen person's hands (a stray hand would lend its shape)
+        hands = _hands_in_box(hands, people["bbox"][chosen])
+    person = {key: values[chosen] for key, values in people.items()}
+    return Reference(person, hands, (track.source.height, track.source.width))
+
+
+def _hands_in_box(hands: Mapping[str, np.ndarray], box: np.ndarray) -> dict[str, np.ndarray]:
+    """The hands (with a hand axis) whose box centre lies in the person box `box` (x, y, w, h)."""
+    centre = (hands["box"][:, :2] + hands["box"][:, 2:]) / 2
+    inside = np.all((centre >= box[:2]) & (centre <= box[:2] + box[2:]), axis=1)
+    return {key: values[inside] for key, values in hands.items()}
