@@ -256,20 +256,23 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         pixels = clip_view(picture).to(self._execution_device, self.image_encoder.dtype)
         return self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
 
+    def _latent_statistics(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VAE's per-channel latent mean and 1 / std (1, C, 1, 1, 1), as the original holds
+        them (it multiplies by the inverse to normalise and divides by it to restore)."""
+        config = self.vae.config
+        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1).to(like)
+        return mean, 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(like)
+
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
         """VAE latents (mode), normalised by the VAE's latent statistics."""
-        config = self.vae.config
         latents = self.vae.encode(video.to(self._execution_device, self.vae.dtype)).latent_dist.mode()
-        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1).to(latents)
-        inverse_std = 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(latents)
+        mean, inverse_std = self._latent_statistics(latents)
         return (latents - mean) * inverse_std
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1]."""
-        config = self.vae.config
         latents = latents.to(self.vae.dtype)
-        mean = torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1).to(latents)
-        inverse_std = 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(latents)
+        mean, inverse_std = self._latent_statistics(latents)
         return self.vae.decode(latents / inverse_std + mean, return_dict=False)[0]
 
     def i2v_condition(self, frames: int, size: tuple[int, int]) -> torch.Tensor:
