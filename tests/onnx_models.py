@@ -51,3 +51,20 @@ def gated_detector(path: Path, boxes_640: list[tuple[float, float, float, float]
     onnx.checker.check_model(model)
     path.write_bytes(model.SerializeToString())
     return path
+
+
+def confident_pose_model(source: Path, path: Path, shift: float = 1.0) -> Path:
+    """The pose model of `source` with `shift` added to both SimCC outputs: the same argmax, so the
+    same keypoints, but every score above DWPose's 0.3 threshold (random weights score most points
+    below it, which leaves too few points known to measure a body by)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    for output in graph.output:
+        raw = f"{output.name}_unshifted"
+        for node in graph.node:
+            node.output[:] = [raw if name == output.name else name for name in node.output]
+        constant = numpy_helper.from_array(np.array(shift, np.float32), f"{output.name}_shift")
+        graph.initializer.append(constant)
+        graph.node.append(helper.make_node("Add", [raw, constant.name], [output.name]))
+    onnx.save(model, str(path))
+    return path

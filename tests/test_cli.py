@@ -87,8 +87,16 @@ def test_one_device_option_for_every_command_that_takes_a_device() -> None:
     with_device = {
         path for path, command in LEAVES.items() if any("--device" in p.opts for p in command.params)
     }
-    assert with_device == {("extract",), ("animate",), ("dataset", "build"), ("demo",), ("retarget",)}
+    assert with_device == {
+        ("extract",),
+        ("animate",),
+        ("dataset", "build"),
+        ("demo",),
+        ("retarget",),
+        ("eval", "score"),
+    }
     required = {
+        ("eval", "score"): ["x", "y"],
         ("dataset", "build"): ["x", "--out", "y"],
         ("animate",): ["x"],
         ("retarget",): ["x", "y"],

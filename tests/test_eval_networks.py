@@ -431,7 +431,7 @@ def test_lpips_refuses_frames_it_cannot_compare(lpips_files: tuple[LPIPS, Path, 
 
 def test_the_evaluation_weights_are_registered_and_optional() -> None:
     entries = {entry.name: entry for entry in weights.REGISTRY if entry.group == "eval"}
-    assert set(entries) == {"fid-inception", "lpips-vgg16", "lpips-heads"}
+    assert set(entries) == {"fid-inception", "lpips-vgg16", "lpips-heads", "i3d", "resnet3d-50"}
     assert "eval" in weights.OPTIONAL_GROUPS
     assert not {entry.name for entry in weights.select()} & set(entries)  # not fetched unless named
     assert {entry.name for entry in weights.select(["eval"])} == set(entries)

@@ -196,6 +196,8 @@ def whole_weights(root: Path) -> Path:
         "pt_inception-2015-12-05-6726825d.pth",
         "auxiliary/vgg16-397923af.pth",
         "LPIPS_v0.1_vgg-a78928a0.pth",
+        "eval_fvd/i3d_pretrained_400.pt",
+        "eval_fvd/resnet-50-kinetics.pth",
     ):
         torch_file(root / "eval" / name, legacy=True)  # the evaluation networks' releases predate zip files
     return root

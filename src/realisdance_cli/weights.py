@@ -320,6 +320,34 @@ REGISTRY: tuple[WeightFile, ...] = (
         "BSD-2-Clause (LPIPS, Zhang et al.)",
         sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
     ),
+    # The two video networks, as DisCo's evaluation reads them from its `eval_fvd/` folder; one
+    # mirror keeps that folder. The I3D digest is the release's as two other copies' LFS pointers
+    # give it; the 3-D ResNet's was not seen on the hub, so the file is checked by its LFS etag.
+    WeightFile(
+        "i3d",
+        "eval",
+        "I3D for FVD: DeepMind's Kinetics-400 I3D as VideoGPT converted it (i3d_pretrained_400.pt)",
+        "eval/eval_fvd/i3d_pretrained_400.pt",
+        HubFile(
+            "Sony/humangif",
+            "eval_fvd/i3d_pretrained_400.pt",
+            "43f43ae2fd82c392839768ae89b9f7aa72fa5b73",
+        ),
+        "Apache-2.0 (DeepMind's I3D weights); MIT (VideoGPT's conversion)",
+        sha256="55095f049e706479d48e221adcdb145b2b9dc930ba28b081ed72367ffaa32343",
+    ),
+    WeightFile(
+        "resnet3d-50",
+        "eval",
+        "3-D ResNet-50 for FID-VID: Hara et al.'s Kinetics-400 model (resnet-50-kinetics.pth)",
+        "eval/eval_fvd/resnet-50-kinetics.pth",
+        HubFile(
+            "Sony/humangif",
+            "eval_fvd/resnet-50-kinetics.pth",
+            "43f43ae2fd82c392839768ae89b9f7aa72fa5b73",
+        ),
+        "MIT (kenshohara/3D-ResNets-PyTorch)",
+    ),
 )
 
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(entry.group for entry in REGISTRY))

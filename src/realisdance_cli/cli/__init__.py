@@ -17,7 +17,18 @@ import typer
 from rich.markup import escape
 
 from realisdance_cli import __version__
-from realisdance_cli.cli import animate, dataset, demo, doctor, poses, retarget, track, train, weights
+from realisdance_cli.cli import (
+    animate,
+    dataset,
+    demo,
+    doctor,
+    evaluate,
+    poses,
+    retarget,
+    track,
+    train,
+    weights,
+)
 from realisdance_cli.cli.shared import console, errors
 from realisdance_cli.errors import UserError
 
@@ -34,6 +45,7 @@ for commands in (demo.app, doctor.app, poses.app, retarget.app, animate.app, tra
 app.add_typer(weights.app, name="weights")
 app.add_typer(dataset.app, name="dataset")
 app.add_typer(track.app, name="track")
+app.add_typer(evaluate.app, name="eval")
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,8 @@ PCK_THRESHOLDS = (0.05, 0.1)
 MIN_BOX_FRACTION = 0.5
 # An eigenvalue of a covariance below -this x its largest is not round-off: the input is wrong.
 NEGATIVE_EIGENVALUE = 1e-6
+# DisCo's PSNR for identical frames (an infinite mean would say nothing about the other frames).
+IDENTICAL_PSNR = 100.0
 # Luma of ITU-R BT.601 (OpenCV's and Pillow's grey) from R, G, B.
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -69,6 +71,34 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float | np.nd
     mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
         return _per_frame(10 * np.log10(data_range**2 / mse), batched)
+
+
+def psnr_uint8_wrap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DisCo's first PSNR code (until its commit 6190108), which MagicAnimate, Animate Anyone and
+    Champ copied: the difference and its square are taken in 8 bits, so both wrap modulo 256, every
+    pixel's "squared error" is below 256 and the result is at least 24.07 dB (about 28-30 for
+    typical errors). Only for comparing with the tables made with it.
+
+    Args:
+        a, b: uint8 batches (N, H, W, C).
+
+    Returns:
+        (N,) dB; 100 for identical frames, as that code gave.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != np.uint8 or b.dtype != np.uint8 or a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"expected two uint8 batches (N, H, W, C) of one shape, got {a.shape} and {b.shape}")
+    mse = ((a - b) ** 2).mean(axis=(1, 2, 3))  # uint8 arithmetic on purpose: that code's wrap-around
+    with np.errstate(divide="ignore"):
+        return np.where(mse == 0, IDENTICAL_PSNR, 20 * np.log10(255 / np.sqrt(mse)))
+
+
+def gray(frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) RGB uint8 -> (N, H, W, 1) uint8 BT.601 grey, rounded as OpenCV rounds it (DisCo
+    scores SSIM on `cv2.cvtColor(..., COLOR_BGR2GRAY)` of its frames)."""
+    import cv2
+
+    return np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames])[..., None]
 
 
 def ssim(
@@ -284,6 +314,30 @@ def mean_error(predicted: np.ndarray, truth: np.ndarray, scale: np.ndarray, visi
     return _mean(errors[np.isfinite(errors)])
 
 
+def _parts(predicted: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Body, hands (both pooled along the frame axis) and face: predicted, truth and scale each."""
+    size = body_size(truth)
+    hands = (LEFT_HAND, RIGHT_HAND)
+    return {
+        "body": (predicted[:, BODY], truth[:, BODY], size),
+        "hands": (
+            np.concatenate([predicted[:, hand] for hand in hands]),
+            np.concatenate([truth[:, hand] for hand in hands]),
+            np.concatenate([_box_diagonal(truth[:, hand]) for hand in hands]),
+        ),
+        "face": (predicted[:, FACE], truth[:, FACE], size),
+    }
+
+
+def _pose_pair(predicted: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    predicted, truth = _whole_body(predicted), _whole_body(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(
+            f"expected predicted and truth of one shape, got {predicted.shape} and {truth.shape}"
+        )
+    return predicted, truth
+
+
 def pose_fidelity(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[str, float]]:
     """How well a generated video follows its driving pose: body, hands and face scored apart.
 
@@ -301,30 +355,36 @@ def pose_fidelity(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[st
         {"body" | "hands" | "face": {"pck@0.05", "pck@0.1", "mean_error", "missing"}}, where
         "missing" is the fraction of scored points without a prediction; NaN where nothing is scored.
     """
-    predicted, truth = _whole_body(predicted), _whole_body(truth)
-    if predicted.shape != truth.shape:
-        raise ValueError(
-            f"expected predicted and truth of one shape, got {predicted.shape} and {truth.shape}"
-        )
-    size = body_size(truth)
-    hands = (LEFT_HAND, RIGHT_HAND)
-    parts = {
-        "body": (predicted[:, BODY], truth[:, BODY], size),
-        "hands": (
-            np.concatenate([predicted[:, hand] for hand in hands]),
-            np.concatenate([truth[:, hand] for hand in hands]),
-            np.concatenate([_box_diagonal(truth[:, hand]) for hand in hands]),
-        ),
-        "face": (predicted[:, FACE], truth[:, FACE], size),
-    }
     scores = {}
-    for name, (part_predicted, part_truth, scale) in parts.items():
+    for name, (part_predicted, part_truth, scale) in _parts(*_pose_pair(predicted, truth)).items():
         visible = np.isfinite(part_truth).all(axis=-1)
         errors = _normalised_errors(part_predicted, part_truth, scale, visible)
         scores[name] = {f"pck@{threshold}": _mean(errors <= threshold) for threshold in PCK_THRESHOLDS}
         scores[name]["mean_error"] = _mean(errors[np.isfinite(errors)])
         scores[name]["missing"] = _mean(np.isinf(errors))
     return scores
+
+
+def pose_error_per_frame(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Each frame's mean error over its scored points of every part, each part in its own scale
+    (as `pose_fidelity`); points without a prediction are left out (`pose_fidelity`'s "missing"
+    counts them). For plotting a video's pose error over time.
+
+    Returns:
+        (F,) in units of the parts' scales; NaN in a frame with no scored, predicted point.
+    """
+    predicted, truth = _pose_pair(predicted, truth)
+    frames = len(truth)
+    totals, counts = np.zeros(frames), np.zeros(frames)
+    for part_predicted, part_truth, scale in _parts(predicted, truth).values():
+        repeats = len(part_truth) // frames  # the hands part holds both hands: two rows per frame
+        with np.errstate(divide="ignore", invalid="ignore"):
+            errors = np.linalg.norm(part_predicted - part_truth, axis=-1) / scale[:, None]
+        counted = np.isfinite(errors) & (scale[:, None] > 0)
+        totals += np.where(counted, errors, 0).sum(axis=1).reshape(repeats, frames).sum(axis=0)
+        counts += counted.sum(axis=1).reshape(repeats, frames).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        return totals / np.where(counts > 0, counts, np.nan)
 
 
 def keypoint_jitter(keypoints: np.ndarray, scale: np.ndarray | float) -> float:

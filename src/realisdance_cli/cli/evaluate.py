@@ -1,0 +1,149 @@
+"""`rdance eval`: score generated videos against the truth (`rdance eval GENERATED... TRUTH`, short
+for `rdance eval score`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from realisdance_cli.cli.shared import (
+    RESUMES,
+    DeviceOption,
+    ForceOption,
+    WeightsOption,
+    command,
+    console,
+    either,
+    progress_bars,
+)
+from realisdance_cli.errors import UserError
+from realisdance_cli.evaluation import METRICS
+from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+
+DEFAULT_COMMAND = "score"
+
+
+class _ScoreByDefault(TyperGroup):
+    """`rdance eval A B` is `rdance eval score A B`: anything but a command name or --help goes to
+    the score command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_ScoreByDefault,
+    help="Score generated videos against the truth: image, video, pose, identity and smoothness "
+    "metrics. `rdance eval GENERATED... TRUTH` is short for `rdance eval score`.",
+    no_args_is_help=True,
+)
+
+
+def parse_protocol(value: str) -> str:
+    if value not in PROTOCOLS:
+        raise UserError(f"--protocol must be {either(list(PROTOCOLS))}, got {value!r}.")
+    return value
+
+
+def parse_metrics(text: str | None) -> list[str] | None:
+    """`--metrics ssim,fvd` -> the names (checked before any work); None: all."""
+    if text is None:
+        return None
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in METRICS]
+    if unknown or not names:
+        raise UserError(f"--metrics takes a comma-separated list of {', '.join(METRICS)}; got {text!r}.")
+    return names
+
+
+ProtocolOption = Annotated[
+    str,
+    typer.Option(
+        "--protocol",
+        parser=parse_protocol,
+        metavar=f"<{'|'.join(PROTOCOLS)}>",
+        help="How frames are compared: "
+        + "; ".join(f"{p.name}: {p.summary}" for p in PROTOCOLS.values())
+        + ".",
+    ),
+]
+MetricsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--metrics",
+        help=f"Which metrics, comma-separated (default: all these videos allow): {', '.join(METRICS)}.",
+        show_default=False,
+    ),
+]
+
+
+@command(
+    app,
+    "eval score",
+    "rdance eval score ours.mp4 truth.mp4",
+    "rdance eval score ours/ baseline/ truth/ --reference refs/ --out eval_tiktok",
+    "rdance eval score ours/ truth/ --protocol disco-legacy --metrics ssim,psnr,lpips,pose",
+)
+def score(
+    videos: Annotated[
+        list[Path],
+        typer.Argument(
+            help="GENERATED... TRUTH: one or more generated videos or folders of videos (a method each), "
+            "then the truth video or folder; folders are matched by video name. A video is a file or "
+            "a folder of frames.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o", help="Folder for scores.json/.md/.svg (default: <first GENERATED>_eval)."
+        ),
+    ] = None,
+    protocol: ProtocolOption = DEFAULT_PROTOCOL,
+    metrics: MetricsOption = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            "--reference",
+            help="The picture animated, or a folder of them by video name, for identity "
+            "(default: each truth's first frame, as DisCo does).",
+        ),
+    ] = None,
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Score generated videos against the truth and print the table.
+
+    Under the chosen protocol, frames are fitted to one size and compared one to one: SSIM, PSNR,
+    LPIPS; FID over all frames, FID-VID and FVD over 16-frame clips. Pose fidelity re-extracts
+    DWPose from both and scores the generated pose against the truth's (PCK and error, body, hands
+    and face apart); identity is DINOv2's similarity to the reference picture; smoothness is the
+    keypoints' jitter and the frames' flicker beside the truth's. Finished videos are kept: run
+    the same command again to resume.
+    """
+    from rich.markdown import Markdown
+
+    from realisdance_cli.evaluation.job import SCORES, EvalOptions, default_out, evaluate
+
+    if len(videos) < 2:
+        raise UserError("give at least one GENERATED video or folder and then the TRUTH.")
+    *generated, truth = videos
+    options = EvalOptions(
+        protocol=protocol,
+        metrics=parse_metrics(metrics),
+        reference=reference,
+        device=device,
+        weights_root=weights_dir,
+    )
+    folder = out or default_out(generated, truth)
+    with progress_bars(RESUMES) as progress:
+        evaluate(generated, truth, folder, options, force=force, progress=progress)
+    console.print(Markdown((folder / f"{SCORES}.md").read_text()))
+    console.print(f"scores: {folder / SCORES}.json, .md and .svg")

@@ -1,0 +1,129 @@
+"""What `rdance eval` compares: generated videos paired with their truth by name.
+
+A video is a video file or a folder of frame images (DisCo's layout); a set is one video or a
+folder of them. Every generated set (a method) must have a truth for each of its videos, found by
+name (the file name without its suffix); a truth without a generated video is left out with a
+warning only when no method has it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.video import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
+SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One generated video and its truth (and the reference picture it was animated from)."""
+
+    name: str
+    generated: Path
+    truth: Path
+    reference: Path | None = None
+
+
+def _is_frame_folder(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+
+
+def is_video(path: Path) -> bool:
+    """A video file, or a folder holding frame images."""
+    return (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or _is_frame_folder(path)
+
+
+def _listing(names: Sequence[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(sorted(names)[:SHOWN]) + more
+
+
+def videos(path: Path, what: str) -> dict[str, Path]:
+    """name -> video for a video or a folder of videos; one sentence when there is none."""
+    if not path.exists():
+        raise UserError(f"{what} {path} does not exist.")
+    if is_video(path):
+        return {path.stem: path}
+    if not path.is_dir():
+        raise UserError(
+            f"{what} {path} is not a video ({', '.join(sorted(VIDEO_SUFFIXES))}) or a folder of them."
+        )
+    found: dict[str, Path] = {}
+    for item in sorted(path.iterdir()):
+        if item.name.startswith(".") or not is_video(item):
+            continue
+        if item.stem in found:
+            raise UserError(
+                f"{what} {path} holds two videos named {item.stem} ({found[item.stem].name}, "
+                f"{item.name}); keep one."
+            )
+        found[item.stem] = item
+    if not found:
+        raise UserError(
+            f"{what} {path} holds no videos (files {', '.join(sorted(VIDEO_SUFFIXES))} or folders of frames)."
+        )
+    return found
+
+
+def references(path: Path | None, names: Sequence[str]) -> dict[str, Path]:
+    """name -> reference picture: one picture for every video, or a folder of pictures by name."""
+    if path is None:
+        return {}
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return dict.fromkeys(names, path)
+    if not path.is_dir():
+        raise UserError(f"--reference {path} is not a picture or a folder of pictures.")
+    pictures = {p.stem: p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    missing = [name for name in names if name not in pictures]
+    if missing:
+        raise UserError(f"--reference {path} has no picture named {_listing(missing)}.")
+    return {name: pictures[name] for name in names}
+
+
+def pair(methods: Mapping[str, Path], truth: Path, reference: Path | None = None) -> dict[str, list[Pair]]:
+    """method -> its pairs, in name order. A single generated video is paired with a single truth
+    whatever their names; folders are matched by name, and a generated video without a truth is
+    refused (its name is said) since its scores would be missing from the method's mean."""
+    truths = videos(truth, "TRUTH")
+    result: dict[str, list[Pair]] = {}
+    for method, path in methods.items():
+        generated = videos(path, "GENERATED")
+        if is_video(path) and is_video(truth):
+            generated = {next(iter(truths)): path}
+        unmatched = [name for name in generated if name not in truths]
+        if unmatched:
+            raise UserError(
+                f"{path} has videos without a truth of the same name in {truth}: {_listing(unmatched)}."
+            )
+        result[method] = [Pair(name, generated[name], truths[name]) for name in sorted(generated)]
+    used = {p.name for pairs in result.values() for p in pairs}
+    left = [name for name in truths if name not in used]
+    if left:
+        warnings.warn(
+            f"{len(left)} truth videos have no generated video and are left out: {_listing(left)}.",
+            stacklevel=2,
+        )
+    pictures = references(reference, sorted(used))
+    return {
+        method: [Pair(p.name, p.generated, p.truth, pictures.get(p.name)) for p in pairs]
+        for method, pairs in result.items()
+    }
+
+
+def method_names(paths: Sequence[Path]) -> dict[str, Path]:
+    """A name per generated set (its file or folder name), made unique by its parent's name."""
+    names: dict[str, Path] = {}
+    for path in paths:
+        name = path.stem if path.is_file() else path.name
+        if name in names:
+            name = f"{path.parent.name}/{name}"
+        if name in names:
+            raise UserError(f"GENERATED {path} is given twice.")
+        names[name] = path
+    return names

@@ -1,0 +1,273 @@
+"""`rdance eval GENERATED... TRUTH`: score generated videos against the truth, resumably.
+
+    <out>/scores.json   inputs, protocol, per video and overall columns per method, plot data
+    <out>/scores.md     the same as Markdown tables (printed too)
+    <out>/scores.svg    pose error and flicker over time, a line per method
+    <out>/records/      one record per measured video (resume: a finished one is reused)
+    <out>/poses/        DWPose tracks of the videos (resumable like `rdance extract`)
+
+Everything is checked before any work: names, lengths, the weights the metrics need, and whether a
+set metric has enough frames or clips. The folder is locked while a run writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realisdance_cli import weights
+from realisdance_cli.errors import UserError
+from realisdance_cli.evaluation import METRICS, SET_METRICS, inputs, plot, report
+from realisdance_cli.evaluation.features import DWPOSE, FeatureNetworks
+from realisdance_cli.evaluation.inputs import Pair
+from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
+from realisdance_cli.evaluation.scoring import Record, measure_generated, measure_truth
+from realisdance_cli.files import atomic_write_bytes, folder_lock, load_npz, save_npz
+from realisdance_cli.progress import ProgressFn, counter, no_progress
+from realisdance_cli.video import FrameSource
+
+SCORES = "scores"
+# The Frechet distance needs two samples for a covariance; below the features' dimension it is
+# biased upward, comparable only with numbers from the same test set.
+MIN_SAMPLES = 2
+SET_SAMPLES = {"fid": ("frames", 2048), "fid-vid": ("clips", 2048), "fvd": ("clips", 400)}
+
+
+@dataclass
+class EvalOptions:
+    protocol: str = DEFAULT_PROTOCOL
+    metrics: Sequence[str] | None = None  # None: every metric these videos allow
+    reference: Path | None = None  # the picture(s) animated; default the truth's first frame
+    device: str = "auto"
+    weights_root: Path | None = None
+
+    def chosen_metrics(self) -> list[str]:
+        if self.metrics is None:
+            return list(METRICS)
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise UserError(f"--metrics takes a list of {', '.join(METRICS)}; got {', '.join(self.metrics)}.")
+        return [m for m in METRICS if m in self.metrics]
+
+
+def default_out(generated: Sequence[Path], truth: Path) -> Path:
+    first = generated[0]
+    return Path(f"{first.stem if first.is_file() else first.name}_eval")
+
+
+def _side_name(side: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", side)
+
+
+def _frame_count(path: Path) -> int:
+    return FrameSource(path).info.frame_count
+
+
+def _feasible(
+    asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], protocol: Protocol
+) -> list[str]:
+    """The asked metrics, less the set metrics a method has too few frames or clips for: refused
+    when they were asked for by name, left out with a warning otherwise."""
+    lengths: dict[Path, int] = {}
+    for method_pairs in pairs.values():
+        for p in method_pairs:
+            for path in (p.generated, p.truth):
+                if path not in lengths:
+                    lengths[path] = _frame_count(path)
+    kept = []
+    for metric in asked:
+        if metric not in SET_METRICS:
+            kept.append(metric)
+            continue
+        unit, dimension = SET_SAMPLES[metric]
+        fewest = min(
+            sum(
+                len(protocol.clips(n)) if unit == "clips" else n
+                for n in (min(lengths[p.generated], lengths[p.truth]) for p in method_pairs)
+            )
+            for method_pairs in pairs.values()
+        )
+        clip = f" of {protocol.clip_length} frames" if unit == "clips" else ""
+        if fewest < MIN_SAMPLES:
+            problem = (
+                f"{metric.upper()} needs at least {MIN_SAMPLES} {unit}{clip} per method; "
+                f"these videos give {fewest}"
+            )
+            if explicit:
+                raise UserError(f"{problem}: give more or longer videos, or leave {metric} out of --metrics.")
+            warnings.warn(f"{problem}, so it is left out.", stacklevel=3)
+            continue
+        if fewest < dimension:
+            warnings.warn(
+                f"{metric.upper()} from {fewest} {unit} (fewer than its {dimension} features) is biased "
+                "upward: compare it only with numbers from the same videos.",
+                stacklevel=3,
+            )
+        kept.append(metric)
+    return kept
+
+
+class _Records:
+    """Measured videos in `<out>/records`, each saved with the key of what it was measured from."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, side: str, name: str) -> Path:
+        return self.folder / f"{_side_name(side)}--{_side_name(name)}.npz"
+
+    def get(self, side: str, name: str, key: str) -> Record | None:
+        path = self.path(side, name)
+        if not path.exists():
+            return None
+        record = load_npz(path)
+        return record if str(record.pop("key", "")) == key else None
+
+    def put(self, side: str, name: str, key: str, record: Record) -> Record:
+        save_npz(self.path(side, name), {**record, "key": np.array(key)})
+        return record
+
+
+def _digest(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from realisdance_cli.extraction import source_digest
+
+    return source_digest(FrameSource(path))
+
+
+class _Poses:
+    """DWPose tracks of the compared videos, extracted once into `<out>/poses/<side>/`."""
+
+    def __init__(self, folder: Path, options: EvalOptions, progress: ProgressFn) -> None:
+        self.folder, self.options, self.progress = folder, options, progress
+
+    def __call__(self, video: Path, side: str) -> Any:
+        from realisdance_cli.extraction import ExtractOptions, extract
+
+        extract_options = ExtractOptions(
+            stages=["dwpose"], device=self.options.device, weights_root=self.options.weights_root
+        )
+        out = self.folder / _side_name(side) / f"{video.stem}.rdance"
+        track, _ = extract(video, out, extract_options, progress=self.progress)
+        return track.load("dwpose")
+
+
+def _check_out(out: Path, described: dict[str, Any], force: bool) -> None:
+    """`out` holds nothing, or an evaluation of these inputs (resumed), or --force was given."""
+    scores = out / f"{SCORES}.json"
+    if not out.exists() or not any(out.iterdir()):
+        return
+    earlier = None
+    if scores.exists():
+        try:
+            earlier = json.loads(scores.read_text()).get("inputs")
+        except (OSError, ValueError):
+            earlier = None
+    if earlier == described:
+        return
+    if not force:
+        what = "the evaluation of other videos" if earlier else "other files"
+        raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
+    for name in ("records", "poses", f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg"):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _plain(columns: dict[str, float]) -> dict[str, Any]:
+    return {key: report.plain_number(value) for key, value in columns.items()}
+
+
+def evaluate(
+    generated: Sequence[Path],
+    truth: Path,
+    out: Path | None = None,
+    options: EvalOptions | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressFn = no_progress,
+) -> dict[str, Any]:
+    """Score each generated set (a method) against `truth`; returns what scores.json holds."""
+    options = options or EvalOptions()
+    protocol = get_protocol(options.protocol)
+    asked = options.chosen_metrics()
+    methods = inputs.method_names(list(generated))
+    pairs = inputs.pair(methods, truth, options.reference)
+    asked = _feasible(asked, options.metrics is not None, pairs, protocol)
+    root = weights.weights_root(options.weights_root)
+    if {"pose", "smoothness"} & set(asked):
+        weights.require_all(DWPOSE, root)
+    networks = FeatureNetworks(asked, root, options.device)
+    out = out or default_out(list(generated), truth)
+    described = {
+        "generated": {method: str(path) for method, path in methods.items()},
+        "truth": str(truth),
+        "reference": None if options.reference is None else str(options.reference),
+        "protocol": protocol.name,
+        "metrics": asked,
+    }
+    _check_out(out, described, force)
+    with folder_lock(out, "the evaluation folder"), folder_lock(out / "records", "the evaluation folder"):
+        records = _Records(out / "records")
+        poses = _Poses(out / "poses", options, progress)
+        truths_needed = {p.name: p for method_pairs in pairs.values() for p in method_pairs}
+        step = counter(progress, "scoring videos", len(truths_needed) + sum(map(len, pairs.values())))
+        done = 0
+        truths: dict[str, Record] = {}
+        for name, p in truths_needed.items():
+            key = json.dumps([_digest(p.truth), _digest(p.reference), protocol.name, asked])
+            truths[name] = records.get("truth", name, key) or records.put(
+                "truth", name, key, measure_truth(p.truth, protocol, asked, networks, poses, p.reference)
+            )
+            done += 1
+            step(done)
+        table, curves = {}, {}
+        for method, method_pairs in pairs.items():
+            measured = {}
+            for p in method_pairs:
+                key = json.dumps([_digest(p.generated), _digest(p.truth), protocol.name, asked])
+                measured[p.name] = records.get(method, p.name, key) or records.put(
+                    method,
+                    p.name,
+                    key,
+                    measure_generated(p, truths[p.name], protocol, asked, networks, poses, method),
+                )
+                done += 1
+                step(done)
+            table[method] = report.rows(protocol, asked, truths, measured)
+            curves[method] = report.curves(protocol, truths, measured)
+        result = {
+            "inputs": described,
+            "protocol": {
+                "name": protocol.name,
+                "size": list(protocol.size),
+                "fit": protocol.fit,
+                "clip_length": protocol.clip_length,
+                "summary": protocol.summary,
+            },
+            "methods": {
+                method: {
+                    name: {k: report.plain_number(v) for k, v in cols.items()} for name, cols in rows.items()
+                }
+                for method, rows in table.items()
+            },
+            "curves": {
+                method: {k: [report.plain_number(v) for v in values] for k, values in c.items()}
+                for method, c in curves.items()
+            },
+        }
+        atomic_write_bytes(out / f"{SCORES}.md", report.markdown(table, protocol).encode())
+        atomic_write_bytes(out / f"{SCORES}.svg", plot.svg(curves).encode())
+        atomic_write_bytes(out / f"{SCORES}.json", (json.dumps(result, indent=2) + "\n").encode())
+    return result

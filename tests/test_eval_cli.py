@@ -1,0 +1,303 @@
+"""`rdance eval`: generated videos scored against the truth by the real command, with random-weight
+feature networks of the exact released structure and the tiny DWPose.
+
+What a user relies on: the numbers (SSIM and PSNR equal an independent computation on the
+protocol's frames, identical videos score perfectly, a worse video scores worse), the files
+(scores.json/.md/.svg), resuming without measuring again, and one sentence for each bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+from onnx_models import confident_pose_model
+from skimage.metrics import structural_similarity
+
+from realisdance_cli.evaluation import metrics
+from realisdance_cli.evaluation.i3d import I3D
+from realisdance_cli.evaluation.inception import FidInception
+from realisdance_cli.evaluation.lpips import LPIPS
+from realisdance_cli.evaluation.protocol import PROTOCOLS
+from realisdance_cli.evaluation.resnet3d import ResNet3D50
+from realisdance_cli.video import read_frames
+
+
+def save(state: dict[str, torch.Tensor], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+
+
+@pytest.fixture(scope="module")
+def eval_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every evaluation network at its registry path, randomly initialised (PyTorch's default
+    initialisation keeps the activations finite through the deep networks); the LPIPS heads
+    non-negative as trained ones are; the tiny golden DINOv2 and DWPose, its pose model sure of
+    every point."""
+    root = tmp_path_factory.mktemp("eval-weights")
+    torch.manual_seed(0)
+    save(FidInception().state_dict(), root / "eval" / "pt_inception-2015-12-05-6726825d.pth")
+    lpips = LPIPS()
+    save(lpips.vgg.state_dict(), root / "eval" / "auxiliary" / "vgg16-397923af.pth")
+    heads = {key: value.abs() for key, value in lpips.heads.state_dict().items()}
+    save(heads, root / "eval" / "LPIPS_v0.1_vgg-a78928a0.pth")
+    save(I3D().state_dict(), root / "eval" / "eval_fvd" / "i3d_pretrained_400.pt")
+    resnet = {f"module.{key}": value for key, value in ResNet3D50().state_dict().items()}
+    save(
+        {"epoch": 200, "arch": "resnet-50", "state_dict": resnet},
+        root / "eval" / "eval_fvd" / "resnet-50-kinetics.pth",
+    )
+    links = {
+        "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
+        "dinov2-large": GOLDEN / "animator" / "tiny_dinov2",
+    }
+    for relative, target in links.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).symlink_to(need(target))
+    confident_pose_model(
+        need(GOLDEN / "dwpose" / "dwpose_tiny.onnx"), root / "dwpose" / "dw-ll_ucoco_384.onnx"
+    )
+    return root
+
+
+def dance(
+    count: int, height: int = 120, width: int = 96, noise: float = 0.0, seed: int = 0
+) -> list[np.ndarray]:
+    """A person (the DWPose golden photo) sliding through a portrait window: frames where the tiny
+    DWPose finds a person and points, which change from frame to frame."""
+    person = cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1]
+    person = cv2.resize(person, (135, 240))
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index in range(count):
+        top, left = 20 + 2 * index, 10 + index
+        frame = cv2.resize(person[top : top + 200, left : left + 120], (width, height)).astype(np.float64)
+        frame += rng.normal(0, noise, frame.shape)
+        frames.append(np.clip(frame, 0, 255).astype(np.uint8))
+    return frames
+
+
+def fitted(path: Path) -> np.ndarray:
+    return PROTOCOLS["disco"].fit_frames(np.stack(read_frames(path)))
+
+
+@pytest.fixture(scope="module")
+def scored(eval_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """One 17-frame video (two 16-frame windows: the fewest FID-VID and FVD take) scored with
+    every metric."""
+    folder = tmp_path_factory.mktemp("eval")
+    write_video(folder / "truth" / "clip.mp4", dance(17))
+    write_video(folder / "ours" / "clip.mp4", dance(17, noise=12, seed=1))
+    done = rdance(
+        "eval", folder / "ours", folder / "truth", "--weights", eval_weights, "--out", folder / "out"
+    )
+    assert done.returncode == 0, done.stderr
+    return folder, folder / "out", json.loads((folder / "out" / "scores.json").read_text())
+
+
+def test_every_metric_is_scored_and_written(scored: tuple[Path, Path, dict]) -> None:
+    _, out, result = scored
+    overall = result["methods"]["ours"]["overall"]
+    for column in ("ssim", "psnr", "lpips", "fid", "fid-vid", "fvd", "pck_body", "pck_hands", "pck_face"):
+        assert isinstance(overall[column], float), (column, overall[column])
+    for column in ("lpips", "fid", "fid-vid", "fvd"):
+        assert overall[column] > 0, column
+    assert 0 < overall["identity"] <= 1
+    assert overall["flicker"] > 0 and overall["truth/flicker"] > 0
+    assert result["protocol"]["name"] == "disco" and result["inputs"]["metrics"][-1] == "smoothness"
+    table = (out / "scores.md").read_text()
+    assert "| ours |" in table and "| clip |" in table and "FVD" in table
+    svg = ET.parse(out / "scores.svg").getroot()
+    lines = svg.findall(".//{http://www.w3.org/2000/svg}polyline")
+    assert {line.find("{http://www.w3.org/2000/svg}title").text for line in lines} == {"ours", "truth"}
+    curves = result["curves"]["ours"]
+    assert len(curves["pose_error"]) == 17 and len(curves["flicker"]) == 16
+
+
+def test_ssim_and_psnr_equal_scikit_image_on_the_protocol_frames(scored: tuple[Path, Path, dict]) -> None:
+    """DisCo's SSIM: grey frames (OpenCV's conversion), scikit-image's defaults, 8-bit range; PSNR
+    over the colour channels; both on the 256 x 256 centre squares."""
+    folder, _, result = scored
+    ours, truth = fitted(folder / "ours" / "clip.mp4"), fitted(folder / "truth" / "clip.mp4")
+    assert ours.shape == (17, 256, 256, 3)
+    grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in (*ours, *truth)]
+    ssim = np.mean([structural_similarity(a, b) for a, b in zip(grey[:17], grey[17:], strict=True)])
+    mse = ((ours.astype(np.float64) - truth) ** 2).mean(axis=(1, 2, 3))
+    psnr = np.mean(20 * np.log10(255 / np.sqrt(mse)))
+    video = result["methods"]["ours"]["clip"]
+    assert video["ssim"] == pytest.approx(ssim, abs=1e-6)
+    assert video["psnr"] == pytest.approx(psnr, abs=1e-6)
+    assert video["ssim"] < 0.99 and video["psnr"] < 60  # the noise is seen
+
+
+def test_a_second_run_resumes_without_measuring_again(
+    scored: tuple[Path, Path, dict], eval_weights: Path
+) -> None:
+    folder, out, result = scored
+    records = sorted((out / "records").glob("*.npz"))
+    stamps = [path.stat().st_mtime_ns for path in records]
+    done = rdance("eval", folder / "ours", folder / "truth", "--weights", eval_weights, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert [path.stat().st_mtime_ns for path in records] == stamps
+    assert json.loads((out / "scores.json").read_text()) == result
+
+
+@pytest.fixture(scope="module")
+def compared(eval_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """Two methods on two videos, the cheap metrics: "same" is the truth itself; "noisy" is noisy,
+    and its first video is longer and of another size than its truth."""
+    folder = tmp_path_factory.mktemp("compare")
+    for name, seed in (("a", 0), ("b", 3)):
+        truth = write_video(folder / "truth" / f"{name}.mp4", dance(12, seed=seed))
+        (folder / "same").mkdir(exist_ok=True)
+        shutil.copy(truth, folder / "same" / f"{name}.mp4")
+    write_video(folder / "noisy" / "a.mp4", dance(14, height=100, width=80, noise=25, seed=1))
+    write_video(folder / "noisy" / "b.mp4", dance(12, noise=25, seed=2))
+    done = rdance(
+        "eval",
+        folder / "same",
+        folder / "noisy",
+        folder / "truth",
+        "--metrics",
+        "ssim,psnr,pose,smoothness",
+        "--weights",
+        eval_weights,
+        "--out",
+        folder / "out",
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr, json.loads((folder / "out" / "scores.json").read_text())
+
+
+def test_identical_videos_score_perfectly(compared: tuple[str, dict]) -> None:
+    _, result = compared
+    same = result["methods"]["same"]["overall"]
+    assert same["ssim"] == pytest.approx(1.0, abs=1e-12)
+    assert same["psnr"] == metrics.IDENTICAL_PSNR  # DisCo's value for identical frames
+    assert same["pose_error"] == 0.0
+    assert same["body/pck@0.05"] == 1.0 and same["body/missing"] == 0.0  # the tiny DWPose finds points
+    assert same["jitter"] == same["truth/jitter"] and same["flicker"] == same["truth/flicker"]
+
+
+def test_a_worse_video_scores_worse(compared: tuple[str, dict]) -> None:
+    _, result = compared
+    same, noisy = (result["methods"][m]["overall"] for m in ("same", "noisy"))
+    assert noisy["ssim"] < same["ssim"] and noisy["psnr"] < 30
+    assert noisy["pose_error"] > 0 and noisy["pck_body"] < 1.0
+    assert noisy["flicker"] > noisy["truth/flicker"]  # noise changes every pixel every frame
+
+
+def test_lengths_and_sizes_that_differ_are_said_and_handled_by_the_protocol(
+    compared: tuple[str, dict],
+) -> None:
+    stderr, result = compared
+    said = " ".join(stderr.split())
+    assert "a: the generated video has 14 frames and the truth 12; the first 12 of each are compared." in said
+    assert "a: the generated video is 80x100 and the truth 96x120; both are fitted to 256x256" in said
+    assert len(result["curves"]["noisy"]["flicker"]) == 11  # 12 frames compared
+
+
+def test_bad_inputs_are_one_sentence_before_any_work(eval_weights: Path, tmp_path: Path) -> None:
+    truth = tmp_path / "truth"
+    write_video(truth / "a.mp4", dance(10))
+    write_video(tmp_path / "ours" / "b.mp4", dance(10))
+    (tmp_path / "empty").mkdir()
+    out = ["--weights", eval_weights, "--out", tmp_path / "out"]
+    assert_user_error(rdance("eval", tmp_path / "empty", truth, *out), "holds no videos")
+    assert_user_error(rdance("eval", tmp_path / "ours", truth, *out), "without a truth of the same name", "b")
+    assert_user_error(
+        rdance("eval", truth, truth, "--metrics", "fvd", *out),
+        "FVD needs at least 2 clips of 16 frames per method; these videos give 0",
+    )
+    assert_user_error(rdance("eval", truth, truth, "--metrics", "sharpness", *out), "--metrics takes")
+    assert_user_error(rdance("eval", truth, truth, "--protocol", "tiktok", *out), "--protocol must be")
+    assert_user_error(rdance("eval", truth, *out), "at least one GENERATED")
+    assert_user_error(
+        rdance("eval", truth, truth, "--metrics", "fid", "--out", tmp_path / "out"),
+        "missing weights",
+        "InceptionV3",
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_too_few_frames_for_a_set_metric_leave_it_out_when_not_named(
+    eval_weights: Path, tmp_path: Path
+) -> None:
+    truth = write_video(tmp_path / "truth.mp4", dance(6))
+    done = rdance(
+        "eval", truth, truth, "--weights", eval_weights, "--out", tmp_path / "out", "--metrics", "ssim,fid"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "FID from 6 frames (fewer than its 2048 features) is biased upward" in " ".join(
+        done.stderr.split()
+    )
+    assert_user_error(
+        rdance(
+            "eval",
+            truth,
+            truth,
+            "--weights",
+            eval_weights,
+            "--out",
+            tmp_path / "other",
+            "--metrics",
+            "fid-vid",
+        ),
+        "FID-VID needs at least 2 clips of 16 frames per method; these videos give 0",
+    )
+    done = rdance("eval", truth, truth, "--weights", eval_weights, "--out", tmp_path / "all")
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (
+        "FVD needs at least 2 clips of 16 frames per method; these videos give 0, so it is left out." in said
+    )
+    assert (
+        "fvd" not in json.loads((tmp_path / "all" / "scores.json").read_text())["methods"]["truth"]["overall"]
+    )
+
+
+def test_another_evaluation_is_never_replaced_silently(eval_weights: Path, tmp_path: Path) -> None:
+    first = write_video(tmp_path / "first.mp4", dance(6))
+    second = write_video(tmp_path / "second.mp4", dance(6, seed=5, noise=5))
+    out = ["--weights", eval_weights, "--out", tmp_path / "out", "--metrics", "ssim"]
+    assert rdance("eval", first, first, *out).returncode == 0
+    kept = (tmp_path / "out" / "scores.json").read_text()
+    assert_user_error(rdance("eval", second, first, *out), "holds the evaluation of other videos", "--force")
+    assert (tmp_path / "out" / "scores.json").read_text() == kept
+    assert rdance("eval", second, first, *out, "--force").returncode == 0
+    assert json.loads((tmp_path / "out" / "scores.json").read_text())["inputs"]["generated"] == {
+        "second": str(second)
+    }
+
+
+def test_uint8_wrap_psnr_is_discos_first_code() -> None:
+    """By hand: differences 255 - 1 = 254 and 1 - 255 = 2 (mod 256), squared 254² = 64516 = 4 and
+    4 (mod 256), so the "MSE" is 4 whatever the true error; PSNR 20 log10(255 / 2)."""
+    a = np.full((1, 2, 2, 3), 255, np.uint8)
+    b = np.ones_like(a)
+    b[0, 0, 0] = 255
+    wrapped = metrics.psnr_uint8_wrap(a, b)
+    expected_mse = (3 * 0 + 9 * 4) / 12
+    assert wrapped[0] == pytest.approx(20 * np.log10(255 / np.sqrt(expected_mse)), abs=1e-12)
+    assert metrics.psnr_uint8_wrap(a, a)[0] == metrics.IDENTICAL_PSNR
+    assert wrapped[0] > 24.07 > metrics.psnr(a / 255, b / 255)
+
+
+def test_the_disco_fit_is_torchvisions_centre_square() -> None:
+    """A portrait 120 x 96 frame keeps rows 12..108 (offset rounded down), then Pillow's bilinear."""
+    from PIL import Image
+
+    disco = PROTOCOLS["disco"]
+    frame = np.random.default_rng(0).integers(0, 256, (1, 121, 96, 3), dtype=np.uint8)
+    assert disco.window(121, 96) == (0, 12, 96, 96)
+    expected = np.asarray(Image.fromarray(frame[0, 12:108]).resize((256, 256), Image.Resampling.BILINEAR))
+    assert np.array_equal(disco.fit_frames(frame)[0], expected)
+    assert np.allclose(disco.map_points(np.array([[48.0, 60.0], [0.0, 12.0]]), 121, 96), [[128, 128], [0, 0]])
+    assert [(c.start, c.stop) for c in disco.clips(18)] == [(0, 16), (1, 17), (2, 18)]
