@@ -94,9 +94,11 @@ def test_one_device_option_for_every_command_that_takes_a_device() -> None:
         ("demo",),
         ("retarget",),
         ("eval", "score"),
+        ("eval", "run"),
     }
     required = {
         ("eval", "score"): ["x", "y"],
+        ("eval", "run"): ["x"],
         ("dataset", "build"): ["x", "--out", "y"],
         ("animate",): ["x"],
         ("retarget",): ["x", "y"],

@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -85,6 +85,13 @@ class AnimateOptions:
     def frame_size(self) -> tuple[int, int]:
         """The SD model's frame: `size`, else the original's 768x576."""
         return self.size or SIZE
+
+    def selection(self) -> Selection:
+        """The pose frames the model animates (and so the truth frames its result is compared
+        with): SD's from `start` every `stride`-th, DiT's resampled to its frame rate."""
+        if self.dit is not None:
+            return Selection(start=self.start, max_frames=self.dit.frames, fps=Fraction(self.dit.fps))
+        return Selection(start=self.start, stride=self.stride, max_frames=self.max_frames)
 
 
 @dataclass
@@ -161,7 +168,7 @@ class PoseFrames:
 def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
     """The three pose videos, frame-selected and fitted (they must have equal frame counts), and
     the sound that goes with them: by default that of the first pose video that has any."""
-    selection = Selection(start=options.start, stride=options.stride, max_frames=options.max_frames)
+    selection = options.selection()
     counts: dict[str, int] = {}
     frames: dict[str, list[np.ndarray]] = {}
     fps = None
@@ -295,7 +302,7 @@ class Made:
 
 
 def _animate_sd(
-    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
+    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn, pipeline: Any
 ) -> Made:
     import torch
 
@@ -307,7 +314,7 @@ def _animate_sd(
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
     poses = read_poses(inputs, options)
-    pipeline = load_pipeline(options, device, dtype)
+    pipeline = pipeline or load_pipeline(options, device, dtype)
     check_network_fits(pipeline, options.frame_size, sampling, len(poses.frames[POSE_NAMES[0]]))
     videos = PoseVideos(*(video_tensor(poses.frames[name]) for name in POSE_NAMES))
     generator = torch.Generator().manual_seed(SD_SEED if options.seed is None else options.seed)
@@ -325,7 +332,7 @@ def _animate_sd(
 
 
 def _animate_dit(
-    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
+    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn, pipeline: Any
 ) -> Made:
     import torch
 
@@ -339,8 +346,8 @@ def _animate_dit(
     job.check_device(dit, device)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
-    poses = job.read_poses(inputs, options.start, dit)
-    pipeline, world = job.load_pipeline(options, device, dtype)
+    poses = job.read_poses(inputs, options.selection())
+    pipeline, world = (pipeline, None) if pipeline is not None else job.load_pipeline(options, device, dtype)
     seed = job.SEED if options.seed is None else options.seed
     if world is not None:  # one of several processes: the same noise, one writer
         seed = world.common_seed(seed)
@@ -379,12 +386,14 @@ def animate(
     out: str | os.PathLike[str],
     options: AnimateOptions | None = None,
     progress: ProgressFn = no_progress,
+    pipeline: Any = None,
 ) -> list[Path]:
     """Runs the whole job (with `options.dit`, RealisDance-DiT; else the SD-1.5 RealisDance);
-    returns the written videos (the result, and the grid when asked)."""
+    returns the written videos (the result, and the grid when asked). `pipeline`: one already
+    loaded for these options (`load_pipeline`, `dit.job.load_pipeline`), for many videos in a row."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
     generate = _animate_dit if options.dit is not None else _animate_sd
-    made = generate(reference_path, inputs, options, progress)
+    made = generate(reference_path, inputs, options, progress, pipeline)
     if not made.writes:
         return []
     size = (made.video.shape[2], made.video.shape[3])

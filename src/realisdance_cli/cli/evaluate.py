@@ -9,11 +9,13 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from realisdance_cli.cli.animate import Model
 from realisdance_cli.cli.shared import (
     RESUMES,
     DeviceOption,
     ForceOption,
     WeightsOption,
+    choice,
     command,
     console,
     either,
@@ -147,3 +149,110 @@ def score(
         evaluate(generated, truth, folder, options, force=force, progress=progress)
     console.print(Markdown((folder / f"{SCORES}.md").read_text()))
     console.print(f"scores: {folder / SCORES}.json, .md and .svg")
+
+
+@command(
+    app,
+    "eval run",
+    "rdance eval run RealisDance-Val/ --model dit --out val_dit",
+    "rdance eval run TikTok_finetuning/TiktokDance/new10val_images.tsv --model sd",
+    "rdance eval run RealisDance-Val/ --model dit --shard 2/4",
+    "rdance eval run frames/ --model sd --size 512x384 --max-frames 16 --metrics ssim,psnr,lpips,pose",
+)
+def run(
+    benchmark: Annotated[
+        Path,
+        typer.Argument(
+            help="The test set: RealisDance-Val's folder (ref/, smpl/, hamer/, prompt/, gt/), DisCo's TikTok "
+            "*_images.tsv (or its folder), or a folder of per-video frame folders."
+        ),
+    ],
+    model: Annotated[
+        Model, choice(Model, "--model", "Which RealisDance animates: sd (SD-1.5) or dit.")
+    ] = Model.sd,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The run's folder (default: <test set>_<model>).")
+    ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="This machine's share i/n of the test set (1/4 .. 4/4), same --out."),
+    ] = None,
+    protocol: ProtocolOption = DEFAULT_PROTOCOL,
+    metrics: MetricsOption = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option("--prompt", help="dit: the prompt for videos the test set gives none."),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Denoising steps (default: the model's, 50 sd, 40 dit).")
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option("--size", help="HEIGHTxWIDTH of the videos (default: the model's, as animate)."),
+    ] = None,
+    max_frames: Annotated[
+        int | None, typer.Option("--max-frames", help="At most this many frames a video (sd 80, dit 81).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Noise seed (default: the model's).")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Other weights for the model, as animate takes them.")
+    ] = None,
+    device: DeviceOption = "auto",
+    weights_dir: WeightsOption = None,
+) -> None:
+    """Animate a whole test set with one model and score it; finished videos are kept.
+
+    The model animates each test video's poses from its reference picture (RealisDance-Val's own,
+    else the video's first frame, as DisCo does), with its own frame selection; the truth is cut
+    to the same frames. Poses a test set lacks are extracted from its truth and rendered. Split
+    the work with --shard over machines that share the folder, or start it with `accelerate
+    launch -m realisdance_cli eval run ...` (or torchrun) for one process per GPU; the table is
+    written once every video is measured, so the last to finish merges them (or run again
+    without --shard).
+    """
+    from dataclasses import replace
+
+    from realisdance_cli.animation import AnimateOptions
+    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.dit.job import DiTOptions
+    from realisdance_cli.evaluation.benchmarks import parse_shard
+    from realisdance_cli.evaluation.job import SCORES, EvalOptions
+    from realisdance_cli.evaluation.run import RunOptions, default_out, run_benchmark
+    from realisdance_cli.rendering import parse_size
+
+    is_dit = model is Model.dit
+    if max_frames is not None and max_frames < 1:
+        raise UserError(f"--max-frames must be 1 or more, got {max_frames}.")
+    dit = DiTOptions(prompt=prompt or "", frames=max_frames or 81) if is_dit else None
+    sampling = None
+    if steps is not None:
+        if dit is not None:
+            dit = replace(dit, steps=steps)
+        else:
+            sampling = SamplingOptions(steps=steps)
+    animation = AnimateOptions(
+        size=parse_size(size),
+        max_frames=max_frames or 80,
+        seed=seed,
+        device=device,
+        weights_root=weights_dir,
+        checkpoint=checkpoint,
+        dit=dit,
+        sampling=sampling,
+    )
+    options = RunOptions(
+        model=model.value,
+        shard=parse_shard(shard) if shard is not None else (0, 1),
+        animation=animation,
+        evaluation=EvalOptions(
+            protocol=protocol, metrics=parse_metrics(metrics), device=device, weights_root=weights_dir
+        ),
+    )
+    folder = out or default_out(benchmark, model.value)
+    with progress_bars(RESUMES) as progress:
+        result = run_benchmark(benchmark, folder, options, progress=progress)
+    if result is not None:
+        from rich.markdown import Markdown
+
+        console.print(Markdown((folder / f"{SCORES}.md").read_text()))
+        console.print(f"scores: {folder / SCORES}.json, .md and .svg")

@@ -88,10 +88,9 @@ class DiTPoses:
     sound: Path | None  # the first pose video with sound
 
 
-def read_poses(inputs: PoseInputs, start: int, dit: DiTOptions) -> DiTPoses:
-    """The SMPL-CS and HaMeR videos resampled to `dit.fps` the original's way, from `start`
-    (counted in resampled frames); they must have the same number of frames."""
-    selection = Selection(start=start, max_frames=dit.frames, fps=Fraction(dit.fps))
+def read_poses(inputs: PoseInputs, selection: Selection) -> DiTPoses:
+    """The SMPL-CS and HaMeR videos resampled the original's way (`AnimateOptions.selection`);
+    they must have the same number of frames."""
     sources = {
         name: FrameSource(existing_file(inputs.path(name), f"the {name} pose video"), selection)
         for name in POSES
@@ -104,16 +103,16 @@ def read_poses(inputs: PoseInputs, start: int, dit: DiTOptions) -> DiTPoses:
     offset = selection.indices(first.source_frame_count, first.source_fps)[0]
     sound = next((source.path for source in sources.values() if source.info.has_audio), None)
     frames = {name: list(source) for name, source in sources.items()}
-    return DiTPoses(frames, Fraction(dit.fps), float(offset / first.source_fps), sound)
+    return DiTPoses(frames, first.fps, float(offset / first.source_fps), sound)
 
 
 def load_pipeline(
-    options: AnimateOptions, device: torch.device, dtype: torch.dtype
+    options: AnimateOptions, device: torch.device, dtype: torch.dtype, split_sequence: bool = True
 ) -> tuple[RealisDanceDiTPipeline, World | None]:
     """The release folder (--checkpoint FOLDER, else the registry's in the weights folder or the
     Hugging Face cache), placed for `device` as `options.dit.offload` says; under `torchrun` with
-    several processes, on this process's device with the sequence split across the processes
-    (and the job they share)."""
+    several processes (unless `split_sequence` is off: processes that animate videos of their own),
+    on this process's device with the sequence split across the processes (and the job they share)."""
     import torch
 
     from realisdance_cli.animation import quiet_libraries
@@ -138,7 +137,7 @@ def load_pipeline(
         pipeline.vae.enable_tiling()
     if dit.compile:
         pipeline.transformer.compile_repeated_blocks()
-    world = parallel.world_from_environment()
+    world = parallel.world_from_environment() if split_sequence else None
     if world is not None:
         if dit.offload not in (None, "none"):
             raise UserError(

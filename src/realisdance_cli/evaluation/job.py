@@ -35,6 +35,9 @@ from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.video import FrameSource
 
 SCORES = "scores"
+# What --force removes from an evaluation folder (an `eval run` folder's videos are kept: they
+# are checked against the test set by name, and are the costly part).
+REPLACED = ("records", "poses", f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg")
 # The Frechet distance needs two samples for a covariance; below the features' dimension it is
 # biased upward, comparable only with numbers from the same test set.
 MIN_SAMPLES = 2
@@ -71,9 +74,7 @@ def _frame_count(path: Path) -> int:
     return FrameSource(path).info.frame_count
 
 
-def _feasible(
-    asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], protocol: Protocol
-) -> list[str]:
+def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], protocol: Protocol) -> list[str]:
     """The asked metrics, less the set metrics a method has too few frames or clips for: refused
     when they were asked for by name, left out with a warning otherwise."""
     lengths: dict[Path, int] = {}
@@ -161,7 +162,7 @@ class _Poses:
         return track.load("dwpose")
 
 
-def _check_out(out: Path, described: dict[str, Any], force: bool) -> None:
+def check_out(out: Path, described: dict[str, Any], force: bool) -> None:
     """`out` holds nothing, or an evaluation of these inputs (resumed), or --force was given."""
     scores = out / f"{SCORES}.json"
     if not out.exists() or not any(out.iterdir()):
@@ -177,7 +178,7 @@ def _check_out(out: Path, described: dict[str, Any], force: bool) -> None:
     if not force:
         what = "the evaluation of other videos" if earlier else "other files"
         raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
-    for name in ("records", "poses", f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg"):
+    for name in REPLACED:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -187,6 +188,103 @@ def _check_out(out: Path, described: dict[str, Any], force: bool) -> None:
 
 def _plain(columns: dict[str, float]) -> dict[str, Any]:
     return {key: report.plain_number(value) for key, value in columns.items()}
+
+
+def described_inputs(
+    methods: dict[str, Path], truth: Path, options: EvalOptions, asked: list[str]
+) -> dict[str, Any]:
+    """What an evaluation folder was made from: a later run on other inputs is refused."""
+    return {
+        "generated": {method: str(path) for method, path in methods.items()},
+        "truth": str(truth),
+        "reference": None if options.reference is None else str(options.reference),
+        "protocol": options.protocol,
+        "metrics": asked,
+    }
+
+
+def networks_for(metrics: list[str], options: EvalOptions) -> FeatureNetworks:
+    """The feature networks of `metrics`, every weight file they and DWPose need found first."""
+    root = weights.weights_root(options.weights_root)
+    if {"pose", "smoothness"} & set(metrics):
+        weights.require_all(DWPOSE, root)
+    return FeatureNetworks(metrics, root, options.device)
+
+
+def measure(
+    pairs: dict[str, list[Pair]],
+    out: Path,
+    protocol: Protocol,
+    asked: list[str],
+    networks: FeatureNetworks,
+    options: EvalOptions,
+    progress: ProgressFn,
+) -> tuple[dict[str, Record], dict[str, dict[str, Record]]]:
+    """Every truth and generated video of `pairs` measured, or its record in `<out>/records` reused;
+    records are replaced atomically, so processes measuring the same video never clash."""
+    records = _Records(out / "records")
+    poses = _Poses(out / "poses", options, progress)
+    truths_needed = {p.name: p for method_pairs in pairs.values() for p in method_pairs}
+    step = counter(progress, "scoring videos", len(truths_needed) + sum(map(len, pairs.values())))
+    done = 0
+    truths: dict[str, Record] = {}
+    for name, p in truths_needed.items():
+        key = json.dumps([_digest(p.truth), _digest(p.reference), protocol.name, asked])
+        truths[name] = records.get("truth", name, key) or records.put(
+            "truth", name, key, measure_truth(p.truth, protocol, asked, networks, poses, p.reference)
+        )
+        done += 1
+        step(done)
+    measured: dict[str, dict[str, Record]] = {}
+    for method, method_pairs in pairs.items():
+        measured[method] = {}
+        for p in method_pairs:
+            key = json.dumps([_digest(p.generated), _digest(p.truth), protocol.name, asked])
+            measured[method][p.name] = records.get(method, p.name, key) or records.put(
+                method,
+                p.name,
+                key,
+                measure_generated(p, truths[p.name], protocol, asked, networks, poses, method),
+            )
+            done += 1
+            step(done)
+    return truths, measured
+
+
+def write_scores(
+    out: Path,
+    described: dict[str, Any],
+    protocol: Protocol,
+    asked: list[str],
+    truths: dict[str, Record],
+    measured: dict[str, dict[str, Record]],
+) -> dict[str, Any]:
+    """scores.json, scores.md and scores.svg from the measured records; returns what the JSON holds."""
+    table = {method: report.rows(protocol, asked, truths, videos) for method, videos in measured.items()}
+    curves = {method: report.curves(protocol, truths, videos) for method, videos in measured.items()}
+    result = {
+        "inputs": described,
+        "protocol": {
+            "name": protocol.name,
+            "size": list(protocol.size),
+            "fit": protocol.fit,
+            "clip_length": protocol.clip_length,
+            "clip_stride": protocol.clip_stride,
+            "summary": protocol.summary,
+        },
+        "methods": {
+            method: {name: _plain(columns) for name, columns in rows.items()}
+            for method, rows in table.items()
+        },
+        "curves": {
+            method: {k: [report.plain_number(v) for v in values] for k, values in c.items()}
+            for method, c in curves.items()
+        },
+    }
+    atomic_write_bytes(out / f"{SCORES}.md", report.markdown(table, protocol).encode())
+    atomic_write_bytes(out / f"{SCORES}.svg", plot.svg(curves).encode())
+    atomic_write_bytes(out / f"{SCORES}.json", (json.dumps(result, indent=2) + "\n").encode())
+    return result
 
 
 def evaluate(
@@ -200,74 +298,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score each generated set (a method) against `truth`; returns what scores.json holds."""
     options = options or EvalOptions()
-    protocol = get_protocol(options.protocol)
-    asked = options.chosen_metrics()
     methods = inputs.method_names(list(generated))
     pairs = inputs.pair(methods, truth, options.reference)
-    asked = _feasible(asked, options.metrics is not None, pairs, protocol)
-    root = weights.weights_root(options.weights_root)
-    if {"pose", "smoothness"} & set(asked):
-        weights.require_all(DWPOSE, root)
-    networks = FeatureNetworks(asked, root, options.device)
+    protocol = get_protocol(options.protocol)
+    asked = feasible(options.chosen_metrics(), options.metrics is not None, pairs, protocol)
+    networks = networks_for(asked, options)
     out = out or default_out(list(generated), truth)
-    described = {
-        "generated": {method: str(path) for method, path in methods.items()},
-        "truth": str(truth),
-        "reference": None if options.reference is None else str(options.reference),
-        "protocol": protocol.name,
-        "metrics": asked,
-    }
-    _check_out(out, described, force)
+    described = described_inputs(methods, truth, options, asked)
+    check_out(out, described, force)
     with folder_lock(out, "the evaluation folder"), folder_lock(out / "records", "the evaluation folder"):
-        records = _Records(out / "records")
-        poses = _Poses(out / "poses", options, progress)
-        truths_needed = {p.name: p for method_pairs in pairs.values() for p in method_pairs}
-        step = counter(progress, "scoring videos", len(truths_needed) + sum(map(len, pairs.values())))
-        done = 0
-        truths: dict[str, Record] = {}
-        for name, p in truths_needed.items():
-            key = json.dumps([_digest(p.truth), _digest(p.reference), protocol.name, asked])
-            truths[name] = records.get("truth", name, key) or records.put(
-                "truth", name, key, measure_truth(p.truth, protocol, asked, networks, poses, p.reference)
-            )
-            done += 1
-            step(done)
-        table, curves = {}, {}
-        for method, method_pairs in pairs.items():
-            measured = {}
-            for p in method_pairs:
-                key = json.dumps([_digest(p.generated), _digest(p.truth), protocol.name, asked])
-                measured[p.name] = records.get(method, p.name, key) or records.put(
-                    method,
-                    p.name,
-                    key,
-                    measure_generated(p, truths[p.name], protocol, asked, networks, poses, method),
-                )
-                done += 1
-                step(done)
-            table[method] = report.rows(protocol, asked, truths, measured)
-            curves[method] = report.curves(protocol, truths, measured)
-        result = {
-            "inputs": described,
-            "protocol": {
-                "name": protocol.name,
-                "size": list(protocol.size),
-                "fit": protocol.fit,
-                "clip_length": protocol.clip_length,
-                "summary": protocol.summary,
-            },
-            "methods": {
-                method: {
-                    name: {k: report.plain_number(v) for k, v in cols.items()} for name, cols in rows.items()
-                }
-                for method, rows in table.items()
-            },
-            "curves": {
-                method: {k: [report.plain_number(v) for v in values] for k, values in c.items()}
-                for method, c in curves.items()
-            },
-        }
-        atomic_write_bytes(out / f"{SCORES}.md", report.markdown(table, protocol).encode())
-        atomic_write_bytes(out / f"{SCORES}.svg", plot.svg(curves).encode())
-        atomic_write_bytes(out / f"{SCORES}.json", (json.dumps(result, indent=2) + "\n").encode())
-    return result
+        truths, measured = measure(pairs, out, protocol, asked, networks, options, progress)
+        return write_scores(out, described, protocol, asked, truths, measured)

@@ -1,0 +1,171 @@
+"""`rdance eval run`: a RealisDance-Val-shaped test set (the authors' demo pose videos, scaled down)
+animated by the tiny RealisDance-DiT and scored, by real processes: two shards at once, a resumed
+run, and `torchrun` with two processes, all giving the same videos and table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
+from test_dit import release_folder
+
+from realisdance_cli.video import FrameSource, Selection, read_frames
+
+pytestmark = pytest.mark.slow
+FAST = ("--model", "dit", "--size", "48x80", "--steps", "2", "--max-frames", "5", "--metrics", "ssim,psnr")
+
+
+@pytest.fixture(scope="module")
+def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("weights")
+    release_folder(root).rename(root / "realisdance-dit")
+    return root
+
+
+@pytest.fixture(scope="module")
+def val(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two test videos in RealisDance-Val's layout; their truth is their SMPL-CS video (the same
+    frames and timing as the poses, which is what matters here)."""
+    root = tmp_path_factory.mktemp("RealisDance-Val")
+    sources = {name: list(FrameSource(need(FIXTURES / f"dit_{name}.mp4"))) for name in ("smpl", "hamer")}
+    picture = cv2.imread(str(need(FIXTURES / "dit_ref.png")))
+    for number, first in (("0001", 0), ("0002", 6)):
+        for name, frames in sources.items():
+            small = [
+                cv2.resize(f, (160, 90), interpolation=cv2.INTER_AREA) for f in frames[first : first + 12]
+            ]
+            write_video(root / name / f"{number}.mp4", small, 24)
+            if name == "smpl":
+                write_video(root / "gt" / f"{number}.mp4", small, 24)
+        (root / "ref").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / "ref" / f"{number}.png"), cv2.resize(picture, (160, 90)))
+        (root / "prompt").mkdir(exist_ok=True)
+        (root / "prompt" / f"{number}.txt").write_text("A person dances\n in a studio.\n")
+    return root
+
+
+def frames(path: Path) -> np.ndarray:
+    return np.stack(read_frames(path))
+
+
+@pytest.fixture(scope="module")
+def sharded(val: Path, weights_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two shards started together on one folder."""
+    out = tmp_path_factory.mktemp("run") / "val_dit"
+    jobs = [
+        start_rdance("eval", "run", val, *FAST, "--weights", weights_root, "--out", out, "--shard", shard)
+        for shard in ("1/2", "2/2")
+    ]
+    for process in jobs:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    return out
+
+
+def test_shards_animate_their_share_and_the_last_one_merges_the_table(sharded: Path, val: Path) -> None:
+    result = json.loads((sharded / "scores.json").read_text())
+    rows = result["methods"]["generated"]
+    assert set(rows) == {"0001", "0002", "overall"}
+    assert result["inputs"]["model"] == "dit" and result["inputs"]["kind"] == "realisdance-val"
+    for name in ("0001", "0002"):
+        video = FrameSource(sharded / "videos" / f"{name}.mp4").info
+        assert (video.frame_count, video.height, video.width, video.fps) == (5, 48, 80, Fraction(16))
+        # The truth is cut to the frames the model animated: resampled to 16 fps, the first 5.
+        expected = np.stack(
+            list(FrameSource(val / "gt" / f"{name}.mp4", Selection(fps=Fraction(16), max_frames=5)))
+        )
+        assert np.array_equal(frames(sharded / "truth" / f"{name}.mp4"), expected)
+        assert 0 < rows[name]["ssim"] < 1 and rows[name]["psnr"] > 0
+
+
+def test_a_second_run_animates_nothing_and_keeps_the_table(
+    sharded: Path, val: Path, weights_root: Path
+) -> None:
+    videos = sorted((sharded / "videos").glob("*.mp4"))
+    stamps = [path.stat().st_mtime_ns for path in videos]
+    table = (sharded / "scores.json").read_text()
+    done = rdance("eval", "run", val, *FAST, "--weights", weights_root, "--out", sharded)
+    assert done.returncode == 0, done.stderr
+    assert [path.stat().st_mtime_ns for path in videos] == stamps
+    assert json.loads((sharded / "scores.json").read_text()) == json.loads(table)
+    assert "generated" in done.stdout and "scores:" in done.stdout  # the table, printed
+
+
+def test_torchrun_processes_share_the_set_and_make_the_same_videos(
+    sharded: Path, val: Path, weights_root: Path, tmp_path: Path
+) -> None:
+    """Two CPU processes (one video each) give the videos and table of the two shards."""
+    job = subprocess.run(
+        [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+            "-m", "realisdance_cli", "eval", "run", str(val), *FAST, "--weights", str(weights_root),
+            "--out", str(tmp_path / "two"),
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert job.returncode == 0, job.stderr[-3000:]
+    for name in ("0001", "0002"):
+        assert np.array_equal(
+            frames(tmp_path / "two" / "videos" / f"{name}.mp4"), frames(sharded / "videos" / f"{name}.mp4")
+        )
+    ours = json.loads((tmp_path / "two" / "scores.json").read_text())["methods"]
+    assert ours == json.loads((sharded / "scores.json").read_text())["methods"]
+
+
+def test_bad_runs_are_one_sentence(val: Path, weights_root: Path, sharded: Path, tmp_path: Path) -> None:
+    common = ("--weights", weights_root, "--out", tmp_path / "out")
+    assert_user_error(rdance("eval", "run", tmp_path, *FAST, *common), "is not a test set")
+    assert_user_error(rdance("eval", "run", val, *FAST, "--shard", "3/2", *common), "--shard takes i/n")
+    assert_user_error(
+        rdance("eval", "run", val, *FAST, "--max-frames", "0", *common), "--max-frames must be 1"
+    )
+    assert_user_error(
+        rdance("eval", "run", val, "--model", "sd", "--weights", weights_root, "--out", sharded),
+        "holds the run of dit on",
+    )
+    (val / "prompt" / "0002.txt").rename(tmp_path / "0002.txt")
+    try:
+        assert_user_error(rdance("eval", "run", val, *FAST, *common), "0002")
+    finally:
+        (tmp_path / "0002.txt").rename(val / "prompt" / "0002.txt")
+    assert not (tmp_path / "out" / "videos").exists()
+
+
+def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
+    animator_weights: Path, extraction_weights: Path, tmp_path: Path
+) -> None:
+    """The raw TikTok layout (<id>/images/*.png, no poses): the truth is extracted and rendered
+    into the three pose videos SD-1.5 takes, the first frame is the reference, and the truth is
+    cut to SD's frames (every 4th)."""
+    root = tmp_path / "weights"
+    root.mkdir()
+    for source in (animator_weights, extraction_weights):
+        for entry in source.iterdir():
+            (root / entry.name).symlink_to(entry)
+    person = cv2.resize(cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png"))), (90, 160))
+    images = tmp_path / "tiktok" / "00335" / "images"
+    images.mkdir(parents=True)
+    for index in range(9):
+        cv2.imwrite(str(images / f"{index + 1:04d}.png"), np.roll(person, 3 * index, axis=1))
+    out = tmp_path / "run"
+    done = rdance(
+        "eval", "run", tmp_path / "tiktok", "--model", "sd", "--size", "64x64", "--steps", "2",
+        "--metrics", "ssim,psnr", "--weights", root, "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("dwpose", "smpl", "hamer"):
+        info = FrameSource(out / "poses" / "00335" / f"{name}.mp4").info
+        assert (info.frame_count, info.height, info.width) == (9, 160, 90)
+    info = FrameSource(out / "videos" / "00335.mp4").info
+    assert (info.frame_count, info.height, info.width) == (3, 64, 64)
+    truth = frames(out / "truth" / "00335.mp4")
+    assert np.array_equal(truth, np.stack(read_frames(images))[[0, 4, 8]])
+    overall = json.loads((out / "scores.json").read_text())["methods"]["generated"]["overall"]
+    assert overall["ssim"] < 1 and overall["psnr"] > 0
