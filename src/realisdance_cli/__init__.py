@@ -24,6 +24,10 @@ _EXPORTS = {
     "PoseInputs": "realisdance_cli.animation",
     "retarget": "realisdance_cli.retarget.job",
     "RetargetOptions": "realisdance_cli.retarget.job",
+    "evaluate": "realisdance_cli.evaluation.job",
+    "EvalOptions": "realisdance_cli.evaluation.job",
+    "run_benchmark": "realisdance_cli.evaluation.run",
+    "RunOptions": "realisdance_cli.evaluation.run",
     "Track": "realisdance_cli.track",
     "Selection": "realisdance_cli.video",
     "RealisDancePipeline": "realisdance_cli.animator.pipeline",
@@ -42,6 +46,7 @@ __all__ = [
     "AnimateOptions",
     "ClipProjector",
     "DiTOptions",
+    "EvalOptions",
     "ExtractOptions",
     "PoseGuider",
     "PoseInputs",
@@ -53,15 +58,18 @@ __all__ = [
     "RealisDanceUNet",
     "RenderOptions",
     "RetargetOptions",
+    "RunOptions",
     "SamplingOptions",
     "Selection",
     "Track",
     "UserError",
     "__version__",
     "animate",
+    "evaluate",
     "extract",
     "render_poses",
     "retarget",
+    "run_benchmark",
 ]
 
 if TYPE_CHECKING:
@@ -78,6 +86,8 @@ if TYPE_CHECKING:
     from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
     from realisdance_cli.dit.transformer import RealisDanceDiT
     from realisdance_cli.errors import UserError
+    from realisdance_cli.evaluation.job import EvalOptions, evaluate
+    from realisdance_cli.evaluation.run import RunOptions, run_benchmark
     from realisdance_cli.extraction import ExtractOptions, extract
     from realisdance_cli.rendering import RenderOptions, render_poses
     from realisdance_cli.retarget.job import RetargetOptions, retarget

@@ -1,0 +1,110 @@
+"""Videos scored per minute by `rdance eval` under DisCo's protocol, 16-frame 512x512 clips.
+
+    python benchmarks/eval.py                        # CPU, every metric, 4 videos
+    python benchmarks/eval.py --device cuda --videos 16
+    python benchmarks/eval.py --metrics ssim,psnr,lpips,fid
+
+The feature networks have the released structure with random weights (their cost is their
+structure's): FID's InceptionV3, LPIPS's VGG16, FVD's I3D, FID-VID's 3-D ResNet-50 and DINOv2-large
+(identity). Pose fidelity runs DWPose through ONNX Runtime with the tiny golden models of
+../shared/golden/dwpose (the real DWPose-l costs what benchmarks/dwpose.py measures with its
+files); a pose-free figure is printed too. Each video is compared with a truth of its own, both
+measured (a truth is measured once whatever the number of methods): per video, 2 x 16 frames
+through Inception and DINOv2, 16 LPIPS pairs, 2 x 1 clip through I3D and the ResNet, DWPose on
+2 x 16 frames. The clock runs from the call to the table written, networks loaded included once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from realisdance_cli.evaluation import METRICS
+from realisdance_cli.evaluation.i3d import I3D
+from realisdance_cli.evaluation.inception import FidInception
+from realisdance_cli.evaluation.job import EvalOptions, evaluate
+from realisdance_cli.evaluation.lpips import LPIPS
+from realisdance_cli.evaluation.resnet3d import ResNet3D50
+from realisdance_cli.video import VideoWriter
+
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+FRAMES, SIZE = 16, 512
+
+
+def write_weights(root: Path) -> None:
+    """Every evaluation network at its registry path, random weights of the released structure."""
+    from transformers import Dinov2Config, Dinov2Model
+
+    def save(state: dict[str, torch.Tensor], relative: str) -> None:
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, root / relative)
+
+    save(FidInception().state_dict(), "eval/pt_inception-2015-12-05-6726825d.pth")
+    lpips = LPIPS()
+    save(lpips.vgg.state_dict(), "eval/auxiliary/vgg16-397923af.pth")
+    save({k: v.abs() for k, v in lpips.heads.state_dict().items()}, "eval/LPIPS_v0.1_vgg-a78928a0.pth")
+    save(I3D().state_dict(), "eval/eval_fvd/i3d_pretrained_400.pt")
+    resnet = {f"module.{k}": v for k, v in ResNet3D50().state_dict().items()}
+    save({"state_dict": resnet}, "eval/eval_fvd/resnet-50-kinetics.pth")
+    large = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, image_size=518)
+    Dinov2Model(large).save_pretrained(root / "dinov2-large")
+    for name, relative in (("yolox_tiny.onnx", "yolox_l.onnx"), ("dwpose_tiny.onnx", "dw-ll_ucoco_384.onnx")):
+        (root / "dwpose").mkdir(exist_ok=True)
+        (root / "dwpose" / relative).symlink_to(GOLDEN / "dwpose" / name)
+
+
+def write_videos(folder: Path, videos: int) -> tuple[Path, Path]:
+    """`videos` truth clips (the golden person photo sliding through a 512x512 window) and
+    generated ones (the same with noise), matched by name."""
+    person = cv2.imread(str(GOLDEN / "dwpose" / "person_960x540.png"))[:, :, ::-1]
+    rng = np.random.default_rng(0)
+    for index in range(videos):
+        for side, noise in (("truth", 0.0), ("generated", 12.0)):
+            with VideoWriter(folder / side / f"{index:03d}.mp4", 16) as writer:
+                for frame in range(FRAMES):
+                    top = 40 + 8 * frame + 3 * index
+                    window = person[top : top + 540, :].astype(np.float64)
+                    picture = cv2.resize(window, (SIZE, SIZE)) + rng.normal(0, noise, (SIZE, SIZE, 3))
+                    writer.write(np.clip(picture, 0, 255).astype(np.uint8))
+    return folder / "generated", folder / "truth"
+
+
+def score(generated: Path, truth: Path, weights: Path, metrics: list[str], device: str, out: Path) -> float:
+    start = time.perf_counter()
+    options = EvalOptions(metrics=metrics, device=device, weights_root=weights)
+    evaluate([generated], truth, out, options)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--metrics", default=",".join(METRICS))
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    metrics = args.metrics.split(",")
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        write_weights(folder / "weights")
+        generated, truth = write_videos(folder, args.videos)
+        print(f"{args.videos} videos of {FRAMES} frames at {SIZE}x{SIZE}, device {args.device}, "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        runs = [("every metric asked", metrics)]
+        posefree = [m for m in metrics if m not in ("pose", "smoothness")]
+        if posefree != metrics:
+            runs.append(("without pose and smoothness (DWPose)", posefree))
+        for label, chosen in runs:
+            seconds = score(generated, truth, folder / "weights", chosen, args.device, folder / label[:5])
+            print(f"{label}: {seconds:.1f} s, {60 * args.videos / seconds:.2f} videos/minute")
+
+
+if __name__ == "__main__":
+    main()
