@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import GOLDEN, assert_user_error, need, rdance, write_video
-from onnx_models import confident_pose_model
+from onnx_models import confident_pose_model, gated_detector
 from skimage.metrics import structural_similarity
 
 from realisdance_cli.evaluation import metrics
@@ -301,3 +301,31 @@ def test_the_disco_fit_is_torchvisions_centre_square() -> None:
     assert np.array_equal(disco.fit_frames(frame)[0], expected)
     assert np.allclose(disco.map_points(np.array([[48.0, 60.0], [0.0, 12.0]]), 121, 96), [[128, 128], [0, 0]])
     assert [(c.start, c.stop) for c in disco.clips(18)] == [(0, 16), (1, 17), (2, 18)]
+
+
+def test_hands_in_3d_through_hamer(eval_weights: Path, extraction_weights: Path, tmp_path: Path) -> None:
+    """With HaMeR's and MANO's files there, HaMeR runs on both videos' DWPose hand boxes: the truth
+    against itself has no 3-D hand error and no missing hand; a video without a person lacks
+    every hand the truth has (the detector finds people only in pictures with a bright pixel)."""
+    root = tmp_path / "weights"
+    root.mkdir()
+    for entry in eval_weights.iterdir():
+        if entry.name != "dwpose":
+            (root / entry.name).symlink_to(entry)
+    for name in ("hamer", "mano"):
+        (root / name).symlink_to(extraction_weights / name)
+    (root / "dwpose").mkdir()
+    gated_detector(root / "dwpose" / "yolox_l.onnx", [(256, 320, 300, 560)])
+    (root / "dwpose" / "dw-ll_ucoco_384.onnx").symlink_to(eval_weights / "dwpose" / "dw-ll_ucoco_384.onnx")
+    truth = write_video(tmp_path / "truth.mp4", dance(6))
+    blank = write_video(tmp_path / "blank.mp4", [np.zeros((120, 96, 3), np.uint8)] * 6)
+    done = rdance(
+        "eval", truth, blank, truth, "--metrics", "hands3d", "--weights", root, "--out", tmp_path / "out"
+    )
+    assert done.returncode == 0, done.stderr
+    methods = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]
+    same, blank_scores = methods["truth"]["overall"], methods["blank"]["overall"]
+    assert same["hands3d"] == pytest.approx(0.0, abs=1e-9), same
+    assert same["hands3d/missing"] == 0.0, same
+    assert blank_scores["hands3d"] is None and blank_scores["hands3d/missing"] == 1.0, blank_scores
+    assert "hands 3-D (mm)" in (tmp_path / "out" / "scores.md").read_text()

@@ -19,6 +19,7 @@ from realisdance_cli.evaluation.metrics import (
     mean_error,
     pck,
     pose_fidelity,
+    procrustes_error,
     psnr,
     ssim,
 )
@@ -231,3 +232,29 @@ def test_cosine_similarity() -> None:
     frames = np.array([[2.0, 4.0, 0.0], [-1.0, -2.0, 0.0], [2.0, -1.0, 5.0], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(cosine_similarity(frames, reference), [1.0, -1.0, 0.0, np.nan], atol=1e-15)
     np.testing.assert_allclose(cosine_similarity(frames[:3], frames[[0, 0, 2]]), [1.0, -1.0, 1.0])
+
+
+def test_procrustes_error_ignores_placement_and_equals_scipys_alignment() -> None:
+    """PA-MPJPE: a hand moved, turned and scaled has no error; with noise, the error equals the one
+    left after SciPy's orthogonal Procrustes rotation and the least-squares scale."""
+    from scipy.linalg import orthogonal_procrustes
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(6, 21, 3))
+    turns = Rotation.random(6, random_state=1).as_matrix()
+    moved = np.stack(
+        [1.7 * points @ turn.T + [0.3, -2.0, 5.0] for points, turn in zip(truth, turns, strict=True)]
+    )
+    assert procrustes_error(moved, truth).max() < 1e-12
+    noisy = moved + rng.normal(scale=0.05, size=moved.shape)
+    expected = []
+    for ours, theirs in zip(noisy, truth, strict=True):
+        ours_centred, theirs_centred = ours - ours.mean(axis=0), theirs - theirs.mean(axis=0)
+        rotation, _ = orthogonal_procrustes(ours_centred, theirs_centred)
+        turned = ours_centred @ rotation
+        scale = (turned * theirs_centred).sum() / (turned * turned).sum()
+        expected.append(np.linalg.norm(scale * turned - theirs_centred, axis=-1).mean())
+    assert np.abs(procrustes_error(noisy, truth) - expected).max() < 1e-12
+    noisy[2, 4, 1] = np.nan
+    assert np.isnan(procrustes_error(noisy, truth)[2])

@@ -16,6 +16,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.devices import resolve_device, run_batched
+from realisdance_cli.track import Stream
 
 # The registry entries each metric needs.
 DWPOSE = ("dwpose-det", "dwpose-pose")
@@ -25,6 +26,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "fid-vid": ("resnet3d-50",),
     "fvd": ("i3d",),
     "pose": DWPOSE,
+    "hands3d": (*DWPOSE, "hamer", "hamer-config", "mano"),  # HaMeR on the DWPose hand boxes
     "identity": ("dinov2",),
     "smoothness": DWPOSE,
 }
@@ -53,13 +55,14 @@ class FeatureNetworks:
     def __init__(self, metrics: Iterable[str], root: Path, device: str = "auto") -> None:
         self.device, self.dtype = resolve_device(device, None, gpu_dtype="fp32")
         metrics = set(metrics)
-        paths = weights.require_all(needed_weights(metrics - {"pose", "smoothness"}), root)
+        paths = weights.require_all(needed_weights(metrics), root)
         loaders: Mapping[str, Callable[[], Any]] = {
             "lpips": lambda: _lpips(paths),
             "fid": lambda: _inception(paths),
             "fid-vid": lambda: _resnet3d(paths),
             "fvd": lambda: _i3d(paths),
             "identity": lambda: _dinov2(paths),
+            "hands3d": lambda: _mano(paths),
         }
         self._loaders = {metric: load for metric, load in loaders.items() if metric in metrics}
         self._networks: dict[str, Callable[..., torch.Tensor]] = {}
@@ -117,6 +120,30 @@ class FeatureNetworks:
 
         return self._clips("fvd", frames, clips, i3d.INPUT_SIZE)
 
+    def hand_points(self, hands: Stream) -> np.ndarray:
+        """(F, 2, 21, 3) each frame's left and right hand's 21 MANO keypoints (HaMeR's 3-D
+        output, in its own frame, metres; the first valid hand of each side), NaN where none."""
+        from realisdance_cli.retarget.hands import mano_points
+
+        points = np.full((hands.frame_count, 2, 21, 3), np.nan)
+        chosen: dict[tuple[int, int], int] = {}
+        for frame in range(hands.frame_count):
+            lo = int(hands.offsets[frame])
+            found = hands.frame(frame)
+            for item in np.flatnonzero(found["valid"])[::-1]:  # the first of a side wins
+                chosen[(frame, int(found["is_right"][item]))] = lo + int(item)
+        if chosen:
+            items = np.array(list(chosen.values()))
+            fields = {
+                name: hands.fields[name][items]
+                for name in ("global_orient", "hand_pose", "betas", "is_right")
+            }
+            for (frame, side), keypoints in zip(
+                chosen, mano_points(self._network("hands3d"), fields), strict=True
+            ):
+                points[frame, side] = keypoints
+        return points
+
     def dinov2(self, frames: np.ndarray) -> np.ndarray:
         """(N, D) DINOv2 class-token features (after the final layer norm), for identity."""
         return self._run("identity", _as_tensor(frames), FRAME_BATCH)
@@ -163,6 +190,12 @@ class DinoFeatures(torch.nn.Module):
         x = torch.nn.functional.interpolate(frames, size=(DINO_SIZE, DINO_SIZE), mode="bicubic")
         x = (x.clamp(0, 1) - self.mean) / self.std
         return self.encoder(pixel_values=x).pooler_output
+
+
+def _mano(paths: Mapping[str, Path]) -> torch.nn.Module:
+    from realisdance_cli.bodies import mano_layer
+
+    return mano_layer(paths["mano"])
 
 
 def _dinov2(paths: Mapping[str, Path]) -> torch.nn.Module:

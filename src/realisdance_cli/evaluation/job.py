@@ -13,6 +13,7 @@ set metric has enough frames or clips. The folder is locked while a run writes i
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import warnings
@@ -26,14 +27,16 @@ import numpy as np
 from realisdance_cli import weights
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import METRICS, SET_METRICS, inputs, plot, report
-from realisdance_cli.evaluation.features import DWPOSE, FeatureNetworks
+from realisdance_cli.evaluation.features import NEEDS, FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
 from realisdance_cli.evaluation.scoring import Record, measure_generated, measure_truth
 from realisdance_cli.files import atomic_write_bytes, folder_lock, load_npz, save_npz
 from realisdance_cli.progress import ProgressFn, counter, no_progress
+from realisdance_cli.track import Track
 from realisdance_cli.video import FrameSource
 
+log = logging.getLogger(__name__)
 SCORES = "scores"
 # What --force removes from an evaluation folder (an `eval run` folder's videos are kept: they
 # are checked against the test set by name, and are the costly part).
@@ -148,18 +151,18 @@ def _digest(path: Path | None) -> str | None:
 class _Poses:
     """DWPose tracks of the compared videos, extracted once into `<out>/poses/<side>/`."""
 
-    def __init__(self, folder: Path, options: EvalOptions, progress: ProgressFn) -> None:
+    def __init__(self, folder: Path, options: EvalOptions, metrics: list[str], progress: ProgressFn) -> None:
         self.folder, self.options, self.progress = folder, options, progress
+        self.stages = ["dwpose", "hamer"] if "hands3d" in metrics else ["dwpose"]
 
-    def __call__(self, video: Path, side: str) -> Any:
+    def __call__(self, video: Path, side: str) -> Track:
         from realisdance_cli.extraction import ExtractOptions, extract
 
         extract_options = ExtractOptions(
-            stages=["dwpose"], device=self.options.device, weights_root=self.options.weights_root
+            stages=self.stages, device=self.options.device, weights_root=self.options.weights_root
         )
         out = self.folder / _side_name(side) / f"{video.stem}.rdance"
-        track, _ = extract(video, out, extract_options, progress=self.progress)
-        return track.load("dwpose")
+        return extract(video, out, extract_options, progress=self.progress)[0]
 
 
 def check_out(out: Path, described: dict[str, Any], force: bool) -> None:
@@ -204,11 +207,21 @@ def described_inputs(
 
 
 def networks_for(metrics: list[str], options: EvalOptions) -> FeatureNetworks:
-    """The feature networks of `metrics`, every weight file they and DWPose need found first."""
+    """The feature networks of `metrics`, every weight file they (and DWPose, HaMeR) need found
+    first."""
+    return FeatureNetworks(metrics, weights.weights_root(options.weights_root), options.device)
+
+
+def with_weights(metrics: list[str], explicit: bool, options: EvalOptions) -> list[str]:
+    """`metrics`, less "hands3d" when it was not asked by name and HaMeR's or MANO's files are not
+    there (MANO needs a licence): the hands are then scored in 2-D only."""
+    if "hands3d" not in metrics or explicit:
+        return metrics
     root = weights.weights_root(options.weights_root)
-    if {"pose", "smoothness"} & set(metrics):
-        weights.require_all(DWPOSE, root)
-    return FeatureNetworks(metrics, root, options.device)
+    if all(weights.status(weights.get(name), root, structure="none").found for name in NEEDS["hands3d"]):
+        return metrics
+    log.info("hands3d left out: HaMeR or MANO weights are not there (rdance weights list)")
+    return [metric for metric in metrics if metric != "hands3d"]
 
 
 def measure(
@@ -223,7 +236,7 @@ def measure(
     """Every truth and generated video of `pairs` measured, or its record in `<out>/records` reused;
     records are replaced atomically, so processes measuring the same video never clash."""
     records = _Records(out / "records")
-    poses = _Poses(out / "poses", options, progress)
+    poses = _Poses(out / "poses", options, asked, progress)
     truths_needed = {p.name: p for method_pairs in pairs.values() for p in method_pairs}
     step = counter(progress, "scoring videos", len(truths_needed) + sum(map(len, pairs.values())))
     done = 0
@@ -301,7 +314,8 @@ def evaluate(
     methods = inputs.method_names(list(generated))
     pairs = inputs.pair(methods, truth, options.reference)
     protocol = get_protocol(options.protocol)
-    asked = feasible(options.chosen_metrics(), options.metrics is not None, pairs, protocol)
+    explicit = options.metrics is not None
+    asked = feasible(with_weights(options.chosen_metrics(), explicit, options), explicit, pairs, protocol)
     networks = networks_for(asked, options)
     out = out or default_out(list(generated), truth)
     described = described_inputs(methods, truth, options, asked)

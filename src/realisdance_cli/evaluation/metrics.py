@@ -448,3 +448,36 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected a (N, D) and b (D,) or (N, D), got {a.shape} and {b.shape}")
     with np.errstate(divide="ignore", invalid="ignore"):
         return (a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def procrustes_error(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """PA-MPJPE, the hand-pose benchmarks' error (FreiHAND, HO-3D): each predicted point set
+    aligned to its truth by the similarity (scale, rotation, translation) that fits it best in
+    least squares (Umeyama 1991, no reflection), then the mean distance of the points. What is
+    left is articulation: where the hand is and how it is turned does not count.
+
+    Args:
+        predicted, truth: (N, K, 3) point sets, e.g. HaMeR's 21 MANO keypoints in metres.
+
+    Returns:
+        (N,) in the points' unit; NaN where either set has a NaN.
+    """
+    predicted = np.asarray(predicted, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if predicted.shape != truth.shape or predicted.ndim != 3 or predicted.shape[2] != 3:
+        raise ValueError(
+            f"expected two (N, K, 3) point sets of one shape, got {predicted.shape}, {truth.shape}"
+        )
+    errors = np.full(len(truth), np.nan)
+    for index, (a, b) in enumerate(zip(predicted, truth, strict=True)):
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            continue
+        a_centred, b_centred = a - a.mean(axis=0), b - b.mean(axis=0)
+        u, singular, vt = np.linalg.svd(b_centred.T @ a_centred)
+        turn = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])  # a rotation, never a mirror
+        rotation = u @ turn @ vt
+        variance = (a_centred**2).sum()
+        scale = (singular * np.diag(turn)).sum() / variance if variance > 0 else 0.0
+        aligned = scale * a_centred @ rotation.T + b.mean(axis=0)
+        errors[index] = np.linalg.norm(aligned - b, axis=-1).mean()
+    return errors

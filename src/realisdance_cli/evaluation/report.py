@@ -31,6 +31,7 @@ COLUMNS = (
     ("pck_hands", "PCK hands", "up", 3),
     ("pck_face", "PCK face", "up", 3),
     ("pose_error", "pose error", "down", 3),
+    ("hands3d", "hands 3-D (mm)", "down", 1),
     ("identity", "identity", "up", 3),
     ("jitter", "jitter", "", 4),
     ("flicker", "flicker", "", 4),
@@ -50,7 +51,14 @@ def _truth_cut(protocol: Protocol, truth: Record, generated: Record) -> dict[str
     """The truth's features over the frames and clips its generated video is compared on."""
     count = int(generated["frame_count"])
     clips = len(protocol.clips(count))
-    cut = {"inception": count, "resnet3d": clips, "i3d": clips, "keypoints": count, "flicker": count - 1}
+    cut = {
+        "inception": count,
+        "resnet3d": clips,
+        "i3d": clips,
+        "keypoints": count,
+        "hands3d": count,
+        "flicker": count - 1,
+    }
     return {name: truth[name][:length] for name, length in cut.items() if name in truth}
 
 
@@ -94,6 +102,10 @@ def _columns(
             for key, value in values.items():
                 columns[f"{part}/{key}"] = value
         columns["pose_error"] = _mean([metrics.pose_error_per_frame(predicted, expected)])
+    if "hands3d" in asked:
+        columns |= _hands3d(
+            np.concatenate([r["hands3d"] for r in records]), np.concatenate([c["hands3d"] for c in cuts])
+        )
     if "smoothness" in asked:
         columns["jitter"] = _mean(
             [np.array(_jitter(r["keypoints"], c["keypoints"])) for r, c in zip(records, cuts, strict=True)]
@@ -102,6 +114,19 @@ def _columns(
         columns["flicker"] = _mean([r["flicker"] for r in records])
         columns["truth/flicker"] = _mean([c["flicker"] for c in cuts])
     return columns
+
+
+def _hands3d(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """HaMeR's 3-D hands of the generated frames against the truth's, side by side (F, 2, 21, 3):
+    the mean PA-MPJPE in millimetres where both have the hand, and the fraction of the truth's
+    hands the generated frames lack."""
+    ours, theirs = (np.isfinite(points).all(axis=(-1, -2)) for points in (predicted, truth))
+    both = ours & theirs
+    errors = metrics.procrustes_error(predicted[both], truth[both]) * 1000
+    return {
+        "hands3d": _mean([errors]),
+        "hands3d/missing": float((theirs & ~ours).sum() / theirs.sum()) if theirs.any() else math.nan,
+    }
 
 
 def _frechet(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
@@ -182,6 +207,7 @@ def markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: P
     notes = [
         "",
         f"PCK at {PCK_TABLE_THRESHOLD} of the body size (hands: of their own size); pose error in the "
-        "same units. Jitter and flicker: closer to the truth's is better.",
+        "same units; hands 3-D: HaMeR's keypoints, PA-MPJPE. Jitter and flicker: closer to the "
+        "truth's is better.",
     ]
     return "\n".join(text + notes) + "\n"

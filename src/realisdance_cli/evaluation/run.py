@@ -162,7 +162,9 @@ def run_benchmark(
     }
     _claim(out, described)
     protocol = get_protocol(options.evaluation.protocol)
-    metrics = options.evaluation.chosen_metrics()  # measured in full; the table shows what the set allows
+    explicit = options.evaluation.metrics is not None
+    # measured in full; the table shows what the set allows
+    metrics = job.with_weights(options.evaluation.chosen_metrics(), explicit, options.evaluation)
     networks = job.networks_for(metrics, options.evaluation)
     rank, processes, device = _process()
     index, count = options.shard

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from realisdance_cli.evaluation import metrics
+from realisdance_cli.evaluation import POSE_METRICS, metrics
 from realisdance_cli.evaluation.features import FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import Protocol
-from realisdance_cli.track import DWPOSE_POINTS, Stream
+from realisdance_cli.track import DWPOSE_POINTS, Stream, Track
 from realisdance_cli.video import FrameSource
 
 Record = dict[str, np.ndarray]
@@ -54,8 +54,9 @@ def dancer_points(stream: Stream) -> np.ndarray:
     return points
 
 
-PoseReader = Callable[[Path, str], Stream]
-"""(video, cache name) -> its DWPose stream (extracted once into the evaluation's cache)."""
+PoseReader = Callable[[Path, str], Track]
+"""(video, cache name) -> its pose track: DWPose, and HaMeR's hands for "hands3d" (extracted once
+into the evaluation's cache)."""
 
 
 def measure_truth(
@@ -79,8 +80,11 @@ def measure_truth(
         record["i3d"] = networks.i3d(frames, clips)
     if "smoothness" in asked:
         record["flicker"] = metrics.flicker(frames / 255).per_pair
-    if asked & {"pose", "smoothness"}:
-        record["keypoints"] = protocol.map_points(dancer_points(poses(path, "truth")), height, width)
+    if asked & set(POSE_METRICS):
+        track = poses(path, "truth")
+        record["keypoints"] = protocol.map_points(dancer_points(track.load("dwpose")), height, width)
+        if "hands3d" in asked:
+            record["hands3d"] = networks.hand_points(track.load("mano"))
     if "identity" in asked:  # DisCo's reference picture is the truth's first frame
         picture = read_fitted(reference, protocol)[0] if reference is not None else frames
         record["reference_features"] = networks.dinov2(picture[:1])[0]
@@ -151,7 +155,9 @@ def measure_generated(
         record["identity"] = metrics.cosine_similarity(networks.dinov2(frames), truth["reference_features"])
     if "smoothness" in asked:
         record["flicker"] = metrics.flicker(generated).per_pair
-    if asked & {"pose", "smoothness"}:
-        points = dancer_points(poses(pair.generated, method))
-        record["keypoints"] = protocol.map_points(points, height, width)[:count]
+    if asked & set(POSE_METRICS):
+        track = poses(pair.generated, method)
+        record["keypoints"] = protocol.map_points(dancer_points(track.load("dwpose")), height, width)[:count]
+        if "hands3d" in asked:
+            record["hands3d"] = networks.hand_points(track.load("mano"))[:count]
     return record
