@@ -19,6 +19,7 @@ import numpy as np
 from realisdance_cli import weights
 from realisdance_cli.dit import parallel
 from realisdance_cli.dit.parallel import World
+from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
 from realisdance_cli.video import FrameSource, Selection
@@ -66,16 +67,7 @@ class DiTOptions:
             raise UserError(f"--max-frames must be 1 or more (0 for all), got {self.frames}.")
         if self.fps < 1 or self.steps < 1:
             raise UserError("--fps and --steps must be 1 or more.")
-        if (
-            self.context < 5
-            or (self.context - 1) % 4
-            or self.overlap % 4
-            or not 0 <= self.overlap < self.context - 1
-        ):
-            raise UserError(
-                f"--context must be 4k+1 frames (at least 5) and --overlap a multiple of 4 below it, "
-                f"got {self.context} and {self.overlap}."
-            )
+        check_context(self.context, self.overlap, names=("--context", "--overlap"))
         if self.teacache is not None and self.teacache <= 0:
             raise UserError(f"--teacache must be more than 0, got {self.teacache}.")
 

@@ -37,7 +37,7 @@ from realisdance_cli.dit.processing import (
 )
 from realisdance_cli.dit.teacache import TeaCache
 from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT
-from realisdance_cli.dit.windows import blend_weights, latent_windows
+from realisdance_cli.dit.windows import blend_weights, check_context, latent_windows
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 
@@ -212,14 +212,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             raise UserError(f"num_inference_steps must be 1 or more, got {steps}.")
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
-        frames, overlap = context
-        if frames < 5 or (frames - 1) % self.temporal_factor or overlap % self.temporal_factor:
-            raise UserError(
-                f"context_frames must be 4k+1 (at least 5) and context_overlap a multiple of 4, "
-                f"got {frames} and {overlap}."
-            )
-        if not 0 <= overlap < frames - 1:
-            raise UserError(f"context_overlap must be 0 or more and below context_frames - 1, got {overlap}.")
+        check_context(*context, self.temporal_factor)
         wrong = [name for name in callback_tensor_inputs if name not in self._callback_tensor_inputs]
         if wrong:
             raise UserError(

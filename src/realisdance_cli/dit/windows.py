@@ -11,6 +11,21 @@ from __future__ import annotations
 
 import torch
 
+from realisdance_cli.errors import UserError
+
+
+def check_context(
+    frames: int, overlap: int, factor: int = 4, names: tuple[str, str] = ("context_frames", "context_overlap")
+) -> None:
+    """A window must hold whole latent frames, `factor` video frames each after the first (4k+1
+    frames for Wan's VAE, at least 5), and neighbours share whole latent frames, fewer than a
+    window's; one sentence naming the two settings as the caller calls them."""
+    if frames < factor + 1 or (frames - 1) % factor or overlap % factor or not 0 <= overlap < frames - 1:
+        raise UserError(
+            f"{names[0]} must be {factor}k+1 frames (at least {factor + 1}) and {names[1]} a multiple of "
+            f"{factor} below it, got {frames} and {overlap}."
+        )
+
 
 def latent_windows(frames: int, size: int, overlap: int) -> list[range]:
     """Windows of `size` latent frames over `frames`, neighbours sharing at least `overlap`;
