@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 import xml.etree.ElementTree as ET
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, assert_user_error, need, rdance, write_video
+from conftest import GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
 from onnx_models import confident_pose_model, gated_detector
 from skimage.metrics import structural_similarity
 
@@ -141,7 +143,8 @@ def test_a_second_run_resumes_without_measuring_again(
     scored: tuple[Path, Path, dict], eval_weights: Path
 ) -> None:
     folder, out, result = scored
-    records = sorted((out / "records").glob("*.npz"))
+    records = sorted((out / "records").rglob("*.npz"))
+    assert len(records) == 2  # the truth's and the method's
     stamps = [path.stat().st_mtime_ns for path in records]
     done = rdance("eval", folder / "ours", folder / "truth", "--weights", eval_weights, "--out", out)
     assert done.returncode == 0, done.stderr
@@ -200,7 +203,9 @@ def test_lengths_and_sizes_that_differ_are_said_and_handled_by_the_protocol(
     stderr, result = compared
     said = " ".join(stderr.split())
     assert "a: the generated video has 14 frames and the truth 12; the first 12 of each are compared." in said
-    assert "a: the generated video is 80x100 and the truth 96x120; both are fitted to 256x256" in said
+    assert (
+        "a: the generated video is 80x100 and the truth 96x120; both fitted to 256x256 as the disco" in said
+    )
     assert len(result["curves"]["noisy"]["flicker"]) == 11  # 12 frames compared
 
 
@@ -299,7 +304,9 @@ def test_the_disco_fit_is_torchvisions_centre_square() -> None:
     assert disco.window(121, 96) == (0, 12, 96, 96)
     expected = np.asarray(Image.fromarray(frame[0, 12:108]).resize((256, 256), Image.Resampling.BILINEAR))
     assert np.array_equal(disco.fit_frames(frame)[0], expected)
-    assert np.allclose(disco.map_points(np.array([[48.0, 60.0], [0.0, 12.0]]), 121, 96), [[128, 128], [0, 0]])
+    mapped = disco.map_points(np.array([[48.0, 60.0], [0.0, 12.0], [48.0, 5.0]]), 121, 96)
+    assert np.allclose(mapped[:2], [[128, 128], [0, 0]])
+    assert np.isnan(mapped[2]).all()  # above the kept square: not seen, not scored
     assert [(c.start, c.stop) for c in disco.clips(18)] == [(0, 16), (1, 17), (2, 18)]
 
 
@@ -329,3 +336,77 @@ def test_hands_in_3d_through_hamer(eval_weights: Path, extraction_weights: Path,
     assert same["hands3d/missing"] == 0.0, same
     assert blank_scores["hands3d"] is None and blank_scores["hands3d/missing"] == 1.0, blank_scores
     assert "hands 3-D (mm)" in (tmp_path / "out" / "scores.md").read_text()
+
+
+def test_a_stopped_first_run_resumes_with_what_it_measured(eval_weights: Path, tmp_path: Path) -> None:
+    """Killed after its first video (no table written yet), the same command finishes the rest and
+    keeps that video's record as it was."""
+    for name in ("a", "b"):
+        write_video(tmp_path / "truth" / f"{name}.mp4", dance(10))
+        write_video(tmp_path / "ours" / f"{name}.mp4", dance(10, noise=10, seed=4))
+    args = ["eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,lpips"]
+    args += ["--weights", eval_weights, "--out", tmp_path / "out"]
+    first = tmp_path / "out" / "records" / "methods" / "ours" / "a.npz"
+    child = start_rdance(*args)
+    deadline = time.monotonic() + 300
+    while not first.exists():
+        assert child.poll() is None, child.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child.kill()
+    child.communicate()
+    assert not (tmp_path / "out" / "scores.json").exists()
+    stamp = first.stat().st_mtime_ns
+    done = rdance(*args)
+    assert done.returncode == 0, done.stderr
+    assert first.stat().st_mtime_ns == stamp
+    assert set(json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["ours"]) == {
+        "a",
+        "b",
+        "overall",
+    }
+
+
+def test_clips_from_videos_shorter_than_a_clip_are_none(eval_weights: Path, tmp_path: Path) -> None:
+    """FVD over a 10-frame video (no 16-frame window) and an 18-frame one (three)."""
+    write_video(tmp_path / "truth" / "short.mp4", dance(10))
+    write_video(tmp_path / "truth" / "long.mp4", dance(18))
+    done = rdance(
+        "eval", tmp_path / "truth", tmp_path / "truth", "--metrics", "fvd",
+        "--weights", eval_weights, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    overall = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["truth"]["overall"]
+    assert overall["fvd"] == pytest.approx(0.0, abs=1e-6)  # the same three clips on both sides
+
+
+def test_another_rate_or_shape_compares_the_same_moments_and_region(
+    eval_weights: Path, tmp_path: Path
+) -> None:
+    """A 16 fps video made from a 32 fps truth is compared with the truth resampled by
+    RealisDance-DiT's rule; a portrait video made from a square truth with its centre; both said."""
+    from realisdance_cli.video import resampled_indices
+
+    truth = dance(20, height=128, width=128)
+    write_video(tmp_path / "truth" / "clip.mp4", truth, fps=32)
+    picked = resampled_indices(20, Fraction(32), Fraction(16), 0, 0)
+    write_video(tmp_path / "ours" / "clip.mp4", [truth[i][:, 16:112] for i in picked], fps=16)
+    done = rdance(
+        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,psnr",
+        "--weights", eval_weights, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "the truth is resampled to 16 fps" in said and "the truth's centre of the generated shape" in said
+    overall = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["ours"]["overall"]
+    assert overall["ssim"] == pytest.approx(1.0, abs=1e-12) and overall["psnr"] == metrics.IDENTICAL_PSNR
+
+
+def test_an_out_that_is_a_file_is_one_sentence(eval_weights: Path, tmp_path: Path) -> None:
+    truth = write_video(tmp_path / "truth.mp4", dance(4))
+    (tmp_path / "taken").write_text("mine")
+    done = rdance(
+        "eval", truth, truth, "--metrics", "ssim", "--weights", eval_weights, "--out", tmp_path / "taken"
+    )
+    assert_user_error(done, "is a file")
+    assert (tmp_path / "taken").read_text() == "mine"

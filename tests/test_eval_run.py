@@ -124,11 +124,25 @@ def test_bad_runs_are_one_sentence(val: Path, weights_root: Path, sharded: Path,
     assert_user_error(rdance("eval", "run", tmp_path, *FAST, *common), "is not a test set")
     assert_user_error(rdance("eval", "run", val, *FAST, "--shard", "3/2", *common), "--shard takes i/n")
     assert_user_error(
-        rdance("eval", "run", val, *FAST, "--max-frames", "0", *common), "--max-frames must be 1"
+        rdance("eval", "run", val, *FAST, "--max-frames", "-1", *common),
+        "--max-frames must be 0 (all) or more",
     )
     assert_user_error(
-        rdance("eval", "run", val, "--model", "sd", "--weights", weights_root, "--out", sharded),
+        rdance(
+            "eval",
+            "run",
+            val,
+            "--model",
+            "sd",
+            "--metrics",
+            "ssim",
+            "--weights",
+            weights_root,
+            "--out",
+            sharded,
+        ),
         "holds the run of dit on",
+        "pass --force to replace it",
     )
     (val / "prompt" / "0002.txt").rename(tmp_path / "0002.txt")
     try:
@@ -142,8 +156,8 @@ def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
     animator_weights: Path, extraction_weights: Path, tmp_path: Path
 ) -> None:
     """The raw TikTok layout (<id>/images/*.png, no poses): the truth is extracted and rendered
-    into the three pose videos SD-1.5 takes, the first frame is the reference, and the truth is
-    cut to SD's frames (every 4th)."""
+    into the three pose videos SD-1.5 takes, the first frame is the reference, and every frame is
+    animated and scored (DisCo's protocol)."""
     root = tmp_path / "weights"
     root.mkdir()
     for source in (animator_weights, extraction_weights):
@@ -161,11 +175,11 @@ def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     for name in ("dwpose", "smpl", "hamer"):
-        info = FrameSource(out / "poses" / "00335" / f"{name}.mp4").info
+        info = FrameSource(out / "pose-videos" / "00335" / f"{name}.mp4").info
         assert (info.frame_count, info.height, info.width) == (9, 160, 90)
     info = FrameSource(out / "videos" / "00335.mp4").info
-    assert (info.frame_count, info.height, info.width) == (3, 64, 64)
+    assert (info.frame_count, info.height, info.width) == (9, 64, 64)  # every frame, as DisCo scores
     truth = frames(out / "truth" / "00335.mp4")
-    assert np.array_equal(truth, np.stack(read_frames(images))[[0, 4, 8]])
+    assert np.array_equal(truth, np.stack(read_frames(images)))
     overall = json.loads((out / "scores.json").read_text())["methods"]["generated"]["overall"]
     assert overall["ssim"] < 1 and overall["psnr"] > 0

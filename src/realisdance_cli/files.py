@@ -206,16 +206,20 @@ def remove(paths: Iterable[Path]) -> None:
 
 
 @contextmanager
-def folder_lock(folder: Path, what: str) -> Iterator[None]:
+def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None]:
     """Holds `folder/.lock` (an advisory `flock`, released by the kernel even when the process is
-    killed), or stops at once with one sentence when another process holds it. Temporary files
-    that a killed writer left in the folder are removed once the lock is held (nobody else can be
-    writing them then)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = (folder / LOCK_NAME).open("a+")
+    killed), or stops at once with one sentence when another process holds it (`wait`: waits
+    for it instead, for work the first holder does for all, such as decoding a test set once).
+    Temporary files and folders that a killed writer left in the folder are removed once the lock
+    is held (nobody else can be writing them then)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = (folder / LOCK_NAME).open("a+")
+    except OSError as err:
+        raise write_failure(err) or UserError(f"cannot write {folder}: {err.strerror}.") from None
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip()
@@ -227,8 +231,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        for stale in folder.glob(f".*{_PARTIAL}*"):
-            stale.unlink(missing_ok=True)
+        remove(folder.glob(f".*{_PARTIAL}*"))
         yield
     finally:
         handle.close()

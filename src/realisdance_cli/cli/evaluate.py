@@ -18,12 +18,11 @@ from realisdance_cli.cli.shared import (
     choice,
     command,
     console,
-    either,
     progress_bars,
 )
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import METRICS
-from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, PROTOCOLS
+from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 
 DEFAULT_COMMAND = "score"
 
@@ -47,20 +46,12 @@ app = typer.Typer(
 
 
 def parse_protocol(value: str) -> str:
-    if value not in PROTOCOLS:
-        raise UserError(f"--protocol must be {either(list(PROTOCOLS))}, got {value!r}.")
-    return value
+    return get_protocol(value).name
 
 
 def parse_metrics(text: str | None) -> list[str] | None:
-    """`--metrics ssim,fvd` -> the names (checked before any work); None: all."""
-    if text is None:
-        return None
-    names = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in METRICS]
-    if unknown or not names:
-        raise UserError(f"--metrics takes a comma-separated list of {', '.join(METRICS)}; got {text!r}.")
-    return names
+    """`--metrics ssim,fvd` -> the names (`EvalOptions.chosen_metrics` checks them); None: all."""
+    return None if text is None else [part.strip().lower() for part in text.split(",") if part.strip()]
 
 
 ProtocolOption = Annotated[
@@ -191,8 +182,16 @@ def run(
         typer.Option("--size", help="HEIGHTxWIDTH of the videos (default: the model's, as animate)."),
     ] = None,
     max_frames: Annotated[
-        int | None, typer.Option("--max-frames", help="At most this many frames a video (sd 80, dit 81).")
+        int | None,
+        typer.Option(
+            "--max-frames",
+            help="At most this many frames a video, 0 for all (default: every frame of DisCo's TikTok set "
+            "and frame folders; RealisDance-Val: sd 80 at stride 4, dit 81 at 16 fps).",
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Replace a run of other settings in --out (its videos too).")
+    ] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Noise seed (default: the model's).")] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Other weights for the model, as animate takes them.")
@@ -221,9 +220,9 @@ def run(
     from realisdance_cli.rendering import parse_size
 
     is_dit = model is Model.dit
-    if max_frames is not None and max_frames < 1:
-        raise UserError(f"--max-frames must be 1 or more, got {max_frames}.")
-    dit = DiTOptions(prompt=prompt or "", frames=max_frames or 81) if is_dit else None
+    if max_frames is not None and max_frames < 0:
+        raise UserError(f"--max-frames must be 0 (all) or more, got {max_frames}.")
+    dit = DiTOptions(prompt=prompt or "") if is_dit else None
     sampling = None
     if steps is not None:
         if dit is not None:
@@ -232,7 +231,6 @@ def run(
             sampling = SamplingOptions(steps=steps)
     animation = AnimateOptions(
         size=parse_size(size),
-        max_frames=max_frames or 80,
         seed=seed,
         device=device,
         weights_root=weights_dir,
@@ -243,6 +241,7 @@ def run(
     options = RunOptions(
         model=model.value,
         shard=parse_shard(shard) if shard is not None else (0, 1),
+        max_frames=max_frames,
         animation=animation,
         evaluation=EvalOptions(
             protocol=protocol, metrics=parse_metrics(metrics), device=device, weights_root=weights_dir
@@ -250,7 +249,7 @@ def run(
     )
     folder = out or default_out(benchmark, model.value)
     with progress_bars(RESUMES) as progress:
-        result = run_benchmark(benchmark, folder, options, progress=progress)
+        result = run_benchmark(benchmark, folder, options, force=force, progress=progress)
     if result is not None:
         from rich.markdown import Markdown
 

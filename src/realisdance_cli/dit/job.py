@@ -57,9 +57,10 @@ class DiTOptions:
     vae_tiling: bool = False
     compile: bool = False  # torch.compile the transformer's blocks (one compilation serves all 40)
 
-    def check(self) -> None:
-        """Every setting that needs no file, named as the command's flags."""
-        if not self.prompt.strip():
+    def check(self, needs_prompt: bool = True) -> None:
+        """Every setting that needs no file, named as the command's flags (`needs_prompt` off: the
+        prompts come with the videos, as in a test set)."""
+        if needs_prompt and not self.prompt.strip():
             raise UserError("--model dit needs a --prompt (or --prompt-file) describing the video.")
         if self.max_resolution < 256:
             raise UserError(f"--max-res must be at least 256 pixels, got {self.max_resolution}.")

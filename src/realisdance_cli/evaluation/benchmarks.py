@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fcntl
 import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +25,10 @@ import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.evaluation.inputs import VIDEO_SUFFIXES, is_video
-from realisdance_cli.files import LOCK_NAME, atomic_folder, atomic_write_bytes, write_failure
+from realisdance_cli.evaluation.inputs import VIDEO_SUFFIXES, is_video, listing
+from realisdance_cli.files import atomic_folder, atomic_write_bytes, folder_lock, write_failure
 from realisdance_cli.video import IMAGE_SUFFIXES, FrameSource
 
-SHOWN = 5  # ids named in a message before "and N more"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # DisCo's keys: a prefix, the video id (starting with a digit, maybe with underscores, as in the
 # self-collected `TiktokDance_203_006_1x1_00348.jpg`), the frame number, an extension.
@@ -102,11 +99,6 @@ def _unknown(path: Path) -> str:
     )
 
 
-def _listing(names: Sequence[str]) -> str:
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(sorted(names)[:SHOWN]) + more
-
-
 def _files(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
     """id -> file for the files of `folder` with one of `suffixes` (none when it does not exist)."""
     wanted = frozenset(suffixes)
@@ -149,7 +141,7 @@ def _realisdance_val(root: Path) -> Benchmark:
         if lacking := sorted(set(references) - set(found)):
             suffix = ".txt" if folder == "prompt" else ".mp4"
             gaps.append(
-                f"{_listing(lacking)} {'has' if len(lacking) == 1 else 'have'} no {folder}/<id>{suffix}"
+                f"{listing(lacking)} {'has' if len(lacking) == 1 else 'have'} no {folder}/<id>{suffix}"
             )
     if gaps:
         raise UserError(f"RealisDance-Val {root} is incomplete: {'; '.join(gaps)}.")
@@ -180,7 +172,7 @@ def _frames(root: Path) -> Benchmark:
         raise UserError(_unknown(root))
     if empty:
         raise UserError(
-            f"{root} holds per-video frame folders, but {_listing(empty)} hold no frames "
+            f"{root} holds per-video frame folders, but {listing(empty)} hold no frames "
             "(<id>/*.png or <id>/images/*.png)."
         )
     return Benchmark("frames", root, samples)
@@ -197,7 +189,7 @@ def _disco(table: Path, cache: Path) -> Benchmark:
     stat = table.stat()
     version = hashlib.sha256(f"{table.name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
     folder = cache / f"{table.stem}-{version[:12]}"
-    with _waiting_lock(folder):
+    with folder_lock(folder, "the decoded test set", wait=True):
         frames = _read_index(folder)
         if frames is None:
             try:
@@ -213,20 +205,6 @@ def _disco(table: Path, cache: Path) -> Benchmark:
     if not samples:
         raise UserError(f"{table} holds no images (lines of key<TAB>base64 image).")
     return Benchmark("disco-tiktok", table, samples)
-
-
-@contextmanager
-def _waiting_lock(folder: Path) -> Iterator[None]:
-    """Holds `folder/.lock`, waiting for another process that holds it (shards started together
-    decode the table once: the first one decodes, the others wait and read its index)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = (folder / LOCK_NAME).open("a")
-    except OSError as err:
-        raise write_failure(err) or UserError(f"cannot write {folder}: {err.strerror}.") from None
-    with handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        yield
 
 
 def _read_index(folder: Path) -> dict[str, list[str]] | None:

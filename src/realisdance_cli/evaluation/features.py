@@ -16,6 +16,7 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.devices import resolve_device, run_batched
+from realisdance_cli.evaluation import SET_METRICS
 from realisdance_cli.track import Stream
 
 # The registry entries each metric needs.
@@ -32,7 +33,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
 }
 FRAME_BATCH = 16
 CLIP_BATCH = 4
-# DINOv2 sees a 224 x 224 view normalised by ImageNet's mean and deviation, as it was trained.
+# DINOv2's image processor: the shorter side to 256, the centre 224 x 224, ImageNet's mean and deviation.
+DINO_RESIZE = 256
 DINO_SIZE = 224
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -81,13 +83,10 @@ class FeatureNetworks:
             outputs = run_batched(network, inputs, batch, self.device, self.dtype)
         return torch.cat([o.float().cpu() for o in outputs]).double().numpy()
 
-    def lpips(self, a: np.ndarray, b: np.ndarray, *, signed: bool) -> np.ndarray:
-        """(N,) LPIPS distances of two frame batches, fed in [-1, 1] (`signed`, as LPIPS was
-        trained) or in [0, 1] (as DisCo feeds it)."""
-        a_in, b_in = _as_tensor(a), _as_tensor(b)
-        if signed:
-            a_in, b_in = 2 * a_in - 1, 2 * b_in - 1
-        return self._run("lpips", a_in, FRAME_BATCH, b_in)
+    def lpips(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(N,) LPIPS distances of two frame batches, fed in [0, 1] as DisCo feeds them (LPIPS
+        was trained on [-1, 1]: the numbers are comparable with DisCo's tables only this way)."""
+        return self._run("lpips", _as_tensor(a), FRAME_BATCH, _as_tensor(b))
 
     def inception(self, frames: np.ndarray) -> np.ndarray:
         """(N, 2048) pool3 features for FID."""
@@ -99,8 +98,8 @@ class FeatureNetworks:
         batch at a time, so a long video's clips never sit in memory together."""
         from realisdance_cli.evaluation.video_layers import resize_frames
 
-        if not clips:
-            return np.zeros((0, 0))
+        if not clips:  # a video shorter than a clip adds no sample
+            return np.zeros((0, SET_METRICS[metric][2]))
         video = resize_frames(_as_tensor(frames).transpose(0, 1)[None], size)[0]  # (3, F, size, size)
         network, outputs = self._network(metric), []
         for start in range(0, len(clips), CLIP_BATCH):
@@ -174,8 +173,9 @@ def _i3d(paths: Mapping[str, Path]) -> torch.nn.Module:
 
 
 class DinoFeatures(torch.nn.Module):
-    """DINOv2's class token for frames (N, 3, H, W) in [0, 1]: resized to 224 x 224 (bicubic, as
-    its image processor does) and normalised like ImageNet."""
+    """DINOv2's class token (after its last norm) for frames (N, 3, H, W) in [0, 1], seen as its
+    image processor shows it a picture: the shorter side resized to 256 (bicubic, antialiased),
+    the centre 224 x 224, normalised like ImageNet."""
 
     mean: torch.Tensor
     std: torch.Tensor
@@ -187,9 +187,13 @@ class DinoFeatures(torch.nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = torch.nn.functional.interpolate(frames, size=(DINO_SIZE, DINO_SIZE), mode="bicubic")
-        x = (x.clamp(0, 1) - self.mean) / self.std
-        return self.encoder(pixel_values=x).pooler_output
+        height, width = frames.shape[2:]
+        scale = DINO_RESIZE / min(height, width)
+        size = (round(height * scale), round(width * scale))
+        x = torch.nn.functional.interpolate(frames, size=size, mode="bicubic", antialias=True)
+        top, left = (size[0] - DINO_SIZE) // 2, (size[1] - DINO_SIZE) // 2
+        x = x[:, :, top : top + DINO_SIZE, left : left + DINO_SIZE].clamp(0, 1)
+        return self.encoder(pixel_values=(x - self.mean) / self.std).pooler_output
 
 
 def _mano(paths: Mapping[str, Path]) -> torch.nn.Module:

@@ -39,7 +39,8 @@ def is_video(path: Path) -> bool:
     return (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or _is_frame_folder(path)
 
 
-def _listing(names: Sequence[str]) -> str:
+def listing(names: Sequence[str]) -> str:
+    """'a, b, c, d, e and 3 more'."""
     more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
     return ", ".join(sorted(names)[:SHOWN]) + more
 
@@ -79,10 +80,18 @@ def references(path: Path | None, names: Sequence[str]) -> dict[str, Path]:
         return dict.fromkeys(names, path)
     if not path.is_dir():
         raise UserError(f"--reference {path} is not a picture or a folder of pictures.")
-    pictures = {p.stem: p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    pictures: dict[str, Path] = {}
+    for picture in sorted(path.iterdir()):
+        if picture.suffix.lower() in IMAGE_SUFFIXES:
+            if picture.stem in pictures:
+                raise UserError(
+                    f"--reference {path} holds two pictures named {picture.stem} "
+                    f"({pictures[picture.stem].name}, {picture.name}); keep one."
+                )
+            pictures[picture.stem] = picture
     missing = [name for name in names if name not in pictures]
     if missing:
-        raise UserError(f"--reference {path} has no picture named {_listing(missing)}.")
+        raise UserError(f"--reference {path} has no picture named {listing(missing)}.")
     return {name: pictures[name] for name in names}
 
 
@@ -99,14 +108,14 @@ def pair(methods: Mapping[str, Path], truth: Path, reference: Path | None = None
         unmatched = [name for name in generated if name not in truths]
         if unmatched:
             raise UserError(
-                f"{path} has videos without a truth of the same name in {truth}: {_listing(unmatched)}."
+                f"{path} has videos without a truth of the same name in {truth}: {listing(unmatched)}."
             )
         result[method] = [Pair(name, generated[name], truths[name]) for name in sorted(generated)]
     used = {p.name for pairs in result.values() for p in pairs}
     left = [name for name in truths if name not in used]
     if left:
         warnings.warn(
-            f"{len(left)} truth videos have no generated video and are left out: {_listing(left)}.",
+            f"{len(left)} truth videos have no generated video and are left out: {listing(left)}.",
             stacklevel=2,
         )
     pictures = references(reference, sorted(used))

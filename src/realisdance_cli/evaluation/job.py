@@ -1,26 +1,29 @@
 """`rdance eval GENERATED... TRUTH`: score generated videos against the truth, resumably.
 
+    <out>/inputs.json   what the folder's evaluation is of (written first: a stopped run resumes)
     <out>/scores.json   inputs, protocol, per video and overall columns per method, plot data
     <out>/scores.md     the same as Markdown tables (printed too)
     <out>/scores.svg    pose error and flicker over time, a line per method
     <out>/records/      one record per measured video (resume: a finished one is reused)
-    <out>/poses/        DWPose tracks of the videos (resumable like `rdance extract`)
+    <out>/poses/        pose tracks of the videos, named by their contents (resumable like
+                        `rdance extract`, shared by every run that meets the same video)
 
-Everything is checked before any work: names, lengths, the weights the metrics need, and whether a
-set metric has enough frames or clips. The folder is locked while a run writes it.
+Everything is checked before any work: names, the weights the metrics need, and whether a set
+metric has enough frames or clips. The folder is locked while a run writes it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -30,21 +33,19 @@ from realisdance_cli.evaluation import METRICS, SET_METRICS, inputs, plot, repor
 from realisdance_cli.evaluation.features import NEEDS, FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
-from realisdance_cli.evaluation.scoring import Record, measure_generated, measure_truth
-from realisdance_cli.files import atomic_write_bytes, folder_lock, load_npz, save_npz
+from realisdance_cli.evaluation.scoring import Record, measure_generated, measure_truth, truth_view
+from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, save_npz
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.track import Track
-from realisdance_cli.video import FrameSource
+from realisdance_cli.video import FrameSource, Selection
 
 log = logging.getLogger(__name__)
 SCORES = "scores"
-# What --force removes from an evaluation folder (an `eval run` folder's videos are kept: they
-# are checked against the test set by name, and are the costly part).
-REPLACED = ("records", "poses", f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg")
-# The Frechet distance needs two samples for a covariance; below the features' dimension it is
-# biased upward, comparable only with numbers from the same test set.
+INPUTS = "inputs.json"
+# What --force removes (the pose tracks stay: they are named by the videos' contents).
+REPLACED = ("records", INPUTS, f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg")
+# The Frechet distance needs two samples for a covariance.
 MIN_SAMPLES = 2
-SET_SAMPLES = {"fid": ("frames", 2048), "fid-vid": ("clips", 2048), "fvd": ("clips", 400)}
 
 
 @dataclass
@@ -56,11 +57,15 @@ class EvalOptions:
     weights_root: Path | None = None
 
     def chosen_metrics(self) -> list[str]:
+        """The metrics asked for, in table order; one sentence for a name that is not one."""
         if self.metrics is None:
             return list(METRICS)
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown or not self.metrics:
-            raise UserError(f"--metrics takes a list of {', '.join(METRICS)}; got {', '.join(self.metrics)}.")
+            raise UserError(
+                f"--metrics takes a comma-separated list of {', '.join(METRICS)}; "
+                f"got {', '.join(self.metrics)}."
+            )
         return [m for m in METRICS if m in self.metrics]
 
 
@@ -69,42 +74,32 @@ def default_out(generated: Sequence[Path], truth: Path) -> Path:
     return Path(f"{first.stem if first.is_file() else first.name}_eval")
 
 
-def _side_name(side: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", side)
-
-
-def _frame_count(path: Path) -> int:
-    return FrameSource(path).info.frame_count
+def _file_name(name: str) -> str:
+    """A method's or video's name as one file name, one to one ('/' and '%' escaped)."""
+    return quote(name, safe=" ._-+@=,()[]")
 
 
 def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], protocol: Protocol) -> list[str]:
     """The asked metrics, less the set metrics a method has too few frames or clips for: refused
     when they were asked for by name, left out with a warning otherwise."""
-    lengths: dict[Path, int] = {}
-    for method_pairs in pairs.values():
-        for p in method_pairs:
-            for path in (p.generated, p.truth):
-                if path not in lengths:
-                    lengths[path] = _frame_count(path)
+    lengths = {
+        method: [min(FrameSource(p.generated).info.frame_count, _truth_frames(p)) for p in method_pairs]
+        for method, method_pairs in pairs.items()
+    }
     kept = []
     for metric in asked:
         if metric not in SET_METRICS:
             kept.append(metric)
             continue
-        unit, dimension = SET_SAMPLES[metric]
+        _, unit, dimension = SET_METRICS[metric]
         fewest = min(
-            sum(
-                len(protocol.clips(n)) if unit == "clips" else n
-                for n in (min(lengths[p.generated], lengths[p.truth]) for p in method_pairs)
-            )
-            for method_pairs in pairs.values()
+            sum(len(protocol.clips(n)) if unit == "clips" else n for n in counts)
+            for counts in lengths.values()
         )
         clip = f" of {protocol.clip_length} frames" if unit == "clips" else ""
         if fewest < MIN_SAMPLES:
-            problem = (
-                f"{metric.upper()} needs at least {MIN_SAMPLES} {unit}{clip} per method; "
-                f"these videos give {fewest}"
-            )
+            needs = f"{metric.upper()} needs at least {MIN_SAMPLES} {unit}{clip} per method"
+            problem = f"{needs}; these videos give {fewest}"
             if explicit:
                 raise UserError(f"{problem}: give more or longer videos, or leave {metric} out of --metrics.")
             warnings.warn(f"{problem}, so it is left out.", stacklevel=3)
@@ -119,67 +114,90 @@ def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], pro
     return kept
 
 
+def _truth_frames(pair: Pair) -> int:
+    """The truth's frames as its generated video sees them (resampled to its rate if need be)."""
+    generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
+    if pair.generated.is_file() and pair.truth.is_file() and generated.fps != truth.fps:
+        return Selection(fps=generated.fps).count(truth.frame_count, truth.fps)
+    return truth.frame_count
+
+
 class _Records:
-    """Measured videos in `<out>/records`, each saved with the key of what it was measured from."""
+    """Measured videos in `<out>/records/`: `truth/<name>[view].npz` and `methods/<method>/
+    <name>.npz`, each saved with the key of what it was measured from."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path(self, side: str, name: str) -> Path:
-        return self.folder / f"{_side_name(side)}--{_side_name(name)}.npz"
+    def path(self, method: str | None, name: str) -> Path:
+        side = self.folder / "truth" if method is None else self.folder / "methods" / _file_name(method)
+        return side / f"{_file_name(name)}.npz"
 
-    def get(self, side: str, name: str, key: str) -> Record | None:
-        path = self.path(side, name)
+    def get(self, method: str | None, name: str, key: str) -> Record | None:
+        path = self.path(method, name)
         if not path.exists():
             return None
         record = load_npz(path)
         return record if str(record.pop("key", "")) == key else None
 
-    def put(self, side: str, name: str, key: str, record: Record) -> Record:
-        save_npz(self.path(side, name), {**record, "key": np.array(key)})
+    def put(self, method: str | None, name: str, key: str, record: Record) -> Record:
+        save_npz(self.path(method, name), {**record, "key": np.array(key)})
         return record
 
 
-def _digest(path: Path | None) -> str | None:
-    if path is None:
-        return None
+@cache
+def _digest(path: Path, size: int, modified: int) -> str:
     from realisdance_cli.extraction import source_digest
 
     return source_digest(FrameSource(path))
 
 
-class _Poses:
-    """DWPose tracks of the compared videos, extracted once into `<out>/poses/<side>/`."""
+def digest(path: Path | None) -> str | None:
+    """The sha256 of a video's contents (hashed once per run while the file is unchanged)."""
+    if path is None:
+        return None
+    stat = path.stat()
+    return _digest(path, stat.st_size, stat.st_mtime_ns)
+
+
+class _PoseTracks:
+    """Pose tracks of the compared videos in `<out>/poses/`, named by the video's contents and
+    frame selection: DWPose, and HaMeR's hands for "hands3d"."""
 
     def __init__(self, folder: Path, options: EvalOptions, metrics: list[str], progress: ProgressFn) -> None:
         self.folder, self.options, self.progress = folder, options, progress
         self.stages = ["dwpose", "hamer"] if "hands3d" in metrics else ["dwpose"]
 
-    def __call__(self, video: Path, side: str) -> Track:
+    def __call__(self, video: Path, selection: Selection | None) -> Track:
         from realisdance_cli.extraction import ExtractOptions, extract
 
+        rate = "" if selection is None or selection.fps is None else f"@{float(selection.fps):g}fps"
+        out = self.folder / f"{str(digest(video))[:20]}{rate}.rdance"
         extract_options = ExtractOptions(
-            stages=self.stages, device=self.options.device, weights_root=self.options.weights_root
+            selection=selection or Selection(),
+            stages=self.stages,
+            device=self.options.device,
+            weights_root=self.options.weights_root,
         )
-        out = self.folder / _side_name(side) / f"{video.stem}.rdance"
         return extract(video, out, extract_options, progress=self.progress)[0]
 
 
-def check_out(out: Path, described: dict[str, Any], force: bool) -> None:
-    """`out` holds nothing, or an evaluation of these inputs (resumed), or --force was given."""
-    scores = out / f"{SCORES}.json"
-    if not out.exists() or not any(out.iterdir()):
-        return
-    earlier = None
-    if scores.exists():
+def claim(out: Path, described: dict[str, Any], force: bool) -> None:
+    """Under the folder's lock: `out` holds nothing, or an evaluation of these inputs (resumed,
+    finished or not), or --force replaces it; `inputs.json` then says what the folder is of."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the evaluation.")
+    record = out / INPUTS
+    earlier: Any = None
+    if record.exists():
         try:
-            earlier = json.loads(scores.read_text()).get("inputs")
+            earlier = json.loads(record.read_text())
         except (OSError, ValueError):
-            earlier = None
+            earlier = "unreadable"
     if earlier == described:
         return
-    if not force:
-        what = "the evaluation of other videos" if earlier else "other files"
+    if contents(out) and not force:
+        what = "the evaluation of other videos" if earlier is not None else "other files"
         raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
     for name in REPLACED:
         target = out / name
@@ -187,16 +205,13 @@ def check_out(out: Path, described: dict[str, Any], force: bool) -> None:
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-
-
-def _plain(columns: dict[str, float]) -> dict[str, Any]:
-    return {key: report.plain_number(value) for key, value in columns.items()}
+    atomic_write_bytes(record, (json.dumps(described, indent=2) + "\n").encode())
 
 
 def described_inputs(
     methods: dict[str, Path], truth: Path, options: EvalOptions, asked: list[str]
 ) -> dict[str, Any]:
-    """What an evaluation folder was made from: a later run on other inputs is refused."""
+    """What an evaluation folder is of: a later run on other inputs is refused."""
     return {
         "generated": {method: str(path) for method, path in methods.items()},
         "truth": str(truth),
@@ -224,6 +239,10 @@ def with_weights(metrics: list[str], explicit: bool, options: EvalOptions) -> li
     return [metric for metric in metrics if metric != "hands3d"]
 
 
+Measured = dict[str, dict[str, tuple[Record, Record]]]
+"""method -> video name -> (its truth's record as it sees the truth, its own record)."""
+
+
 def measure(
     pairs: dict[str, list[Pair]],
     out: Path,
@@ -232,71 +251,72 @@ def measure(
     networks: FeatureNetworks,
     options: EvalOptions,
     progress: ProgressFn,
-) -> tuple[dict[str, Record], dict[str, dict[str, Record]]]:
-    """Every truth and generated video of `pairs` measured, or its record in `<out>/records` reused;
-    records are replaced atomically, so processes measuring the same video never clash."""
+    *,
+    only_recorded: bool = False,
+) -> Measured | None:
+    """Every truth and generated video of `pairs` measured, or its record in `<out>/records`
+    reused (with `only_recorded`, None when one is missing). Records are replaced atomically, so
+    processes measuring the same video never clash."""
     records = _Records(out / "records")
-    poses = _Poses(out / "poses", options, asked, progress)
-    truths_needed = {p.name: p for method_pairs in pairs.values() for p in method_pairs}
-    step = counter(progress, "scoring videos", len(truths_needed) + sum(map(len, pairs.values())))
-    done = 0
+    poses = _PoseTracks(out / "poses", options, asked, progress)
+    all_pairs = [(method, p) for method, method_pairs in pairs.items() for p in method_pairs]
+    step = counter(progress, "scoring videos", len(all_pairs))
     truths: dict[str, Record] = {}
-    for name, p in truths_needed.items():
-        key = json.dumps([_digest(p.truth), _digest(p.reference), protocol.name, asked])
-        truths[name] = records.get("truth", name, key) or records.put(
-            "truth", name, key, measure_truth(p.truth, protocol, asked, networks, poses, p.reference)
-        )
-        done += 1
-        step(done)
-    measured: dict[str, dict[str, Record]] = {}
-    for method, method_pairs in pairs.items():
-        measured[method] = {}
-        for p in method_pairs:
-            key = json.dumps([_digest(p.generated), _digest(p.truth), protocol.name, asked])
-            measured[method][p.name] = records.get(method, p.name, key) or records.put(
-                method,
-                p.name,
-                key,
-                measure_generated(p, truths[p.name], protocol, asked, networks, poses, method),
+    measured: Measured = {method: {} for method in pairs}
+    for done, (method, p) in enumerate(all_pairs, start=1):
+        view = truth_view(p, protocol)
+        truth_name = p.name + view.suffix()
+        truth_key = json.dumps([digest(p.truth), digest(p.reference), protocol.name, view.suffix(), asked])
+        if truth_name not in truths:
+            found = records.get(None, truth_name, truth_key)
+            if found is None and only_recorded:
+                return None
+            truths[truth_name] = found or records.put(
+                None,
+                truth_name,
+                truth_key,
+                measure_truth(p.truth, view, protocol, asked, networks, poses, p.reference),
             )
-            done += 1
-            step(done)
-    return truths, measured
+        truth = truths[truth_name]
+        key = json.dumps([digest(p.generated), truth_key])
+        record = records.get(method, p.name, key)
+        if record is None and only_recorded:
+            return None
+        if record is None:
+            record = records.put(
+                method, p.name, key, measure_generated(p, view, truth, protocol, asked, networks, poses)
+            )
+        measured[method][p.name] = (truth, record)
+        step(done)
+    return measured
 
 
 def write_scores(
-    out: Path,
-    described: dict[str, Any],
-    protocol: Protocol,
-    asked: list[str],
-    truths: dict[str, Record],
-    measured: dict[str, dict[str, Record]],
+    out: Path, described: dict[str, Any], protocol: Protocol, asked: list[str], measured: Measured
 ) -> dict[str, Any]:
     """scores.json, scores.md and scores.svg from the measured records; returns what the JSON holds."""
-    table = {method: report.rows(protocol, asked, truths, videos) for method, videos in measured.items()}
-    curves = {method: report.curves(protocol, truths, videos) for method, videos in measured.items()}
+    table = {method: report.rows(protocol, asked, videos) for method, videos in measured.items()}
+    curves = {method: report.curves(protocol, videos) for method, videos in measured.items()}
     result = {
         "inputs": described,
         "protocol": {
             "name": protocol.name,
             "size": list(protocol.size),
-            "fit": protocol.fit,
             "clip_length": protocol.clip_length,
             "clip_stride": protocol.clip_stride,
             "summary": protocol.summary,
         },
         "methods": {
-            method: {name: _plain(columns) for name, columns in rows.items()}
+            method: {name: report.plain(columns) for name, columns in rows.items()}
             for method, rows in table.items()
         },
-        "curves": {
-            method: {k: [report.plain_number(v) for v in values] for k, values in c.items()}
-            for method, c in curves.items()
-        },
+        "curves": {method: {k: report.plain(v) for k, v in c.items()} for method, c in curves.items()},
     }
     atomic_write_bytes(out / f"{SCORES}.md", report.markdown(table, protocol).encode())
     atomic_write_bytes(out / f"{SCORES}.svg", plot.svg(curves).encode())
-    atomic_write_bytes(out / f"{SCORES}.json", (json.dumps(result, indent=2) + "\n").encode())
+    atomic_write_bytes(
+        out / f"{SCORES}.json", (json.dumps(result, indent=2, allow_nan=False) + "\n").encode()
+    )
     return result
 
 
@@ -319,7 +339,10 @@ def evaluate(
     networks = networks_for(asked, options)
     out = out or default_out(list(generated), truth)
     described = described_inputs(methods, truth, options, asked)
-    check_out(out, described, force)
-    with folder_lock(out, "the evaluation folder"), folder_lock(out / "records", "the evaluation folder"):
-        truths, measured = measure(pairs, out, protocol, asked, networks, options, progress)
-        return write_scores(out, described, protocol, asked, truths, measured)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the evaluation.")
+    with folder_lock(out, "the evaluation folder"):
+        claim(out, described, force)
+        measured = measure(pairs, out, protocol, asked, networks, options, progress)
+        assert measured is not None
+        return write_scores(out, described, protocol, asked, measured)

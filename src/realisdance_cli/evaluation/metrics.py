@@ -12,6 +12,7 @@ and PSNR scikit-image's, the Frechet distance the usual `scipy.linalg.sqrtm` for
 
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ PCK_THRESHOLDS = (0.05, 0.1)
 MIN_BOX_FRACTION = 0.5
 # An eigenvalue of a covariance below -this x its largest is not round-off: the input is wrong.
 NEGATIVE_EIGENVALUE = 1e-6
+# Frames a batch-wise metric holds as float64 at a time.
+CHUNK = 32
 # DisCo's PSNR for identical frames (an infinite mean would say nothing about the other frames).
 IDENTICAL_PSNR = 100.0
 # Luma of ITU-R BT.601 (OpenCV's and Pillow's grey) from R, G, B.
@@ -71,6 +74,39 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float | np.nd
     mse = np.mean((a - b) ** 2, axis=(1, 2, 3))
     with np.errstate(divide="ignore"):
         return _per_frame(10 * np.log10(data_range**2 / mse), batched)
+
+
+def psnr_8bit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DisCo's PSNR of 8-bit frames: `psnr` with data range 255, 100 dB for identical frames.
+
+    Args:
+        a, b: uint8 batches (N, H, W, C).
+
+    Returns:
+        (N,) dB.
+    """
+    chunks = [
+        np.asarray(psnr(a[i : i + CHUNK].astype(np.float64), b[i : i + CHUNK].astype(np.float64), 255.0))
+        for i in range(0, len(a), CHUNK)
+    ]
+    values = np.concatenate(chunks) if chunks else np.zeros(0)
+    return np.where(np.isinf(values), IDENTICAL_PSNR, values)
+
+
+def l1_per_pixel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """DisCo's L1: the mean absolute difference of 8-bit values divided once more by the pixel
+    count H x W (why its tables print L1 near 3e-4).
+
+    Args:
+        a, b: uint8 batches (N, H, W, C).
+
+    Returns:
+        (N,).
+    """
+    height, width = a.shape[1:3]
+    return np.array(
+        [np.abs(x.astype(np.int16) - y).mean() / (height * width) for x, y in zip(a, b, strict=True)]
+    )
 
 
 def psnr_uint8_wrap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -422,12 +458,14 @@ def flicker(frames: np.ndarray) -> Flicker:
     truth's flicker.
 
     Args:
-        frames: (F, H, W, 3) RGB, float in [0, 1].
+        frames: (F, H, W, 3) RGB, uint8 or float in [0, 1].
     """
-    frames = np.asarray(frames, dtype=np.float64)
+    frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise ValueError(f"expected RGB frames (F, H, W, 3), got shape {frames.shape}")
-    per_pair = np.abs(np.diff(frames @ LUMA, axis=0)).mean(axis=(1, 2))
+    scale = 255.0 if frames.dtype == np.uint8 else 1.0
+    luma = [(frame @ LUMA) / scale for frame in frames]  # a frame at a time: bounded memory
+    per_pair = np.array([np.abs(b - a).mean() for a, b in itertools.pairwise(luma)])
     return Flicker(per_pair, _mean(per_pair))
 
 

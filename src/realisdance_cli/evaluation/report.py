@@ -1,9 +1,9 @@
 """The tables of `rdance eval`: per video and overall, per method, from the measured records.
 
-Frame metrics (SSIM, PSNR, LPIPS, identity) are means over every compared frame; FID over all
+Frame metrics (SSIM, PSNR, L1, LPIPS, identity) are means over every compared frame; FID over all
 frames of a method at once, FID-VID and FVD over all its clips; pose fidelity pools every frame's
-points (`metrics.pose_fidelity`); smoothness sets the generated video's keypoint jitter and
-flicker beside the truth's, since real motion has both too.
+points (`metrics.pose_fidelity`); smoothness sets the generated video's body jitter and flicker
+beside the truth's, since real motion has both too.
 """
 
 from __future__ import annotations
@@ -14,31 +14,35 @@ from typing import Any
 
 import numpy as np
 
-from realisdance_cli.evaluation import metrics
+from realisdance_cli.evaluation import SET_METRICS, metrics
 from realisdance_cli.evaluation.protocol import Protocol
 from realisdance_cli.evaluation.scoring import Record
+from realisdance_cli.track import BODY
 
-# name, label, better ("up", "down" or "" for compare-with-truth), digits.
+# name, label, better ("up", "down" or "" for compare-with-truth), number format.
 COLUMNS = (
-    ("ssim", "SSIM", "up", 3),
-    ("psnr", "PSNR", "up", 2),
-    ("psnr_uint8", "PSNR (8-bit wrap)", "up", 2),
-    ("lpips", "LPIPS", "down", 3),
-    ("fid", "FID", "down", 2),
-    ("fid-vid", "FID-VID", "down", 2),
-    ("fvd", "FVD", "down", 1),
-    ("pck_body", "PCK body", "up", 3),
-    ("pck_hands", "PCK hands", "up", 3),
-    ("pck_face", "PCK face", "up", 3),
-    ("pose_error", "pose error", "down", 3),
-    ("hands3d", "hands 3-D (mm)", "down", 1),
-    ("identity", "identity", "up", 3),
-    ("jitter", "jitter", "", 4),
-    ("flicker", "flicker", "", 4),
+    ("ssim", "SSIM", "up", ".3f"),
+    ("psnr", "PSNR", "up", ".2f"),
+    ("psnr_uint8", "PSNR (8-bit wrap)", "up", ".2f"),
+    ("l1", "L1", "down", ".2e"),
+    ("lpips", "LPIPS", "down", ".3f"),
+    ("fid", "FID", "down", ".2f"),
+    ("fid-vid", "FID-VID", "down", ".2f"),
+    ("fvd", "FVD", "down", ".1f"),
+    ("pck_body", "PCK body", "up", ".3f"),
+    ("pck_hands", "PCK hands", "up", ".3f"),
+    ("pck_face", "PCK face", "up", ".3f"),
+    ("pose_error", "pose error", "down", ".3f"),
+    ("pose_missing", "points missing", "down", ".3f"),
+    ("hands3d", "hands 3-D (mm)", "down", ".1f"),
+    ("identity", "identity", "up", ".3f"),
+    ("jitter", "jitter", "", ".4f"),
+    ("flicker", "flicker", "", ".4f"),
 )
 ARROWS = {"up": " ↑", "down": " ↓", "": ""}
-SET_FEATURES = {"fid": "inception", "fid-vid": "resnet3d", "fvd": "i3d"}
+FRAME_METRICS = ("ssim", "psnr", "psnr_uint8", "l1", "lpips", "identity")
 PCK_TABLE_THRESHOLD = 0.05
+Videos = Mapping[str, tuple[Record, Record]]  # video name -> (its truth's record, its own)
 
 
 def _mean(parts: Sequence[np.ndarray]) -> float:
@@ -63,34 +67,30 @@ def _truth_cut(protocol: Protocol, truth: Record, generated: Record) -> dict[str
 
 
 def _jitter(keypoints: np.ndarray, truth_keypoints: np.ndarray) -> float:
-    return metrics.keypoint_jitter(keypoints, metrics.body_size(truth_keypoints))
+    """Of the body points (face and hands, five times as many, would make it DWPose's landmark
+    noise), in units of the truth's body size."""
+    return metrics.keypoint_jitter(keypoints[:, BODY], metrics.body_size(truth_keypoints))
 
 
-def rows(
-    protocol: Protocol,
-    asked: Sequence[str],
-    truths: Mapping[str, Record],
-    generated: Mapping[str, Record],
-) -> dict[str, dict[str, float]]:
+def rows(protocol: Protocol, asked: Sequence[str], videos: Videos) -> dict[str, dict[str, float]]:
     """name -> columns for each video, and "overall" for them all. FID, FID-VID and FVD are only
     overall: they compare distributions, and one video's frames are too few and too alike."""
-    per_video = [metric for metric in asked if metric not in SET_FEATURES]
-    result = {
-        name: _columns(protocol, per_video, [truths[name]], [record]) for name, record in generated.items()
-    }
-    result["overall"] = _columns(protocol, asked, [truths[n] for n in generated], list(generated.values()))
+    per_video = [metric for metric in asked if metric not in SET_METRICS]
+    result = {name: _columns(protocol, per_video, [pair]) for name, pair in videos.items()}
+    result["overall"] = _columns(protocol, asked, list(videos.values()))
     return result
 
 
 def _columns(
-    protocol: Protocol, asked: Sequence[str], truths: Sequence[Record], records: Sequence[Record]
+    protocol: Protocol, asked: Sequence[str], pairs: Sequence[tuple[Record, Record]]
 ) -> dict[str, float]:
-    cuts = [_truth_cut(protocol, t, r) for t, r in zip(truths, records, strict=True)]
+    records = [record for _, record in pairs]
+    cuts = [_truth_cut(protocol, truth, record) for truth, record in pairs]
     columns: dict[str, float] = {}
-    for name in ("ssim", "psnr", "psnr_uint8", "lpips", "identity"):
+    for name in FRAME_METRICS:
         if name in records[0]:
             columns[name] = _mean([r[name] for r in records])
-    for name, feature in SET_FEATURES.items():
+    for name, (feature, _, _) in SET_METRICS.items():
         if name in asked:
             columns[name] = _frechet([r[feature] for r in records], [c[feature] for c in cuts])
     if "pose" in asked:
@@ -102,6 +102,9 @@ def _columns(
             for key, value in values.items():
                 columns[f"{part}/{key}"] = value
         columns["pose_error"] = _mean([metrics.pose_error_per_frame(predicted, expected)])
+        known = np.isfinite(expected).all(axis=-1)
+        missing = known & ~np.isfinite(predicted).all(axis=-1)
+        columns["pose_missing"] = float(missing.sum() / known.sum()) if known.any() else math.nan
     if "hands3d" in asked:
         columns |= _hands3d(
             np.concatenate([r["hands3d"] for r in records]), np.concatenate([c["hands3d"] for c in cuts])
@@ -130,22 +133,21 @@ def _hands3d(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def _frechet(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> float:
-    """The Frechet distance of the two feature sets; NaN with fewer than two of either."""
+    """The Frechet distance of the two feature sets; NaN with fewer than two of either (a video
+    shorter than a clip adds none)."""
     ours, theirs = np.concatenate(generated), np.concatenate(truth)
     if len(ours) < 2 or len(theirs) < 2:
         return math.nan
     return metrics.frechet_distance(*metrics.feature_statistics(ours), *metrics.feature_statistics(theirs))
 
 
-def curves(
-    protocol: Protocol, truths: Mapping[str, Record], generated: Mapping[str, Record]
-) -> dict[str, list[float]]:
+def curves(protocol: Protocol, videos: Videos) -> dict[str, list[float]]:
     """Per frame index, the mean over a method's videos of the pose error and of the flicker (and
     the truth's flicker): what the plot shows."""
     result: dict[str, list[float]] = {}
     series: dict[str, list[np.ndarray]] = {"pose_error": [], "flicker": [], "truth_flicker": []}
-    for name, record in generated.items():
-        cut = _truth_cut(protocol, truths[name], record)
+    for truth, record in videos.values():
+        cut = _truth_cut(protocol, truth, record)
         if "keypoints" in record and "keypoints" in cut:
             series["pose_error"].append(metrics.pose_error_per_frame(record["keypoints"], cut["keypoints"]))
         if "flicker" in record:
@@ -167,47 +169,48 @@ def _mean_by_index(parts: Sequence[np.ndarray]) -> list[float]:
         return [float(v) for v in np.nanmean(padded, axis=0)]
 
 
-def plain_number(value: float) -> Any:
-    """JSON has no NaN or infinity: NaN (nothing to score) is null, infinity the string "inf"."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
+def plain(values: Any) -> Any:
+    """Columns or a curve for JSON, which has no NaN: NaN (nothing to score) is null."""
+    if isinstance(values, Mapping):
+        return {key: plain(value) for key, value in values.items()}
+    if isinstance(values, list):
+        return [plain(value) for value in values]
+    return None if math.isnan(values) else values
 
 
-def _cell(value: float | None, digits: int) -> str:
-    if value is None or math.isnan(value):
-        return "n/a"
-    return "∞" if math.isinf(value) else f"{value:.{digits}f}"
+def _cell(value: float | None, spec: str) -> str:
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _table(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """A Markdown table of `rows` (name -> columns) with the columns any row has."""
+    present = [c for c in COLUMNS if any(c[0] in columns for columns in rows.values())]
+    lines = [
+        "| | " + " | ".join(f"{label}{ARROWS[better]}" for _, label, better, _ in present) + " |",
+        "|---|" + "---:|" * len(present),
+    ]
+    for name, columns in rows.items():
+        lines.append(
+            f"| {name} | " + " | ".join(_cell(columns.get(key), spec) for key, _, _, spec in present) + " |"
+        )
+    return lines
 
 
 def markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: Protocol) -> str:
-    """The overall table (a row per method), then each method's per-video table."""
-    present = [c for c in COLUMNS if any(c[0] in rows["overall"] for rows in table.values())]
-    header = "| | " + " | ".join(f"{label}{ARROWS[better]}" for _, label, better, _ in present) + " |"
-    rule = "|---|" + "---:|" * len(present)
-
-    def line(name: str, columns: Mapping[str, float]) -> str:
-        cells = [_cell(columns.get(key), digits) for key, _, _, digits in present]
-        return f"| {name} | " + " | ".join(cells) + " |"
-
-    text = [f"# rdance eval ({protocol.summary})", "", header, rule]
-    text += [line(method, rows["overall"]) for method, rows in table.items()]
-    first = next(iter(table.values()))["overall"]
-    if "truth/jitter" in first or "truth/flicker" in first:
-        truth = {
-            "jitter": first.get("truth/jitter", math.nan),
-            "flicker": first.get("truth/flicker", math.nan),
-        }
-        text.append(line("truth", truth))
+    """The overall table (a row per method, and the truth's smoothness), then each method's
+    per-video table."""
+    overall = {method: rows["overall"] for method, rows in table.items()}
+    first = next(iter(overall.values()))
+    if "truth/jitter" in first:
+        overall["truth"] = {key: first[f"truth/{key}"] for key in ("jitter", "flicker")}
+    text = [f"# rdance eval ({protocol.summary})", "", *_table(overall)]
     for method, rows in table.items():
-        text += ["", f"## {method}", "", header, rule]
-        text += [line(name, columns) for name, columns in rows.items() if name != "overall"]
+        text += ["", f"## {method}", "", *_table({n: c for n, c in rows.items() if n != "overall"})]
     notes = [
         "",
         f"PCK at {PCK_TABLE_THRESHOLD} of the body size (hands: of their own size); pose error in the "
-        "same units; hands 3-D: HaMeR's keypoints, PA-MPJPE. Jitter and flicker: closer to the "
-        "truth's is better.",
+        "same units, over the points found (points missing: the truth's points the generated video's "
+        "DWPose did not find); hands 3-D: HaMeR's keypoints, PA-MPJPE. Jitter (body points) and "
+        "flicker: closer to the truth's is better.",
     ]
     return "\n".join(text + notes) + "\n"

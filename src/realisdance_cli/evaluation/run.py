@@ -1,9 +1,10 @@
 """`rdance eval run BENCHMARK --model sd|dit`: animate a whole test set, then score it.
 
+    <out>/run.json          the test set, model and settings the folder's videos are of
     <out>/videos/<id>.mp4   the animations (a finished one is kept: runs resume)
     <out>/truth/<id>.mp4    the truth frames the model animated (its frame selection), lossless
-    <out>/poses/<id>/       pose videos made from the truth where the test set has none
-    <out>/records/, scores.json/.md/.svg   the evaluation, as `rdance eval` writes it
+    <out>/pose-videos/<id>/ pose videos made from the truth where the test set has none
+    <out>/records/, poses/, scores.json/.md/.svg   the evaluation, as `rdance eval` writes it
     <out>/cache/            frames decoded from DisCo's image table
 
 Work is split by `--shard i/n` (machines sharing the folder) and, inside a shard, over the
@@ -15,11 +16,13 @@ table, so the last shard to finish (or any later run) merges them.
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
 from realisdance_cli.errors import UserError
@@ -27,19 +30,42 @@ from realisdance_cli.evaluation import job
 from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, shard
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import get_protocol
-from realisdance_cli.files import atomic_write_bytes, folder_lock
+from realisdance_cli.files import atomic_write_bytes, contents, folder_lock
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.video import FrameSource, VideoWriter
 
 METHOD = "generated"
 
 
+# What --force removes from a run folder (the decoded test set and the pose tracks, named by
+# their contents, stay).
+REPLACED = ("run.json", "videos", "truth", "pose-videos", *job.REPLACED)
+
+
 @dataclass
 class RunOptions:
     model: Literal["sd", "dit"] = "sd"
     shard: tuple[int, int] = (0, 1)  # 0-based index and count (`--shard 1/4` is (0, 4))
-    animation: AnimateOptions = field(default_factory=AnimateOptions)
+    max_frames: int | None = None  # None: the test set's way (`frames_animated`); 0: every frame
+    animation: AnimateOptions = field(default_factory=AnimateOptions)  # its frame selection is set here
     evaluation: job.EvalOptions = field(default_factory=job.EvalOptions)
+
+
+def frames_animated(benchmark: Benchmark, options: RunOptions) -> AnimateOptions:
+    """The animation options with the test set's frames: DisCo's TikTok set and frame folders are
+    scored on every frame (DisCo's protocol; RealisDance-DiT at its 16 fps), RealisDance-Val on the
+    model's own selection (SD: every 4th frame, 80 at most; DiT: 16 fps, 81). `max_frames` caps
+    either (0: every frame)."""
+    animation, every_frame = options.animation, benchmark.kind != "realisdance-val"
+    limit = options.max_frames
+    if animation.dit is not None:
+        default = None if every_frame else animation.dit.frames
+        return replace(
+            animation, dit=replace(animation.dit, frames=default if limit is None else limit or None)
+        )
+    default = None if every_frame else animation.max_frames
+    stride = 1 if every_frame else animation.stride
+    return replace(animation, stride=stride, max_frames=default if limit is None else limit or None)
 
 
 def default_out(benchmark: Path, model: str) -> Path:
@@ -56,13 +82,15 @@ def _process() -> tuple[int, int, Any]:
     world = world_from_environment()
     if world is None:
         return 0, 1, None
-    device = f"cuda:{world.local_rank}" if torch.cuda.is_available() else "cpu"
-    return world.rank, world.size, device
+    if not torch.cuda.is_available():
+        return world.rank, world.size, "cpu"
+    torch.cuda.set_device(world.local_rank)  # what else lands on "cuda" lands on this GPU too
+    return world.rank, world.size, f"cuda:{world.local_rank}"
 
 
 def _truth(sample: Sample, options: AnimateOptions, out: Path) -> Path:
     """`<out>/truth/<id>.mp4`: the truth frames the model animates, written once, losslessly."""
-    target = out / "truth" / f"{sample.name}.mp4"
+    target = out / "truth" / f"{quote(sample.name, safe='')}.mp4"
     if not target.exists():
         source = FrameSource(sample.truth, options.selection())
         with VideoWriter(target, source.info.fps, lossless=True) as writer:
@@ -71,7 +99,9 @@ def _truth(sample: Sample, options: AnimateOptions, out: Path) -> Path:
     return target
 
 
-def _poses(sample: Sample, model: str, options: RunOptions, out: Path, progress: ProgressFn) -> PoseInputs:
+def _poses(
+    sample: Sample, model: str, options: AnimateOptions, out: Path, progress: ProgressFn
+) -> PoseInputs:
     """The test set's own pose videos, and those it lacks made from its truth (extracted, then
     rendered as `rdance render-poses` does)."""
     from realisdance_cli.extraction import ExtractOptions, extract
@@ -86,44 +116,64 @@ def _poses(sample: Sample, model: str, options: RunOptions, out: Path, progress:
     wanted = {stages[name] for name in missing} | ({"dwpose"} if "hamer" in missing else set())
     extract_options = ExtractOptions(
         stages=[stage for stage in ("dwpose", "smplerx", "hamer") if stage in wanted],
-        device=options.animation.device or "auto",
-        weights_root=options.animation.weights_root,
+        device=options.device or "auto",
+        weights_root=options.weights_root,
     )
-    folder = out / "poses" / sample.name
+    folder = out / "pose-videos" / quote(sample.name, safe="")
     track, _ = extract(sample.truth, folder.with_suffix(".rdance"), extract_options, progress=progress)
     paths = [folder / f"{name}.mp4" for name in missing]
     if not all(path.exists() for path in paths):
-        render = RenderOptions(videos=missing, weights_root=options.animation.weights_root, audio=False)
+        render = RenderOptions(videos=missing, weights_root=options.weights_root, audio=False)
         render_poses(track.path, folder, render, progress)
     return PoseInputs(files={**given, **dict(zip(missing, paths, strict=True))})
 
 
-def _load(options: RunOptions, device: Any) -> Any:
+def _load(animation: AnimateOptions) -> Any:
     """The model, loaded once for every video of this process."""
     from realisdance_cli.animation import load_pipeline
     from realisdance_cli.devices import resolve_device
     from realisdance_cli.dit import job as dit_job
 
-    animation = options.animation
-    if options.model == "dit":
-        torch_device, dtype = resolve_device(device or animation.device, animation.dtype, gpu_dtype="bf16")
-        return dit_job.load_pipeline(animation, torch_device, dtype, split_sequence=False)[0]
-    torch_device, dtype = resolve_device(device or animation.device, animation.dtype)
-    return load_pipeline(animation, torch_device, dtype)
+    if animation.dit is not None:
+        device, dtype = resolve_device(animation.device, animation.dtype, gpu_dtype="bf16")
+        return dit_job.load_pipeline(animation, device, dtype, split_sequence=False)[0]
+    return load_pipeline(animation, *resolve_device(animation.device, animation.dtype))
 
 
-def _claim(out: Path, described: dict[str, Any]) -> None:
-    """`<out>/run.json` names the test set and model the folder's videos belong to: a run of
-    another is refused, since its videos would be mixed with these."""
+def _claim(out: Path, described: dict[str, Any], force: bool) -> None:
+    """`<out>/run.json` says which test set, model and settings the folder's videos are of: a run
+    of another is refused (its videos would be mixed with these), or replaced with `force`."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the run.")
     record = out / "run.json"
+    earlier: Any = None
     if record.exists():
-        earlier = json.loads(record.read_text())
-        if earlier != described:
-            raise UserError(
-                f"{out} holds the run of {earlier['model']} on {earlier['benchmark']}; choose another --out."
-            )
+        try:
+            earlier = json.loads(record.read_text())
+        except (OSError, ValueError):
+            earlier = "unreadable"
+    if earlier == described:
         return
+    if (earlier is not None or contents(out)) and not force:
+        what = (
+            f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
+            if isinstance(earlier, dict)
+            else "other files"
+        )
+        raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
+    for name in REPLACED:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
     atomic_write_bytes(record, (json.dumps(described, indent=2) + "\n").encode())
+
+
+def _settings(animation: AnimateOptions) -> dict[str, Any]:
+    """What decides the videos (not where they are computed), as JSON holds it."""
+    chosen = {key: value for key, value in asdict(animation).items() if key not in ("device", "weights_root")}
+    return json.loads(json.dumps(chosen, default=str))
 
 
 def _check(benchmark: Benchmark, options: RunOptions) -> None:
@@ -137,7 +187,7 @@ def _check(benchmark: Benchmark, options: RunOptions) -> None:
                 f"RealisDance-DiT needs a prompt, and {len(unprompted)} videos of {benchmark.root} have none "
                 f"({', '.join(unprompted[:5])}); give one for them with --prompt."
             )
-        replace(animation.dit, prompt=animation.dit.prompt or "each video's own").check()
+        animation.dit.check(needs_prompt=False)
     options.evaluation.chosen_metrics()
 
 
@@ -146,6 +196,7 @@ def run_benchmark(
     out: Path | None,
     options: RunOptions,
     *,
+    force: bool = False,
     progress: ProgressFn = no_progress,
 ) -> dict[str, Any] | None:
     """Animate this process's share of the test set, measure it, and write the table once every
@@ -155,74 +206,99 @@ def run_benchmark(
     out = out or default_out(benchmark_path, options.model)
     benchmark = open_benchmark(benchmark_path, out / "cache")
     _check(benchmark, options)
-    described: dict[str, Any] = {
-        "benchmark": str(benchmark_path.resolve()),
-        "kind": benchmark.kind,
-        "model": options.model,
-    }
-    _claim(out, described)
-    protocol = get_protocol(options.evaluation.protocol)
-    explicit = options.evaluation.metrics is not None
-    # measured in full; the table shows what the set allows
-    metrics = job.with_weights(options.evaluation.chosen_metrics(), explicit, options.evaluation)
-    networks = job.networks_for(metrics, options.evaluation)
     rank, processes, device = _process()
+    animation = frames_animated(benchmark, options)
+    evaluation = options.evaluation if device is None else replace(options.evaluation, device=device)
+    protocol = get_protocol(evaluation.protocol)
+    # measured in full; the table shows what the whole set allows
+    metrics = job.with_weights(evaluation.chosen_metrics(), evaluation.metrics is not None, evaluation)
+    networks = job.networks_for(metrics, evaluation)
+    described: dict[str, Any] = {
+        "test set": benchmark.root.name,
+        "kind": benchmark.kind,
+        "videos": [sample.name for sample in benchmark.samples],
+        "model": options.model,
+        "animation": _settings(animation),
+    }
+    _claim(out, described, force)
+    if device is not None:
+        animation = replace(animation, device=device)
     index, count = options.shard
     mine = shard(benchmark.samples, index * processes + rank, count * processes)
     with folder_lock(out / "shards" / f"{index + 1}-of-{count}-{rank}", "this shard of the run"):
-        todo = [s for s in mine if not (out / "videos" / f"{s.name}.mp4").exists()]
-        if todo:
-            pipeline = _load(options, device)
-            step = counter(progress, "animating test videos", len(mine))
-            step(len(mine) - len(todo))
-            for done, sample in enumerate(todo, start=len(mine) - len(todo) + 1):
-                animation = replace(options.animation, device=device or options.animation.device)
-                if animation.dit is not None and sample.prompt:
-                    animation = replace(animation, dit=replace(animation.dit, prompt=sample.prompt))
-                inputs = _poses(sample, options.model, options, out, no_progress)
-                animate(
-                    sample.reference,
-                    inputs,
-                    out / "videos" / f"{sample.name}.mp4",
-                    animation,
-                    no_progress,
-                    pipeline,
-                )
-                step(done)
-        job.measure(
-            {METHOD: _pairs(mine, options, out)},
-            out,
-            protocol,
-            metrics,
-            networks,
-            options.evaluation,
-            progress,
-        )
-    finished = [s for s in benchmark.samples if (out / "videos" / f"{s.name}.mp4").exists()]
-    if len(finished) < len(benchmark.samples):
+        _animate(mine, options.model, animation, out, progress)
+        pairs = {METHOD: _pairs(mine, animation, out)}
+        job.measure(pairs, out, protocol, metrics, networks, evaluation, progress)
+    return _merge(benchmark, animation, out, described, metrics, networks, evaluation, progress)
+
+
+def _video(out: Path, sample: Sample) -> Path:
+    return out / "videos" / f"{quote(sample.name, safe='')}.mp4"
+
+
+def _animate(
+    samples: list[Sample], model: str, animation: AnimateOptions, out: Path, progress: ProgressFn
+) -> None:
+    """Each sample not yet animated, with one model loaded for them all."""
+    todo = [sample for sample in samples if not _video(out, sample).exists()]
+    if not todo:
+        return
+    pipeline = _load(animation)
+    step = counter(progress, "animating test videos", len(samples))
+    step(len(samples) - len(todo))
+    for done, sample in enumerate(todo, start=len(samples) - len(todo) + 1):
+        settings = animation
+        if settings.dit is not None and sample.prompt:
+            settings = replace(settings, dit=replace(settings.dit, prompt=sample.prompt))
+        inputs = _poses(sample, model, settings, out, no_progress)
+        animate(sample.reference, inputs, _video(out, sample), settings, no_progress, pipeline)
+        step(done)
+
+
+def _merge(
+    benchmark: Benchmark,
+    animation: AnimateOptions,
+    out: Path,
+    described: dict[str, Any],
+    metrics: list[str],
+    networks: Any,
+    evaluation: job.EvalOptions,
+    progress: ProgressFn,
+) -> dict[str, Any] | None:
+    """The table, when every video of the set is animated and measured; None (said) otherwise:
+    a shard still at work writes it when it finishes."""
+    pairs = {METHOD: _pairs(benchmark.samples, animation, out)}
+    if len(pairs[METHOD]) < len(benchmark.samples):
         warnings.warn(
-            f"{len(finished)} of {len(benchmark.samples)} videos are animated; the table is written when "
-            "every shard has finished (run again without --shard to merge).",
-            stacklevel=2,
+            f"{len(pairs[METHOD])} of {len(benchmark.samples)} videos are animated; the table is written "
+            "when every shard has finished (or run again without --shard to finish them here).",
+            stacklevel=3,
         )
         return None
-    pairs = {METHOD: _pairs(benchmark.samples, options, out)}
+    protocol = get_protocol(evaluation.protocol)
     shown = job.feasible(metrics, False, pairs, protocol)
-    described |= {"protocol": protocol.name, "metrics": shown}
     with ExitStack() as held:
         try:
             held.enter_context(folder_lock(out, "the run folder"))
-        except UserError:  # another process is merging the same measurements
-            warnings.warn("another process is writing the table of this run; it is left to it.", stacklevel=2)
+        except UserError:  # another process is writing the table from the same records
             return None
-        truths, measured = job.measure(pairs, out, protocol, metrics, networks, options.evaluation, progress)
-        return job.write_scores(out, described, protocol, shown, truths, measured)
+        measured = job.measure(
+            pairs, out, protocol, metrics, networks, evaluation, progress, only_recorded=True
+        )
+        if measured is None:
+            warnings.warn(
+                "other processes are still measuring their videos; the last to finish writes the table.",
+                stacklevel=3,
+            )
+            return None
+        scored = described | {"protocol": protocol.name, "metrics": shown}
+        return job.write_scores(out, scored, protocol, shown, measured)
 
 
-def _pairs(samples: list[Sample], options: RunOptions, out: Path) -> list[Pair]:
+def _pairs(samples: list[Sample], animation: AnimateOptions, out: Path) -> list[Pair]:
     """The animated videos with the truth frames they were animated from."""
     return [
-        Pair(s.name, out / "videos" / f"{s.name}.mp4", _truth(s, options.animation, out), s.reference)
+        Pair(s.name, _video(out, s), _truth(s, animation, out), s.reference)
         for s in samples
-        if (out / "videos" / f"{s.name}.mp4").exists()
+        if _video(out, s).exists()
     ]

@@ -1,8 +1,8 @@
 """One video's measurements: what `rdance eval` keeps per video before the tables are made.
 
-A truth video is measured once for every method that is compared with it (its features, its
-pose, its flicker); a generated video is measured against its truth's record. Records are flat
-name -> array mappings, saved as they are (`files.save_npz`) so that a run resumes where it
+A truth video is measured once for every generated video that sees it the same way (its
+features, its pose, its flicker); a generated video is measured against that record. Records are
+flat name -> array mappings, saved as they are (`files.save_npz`) so that a run resumes where it
 stopped, and keyed by what they were computed from so that a stale one is never reused.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -19,27 +21,78 @@ from realisdance_cli.evaluation.features import FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import Protocol
 from realisdance_cli.track import DWPOSE_POINTS, Stream, Track
-from realisdance_cli.video import FrameSource
+from realisdance_cli.video import FrameSource, Selection
 
 Record = dict[str, np.ndarray]
 # A DWPose point scoring under this is unknown: the original's drawing threshold.
 SCORE_THRESHOLD = 0.3
 # Frames read and fitted at a time: a long high-resolution video never sits whole in memory.
 READ_CHUNK = 32
+# Frame rates and aspects closer than this (relative) are the same: containers round them.
+SAME = 0.01
 
 
-def read_fitted(path: Path, protocol: Protocol) -> tuple[np.ndarray, tuple[int, int]]:
+@dataclass(frozen=True)
+class TruthView:
+    """How a truth is read for a generated video of another frame rate or shape: resampled to
+    the generated rate (RealisDance-DiT's rule: its videos are made that way from the poses),
+    and cut to the generated aspect (the centre a scale-to-cover fit keeps), so that frame t
+    and pixel (x, y) mean the same on both sides."""
+
+    fps: Fraction | None = None
+    aspect: float | None = None
+
+    @property
+    def selection(self) -> Selection | None:
+        return None if self.fps is None else Selection(fps=self.fps)
+
+    def suffix(self) -> str:
+        """'' for the truth as it is; else what sets this view apart, for file names."""
+        rate = "" if self.fps is None else f"@{float(self.fps):g}fps"
+        shape = "" if self.aspect is None else f"@aspect{self.aspect:.4f}"
+        return rate + shape
+
+
+def truth_view(pair: Pair, protocol: Protocol) -> TruthView:
+    """The view of `pair.truth` its generated video needs; frame rates and sizes that differ are
+    said, with what is done."""
+    generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
+    fps = None
+    both_files = pair.generated.is_file() and pair.truth.is_file()  # frame folders have no rate
+    if both_files and abs(generated.fps - truth.fps) > SAME * truth.fps:
+        fps = generated.fps
+        warnings.warn(
+            f"{pair.name}: the generated video runs at {float(generated.fps):g} fps and the truth at "
+            f"{float(truth.fps):g}; the truth is resampled to {float(fps):g} fps (RealisDance-DiT's rule).",
+            stacklevel=2,
+        )
+    ours, theirs = generated.width / generated.height, truth.width / truth.height
+    aspect = ours if abs(ours - theirs) > SAME * theirs else None
+    if (generated.width, generated.height) != (truth.width, truth.height):
+        cut = "the truth's centre of the generated shape is compared, " if aspect else ""
+        warnings.warn(
+            f"{pair.name}: the generated video is {generated.width}x{generated.height} and the truth "
+            f"{truth.width}x{truth.height}; {cut}both fitted to {protocol.size[1]}x{protocol.size[0]} "
+            f"as the {protocol.name} protocol does.",
+            stacklevel=2,
+        )
+    return TruthView(fps, aspect)
+
+
+def read_fitted(
+    path: Path, protocol: Protocol, view: TruthView | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
     """The frames of a video fitted to the protocol's size, uint8 (F, h, w, 3), and the video's
     own (height, width)."""
-    source = FrameSource(path)
+    view = view or TruthView()
+    source = FrameSource(path, view.selection)
     parts, chunk = [], []
     for frame in source:
         chunk.append(frame)
         if len(chunk) == READ_CHUNK:
-            parts.append(protocol.fit_frames(np.stack(chunk)))
+            parts.append(protocol.fit_frames(chunk, view.aspect))
             chunk = []
-    if chunk:
-        parts.append(protocol.fit_frames(np.stack(chunk)))
+    parts.append(protocol.fit_frames(chunk, view.aspect))
     return np.concatenate(parts), (source.info.height, source.info.width)
 
 
@@ -54,23 +107,40 @@ def dancer_points(stream: Stream) -> np.ndarray:
     return points
 
 
-PoseReader = Callable[[Path, str], Track]
-"""(video, cache name) -> its pose track: DWPose, and HaMeR's hands for "hands3d" (extracted once
-into the evaluation's cache)."""
+PoseReader = Callable[[Path, Selection | None], Track]
+"""(video, frame selection) -> its pose track: DWPose, and HaMeR's hands for "hands3d"
+(extracted once into the evaluation's cache)."""
+
+
+def _poses(
+    record: Record,
+    track: Track,
+    protocol: Protocol,
+    size: tuple[int, int],
+    asked: set[str],
+    networks: FeatureNetworks,
+    view: TruthView,
+) -> None:
+    """The dancer's DWPose points in the protocol's frame, and HaMeR's 3-D hands when asked."""
+    points = dancer_points(track.load("dwpose"))
+    record["keypoints"] = protocol.map_points(points, *size, view.aspect)
+    if "hands3d" in asked:
+        record["hands3d"] = networks.hand_points(track.load("mano"))
 
 
 def measure_truth(
     path: Path,
+    view: TruthView,
     protocol: Protocol,
     metrics_asked: Iterable[str],
     networks: FeatureNetworks,
     poses: PoseReader,
     reference: Path | None,
 ) -> Record:
-    """Everything about a truth video that its generated videos are compared with."""
+    """Everything about a truth video (as `view` sees it) that generated videos are compared with."""
     asked = set(metrics_asked)
-    frames, (height, width) = read_fitted(path, protocol)
-    record: Record = {"frame_count": np.array(len(frames)), "size": np.array([height, width])}
+    frames, size = read_fitted(path, protocol, view)
+    record: Record = {"frame_count": np.array(len(frames))}
     if "fid" in asked:
         record["inception"] = networks.inception(frames)
     clips = protocol.clips(len(frames))
@@ -79,12 +149,9 @@ def measure_truth(
     if "fvd" in asked:
         record["i3d"] = networks.i3d(frames, clips)
     if "smoothness" in asked:
-        record["flicker"] = metrics.flicker(frames / 255).per_pair
+        record["flicker"] = metrics.flicker(frames).per_pair
     if asked & set(POSE_METRICS):
-        track = poses(path, "truth")
-        record["keypoints"] = protocol.map_points(dancer_points(track.load("dwpose")), height, width)
-        if "hands3d" in asked:
-            record["hands3d"] = networks.hand_points(track.load("mano"))
+        _poses(record, poses(path, view.selection), protocol, size, asked, networks, view)
     if "identity" in asked:  # DisCo's reference picture is the truth's first frame
         picture = read_fitted(reference, protocol)[0] if reference is not None else frames
         record["reference_features"] = networks.dinov2(picture[:1])[0]
@@ -104,46 +171,33 @@ def compared_length(name: str, generated: int, truth: int) -> int:
 
 def measure_generated(
     pair: Pair,
+    view: TruthView,
     truth: Record,
     protocol: Protocol,
     metrics_asked: Iterable[str],
     networks: FeatureNetworks,
     poses: PoseReader,
-    method: str,
 ) -> Record:
-    """A generated video's per-frame scores against its truth, and its features for the set
-    metrics; the truth's frames are cut to the compared length where needed."""
+    """A generated video's per-frame scores against its truth (as `view` sees it), and its
+    features for the set metrics."""
     asked = set(metrics_asked)
-    name = pair.name
-    frames, (height, width) = read_fitted(pair.generated, protocol)
-    truth_frames = read_fitted(pair.truth, protocol)[0]
-    truth_height, truth_width = (int(v) for v in truth["size"])
-    if (height, width) != (truth_height, truth_width):
-        warnings.warn(
-            f"{name}: the generated video is {width}x{height} and the truth {truth_width}x{truth_height}; "
-            f"both are fitted to {protocol.size[1]}x{protocol.size[0]} ({protocol.fit}) as the "
-            f"{protocol.name} protocol does.",
-            stacklevel=2,
-        )
-    count = compared_length(name, len(frames), len(truth_frames))
+    frames, size = read_fitted(pair.generated, protocol)
+    truth_frames = read_fitted(pair.truth, protocol, view)[0]
+    count = compared_length(pair.name, len(frames), len(truth_frames))
     frames, truth_frames = frames[:count], truth_frames[:count]
-    generated, expected = frames / 255, truth_frames / 255
     record: Record = {"frame_count": np.array(count)}
     if "ssim" in asked:
-        seen = (
-            (metrics.gray(frames), metrics.gray(truth_frames))
-            if protocol.ssim_gray
-            else (frames, truth_frames)
+        record["ssim"] = np.asarray(
+            metrics.ssim(metrics.gray(frames), metrics.gray(truth_frames), data_range=255)
         )
-        ours, theirs = (side.astype(np.float64) for side in seen)
-        record["ssim"] = np.asarray(metrics.ssim(ours, theirs, data_range=255))
     if "psnr" in asked:
-        values = np.asarray(metrics.psnr(generated, expected))
-        record["psnr"] = np.where(np.isinf(values), metrics.IDENTICAL_PSNR, values)
+        record["psnr"] = metrics.psnr_8bit(frames, truth_frames)
         if protocol.psnr_uint8:
             record["psnr_uint8"] = metrics.psnr_uint8_wrap(frames, truth_frames)
+    if "l1" in asked:
+        record["l1"] = metrics.l1_per_pixel(frames, truth_frames)
     if "lpips" in asked:
-        record["lpips"] = networks.lpips(frames, truth_frames, signed=protocol.lpips_signed)
+        record["lpips"] = networks.lpips(frames, truth_frames)
     if "fid" in asked:
         record["inception"] = networks.inception(frames)
     clips = protocol.clips(count)
@@ -154,10 +208,10 @@ def measure_generated(
     if "identity" in asked:
         record["identity"] = metrics.cosine_similarity(networks.dinov2(frames), truth["reference_features"])
     if "smoothness" in asked:
-        record["flicker"] = metrics.flicker(generated).per_pair
+        record["flicker"] = metrics.flicker(frames).per_pair
     if asked & set(POSE_METRICS):
-        track = poses(pair.generated, method)
-        record["keypoints"] = protocol.map_points(dancer_points(track.load("dwpose")), height, width)[:count]
-        if "hands3d" in asked:
-            record["hands3d"] = networks.hand_points(track.load("mano"))[:count]
+        _poses(record, poses(pair.generated, None), protocol, size, asked, networks, TruthView())
+        record["keypoints"] = record["keypoints"][:count]
+        if "hands3d" in record:
+            record["hands3d"] = record["hands3d"][:count]
     return record

@@ -10,16 +10,18 @@ import numpy as np
 from realisdance_cli.errors import UserError
 
 
-def providers(device: str = "auto") -> list[str]:
-    """CUDA when asked for or available (`auto`), else the CPU."""
+def providers(device: str = "auto") -> list[Any]:
+    """CUDA when asked for or available (`auto`; `cuda:N` on GPU N, so that each process of a
+    multi-GPU job uses its own), else the CPU."""
     import onnxruntime
 
     available = onnxruntime.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
     if "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if device == "cuda":
+        index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
+        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+    if device.startswith("cuda"):
         raise UserError(
             "--device cuda was asked for, but ONNX Runtime has no CUDA provider here; "
             "pip uninstall onnxruntime && pip install onnxruntime-gpu."
