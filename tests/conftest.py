@@ -181,6 +181,17 @@ def steer_hamer(checkpoint: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dit_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding the tiny golden RealisDance-DiT, in the release's layout, where the
+    registry puts it."""
+    from test_dit import release_folder
+
+    root = tmp_path_factory.mktemp("dit-weights")
+    release_folder(root).rename(root / "realisdance-dit")
+    return root
+
+
+@pytest.fixture(scope="session")
 def animator_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A weights folder laid out like a user's, pointing at the tiny golden animator models."""
     golden = need(GOLDEN / "animator")

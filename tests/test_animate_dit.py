@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FIXTURES, assert_user_error, need, rdance, write_video
-from test_dit import release_folder
 
 from realisdance_cli.video import FrameSource, read_frames
 
@@ -22,11 +21,8 @@ PROMPT = ("--prompt", "a person dancing")
 
 
 @pytest.fixture(scope="module")
-def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A weights folder holding the release folder where the registry puts it."""
-    root = tmp_path_factory.mktemp("weights")
-    release_folder(root).rename(root / "realisdance-dit")
-    return root
+def weights_root(dit_weights: Path) -> Path:
+    return dit_weights
 
 
 @pytest.fixture(scope="module")

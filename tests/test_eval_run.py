@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pytest
 from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
-from test_dit import release_folder
 
 from realisdance_cli.video import FrameSource, Selection, read_frames
 
@@ -23,10 +22,8 @@ FAST = ("--model", "dit", "--size", "48x80", "--steps", "2", "--max-frames", "5"
 
 
 @pytest.fixture(scope="module")
-def weights_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("weights")
-    release_folder(root).rename(root / "realisdance-dit")
-    return root
+def weights_root(dit_weights: Path) -> Path:
+    return dit_weights
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def sharded(val: Path, weights_root: Path, tmp_path_factory: pytest.TempPathFact
 
 def test_shards_animate_their_share_and_the_last_one_merges_the_table(sharded: Path, val: Path) -> None:
     result = json.loads((sharded / "scores.json").read_text())
-    rows = result["methods"]["generated"]
+    rows = result["methods"]["dit"]
     assert set(rows) == {"0001", "0002", "overall"}
     assert result["inputs"]["model"] == "dit" and result["inputs"]["kind"] == "realisdance-val"
     for name in ("0001", "0002"):
@@ -95,7 +92,7 @@ def test_a_second_run_animates_nothing_and_keeps_the_table(
     assert done.returncode == 0, done.stderr
     assert [path.stat().st_mtime_ns for path in videos] == stamps
     assert json.loads((sharded / "scores.json").read_text()) == json.loads(table)
-    assert "generated" in done.stdout and "scores:" in done.stdout  # the table, printed
+    assert "dit" in done.stdout and "scores:" in done.stdout  # the table, printed
 
 
 def test_torchrun_processes_share_the_set_and_make_the_same_videos(
@@ -181,5 +178,5 @@ def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
     assert (info.frame_count, info.height, info.width) == (9, 64, 64)  # every frame, as DisCo scores
     truth = frames(out / "truth" / "00335.mp4")
     assert np.array_equal(truth, np.stack(read_frames(images)))
-    overall = json.loads((out / "scores.json").read_text())["methods"]["generated"]["overall"]
+    overall = json.loads((out / "scores.json").read_text())["methods"]["sd"]["overall"]
     assert overall["ssim"] < 1 and overall["psnr"] > 0

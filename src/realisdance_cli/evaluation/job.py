@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -182,30 +182,39 @@ class _PoseTracks:
         return extract(video, out, extract_options, progress=self.progress)[0]
 
 
-def claim(out: Path, described: dict[str, Any], force: bool) -> None:
-    """Under the folder's lock: `out` holds nothing, or an evaluation of these inputs (resumed,
-    finished or not), or --force replaces it; `inputs.json` then says what the folder is of."""
+def claim(
+    out: Path,
+    described: dict[str, Any],
+    force: bool,
+    *,
+    record: str = INPUTS,
+    replaced: Sequence[str] = REPLACED,
+    other: Callable[[dict[str, Any]], str] = lambda earlier: "the evaluation of other videos",
+) -> None:
+    """`out` holds nothing, or the work `described` (resumed, finished or not), or `force`
+    replaces what it holds (the `replaced` entries); `record` (JSON) then says what the folder
+    is of. A folder of other work is refused in one sentence saying what it holds (`other`)."""
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the evaluation.")
-    record = out / INPUTS
+        raise UserError(f"--out {out} is a file; give a folder.")
+    path = out / record
     earlier: Any = None
-    if record.exists():
+    if path.exists():
         try:
-            earlier = json.loads(record.read_text())
+            earlier = json.loads(path.read_text())
         except (OSError, ValueError):
             earlier = "unreadable"
     if earlier == described:
         return
     if contents(out) and not force:
-        what = "the evaluation of other videos" if earlier is not None else "other files"
+        what = other(earlier) if isinstance(earlier, dict) else "other files"
         raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
-    for name in REPLACED:
+    for name in replaced:
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-    atomic_write_bytes(record, (json.dumps(described, indent=2) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(described, indent=2) + "\n").encode())
 
 
 def described_inputs(
@@ -340,7 +349,7 @@ def evaluate(
     out = out or default_out(list(generated), truth)
     described = described_inputs(methods, truth, options, asked)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the evaluation.")
+        raise UserError(f"--out {out} is a file; give a folder.")
     with folder_lock(out, "the evaluation folder"):
         claim(out, described, force)
         measured = measure(pairs, out, protocol, asked, networks, options, progress)

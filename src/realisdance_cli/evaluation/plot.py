@@ -11,19 +11,23 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
-WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, GAP = 720, 220, 70, 160, 30, 50
+WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, GAP = 720, 220, 70, 160, 30, 70
 # Matplotlib's default cycle: distinct, readable on white.
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 TRUTH_COLOUR = "#888888"
-PANELS = (("pose_error", "pose error (body sizes)"), ("flicker", "flicker (mean |Δ luma|)"))
+PANELS = (
+    ("pose_error", "pose error (in body sizes; hands in their own)"),
+    ("flicker", "flicker (mean |Δ luma| between frames)"),
+)
+TICKS = 4  # intervals on each axis
 
 
 def _nice_top(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above `value`."""
+    """The smallest of 1, 2, 4, 8 x 10^k at or above `value` (its quarters are round numbers)."""
     if not math.isfinite(value) or value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
+    return next(step * power for step in (1, 2, 4, 8, 10) if step * power >= value)
 
 
 Line = tuple[str, Sequence[float], str, str]  # name, values, colour, extra SVG attributes
@@ -54,15 +58,18 @@ def _panel(title: str, lines: list[Line], y: float) -> list[str]:
         f'<text x="{MARGIN_LEFT}" y="{y - 8}" font-weight="bold">{escape(title)}</text>',
         f'<rect x="{MARGIN_LEFT}" y="{y}" width="{inner}" height="{PANEL_HEIGHT}" '
         'fill="none" stroke="#333"/>',
-        f'<text x="{MARGIN_LEFT + inner / 2}" y="{y + PANEL_HEIGHT + 30}" text-anchor="middle">'
-        f"frame (0 to {frames - 1})</text>",
+        f'<text x="{MARGIN_LEFT + inner / 2}" y="{y + PANEL_HEIGHT + 32}" text-anchor="middle">frame</text>',
     ]
-    for tick in range(5):
-        level = y + PANEL_HEIGHT - tick / 4 * PANEL_HEIGHT
+    for tick in range(TICKS + 1):
+        level = y + PANEL_HEIGHT - tick / TICKS * PANEL_HEIGHT
+        frame = round(tick / TICKS * max(frames - 1, 0))
+        along = MARGIN_LEFT + frame / max(frames - 1, 1) * inner
         parts += [
             f'<line x1="{MARGIN_LEFT - 4}" y1="{level:.1f}" x2="{MARGIN_LEFT + inner}" y2="{level:.1f}" '
             'stroke="#ddd"/>',
-            f'<text x="{MARGIN_LEFT - 8}" y="{level + 4:.1f}" text-anchor="end">{top * tick / 4:.3g}</text>',
+            f'<text x="{MARGIN_LEFT - 8}" y="{level + 4:.1f}" text-anchor="end">'
+            f"{top * tick / TICKS:.3g}</text>",
+            f'<text x="{along:.1f}" y="{y + PANEL_HEIGHT + 16}" text-anchor="middle">{frame}</text>',
         ]
     for index, (name, values, colour, extra) in enumerate(lines):
         for points in _polyline(values, (MARGIN_LEFT, y, inner, PANEL_HEIGHT), top):

@@ -16,7 +16,6 @@ table, so the last shard to finish (or any later run) merges them.
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
@@ -30,12 +29,9 @@ from realisdance_cli.evaluation import job
 from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, shard
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import get_protocol
-from realisdance_cli.files import atomic_write_bytes, contents, folder_lock
+from realisdance_cli.files import folder_lock
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.video import FrameSource, VideoWriter
-
-METHOD = "generated"
-
 
 # What --force removes from a run folder (the decoded test set and the pose tracks, named by
 # their contents, stay).
@@ -140,34 +136,8 @@ def _load(animation: AnimateOptions) -> Any:
     return load_pipeline(animation, *resolve_device(animation.device, animation.dtype))
 
 
-def _claim(out: Path, described: dict[str, Any], force: bool) -> None:
-    """`<out>/run.json` says which test set, model and settings the folder's videos are of: a run
-    of another is refused (its videos would be mixed with these), or replaced with `force`."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the run.")
-    record = out / "run.json"
-    earlier: Any = None
-    if record.exists():
-        try:
-            earlier = json.loads(record.read_text())
-        except (OSError, ValueError):
-            earlier = "unreadable"
-    if earlier == described:
-        return
-    if (earlier is not None or contents(out)) and not force:
-        what = (
-            f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
-            if isinstance(earlier, dict)
-            else "other files"
-        )
-        raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
-    for name in REPLACED:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-    atomic_write_bytes(record, (json.dumps(described, indent=2) + "\n").encode())
+def _other_run(earlier: dict[str, Any]) -> str:
+    return f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
 
 
 def _settings(animation: AnimateOptions) -> dict[str, Any]:
@@ -220,16 +190,27 @@ def run_benchmark(
         "model": options.model,
         "animation": _settings(animation),
     }
-    _claim(out, described, force)
+    job.claim(
+        out,
+        described,
+        force,
+        record="run.json",
+        replaced=REPLACED,
+        other=lambda earlier: (
+            f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
+        ),
+    )
     if device is not None:
         animation = replace(animation, device=device)
     index, count = options.shard
     mine = shard(benchmark.samples, index * processes + rank, count * processes)
     with folder_lock(out / "shards" / f"{index + 1}-of-{count}-{rank}", "this shard of the run"):
         _animate(mine, options.model, animation, out, progress)
-        pairs = {METHOD: _pairs(mine, animation, out)}
+        pairs: dict[str, list[Pair]] = {options.model: _pairs(mine, animation, out)}  # the row: the model
         job.measure(pairs, out, protocol, metrics, networks, evaluation, progress)
-    return _merge(benchmark, animation, out, described, metrics, networks, evaluation, progress)
+    return _merge(
+        benchmark, options.model, animation, out, described, metrics, networks, evaluation, progress
+    )
 
 
 def _video(out: Path, sample: Sample) -> Path:
@@ -257,6 +238,7 @@ def _animate(
 
 def _merge(
     benchmark: Benchmark,
+    model: str,
     animation: AnimateOptions,
     out: Path,
     described: dict[str, Any],
@@ -267,10 +249,10 @@ def _merge(
 ) -> dict[str, Any] | None:
     """The table, when every video of the set is animated and measured; None (said) otherwise:
     a shard still at work writes it when it finishes."""
-    pairs = {METHOD: _pairs(benchmark.samples, animation, out)}
-    if len(pairs[METHOD]) < len(benchmark.samples):
+    pairs = {model: _pairs(benchmark.samples, animation, out)}
+    if len(pairs[model]) < len(benchmark.samples):
         warnings.warn(
-            f"{len(pairs[METHOD])} of {len(benchmark.samples)} videos are animated; the table is written "
+            f"{len(pairs[model])} of {len(benchmark.samples)} videos are animated; the table is written "
             "when every shard has finished (or run again without --shard to finish them here).",
             stacklevel=3,
         )
