@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -42,34 +41,19 @@ def interrupt(
     how: signal.Signals,
     ready: Callable[[], bool],
     delay: float,
-    attempts: int = 3,
 ) -> subprocess.CompletedProcess:
     """Runs `rdance ARGS`, and once it holds the lock of `folder` and `ready()` holds, waits
-    `delay` seconds and sends `how`. A run that finished before the signal could reach it says
-    nothing about stopping (the test process was late, on a loaded machine): `folder` goes back to
-    how it was and the round is run again, up to `attempts` times."""
-    before = folder.with_name(f"{folder.name}.before")
-    shutil.rmtree(before, ignore_errors=True)
-    if folder.exists():
-        shutil.copytree(folder, before, symlinks=True)
-    for _ in range(attempts):
-        child = start_rdance(*args)
-        deadline = time.monotonic() + 300
-        while child.poll() is None and not (holds_lock(folder, child.pid) and ready()):
-            assert time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.01)
-        time.sleep(delay)
-        signalled = child.poll() is None
-        if signalled:
-            child.send_signal(how)
-        stdout, stderr = child.communicate(timeout=300)
-        assert "Traceback" not in stderr, stderr
-        if signalled:
-            break
-        shutil.rmtree(folder)
-        if before.exists():
-            shutil.copytree(before, folder, symlinks=True)
-    shutil.rmtree(before, ignore_errors=True)
+    `delay` seconds and sends `how` (unless the run has finished by then)."""
+    child = start_rdance(*args)
+    deadline = time.monotonic() + 300
+    while child.poll() is None and not (holds_lock(folder, child.pid) and ready()):
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.01)
+    time.sleep(delay)
+    if child.poll() is None:
+        child.send_signal(how)
+    stdout, stderr = child.communicate(timeout=300)
+    assert "Traceback" not in stderr, stderr
     if how == signal.SIGINT and child.returncode == 130:
         assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
     return subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -149,17 +148,10 @@ def test_a_stopped_extraction_resumes_to_the_same_arrays(
     assert whole.returncode == 0, whole.stderr
 
     stopped = tmp_path / "stopped.rdance"
-    for _ in range(3):  # a run that finished before the signal could reach it says nothing: again
-        child = start_rdance("extract", moving_clip, "--out", stopped, *common)
-        try:
-            wait_for_progress(stopped, child, frames=4)
-            child.send_signal(how)
-        except AssertionError:
-            assert child.poll() is not None  # finished before this process saw it at work
-        _, stderr = child.communicate(timeout=60)
-        if child.returncode != 0:
-            break
-        shutil.rmtree(stopped)
+    child = start_rdance("extract", moving_clip, "--out", stopped, *common)
+    wait_for_progress(stopped, child, frames=4)
+    child.send_signal(how)
+    _, stderr = child.communicate(timeout=60)
     if how == signal.SIGINT:
         assert child.returncode == 130 and "run the same command again to resume" in " ".join(stderr.split())
     state = Track.open(stopped).state("dwpose")
