@@ -6,15 +6,16 @@ weights-only `torch.load`, then a strict load whose failure names the missing an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from realisdance_cli.errors import UserError
 
 SHOWN_KEYS = 5
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 def read_weights(path: Path, what: str, safe_globals: Sequence[Any] = (), mmap: bool = True) -> Any:
@@ -52,6 +53,15 @@ def load_exactly(
         module.load_state_dict(dict(state), strict=True, assign=True)
     except RuntimeError as error:
         raise UserError(f"{what}: {str(error).splitlines()[-1].strip()}") from None
+
+
+def loaded(factory: Callable[[], ModuleT], state: Mapping[str, torch.Tensor], what: str) -> ModuleT:
+    """`factory()`'s network built without memory (on the meta device) and given every tensor of
+    `state` (`load_exactly`, `what` naming it in a refusal), in eval mode."""
+    with torch.device("meta"):
+        module = factory()
+    load_exactly(module, state, what)
+    return module.eval()
 
 
 def read_state_dict(path: Path, what: str) -> Mapping[str, torch.Tensor]:

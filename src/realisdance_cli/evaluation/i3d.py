@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realisdance_cli.evaluation.video_layers import FrozenBatchNorm3d, resize_frames
-from realisdance_cli.state_dicts import load_exactly, read_state_dict
+from realisdance_cli.state_dicts import loaded, read_state_dict
 
 INPUT_SIZE = 224
 CLASSES = 400
@@ -143,7 +143,4 @@ def load_i3d(path: Path) -> I3D:
     """The network with the weights of `path` (the release, or a safetensors copy of it), every
     key accounted for, in eval mode."""
     state = read_state_dict(path, f"the FVD I3D weights ({RELEASE})")
-    with torch.device("meta"):
-        model = I3D()
-    load_exactly(model, state, f"{path} is not the FVD I3D network ({RELEASE})")
-    return model.eval()
+    return loaded(I3D, state, f"{path} is not the FVD I3D network ({RELEASE})")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realisdance_cli.state_dicts import load_exactly, read_state_dict
+from realisdance_cli.state_dicts import loaded, read_state_dict
 
 INPUT_SIZE = 299
 FEATURES = 2048
@@ -205,7 +205,4 @@ def load_fid_inception(path: Path) -> FidInception:
     """The network with the weights of `path` (the release, or a safetensors copy of it), every
     key accounted for, in eval mode."""
     state = read_state_dict(path, f"the FID Inception weights ({RELEASE})")
-    with torch.device("meta"):
-        model = FidInception()
-    load_exactly(model, state, f"{path} is not the FID Inception network ({RELEASE})")
-    return model.eval()
+    return loaded(FidInception, state, f"{path} is not the FID Inception network ({RELEASE})")

@@ -28,7 +28,7 @@ from torch import nn
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation.video_layers import FrozenBatchNorm3d, resize_frames
-from realisdance_cli.state_dicts import load_exactly, read_state_dict, read_weights
+from realisdance_cli.state_dicts import loaded, read_state_dict, read_weights
 
 INPUT_SIZE = 112
 CLIP_FRAMES = 16
@@ -123,7 +123,4 @@ def read_release(path: Path) -> dict[str, torch.Tensor]:
 def load_resnet3d(path: Path) -> ResNet3D50:
     """The network with the weights of `path`, every key accounted for, in eval mode."""
     state = read_release(path)
-    with torch.device("meta"):
-        model = ResNet3D50()
-    load_exactly(model, state, f"{path} is not the FID-VID 3-D ResNet-50 ({RELEASE})")
-    return model.eval()
+    return loaded(ResNet3D50, state, f"{path} is not the FID-VID 3-D ResNet-50 ({RELEASE})")
