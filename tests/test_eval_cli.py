@@ -410,3 +410,16 @@ def test_an_out_that_is_a_file_is_one_sentence(eval_weights: Path, tmp_path: Pat
     )
     assert_user_error(done, "is a file")
     assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_set_metrics_over_different_truth_frames_are_said(eval_weights: Path, tmp_path: Path) -> None:
+    truth = write_video(tmp_path / "truth" / "a.mp4", dance(4))
+    write_video(tmp_path / "full" / "a.mp4", dance(4, noise=10))
+    write_video(tmp_path / "short" / "a.mp4", dance(2, noise=10))
+    done = rdance(
+        "eval", tmp_path / "full", tmp_path / "short", truth.parent, "--metrics", "ssim,fid",
+        "--weights", eval_weights, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "different numbers of truth frames (full 4, short 2), so FID measures them against" in said

@@ -40,7 +40,8 @@ class _ScoreByDefault(TyperGroup):
 app = typer.Typer(
     cls=_ScoreByDefault,
     help="Score generated videos against the truth: image, video, pose, identity and smoothness "
-    "metrics. `rdance eval GENERATED... TRUTH` is short for `rdance eval score`.",
+    "metrics. `rdance eval GENERATED... TRUTH` is short for `rdance eval score` (a folder named like a "
+    "sub-command, run or score, is written ./run).",
     no_args_is_help=True,
 )
 

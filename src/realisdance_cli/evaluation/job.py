@@ -300,10 +300,29 @@ def measure(
     return measured
 
 
+def warn_unequal_truth_sets(measured: Measured, asked: Sequence[str]) -> None:
+    """FID, FID-VID and FVD compare a method with the truth frames it was compared on: methods whose
+    videos were cut to other lengths are then scored against different truth sets (said once)."""
+    named = [metric.upper() for metric in SET_METRICS if metric in asked]
+    compared = {
+        method: sum(int(record["frame_count"]) for _, record in videos.values())
+        for method, videos in measured.items()
+    }
+    if named and len(set(compared.values())) > 1:
+        counts = ", ".join(f"{method} {count}" for method, count in compared.items())
+        verb = "measure" if len(named) > 1 else "measures"
+        warnings.warn(
+            f"the methods are compared over different numbers of truth frames ({counts}), so "
+            f"{' and '.join(named)} {verb} them against different truth sets: compare those with care.",
+            stacklevel=3,
+        )
+
+
 def write_scores(
     out: Path, described: dict[str, Any], protocol: Protocol, asked: list[str], measured: Measured
 ) -> dict[str, Any]:
     """scores.json, scores.md and scores.svg from the measured records; returns what the JSON holds."""
+    warn_unequal_truth_sets(measured, asked)
     table = {method: report.rows(protocol, asked, videos) for method, videos in measured.items()}
     curves = {method: report.curves(protocol, videos) for method, videos in measured.items()}
     result = {
