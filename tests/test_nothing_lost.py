@@ -220,3 +220,65 @@ def test_a_folder_is_replaced_whole_or_not_at_all(tmp_path: Path) -> None:
         (partial / "model_index.json").write_text("new")
     assert (target / "model_index.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["pipeline"]
+
+
+WRITER = """
+import os, sys, time
+from pathlib import Path
+from realisdance_cli.files import AtomicFile, atomic_folder
+
+target, kind = Path(sys.argv[1]), sys.argv[2]
+if kind == "file":
+    writing = AtomicFile(target)
+    writing.path.write_bytes(b"half")
+    print(writing.path, flush=True)
+else:
+    with atomic_folder(target) as partial:
+        (partial / "weights.bin").write_bytes(b"half")
+        print(partial, flush=True)
+        time.sleep(600)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_killed_writers_temporary_is_swept_and_a_living_ones_kept(tmp_path: Path, kind: str) -> None:
+    """Temporaries beside an output (a stopped `animate`'s video, a stopped `weights convert`'s
+    pipeline folder) are removed by the next write of that output, unless their writer still lives."""
+    from realisdance_cli.files import atomic_folder, atomic_write_bytes
+
+    target = tmp_path / "out.mp4"
+
+    def start() -> tuple[subprocess.Popen, Path]:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target), kind], stdout=subprocess.PIPE, text=True
+        )
+        assert writer.stdout is not None
+        return writer, Path(writer.stdout.readline().strip())
+
+    def write() -> None:
+        if kind == "file":
+            atomic_write_bytes(target, b"whole")
+        else:
+            with atomic_folder(target) as partial:
+                (partial / "weights.bin").write_bytes(b"whole")
+
+    living, living_partial = start()
+    killed, killed_partial = start()
+    try:
+        killed.kill()
+        killed.wait()
+        assert killed_partial.exists()
+        write()
+        assert not killed_partial.exists()
+        assert living_partial.exists()  # still being written
+        write()
+        assert living_partial.exists()
+    finally:
+        living.kill()
+        living.wait()
+    write()
+    leftovers = sorted(p.name for p in tmp_path.iterdir())
+    assert leftovers == ["out.mp4"]
+    whole = target.read_bytes() if kind == "file" else (target / "weights.bin").read_bytes()
+    assert whole == b"whole"

@@ -43,6 +43,7 @@ _WRITE_ERRNOS = {
 
 
 _PARTIAL = ".partial-"  # marks the temporaries of `AtomicFile` and `atomic_folder`
+_ASIDE = "-old"  # the folder `atomic_folder` replaces, until it is removed
 
 
 def _target_of(path: Path) -> Path:
@@ -60,10 +61,51 @@ def write_failure(err: OSError) -> UserError | None:
     return UserError(f"cannot write{where}: {reason}; {remedy}.")
 
 
+def _hold(fd: int) -> None:
+    """Marks a temporary as being written: an advisory lock that dies with its process."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether no living process writes the temporary `path` (nobody holds its lock)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def sweep_abandoned(target: Path) -> None:
+    """Removes the temporaries of `target` that a killed writer left beside it (a stopped
+    `weights convert` would otherwise leave gigabytes), never one a living process writes."""
+    with suppress(OSError):
+        for leftover in target.parent.glob(f".{target.name}{_PARTIAL}*"):
+            writing = leftover.with_name(leftover.name.removesuffix(_ASIDE))
+            if _abandoned(writing if writing.exists() else leftover):
+                remove([leftover])
+
+
+def _sync_folder(folder: Path) -> None:
+    """The folder's entries (a rename) on disk, where the file system allows it."""
+    with suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class AtomicFile:
     """A temporary file beside `target` that replaces it on `commit` and vanishes on `discard`,
-    so readers see either the old file or the whole new one. As a context manager it yields the
-    temporary path and commits when the block succeeds.
+    so readers see either the old file or the whole new one, also after a power cut (the data
+    reaches the disk before the rename). As a context manager it yields the temporary path and
+    commits when the block succeeds.
 
     `suffix` keeps the extension some writers insist on (`np.savez` adds `.npz` otherwise).
     """
@@ -72,18 +114,23 @@ class AtomicFile:
         self.target = target
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}", suffix=suffix)
+            sweep_abandoned(target)
+            self._fd, name = tempfile.mkstemp(
+                dir=target.parent, prefix=f".{target.name}{_PARTIAL}", suffix=suffix
+            )
         except OSError as err:  # no folder can be made there, or it is full, read-only, not ours
             raise write_failure(err) or UserError(
                 f"cannot write {target}: {err.strerror}; write elsewhere (--out)."
             ) from None
-        os.close(fd)
+        _hold(self._fd)
         self.path = Path(name)
 
     def commit(self) -> Path:
         try:
+            os.fsync(self._fd)  # whoever wrote the file, its data: the fd is on the same file
             os.chmod(self.path, FILE_MODE)
             os.replace(self.path, self.target)
+            _sync_folder(self.target.parent)
         finally:
             self.discard()
         return self.target
@@ -91,6 +138,8 @@ class AtomicFile:
     def discard(self) -> None:
         with suppress(OSError):
             self.path.unlink(missing_ok=True)
+        with suppress(OSError):
+            os.close(self._fd)
 
     def __enter__(self) -> Path:
         return self.path
@@ -108,21 +157,29 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     when it fails: at every moment `target` is the old folder or the whole new one (the old one is
     moved aside first and removed after)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned(target)
     partial = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}{_PARTIAL}"))
-    aside = partial.with_name(f"{partial.name}-old")
+    aside = partial.with_name(f"{partial.name}{_ASIDE}")
+    held = os.open(partial, os.O_RDONLY)
     try:
+        _hold(held)
         yield partial
+        for file in (entry for entry in partial.rglob("*") if entry.is_file() and not entry.is_symlink()):
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
         os.chmod(partial, 0o777 & ~_umask())
         had_target = target.is_symlink() or target.exists()
         if had_target:
             os.replace(target, aside)
         try:
             os.replace(partial, target)
+            _sync_folder(target.parent)
         except BaseException:
             if had_target:
                 os.replace(aside, target)
             raise
     finally:
+        os.close(held)
         shutil.rmtree(partial, ignore_errors=True)
         if aside.is_symlink() or aside.is_file():
             aside.unlink()
@@ -131,10 +188,16 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    with AtomicFile(path) as tmp, tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    with AtomicFile(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, or one sentence saying why they cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
 
 
 def save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
@@ -145,9 +208,9 @@ def save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-def load_npz(path: Path) -> dict[str, Any]:
+def load_npz(path: Path, remedy: str = "run the command that made it again with --force") -> dict[str, Any]:
     """Every array of an `.npz` file (never unpickling), or one sentence when the file is cut
-    short or damaged."""
+    short or damaged, ending with `remedy`."""
     import zipfile
     import zlib
 
@@ -157,9 +220,7 @@ def load_npz(path: Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise UserError(
-            f"{path} is damaged ({err}); run the command that made it again with --force."
-        ) from None
+        raise UserError(f"{path} is damaged ({err}); {remedy}.") from None
 
 
 def paths_from_strings(options: object, *names: str) -> None:
