@@ -142,6 +142,9 @@ def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: P
         (("--size", "60x64"), "multiple of 8"),
         (("--context", "40"), "--context must be 1 to 32"),
         (("--schedule", "loop"), "--schedule must be"),
+        (("--steps", "0"), "--steps must be 1 or more, got 0"),  # 0 is not "the default"
+        (("--stride", "0"), "--stride 1 or more"),
+        (("--max-frames", "-1"), "--max-frames 1 or more (0 for all)"),
     ],
 )
 def test_bad_options_are_one_sentence(

@@ -116,6 +116,14 @@ def test_dit_bad_input_is_one_sentence(
         rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--context", "10", *common),
         "--context must be 4k+1",
     )
+    for flag, message in (
+        ("--fps", "--fps and --steps must be 1 or more"),  # 0 is not "the default"
+        ("--max-res", "--max-res must be at least 256 pixels, got 0"),
+        ("--teacache-thresh", "--teacache must be more than 0, got 0.0"),
+    ):
+        assert_user_error(
+            rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, flag, "0"), message
+        )
     assert_user_error(
         rdance(
             "animate",

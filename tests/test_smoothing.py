@@ -127,3 +127,19 @@ def test_render_poses_smooth(tmp_path: Path) -> None:
     assert from_pkl.returncode == 0, from_pkl.stderr
     c = read_frames(tmp_path / "pkl" / "dwpose.mp4")
     assert all(np.array_equal(x, y) for x, y in zip(b, c, strict=True))  # a .pkl smooths like its track
+
+
+def test_rotations_start_at_the_first_valid_frame() -> None:
+    """A not-valid first frame holds the identity, not a rotation: the filter must not start there,
+    just as `smooth_vectors` waits for the first confident measurement."""
+    turned = Rotation.from_rotvec([0.0, 0.0, 1.5]).as_matrix()
+    matrices = np.stack([np.eye(3), np.eye(3)] + [turned] * 4)[:, None]
+    confidence = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 1.0])
+    smoothed = smooth_rotations(matrices, FPS, confidence, PARAMETERS)
+    angles = Rotation.from_matrix(smoothed[:, 0]).magnitude()
+    np.testing.assert_allclose(angles, [0, 0, 1.5, 1.5, 1.5, 1.5], atol=1e-12)
+    rotvecs = Rotation.from_matrix(matrices[:, 0]).as_rotvec()[:, None]
+    linear = smooth_vectors(rotvecs, FPS, confidence[:, None], PARAMETERS)[:, 0]
+    np.testing.assert_allclose(np.linalg.norm(linear, axis=-1), angles, atol=1e-12)  # the same start
+    unsure = smooth_rotations(matrices, FPS, np.zeros(6), PARAMETERS)
+    assert np.array_equal(unsure, matrices)  # nothing to start from: kept as measured

@@ -522,3 +522,46 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
         shard = (data / f"manifest-{index}-of-2.jsonl").read_text().splitlines()
         assert [Path(next(iter(json.loads(line).values()))).name for line in shard] == expected
     assert_user_error(rdance("dataset", "build", videos, "--out", data, "--shard", "2/2"), "--shard")
+
+
+@pytest.mark.slow
+def test_an_infinite_step_count_in_a_config_is_one_sentence(tmp_path: Path) -> None:
+    """`steps: .inf` reads as a float that `int` cannot take (OverflowError, not ValueError)."""
+    from conftest import assert_user_error, rdance
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("steps: .inf\n")
+    assert_user_error(rdance("train", "--config", config), "steps: inf is not usable")
+
+
+def test_validation_clips_of_one_name_get_a_video_each(
+    unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    """Two manifest entries whose videos share a name (`video.mp4` in two folders): one grid each,
+    named by the clip's place among the validation clips."""
+    from conftest import write_video
+
+    from realisdance_cli.training.data import ClipSampling, read_manifest, validation_clip
+    from realisdance_cli.training.validation import validate
+    from realisdance_cli.video import FrameSource, read_frames
+
+    net, encoders, _, _ = _training_parts(tmp_path, unet_config, scheduler_config)
+    for name in ("video", "dwpose", "hamer", "smpl"):  # the same clip, inverted
+        write_video(
+            tmp_path / "other" / f"{name}.mp4",
+            [255 - f for f in read_frames(tmp_path / "clip" / f"{name}.mp4")],
+        )
+    rows = [
+        {name: f"{d}/{name}.mp4" for name in ("video", "dwpose", "hamer", "smpl")} for d in ("clip", "other")
+    ]
+    (tmp_path / "two.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    sampling = ClipSampling(frames=2, stride=2, size=(64, 48), clip_size=(28, 28), ref_mode="first")
+    clips = [validation_clip(entry, sampling, frames=2) for entry in read_manifest(tmp_path / "two.jsonl")]
+    assert clips[0].name == clips[1].name == "video"
+    folder = tmp_path / "validation"
+    written = validate(net, encoders.vae, encoders.image_encoder, scheduler_config, clips, folder, 3, 1)
+    assert written == [folder / "0-video-step0000003.mp4", folder / "1-video-step0000003.mp4"]
+    for path, clip in zip(written, clips, strict=True):
+        truth = [frame[:, 5 * 48 :].astype(float) for frame in FrameSource(path)]
+        assert len(truth) == len(clip.truth)
+        assert all(np.abs(got - want).mean() < 6 for got, want in zip(truth, clip.truth, strict=True))

@@ -261,8 +261,10 @@ def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
     """Every option that needs no file, checked before any work (named as the command's flags)."""
     check_frame_size(*options.frame_size, "--size")
     sampling.check(FLAGS)
-    if options.start < 0 or options.stride < 1 or (options.max_frames is not None and options.max_frames < 0):
-        raise UserError("--start and --max-frames must be 0 or more, --stride 1 or more.")
+    if options.start < 0 or options.stride < 1 or (options.max_frames is not None and options.max_frames < 1):
+        raise UserError(
+            "--start must be 0 or more, --stride 1 or more and --max-frames 1 or more (0 for all)."
+        )
     check_crf(options.crf)
 
 

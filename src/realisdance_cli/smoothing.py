@@ -57,13 +57,18 @@ def smooth_vectors(values: np.ndarray, fps: float, confidence: np.ndarray, param
 
 
 def smooth_rotations(matrices: np.ndarray, fps: float, confidence: np.ndarray, params: OneEuro) -> np.ndarray:
-    """One-Euro over time of rotation matrices (T, J, 3, 3) on SO(3); `confidence` (T,)."""
+    """One-Euro over time of rotation matrices (T, J, 3, 3) on SO(3); `confidence` (T,). As in
+    `smooth_vectors`, the estimate starts at the first frame with any confidence (a not-valid
+    frame holds no rotation, only the identity); frames before it are kept as they are."""
     dt = 1.0 / fps
     count, joints = matrices.shape[:2]
     out = np.array(matrices, dtype=np.float64)
-    estimate = Rotation.from_matrix(out[0].reshape(-1, 3, 3))
+    sure = np.flatnonzero(np.clip(confidence, 0.0, 1.0) > 0)
+    if not len(sure):
+        return out
+    estimate = Rotation.from_matrix(out[sure[0]].reshape(-1, 3, 3))
     speed = np.zeros((joints, 3))
-    for t in range(1, count):
+    for t in range(int(sure[0]) + 1, count):
         measured = Rotation.from_matrix(out[t].reshape(-1, 3, 3))
         step = (estimate.inv() * measured).as_rotvec()  # the geodesic to the measurement
         speed = speed + OneEuro.alpha(params.d_cutoff, dt) * (step / dt - speed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -248,14 +248,14 @@ def animate(
         dit = DiTOptions(
             prompt=_prompt(prompt, prompt_file),
             negative_prompt=negative_prompt or "",
-            max_resolution=max_res or 768 * 768,
+            max_resolution=_or_default(max_res, 768 * 768),
             frames=frames if max_frames is not None else 81,
-            fps=fps or 16,
-            steps=steps or 40,
+            fps=_or_default(fps, 16),
+            steps=_or_default(steps, 40),
             guidance=guidance,
-            teacache=(teacache_thresh or 0.2) if teacache or teacache_thresh else None,
-            context=context or 81,
-            overlap=overlap if overlap is not None else 16,
+            teacache=_or_default(teacache_thresh, 0.2) if teacache or teacache_thresh is not None else None,
+            context=_or_default(context, 81),
+            overlap=_or_default(overlap, 16),
             faithful=faithful,
             offload=offload.value if offload else None,
             fp8=fp8,
@@ -270,7 +270,7 @@ def animate(
     options = animation.AnimateOptions(
         size=parse_size(size),
         start=start,
-        stride=stride or 4,
+        stride=_or_default(stride, 4),
         max_frames=frames if max_frames is not None else 80,
         audio=audio_choice(audio, no_audio),
         seed=seed,
@@ -293,6 +293,14 @@ def animate(
         console.print(f"wrote {path}")
 
 
+T = TypeVar("T")
+
+
+def _or_default(value: T | None, default: T) -> T:
+    """A flag's value when given (0 too, which the checks then refuse), else its default."""
+    return default if value is None else value
+
+
 def _sampling(
     steps: int | None,
     guidance: float,
@@ -308,12 +316,12 @@ def _sampling(
 
     defaults = SamplingOptions()
     return SamplingOptions(
-        steps=steps or defaults.steps,
+        steps=_or_default(steps, defaults.steps),
         guidance=guidance,
         uncond=(uncond or Uncond.fake).value,
-        context=context or defaults.context,
-        overlap=defaults.overlap if overlap is None else overlap,
+        context=_or_default(context, defaults.context),
+        overlap=_or_default(overlap, defaults.overlap),
         schedule=(schedule or Schedule.sliding).value,
-        context_batch=context_batch or defaults.context_batch,
+        context_batch=_or_default(context_batch, defaults.context_batch),
         faithful=faithful,
     )

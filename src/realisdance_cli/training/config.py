@@ -113,7 +113,7 @@ IGNORED = {
 def _converted(key: str, convert: Callable[[Any], Any], value: Any, path: Path) -> Any:
     try:
         return convert(value)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:  # Overflow: `.inf` to a whole number
         raise UserError(f"{path}: {key}: {value!r} is not usable ({error}).") from None
 
 
