@@ -154,6 +154,18 @@ def test_bad_options_are_one_sentence(
     assert_user_error(done, message)
 
 
+def test_an_existing_video_is_refused_before_any_work(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "x_grid.mp4").write_bytes(b"an earlier grid")
+    done = rdance(
+        "animate", reference, poses, *FAST, "--weights", weights_root, "--out", tmp_path / "x.mp4", "--grid"
+    )
+    assert_user_error(done, "x_grid.mp4 exists; use --force to replace it.")
+    assert (tmp_path / "x_grid.mp4").read_bytes() == b"an earlier grid"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x_grid.mp4"]
+
+
 def test_folder_without_pose_videos_says_how_to_make_them(
     weights_root: Path, reference: Path, tmp_path: Path
 ) -> None:

@@ -282,3 +282,39 @@ def test_a_killed_writers_temporary_is_swept_and_a_living_ones_kept(tmp_path: Pa
     assert leftovers == ["out.mp4"]
     whole = target.read_bytes() if kind == "file" else (target / "weights.bin").read_bytes()
     assert whole == b"whole"
+
+
+CLAIMER = """
+import sys, time
+from pathlib import Path
+from realisdance_cli.files import claimed_output
+
+with claimed_output(Path(sys.argv[1])):
+    print("claimed", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_output_claimed_by_a_living_process_is_refused_and_a_killed_ones_is_not(tmp_path: Path) -> None:
+    """What `animate` holds from before its hours of denoising to the video's writing."""
+    from realisdance_cli.errors import UserError
+    from realisdance_cli.files import claimed_output
+
+    target = Path(os.path.relpath(tmp_path / "dance.mp4"))  # as the default output is: relative
+    claimer = subprocess.Popen(
+        [sys.executable, "-c", CLAIMER, str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert claimer.stdout is not None and claimer.stdout.readline().strip() == "claimed"
+        with pytest.raises(UserError, match="is being written by another process"), claimed_output(target):
+            pass
+    finally:
+        claimer.kill()
+        claimer.wait()
+    with claimed_output(target):  # the killed one's claim is no obstacle
+        target.write_bytes(b"video")
+    with pytest.raises(UserError, match="exists; use --force to replace it"), claimed_output(target):
+        pass
+    with claimed_output(target, force=True):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dance.mp4"]

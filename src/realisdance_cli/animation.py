@@ -31,7 +31,7 @@ from realisdance_cli.animator.processing import (
 from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file, paths_from_strings
+from realisdance_cli.files import claimed_output, existing_file, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWriter, audio_source, check_crf
 
@@ -300,7 +300,6 @@ class Made:
     poses: list[list[np.ndarray]]  # the grid's pose columns, frame by frame
     audio: Path | None
     start_time: float  # seconds into the sound of the first frame
-    writes: bool = True  # False in the processes of a parallel job other than the first
 
 
 def _animate_sd(
@@ -378,8 +377,7 @@ def _animate_dit(
     video = result[0][0]
     audio = audio_source(options.audio, lambda: poses.sound)
     columns = [poses.frames[name] for name in job.POSES]
-    writes = world is None or world.writes_outputs
-    return Made(video, poses.fps, reference, columns, audio, poses.start_time, writes)
+    return Made(video, poses.fps, reference, columns, audio, poses.start_time)
 
 
 def animate(
@@ -389,32 +387,60 @@ def animate(
     options: AnimateOptions | None = None,
     progress: ProgressFn = no_progress,
     pipeline: Any = None,
+    *,
+    force: bool = False,
 ) -> list[Path]:
     """Runs the whole job (with `options.dit`, RealisDance-DiT; else the SD-1.5 RealisDance);
     returns the written videos (the result, and the grid when asked). `pipeline`: one already
-    loaded for these options (`load_pipeline`, `dit.job.load_pipeline`), for many videos in a row."""
+    loaded for these options (`load_pipeline`, `dit.job.load_pipeline`), for many videos in a row.
+    Existing videos are replaced only with `force`; the outputs are claimed before the work, so a
+    second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
     generate = _animate_dit if options.dit is not None else _animate_sd
-    made = generate(reference_path, inputs, options, progress, pipeline)
-    if not made.writes:
-        return []
-    size = (made.video.shape[2], made.video.shape[3])
     paths = output_paths(out, options.grid)
+    writes = _writes_here(options, pipeline)
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
-        writers = [
-            stack.enter_context(
-                VideoWriter(
-                    path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time
-                )
-            )
-            for path in paths
-        ]
-        reference = fit(made.reference, size)
-        for index, picture in enumerate(made.video):  # frame by frame: no second copy of the video
-            frame = frame_pixels(picture)
-            writers[0].write(frame)
-            if options.grid:
-                poses_now = (fit(column[min(index, len(column) - 1)], size) for column in made.poses)
-                writers[1].write(np.hstack([reference, *poses_now, frame]))
-            progress("encoding", index + 1, len(made.video))
+        for path in paths if writes else []:
+            stack.enter_context(claimed_output(path, force=force))
+        made = generate(reference_path, inputs, options, progress, pipeline)
+        if not writes:
+            return []
+        size = (made.video.shape[2], made.video.shape[3])
+        _write(made, paths, options, size, stack, progress)
     return paths
+
+
+def _write(
+    made: Made,
+    paths: list[Path],
+    options: AnimateOptions,
+    size: tuple[int, int],
+    stack: ExitStack,
+    progress: ProgressFn,
+) -> None:
+    """The result (and the grid) encoded frame by frame: no second copy of the video."""
+    writers = [
+        stack.enter_context(
+            VideoWriter(path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time)
+        )
+        for path in paths
+    ]
+    reference = fit(made.reference, size)
+    for index, picture in enumerate(made.video):
+        frame = frame_pixels(picture)
+        writers[0].write(frame)
+        if options.grid:
+            poses_now = (fit(column[min(index, len(column) - 1)], size) for column in made.poses)
+            writers[1].write(np.hstack([reference, *poses_now, frame]))
+        progress("encoding", index + 1, len(made.video))
+
+
+def _writes_here(options: AnimateOptions, pipeline: Any) -> bool:
+    """False in the processes of a RealisDance-DiT job spread over several (`torchrun`) but the
+    first: they compute the same video, the first writes it. A given pipeline is one process's own."""
+    if options.dit is None or pipeline is not None:
+        return True
+    from realisdance_cli.dit.parallel import world_from_environment
+
+    world = world_from_environment()
+    return world is None or world.writes_outputs

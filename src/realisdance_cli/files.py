@@ -187,6 +187,27 @@ def atomic_folder(target: Path) -> Iterator[Path]:
             shutil.rmtree(aside, ignore_errors=True)
 
 
+@contextmanager
+def claimed_output(target: Path, *, force: bool = False) -> Iterator[Path]:
+    """Holds `target` for this process from before the work to its writing: a second process
+    that claims it meanwhile stops at once with one sentence, and an existing `target` is
+    refused unless `force` (checked under the claim, so two runs never both pass the check)."""
+    claim = AtomicFile(target, suffix=".claim")  # a temporary of `target` that we hold
+    try:
+        others = [
+            path
+            for path in target.parent.glob(f".{target.name}{_PARTIAL}*")
+            if path.name != claim.path.name and not _abandoned(path)
+        ]
+        if others:
+            raise UserError(f"{target} is being written by another process; wait for it or write elsewhere.")
+        if target.exists() and not force:
+            raise UserError(f"{target} exists; use --force to replace it.")
+        yield target
+    finally:
+        claim.discard()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     with AtomicFile(path) as tmp:
         tmp.write_bytes(data)

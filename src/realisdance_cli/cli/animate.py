@@ -264,9 +264,6 @@ def animate(
         )
         dit.check()
     target = out or animation.default_out(reference, inputs)
-    for path in animation.output_paths(target, grid):
-        if path.exists() and not force:
-            raise UserError(f"{path} exists; use --force to replace it.")
     options = animation.AnimateOptions(
         size=parse_size(size),
         start=start,
@@ -288,7 +285,7 @@ def animate(
         retarget=RetargetOptions(weights_root=weights_dir, device=device) if retarget else None,
     )
     with progress_bars() as progress:
-        written = animation.animate(reference, inputs, target, options, progress)
+        written = animation.animate(reference, inputs, target, options, progress, force=force)
     for path in written:
         console.print(f"wrote {path}")
 
