@@ -161,7 +161,7 @@ def test_an_existing_video_is_refused_before_any_work(
     done = rdance(
         "animate", reference, poses, *FAST, "--weights", weights_root, "--out", tmp_path / "x.mp4", "--grid"
     )
-    assert_user_error(done, "x_grid.mp4 exists; use --force to replace it.")
+    assert_user_error(done, "x_grid.mp4 already exists; pass --force to replace it.")
     assert (tmp_path / "x_grid.mp4").read_bytes() == b"an earlier grid"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x_grid.mp4"]
 

@@ -313,8 +313,51 @@ def test_an_output_claimed_by_a_living_process_is_refused_and_a_killed_ones_is_n
         claimer.wait()
     with claimed_output(target):  # the killed one's claim is no obstacle
         target.write_bytes(b"video")
-    with pytest.raises(UserError, match="exists; use --force to replace it"), claimed_output(target):
+    with pytest.raises(UserError, match="already exists; pass --force to replace it"), claimed_output(target):
         pass
     with claimed_output(target, force=True):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dance.mp4"]
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from realisdance_cli.track import Track
+
+with Track.lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_an_import_never_replaces_a_track_another_process_writes(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(4, 64, 48))
+    out = tmp_path / "dance.rdance"
+    assert rdance("track", "import", tmp_path / "dance.pkl", "--out", out).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = rdance("track", "import", tmp_path / "dance.pkl", "--out", out, "--force")
+        assert_user_error(done, "the pose track", "is in use by another process")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == {
+        name: data for name, data in before.items() if name != ".lock"
+    }
+
+
+def test_a_track_named_dot_exports_beside_itself(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "source.pkl", dancer_pkl_frames(4, 64, 48))
+    out = tmp_path / "dance.rdance"
+    assert rdance("track", "import", tmp_path / "source.pkl", "--out", out).returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "realisdance_cli", "track", "export", "."],
+        cwd=out,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "dance.pkl").stat().st_size > 0 and "dance.pkl" in done.stdout

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import save_npz
 from realisdance_cli.track import SCHEMA_VERSION, STREAMS, SourceInfo, Stream, Track
 
 
@@ -161,3 +162,19 @@ def test_damaged_tracks_are_reported(tmp_path: Path) -> None:
 def test_default_path() -> None:
     assert Track.default_path(Path("/v/dance.mp4")) == Path("/v/dance.rdance")
     assert Track.default_path(Path("/v/frames")) == Path("/v/frames.rdance")
+    assert Track.default_path(Path(".")) == Path.cwd().parent / f"{Path.cwd().name}.rdance"
+    assert Track.default_path(Path("..")) == Path.cwd().parent.parent / f"{Path.cwd().parent.name}.rdance"
+
+
+def test_a_part_without_frames_is_damage_not_an_endless_loop(tmp_path: Path) -> None:
+    frames = random_frames("dwpose", [1] * 4)
+    track = Track.create(tmp_path / "t.rdance", source(4))
+    track.begin("dwpose", weights={}, options={})
+    track.append("dwpose", Stream.from_frames("dwpose", frames[:2]))
+    track.append("dwpose", Stream.from_frames("dwpose", frames[:0]))  # nothing to add: nothing written
+    assert sorted(p.name for p in (track.path / "dwpose.parts").iterdir()) == ["00000000.npz"]
+    track.append("dwpose", Stream.from_frames("dwpose", frames[2:]))
+    nothing = Stream.from_frames("dwpose", random_frames("dwpose", [1])[:0])
+    save_npz(track.path / "dwpose.parts" / "00000002.npz", {"offsets": nothing.offsets, **nothing.fields})
+    with pytest.raises(UserError, match=r"00000002\.npz is damaged"):
+        track.finish("dwpose")

@@ -99,7 +99,8 @@ def open_track(source: FrameSource, out: Path, *, force: bool) -> Track:
                 "pass --force to replace it or --out to write elsewhere."
             )
         return track
-    return Track.create(out, current, overwrite=force or out.exists())
+    # A track of other frames was refused above; `create` refuses a folder that is not a track.
+    return Track.create(out, current, overwrite=True)
 
 
 def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

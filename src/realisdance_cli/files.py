@@ -202,7 +202,7 @@ def claimed_output(target: Path, *, force: bool = False) -> Iterator[Path]:
         if others:
             raise UserError(f"{target} is being written by another process; wait for it or write elsewhere.")
         if target.exists() and not force:
-            raise UserError(f"{target} exists; use --force to replace it.")
+            raise UserError(f"{target} already exists; pass --force to replace it.")
         yield target
     finally:
         claim.discard()

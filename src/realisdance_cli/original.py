@@ -263,14 +263,15 @@ def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwri
         frame_count=len(frames),
         fps=None if fps is None else as_fraction(fps),
     )
-    track = Track.create(out, source, overwrite=overwrite)
     optional = [key for key in OPTIONAL_KEYS if key in frames[0]]
     options = {
         "origin": "import",
         "pkl_keys": optional,
         "pkl_layout": SINGLE_LAYOUT if single else LIST_LAYOUT,
     }
-    track.write("dwpose", stream, weights={}, options=options)
+    with Track.lock(out):  # an extraction writing the same track stops this, not the reverse
+        track = Track.create(out, source, overwrite=overwrite)
+        track.write("dwpose", stream, weights={}, options=options)
     return track
 
 

@@ -220,6 +220,11 @@ class StreamState:
     options: dict[str, Any] = field(default_factory=dict)  # how it was made (e.g. "origin": "import")
 
 
+def named(path: Path) -> Path:
+    """`path` with a name to derive others from: `.` and `..` become the folders they stand for."""
+    return path.resolve() if path.name in ("", "..") else path
+
+
 class Track:
     """A pose-track folder. Create with `Track.create`, open with `Track.open`."""
 
@@ -230,7 +235,8 @@ class Track:
 
     @staticmethod
     def default_path(source: Path) -> Path:
-        """`dance.mp4` -> `dance.rdance` beside it."""
+        """`dance.mp4` -> `dance.rdance` beside it (`.`, a folder of frames: beside that folder)."""
+        source = named(source)
         return (
             source.with_name(source.stem + TRACK_SUFFIX)
             if source.suffix
@@ -313,6 +319,8 @@ class Track:
         state = self.state(kind)
         if state.complete:
             raise ValueError(f"{kind} is already complete")
+        if chunk.frame_count == 0:
+            return
         parts = self.path / f"{kind}.parts"
         parts.mkdir(exist_ok=True)
         _save_stream(parts / f"{state.frames_done:08d}.npz", chunk)
@@ -345,7 +353,10 @@ class Track:
         done = self.state(kind).frames_done
         parts, start = [], 0
         while start < done:
-            part = _load_stream(self.path / f"{kind}.parts" / f"{start:08d}.npz", kind)
+            path = self.path / f"{kind}.parts" / f"{start:08d}.npz"
+            part = _load_stream(path, kind)
+            if part.frame_count == 0:
+                raise UserError(f"{path} is damaged (it holds no frames); run again with --force.")
             parts.append(part)
             start += part.frame_count
         return parts

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from realisdance_cli.cli.shared import ForceOption, command, console
-from realisdance_cli.errors import UserError
+from realisdance_cli.files import claimed_output
 
 app = typer.Typer(
     help="Inspect pose tracks; convert to and from the original .pkl format.", no_args_is_help=True
@@ -83,14 +83,13 @@ def track_export(
 ) -> None:
     """Write a track's DWPose poses as the original release's .pkl, readable by the authors' code."""
     from realisdance_cli.original import export_dwpose_pkl, export_single
-    from realisdance_cli.track import Track
+    from realisdance_cli.track import Track, named
 
     track = Track.open(track_dir)
-    target = out or track_dir.with_suffix(".pkl")
+    target = out or named(track_dir).with_suffix(".pkl")
     single = export_single(track, single)
-    if target.exists() and not force:
-        raise UserError(f"{target} already exists; pass --force to replace it.")
-    export_dwpose_pkl(track, target, single=single)
+    with claimed_output(target, force=force):
+        export_dwpose_pkl(track, target, single=single)
     if single:
         console.print(f"wrote one picture's pose dict to {target}")
     else:

@@ -149,18 +149,19 @@ def weights_convert(
     """
     from realisdance_cli import animation, weights
     from realisdance_cli.animator.checkpoint import convert_to_pipeline
-    from realisdance_cli.files import existing_file
+    from realisdance_cli.files import claimed_output, existing_file
 
     root = weights.weights_root(weights_dir)
     needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
     paths = weights.require_all(needed, root)
     source = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
     target = out or root / animation.PIPELINE_FOLDER
-    if target.exists() and not force:
-        raise UserError(f"{target} exists; use --force to replace it.")
-    if target.exists() and not (target / "model_index.json").is_file():
-        raise UserError(f"{target} is not a pipeline folder; choose another --out.")
-    animation.quiet_libraries()
-    with console.status(f"converting {source}"):
-        convert_to_pipeline(source, paths["base-model"], paths["dinov2"], target, "fp16" if fp16 else None)
+    with claimed_output(target, force=force):
+        if target.exists() and not (target / "model_index.json").is_file():
+            raise UserError(f"{target} is not a pipeline folder; choose another --out.")
+        animation.quiet_libraries()
+        with console.status(f"converting {source}"):
+            convert_to_pipeline(
+                source, paths["base-model"], paths["dinov2"], target, "fp16" if fp16 else None
+            )
     console.print(f"wrote {target} (load it with RealisDancePipeline.from_pretrained)")
