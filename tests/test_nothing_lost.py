@@ -361,3 +361,23 @@ def test_a_track_named_dot_exports_beside_itself(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "dance.pkl").stat().st_size > 0 and "dance.pkl" in done.stdout
+
+
+def test_a_files_hash_follows_its_changes(tmp_path: Path) -> None:
+    """`file_sha256` hashes a file once per process, and again whenever it changed."""
+    import hashlib
+
+    from realisdance_cli.files import file_sha256
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"a" * 100)
+    assert file_sha256(path) == hashlib.sha256(b"a" * 100).hexdigest()
+    stamp = path.stat().st_mtime_ns
+    path.write_bytes(b"b" * 100)  # same size, rewritten in place
+    os.utime(path, ns=(stamp + 10**9, stamp + 10**9))
+    assert file_sha256(path) == hashlib.sha256(b"b" * 100).hexdigest()
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"c" * 100)
+    os.utime(other, ns=(stamp + 10**9, stamp + 10**9))
+    other.replace(path)  # same size and time, another file
+    assert file_sha256(path) == hashlib.sha256(b"c" * 100).hexdigest()

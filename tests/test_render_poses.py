@@ -37,6 +37,10 @@ def test_track_videos_go_into_the_track_with_its_rate_and_size(tmp_path: Path) -
     assert done.returncode == 0, done.stderr
     info = FrameSource(tmp_path / "small" / "dwpose.mp4").info
     assert (info.frame_count, info.fps, info.width, info.height) == (10, 5, 48, 64)
+    done = rdance("render-poses", track.path, "--size", "32x24", "--out", tmp_path / "small")
+    assert done.returncode == 0, done.stderr  # pose videos are made again at will, and it is said
+    assert f"replacing the earlier dwpose.mp4 in {tmp_path / 'small'}" in " ".join(done.stderr.split())
+    assert FrameSource(tmp_path / "small" / "dwpose.mp4").info.width == 24
 
 
 def test_empty_frames_are_black(tmp_path: Path) -> None:

@@ -301,6 +301,9 @@ def render_poses(
             painters[name] = make(track, canvas, options, stack)
         folder = out or default_out(source)
         stack.enter_context(folder_lock(folder, "the output folder"))
+        earlier = [BY_NAME[name].video for name in videos if (folder / BY_NAME[name].video).exists()]
+        if earlier:  # pose videos are made again from the track at will: replaced, but said
+            warnings.warn(f"replacing the earlier {', '.join(earlier)} in {folder}", stacklevel=2)
         writers = {
             name: stack.enter_context(
                 VideoWriter(

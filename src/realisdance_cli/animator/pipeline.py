@@ -278,8 +278,6 @@ class RealisDancePipeline(DiffusionPipeline):
         self,
         height: int,
         width: int,
-        num_inference_steps: int,
-        guidance_scale: float,
         output_type: str,
         options: SamplingOptions,
         callback_on_step_end_tensor_inputs: Sequence[str],
@@ -288,8 +286,8 @@ class RealisDancePipeline(DiffusionPipeline):
         check_frame_size(height, width, "height and width")
         options.check()
         most = self.scheduler.config.num_train_timesteps
-        if num_inference_steps > most:
-            raise UserError(f"num_inference_steps must be 1 to {most}, got {num_inference_steps}.")
+        if options.steps > most:
+            raise UserError(f"num_inference_steps must be 1 to {most}, got {options.steps}.")
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -475,10 +473,7 @@ class RealisDancePipeline(DiffusionPipeline):
             faithful=faithful,
         )
         height, width = _frame_size(pose_videos, height, width)
-        self.check_inputs(
-            height, width, num_inference_steps, guidance_scale, output_type, options,
-            callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+        self.check_inputs(height, width, output_type, options, callback_on_step_end_tensor_inputs)
         picture = picture_array(image, (height, width))
         reference = reference_tensor(picture)
         clip = clip_image if clip_image is not None else clip_input(picture)[None]

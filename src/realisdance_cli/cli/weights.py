@@ -67,7 +67,8 @@ def weights_check(
     root = weights.weights_root(weights_dir)
     bad = 0
     for entry in weights.select(names or []):
-        found = weights.status(entry, root, verify_hash=hash_, structure="full")
+        with console.status(f"checking {entry.name}"):  # a checkpoint of gigabytes takes seconds
+            found = weights.status(entry, root, verify_hash=hash_, structure="full")
         where = escape(str(found.path))
         if found.ok:
             note = f" ({escape(found.note)})" if found.note else ""
