@@ -410,7 +410,7 @@ a_key_nobody_knows: 1
     assert "rank 0: 2 steps" in done.stdout  # --steps beat max_train_steps
     last_loss = float(done.stdout.split("last loss ")[1].split(";")[0])
 
-    grid = tmp_path / "run" / "validation" / "video-step0000002.mp4"
+    grid = tmp_path / "run" / "validation" / "0-video-step0000002.mp4"
     frames = list(FrameSource(grid))
     assert len(frames) == 6 and frames[0].shape == (64, 6 * 48, 3)  # 12 frames at stride 2
     source = list(FrameSource(manifest.parent / "clip" / "video.mp4"))[::2]
@@ -534,6 +534,7 @@ def test_an_infinite_step_count_in_a_config_is_one_sentence(tmp_path: Path) -> N
     assert_user_error(rdance("train", "--config", config), "steps: inf is not usable")
 
 
+@pytest.mark.slow
 def test_validation_clips_of_one_name_get_a_video_each(
     unet_config: dict, scheduler_config: dict, tmp_path: Path
 ) -> None:
@@ -565,3 +566,129 @@ def test_validation_clips_of_one_name_get_a_video_each(
         truth = [frame[:, 5 * 48 :].astype(float) for frame in FrameSource(path)]
         assert len(truth) == len(clip.truth)
         assert all(np.abs(got - want).mean() < 6 for got, want in zip(truth, clip.truth, strict=True))
+
+
+@pytest.mark.slow
+def test_the_reported_loss_of_an_accumulated_step_is_the_mean_of_its_batches(
+    unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    """`accumulate 2`: the step's loss is the mean of both batches' losses, not the last one's. The
+    reference redoes the step's two batches by hand: one clip, so batch k is the clip of epoch k,
+    with the step's generator (seeded by (seed, step, rank)); a zero learning rate keeps the
+    weights of both batches the same."""
+    from realisdance_cli.training.loop import TrainOptions, _loss, train
+
+    net, encoders, scheduler, dataset = _training_parts(tmp_path, unet_config, scheduler_config)
+    options = TrainOptions(stage=2, steps=1, learning_rate=0.0, accumulate=2, log_with="none", seed=5)
+    generator = torch.Generator().manual_seed(hash((options.seed, 0, 0)) % 2**63)
+    expected = []
+    with torch.no_grad():
+        for epoch in (0, 1):
+            dataset.epoch = epoch
+            batch = encoders({k: v[None] for k, v in dataset[0].items()}, generator)
+            expected.append(_loss(net, batch, scheduler, options, generator).item())
+    assert abs(expected[0] - expected[1]) > 0.01 * expected[1]  # the last alone would not pass
+    reported: list[float] = []
+    config = {"unet": unet_config, "token_width": 48}
+    losses = train(net, encoders, scheduler, dataset, options, tmp_path / "run", config,
+                   report=lambda step, loss: reported.append(loss))  # fmt: skip
+    assert losses == reported and reported[0] == pytest.approx(sum(expected) / 2, rel=1e-5), expected
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_swapping_its_state_resumes_and_checkpoints_again(
+    unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    """The swap is state -> state.old, state.partial -> state, remove state.old. Killed while
+    removing state.old, the next checkpoint must still swap; killed between the renames, the run
+    resumes from state.old (the last whole state), not from the unswapped state.partial."""
+    import shutil
+
+    from realisdance_cli.training.loop import TrainOptions, train
+
+    config = {"unet": unet_config, "token_width": 48}
+    options = TrainOptions(stage=2, learning_rate=1e-3, checkpoint_every=1, log_with="none")
+
+    def run(folder: str, steps: int, resume: bool = False) -> list[float]:
+        parts = _training_parts(tmp_path / folder, unet_config, scheduler_config)
+        return train(*parts, TrainOptions(**{**options.__dict__, "steps": steps}), tmp_path / folder, config,
+                     resume=resume)  # fmt: skip
+
+    straight = run("a", 2)
+    out = tmp_path / "b"
+    assert run("b", 1) == pytest.approx(straight[:1], rel=1e-5)
+    shutil.copytree(out / "state", tmp_path / "step1")
+    # Killed while removing state.old (an earlier state): part of it is gone, the rest stays.
+    shutil.copytree(tmp_path / "step1", out / "state.old")
+    for path in sorted((out / "state.old").iterdir())[:2]:
+        path.unlink()
+    assert run("b", 2, resume=True) == pytest.approx(straight[1:], rel=1e-5)
+    assert json.loads((out / "state" / "step.json").read_text())["step"] == 2
+    assert not (out / "state.old").exists() and not (out / "state.partial").exists()
+    # Killed between the renames: state (step 1) became state.old, the step-2 state.partial stays.
+    (out / "state").replace(out / "state.partial")
+    shutil.copytree(tmp_path / "step1", out / "state.old")
+    assert run("b", 2, resume=True) == pytest.approx(straight[1:], rel=1e-5)  # step 2 again
+    assert json.loads((out / "state" / "step.json").read_text())["step"] == 2
+    assert not (out / "state.old").exists() and not (out / "state.partial").exists()
+    a, b = load_file(tmp_path / "a" / "stage2.safetensors"), load_file(out / "stage2.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_dataset_build_renders_again_what_extract_made_anew(extraction_weights: Path, tmp_path: Path) -> None:
+    """Pose videos follow the streams: a rebuild whose extraction redoes the stages (another
+    channel order here) renders them again, and so does one after `extract` was run by hand with
+    other options (every stage then skipped by the build, the streams newer than the videos)."""
+    from conftest import write_video
+
+    from realisdance_cli.conditions import POSE_NAMES
+    from realisdance_cli.extraction import ExtractOptions, extract
+    from realisdance_cli.rendering import RenderOptions
+    from realisdance_cli.training.dataset_build import build
+    from realisdance_cli.video import read_frames
+
+    person = cv2.resize(
+        cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png")))[:, :, ::-1], (270, 480)
+    )
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    write_video(videos / "a.mp4", [person] * 2, fps=25)
+    render = RenderOptions(weights_root=extraction_weights)
+
+    def options(rgb: bool) -> ExtractOptions:
+        return ExtractOptions(device="cpu", weights_root=extraction_weights, rgb=rgb)
+
+    def rebuilt(rgb: bool) -> dict[str, np.ndarray]:
+        assert build(videos, data, options(rgb), render).built == ["a.mp4"]
+        return {name: read_frames(data / "a.rdance" / f"{name}.mp4") for name in POSE_NAMES}
+
+    first = rebuilt(rgb=False)
+    with pytest.warns(UserWarning, match="replacing the earlier dwpose.mp4, hamer.mp4, smpl.mp4"):
+        second = rebuilt(rgb=True)
+    assert not np.array_equal(first["dwpose"], second["dwpose"])
+    extract(videos / "a.mp4", data / "a.rdance", options(False))
+    with pytest.warns(UserWarning, match="replacing the earlier"):
+        third = rebuilt(rgb=False)
+    assert all(np.array_equal(first[name], third[name]) for name in POSE_NAMES)
+
+
+def test_dataset_build_takes_every_picture_kind_frame_sources_read(tmp_path: Path) -> None:
+    """A .tif/.tiff picture is a one-frame video to `FrameSource`, so the build takes it too (here
+    it stops at the missing weights, which shows it was taken)."""
+    from realisdance_cli.extraction import ExtractOptions
+    from realisdance_cli.rendering import RenderOptions
+    from realisdance_cli.training.dataset_build import build
+    from realisdance_cli.video import FrameSource
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.tif", "b.TIFF"):
+        cv2.imwrite(str(videos / name), np.full((32, 24, 3), 90, np.uint8))
+        assert FrameSource(videos / name).info.frame_count == 1
+    no_weights = tmp_path / "weights"
+    no_weights.mkdir()
+    report = build(
+        videos, tmp_path / "data", ExtractOptions(device="cpu", weights_root=no_weights), RenderOptions()
+    )
+    assert report.built == [] and sorted(report.failed) == ["a.tif", "b.TIFF"]
+    assert (tmp_path / "data" / "manifest.jsonl").read_text() == ""

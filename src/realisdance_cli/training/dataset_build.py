@@ -18,15 +18,14 @@ from pathlib import Path
 
 from realisdance_cli.conditions import CONDITIONS
 from realisdance_cli.errors import UserError
-from realisdance_cli.extraction import ExtractOptions, extract
+from realisdance_cli.extraction import ExtractOptions, StageSummary, extract
 from realisdance_cli.files import AtomicFile
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import RenderOptions, render_poses
 from realisdance_cli.track import Track
-from realisdance_cli.video import FrameSource
+from realisdance_cli.video import IMAGE_SUFFIXES, FrameSource
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,24 @@ class BuildReport:
 def _videos(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+    suffixes = (*VIDEO_SUFFIXES, *sorted(IMAGE_SUFFIXES))
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if not found:
-        kinds = ", ".join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)
+        kinds = ", ".join(suffixes)
         raise UserError(f"{folder} holds no videos or pictures ({kinds}).")
     return found
+
+
+def _stale(track: Track, stages: list[StageSummary]) -> bool:
+    """Whether the pose videos must be rendered (again): one is missing, this run's extraction
+    (re)made a stage (say with other weights or options), or a stream is newer than a video
+    (`rdance extract` was run again by hand since)."""
+    videos = [track.path / c.video for c in CONDITIONS]
+    if not all(video.is_file() for video in videos) or not all(stage.skipped for stage in stages):
+        return True
+    streams = [track.path / f"{c.stream}.npz" for c in CONDITIONS]
+    newest = max((stream.stat().st_mtime_ns for stream in streams if stream.is_file()), default=0)
+    return newest > min(video.stat().st_mtime_ns for video in videos)
 
 
 def _entry(video: Path, track: Track, out: Path) -> dict:
@@ -93,8 +105,8 @@ def build(
     for number, video in enumerate(mine):
         progress("videos", number, len(mine))
         try:
-            track, _ = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
-            if not all((track.path / c.video).is_file() for c in CONDITIONS):
+            track, stages = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
+            if _stale(track, stages):
                 render_poses(track.path, track.path, render_options, progress=progress)
             lines.append(_entry(video, track, out))
             report.built.append(video.name)

@@ -10,7 +10,8 @@ straight through.
 
 Optionally an exponential moving average of the trained weights (diffusers' `EMAModel`, decay
 warmed up as (1 + n) / (10 + n)) is kept, saved with the state and exported as `stageN_ema.*`;
-validation then uses it. Loss and learning rate go to TensorBoard (`OUT/logs`).
+validation then uses it. Loss (a step's: the mean over its accumulated batches and the processes)
+and learning rate go to TensorBoard (`OUT/logs`).
 """
 
 from __future__ import annotations
@@ -184,9 +185,11 @@ def train(
         generator = torch.Generator().manual_seed(
             hash((options.seed, step, accelerator.process_index)) % 2**63
         )
+        total = torch.zeros((), device=accelerator.device)  # the step's batches, summed where they are
         for _ in range(options.accumulate):
             with accelerator.accumulate(net):
                 loss = _loss(net, encoders(next(batches), generator), scheduler, options, generator)
+                total += loss.detach()
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:  # all parameters: FSDP then clips over its shards
                     accelerator.clip_grad_norm_(net.parameters(), options.max_grad_norm)
@@ -196,7 +199,7 @@ def train(
         if ema is not None:
             ema.step(trainable)
         step += 1
-        value = accelerator.gather(loss.detach().reshape(1)).mean().item()
+        value = accelerator.gather((total / options.accumulate).reshape(1)).mean().item()
         losses.append(value)
         accelerator.log({"loss": value, "lr": schedule.get_last_lr()[0]}, step=step)
         report(step, value)
@@ -307,17 +310,24 @@ def _save(
     settings: Mapping[str, Any],
 ) -> None:
     """The resumable state (written beside, then swapped in), and the network in our form and the
-    original's (also with the moving-average weights, with EMA); rank 0 writes the files."""
+    original's (also with the moving-average weights, with EMA); rank 0 writes the files.
+
+    A run killed during a swap leaves state.partial or state.old behind; both are removed before
+    the swap, except a state.old without a state: the last whole state (`saved_state` resumed
+    from it), kept until the new one is in place."""
+    state_dir, partial, old = (out / f"{STATE_FOLDER}{tail}" for tail in ("", ".partial", ".old"))
     accelerator.wait_for_everyone()
-    state_dir, partial = out / STATE_FOLDER, out / f"{STATE_FOLDER}.partial"
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
     partial.mkdir(parents=True, exist_ok=True)  # every rank writes its own random states there
     accelerator.wait_for_everyone()
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (partial / "step.json").write_text(json.dumps({"step": step, "settings": settings}))
-        old = out / f"{STATE_FOLDER}.old"
         if state_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)  # else a leftover state.old blocks the rename
             state_dir.replace(old)
         partial.replace(state_dir)
         shutil.rmtree(old, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Periodic validation: the network being trained animates fixed clips with the inference pipeline,
-and each becomes `validation/<clip>-step<N>.mp4`, side by side: reference | DWPose | HaMeR |
-SMPL-CS | generated | ground truth. Same noise every time, so the videos of successive steps
-show what training changed.
+and each becomes `validation/<number>-<clip>-step<N>.mp4` (the number: its place among the clips,
+from 0, so two videos of one name in different folders keep a grid each), side by side: reference |
+DWPose | HaMeR | SMPL-CS | generated | ground truth. Same noise every time, so the videos of
+successive steps show what training changed.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def validate(
     pipeline.set_progress_bar_config(disable=True)
     written = []
     try:
-        for clip in clips:
+        for number, clip in enumerate(clips):
             videos = PoseVideos(*(video_tensor(clip.poses.frames[name]) for name in POSE_NAMES))
             generator = torch.Generator().manual_seed(seed)
             result = pipeline(
@@ -57,7 +58,7 @@ def validate(
             if folder is None:
                 continue
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{clip.name}-step{step:07d}.mp4"
+            path = folder / f"{number}-{clip.name}-step{step:07d}.mp4"
             with VideoWriter(path, clip.poses.fps or 8) as writer:
                 for index, picture in enumerate(video):
                     poses = (clip.poses.frames[name][index] for name in POSE_NAMES)
