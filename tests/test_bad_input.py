@@ -145,3 +145,111 @@ def test_a_network_too_small_for_the_size_is_said_before_denoising(tmp_path: Pat
     done = rdance(*common, "--guidance", "1", "--context", "1", "--overlap", "0", "--stride", "1")
     assert_user_error(done, "deepest layer would normalise single values")
     assert not list(tmp_path.glob("*.mp4"))
+
+
+def _network_file(path: Path, metadata: dict[str, str] | None) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"pose_guider.conv_in.weight": torch.zeros(2, 2)}, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize(
+    "damage", ["truncated", "foreign metadata", "no config", "config not JSON", "config without a width"]
+)
+def test_a_damaged_or_foreign_network_file_is_one_sentence(tmp_path: Path, damage: str) -> None:
+    """`rdance animate --checkpoint x.safetensors` reads the file's metadata, then its tensors."""
+    import json
+
+    from realisdance_cli.animator.checkpoint import FORMAT, load_network
+
+    config = json.dumps({"unet": {}, "token_width": 48})
+    metadata = {
+        "truncated": {"format": FORMAT, "config": config},
+        "foreign metadata": {"format": "something-else"},
+        "no config": {"format": FORMAT},
+        "config not JSON": {"format": FORMAT, "config": "{unet"},
+        "config without a width": {"format": FORMAT, "config": json.dumps({"unet": {}})},
+    }[damage]
+    path = _network_file(tmp_path / "net.safetensors", metadata)
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(UserError) as caught:
+        load_network(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is not a usable RealisDance checkpoint: ") and "\n" not in message
+    if damage != "truncated":
+        assert "rdance train" in message
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_a_damaged_stage1_or_base_unet_file_is_one_sentence(tmp_path: Path, stage: int) -> None:
+    """`rdance train --stage1 x.safetensors`, and stage 1 from a damaged base UNet download."""
+    from realisdance_cli.training.job import TrainJob, build_network
+    from realisdance_cli.training.loop import TrainOptions
+
+    root = tmp_path / "weights"
+    base = root / "base/rv51/unet/diffusion_pytorch_model.safetensors"
+    broken = tmp_path / "stage1.safetensors" if stage == 2 else base
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_bytes((12).to_bytes(8, "little") + b'{"a": [1, 2')  # a header cut short
+    job = TrainJob(
+        tmp_path / "manifest.jsonl",
+        tmp_path / "run",
+        TrainOptions(stage=stage),
+        weights_root=root,
+        stage1=broken if stage == 2 else None,
+        motion=tmp_path / "mm.ckpt",
+    )
+    with pytest.raises(UserError) as caught:
+        build_network(job, {}, 48, root)
+    message = str(caught.value)
+    assert message.startswith(f"{broken} is not ") and "not a readable safetensors file" in message
+    remedy = "`rdance weights download" if stage == 1 else "rdance train --stage 1"
+    assert remedy in message and "\n" not in message
+
+
+def test_every_picture_reader_says_the_same(tmp_path: Path) -> None:
+    """The reference picture (animate, demo) and image sources (extract, render) share one reader."""
+    import cv2
+    from PIL import Image
+
+    from realisdance_cli.animator import processing
+    from realisdance_cli.video import FrameSource, read_picture
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG broken")
+    sentences = set()
+    for read in (read_picture, processing.read_picture, FrameSource):
+        with pytest.raises(UserError) as caught:
+            read(broken)
+        sentences.add(str(caught.value))
+    assert sentences == {f"{broken} is not an image OpenCV can read (use PNG or JPEG)."}
+    with pytest.raises(UserError, match="is a folder; give the reference picture itself"):
+        read_picture(tmp_path, "the reference picture")
+    with pytest.raises(UserError, match="does not exist"):
+        read_picture(tmp_path / "missing.png")
+    turned = tmp_path / "turned.jpg"  # EXIF orientation 6: shown turned a quarter clockwise
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :10] = 255
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(turned, exif=exif.tobytes(), quality=95)
+    shown = read_picture(turned)
+    assert shown.shape == (40, 20, 3) and shown.dtype == np.uint8
+    assert shown[:8].mean() > 200 and shown[-8:].mean() < 50  # the stored left band is now on top
+    np.testing.assert_array_equal(shown, next(iter(FrameSource(turned))))
+    np.testing.assert_array_equal(shown, cv2.imread(str(turned))[:, :, ::-1])
+
+
+def test_files_that_cannot_be_read_are_one_sentence(tmp_path: Path) -> None:
+    """ONNX models, pickles and image frames: the same sentence when the bytes cannot be read."""
+    from realisdance_cli.extractors.onnx_session import open_session
+    from realisdance_cli.safe_pickle import restricted_load
+
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    for read in (open_session, restricted_load):
+        with pytest.raises(UserError, match=f"^cannot read {folder}: Is a directory.$"):
+            read(folder)

@@ -101,3 +101,33 @@ def test_missing_model_files_name_the_licence(tmp_path: Path) -> None:
     assert "https://smpl-x.is.tue.mpg.de" in str(caught.value) and "SMPLX_NEUTRAL.npz" in str(caught.value)
     with pytest.raises(UserError, match=r"https://mano\.is\.tue\.mpg\.de"):
         mano_layer(tmp_path / "MANO_RIGHT.pkl")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped", "missing key"])
+def test_a_damaged_smplx_file_is_one_sentence(smplx_file: Path, tmp_path: Path, damage: str) -> None:
+    data = smplx_file.read_bytes()
+    path = tmp_path / "SMPLX_NEUTRAL.npz"
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "bit-flipped":
+        middle = len(data) // 3
+        path.write_bytes(data[:middle] + bytes([data[middle] ^ 0x55]) + data[middle + 1 :])
+    else:
+        with np.load(smplx_file) as arrays:
+            np.savez(path, **{name: arrays[name] for name in arrays.files if name != "shapedirs"})
+    with pytest.raises(UserError) as caught:
+        smplx_model(path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "`rdance weights download smplx`" in message
+    assert ("lacks shapedirs" in message) == (damage == "missing key")
+
+
+def test_a_folder_given_as_the_colour_table_is_one_sentence(tmp_path: Path) -> None:
+    """`--smplx-colors some_folder`."""
+    from realisdance_cli.bodies import load_vertex_colours
+
+    with pytest.raises(UserError, match=f"^{tmp_path} is a folder; give the vertex colour table"):
+        load_vertex_colours(tmp_path)
+    with pytest.raises(UserError, match="does not exist; `rdance weights check smplx-colors`"):
+        load_vertex_colours(tmp_path / "missing.pt")

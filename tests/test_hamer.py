@@ -14,13 +14,17 @@ import pytest
 import torch
 from conftest import GOLDEN, assert_user_error, need, rdance, write_hamer_config, write_video
 
-from realisdance_cli.bodies import mano_layer
+from realisdance_cli.bodies import hand_joints, mano_layer
 from realisdance_cli.errors import UserError
 from realisdance_cli.extractors.hamer.loading import load_hamer
-from realisdance_cli.extractors.hamer.mano import mano_outputs
 from realisdance_cli.extractors.hamer.network import Hamer
 from realisdance_cli.extractors.hand_estimator import HandEstimator, crop_hand, hand_boxes
-from realisdance_cli.geometry.cameras import full_frame_focal, full_frame_translation
+from realisdance_cli.geometry.cameras import (
+    full_frame_focal,
+    full_frame_translation,
+    project,
+    weak_perspective_translation,
+)
 from realisdance_cli.track import Track
 from realisdance_cli.video import read_frames
 
@@ -73,16 +77,19 @@ def test_network_and_mano_match_the_original(model: Hamer, case: dict) -> None:
     layer = mano_layer(CASE / "mano" / "MANO_RIGHT.pkl")
     with torch.no_grad():
         rotations, betas, cam = model(case["img"])
-        hands = mano_outputs(layer, rotations, betas, cam, model.config)
+        hands = layer(global_orient=rotations[:, :1], hand_pose=rotations[:, 1:], betas=betas)
+        joints = hand_joints(hands)  # in the crop's (possibly flipped) frame, as HaMeR gives them
+    focal, size = model.config.focal_length, model.config.image_size
+    cam_t = weak_perspective_translation(cam, focal, size)
     expected = {
         "global_orient": rotations[:, :1],
         "hand_pose": rotations[:, 1:],
         "betas": betas,
         "pred_cam": cam,
-        "pred_cam_t": hands.cam_t,
+        "pred_cam_t": cam_t,
         "pred_vertices": hands.vertices,
-        "pred_keypoints_3d": hands.keypoints_3d,
-        "pred_keypoints_2d": hands.keypoints_2d,
+        "pred_keypoints_3d": joints,
+        "pred_keypoints_2d": project(joints + cam_t[:, None], focal / size),
     }
     for name, value in expected.items():
         torch.testing.assert_close(value, case[name], **TOLERANCE, msg=name)
@@ -245,3 +252,32 @@ def test_a_hand_needs_more_than_six_known_coordinates() -> None:
     scores[0, 95] = 0.3
     left, _ = hand_boxes(keypoints, scores)
     assert not left.right and left.box.tolist() == [10, 5, 50, 50]
+
+
+@pytest.mark.parametrize("damage", [None, "truncated", "missing key"])
+def test_the_mean_parameters_file_is_read_or_named(
+    config_path: Path, tmp_path: Path, damage: str | None
+) -> None:
+    """A checkpoint without the mean MANO buffers takes them from mano_mean_params.npz."""
+    raw = torch.load(CASE / "hamer_tiny.ckpt", weights_only=True)
+    means = {"pose": "init_hand_pose", "shape": "init_betas", "cam": "init_cam"}
+    kept = {name: raw["state_dict"].pop(f"mano_head.{key}") for name, key in means.items()}
+    checkpoint = tmp_path / "hamer.ckpt"
+    torch.save(raw, checkpoint)
+    path = tmp_path / "mano_mean_params.npz"
+    if damage == "truncated":
+        path.write_bytes((CASE / "mano_mean_params.npz").read_bytes()[:600])
+    elif damage == "missing key":
+        np.savez(path, pose=np.zeros(96, np.float32), shape=np.zeros(10, np.float32))
+    else:
+        np.savez(path, **{name: value[0].numpy() for name, value in kept.items()})
+    if damage is None:
+        model = load_hamer(checkpoint, config_path, path)
+        for name, key in means.items():
+            torch.testing.assert_close(getattr(model.mano_head, key), kept[name])
+        return
+    with pytest.raises(UserError) as caught:
+        load_hamer(checkpoint, config_path, path)
+    message = str(caught.value)
+    assert message.startswith(str(path)) and "`rdance weights download hamer`" in message
+    assert ("lacks cam" in message) == (damage == "missing key") and "\n" not in message

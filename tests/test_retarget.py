@@ -423,3 +423,26 @@ def test_the_dancer_is_followed_when_someone_larger_walks_in(model, driver, refe
     alone = retarget_body(driver, reference, model)
     assert np.array_equal(crowded.smplx.offsets, alone.smplx.offsets)
     assert np.abs(crowded.joints - alone.joints).max() < 1e-6
+
+
+def test_hand_points_are_the_mesh_joints_and_fingertips(layer) -> None:
+    """The skeleton's hand points and the rendered hand mesh come from one MANO pass: the fingertips
+    are mesh vertices, and left hands are mirrored alike (more hands than one pass takes)."""
+    from realisdance_cli.bodies import mano_vertices
+
+    count, rng = 300, np.random.default_rng(7)
+    hands = {
+        "global_orient": Rotation.random(count, random_state=1).as_matrix().astype(np.float32),
+        "hand_pose": Rotation.from_rotvec(rng.normal(0, 0.3, (count * 15, 3)))
+        .as_matrix()
+        .reshape(count, 15, 3, 3)
+        .astype(np.float32),
+        "betas": rng.normal(0, 1, (count, 10)).astype(np.float32),
+        "is_right": rng.random(count) < 0.5,
+    }
+    points, vertices = mano_points(layer, hands), mano_vertices(layer, hands)
+    assert points.shape == (count, 21, 3) and vertices.shape == (count, 778, 3)
+    tips = vertices[:, [744, 320, 443, 554, 671]]  # thumb .. pinky
+    np.testing.assert_allclose(points[:, [4, 8, 12, 16, 20]], tips, atol=1e-6)
+    mirrored = mano_points(layer, {**hands, "is_right": ~hands["is_right"]})
+    np.testing.assert_allclose(mirrored, points * [-1.0, 1.0, 1.0], atol=1e-6)

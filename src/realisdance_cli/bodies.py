@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import pickle
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy._core import multiarray
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import existing_file, load_npz
+
+if TYPE_CHECKING:
+    import torch
 
 # An array pickled by numpy 1 or 2 names its rebuild function under either module path.
 _ARRAY_GLOBALS: list[Any] = [
@@ -32,17 +36,13 @@ def load_vertex_colours(path: str | Path) -> np.ndarray:
     """The (V, 3) uint8 colour table of `path`, loaded without running any code from the file."""
     import torch
 
+    from realisdance_cli.state_dicts import read_weights
+
     path = Path(path)
-    try:
-        with torch.serialization.safe_globals(_ARRAY_GLOBALS):
-            table = torch.load(path, weights_only=True)
-    except FileNotFoundError:
-        raise UserError(
-            f"{path} does not exist; `rdance weights check smplx-colors` says where to get it."
-        ) from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        reason = str(err).splitlines()[0][:160]
-        raise UserError(f"{path} is not a vertex colour table that loads safely ({reason}).") from None
+    if not path.exists():
+        raise UserError(f"{path} does not exist; `rdance weights check smplx-colors` says where to get it.")
+    existing_file(path, "the vertex colour table (smplx_color.pt)")
+    table = read_weights(path, "a vertex colour table", _ARRAY_GLOBALS, mmap=False)
     table = table.numpy() if isinstance(table, torch.Tensor) else table
     if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] != 3:
         raise UserError(f"{path} is not a vertex colour table: expected a (vertices, 3) array.")
@@ -114,10 +114,11 @@ def _require(path: Path, what: str, licence: str, weight: str) -> None:
         )
 
 
-def _check_keys(data: dict[str, Any], keys: tuple[str, ...], path: Path, what: str) -> None:
+def _check_keys(data: dict[str, Any], keys: tuple[str, ...], path: Path, what: str, remedy: str = "") -> None:
     missing = [key for key in keys if key not in data]
     if missing:
-        raise UserError(f"{path} is not a {what}: it lacks {', '.join(missing)}.")
+        ending = f"; {remedy}" if remedy else ""
+        raise UserError(f"{path} is not a {what}: it lacks {', '.join(missing)}{ending}.")
 
 
 def _quiet() -> contextlib.AbstractContextManager:
@@ -144,28 +145,22 @@ def mano_layer(path: Path) -> Any:
     return layer.eval()
 
 
+SMPLX_REMEDY = "delete it and fetch it again (`rdance weights download smplx` prints the steps)"
+
+
 def smplx_model(path: Path, batch_size: int = 1) -> Any:
     """smplx's SMPL-X model (as SMPLer-X renders it: no PCA, hand poses relative to the hand mean,
     face contour on) from an official `SMPLX_NEUTRAL.npz`, read without unpickling anything.
 
     smplx itself opens the file with `allow_pickle=True`, so it is handed a copy holding only the
-    numeric arrays (the object arrays of the official file are metadata smplx does not use)."""
+    numeric arrays."""
     import tempfile
 
     import smplx
 
     _require(path, "SMPL-X body model", SMPLX_LICENCE, "smplx")
-    arrays: dict[str, Any] = {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                try:
-                    arrays[key] = data[key]
-                except ValueError:  # an object array: would need unpickling
-                    continue
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable SMPL-X .npz file ({err}).") from None
-    _check_keys(arrays, SMPLX_KEYS, path, "SMPL-X body model")
+    arrays = load_npz(path, SMPLX_REMEDY, skip_objects=True)  # its object arrays: metadata smplx ignores
+    _check_keys(arrays, SMPLX_KEYS, path, "SMPL-X body model", SMPLX_REMEDY)
     with tempfile.TemporaryDirectory(prefix="rdance-smplx-") as folder:
         copy = Path(folder) / "SMPLX_NEUTRAL.npz"
         np.savez(copy, **arrays)
@@ -230,22 +225,55 @@ def smplx_vertices(model: Any, people: dict[str, np.ndarray]) -> np.ndarray:
     return out.vertices.numpy() + np.asarray(people["transl"], np.float32)[:, None, :]
 
 
-def mano_vertices(layer: Any, hands: dict[str, np.ndarray]) -> np.ndarray:
-    """Vertices (K, 778, 3) of MANO hands in their own frame, left hands mirrored back (HaMeR
-    estimates every hand as a right hand on a flipped crop)."""
+FINGERTIP_VERTICES = (744, 320, 443, 554, 671)  # smplx's vertex_ids["mano"]: thumb .. pinky
+MANO_TO_OPENPOSE = (0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20)
+HAND_CHUNK = 256  # hands posed per call of the MANO layer
+
+
+def hand_joints(output: Any) -> torch.Tensor:
+    """(B, 21, 3) OpenPose-order hand joints of a MANO layer's output, as HaMeR's MANO wrapper makes
+    them: the 16 skeleton joints and 5 fingertip vertices; point 0 is the wrist."""
     import torch
 
-    count = len(hands["global_orient"])
-    if count == 0:
-        return np.zeros((0, 778, 3), np.float32)
+    tips = output.vertices[:, list(FINGERTIP_VERTICES)]
+    return torch.cat([output.joints, tips], dim=1)[:, list(MANO_TO_OPENPOSE)]
+
+
+def _posed_hands(
+    layer: Any, hands: Mapping[str, np.ndarray], pick: Callable[[Any], torch.Tensor], size: int
+) -> np.ndarray:
+    """(K, size, 3) float32 points `pick` takes from the MANO `layer`'s output for K hands of a MANO
+    stream (`global_orient`, `hand_pose`, `betas`, `is_right`), in their own frame, left hands
+    mirrored back (HaMeR estimates every hand as a right hand on a flipped crop)."""
+    import torch
+
+    count = len(hands["betas"])
+    chunks = [np.zeros((0, size, 3), np.float32)]
     with torch.no_grad():
-        out = layer(
-            global_orient=torch.as_tensor(hands["global_orient"], dtype=torch.float32).reshape(
-                count, 1, 3, 3
-            ),
-            hand_pose=torch.as_tensor(hands["hand_pose"], dtype=torch.float32).reshape(count, 15, 3, 3),
-            betas=torch.as_tensor(hands["betas"], dtype=torch.float32).reshape(count, 10),
-        )
-    vertices = out.vertices.numpy()
-    vertices[:, :, 0] *= np.where(hands["is_right"], 1.0, -1.0)[:, None]
-    return vertices
+        for start in range(0, count, HAND_CHUNK):
+            part = slice(start, min(start + HAND_CHUNK, count))
+
+            def tensor(name: str, shape: tuple[int, ...], part: slice = part) -> torch.Tensor:
+                return torch.as_tensor(np.asarray(hands[name][part], np.float32)).reshape(-1, *shape)
+
+            output = layer(
+                global_orient=tensor("global_orient", (1, 3, 3)),
+                hand_pose=tensor("hand_pose", (15, 3, 3)),
+                betas=tensor("betas", (10,)),
+            )
+            chunks.append(pick(output).numpy())
+    points = np.concatenate(chunks)
+    points[..., 0] *= np.where(np.asarray(hands["is_right"], bool), 1.0, -1.0)[:, None].astype(np.float32)
+    return points
+
+
+def mano_vertices(layer: Any, hands: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Vertices (K, 778, 3) float32 of the MANO hands of a stream in their own frame, left hands
+    mirrored back (see `_posed_hands`)."""
+    return _posed_hands(layer, hands, lambda output: output.vertices, 778)
+
+
+def mano_points(layer: Any, hands: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(K, 21, 3) float64 OpenPose-order points (`hand_joints`) of the MANO hands of a stream in
+    their own frame, left hands mirrored back as `mano_vertices` mirrors their vertices."""
+    return _posed_hands(layer, hands, hand_joints, len(MANO_TO_OPENPOSE)).astype(np.float64)

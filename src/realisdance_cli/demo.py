@@ -184,10 +184,9 @@ def total(found: dict[str, int | None]) -> int | None:
 def _check(path: Path, item: DemoFile) -> None:
     """Read the downloaded file the way the demo will: a cut-short or wrong file fails here."""
     if item.role == "reference":
-        import cv2
+        from realisdance_cli.video import read_picture
 
-        if cv2.imread(str(path)) is None:
-            raise UserError("it is not a picture OpenCV can read")
+        read_picture(path, "the reference picture")
     elif path.suffix == ".pkl":
         from realisdance_cli.original import load_dwpose_pkl
 
@@ -246,7 +245,7 @@ def animate(root: Path, out: Path, options: AnimateOptions, progress: ProgressFn
 
     files = {item.role: sequence_folder(root) / item.name for item in SEQUENCE}
     inputs = animation.PoseInputs(files={name: files[name] for name in POSE_NAMES})
-    return animation.animate(files["reference"], inputs, out / VIDEO, options, progress)
+    return animation.animate(files["reference"], inputs, out / VIDEO, options, progress, force=True)
 
 
 def dancer_skeleton(out: Path, progress: ProgressFn = no_progress) -> Path:

@@ -230,17 +230,27 @@ def save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
-def load_npz(path: Path, remedy: str = "run the command that made it again with --force") -> dict[str, Any]:
+def load_npz(
+    path: Path, remedy: str = "run the command that made it again with --force", *, skip_objects: bool = False
+) -> dict[str, Any]:
     """Every array of an `.npz` file (never unpickling), or one sentence when the file is cut
-    short or damaged, ending with `remedy`."""
+    short or damaged, ending with `remedy`. `skip_objects`: leave out the arrays that would need
+    unpickling (and any whose header cannot be read: the caller's key check names those)."""
     import zipfile
     import zlib
 
     import numpy as np
 
+    arrays: dict[str, Any] = {}
     try:
         with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+            for name in data.files:
+                try:
+                    arrays[name] = data[name]
+                except ValueError:
+                    if not skip_objects:
+                        raise
+        return arrays
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise UserError(f"{path} is damaged ({err}); {remedy}.") from None
 

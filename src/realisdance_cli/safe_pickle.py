@@ -24,6 +24,7 @@ from numpy._core import multiarray as _multiarray
 from numpy._core import numeric as _numeric
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import read_bytes
 
 
 def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
@@ -151,10 +152,7 @@ def restricted_load(
     encoding: str = "latin1",
 ) -> Any:
     """Unpickle `path`, resolving only the globals in `allowed` (default: numpy arrays)."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
+    data = read_bytes(path)
     unpickler = _RestrictedUnpickler(data, allowed, str(path), encoding=encoding)
     try:
         return unpickler.load()

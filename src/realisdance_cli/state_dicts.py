@@ -18,16 +18,24 @@ SHOWN_KEYS = 5
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
-def read_weights(path: Path, what: str, safe_globals: Sequence[Any] = (), mmap: bool = True) -> Any:
+def _ending(remedy: str) -> str:
+    return f"; {remedy}." if remedy else "."
+
+
+def read_weights(
+    path: Path, what: str, safe_globals: Sequence[Any] = (), mmap: bool = True, remedy: str = ""
+) -> Any:
     """`torch.load(weights_only=True)` (memory-mapped unless `mmap` is false), with `safe_globals`
-    also allowed; a file that fails is one sentence saying it is not `what`."""
+    also allowed; a file that fails is one sentence saying it is not `what` (then `remedy`)."""
     try:
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:
         text = str(error).strip()
         reason = text.splitlines()[0] if text else type(error).__name__
-        raise UserError(f"{path} is not {what}: it cannot be read safely ({reason}).") from None
+        raise UserError(
+            f"{path} is not {what}: it cannot be read safely ({reason}){_ending(remedy)}"
+        ) from None
 
 
 def key_mismatch(expected: Iterable[str], given: Iterable[str]) -> str | None:
@@ -64,19 +72,38 @@ def loaded(factory: Callable[[], ModuleT], state: Mapping[str, torch.Tensor], wh
     return module.eval()
 
 
-def read_state_dict(path: Path, what: str) -> Mapping[str, torch.Tensor]:
+def _not_safetensors(path: Path, what: str, error: Exception, remedy: str) -> UserError:
+    return UserError(
+        f"{path} is not {what}: it is not a readable safetensors file ({error}){_ending(remedy)}"
+    )
+
+
+def read_state_dict(path: Path, what: str, remedy: str = "") -> Mapping[str, torch.Tensor]:
     """A flat name -> tensor mapping from a safetensors file or a weights-only `torch.load` (the
-    releases predate torch's zip format, so without memory mapping)."""
+    releases predate torch's zip format, so without memory mapping); a file that fails is one
+    sentence saying it is not `what` (then `remedy`)."""
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(path)
         except Exception as error:
-            raise UserError(
-                f"{path} is not {what}: it is not a readable safetensors file ({error})."
-            ) from None
-    state = read_weights(path, what, mmap=False)
+            raise _not_safetensors(path, what, error, remedy) from None
+    state = read_weights(path, what, mmap=False, remedy=remedy)
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} is not {what}: it does not hold a flat state dict of tensors.")
+        raise UserError(
+            f"{path} is not {what}: it does not hold a flat state dict of tensors{_ending(remedy)}"
+        )
     return state
+
+
+def safetensors_metadata(path: Path, what: str, remedy: str = "") -> dict[str, str]:
+    """The string metadata in a safetensors file's header (empty when it has none), read without
+    its tensors; a file that fails is one sentence, as `read_state_dict` says it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return dict(file.metadata() or {})
+    except Exception as error:
+        raise _not_safetensors(path, what, error, remedy) from None

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import AtomicFile, existing_file
+from realisdance_cli.files import AtomicFile, existing_file, read_bytes
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
@@ -137,15 +137,14 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """Decode one image file to RGB uint8 (EXIF orientation applied)."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.ndarray:
+    """One picture file as RGB uint8 (H, W, 3), EXIF orientation applied (as OpenCV shows it), or
+    one sentence when it is missing (`what` names it), a folder or not a picture."""
+    path = existing_file(Path(path), what)
+    data = read_bytes(path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise UserError(f"{path} is not an image OpenCV can decode.")
+        raise UserError(f"{path} is not an image OpenCV can read (use PNG or JPEG).")
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
@@ -210,7 +209,7 @@ class FrameSource:
         return list(self._images)
 
     def _probe_images(self, fps: Fraction) -> VideoInfo:
-        first = _read_image(self._images[0])
+        first = read_picture(self._images[0])
         count = self.selection.count(len(self._images), fps)
         if count == 0:
             raise UserError(f"{self.path}: --start {self.selection.start} is past the last image.")
@@ -285,7 +284,7 @@ class FrameSource:
                 if index == previous:
                     yield frame.copy()  # a repeat: read once, and no two frames share memory
                     continue
-                previous, frame = index, self._checked(_read_image(self._images[index]), self._images[index])
+                previous, frame = index, self._checked(read_picture(self._images[index]), self._images[index])
                 yield frame
             return
         yield from self._decode(wanted)

@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from realisdance_cli.animator.motion import check_position_tables, to_diffusers_key
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import AtomicFile, atomic_folder
-from realisdance_cli.state_dicts import load_exactly, read_weights
+from realisdance_cli.state_dicts import load_exactly, read_state_dict, read_weights, safetensors_metadata
 
 FORMAT = "realisdance-cli/1"
 USABLE = "a usable RealisDance checkpoint"
+OURS = "give a network file `rdance train` wrote, or the authors' .ckpt"
 
 
 def _bad_checkpoint(path: Path, why: str) -> UserError:
@@ -52,11 +52,28 @@ def _build(unet_config: dict[str, Any], token_width: int) -> RealisDanceNet:
         return RealisDanceNet.build(unet_config, token_width)
 
 
-def load_state(net: RealisDanceNet, state: dict[str, torch.Tensor], path: Path) -> RealisDanceNet:
+def load_state(net: RealisDanceNet, state: Mapping[str, torch.Tensor], path: Path) -> RealisDanceNet:
     """Strict loading with a readable list of what is missing or extra."""
     hint = "; is it a RealisDance-SD stage-2 file for this base model?"
     load_exactly(net, state, f"{path} is not {USABLE}", hint)
     return net.eval()
+
+
+def _saved_config(path: Path) -> tuple[dict[str, Any], int]:
+    """The base UNet config and token width that `save_network` put in the file's metadata."""
+    metadata = safetensors_metadata(path, USABLE, OURS)
+    if metadata.get("format") != FORMAT:
+        raise _bad_checkpoint(
+            path, f"its metadata does not say {FORMAT} (it is not a network `rdance train` wrote)"
+        )
+    try:
+        config = json.loads(metadata["config"])
+        return dict(config["unet"]), int(config["token_width"])
+    except (KeyError, TypeError, ValueError) as error:  # also json's errors (ValueErrors)
+        reason = f"{type(error).__name__}: {error}"
+        raise _bad_checkpoint(
+            path, f"its metadata holds no usable network config ({reason}); {OURS}."
+        ) from None
 
 
 def load_network(
@@ -64,15 +81,8 @@ def load_network(
 ) -> RealisDanceNet:
     """The network from either form; the original form needs the base UNet config and DINOv2 width."""
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise _bad_checkpoint(
-                    path, f"its metadata does not say {FORMAT} (it is not a network `rdance train` wrote)"
-                )
-            config = json.loads(metadata["config"])
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-        return load_state(_build(config["unet"], config["token_width"]), state, path)
+        saved_unet, saved_width = _saved_config(path)
+        return load_state(_build(saved_unet, saved_width), read_state_dict(path, USABLE, OURS), path)
     if unet_config is None or token_width is None:
         raise ValueError("the original checkpoint needs the base UNet config and the token width")
     return load_state(_build(unet_config, token_width), read_original(path), path)

@@ -17,6 +17,7 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
+from realisdance_cli.video import read_picture
 
 if TYPE_CHECKING:
     import torch
@@ -50,15 +51,6 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     resized = cv2.resize(picture, (new_w, new_h), interpolation=interpolation)
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
-
-
-def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.ndarray:
-    """An RGB picture file as (H, W, 3) uint8; `what` names it if it is missing."""
-    existing_file(Path(path), what)
-    picture = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if picture is None:
-        raise UserError(f"{path} is not a picture OpenCV can read (use PNG or JPEG).")
-    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
 
 
 def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:

@@ -122,7 +122,7 @@ class FeatureNetworks:
     def hand_points(self, hands: Stream) -> np.ndarray:
         """(F, 2, 21, 3) each frame's left and right hand's 21 MANO keypoints (HaMeR's 3-D
         output, in its own frame, metres; the first valid hand of each side), NaN where none."""
-        from realisdance_cli.retarget.hands import mano_points
+        from realisdance_cli.bodies import mano_points
 
         points = np.full((hands.frame_count, 2, 21, 3), np.nan)
         chosen: dict[tuple[int, int], int] = {}

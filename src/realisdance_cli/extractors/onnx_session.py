@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import read_bytes
 
 
 def providers(device: str = "auto") -> list[Any]:
@@ -47,10 +48,7 @@ def open_session(path: Path, device: str = "auto", *, batchable: bool = False) -
     version only if a batch of two gives what two single runs give. Returns (session, batched)."""
     import onnxruntime
 
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
+    data = read_bytes(path)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     # Idle worker threads would otherwise spin after every run, taking the cores that decoding and

@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
+from realisdance_cli.bodies import mano_points
 from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody, global_rotations
 from realisdance_cli.retarget.skeleton import project
 from realisdance_cli.track import Stream
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # HaMeR's left hands are right hands seen in a flipped picture
-HAND_CHUNK = 256  # hands posed per call of the MANO layer
 
 
 @dataclass(frozen=True)
@@ -76,35 +76,6 @@ def hand_to_body_camera(
     pixels = project(points, hand_focal, (width / 2.0, height / 2.0))
     depth = points[..., 2:] * focal[..., :1] / hand_focal
     return np.concatenate([(pixels - princpt) * depth / focal, depth], axis=-1)
-
-
-def mano_points(layer: Any, hands: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(K, 21, 3) float64 OpenPose-order points (16 MANO joints and 5 fingertips) of K hands in
-    their own frame (the stream's `global_orient`, `hand_pose`, `betas`, `is_right`), left hands
-    mirrored back as `bodies.mano_vertices` mirrors their vertices; point 0 is the wrist."""
-    import torch
-
-    from realisdance_cli.extractors.hamer.mano import FINGERTIP_VERTICES, MANO_TO_OPENPOSE
-
-    count = len(hands["betas"])
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, count, HAND_CHUNK):
-            part = slice(start, min(start + HAND_CHUNK, count))
-
-            def tensor(name: str, shape: tuple[int, ...], part: slice = part) -> torch.Tensor:
-                return torch.as_tensor(np.asarray(hands[name][part], np.float32)).reshape(-1, *shape)
-
-            out = layer(
-                global_orient=tensor("global_orient", (1, 3, 3)),
-                hand_pose=tensor("hand_pose", (15, 3, 3)),
-                betas=tensor("betas", (10,)),
-            )
-            joints = torch.cat([out.joints, out.vertices[:, list(FINGERTIP_VERTICES)]], dim=1)
-            chunks.append(joints[:, list(MANO_TO_OPENPOSE)].numpy().astype(np.float64))
-    points = np.concatenate(chunks) if chunks else np.zeros((0, 21, 3))
-    points[..., 0] *= np.where(np.asarray(hands["is_right"], bool), 1.0, -1.0)[:, None]
-    return points
 
 
 def match_hand(hand_pixels: np.ndarray, radii: np.ndarray, wrist_pixel: np.ndarray) -> int | None:

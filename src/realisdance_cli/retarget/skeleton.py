@@ -70,7 +70,7 @@ def smplx_keypoints(joints: ArrayLike, hands: HandPoints | None = None) -> np.nd
     (bodies.smplx_model), in the camera frame (the model's output plus `transl`). The neck is the
     midpoint of the shoulders. `hands` may replace either hand: `hands["left"]` / `hands["right"]`,
     (..., 21, 3) camera-frame points in OpenPose hand order, which is the order of HaMeR's
-    `pred_keypoints_3d` (extractors/hamer/mano.py: 16 MANO joints and 5 fingertip vertices through
+    `pred_keypoints_3d` (bodies.hand_joints: 16 MANO joints and 5 fingertip vertices through
     MANO_TO_OPENPOSE), left hands mirrored back into the camera frame; when a hand was placed on its
     own, its MANO points are what the hand video shows, so they win over SMPL-X's hand joints.
     """

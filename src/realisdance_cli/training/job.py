@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import os
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from realisdance_cli import weights
 from realisdance_cli.animator.processing import SIZE
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, folder_lock, remove
-from realisdance_cli.state_dicts import read_weights
+from realisdance_cli.state_dicts import read_state_dict, read_weights
 from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
 from realisdance_cli.training.loop import Encoders, TrainOptions, train
 
@@ -133,12 +134,12 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     )
 
 
-def _stage1_state(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
+def _stage1_state(path: Path) -> Mapping[str, torch.Tensor]:
     from realisdance_cli.animator.checkpoint import read_original
 
-    return load_file(path) if path.suffix == ".safetensors" else read_original(path)
+    if path.suffix == ".safetensors":
+        return read_state_dict(path, "a stage-1 network", "give one `rdance train --stage 1` wrote")
+    return read_original(path)
 
 
 def _motion_state(path: Path) -> dict[str, torch.Tensor]:
@@ -147,12 +148,12 @@ def _motion_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_network(job: TrainJob, unet_config: dict[str, Any], token_width: int, root: Path) -> Any:
-    from safetensors.torch import load_file
-
     from realisdance_cli.training.stages import stage1_network, stage2_network
 
     if job.options.stage == 1:
-        base = load_file(weights.require("base-unet", root))
+        entry = weights.get("base-unet")
+        refetch = f"delete it, then {weights.instructions(entry, root)}"
+        base = read_state_dict(weights.require(entry.name, root), entry.purpose, refetch)
         return stage1_network(unet_config, token_width, base)
     assert job.stage1 is not None  # checked with the other settings
     motion = job.motion or weights.require("motion-prior", root)

@@ -8,12 +8,12 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.extractors.hamer.config import read_config
 from realisdance_cli.extractors.hamer.network import Hamer
+from realisdance_cli.files import load_npz
 from realisdance_cli.state_dicts import load_exactly, read_weights
 
 IGNORED_PREFIXES = ("discriminator.", "mano.")  # training-only; MANO is rebuilt from its own file
@@ -45,19 +45,31 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     }
 
 
+MEANS = {"pose": "mano_head.init_hand_pose", "shape": "mano_head.init_betas", "cam": "mano_head.init_cam"}
+REFETCH = "delete it and fetch it again (`rdance weights download hamer` prints the steps)"
+
+
+def _read_means(path: Path) -> dict[str, torch.Tensor]:
+    """The (1, N) mean MANO parameters of `mano_mean_params.npz` under the network's buffer names."""
+    data = load_npz(path, REFETCH)
+    missing = [name for name in MEANS if name not in data]
+    if missing:
+        lacks = ", ".join(missing)
+        raise UserError(f"{path} is not HaMeR's mean MANO parameters: it lacks {lacks}; {REFETCH}.")
+    return {key: torch.from_numpy(data[name]).float()[None] for name, key in MEANS.items()}
+
+
 def load_hamer(checkpoint: Path, config_path: Path, mean_params: Path | None = None) -> Hamer:
     """The network, strictly loaded; the mean MANO parameters come from the checkpoint's buffers
     (which the original's loading overwrote `mano_mean_params.npz` with) or, failing that, the file."""
     state = read_checkpoint(checkpoint)
     config = read_config(config_path, state)
-    means = {"pose": "mano_head.init_hand_pose", "shape": "mano_head.init_betas", "cam": "mano_head.init_cam"}
-    if not all(key in state for key in means.values()):
+    if not all(key in state for key in MEANS.values()):
         if mean_params is None or not mean_params.is_file():
             raise UserError(
                 f"{checkpoint} lacks the mean MANO parameters; put mano_mean_params.npz beside it."
             )
-        with np.load(mean_params, allow_pickle=False) as data:
-            state.update({key: torch.from_numpy(data[name]).float()[None] for name, key in means.items()})
+        state.update(_read_means(mean_params))
     with torch.device("meta"):
         model = Hamer(config)
     load_exactly(model, state, f"{checkpoint} does not fit {config_path.name}")
