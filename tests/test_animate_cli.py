@@ -102,7 +102,7 @@ def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
     assert done.returncode == 0, done.stderr
     assert (root / "realisdance" / "pipeline" / "model_index.json").is_file()
     again = rdance("weights", "convert", "--weights", root)
-    assert again.returncode == 2 and "use --force" in again.stderr
+    assert again.returncode == 2 and "already exists; pass --force to replace it" in again.stderr
     for entry in root.iterdir():  # the pipeline folder needs neither the base model nor DINOv2
         if entry.name != "realisdance":
             entry.unlink()
