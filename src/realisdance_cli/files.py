@@ -230,6 +230,18 @@ def save_npz(path: Path, arrays: Mapping[str, Any]) -> None:
         np.savez_compressed(tmp, **arrays)
 
 
+def read_text(path: Path, what: str) -> str:
+    """The text of a UTF-8 file, or one sentence naming `what` it should be (a video given as a
+    config, a folder, a missing file)."""
+    existing_file(path, what)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; give {what}.") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
+
+
 def load_npz(
     path: Path, remedy: str = "run the command that made it again with --force", *, skip_objects: bool = False
 ) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from realisdance_cli.cli.shared import (
     console,
     plain,
     progress_bars,
+    seed_option,
 )
 from realisdance_cli.errors import UserError
 
@@ -69,9 +70,9 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str:
         raise UserError("give --prompt or --prompt-file, not both.")
     if prompt_file is None:
         return prompt or ""
-    from realisdance_cli.files import existing_file
+    from realisdance_cli.files import read_text
 
-    lines = existing_file(prompt_file, "the prompt file").read_text(encoding="utf-8").splitlines()
+    lines = read_text(prompt_file, "a text file holding the prompt").splitlines()
     return "".join(line.strip() for line in lines)  # as the original joins a prompt file's lines
 
 
@@ -139,7 +140,7 @@ def animate(
     steps: Annotated[int | None, typer.Option(help="Denoising steps (sd: 50 DDIM, dit: 40).")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 turns it off).")] = 2.0,
     seed: Annotated[
-        int | None, typer.Option(help="Noise seed: the same seed gives the same video (sd 42, dit 1024).")
+        int | None, seed_option("Noise seed: the same seed gives the same video (sd 42, dit 1024).")
     ] = None,
     context: Annotated[
         int | None, typer.Option(help="Frames the network sees together (sd: 16, at most 32; dit: 81).")

@@ -19,6 +19,7 @@ from realisdance_cli.cli.shared import (
     command,
     console,
     progress_bars,
+    seed_option,
 )
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import METRICS
@@ -193,7 +194,7 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Replace a run of other settings in --out (its videos too).")
     ] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Noise seed (default: the model's).")] = None,
+    seed: Annotated[int | None, seed_option("Noise seed (default: the model's).")] = None,
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="Other weights for the model, as animate takes them.")
     ] = None,

@@ -79,6 +79,24 @@ def parse_device(value: str) -> str:
     return value
 
 
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes on every platform
+
+
+def parse_seed(value: str) -> int:
+    """A noise seed torch takes: checked here, not after the models have loaded."""
+    try:
+        seed = int(value)
+    except ValueError:
+        raise UserError(f"--seed must be a whole number, got {value!r}.") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be 0 to {MAX_SEED}, got {seed}.")
+    return seed
+
+
+def seed_option(help_text: str) -> Any:
+    return typer.Option("--seed", parser=parse_seed, metavar="<int>", help=help_text)
+
+
 class Dtype(str, Enum):
     """Number formats of the PyTorch networks (`devices.DTYPES`)."""
 

@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from realisdance_cli.cli.shared import RESUMES, WeightsOption, choice, command, console, progress_bars
+from realisdance_cli.cli.shared import (
+    RESUMES,
+    WeightsOption,
+    choice,
+    command,
+    console,
+    progress_bars,
+    seed_option,
+)
 
 app = typer.Typer()
 
@@ -109,7 +117,7 @@ def train(
         LogWith,
         choice(LogWith, "--log-with", "Losses and learning rates to TensorBoard (OUT/logs), or none."),
     ] = LogWith.tensorboard,
-    seed: Annotated[int, typer.Option(help="Seed of clips, noise and timesteps.")] = 42,
+    seed: Annotated[int, seed_option("Seed of clips, noise and timesteps.")] = 42,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 0,
     resume: Annotated[
         bool,
