@@ -381,3 +381,27 @@ def test_a_files_hash_follows_its_changes(tmp_path: Path) -> None:
     os.utime(other, ns=(stamp + 10**9, stamp + 10**9))
     other.replace(path)  # same size and time, another file
     assert file_sha256(path) == hashlib.sha256(b"c" * 100).hexdigest()
+
+
+def test_force_never_empties_a_folder_that_is_not_a_track_or_replaces_an_input(tmp_path: Path) -> None:
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(4, 64, 48))
+    mine = tmp_path / "mydocs"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (mine / "meta.json").write_text("{}")
+    done = rdance("track", "import", tmp_path / "dance.pkl", "--out", mine, "--force")
+    assert_user_error(done, f"{mine} exists and is not a pose track; refusing to replace it.")
+    assert (mine / "notes.txt").read_text() == "mine"
+
+    track = tmp_path / "dance.rdance"
+    assert rdance("track", "import", tmp_path / "dance.pkl", "--out", track).returncode == 0
+    (tmp_path / "precious").mkdir()
+    done = rdance("track", "export", track, "--out", tmp_path / "precious", "--force")
+    assert_user_error(done, "precious is a folder; give a file name to write.")
+
+    picture = tmp_path / "me.png"
+    picture.write_bytes(b"a picture")
+    for out in (picture, track / "dwpose.mp4"):
+        done = rdance("animate", picture, track, "--out", out, "--force", "--weights", tmp_path / "none")
+        assert_user_error(done, f"--out {out} would replace an input; choose another --out.")
+    assert picture.read_bytes() == b"a picture"

@@ -105,11 +105,21 @@ class PoseInputs:
         paths_from_strings(self, "folder")
         self.files = {name: Path(path) for name, path in self.files.items()}
 
+    def sources(self) -> list[Path]:
+        """Every file these inputs could be read from."""
+        in_folder = [self.folder / c.video for c in BY_NAME.values()] if self.folder is not None else []
+        return [*self.files.values(), *in_folder]
+
     def path(self, name: str) -> Path:
         if name in self.files:
             return self.files[name]
         if self.folder is None:
             raise UserError(f"no {name} video: give a pose folder or --{name}.")
+        if self.folder.is_file():
+            raise UserError(
+                f"POSES must be a folder of pose videos (`rdance render-poses` makes one), not the file "
+                f"{self.folder}; give single pose videos with --dwpose, --hamer and --smpl."
+            )
         path = self.folder / BY_NAME[name].video
         if not path.is_file():
             raise UserError(
@@ -398,6 +408,9 @@ def animate(
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
     generate = _animate_dit if options.dit is not None else _animate_sd
     paths = output_paths(out, options.grid)
+    inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
+    if any(path.resolve() in inputs_read for path in paths):
+        raise UserError(f"--out {out} would replace an input; choose another --out.")
     writes = _writes_here(options, pipeline)
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         for path in paths if writes else []:

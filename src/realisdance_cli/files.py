@@ -189,10 +189,14 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def claimed_output(target: Path, *, force: bool = False) -> Iterator[Path]:
-    """Holds `target` for this process from before the work to its writing: a second process
-    that claims it meanwhile stops at once with one sentence, and an existing `target` is
-    refused unless `force` (checked under the claim, so two runs never both pass the check)."""
+def claimed_output(target: Path, *, force: bool = False, folder: bool = False) -> Iterator[Path]:
+    """Holds `target` (a file, or a `folder`) for this process from before the work to its
+    writing: a second process that claims it meanwhile stops at once with one sentence, and an
+    existing `target` is refused unless `force` (checked under the claim, so two runs never both
+    pass the check), a folder where a file belongs (or the reverse) always."""
+    if target.is_dir() != folder and target.exists():
+        kind = "a file" if folder else "a folder"
+        raise UserError(f"{target} is {kind}; give {'a folder' if folder else 'a file name'} to write.")
     claim = AtomicFile(target, suffix=".claim")  # a temporary of `target` that we hold
     try:
         others = [

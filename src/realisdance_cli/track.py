@@ -220,6 +220,15 @@ class StreamState:
     options: dict[str, Any] = field(default_factory=dict)  # how it was made (e.g. "origin": "import")
 
 
+def _is_track(path: Path) -> bool:
+    """Whether `path` holds a track's meta.json (whole enough to say so, if not to be opened)."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "schema_version" in meta and "source" in meta
+
+
 def named(path: Path) -> Path:
     """`path` with a name to derive others from: `.` and `..` become the folders they stand for."""
     return path.resolve() if path.name in ("", "..") else path
@@ -253,7 +262,7 @@ class Track:
         if existing:
             if not overwrite:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
-            if not (path / "meta.json").exists():
+            if not _is_track(path):  # a folder of the user's with a stray meta.json is not emptied
                 raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
             remove(existing)
         path.mkdir(parents=True, exist_ok=True)

@@ -157,7 +157,7 @@ def weights_convert(
     paths = weights.require_all(needed, root)
     source = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
     target = out or root / animation.PIPELINE_FOLDER
-    with claimed_output(target, force=force):
+    with claimed_output(target, force=force, folder=True):
         if target.exists() and not (target / "model_index.json").is_file():
             raise UserError(f"{target} is not a pipeline folder; choose another --out.")
         animation.quiet_libraries()
