@@ -253,3 +253,13 @@ def test_files_that_cannot_be_read_are_one_sentence(tmp_path: Path) -> None:
     for read in (open_session, restricted_load):
         with pytest.raises(UserError, match=f"^cannot read {folder}: Is a directory.$"):
             read(folder)
+
+
+def test_a_folder_given_as_a_weight_file_is_one_sentence(tmp_path: Path) -> None:
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    video = write_video(tmp_path / "clip.mp4", np.zeros((2, 32, 32, 3), np.uint8))
+    pose = tmp_path / "pose.onnx"
+    pose.write_bytes(b"onnx")
+    done = rdance("extract", video, "--only", "dwpose", "--dwpose-det", folder, "--dwpose-pose", pose)
+    assert_user_error(done, f"{folder} is a folder; give the file of")

@@ -518,12 +518,17 @@ def refetch(found: Status, root: Path) -> str:
 
 def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = None) -> Path:
     """The path of weight file `name`, or one clear sentence about how to get it."""
+    entry = get(name)
     if explicit is not None:
         path = Path(explicit).expanduser()
         if not path.exists():
             raise UserError(f"{path} does not exist.")
+        if path.is_dir() != entry.is_folder:
+            kind = "folder" if entry.is_folder else "file"
+            raise UserError(
+                f"{path} is {'a file' if path.is_file() else 'a folder'}; give the {kind} of {entry.purpose}."
+            )
         return path
-    entry = get(name)
     found = status(entry, root, structure="none")
     if not found.found:
         raise UserError(
