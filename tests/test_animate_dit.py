@@ -116,13 +116,17 @@ def test_dit_bad_input_is_one_sentence(
         rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--context", "10", *common),
         "--context must be 4k+1",
     )
-    for flag, message in (
-        ("--fps", "--fps and --steps must be 1 or more"),  # 0 is not "the default"
-        ("--max-res", "--max-res must be at least 256 pixels, got 0"),
-        ("--teacache-thresh", "--teacache must be more than 0, got 0.0"),
+    for flag, value, message in (
+        ("--fps", "0", "--fps must be 1 or more, got 0"),  # 0 is not "the default"
+        ("--max-res", "0", "--max-res must be 256 to 16777216 pixels of area, got 0"),
+        ("--max-res", "100000000", "--max-res must be 256 to 16777216 pixels of area"),
+        ("--teacache-thresh", "0", "--teacache must be more than 0, got 0.0"),
+        ("--teacache-thresh", "nan", "--teacache must be more than 0, got nan"),
+        ("--guidance", "nan", "--guidance must be a number of 0 or more, got nan"),
+        ("--size", "63x64", "--size must be a multiple of 16 on both sides for --model dit, got 63x64"),
     ):
         assert_user_error(
-            rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, flag, "0"), message
+            rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, flag, value), message
         )
     assert_user_error(
         rdance(

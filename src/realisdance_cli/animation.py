@@ -352,6 +352,7 @@ def _animate_dit(
     assert options.dit is not None
     dit = options.dit
     dit.check()
+    dit.check_size(options.size)
     check_crf(options.crf)
     device, dtype = resolve_device(options.device, options.dtype, gpu_dtype="bf16")  # the original's
     job.check_device(dit, device)

@@ -9,6 +9,7 @@ layer group (`offload="group"`), optionally with fp8 weight storage.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +35,8 @@ POSES = ("smpl", "hamer")  # the two pose videos RealisDance-DiT takes, in its c
 WEIGHTS = "realisdance-dit"  # the registry entry of the release folder
 SEED = 1024  # the original's default
 Offload = Literal["model", "group", "none"]
+SIZE_MULTIPLE = 16  # pixels: the Wan VAE's 8-pixel cells in the transformer's 2x2 patches
+MAX_RESOLUTION = 4096 * 4096  # pixels of area: twice a 4K frame, far past what any GPU holds
 
 
 @dataclass
@@ -62,15 +65,29 @@ class DiTOptions:
         prompts come with the videos, as in a test set)."""
         if needs_prompt and not self.prompt.strip():
             raise UserError("--model dit needs a --prompt (or --prompt-file) describing the video.")
-        if self.max_resolution < 256:
-            raise UserError(f"--max-res must be at least 256 pixels, got {self.max_resolution}.")
+        if not 256 <= self.max_resolution <= MAX_RESOLUTION:
+            raise UserError(
+                f"--max-res must be 256 to {MAX_RESOLUTION} pixels of area, got {self.max_resolution}."
+            )
         if self.frames is not None and self.frames < 1:
             raise UserError(f"--max-frames must be 1 or more (0 for all), got {self.frames}.")
-        if self.fps < 1 or self.steps < 1:
-            raise UserError("--fps and --steps must be 1 or more.")
+        for flag, value in (("--fps", self.fps), ("--steps", self.steps)):
+            if value < 1:
+                raise UserError(f"{flag} must be 1 or more, got {value}.")
+        if not math.isfinite(self.guidance) or self.guidance < 0:
+            raise UserError(f"--guidance must be a number of 0 or more, got {self.guidance}.")
         check_context(self.context, self.overlap, names=("--context", "--overlap"))
-        if self.teacache is not None and self.teacache <= 0:
+        if self.teacache is not None and not (math.isfinite(self.teacache) and self.teacache > 0):
             raise UserError(f"--teacache must be more than 0, got {self.teacache}.")
+
+    @staticmethod
+    def check_size(size: tuple[int, int] | None) -> None:
+        """--size, when given, in whole patches of the network (before it loads)."""
+        if size is not None and (size[0] % SIZE_MULTIPLE or size[1] % SIZE_MULTIPLE):
+            raise UserError(
+                f"--size must be a multiple of {SIZE_MULTIPLE} on both sides for --model dit, "
+                f"got {size[0]}x{size[1]}."
+            )
 
 
 @dataclass
