@@ -432,3 +432,17 @@ def test_the_cache_of_animate_retarget_never_replaces_other_work(
         retarget(driver, reference, other, options, reuse=True)
     with pytest.raises(UserError, match="would replace an input or the reference's track"):
         retarget(driver, tmp_path / "me.png", tmp_path / "me.rdance", options, force=True)
+
+
+def test_the_preview_is_never_replaced_silently(inputs: Path, weights: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.rdance"
+    preview = tmp_path / "out_preview.png"
+    options = RetargetOptions(weights_root=weights, preview=True)
+    preview.write_bytes(b"an earlier preview")
+    with pytest.raises(UserError, match=r"out_preview\.png already exists; pass --force"):
+        retarget(inputs / "dance.rdance", inputs / "me.rdance", out, options)
+    preview.unlink()
+    preview.mkdir()
+    with pytest.raises(UserError, match=r"out_preview\.png is a folder"):
+        retarget(inputs / "dance.rdance", inputs / "me.rdance", out, options, force=True)
+    assert not out.exists()

@@ -220,7 +220,7 @@ class StreamState:
     options: dict[str, Any] = field(default_factory=dict)  # how it was made (e.g. "origin": "import")
 
 
-def _is_track(path: Path) -> bool:
+def holds_track(path: Path) -> bool:
     """Whether `path` holds a track's meta.json (whole enough to say so, if not to be opened)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
@@ -262,7 +262,7 @@ class Track:
         if existing:
             if not overwrite:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
-            if not _is_track(path):  # a folder of the user's with a stray meta.json is not emptied
+            if not holds_track(path):  # a folder of the user's with a stray meta.json is not emptied
                 raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
             remove(existing)
         path.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ from realisdance_cli.retarget.reference import (
     require_streams,
 )
 from realisdance_cli.retarget.skeleton import dwpose_stream
-from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track
+from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track
 
 
 @dataclass
@@ -56,6 +56,19 @@ class RetargetOptions:
             raise UserError(f"--placement must be {' or '.join(PLACEMENTS)}, got {self.placement!r}.")
         if self.upper_body and self.placement != "reference":
             raise UserError("--upper-body follows the reference picture; it needs --placement reference.")
+
+
+def _check_preview(out: Path, *, replace: bool) -> None:
+    """The preview picture beside `out` is written after the work: refused now, not then."""
+    from realisdance_cli.retarget.preview import preview_path
+
+    picture = preview_path(out)
+    if picture.is_dir():
+        raise UserError(
+            f"{picture} is a folder; --preview writes a picture there: move it or choose another --out."
+        )
+    if picture.exists() and not replace:
+        raise UserError(f"{picture} already exists; pass --force to replace it.")
 
 
 def default_out(driver: Path, reference: Path) -> Path:
@@ -189,8 +202,10 @@ def retarget(
     occupied = out.exists() and (out.is_file() or bool(contents(out)))
     if occupied and not (force or reuse):
         raise UserError(f"{out} already exists; pass --force to replace it.")
-    if occupied and not (out / "meta.json").is_file():
+    if occupied and not holds_track(out):
         raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
+    if options.preview:
+        _check_preview(out, replace=force or reuse)
     root = weights.weights_root(options.weights_root)
     paths = weights.require_all(["smplx", "mano"], root)
     ref_track = reference_track(
