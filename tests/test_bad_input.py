@@ -263,3 +263,22 @@ def test_a_folder_given_as_a_weight_file_is_one_sentence(tmp_path: Path) -> None
     pose.write_bytes(b"onnx")
     done = rdance("extract", video, "--only", "dwpose", "--dwpose-det", folder, "--dwpose-pose", pose)
     assert_user_error(done, f"{folder} is a folder; give the file of")
+
+
+def test_a_video_where_a_pose_file_belongs_says_to_extract_it(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "dance.mp4", np.zeros((2, 32, 32, 3), np.uint8))
+    for args in (("render-poses", video), ("track", "import", video)):
+        assert_user_error(rdance(*args), f"{video} is not a DWPose .pkl", f"rdance extract {video}")
+
+
+def test_a_file_that_is_no_torch_checkpoint_says_what_it_is(tmp_path: Path) -> None:
+    from realisdance_cli.state_dicts import read_weights
+
+    empty = tmp_path / "empty.ckpt"
+    empty.touch()
+    foreign = tmp_path / "random.pkl"
+    save_dwpose_pkl(foreign, dancer_pkl_frames(1, 32, 32))
+    with pytest.raises(UserError, match=r"empty\.ckpt is not a network: it is empty"):
+        read_weights(empty, "a network")
+    with pytest.raises(UserError, match=r"random\.pkl is not a network: it is not a file torch\.save writes"):
+        read_weights(foreign, "a network")

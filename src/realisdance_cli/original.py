@@ -216,7 +216,15 @@ def _check_pose(pose: Any, where: str, optional: set[str]) -> None:
 def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """The frames of an original DWPose `.pkl`, loaded safely and checked, and whether the file
     held one picture's pose dict (the original's image data) instead of a list of frames."""
-    data = restricted_load(path)
+    try:
+        data = restricted_load(path)
+    except UserError:
+        if path.suffix.lower() == ".pkl":
+            raise
+        raise UserError(  # a video or other file where a track or a .pkl belongs
+            f"{path} is not a DWPose .pkl; give a pose track folder or an original DWPose .pkl "
+            f"(for a video, run `rdance extract {path}` first)."
+        ) from None
     single = isinstance(data, dict)
     frames = [data] if single else data
     if not isinstance(frames, list) or not frames:

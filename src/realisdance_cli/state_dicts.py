@@ -31,11 +31,25 @@ def read_weights(
         with torch.serialization.safe_globals(list(safe_globals)):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:
-        text = str(error).strip()
-        reason = text.splitlines()[0] if text else type(error).__name__
-        raise UserError(
-            f"{path} is not {what}: it cannot be read safely ({reason}){_ending(remedy)}"
-        ) from None
+        raise UserError(f"{path} is not {what}: {_unreadable(path, error)}{_ending(remedy)}") from None
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """Why torch could not load `path`, in the user's terms (torch's own text suggests
+    `weights_only=False`, which is never ours to take)."""
+    text = str(error).strip()
+    if "Weights only load failed" in text:
+        return "it holds objects besides tensors and plain values, which are never unpickled"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        return f"it cannot be read ({err.strerror or err})"
+    if not head:
+        return "it is empty"
+    if head[:2] != b"PK" and "mmap" in text:  # torch.save's files are zip archives since torch 1.6
+        return "it is not a file torch.save writes"
+    return f"it cannot be read safely ({text.splitlines()[0] if text else type(error).__name__})"
 
 
 def key_mismatch(expected: Iterable[str], given: Iterable[str]) -> str | None:
