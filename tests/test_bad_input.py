@@ -282,3 +282,10 @@ def test_a_file_that_is_no_torch_checkpoint_says_what_it_is(tmp_path: Path) -> N
         read_weights(empty, "a network")
     with pytest.raises(UserError, match=r"random\.pkl is not a network: it is not a file torch\.save writes"):
         read_weights(foreign, "a network")
+
+
+def test_retargeting_an_imported_pkl_track_says_to_extract_the_video(track: Path, tmp_path: Path) -> None:
+    picture = tmp_path / "me.png"
+    picture.write_bytes(b"not needed: the driver is refused first")
+    done = rdance("retarget", track, picture, "--weights", tmp_path / "none")
+    assert_user_error(done, "was imported from a DWPose .pkl, which holds no SMPL-X and MANO poses", "VIDEO")

@@ -33,6 +33,11 @@ def require_streams(track: Track, kinds: tuple[str, ...]) -> None:
         return
     names = " and ".join(STREAM_NAMES[kind] for kind in missing)
     stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
+    if track.has("dwpose") and track.state("dwpose").options.get("origin") == "import":
+        raise UserError(
+            f"{track.path} was imported from a DWPose .pkl, which holds no {names} poses; run "
+            "`rdance extract VIDEO` on the video it was made from and use that track."
+        )
     raise UserError(
         f"{track.path} has no finished {names} stream{'s' if len(missing) > 1 else ''}; run "
         f"`rdance extract {track.source.path} --only {stages} --out {track.path}` first."
