@@ -11,7 +11,7 @@ import logging
 import platform
 import sys
 import warnings
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -102,6 +102,11 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
         errors.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
 
+# click's usage error (an unknown option, a bad value), which newer typers vendor: the base of
+# typer's public BadParameter either way.
+_UsageError: Any = typer.BadParameter.__bases__[0]
+
+
 def _fail(err: UserError) -> NoReturn:
     errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
     sys.exit(err.exit_code)
@@ -114,7 +119,18 @@ def main() -> None:
 
     warnings.showwarning = _show_warning
     try:
-        app()
+        sys.exit(
+            app(prog_name="rdance", standalone_mode=False) or 0
+        )  # click's mistakes reach us, not its error box
+    except _UsageError as err:  # an unknown option, a value of the wrong type, ...
+        if type(err).__name__ == "NoArgsIsHelpError":  # a group given nothing: its help
+            err.show()
+            sys.exit(err.exit_code)
+        where = f"; see `{err.ctx.command_path} --help`" if err.ctx is not None else ""
+        _fail(UserError(f"{err.format_message().rstrip('.')}{where}."))
+    except typer.Abort:  # Ctrl-C at a question
+        errors.print("[yellow]interrupted[/]; nothing was written.")
+        sys.exit(130)
     except UserError as err:
         _fail(err)
     except OSError as err:
