@@ -40,3 +40,9 @@ def test_another_spelling_is_refused_with_the_right_ones(parse, text: str) -> No
         parse(text)
     right = STAGES if parse is parse_stages else POSE_NAMES
     assert ", ".join(right) in str(caught.value)
+
+
+@pytest.mark.parametrize("parse", [parse_stages, parse_videos])
+def test_naming_none_is_refused_not_taken_for_all(parse) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UserError, match="got none"):
+        parse(" , ")

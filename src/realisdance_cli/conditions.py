@@ -8,7 +8,10 @@ Each condition is made by one `rdance extract` stage, kept as one pose-track str
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from realisdance_cli.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,16 @@ STAGES = tuple(condition.stage for condition in CONDITIONS)
 BY_NAME = {condition.name: condition for condition in CONDITIONS}
 BY_STAGE = {condition.stage: condition for condition in CONDITIONS}
 BY_STREAM = {condition.stream: condition for condition in CONDITIONS}
+
+
+def chosen(text: str | None, known: Sequence[str], what: str) -> list[str] | None:
+    """`--only smpl,hamer` -> those of `known`, in its order (None: not given, all); one sentence
+    for a name that is not one, or for none at all."""
+    if text is None:
+        return None
+    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown or not wanted:
+        given = f"got {', '.join(unknown)}" if unknown else "got none"
+        raise UserError(f"--only takes {what}, comma-separated: {', '.join(known)}; {given}.")
+    return [name for name in known if name in wanted]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
-from realisdance_cli.conditions import BY_STAGE, STAGES
+from realisdance_cli.conditions import BY_STAGE, STAGES, chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -48,16 +48,8 @@ class StageSummary:
 
 
 def parse_stages(text: str | None) -> list[str]:
-    """`--only dwpose,hamer` -> stages in run order."""
-    if not text:
-        return list(STAGES)
-    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in wanted if name not in STAGES]
-    if unknown:
-        raise UserError(
-            f"unknown or unavailable stage {', '.join(unknown)!s}; this version extracts {', '.join(STAGES)}."
-        )
-    return [stage for stage in STAGES if stage in wanted]
+    """`--only dwpose,hamer` -> stages in run order (all when not given)."""
+    return chosen(text, STAGES, "stages") or list(STAGES)
 
 
 def source_digest(source: FrameSource) -> str:

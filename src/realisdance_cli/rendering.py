@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
-from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES
+from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
 from realisdance_cli.original import (
@@ -80,13 +80,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def parse_videos(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
-    unknown = [name for name in wanted if name not in POSE_NAMES]
-    if unknown:
-        raise UserError(f"cannot render {', '.join(unknown)}; the videos are {', '.join(POSE_NAMES)}.")
-    return [name for name in POSE_NAMES if name in wanted]
+    """`--only smpl,hamer` -> the videos in their order (None: every one the track has)."""
+    return chosen(text, POSE_NAMES, "videos")
 
 
 def default_out(source: Path) -> Path:

@@ -41,7 +41,7 @@ def extract(
     only: Annotated[str | None, typer.Option(help="Stages to run, comma-separated (default: all).")] = None,
     start: Annotated[int, typer.Option(help="First frame to use.")] = 0,
     stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
-    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames.")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames (0: all).")] = None,
     fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 30.0,
     max_people: Annotated[int, typer.Option(help="People kept per frame, largest first.")] = 1,
     rgb: Annotated[
@@ -76,7 +76,9 @@ def extract(
         if value < 1:
             raise UserError(f"{name} must be 1 or more, got {value}.")
     options = extraction.ExtractOptions(
-        selection=Selection(start=start, stride=stride, max_frames=max_frames),
+        selection=Selection(
+            start=start, stride=stride, max_frames=max_frames or None
+        ),  # 0: all, as elsewhere
         stages=extraction.parse_stages(only),
         device=device,
         dtype=plain(dtype),
