@@ -522,6 +522,10 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
         shard = (data / f"manifest-{index}-of-2.jsonl").read_text().splitlines()
         assert [Path(next(iter(json.loads(line).values()))).name for line in shard] == expected
     assert_user_error(rdance("dataset", "build", videos, "--out", data, "--shard", "2/2"), "--shard")
+    (videos / "b.mp4").unlink()  # every video left is built: a re-run needs no weight file
+    (tmp_path / "no-weights").mkdir()
+    again = rdance("dataset", "build", videos, "--out", data, "--weights", tmp_path / "no-weights")
+    assert again.returncode == 0 and "3 videos" in again.stdout, again.stderr
 
 
 @pytest.mark.slow
@@ -673,11 +677,8 @@ def test_dataset_build_renders_again_what_extract_made_anew(extraction_weights: 
 
 
 def test_dataset_build_takes_every_picture_kind_frame_sources_read(tmp_path: Path) -> None:
-    """A .tif/.tiff picture is a one-frame video to `FrameSource`, so the build takes it too (here
-    it stops at the missing weights, which shows it was taken)."""
-    from realisdance_cli.extraction import ExtractOptions
-    from realisdance_cli.rendering import RenderOptions
-    from realisdance_cli.training.dataset_build import build
+    """A .tif/.tiff picture is a one-frame video to `FrameSource`, so the build takes it too."""
+    from realisdance_cli.training.dataset_build import sources
     from realisdance_cli.video import FrameSource
 
     videos = tmp_path / "videos"
@@ -685,10 +686,103 @@ def test_dataset_build_takes_every_picture_kind_frame_sources_read(tmp_path: Pat
     for name in ("a.tif", "b.TIFF"):
         cv2.imwrite(str(videos / name), np.full((32, 24, 3), 90, np.uint8))
         assert FrameSource(videos / name).info.frame_count == 1
-    no_weights = tmp_path / "weights"
-    no_weights.mkdir()
-    report = build(
-        videos, tmp_path / "data", ExtractOptions(device="cpu", weights_root=no_weights), RenderOptions()
-    )
-    assert report.built == [] and sorted(report.failed) == ["a.tif", "b.TIFF"]
-    assert (tmp_path / "data" / "manifest.jsonl").read_text() == ""
+    (videos / "notes.txt").write_text("not a picture")
+    assert [path.name for path in sources(videos)] == ["a.tif", "b.TIFF"]
+
+
+def _pictures(folder: Path, count: int = 2) -> Path:
+    folder.mkdir()
+    for index in range(count):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((32, 24, 3), 90 + index, np.uint8))
+    return folder
+
+
+@pytest.mark.slow
+def test_dataset_build_checks_the_weights_and_the_device_once_before_any_video(tmp_path: Path) -> None:
+    """Missing weights (or an absent GPU) would fail every video alike: one sentence instead, before
+    the first video, and no data folder."""
+    from conftest import assert_user_error, rdance
+
+    videos, data, empty = _pictures(tmp_path / "videos"), tmp_path / "data", tmp_path / "weights"
+    empty.mkdir()
+    done = rdance("dataset", "build", videos, "--out", data, "--weights", empty)
+    assert_user_error(done, "missing weights:", "dwpose/yolox_l.onnx not found", "smpler_x_h32.pth.tar")
+    assert "left out" not in done.stderr and not data.exists()
+    if not torch.cuda.is_available():
+        done = rdance("dataset", "build", videos, "--out", data, "--weights", empty, "--device", "cuda")
+        assert_user_error(done, "--device cuda", "no CUDA GPU")
+        assert "left out" not in done.stderr and not data.exists()
+
+
+def test_dataset_build_exits_1_when_every_video_is_left_out(tmp_path: Path) -> None:
+    """The weight files are present (empty: every video fails before a network loads), the videos
+    are not videos: each is reported, the manifest is empty, and the exit code tells scripts."""
+    from conftest import rdance
+
+    from realisdance_cli import weights
+
+    root = tmp_path / "weights"
+    for name in ("dwpose-det", "dwpose-pose", "hamer", "hamer-config", "mano", "smplerx", "smplx"):
+        (root / weights.get(name).path).parent.mkdir(parents=True, exist_ok=True)
+        (root / weights.get(name).path).touch()
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mov"):
+        (videos / name).write_bytes(b"not a video")
+    data = tmp_path / "data"
+    done = rdance("dataset", "build", videos, "--out", data, "--weights", root, "--device", "cpu")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "a.mp4 left out:" in said and "b.mov left out:" in said
+    assert "0 videos in" in done.stdout and "2 left out" in done.stdout
+    assert (data / "manifest.jsonl").read_text() == ""
+    assert "exit code is 1" in " ".join(rdance("dataset", "build", "--help").stdout.split())
+
+
+def test_dataset_build_checks_out_and_shard_before_any_video(tmp_path: Path) -> None:
+    from conftest import assert_user_error, rdance
+
+    videos, a_file, empty = _pictures(tmp_path / "videos"), tmp_path / "a_file", tmp_path / "weights"
+    a_file.write_text("mine")
+    empty.mkdir()
+    done = rdance("dataset", "build", videos, "--out", a_file, "--weights", empty)
+    assert_user_error(done, f"--out {a_file} is a file; give a folder")
+    assert "left out" not in done.stderr and a_file.read_text() == "mine"
+    done = rdance("dataset", "build", videos, "--out", tmp_path / "data", "--shard", "0/0")
+    assert_user_error(done, "--shard 0/0: n, the number of shards, must be 1 or more")
+
+
+@pytest.mark.slow
+def test_train_refuses_a_size_off_the_8_pixel_grid_and_a_config_seed_before_any_work(tmp_path: Path) -> None:
+    """Both would fail only once the models are loaded (the size in the first training step)."""
+    from conftest import assert_user_error, rdance
+
+    run = tmp_path / "run"
+    common = ("--stage", "1", "--out", run, "--log-with", "none")
+    done = rdance("train", tmp_path / "manifest.jsonl", *common, "--size", "63x48")
+    assert_user_error(done, "--size must be a multiple of 8", "got 63x48")
+    config = tmp_path / "seed.yaml"
+    config.write_text("seed: -1\n")
+    done = rdance("train", "--config", config, tmp_path / "manifest.jsonl", *common)
+    assert_user_error(done, "--seed must be 0 to 9223372036854775807, got -1")
+    assert not run.exists()
+
+
+@pytest.mark.slow
+def test_train_says_a_binary_config_or_manifest_is_not_text(tmp_path: Path) -> None:
+    from conftest import assert_user_error, numbered_frames, rdance, write_video
+
+    picture, video, run = tmp_path / "some.png", tmp_path / "video.mp4", tmp_path / "run"
+    cv2.imwrite(str(picture), numbered_frames(1)[0])
+    write_video(video, numbered_frames(3))
+    done = rdance("train", "--config", picture, "--out", run)
+    assert_user_error(done, f"{picture} is not a text file; give a YAML config")
+    done = rdance("train", video, "--stage", "1", "--out", run, "--log-with", "none")
+    assert_user_error(done, f"{video} is not a text file; give a JSON-lines manifest")
+    assert not run.exists()
+
+
+def test_train_help_says_what_gradient_checkpointing_does() -> None:
+    from conftest import rdance
+
+    assert "Recompute activations" in rdance("train", "--help").stdout

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from realisdance_cli.errors import UserError
 
+MAX_SEED = 2**63 - 1  # the largest seed torch.Generator.manual_seed takes on every platform
+
 if TYPE_CHECKING:
     import torch
 

@@ -38,7 +38,8 @@ def dataset_build(
     """Extract and render the pose videos of every video, and write the training manifest.
 
     Resumable: finished videos are skipped on a re-run; a video that fails is reported and left
-    out. With --shard i/n each machine writes manifest-i-of-n.jsonl; concatenate the shards.
+    out, and when every video is left out the exit code is 1. With --shard i/n each machine writes
+    manifest-i-of-n.jsonl; concatenate the shards.
     """
     from realisdance_cli.extraction import ExtractOptions
     from realisdance_cli.rendering import RenderOptions
@@ -55,3 +56,5 @@ def dataset_build(
             warn=lambda message: errors.print(f"[yellow]{message}[/]", highlight=False),
         )
     console.print(f"{len(report.built)} videos in {report.manifest}; {len(report.failed)} left out")
+    if report.failed and not report.built:
+        raise typer.Exit(1)  # so that scripts notice a set with nothing in it

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn
 
@@ -77,9 +78,6 @@ def parse_device(value: str) -> str:
     if not _DEVICE.fullmatch(value):
         raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {value!r}.")
     return value
-
-
-MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes on every platform
 
 
 def parse_seed(value: str) -> int:

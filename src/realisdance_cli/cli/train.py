@@ -101,7 +101,13 @@ def train(
     mixed_precision: Annotated[
         MixedPrecision, choice(MixedPrecision, "--mixed-precision", "Half-precision training, or no.")
     ] = MixedPrecision.no,
-    gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            "--gradient-checkpointing",
+            help="Recompute activations in the backward pass: less GPU memory, slower steps.",
+        ),
+    ] = False,
     ema_decay: Annotated[
         float, typer.Option(help="Keep a moving average of the weights with this decay (0: off).")
     ] = 0.0,

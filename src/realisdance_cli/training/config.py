@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import read_text
 
 
 def _size(value: Any) -> str:
@@ -122,9 +123,7 @@ def read_config(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise UserError(f"cannot read the config {path}: {error.strerror or error}.") from None
+        raw = yaml.safe_load(read_text(path, "a YAML config"))
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}.") from None
     if raw is None:

@@ -28,7 +28,10 @@ from realisdance_cli.animation import PoseFrames
 from realisdance_cli.animator.processing import SIZE, clip_input, fit
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import read_text
 from realisdance_cli.video import FrameSource, Selection
+
+MANIFEST_KIND = "a JSON-lines manifest (one JSON object per line, see README)"
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,7 @@ def _frame_count(path: Path) -> int:
 
 def read_manifest(path: Path, minimum_frames: int = 1) -> list[Entry]:
     """The usable entries of a manifest; each unusable one is reported (a warning) and left out."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as error:
-        raise UserError(f"cannot read the manifest {path}: {error.strerror or error}.") from None
+    lines = read_text(path, MANIFEST_KIND).splitlines()
     entries = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -6,20 +6,24 @@ them like on single frames of the videos.
 Each video gets `<out>/<name>.rdance/` (extraction, resumable) with its three pose videos, and one
 manifest line. `--shard i/n` takes every n-th video from the i-th, so n machines (any scheduler)
 build one training set; each writes `manifest-i-of-n.jsonl`, and the shards concatenate. A video
-that fails is reported and left out; finished videos are skipped on a re-run.
+that fails is reported and left out; finished videos are skipped on a re-run. What every video
+needs (the --out folder, the device, the weight files) is checked once before the first, so a
+missing file is one sentence rather than the same failure for each video.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realisdance_cli.conditions import CONDITIONS
+from realisdance_cli import weights
+from realisdance_cli.conditions import BY_STAGE, CONDITIONS
 from realisdance_cli.errors import UserError
-from realisdance_cli.extraction import ExtractOptions, StageSummary, extract
-from realisdance_cli.files import AtomicFile
+from realisdance_cli.extraction import NETWORK_STAGES, ExtractOptions, StageSummary, extract
+from realisdance_cli.files import AtomicFile, claimed_output
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import RenderOptions, render_poses
 from realisdance_cli.track import Track
@@ -41,6 +45,8 @@ class Shard:
             index, count = (int(part) for part in text.split("/"))
         except ValueError:
             raise UserError(f"--shard must look like 0/4, got {text!r}.") from None
+        if count < 1:
+            raise UserError(f"--shard {text}: n, the number of shards, must be 1 or more.")
         if not 0 <= index < count:
             raise UserError(f"--shard {text}: the index must be 0 to {count - 1}.")
         return cls(index, count)
@@ -57,7 +63,8 @@ class BuildReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def _videos(folder: Path) -> list[Path]:
+def sources(folder: Path) -> list[Path]:
+    """The videos and pictures of `folder` that the build takes, in order."""
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
     suffixes = (*VIDEO_SUFFIXES, *sorted(IMAGE_SUFFIXES))
@@ -80,6 +87,60 @@ def _stale(track: Track, stages: list[StageSummary]) -> bool:
     return newest > min(video.stat().st_mtime_ns for video in videos)
 
 
+def _open(path: Path) -> Track | None:
+    """The track at `path`, or None when there is none yet (or it cannot be read: the video's own
+    extraction then says why)."""
+    try:
+        return Track.open(path)
+    except UserError:
+        return None
+
+
+def _needs(
+    track: Track | None, extract_options: ExtractOptions, render_options: RenderOptions
+) -> dict[Path, set[str]]:
+    """The weight files (by weights folder) one video still needs: none when its track is finished
+    and its pose videos are current; else those of its unfinished stages (with the body models
+    extraction checks for them) and the body models that render its pose videos."""
+    stages = extract_options.stages
+    if track is not None and all(track.has(BY_STAGE[s].stream) for s in stages) and not _stale(track, []):
+        return {}
+
+    def unfinished(stage: str) -> bool:
+        return track is None or not track.has(BY_STAGE[stage].stream)
+
+    extracting = weights.weights_root(extract_options.weights_root)
+    rendering = weights.weights_root(render_options.weights_root)
+    needs: dict[Path, set[str]] = defaultdict(set)
+    if "dwpose" in stages and unfinished("dwpose"):
+        detector = {"dwpose-det": extract_options.dwpose_det, "dwpose-pose": extract_options.dwpose_pose}
+        needs[extracting] |= {name for name, path in detector.items() if path is None}
+    body_model = {"mano": render_options.mano_model, "smplx": render_options.smplx_model}
+    for name, stage in NETWORK_STAGES.items():
+        if name in stages and unfinished(name):
+            needs[extracting] |= {*stage.network, stage.renderer}
+        if name in stages and body_model[stage.renderer] is None:
+            needs[rendering].add(stage.renderer)
+    return needs
+
+
+def _check_ready(
+    mine: list[Path], out: Path, extract_options: ExtractOptions, render_options: RenderOptions
+) -> None:
+    """Once for all videos: the device, and every weight file one of them still needs."""
+    if any(stage in NETWORK_STAGES for stage in extract_options.stages):
+        from realisdance_cli.devices import resolve_device
+
+        resolve_device(extract_options.device, extract_options.dtype)
+    needs: dict[Path, set[str]] = defaultdict(set)
+    for video in mine:
+        track = _open(out / f"{video.stem}.rdance")
+        for root, names in _needs(track, extract_options, render_options).items():
+            needs[root] |= names
+    for root, names in needs.items():
+        weights.require_all(sorted(names), root)
+
+
 def _entry(video: Path, track: Track, out: Path) -> dict:
     info = FrameSource(video).info
     kind = "image" if video.suffix.lower() in IMAGE_SUFFIXES else "video"
@@ -98,22 +159,29 @@ def build(
     progress: ProgressFn = no_progress,
     warn: Callable[[str], None] = lambda message: None,
 ) -> BuildReport:
-    """Extracts and renders every video of this shard; the manifest lists those that succeeded."""
-    mine = _videos(videos)[shard.index :: shard.count]
+    """Extracts and renders every video of this shard; the manifest lists those that succeeded.
+    What all videos need is checked first (see the module's docstring)."""
+    mine = sources(videos)[shard.index :: shard.count]
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the data (it is made if missing).")
+    _check_ready(mine, out, extract_options, render_options)
     report = BuildReport(out / shard.manifest_name)
     lines = []
-    for number, video in enumerate(mine):
-        progress("videos", number, len(mine))
-        try:
-            track, stages = extract(video, out / f"{video.stem}.rdance", extract_options, progress=progress)
-            if _stale(track, stages):
-                render_poses(track.path, track.path, render_options, progress=progress)
-            lines.append(_entry(video, track, out))
-            report.built.append(video.name)
-        except UserError as error:
-            report.failed[video.name] = str(error)
-            warn(f"{video.name} left out: {error}")
-    progress("videos", len(mine), len(mine))
-    with AtomicFile(report.manifest) as partial:
-        partial.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with claimed_output(report.manifest, force=True):  # writable, and no other build writes it
+        for number, video in enumerate(mine):
+            progress("videos", number, len(mine))
+            try:
+                track, stages = extract(
+                    video, out / f"{video.stem}.rdance", extract_options, progress=progress
+                )
+                if _stale(track, stages):
+                    render_poses(track.path, track.path, render_options, progress=progress)
+                lines.append(_entry(video, track, out))
+                report.built.append(video.name)
+            except UserError as error:
+                report.failed[video.name] = str(error)
+                warn(f"{video.name} left out: {error}")
+        progress("videos", len(mine), len(mine))
+        with AtomicFile(report.manifest) as partial:
+            partial.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return report

@@ -17,11 +17,12 @@ import torch
 
 from realisdance_cli import weights
 from realisdance_cli.animator.processing import SIZE
+from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, folder_lock, remove
 from realisdance_cli.state_dicts import read_state_dict, read_weights
-from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest, validation_clip
-from realisdance_cli.training.loop import Encoders, TrainOptions, train
+from realisdance_cli.training.data import ClipDataset, ClipSampling, Entry, read_manifest, validation_clip
+from realisdance_cli.training.options import TrainOptions
 
 
 @dataclass
@@ -40,7 +41,7 @@ class TrainJob:
 
 def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     """A job from the `rdance train` settings (options and config file merged), checked."""
-    from realisdance_cli.animator.processing import CLIP_SCALE
+    from realisdance_cli.animator.processing import CLIP_SCALE, check_frame_size
     from realisdance_cli.rendering import parse_size
 
     s = settings
@@ -76,6 +77,7 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
         )
         >= 1,
         "--ema-decay must be 0 (off) or between 0 and 1": 0 <= s["ema_decay"] < 1,
+        f"--seed must be 0 to {MAX_SEED}, got {s['seed']}": 0 <= s["seed"] <= MAX_SEED,
     }
     for message, ok in checks.items():
         if not ok:
@@ -89,6 +91,7 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
         if s[name] is not None:
             existing_file(Path(s[name]), what)
     height, width = parse_size(s["size"]) or SIZE
+    check_frame_size(height, width, "--size")  # the VAE's 8-pixel cells: said now, not in the first step
     options = TrainOptions(
         stage=s["stage"],
         steps=s["steps"],
@@ -213,23 +216,26 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     main process); returns the losses of this run's steps and the digest of the final weights."""
     from realisdance_cli.animation import quiet_libraries
 
+    entries = read_manifest(job.manifest, job.sampling.span)  # the data, before the run folder is made
+    held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     quiet_libraries()
     main_process = os.environ.get("RANK", "0") == "0"
     with folder_lock(job.out, "the run folder") if main_process else nullcontext():
-        return _run_locked(job, report, resumes(job, main_process=main_process))
+        return _run_locked(job, report, resumes(job, main_process=main_process), entries, held_out)
 
 
-def _run_locked(job: TrainJob, report: Any, resume: bool) -> tuple[list[float], str]:
+def _run_locked(
+    job: TrainJob, report: Any, resume: bool, entries: list[Entry], held_out: list[Entry]
+) -> tuple[list[float], str]:
     from diffusers import AutoencoderKL
     from transformers import Dinov2Model
 
+    from realisdance_cli.training.loop import Encoders, train
     from realisdance_cli.training.objective import noise_scheduler
 
-    entries = read_manifest(job.manifest, job.sampling.span)  # the data and the weights, before loading
-    held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     root = weights.weights_root(job.weights_root)
     stage_weights = ["base-unet"] if job.options.stage == 1 else [] if job.motion else ["motion-prior"]
-    paths = weights.require_all(["base-model", "dinov2", *stage_weights], root)
+    paths = weights.require_all(["base-model", "dinov2", *stage_weights], root)  # before loading
     base = paths["base-model"]
     unet_config = json.loads((base / "unet" / "config.json").read_text())
     encoder = Dinov2Model.from_pretrained(paths["dinov2"])

@@ -20,7 +20,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -31,35 +31,10 @@ from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
 from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.training.objective import Batch, diffusion_loss
+from realisdance_cli.training.options import TrainOptions
 from realisdance_cli.training.stages import save_original, select_trainable
 
 STATE_FOLDER = "state"
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    stage: int = 2
-    steps: int = 10_000
-    learning_rate: float = 1e-5  # the released configs; the paper says 5e-5
-    warmup_steps: int = 0
-    batch_size: int = 1
-    accumulate: int = 1
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    cfg_uncond_ratio: float = 0.01  # the paper's 1 %; the released configs turn it off (0)
-    pose_shuffle_ratio: float = 0.05  # stage 2 only
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    gradient_checkpointing: bool = False
-    ema_decay: float = 0.0  # 0: no moving average
-    checkpoint_every: int = 1000
-    validate_every: int = 1000  # with validation clips given; 0: never
-    validation_ddim_steps: int = 25
-    log_with: str = "tensorboard"  # or "none"
-    seed: int = 42
-    workers: int = 0
 
 
 def shuffle_poses(poses: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
