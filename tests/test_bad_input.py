@@ -280,7 +280,7 @@ def test_a_file_that_is_no_torch_checkpoint_says_what_it_is(tmp_path: Path) -> N
     save_dwpose_pkl(foreign, dancer_pkl_frames(1, 32, 32))
     with pytest.raises(UserError, match=r"empty\.ckpt is not a network: it is empty"):
         read_weights(empty, "a network")
-    with pytest.raises(UserError, match=r"random\.pkl is not a network: it is not a file torch\.save writes"):
+    with pytest.raises(UserError, match=r"random\.pkl is not a network: it is not the zip archive torch"):
         read_weights(foreign, "a network")
 
 

@@ -48,7 +48,7 @@ def _unreadable(path: Path, error: Exception) -> str:
     if not head:
         return "it is empty"
     if head[:2] != b"PK" and "mmap" in text:  # torch.save's files are zip archives since torch 1.6
-        return "it is not a file torch.save writes"
+        return "it is not the zip archive torch.save writes (a plain pickle, or a file of torch before 1.6)"
     return f"it cannot be read safely ({text.splitlines()[0] if text else type(error).__name__})"
 
 

@@ -3,7 +3,7 @@
 A re-implementation of geopavlakos/hamer's `HAMER` forward pass (ViT backbone, MANO transformer
 decoder head), so the released `hamer.ckpt` runs without detectron2, Lightning or yacs:
 `config` (sizes from the checkpoint and `model_config.yaml`), `network` (the modules),
-`loading` (the checkpoint, read safely) and `mano` (what HaMeR's MANO wrapper and camera make
-of the outputs). The crops and the track records are the hand estimator's
+and `loading` (the checkpoint, read safely); what HaMeR's MANO wrapper makes of the outputs is
+`bodies.hand_joints`. The crops and the track records are the hand estimator's
 (`extractors/hand_estimator.py`).
 """
