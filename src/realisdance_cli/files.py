@@ -329,7 +329,7 @@ def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None
     killed), or stops at once with one sentence when another process holds it (`wait`: waits
     for it instead, for work the first holder does for all, such as decoding a test set once).
     Temporary files and folders that a killed writer left in the folder are removed once the lock
-    is held (nobody else can be writing them then)."""
+    is held; a living writer's are not (another output's, such as a video claimed in the folder)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = (folder / LOCK_NAME).open("a+")
@@ -349,7 +349,7 @@ def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        remove(folder.glob(f".*{_PARTIAL}*"))
+        remove(path for path in folder.glob(f".*{_PARTIAL}*") if _abandoned(path))
         yield
     finally:
         handle.close()
