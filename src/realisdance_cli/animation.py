@@ -419,8 +419,7 @@ def animate(
         made = generate(reference_path, inputs, options, progress, pipeline)
         if not writes:
             return []
-        size = (made.video.shape[2], made.video.shape[3])
-        _write(made, paths, options, size, stack, progress)
+        _write(made, paths, options, stack, progress)
     return paths
 
 
@@ -428,11 +427,11 @@ def _write(
     made: Made,
     paths: list[Path],
     options: AnimateOptions,
-    size: tuple[int, int],
     stack: ExitStack,
     progress: ProgressFn,
 ) -> None:
     """The result (and the grid) encoded frame by frame: no second copy of the video."""
+    size = (made.video.shape[2], made.video.shape[3])
     writers = [
         stack.enter_context(
             VideoWriter(path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time)
