@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-from realisdance_cli.dit.parallel import start_parallel
+from realisdance_cli.dit.parallel import start_parallel, world_from_environment
 from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline, scheduler_from_folder
 from realisdance_cli.errors import UserError
 
@@ -79,9 +79,9 @@ def computed(pipeline: RealisDanceDiTPipeline, dit: Path) -> dict[str, torch.Ten
 
 def main(dit: Path, out: Path, attention: str, dtype: str) -> None:
     pipeline = load_pipeline(dit, DTYPES[dtype])
-    world = start_parallel(pipeline, attention)  # type: ignore[arg-type]
+    world = world_from_environment()
     assert world is not None, "start this under torchrun with 2 or more processes"
-    pipeline.to(world.device)
+    start_parallel(pipeline, world, attention)  # type: ignore[arg-type]
     results = computed(pipeline, dit)
     results["seed"] = torch.tensor(world.common_seed(None if world.writes_outputs else 1))
     try:

@@ -144,6 +144,15 @@ def test_dit_bad_input_is_one_sentence(
         ),
         "--offload group moves models to a CUDA GPU",
     )
+    launched = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}  # as torchrun starts each process
+    assert_user_error(
+        rdance("animate", reference, poses, "--out", tmp_path / "x.mp4", env=launched),
+        "animates a video in one process",
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, "--retarget", env=launched),
+        "--retarget runs in one process",
+    )
     missing = tmp_path / "empty-weights"
     assert_user_error(
         rdance("animate", reference, poses, "--model", "dit", *PROMPT, *FAST, "--weights", missing),

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
+    from realisdance_cli.dit.parallel import World
     from realisdance_cli.retarget.job import RetargetOptions
 
 FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
@@ -137,18 +138,12 @@ def retargeted(
         return inputs
     from dataclasses import replace
 
-    from realisdance_cli.dit.parallel import world_from_environment
     from realisdance_cli.retarget.job import retargeted_poses
 
     if inputs.files or inputs.folder is None:
         raise UserError(
             "--retarget makes the three pose videos from POSES, a pose track; "
             "give no --dwpose, --hamer or --smpl with it."
-        )
-    if world_from_environment() is not None:
-        raise UserError(
-            "--retarget runs in one process; run `rdance retarget` and `rdance render-poses` first, "
-            "then start the job on the retargeted track."
         )
     retarget = replace(options.retarget, weights_root=options.retarget.weights_root or options.weights_root)
     return PoseInputs(retargeted_poses(inputs.folder, reference_path, retarget, progress))
@@ -343,7 +338,12 @@ def _animate_sd(
 
 
 def _animate_dit(
-    reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn, pipeline: Any
+    reference_path: Path,
+    inputs: PoseInputs,
+    options: AnimateOptions,
+    progress: ProgressFn,
+    pipeline: Any,
+    world: World | None,
 ) -> Made:
     import torch
 
@@ -359,7 +359,7 @@ def _animate_dit(
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
     poses = job.read_poses(inputs, options.selection())
-    pipeline, world = (pipeline, None) if pipeline is not None else job.load_pipeline(options, device, dtype)
+    pipeline = pipeline or job.load_pipeline(options, device, dtype, world)
     seed = job.SEED if options.seed is None else options.seed
     if world is not None:  # one of several processes: the same noise, one writer
         seed = world.common_seed(seed)
@@ -407,16 +407,19 @@ def animate(
     Existing videos are replaced only with `force`; the outputs are claimed before the work, so a
     second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
-    generate = _animate_dit if options.dit is not None else _animate_sd
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):
         raise UserError(f"--out {out} would replace an input; choose another --out.")
-    writes = _writes_here(options, pipeline)
+    world = _world(options, pipeline)
+    writes = world is None or world.writes_outputs  # the others compute the same video
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         for path in paths if writes else []:
             stack.enter_context(claimed_output(path, force=force))
-        made = generate(reference_path, inputs, options, progress, pipeline)
+        if options.dit is not None:
+            made = _animate_dit(reference_path, inputs, options, progress, pipeline, world)
+        else:
+            made = _animate_sd(reference_path, inputs, options, progress, pipeline)
         if not writes:
             return []
         _write(made, paths, options, stack, progress)
@@ -448,12 +451,22 @@ def _write(
         progress("encoding", index + 1, len(made.video))
 
 
-def _writes_here(options: AnimateOptions, pipeline: Any) -> bool:
-    """False in the processes of a RealisDance-DiT job spread over several (`torchrun`) but the
-    first: they compute the same video, the first writes it. A given pipeline is one process's own."""
-    if options.dit is None or pipeline is not None:
-        return True
+def _world(options: AnimateOptions, pipeline: Any) -> World | None:
+    """The `torchrun` job this process is one of (RealisDance-DiT's sequence split across its
+    processes), or None for one process. A given pipeline is this process's own."""
+    if pipeline is not None:
+        return None
     from realisdance_cli.dit.parallel import world_from_environment
 
     world = world_from_environment()
-    return world is None or world.writes_outputs
+    if world is not None and options.dit is None:
+        raise UserError(
+            "the SD-1.5 model animates a video in one process; start it without torchrun, or use "
+            "`rdance eval run`, which shares whole videos out between processes."
+        )
+    if world is not None and options.retarget is not None:
+        raise UserError(
+            "--retarget runs in one process; run `rdance retarget` and `rdance render-poses` first, "
+            "then start the job on the retargeted track."
+        )
+    return world

@@ -117,12 +117,11 @@ def read_poses(inputs: PoseInputs, selection: Selection) -> DiTPoses:
 
 
 def load_pipeline(
-    options: AnimateOptions, device: torch.device, dtype: torch.dtype, split_sequence: bool = True
-) -> tuple[RealisDanceDiTPipeline, World | None]:
+    options: AnimateOptions, device: torch.device, dtype: torch.dtype, world: World | None = None
+) -> RealisDanceDiTPipeline:
     """The release folder (--checkpoint FOLDER, else the registry's in the weights folder or the
-    Hugging Face cache), placed for `device` as `options.dit.offload` says; under `torchrun` with
-    several processes (unless `split_sequence` is off: processes that animate videos of their own),
-    on this process's device with the sequence split across the processes (and the job they share)."""
+    Hugging Face cache), placed for `device` as `options.dit.offload` says; with the `world` of a
+    `torchrun` job, on this process's device with the sequence split across the processes."""
     import torch
 
     from realisdance_cli.animation import quiet_libraries
@@ -130,6 +129,8 @@ def load_pipeline(
 
     assert options.dit is not None
     dit = options.dit
+    if world is not None and dit.offload not in (None, "none"):
+        raise UserError(f"--offload {dit.offload} cannot be combined with several processes; leave it out.")
     quiet_libraries()
     folder = (
         options.checkpoint
@@ -147,16 +148,9 @@ def load_pipeline(
         pipeline.vae.enable_tiling()
     if dit.compile:
         pipeline.transformer.compile_repeated_blocks()
-    world = parallel.world_from_environment() if split_sequence else None
     if world is not None:
-        if dit.offload not in (None, "none"):
-            raise UserError(
-                f"--offload {dit.offload} cannot be combined with several processes; leave it out."
-            )
-        parallel.join(world)
-        parallel.enable_sequence_parallel(pipeline.transformer, world.size)
-        pipeline.to(world.device)
-        return pipeline, world
+        parallel.start_parallel(pipeline, world)
+        return pipeline
     offload = dit.offload or ("model" if device.type == "cuda" else "none")
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
@@ -165,7 +159,7 @@ def load_pipeline(
         pipeline.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=True)
     else:
         pipeline.to(device)
-    return pipeline, None
+    return pipeline
 
 
 def check_device(dit: DiTOptions, device: torch.device) -> None:

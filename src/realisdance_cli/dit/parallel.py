@@ -7,11 +7,11 @@ joint token sequence (video then reference) across the processes for self-attent
 again after its blocks, so each GPU holds 1/N of the activations and every process ends with
 the same latents. Only rank 0 writes files.
 
-What `rdance animate` calls, once the pipeline is loaded and before it runs:
+What `rdance animate` does, once the pipeline is loaded and before it runs:
 
-    world = start_parallel(pipeline)  # None when started as one process: nothing changes
+    world = world_from_environment()  # None when started as one process: nothing changes
     if world is not None:
-        pipeline.to(world.device)  # each process on its own GPU (cuda:LOCAL_RANK) or the CPU
+        start_parallel(pipeline, world)  # joined, split, on cuda:LOCAL_RANK (or the CPU)
         seed = world.common_seed(seed)  # the same noise everywhere
         ...  # progress and files only where world.writes_outputs
 """
@@ -112,14 +112,10 @@ def enable_sequence_parallel(
     transformer.enable_parallelism(config=ContextParallelConfig(**degree))
 
 
-def start_parallel(pipeline: RealisDanceDiTPipeline, attention: Attention = "ulysses") -> World | None:
-    """None when started as one process; otherwise joins the job and splits the pipeline's
-    transformer sequence across its processes. The caller then puts the pipeline on
-    `world.device`, takes `world.common_seed(seed)` for its noise and writes outputs only where
-    `world.writes_outputs`."""
-    world = world_from_environment()
-    if world is None:
-        return None
+def start_parallel(pipeline: RealisDanceDiTPipeline, world: World, attention: Attention = "ulysses") -> None:
+    """Joins `world`'s job, splits the pipeline's transformer sequence across its processes and
+    puts the pipeline on this process's device. The caller then takes `world.common_seed(seed)`
+    for its noise and writes outputs only where `world.writes_outputs`."""
     join(world)
     enable_sequence_parallel(pipeline.transformer, world.size, attention)
-    return world
+    pipeline.to(world.device)

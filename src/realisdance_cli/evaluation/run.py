@@ -132,7 +132,7 @@ def _load(animation: AnimateOptions) -> Any:
 
     if animation.dit is not None:
         device, dtype = resolve_device(animation.device, animation.dtype, gpu_dtype="bf16")
-        return dit_job.load_pipeline(animation, device, dtype, split_sequence=False)[0]
+        return dit_job.load_pipeline(animation, device, dtype)  # each process animates its own videos
     return load_pipeline(animation, *resolve_device(animation.device, animation.dtype))
 
 
