@@ -28,7 +28,7 @@ from test_retarget import (
 
 from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import file_sha256
+from realisdance_cli.files import claimed_output, file_sha256
 from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, largest_person, smplx_joints
 from realisdance_cli.retarget.job import NEEDED, RetargetOptions, default_out, retarget, retargeted_poses
 from realisdance_cli.retarget.skeleton import project, smplx_keypoints
@@ -445,4 +445,7 @@ def test_the_preview_is_never_replaced_silently(inputs: Path, weights: Path, tmp
     preview.mkdir()
     with pytest.raises(UserError, match=r"out_preview\.png is a folder"):
         retarget(inputs / "dance.rdance", inputs / "me.rdance", out, options, force=True)
+    preview.rmdir()
+    with claimed_output(preview), pytest.raises(UserError, match="being written by another process"):
+        retarget(inputs / "dance.rdance", inputs / "me.rdance", out, options)  # held before any work
     assert not out.exists()

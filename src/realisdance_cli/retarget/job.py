@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from realisdance_cli import weights
 from realisdance_cli.bodies import mano_layer, smplx_model
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import atomic_folder, contents, file_sha256, paths_from_strings
+from realisdance_cli.files import atomic_folder, claimed_output, contents, file_sha256, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, retarget_body
 from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
@@ -56,19 +57,6 @@ class RetargetOptions:
             raise UserError(f"--placement must be {' or '.join(PLACEMENTS)}, got {self.placement!r}.")
         if self.upper_body and self.placement != "reference":
             raise UserError("--upper-body follows the reference picture; it needs --placement reference.")
-
-
-def _check_preview(out: Path, *, replace: bool) -> None:
-    """The preview picture beside `out` is written after the work: refused now, not then."""
-    from realisdance_cli.retarget.preview import preview_path
-
-    picture = preview_path(out)
-    if picture.is_dir():
-        raise UserError(
-            f"{picture} is a folder; --preview writes a picture there: move it or choose another --out."
-        )
-    if picture.exists() and not replace:
-        raise UserError(f"{picture} already exists; pass --force to replace it.")
 
 
 def default_out(driver: Path, reference: Path) -> Path:
@@ -204,8 +192,30 @@ def retarget(
         raise UserError(f"{out} already exists; pass --force to replace it.")
     if occupied and not holds_track(out):
         raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
-    if options.preview:
-        _check_preview(out, replace=force or reuse)
+    with _preview_claimed(out, options, force=force or reuse):
+        return _retarget_to(out, drive, reference, options, force=force, reuse=reuse, progress=progress)
+
+
+def _preview_claimed(out: Path, options: RetargetOptions, *, force: bool) -> AbstractContextManager[Any]:
+    """The preview picture beside `out` (written after the track) held from before the work."""
+    if not options.preview:
+        return nullcontext()
+    from realisdance_cli.retarget.preview import preview_path
+
+    return claimed_output(preview_path(out), force=force)
+
+
+def _retarget_to(
+    out: Path,
+    drive: Track,
+    reference: Path,
+    options: RetargetOptions,
+    *,
+    force: bool,
+    reuse: bool,
+    progress: ProgressFn,
+) -> Track:
+    """`retarget`'s work once its inputs and outputs are checked."""
     root = weights.weights_root(options.weights_root)
     paths = weights.require_all(["smplx", "mano"], root)
     ref_track = reference_track(
