@@ -449,3 +449,29 @@ def test_the_preview_is_never_replaced_silently(inputs: Path, weights: Path, tmp
     with claimed_output(preview), pytest.raises(UserError, match="being written by another process"):
         retarget(inputs / "dance.rdance", inputs / "me.rdance", out, options)  # held before any work
     assert not out.exists()
+
+
+def test_a_retargeting_stopped_before_its_preview_resumes_and_a_second_job_stops_at_once(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    """The same command again keeps the finished track and makes only the missing preview; other
+    settings need --force, which also drops the replaced retargeting's preview."""
+    driver, reference, out = inputs / "dance.rdance", inputs / "me.rdance", tmp_path / "out.rdance"
+    preview = tmp_path / "out_preview.png"
+    with_preview = RetargetOptions(weights_root=weights, preview=True)
+    with claimed_output(out, folder=True), pytest.raises(UserError, match="being written by another"):
+        retarget(driver, reference, out, with_preview)
+    retarget(driver, reference, out, with_preview)
+    made = preview.read_bytes()
+    stamp = (out / "smplx.npz").stat().st_mtime_ns
+    preview.unlink()  # as when the run was stopped between the track and its preview
+    retarget(driver, reference, out, with_preview)
+    assert (out / "smplx.npz").stat().st_mtime_ns == stamp and preview.read_bytes() == made
+    preview_stamp = preview.stat().st_mtime_ns
+    retarget(driver, reference, out, with_preview)  # done already: nothing rewritten
+    assert preview.stat().st_mtime_ns == preview_stamp
+    framed = RetargetOptions(weights_root=weights, placement="driver")
+    with pytest.raises(UserError, match=r"out\.rdance already exists; pass --force"):
+        retarget(driver, reference, out, framed)
+    retarget(driver, reference, out, framed, force=True)
+    assert Track.open(out).state("smplx").options["placement"] == "driver" and not preview.exists()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,10 +173,12 @@ def retarget(
     progress: ProgressFn = no_progress,
 ) -> Track:
     """The dance of the pose track `driver` on the body of `reference` (a picture or its one-frame
-    track) as a new pose track at `out` (default: `default_out`); an existing `out` is replaced only
-    with `force`. With `reuse`, a track at `out` retargeted from the same inputs is returned as it
-    is whatever its settings, an earlier one of the same tracks is replaced, and anything
-    else there is refused (animate --retarget's cache)."""
+    track) as a new pose track at `out` (default: `default_out`). An existing `out` is replaced only
+    with `force`, unless it is this very retargeting (the same inputs, settings and weights): then
+    it is kept, and only a missing preview is made (a run stopped before it resumes). With `reuse`,
+    a track at `out` retargeted from the same inputs is returned as it is whatever its settings, an
+    earlier one of the same tracks is replaced, and anything else there is refused (animate
+    --retarget's cache)."""
     driver, reference = Path(driver), Path(reference)
     options = options or RetargetOptions()
     out = Path(out) if out is not None else default_out(driver, reference)
@@ -187,22 +189,27 @@ def retarget(
     inputs = (driver, reference, Track.default_path(reference))  # the last: the reference's cache
     if out.resolve() in {path.resolve() for path in inputs}:
         raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
-    occupied = out.exists() and (out.is_file() or bool(contents(out)))
-    if occupied and not (force or reuse):
-        raise UserError(f"{out} already exists; pass --force to replace it.")
-    if occupied and not holds_track(out):
-        raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
-    with _preview_claimed(out, options, force=force or reuse):
+    preview = _preview_path(out) if options.preview else None
+    # Claimed from here to the writing (a second job stops at once); what may be replaced is
+    # decided below, under the claims.
+    with ExitStack() as claims:
+        for claimed, folder in ((out, True), (preview, False)):
+            if claimed is not None:
+                claims.enter_context(claimed_output(claimed, force=True, folder=folder))
+        occupied = bool(contents(out))
+        resumable = occupied and holds_track(out) and _made(out) is not None
+        for taken in (out if occupied else None, preview if preview and preview.exists() else None):
+            if taken is not None and not (force or reuse or resumable):
+                raise UserError(f"{taken} already exists; pass --force to replace it.")
+        if occupied and not holds_track(out):
+            raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
         return _retarget_to(out, drive, reference, options, force=force, reuse=reuse, progress=progress)
 
 
-def _preview_claimed(out: Path, options: RetargetOptions, *, force: bool) -> AbstractContextManager[Any]:
-    """The preview picture beside `out` (written after the track) held from before the work."""
-    if not options.preview:
-        return nullcontext()
+def _preview_path(out: Path) -> Path:
     from realisdance_cli.retarget.preview import preview_path
 
-    return claimed_output(preview_path(out), force=force)
+    return preview_path(out)
 
 
 def _retarget_to(
@@ -215,34 +222,43 @@ def _retarget_to(
     reuse: bool,
     progress: ProgressFn,
 ) -> Track:
-    """`retarget`'s work once its inputs and outputs are checked."""
+    """`retarget`'s work once its inputs and outputs are checked and claimed."""
     root = weights.weights_root(options.weights_root)
     paths = weights.require_all(["smplx", "mano"], root)
     ref_track = reference_track(
         reference, options.device, options.weights_root, force=force, progress=progress
     )
     made = provenance(drive, ref_track, options)
+    ids = {name: file_sha256(path)[:16] for name, path in paths.items()}
+    earlier, model = _made(out), None
     if reuse and (cached := _reusable(out, made)) is not None:
         return cached
-    chosen = reference_person(ref_track, reference)
-    size = chosen.size if options.placement == "reference" else (drive.source.height, drive.source.width)
-    model = smplx_model(paths["smplx"])
-    streams = _retargeted(drive, chosen, model, mano_layer(paths["mano"]), size, options, progress)
-    source = SourceInfo(
-        path=drive.source.path,
-        sha256=drive.source.sha256,
-        width=size[1],
-        height=size[0],
-        frame_count=drive.source.frame_count,
-        fps=drive.source.fps,
-        start=drive.source.start,
-        stride=drive.source.stride,
-    )
-    ids = {name: file_sha256(path)[:16] for name, path in paths.items()}
-    track = _write(out, source, streams, ids, made)
-    if options.preview:
+    if not force and earlier == made and Track.open(out).state("dwpose").weights == ids:
+        track = Track.open(out)  # this very retargeting, made before
+    elif contents(out) and not (force or reuse):
+        raise UserError(f"{out} already exists; pass --force to replace it.")
+    else:
+        chosen = reference_person(ref_track, reference)
+        size = chosen.size if options.placement == "reference" else (drive.source.height, drive.source.width)
+        model = smplx_model(paths["smplx"])
+        streams = _retargeted(drive, chosen, model, mano_layer(paths["mano"]), size, options, progress)
+        source = SourceInfo(
+            path=drive.source.path,
+            sha256=drive.source.sha256,
+            width=size[1],
+            height=size[0],
+            frame_count=drive.source.frame_count,
+            fps=drive.source.fps,
+            start=drive.source.start,
+            stride=drive.source.stride,
+        )
+        track = _write(out, source, streams, ids, made)
+        if earlier is not None and not options.preview:
+            _preview_path(out).unlink(missing_ok=True)  # the replaced retargeting's: another pose
+    if options.preview and (force or not _preview_path(out).exists()):
         from realisdance_cli.retarget.preview import write_preview
 
+        model = model if model is not None else smplx_model(paths["smplx"])
         write_preview(track, drive, ref_track, model, root)
     return track
 
