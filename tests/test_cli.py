@@ -215,3 +215,20 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_user_errors_have_exit_code_2_and_no_traceback(tmp_path: Path) -> None:
     assert_user_error(rdance("track", "export", tmp_path / "none.rdance"), "not a pose track")
+
+
+def test_running_out_of_memory_is_one_sentence_naming_lighter_settings() -> None:
+    """PyTorch's own errors, as a job that is too big raises them (the CPU allocator's message, the
+    GPU's OutOfMemoryError, Python's MemoryError); any other error stays a bug to report."""
+    import torch
+
+    from realisdance_cli.devices import out_of_memory
+
+    with pytest.raises(RuntimeError) as cpu:
+        torch.empty(2**60, dtype=torch.uint8)
+    gpu = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    for err, where in ((cpu.value, "this machine"), (gpu, "the GPU"), (MemoryError(), "this machine")):
+        sentence = out_of_memory(err)
+        assert sentence is not None and str(sentence).startswith(f"{where} ran out of memory")
+        assert "--offload group" in str(sentence) and sentence.exit_code == 2
+    assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None

@@ -208,6 +208,7 @@ def quiet_libraries() -> None:
     import transformers
 
     diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()  # "Loading checkpoint shards" of a sharded model
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("diffusers").setLevel(logging.ERROR)

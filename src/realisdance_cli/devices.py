@@ -59,3 +59,17 @@ def run_batched(
     for part in inputs.split(batch):
         with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
             yield model(part.to(device))
+
+
+def out_of_memory(err: BaseException) -> UserError | None:
+    """The one sentence for PyTorch running out of GPU (or CPU) memory, naming what makes a job
+    lighter; None for any other error."""
+    gpu = type(err).__name__ == "OutOfMemoryError"  # torch.OutOfMemoryError, without importing torch
+    if not (gpu or isinstance(err, MemoryError) or "can't allocate memory" in str(err)):
+        return None
+    where = "the GPU" if gpu else "this machine"
+    return UserError(
+        f"{where} ran out of memory; make the job lighter (animate: a smaller --size or --context-batch 1; "
+        "animate --model dit: --offload group, --fp8, --vae-tiling or a smaller --max-res; extract: a "
+        "smaller --batch; train: a smaller --batch-size or --size)."
+    )

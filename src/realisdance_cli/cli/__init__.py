@@ -115,6 +115,7 @@ def _fail(err: UserError) -> NoReturn:
 def main() -> None:
     """Entry point: user mistakes (and a full disk or a read-only folder) become one red sentence
     and exit code 2, never a traceback; warnings one yellow line."""
+    from realisdance_cli.devices import out_of_memory
     from realisdance_cli.files import write_failure
 
     warnings.showwarning = _show_warning
@@ -138,6 +139,11 @@ def main() -> None:
         if problem is None:
             raise
         _fail(problem)
+    except (RuntimeError, MemoryError) as err:  # torch's out-of-memory errors are RuntimeErrors
+        memory = out_of_memory(err)
+        if memory is None:
+            raise
+        _fail(memory)
     except KeyboardInterrupt:
         errors.print("[yellow]interrupted[/]; no output was left half-written.")
         sys.exit(130)
