@@ -8,6 +8,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from realisdance_cli.geometry.cameras import (
+    MIN_DEPTH,
     crop_camera_in_frame,
     full_frame_focal,
     full_frame_translation,
@@ -100,6 +101,24 @@ def test_full_frame_translation_puts_the_crop_where_it_was_cut() -> None:
     torch.testing.assert_close(pixels, center + CAMS[:, :1] * CAMS[:, 1:] * size[:, None] / 2)
     # a crop cut around the frame's centre keeps the crop camera's translation
     torch.testing.assert_close(translation[1], weak_perspective_translation(CAMS, focal, 300.0)[1])
+
+
+def test_one_projection_for_arrays_and_tensors_blind_behind_the_camera() -> None:
+    """The skeleton's NumPy points and HaMeR's tensors go through the same pinhole camera: a point
+    at depth MIN_DEPTH or less has no image in either."""
+    points = np.array([[[0.5, -0.25, 2.0], [0.25, 0.125, 4.0], [0.0, 0.0, MIN_DEPTH / 2], [1.0, 1.0, -3.0]]])
+    focal, princpt = np.array([600.0, 610.0]), np.array([180.0, 230.0])
+    pixels = project(points.astype(np.float32), focal, princpt)
+    assert pixels.dtype == np.float64  # NumPy input is projected in float64, whatever its dtype
+    np.testing.assert_array_equal(pixels[0, :2], [[600 * 0.25 + 180, 610 * -0.125 + 230], [217.5, 249.0625]])
+    assert np.isnan(pixels[0, 2:]).all()
+    tensor = project(torch.tensor(points, dtype=torch.float32), torch.tensor(focal), torch.tensor(princpt))
+    assert tensor.dtype == torch.float64 and torch.isnan(tensor[0, 2:]).all()  # torch's type promotion
+    torch.testing.assert_close(tensor[0, :2], torch.from_numpy(pixels[0, :2]), rtol=0, atol=0)
+    crop = project(torch.tensor(points, dtype=torch.float32), 5000.0 / 256)  # HaMeR's crop camera
+    assert crop.dtype == torch.float32 and torch.isnan(crop[0, 2:]).all()
+    expected = torch.tensor([[4.8828125, -2.44140625], [1.220703125, 0.6103515625]])
+    torch.testing.assert_close(crop[0, :2], expected, rtol=0, atol=0)
 
 
 def test_full_frame_focal_scales_with_the_longer_side() -> None:

@@ -446,3 +446,42 @@ def test_hand_points_are_the_mesh_joints_and_fingertips(layer) -> None:
     np.testing.assert_allclose(points[:, [4, 8, 12, 16, 20]], tips, atol=1e-6)
     mirrored = mano_points(layer, {**hands, "is_right": ~hands["is_right"]})
     np.testing.assert_allclose(mirrored, points * [-1.0, 1.0, 1.0], atol=1e-6)
+
+
+def test_an_imported_reference_track_says_to_give_its_picture(tmp_path) -> None:
+    """A reference imported from a DWPose .pkl has no SMPL-X poses: it came from a picture, not a
+    video, and retarget takes the picture itself."""
+    from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
+    from realisdance_cli.retarget.reference import reference_track
+    from realisdance_cli.synthetic import dancer_pkl_frames
+
+    save_dwpose_pkl(tmp_path / "me.pkl", dancer_pkl_frames(1, 64, 48)[0])
+    import_dwpose_pkl(tmp_path / "me.pkl", tmp_path / "me.rdance")
+    with pytest.raises(
+        UserError, match=r"holds no SMPL-X poses; give the picture it was made from"
+    ) as refused:
+        reference_track(tmp_path / "me.rdance")
+    assert "VIDEO" not in str(refused.value)
+
+
+@pytest.mark.slow
+def test_force_resumes_the_unfinished_track_of_the_same_picture(extraction_weights, tmp_path) -> None:
+    """--force replaces the retargeting's output, not a reference picture's cached track made from
+    that very picture: an unfinished one is resumed, only its missing stage (here HaMeR) is run."""
+    from realisdance_cli.extraction import ExtractOptions, extract
+    from realisdance_cli.retarget.reference import REFERENCE_PEOPLE, reference_track
+
+    picture = tmp_path / "me.png"
+    cv2.imwrite(str(picture), np.full((96, 80, 3), 120, np.uint8))
+    options = ExtractOptions(
+        stages=("dwpose", "smplerx"),
+        device="cpu",
+        weights_root=extraction_weights,
+        max_people=REFERENCE_PEOPLE,
+    )
+    extract(picture, options=options)  # stopped before HaMeR: no MANO stream
+    ran: list[str] = []
+    track = reference_track(
+        picture, "cpu", extraction_weights, force=True, progress=lambda stage, *_: ran.append(stage)
+    )
+    assert set(ran) == {"hamer"} and track.has("mano")

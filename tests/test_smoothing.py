@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from realisdance_cli.original import save_dwpose_pkl, to_original_pose
 from realisdance_cli.smoothing import KEYPOINTS, PARAMETERS, smooth_rotations, smooth_stream, smooth_vectors
 from realisdance_cli.synthetic import dancer_frame
-from realisdance_cli.track import Stream
+from realisdance_cli.track import STREAMS, Stream
 from realisdance_cli.video import read_frames
 
 FPS = 30.0
@@ -47,17 +47,73 @@ def test_unsure_points_barely_move_the_estimate() -> None:
     assert np.abs(smoothed).max() == 0.0
 
 
-def test_a_gap_restarts_the_filter() -> None:
-    _, stream = noisy_dancer(30)
-    frames = [stream.frame(i) for i in range(30)]
-    for i in (10, 11, 12):
-        frames[i] = {name: values[:0] for name, values in frames[i].items()}
-    gappy = Stream.from_frames("dwpose", frames)
+def still_tracks(frames: int = 60) -> tuple[Stream, Stream]:
+    """A person standing still, measured with noise: DWPose (3 pixels, 640-pixel frames) and
+    SMPL-X (0.05 rad on every body joint, 2 cm on the translation)."""
+    rng = np.random.default_rng(0)
+    points = 300.0 + rng.normal(0, 3, (frames, 134, 2))
+    dwpose = [{"keypoints": k[None], "scores": np.ones((1, 134)), "box": np.zeros((1, 4))} for k in points]
+    people = []
+    for _ in range(frames):
+        person = {name: np.zeros((1, *spec.shape), spec.dtype) for name, spec in STREAMS["smplx"].items()}
+        person["body_pose"][:] = 0.3 + rng.normal(0, 0.05, (1, 21, 3))
+        person["transl"][:] = np.array([0.0, 0.0, 5.0]) + rng.normal(0, 0.02, (1, 3))
+        person["valid"][:] = True
+        people.append(person)
+    return Stream.from_frames("dwpose", dwpose), Stream.from_frames("smplx", people)
+
+
+def steadiness(stream: Stream, frames: slice) -> dict[str, float]:
+    """RMS distance from the still truth over `frames`, per smoothed field."""
+    if stream.kind == "dwpose":
+        return {"keypoints": float(np.sqrt(np.mean((stream.fields["keypoints"][frames] - 300) ** 2)))}
+    truth = {"body_pose": 0.3, "transl": np.array([0.0, 0.0, 5.0])}
+    return {name: float(np.sqrt(np.mean((stream.fields[name][frames] - truth[name]) ** 2))) for name in truth}
+
+
+def test_a_short_gap_leaves_the_smoothing_as_it_was() -> None:
+    """A frame without a usable measurement (a missing point, an absent person, SMPLer-X's skipped
+    person) is bridged: the frames after it are as steady as without the gap (a gap taken as a
+    measurement left them nearly raw for about ten frames)."""
+    dwpose, smplx = still_tracks()
+    after = slice(31, 41)
+    gaps: dict[str, Stream] = {}
+    missing = {name: values.copy() for name, values in dwpose.fields.items()}
+    missing["keypoints"][30], missing["scores"][30] = np.nan, 0.0
+    gaps["missing points"] = Stream("dwpose", dwpose.offsets, missing)
+    frames = [dwpose.frame(i) for i in range(dwpose.frame_count)]
+    gaps["no person"] = Stream.from_frames("dwpose", [*frames[:30], {}, *frames[31:]])
+    skipped = {name: values.copy() for name, values in smplx.fields.items()}
+    for values in skipped.values():
+        values[30] = 0  # SMPLer-X's skipped person: neutral values, not valid
+    gaps["skipped person"] = Stream("smplx", smplx.offsets, skipped)
+    for case, gappy in gaps.items():
+        plain = dwpose if gappy.kind == "dwpose" else smplx
+        raw = steadiness(plain, after)
+        steady = steadiness(smooth_stream(plain, 24.0, frame_size=640), after)
+        bridged = steadiness(smooth_stream(gappy, 24.0, frame_size=640), after)
+        for name, value in bridged.items():
+            assert steady[name] < 0.6 * raw[name], (case, name)
+            assert value < 1.1 * steady[name], (case, name, value, steady[name], raw[name])
+
+
+def test_a_long_absence_restarts_the_filter() -> None:
+    """Past `max_gap` without the person, the filter starts afresh at the next measurement."""
+    _, stream = noisy_dancer(60)
+    frames = [stream.frame(i) for i in range(60)]
+    absent = range(10, 10 + int(KEYPOINTS.max_gap * FPS) + 1)  # a frame longer than max_gap
+    gappy = Stream.from_frames("dwpose", [{} if i in absent else f for i, f in enumerate(frames)])
     smoothed = smooth_stream(gappy, FPS, frame_size=768)
-    after_gap = smoothed.frame(13)["keypoints"]
+    first = smoothed.offsets[absent.stop]  # the item of the first frame back
     # A fresh start, nothing carried over (equal up to the round trip through frame-size units).
-    assert np.allclose(after_gap, gappy.frame(13)["keypoints"], rtol=1e-12, atol=0)
-    assert not np.array_equal(smoothed.frame(14)["keypoints"], gappy.frame(14)["keypoints"])
+    assert np.allclose(
+        smoothed.fields["keypoints"][first], gappy.fields["keypoints"][first], rtol=1e-12, atol=0
+    )
+    assert not np.array_equal(smoothed.fields["keypoints"][first + 1], gappy.fields["keypoints"][first + 1])
+    shorter = Stream.from_frames("dwpose", [{} if i in absent[5:] else f for i, f in enumerate(frames)])
+    bridged = smooth_stream(shorter, FPS, frame_size=768)
+    first = bridged.offsets[absent.stop]
+    assert not np.allclose(bridged.fields["keypoints"][first], shorter.fields["keypoints"][first], rtol=1e-6)
 
 
 def test_rotations_are_filtered_on_the_manifold() -> None:

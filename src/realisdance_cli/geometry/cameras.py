@@ -1,5 +1,6 @@
 """Cameras: the weak-perspective crop cameras HaMeR predicts, their translations for the full
-frame's perspective camera, projection, and a crop's pinhole camera placed in the full frame.
+frame's perspective camera, the pinhole projection every camera here shares, and a crop's pinhole
+camera placed in the full frame.
 
 A weak-perspective crop camera is (s, tx, ty): the crop, `size` pixels wide, sees the object
 scaled by s and shifted by (tx, ty) in units of half the crop. Under a perspective camera of
@@ -8,8 +9,14 @@ focal length f it is the translation (tx, ty, 2f / (size * s)).
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, overload
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+
+MIN_DEPTH = 1e-3  # metres: a point no further in front of the camera than this has no image
+Focal = TypeVar("Focal", float, np.ndarray)
 
 
 def weak_perspective_translation(cam: torch.Tensor, focal: float, size: float) -> torch.Tensor:
@@ -37,15 +44,35 @@ def full_frame_translation(
     return torch.stack([tx, ty, tz], dim=-1)
 
 
-def project(points: torch.Tensor, focal: float) -> torch.Tensor:
-    """(B, N, 3) camera-frame points -> (B, N, 2) image points of a camera with focal length
-    `focal` and its principal point at the origin."""
-    return points[..., :2] / points[..., 2:] * focal
+@overload
+def project(
+    points: torch.Tensor, focal: float | torch.Tensor, princpt: float | torch.Tensor = 0.0
+) -> torch.Tensor: ...
+@overload
+def project(points: np.ndarray, focal: ArrayLike, princpt: ArrayLike = 0.0) -> np.ndarray: ...
+def project(points: Any, focal: Any, princpt: Any = 0.0) -> Any:
+    """Pinhole projection of camera-frame points (..., 3) (x right, y down, z forward) to image
+    points (..., 2): `focal * (x, y) / z + princpt`. `focal` and `princpt` are scalars, (fx, fy) /
+    (cx, cy), or anything broadcasting against (..., 2); the principal point defaults to the origin
+    (a crop camera's). A point at depth MIN_DEPTH or less, behind the camera, has no image: NaN.
+    Tensors are projected by torch (HaMeR's crops: their dtype, promoted as torch promotes);
+    anything else in float64 NumPy (the skeleton, the hands' placement)."""
+    where: Any = np.where
+    if isinstance(points, torch.Tensor):
+        where = torch.where
+    else:
+        points, focal, princpt = (np.asarray(v, np.float64) for v in (points, focal, princpt))
+    depth = points[..., 2:]
+    in_front = depth > MIN_DEPTH
+    with np.errstate(divide="ignore", invalid="ignore"):  # unknown (NaN, infinite) points stay unknown
+        pixels = points[..., :2] / where(in_front, depth, 1.0) * focal + princpt
+    return where(in_front, pixels, float("nan"))
 
 
-def full_frame_focal(focal: float, crop_size: float, width: int, height: int) -> float:
-    """The focal length of a crop camera (`focal` for a `crop_size`-pixel crop) scaled to the
-    longer side of a width x height frame, as HaMeR's video script renders whole frames."""
+def full_frame_focal(focal: Focal, crop_size: float, width: int, height: int) -> Focal:
+    """The focal length of a crop camera (`focal`, a scalar or (N,), for a `crop_size`-pixel crop)
+    scaled to the longer side of a width x height frame, as HaMeR's video script renders whole
+    frames."""
     return focal / crop_size * max(width, height)
 
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli.bodies import mano_points
+from realisdance_cli.geometry.cameras import full_frame_focal, project
 from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody, global_rotations
-from realisdance_cli.retarget.skeleton import project
 from realisdance_cli.track import Stream
 
 MIRROR = np.diag([-1.0, 1.0, 1.0])  # HaMeR's left hands are right hands seen in a flipped picture
@@ -138,17 +138,16 @@ def retarget_hands(
     hands = driver_mano.fields
     wrists = mano_points(layer, hands)[:, 0] + hands["cam_t_full"]
     height, width = driver_size
-    with np.errstate(divide="ignore", invalid="ignore"):  # rejected hands may have no camera
-        hand_pixels = hands["focal"][:, None] * wrists[:, :2] / wrists[:, 2:] + (width / 2.0, height / 2.0)
+    hand_pixels = project(wrists, hands["focal"][:, None], (width / 2.0, height / 2.0))  # NaN: no camera
     radii = match_radius * np.maximum(
         hands["box"][:, 2] - hands["box"][:, 0], hands["box"][:, 3] - hands["box"][:, 1]
     )
     driver_cam = body.driver.fields
-    body_pixels = (
-        driver_cam["focal"][:, None] * body.driver_joints[:, [LEFT_WRIST, RIGHT_WRIST], :2]
-        / body.driver_joints[:, [LEFT_WRIST, RIGHT_WRIST], 2:]
-        + driver_cam["princpt"][:, None]
-    )  # fmt: skip
+    body_pixels = project(
+        body.driver_joints[:, [LEFT_WRIST, RIGHT_WRIST]],
+        driver_cam["focal"][:, None],
+        driver_cam["princpt"][:, None],
+    )
     chosen, people, counts = [], [], np.zeros(body.smplx.frame_count, np.int64)
     for frame in range(body.smplx.frame_count):
         if body.smplx.offsets[frame + 1] == body.smplx.offsets[frame]:
@@ -208,11 +207,12 @@ def _placed(
     own = mano_points(layer, out)
     camera = body.smplx.fields
     focal, princpt = camera["focal"][people].astype(np.float64), camera["princpt"][people].astype(np.float64)
-    hand_focal = (hands["focal"][chosen] * max(size) / max(driver_size)).astype(np.float32)
+    height, width = size
+    # The driver's focal is HaMeR's for a crop as large as the driver's longer side: rescaled.
+    hand_focal = full_frame_focal(hands["focal"][chosen], max(driver_size), width, height).astype(np.float32)
     target = body_to_hand_camera(body.joints[people, wrist], focal, princpt, hand_focal, size)
     cam_t = (target - own[:, 0]).astype(np.float32)  # as stored, so `keypoints` are the stream's
     placed = own + cam_t[:, None]
-    height, width = size
     pixels = project(placed, hand_focal[:, None, None], (width / 2.0, height / 2.0))
     out.update(
         cam_crop=np.full((len(chosen), 3), np.nan),  # placed, not seen: no crop camera

@@ -22,12 +22,19 @@ from realisdance_cli.video import IMAGE_SUFFIXES
 
 NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the hands
 STREAM_NAMES = {"smplx": "SMPL-X", "mano": "MANO"}
+# What to do with a track imported from a .pkl (no 3-D poses), by what its poses were seen in.
+REEXTRACT = {
+    "video": "run `rdance extract VIDEO` on the video it was made from and use that track",
+    "picture": "give the picture it was made from instead (its track is extracted beside it)",
+}
 # People a reference picture is extracted with: two are enough to tell the user it shows several.
 REFERENCE_PEOPLE = 2
 
 
-def require_streams(track: Track, kinds: tuple[str, ...]) -> None:
-    """One sentence naming the `kinds` streams `track` lacks and the extraction that makes them."""
+def require_streams(track: Track, kinds: tuple[str, ...], made_from: str = "video") -> None:
+    """One sentence naming the `kinds` streams `track` lacks and the extraction that makes them;
+    `made_from` is what the track's poses were seen in: "video" (the dance) or "picture" (the
+    reference)."""
     missing = [kind for kind in kinds if not track.has(kind)]
     if not missing:
         return
@@ -35,8 +42,8 @@ def require_streams(track: Track, kinds: tuple[str, ...]) -> None:
     stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
     if track.has("dwpose") and track.state("dwpose").options.get("origin") == "import":
         raise UserError(
-            f"{track.path} was imported from a DWPose .pkl, which holds no {names} poses; run "
-            "`rdance extract VIDEO` on the video it was made from and use that track."
+            f"{track.path} was imported from a DWPose .pkl, which holds no {names} poses; "
+            f"{REEXTRACT[made_from]}."
         )
     raise UserError(
         f"{track.path} has no finished {names} stream{'s' if len(missing) > 1 else ''}; run "
@@ -52,20 +59,19 @@ def _cached_reference(
     from realisdance_cli.extraction import ExtractOptions, extract
 
     cache = Track.default_path(picture)
+    stale = False  # the cache holds another picture: --force lets it be replaced, nothing else does
     if (cache / "meta.json").is_file():
         track = Track.open(cache)
-        if track.source.sha256 != file_sha256(picture):
-            if not force:
-                raise UserError(
-                    f"{cache} was extracted from another picture ({track.source.path}); delete it, or "
-                    f"pass --force to rdance retarget, to extract {picture} again."
-                )
-        elif all(track.has(kind) for kind in NEEDED):
+        stale = track.source.sha256 != file_sha256(picture)
+        if stale and not force:
+            raise UserError(
+                f"{cache} was extracted from another picture ({track.source.path}); delete it, or "
+                f"pass --force to rdance retarget, to extract {picture} again."
+            )
+        if not stale and all(track.has(kind) for kind in NEEDED):
             return track
-    else:
-        force = False
     extraction = ExtractOptions(device=device, weights_root=weights_root, max_people=REFERENCE_PEOPLE)
-    track, _ = extract(picture, cache, extraction, force=force, progress=progress)
+    track, _ = extract(picture, cache, extraction, force=stale, progress=progress)
     return track
 
 
@@ -89,7 +95,7 @@ def reference_track(
         raise UserError(
             f"{reference} is neither a picture ({', '.join(sorted(IMAGE_SUFFIXES))}) nor a pose track."
         )
-    require_streams(track, ("smplx",))
+    require_streams(track, ("smplx",), made_from="picture")
     if track.source.frame_count != 1:
         raise UserError(
             f"{track.path} has {track.source.frame_count} frames; the reference is one picture "

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from realisdance_cli.geometry.cameras import project
 from realisdance_cli.track import DWPOSE_POINTS, LEFT_HAND, RIGHT_HAND, Stream
 
 SMPLX_JOINTS = 144  # with use_face_contour=True
 HAND_POINTS = 21
-MIN_DEPTH = 1e-3  # metres: a point no further in front of the camera than this has no image
 
 NECK = 1  # DWPose makes it from the 2-D shoulders (SPEC section 1); so do we
 RIGHT_SHOULDER, LEFT_SHOULDER = 2, 5  # in the 134-point layout
@@ -91,20 +91,6 @@ def smplx_keypoints(joints: ArrayLike, hands: HandPoints | None = None) -> np.nd
     return points
 
 
-def project(points3d: ArrayLike, focal: ArrayLike, princpt: ArrayLike) -> np.ndarray:
-    """Pinhole projection of camera-frame points (..., 3) (x right, y down, z forward) to pixels
-    (..., 2), float64: `focal * (x, y) / z + princpt`, with `focal` and `princpt` a scalar or
-    (fx, fy) / (cx, cy) (or anything broadcasting against (..., 2)). Points at depth MIN_DEPTH or
-    less, behind the camera, have no image: NaN."""
-    points = np.asarray(points3d, dtype=np.float64)
-    depth = points[..., 2:]
-    in_front = depth > MIN_DEPTH
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pixels = points[..., :2] / np.where(in_front, depth, 1.0)
-    pixels = pixels * np.asarray(focal, np.float64) + np.asarray(princpt, np.float64)
-    return np.where(in_front, pixels, np.nan)
-
-
 def dwpose_frame(
     joints3d: ArrayLike,
     focal: ArrayLike,
@@ -115,10 +101,11 @@ def dwpose_frame(
     """One person's DWPose stream fields, as DWPose would report the projected body.
 
     `joints3d` (144, 3) camera-frame SMPL-X joints, `hands3d` optional MANO hand points (see
-    `smplx_keypoints`), `focal` / `princpt` the camera (see `project`), `size` the picture's
-    (height, width). Returns `keypoints` (134, 2) pixels, `scores` (134,) and `box` (4,) x0, y0,
-    x1, y1. A point behind the camera or outside the picture is missing, as DWPose marks a point
-    it did not find: NaN with score 0 (the `.pkl` export writes -1); every other point scores 1.
+    `smplx_keypoints`), `focal` / `princpt` the camera (see `geometry.cameras.project`), `size`
+    the picture's (height, width). Returns `keypoints` (134, 2) pixels, `scores` (134,) and `box`
+    (4,) x0, y0, x1, y1. A point behind the camera or outside the picture is missing, as DWPose
+    marks a point it did not find: NaN with score 0 (the `.pkl` export writes -1); every other
+    point scores 1.
     The neck is the midpoint of the projected shoulders, present when both are (DWPose's rule).
     The box bounds the present body and feet points (NaN when there are none).
     """
