@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from conftest import rdance
 
 from realisdance_cli.errors import UserError
+from realisdance_cli.extraction import open_track
 from realisdance_cli.files import save_npz
 from realisdance_cli.track import SCHEMA_VERSION, STREAMS, SourceInfo, Stream, Track
+from realisdance_cli.track_summary import Found
+from realisdance_cli.video import FrameSource, Selection
 
 
 def random_frames(kind: str, counts: list[int], seed: int = 0) -> list[dict[str, np.ndarray]]:
@@ -178,3 +183,74 @@ def test_a_part_without_frames_is_damage_not_an_endless_loop(tmp_path: Path) -> 
     save_npz(track.path / "dwpose.parts" / "00000002.npz", {"offsets": nothing.offsets, **nothing.fields})
     with pytest.raises(UserError, match=r"00000002\.npz is damaged"):
         track.finish("dwpose")
+
+
+def marked(kind: str, valid: list[list[bool]]) -> Stream:
+    """A stream with one item per flag, frame by frame, each `valid` as given."""
+    frames = random_frames(kind, [len(flags) for flags in valid])
+    for frame, flags in zip(frames, valid, strict=True):
+        frame["valid"] = np.array(flags, bool)
+    return Stream.from_frames(kind, frames)
+
+
+def test_valid_per_frame_counts_only_valid_items() -> None:
+    smplx = marked("smplx", [[False], [True, False], [], [True, True]])
+    assert smplx.items_per_frame().tolist() == [1, 2, 0, 2]
+    assert smplx.valid_per_frame().tolist() == [0, 1, 0, 2]
+    dwpose = Stream.from_frames("dwpose", random_frames("dwpose", [1, 0, 2]))  # no `valid`: all count
+    assert dwpose.valid_per_frame().tolist() == [1, 0, 2]
+    assert marked("mano", []).valid_per_frame().tolist() == []
+    found = Found(smplx.valid_per_frame())
+    assert (found.empty_frames, found.total, found.spread("people")) == ([0, 2], 3, "0/0.75/2 people")
+    assert Found(np.zeros(0, np.int64)).spread("people") == "no frames"
+
+
+def test_extract_summary_and_track_info_count_only_valid_people_and_hands(tmp_path: Path) -> None:
+    """A person SMPLer-X skipped and a hand HaMeR rejected are stored, but found nobody: neither
+    the summary of `rdance extract` nor `track info` counts them."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(folder / f"{index:04d}.png"), np.zeros((16, 16, 3), np.uint8))
+    out = tmp_path / "t.rdance"
+    track = open_track(FrameSource(folder, Selection()), out, force=False)
+    dwpose_options = {"rgb": False, "max_people": 1}
+    track.write(
+        "dwpose",
+        Stream.from_frames("dwpose", random_frames("dwpose", [1, 1])),
+        weights={},
+        options=dwpose_options,
+    )
+    network = {"dtype": "float32", "dwpose": dwpose_options}  # what a CPU run asks: these are kept
+    track.write("smplx", marked("smplx", [[False], [True]]), weights={"smplerx": "a"}, options=network)
+    track.write("mano", marked("mano", [[True, False], [False]]), weights={"hamer": "b"}, options=network)
+
+    done = rdance("extract", folder, "--out", out, "--device", "cpu", "--only", "dwpose,smplerx,hamer")
+    assert done.returncode == 0, done.stderr
+    lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
+    assert "dwpose: already done, 2 frames, 2 with a person" in lines
+    assert "smplerx: already done, 2 frames, 1 with a person; 1 with nobody: 0" in lines
+    assert "hamer: already done, 2 frames, 1 with hands (1 hands, 0.5 per frame); 1 with no hand: 1" in lines
+
+    info = rdance("track", "info", out)
+    assert info.returncode == 0, info.stderr
+    text = " ".join(info.stdout.split())
+    assert "│ dwpose │ complete │ 1/1.00/1 people │ 0 │" in text
+    assert "│ smplx │ complete │ 0/0.50/1 people │ 1: 0 │" in text
+    assert "│ mano │ complete │ 0/0.50/1 hands │ 1: 1 │" in text
+
+
+def test_a_stream_of_no_frames_is_recorded_and_summarised(tmp_path: Path) -> None:
+    track = Track.create(tmp_path / "t.rdance", source(0))
+    track.write("smplx", Stream.from_frames("smplx", []), weights={}, options={})
+    meta = json.loads((track.path / "meta.json").read_text())
+    assert meta["streams"] == {"smplx": {"frames_done": 0, "complete": True, "weights": {}, "options": {}}}
+    reopened = Track.open(track.path)
+    assert reopened.has("smplx") and reopened.load("smplx").frame_count == 0
+
+    info = rdance("track", "info", track.path)
+    assert info.returncode == 0, info.stderr
+    assert "Traceback" not in info.stderr
+    text = " ".join(info.stdout.split())
+    assert "frames 0 " in text
+    assert "│ smplx │ complete │ no frames │ 0 │" in text

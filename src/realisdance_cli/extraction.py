@@ -20,6 +20,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import SourceInfo, Stream, Track
+from realisdance_cli.track_summary import Found
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
 
 
@@ -43,7 +44,7 @@ class StageSummary:
     stage: str
     frames: int
     empty_frames: list[int]
-    items: int  # people or hands found in all
+    items: int  # valid people or hands found in all
     skipped: bool  # already complete before this run
 
 
@@ -105,9 +106,8 @@ def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
 
 
 def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
-    items = track.load(BY_STAGE[stage].stream).items_per_frame()
-    empty = np.flatnonzero(items == 0).tolist()
-    return StageSummary(stage, len(items), empty, int(items.sum()), skipped=skipped)
+    result = Found.in_track(track, BY_STAGE[stage].stream)
+    return StageSummary(stage, result.per_frame.size, result.empty_frames, result.total, skipped=skipped)
 
 
 def _run_chunks(

@@ -124,6 +124,15 @@ class Stream:
     def items_per_frame(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def valid_per_frame(self) -> np.ndarray:
+        """Per frame, the items that hold a result: a skipped person or rejected hand is stored
+        (its `valid` is False) but found nobody; DWPose has no such mark, so all its items count."""
+        valid = self.fields.get("valid")
+        if valid is None:
+            return self.items_per_frame()
+        before = np.concatenate([[0], np.cumsum(valid, dtype=np.int64)])  # valid items before each item
+        return np.diff(before[self.offsets])
+
     def frame(self, index: int) -> dict[str, np.ndarray]:
         """The items of frame `index`, each field with a leading item axis."""
         lo, hi = int(self.offsets[index]), int(self.offsets[index + 1])
@@ -303,6 +312,8 @@ class Track:
         atomic_write_bytes(self.path / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
 
     def state(self, kind: str) -> StreamState:
+        """The progress of `kind`; for a stream never recorded, a fresh state that is not kept (a
+        writer that changes it must store it in `streams`)."""
         _check_kind(kind)
         return self.streams.get(kind, StreamState())
 
@@ -345,6 +356,7 @@ class Track:
         stream = Stream.concat(kind, self._parts(kind))
         _save_stream(self.path / f"{kind}.npz", stream)
         state.complete = True
+        self.streams[kind] = state  # unkept until now if it has no frames and no weights or options
         self._save_meta()
         shutil.rmtree(self.path / f"{kind}.parts", ignore_errors=True)
         return stream

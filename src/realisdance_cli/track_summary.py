@@ -1,6 +1,8 @@
-"""A readable summary of a pose track (`rdance track info`)."""
+"""A readable summary of a pose track (`rdance track info`) and what its streams found."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from rich.console import Group
@@ -11,8 +13,34 @@ from realisdance_cli.conditions import BY_STREAM
 from realisdance_cli.track import STREAMS, Track
 
 
-def _frame_list(frames: np.ndarray, limit: int = 12) -> str:
-    shown = ", ".join(str(int(i)) for i in frames[:limit])
+@dataclass(frozen=True)
+class Found:
+    """The people or hands a finished stream found: the valid ones per frame (`track info` and the
+    summary of `rdance extract` count the same)."""
+
+    per_frame: np.ndarray
+
+    @classmethod
+    def in_track(cls, track: Track, kind: str) -> Found:
+        """What the finished stream `kind` of `track` found."""
+        return cls(track.load(kind).valid_per_frame())
+
+    @property
+    def empty_frames(self) -> list[int]:
+        return np.flatnonzero(self.per_frame == 0).tolist()
+
+    @property
+    def total(self) -> int:
+        return int(self.per_frame.sum())
+
+    def spread(self, items: str) -> str:
+        """min/mean/max `items` per frame; a track of no frames has none."""
+        counts = self.per_frame
+        return f"{counts.min()}/{counts.mean():.2f}/{counts.max()} {items}" if counts.size else "no frames"
+
+
+def _frame_list(frames: list[int], limit: int = 12) -> str:
+    shown = ", ".join(map(str, frames[:limit]))
     return shown + (f", ... ({len(frames)} in all)" if len(frames) > limit else "")
 
 
@@ -38,16 +66,16 @@ def summarise(track: Track) -> Group:
                 kind, f"[yellow]{state.frames_done}/{source.frame_count} (resumable)[/]", "", "", ""
             )
             continue
-        counts = track.load(kind).items_per_frame()
-        empty = np.flatnonzero(counts == 0)
+        result = Found.in_track(track, kind)
+        empty = result.empty_frames
         made_by = state.options.get("origin", "extract")
         if state.weights:
             made_by += " with " + ", ".join(state.weights)
         table.add_row(
             kind,
             "[green]complete[/]",
-            f"{counts.min()}/{counts.mean():.2f}/{counts.max()} {BY_STREAM[kind].items}",
-            f"{len(empty)}" + (f": {_frame_list(empty)}" if len(empty) else ""),
+            result.spread(BY_STREAM[kind].items),
+            f"{len(empty)}" + (f": {_frame_list(empty)}" if empty else ""),
             made_by,
         )
     return Group(header, table)
