@@ -3,6 +3,7 @@ layout, the authors' demo pose videos (scaled down), the real command in a child
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -18,6 +19,7 @@ from realisdance_cli.video import FrameSource, read_frames
 pytestmark = pytest.mark.slow
 FAST = ("--max-res", str(64 * 48), "--steps", "2", "--crf", "0")
 PROMPT = ("--prompt", "a person dancing")
+ALL_FRAMES = ("--max-frames", "0")
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,9 @@ def test_dit_makes_long_videos_from_explicit_files_and_a_prompt_file(
     prompt.write_text("a person\n  dancing on the stage\n")
     out = tmp_path / "long.mp4"
     done = rdance(
-        "-q", "animate", reference, "--model", "dit", "--smpl", poses / "smpl.mp4", "--hamer", poses / "hamer.mp4",
-        "--prompt-file", prompt, *FAST, "--max-frames", "0", "--context", "13", "--overlap", "4",
+        "-q", "animate", reference, "--model", "dit", "--smpl", poses / "smpl.mp4",
+        "--hamer", poses / "hamer.mp4", "--prompt-file", prompt, *FAST, "--max-frames", "0",
+        "--context", "13", "--overlap", "4",
         "--teacache", "--weights", weights_root, "--out", out,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -121,8 +124,8 @@ def test_dit_bad_input_is_one_sentence(
         ("--fps", "0", "--fps must be 1 or more, got 0"),  # 0 is not "the default"
         ("--max-res", "0", "--max-res must be 256 to 16777216 pixels of area, got 0"),
         ("--max-res", "100000000", "--max-res must be 256 to 16777216 pixels of area"),
-        ("--teacache-thresh", "0", "--teacache must be more than 0, got 0.0"),
-        ("--teacache-thresh", "nan", "--teacache must be more than 0, got nan"),
+        ("--teacache-thresh", "0", "--teacache-thresh must be more than 0, got 0.0"),
+        ("--teacache-thresh", "nan", "--teacache-thresh must be more than 0, got nan"),
         ("--guidance", "nan", "--guidance must be a number of 0 or more, got nan"),
         ("--size", "63x64", "--size must be a multiple of 16 on both sides for --model dit, got 63x64"),
     ):
@@ -144,6 +147,55 @@ def test_dit_bad_input_is_one_sentence(
             *common,
         ),
         "--offload group moves models to a CUDA GPU",
+    )
+    # Sizes, frame rates and --start that the pipeline would refuse only after the model loads.
+    slow = tmp_path / "slow"
+    slow.mkdir()
+    (slow / "smpl.mp4").write_bytes((poses / "smpl.mp4").read_bytes())
+    write_video(slow / "hamer.mp4", read_frames(poses / "hamer.mp4"), 12)
+    assert_user_error(
+        rdance("animate", reference, slow, "--model", "dit", *PROMPT, *common, "--max-frames", "0"),
+        "the pose videos must have the same frame rate, got smpl 24, hamer 12 "
+        "(at 16 fps they have smpl 27, hamer 53 frames).",
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, "--start", "30", *ALL_FRAMES),
+        "--start 30 is past the last frame (27 at 16 fps).",
+    )
+    thin = tmp_path / "thin"
+    thin.mkdir()
+    for name in ("smpl", "hamer"):
+        write_video(thin / f"{name}.mp4", [np.zeros((8, 400, 3), np.uint8)] * 5)
+    assert_user_error(
+        rdance("animate", reference, thin, "--model", "dit", *PROMPT, *common),
+        "the pose videos (8x400, height x width) are too narrow for --max-res 3072",
+    )
+    sliver = tmp_path / "sliver.png"
+    cv2.imwrite(str(sliver), np.full((4, 400, 3), 128, np.uint8))
+    assert_user_error(
+        rdance("animate", sliver, poses, "--model", "dit", *PROMPT, *common),
+        "the reference picture (4x400, height x width) is too narrow for a 48x80 video",
+    )
+    # Release folders that are missing, incomplete or damaged.
+    dit = ("animate", reference, poses, "--model", "dit", *PROMPT, "--out", tmp_path / "x.mp4", *FAST)
+    assert_user_error(rdance(*dit, "--checkpoint", tmp_path / "nope"), "nope does not exist.")
+    partial = tmp_path / "partial-weights"
+    shutil.copytree(weights_root / "realisdance-dit", partial / "realisdance-dit")
+    (partial / "realisdance-dit/transformer/config.json").unlink()
+    assert_user_error(
+        rdance(*dit, "--weights", partial),
+        "realisdance-dit is not a whole RealisDance-DiT folder: it lacks transformer/config.json; "
+        "run `rdance weights download dit`.",
+    )
+    assert_user_error(
+        rdance(*dit, "--checkpoint", partial / "realisdance-dit"),
+        "it lacks transformer/config.json; give the folder of the release (theFoxofSky/RealisDance-DiT).",
+    )
+    damaged = tmp_path / "damaged"
+    shutil.copytree(weights_root / "realisdance-dit", damaged)
+    (damaged / "scheduler/scheduler_config.json").write_text('{"_class_name": ')
+    assert_user_error(
+        rdance(*dit, "--checkpoint", damaged), f"cannot load the RealisDance-DiT folder {damaged}"
     )
     launched = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}  # as torchrun starts each process
     assert_user_error(

@@ -776,9 +776,9 @@ def test_train_says_a_binary_config_or_manifest_is_not_text(tmp_path: Path) -> N
     cv2.imwrite(str(picture), numbered_frames(1)[0])
     write_video(video, numbered_frames(3))
     done = rdance("train", "--config", picture, "--out", run)
-    assert_user_error(done, f"{picture} is not a text file; give a YAML config")
+    assert_user_error(done, f"{picture} is not a UTF-8 text file; give a YAML config")
     done = rdance("train", video, "--stage", "1", "--out", run, "--log-with", "none")
-    assert_user_error(done, f"{video} is not a text file; give a JSON-lines manifest")
+    assert_user_error(done, f"{video} is not a UTF-8 text file; give a JSON-lines manifest")
     assert not run.exists()
 
 

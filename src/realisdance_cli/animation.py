@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -165,41 +165,53 @@ def _skeleton_frames(path: Path, selection: Selection) -> tuple[int, Iterator[np
 @dataclass
 class PoseFrames:
     frames: dict[str, list[np.ndarray]]  # name -> fitted RGB frames
-    fps: Fraction | None  # of the selected frames
+    fps: Fraction  # of the selected frames
     audio: Path | None = None  # the file whose sound the result carries
     start_time: float = 0.0  # seconds into the pose videos (and the sound) of the first frame used
 
 
 def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
-    """The three pose videos, frame-selected and fitted (they must have equal frame counts), and
-    the sound that goes with them: by default that of the first pose video that has any."""
+    """The model's pose videos (SD: all three, fitted to its frame size; DiT: SMPL-CS and HaMeR as
+    they are), frame-selected; they must agree in frame count and rate, checked before any frame
+    is decoded. The sound the result carries: `options.audio`, else that of the first pose video
+    that has any."""
+    from realisdance_cli.dit.job import POSES as DIT_POSES
+
     selection = options.selection()
+    names = DIT_POSES if options.dit is not None else POSE_NAMES
     counts: dict[str, int] = {}
-    frames: dict[str, list[np.ndarray]] = {}
-    fps = None
-    start_time = 0.0
-    sounds: list[Path] = []
-    for name in POSE_NAMES:
+    sources: dict[str, Iterable[np.ndarray]] = {}
+    for name in names:
         path = existing_file(inputs.path(name), f"the {name} pose video")
         if path.suffix == ".pkl":
             if name != "dwpose":
                 raise UserError(f"--{name} must be an mp4 video; only --dwpose may be an original .pkl.")
-            counts[name], pictures = _skeleton_frames(path, selection)
+            counts[name], sources[name] = _skeleton_frames(path, selection)
         else:
-            source = FrameSource(path, selection)
-            counts[name], pictures = source.info.source_frame_count, iter(source)
-            if fps is None:
-                fps, start_time = source.info.fps, float(options.start / source.info.source_fps)
-            if source.info.has_audio:
-                sounds.append(path)
-        frames[name] = [fit(p, options.frame_size) for p in pictures]
+            sources[name] = source = FrameSource(path, selection)
+            counts[name] = source.info.source_frame_count
     if len(set(counts.values())) > 1:
-        listed = ", ".join(f"{name} {count}" for name, count in counts.items())
-        raise UserError(f"the pose videos must have the same number of frames, got {listed}.")
-    if not frames["dwpose"]:
+        raise UserError(f"the pose videos must have the same number of frames, got {_listed(counts)}.")
+    videos = {name: source.info for name, source in sources.items() if isinstance(source, FrameSource)}
+    selected = {name: info.frame_count for name, info in videos.items()}  # differ where rates do
+    if len(set(selected.values())) > 1:
+        rates = {name: info.source_fps for name, info in videos.items()}
+        raise UserError(
+            f"the pose videos must have the same frame rate, got {_listed(rates)} (at "
+            f"{selection.fps} fps they have {_listed(selected)} frames)."
+        )
+    size = None if options.dit is not None else options.frame_size
+    frames = {name: [fit(p, size) if size else p for p in pictures] for name, pictures in sources.items()}
+    if not frames[names[0]]:
         raise UserError("the pose videos have no frames to animate.")
-    audio = audio_source(options.audio, lambda: sounds[0] if sounds else None)
-    return PoseFrames(frames, fps, audio, start_time)
+    audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
+    first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
+    start = selection.indices(first.source_frame_count, first.source_fps)[0]
+    return PoseFrames(frames, first.fps, audio, float(start / first.source_fps))
+
+
+def _listed(values: dict[str, int] | dict[str, Fraction]) -> str:
+    return ", ".join(f"{name} {float(value):g}" for name, value in values.items())
 
 
 def quiet_libraries() -> None:
@@ -335,7 +347,7 @@ def _animate_sd(
         **sampling.call_kwargs(),
     )
     columns = [poses.frames[name] for name in POSE_NAMES]
-    return Made(result[0][0], poses.fps or Fraction(8), reference, columns, poses.audio, poses.start_time)
+    return Made(result[0][0], poses.fps, reference, columns, poses.audio, poses.start_time)
 
 
 def _animate_dit(
@@ -359,7 +371,8 @@ def _animate_dit(
     job.check_device(dit, device)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
-    poses = job.read_poses(inputs, options.selection())
+    poses = read_poses(inputs, options)
+    job.check_sizes(reference.shape[:2], poses.frames["smpl"][0].shape[:2], options.size, dit.max_resolution)
     pipeline = pipeline or job.load_pipeline(options, device, dtype, world)
     seed = job.SEED if options.seed is None else options.seed
     if world is not None:  # one of several processes: the same noise, one writer
@@ -387,9 +400,8 @@ def _animate_dit(
         width=width,
     )
     video = result[0][0]
-    audio = audio_source(options.audio, lambda: poses.sound)
     columns = [poses.frames[name] for name in job.POSES]
-    return Made(video, poses.fps, reference, columns, audio, poses.start_time)
+    return Made(video, poses.fps, reference, columns, poses.audio, poses.start_time)
 
 
 def animate(

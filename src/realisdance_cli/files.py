@@ -241,7 +241,7 @@ def read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise UserError(f"{path} is not a text file; give {what}.") from None
+        raise UserError(f"{path} is not a UTF-8 text file; give {what}.") from None
     except OSError as err:
         raise UserError(f"cannot read {path}: {err.strerror or err}.") from None
 

@@ -252,7 +252,9 @@ class FrameSource:
         fps = Fraction(fps)
         count = self.selection.count(total, fps)
         if count == 0:
-            raise UserError(f"{self.path}: --start {self.selection.start} is past the last frame ({total}).")
+            rate = self.selection.fps
+            frames = f"{total}" if rate is None else f"{Selection(fps=rate).count(total, fps)} at {rate} fps"
+            raise UserError(f"{self.path}: --start {self.selection.start} is past the last frame ({frames}).")
         return VideoInfo(
             path=self.path,
             width=width,

@@ -11,24 +11,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-
-import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.dit import parallel
 from realisdance_cli.dit.parallel import World
 from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file
-from realisdance_cli.video import FrameSource, Selection
 
 if TYPE_CHECKING:
     import torch
 
-    from realisdance_cli.animation import AnimateOptions, PoseInputs
+    from realisdance_cli.animation import AnimateOptions
     from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
 
 POSES = ("smpl", "hamer")  # the two pose videos RealisDance-DiT takes, in its channel order
@@ -78,7 +73,7 @@ class DiTOptions:
             raise UserError(f"--guidance must be a number of 0 or more, got {self.guidance}.")
         check_context(self.context, self.overlap, names=("--context", "--overlap"))
         if self.teacache is not None and not (math.isfinite(self.teacache) and self.teacache > 0):
-            raise UserError(f"--teacache must be more than 0, got {self.teacache}.")
+            raise UserError(f"--teacache-thresh must be more than 0, got {self.teacache}.")
 
     @staticmethod
     def check_size(size: tuple[int, int] | None) -> None:
@@ -90,30 +85,57 @@ class DiTOptions:
             )
 
 
-@dataclass
-class DiTPoses:
-    frames: dict[str, list[np.ndarray]]  # smpl, hamer -> RGB frames at `fps`
-    fps: Fraction
-    start_time: float  # seconds into the pose videos of the first frame
-    sound: Path | None  # the first pose video with sound
+def check_sizes(
+    reference: tuple[int, int], poses: tuple[int, int], size: tuple[int, int] | None, max_resolution: int
+) -> None:
+    """The video (--size, else the pose videos' aspect at --max-res) and the reference scaled to its
+    area have whole patches on both sides (sizes height x width): refused before the model loads,
+    not after."""
+    from realisdance_cli.dit.processing import video_size
+
+    out = size or video_size(*poses, max_resolution, SIZE_MULTIPLE)
+    if min(out) < SIZE_MULTIPLE:
+        raise UserError(
+            f"the pose videos ({poses[0]}x{poses[1]}, height x width) are too narrow for --max-res "
+            f"{max_resolution}: a side of the video would be under {SIZE_MULTIPLE} pixels; give a larger "
+            "--max-res, or --size."
+        )
+    scaled = video_size(*reference, out[0] * out[1], SIZE_MULTIPLE)
+    if min(scaled) < SIZE_MULTIPLE:
+        raise UserError(
+            f"the reference picture ({reference[0]}x{reference[1]}, height x width) is too narrow for a "
+            f"{out[0]}x{out[1]} video: a side would be under {SIZE_MULTIPLE} pixels; crop it to a less "
+            "extreme shape."
+        )
 
 
-def read_poses(inputs: PoseInputs, selection: Selection) -> DiTPoses:
-    """The SMPL-CS and HaMeR videos resampled the original's way (`AnimateOptions.selection`);
-    they must have the same number of frames."""
-    sources = {
-        name: FrameSource(existing_file(inputs.path(name), f"the {name} pose video"), selection)
-        for name in POSES
-    }
-    counts = {name: source.info.source_frame_count for name, source in sources.items()}
-    if len(set(counts.values())) > 1:
-        listed = ", ".join(f"{name} {count}" for name, count in counts.items())
-        raise UserError(f"the pose videos must have the same number of frames, got {listed}.")
-    first = sources[POSES[0]].info
-    offset = selection.indices(first.source_frame_count, first.source_fps)[0]
-    sound = next((source.path for source in sources.values() if source.info.has_audio), None)
-    frames = {name: list(source) for name, source in sources.items()}
-    return DiTPoses(frames, first.fps, float(offset / first.source_fps), sound)
+def release_folder(options: AnimateOptions) -> Path:
+    """The release folder to load (--checkpoint, else the registry's in the weights folder or the
+    Hugging Face cache), or one sentence on what is wrong with it."""
+    entry = weights.get(WEIGHTS)
+    assert isinstance(entry.source, weights.HubFolder)
+    root = weights.weights_root(options.weights_root)
+    folder = options.checkpoint or root / entry.path
+    if options.checkpoint is None and not folder.is_dir():
+        folder = weights.require_all([WEIGHTS], root)[WEIGHTS]  # the cache's, or how to get it
+    if not folder.exists():
+        raise UserError(f"{folder} does not exist.")
+    if not folder.is_dir():
+        raise UserError(
+            f"--model dit needs --checkpoint to be a RealisDance-DiT folder, got the file {folder}."
+        )
+    needed = [path for path in entry.source.required if path != "model_index.json"]  # the hub's listing
+    lacking = [path for path in needed if not (folder / path).is_file()]
+    if lacking:
+        remedy = (
+            f"give the folder of the release ({entry.source.repo})"
+            if options.checkpoint
+            else weights.instructions(entry, root)
+        )
+        raise UserError(
+            f"{folder} is not a whole RealisDance-DiT folder: it lacks {', '.join(lacking)}; {remedy}."
+        )
+    return folder
 
 
 def load_pipeline(
@@ -132,15 +154,11 @@ def load_pipeline(
     if world is not None and dit.offload not in (None, "none"):
         raise UserError(f"--offload {dit.offload} cannot be combined with several processes; leave it out.")
     quiet_libraries()
-    folder = (
-        options.checkpoint
-        or weights.require_all([WEIGHTS], weights.weights_root(options.weights_root))[WEIGHTS]
-    )
-    if not folder.is_dir():
-        raise UserError(
-            f"--model dit needs --checkpoint to be a RealisDance-DiT folder, got the file {folder}."
-        )
-    pipeline = RealisDanceDiTPipeline.from_pretrained(folder, torch_dtype=dtype)
+    folder = release_folder(options)
+    try:
+        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, torch_dtype=dtype)
+    except (OSError, ValueError) as err:  # a damaged config or weight file (JSON errors are ValueErrors)
+        raise UserError(f"cannot load the RealisDance-DiT folder {folder}: {err}") from None
     pipeline.set_progress_bar_config(disable=True)
     if dit.fp8:
         pipeline.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)

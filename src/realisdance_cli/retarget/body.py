@@ -31,7 +31,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.retarget.skeleton import project
+from realisdance_cli.geometry.cameras import project
 from realisdance_cli.track import STREAMS, Stream
 
 PLACEMENTS = ("reference", "driver")
