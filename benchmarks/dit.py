@@ -14,13 +14,9 @@ Modes:
              layer (diffusers' `enable_layerwise_casting`)
   offload    diffusers' `enable_model_cpu_offload`: each model comes to the GPU whole while it runs
   group      the transformer's layers come to the GPU just ahead of use, on a CUDA stream
-             (diffusers' `enable_group_offload`); CLIP and the VAE come whole while they run
-             (accelerate's model hooks, as `offload` places them). --group-level leaf: each layer
-             comes when it runs, also when `encode_conditions` calls it outside `forward`; block:
-             one transformer block at a time, and the layers outside the blocks as one group that
-             only `forward` brings
+             (diffusers' `enable_group_offload`, leaf level), CLIP and the VAE whole while they run
   group+fp8  both
-offload, group and group+fp8 need CUDA.
+offload, group and group+fp8 need CUDA. The placements are `rdance animate`'s own (`dit.job.place`).
 
 Random weights with the real structure: `--config tiny` is the golden tiny network (../shared/
 golden/dit/CASES.json), `--config 14b` Wan2.1-I2V-14B's transformer (40 layers, 40 heads x 128,
@@ -59,6 +55,7 @@ import torch
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from realisdance_cli.dit.job import place
 from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
 from realisdance_cli.dit.transformer import RealisDanceDiT
 
@@ -181,33 +178,6 @@ def build(config: Config, device: torch.device, dtype: torch.dtype) -> RealisDan
     return pipeline
 
 
-def place(
-    pipeline: RealisDanceDiTPipeline, mode: str, device: torch.device, dtype: torch.dtype, group_level: str
-) -> None:
-    """Storage and offloading as `mode` says, with diffusers' own switches."""
-    transformer = pipeline.transformer
-    if mode in ("fp8", "group+fp8"):  # before group offloading, whose hooks then wrap the casting
-        transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
-    if mode == "offload":
-        pipeline.enable_model_cpu_offload(device=device)
-    elif mode in ("group", "group+fp8"):
-        from accelerate import cpu_offload_with_hook
-
-        transformer.enable_group_offload(
-            onload_device=device,
-            offload_device=torch.device("cpu"),
-            offload_type=f"{group_level}_level",
-            num_blocks_per_group=1 if group_level == "block" else None,
-            use_stream=True,
-        )
-        hook = None  # CLIP, then the VAE: each whole, sending the one before back to the CPU
-        for model in (pipeline.image_encoder, pipeline.vae):
-            _, hook = cpu_offload_with_hook(model, device, prev_module_hook=hook)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.empty_cache()
-
-
 class Peak:
     """The peak memory since the last `reset`: allocated on CUDA, resident (VmHWM, Linux) on the CPU."""
 
@@ -239,7 +209,9 @@ def run_mode(args: argparse.Namespace) -> dict:
     meter = Peak(device)
     start = time.perf_counter()
     pipeline = build(config, device, dtype)
-    place(pipeline, args.mode, device, dtype, args.group_level)
+    offload = {"offload": "model", "group": "group", "group+fp8": "group"}.get(args.mode, "none")
+    place(pipeline, offload, device, dtype, fp8=args.mode in ("fp8", "group+fp8"))
+    meter.sync()
     build_seconds = time.perf_counter() - start
 
     height, width = (int(side) for side in args.size.split("x"))
@@ -384,8 +356,6 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="denoising steps (tiny: 8, 14b: 3)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), help="the transformer's (tiny: fp32, 14b: bf16)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--group-level", choices=("leaf", "block"), default="leaf",
-                        help="group offloading's unit: one layer, or one transformer block")  # fmt: skip
     parser.add_argument("--teacache-threshold", type=float, default=0.2)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each mode; the fastest is kept")
     parser.add_argument("--json", help="also write the figures to this file, after each run")

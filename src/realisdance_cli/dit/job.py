@@ -144,8 +144,6 @@ def load_pipeline(
     """The release folder (--checkpoint FOLDER, else the registry's in the weights folder or the
     Hugging Face cache), placed for `device` as `options.dit.offload` says; with the `world` of a
     `torchrun` job, on this process's device with the sequence split across the processes."""
-    import torch
-
     from realisdance_cli.animation import quiet_libraries
     from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
 
@@ -160,24 +158,56 @@ def load_pipeline(
     except (OSError, ValueError) as err:  # a damaged config or weight file (JSON errors are ValueErrors)
         raise UserError(f"cannot load the RealisDance-DiT folder {folder}: {err}") from None
     pipeline.set_progress_bar_config(disable=True)
-    if dit.fp8:
-        pipeline.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if dit.vae_tiling:
         pipeline.vae.enable_tiling()
     if dit.compile:
         pipeline.transformer.compile_repeated_blocks()
     if world is not None:
+        place(pipeline, "none", world.device, dtype, fp8=dit.fp8)
         parallel.start_parallel(pipeline, world)
         return pipeline
-    offload = dit.offload or ("model" if device.type == "cuda" else "none")
+    place(pipeline, dit.offload or ("model" if device.type == "cuda" else "none"), device, dtype, fp8=dit.fp8)
+    return pipeline
+
+
+def place(
+    pipeline: RealisDanceDiTPipeline,
+    offload: str,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    fp8: bool = False,
+) -> None:
+    """The pipeline's weights stored (`fp8`: the transformer's in float8_e4m3fn, computed in
+    `dtype` layer by layer) and placed for `device` (what `rdance animate` and the benchmark run):
+    - "model": each model comes to the GPU whole while it runs (diffusers' model CPU offload);
+    - "group": the transformer's layers come to the GPU just ahead of use on a CUDA stream
+      (every layer on its own, also those `encode_conditions` calls outside `forward`), the
+      other models whole while they run, each sending the one before back;
+    - "none": everything on `device`."""
+    import torch
+
+    if fp8:  # before group offloading, whose hooks then wrap the casting
+        pipeline.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if offload == "model":
         pipeline.enable_model_cpu_offload(device=device)
     elif offload == "group":
-        # leaf level: every layer brings itself in, also those `encode_conditions` calls directly
-        pipeline.enable_group_offload(onload_device=device, offload_type="leaf_level", use_stream=True)
+        from accelerate import cpu_offload_with_hook
+
+        pipeline.transformer.enable_group_offload(
+            onload_device=device,
+            offload_device=torch.device("cpu"),
+            offload_type="leaf_level",
+            use_stream=True,
+        )
+        hook = None
+        for model in (pipeline.text_encoder, pipeline.image_encoder, pipeline.vae):
+            if model is not None:
+                _, hook = cpu_offload_with_hook(model, device, prev_module_hook=hook)
     else:
         pipeline.to(device)
-    return pipeline
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def check_device(dit: DiTOptions, device: torch.device) -> None:
