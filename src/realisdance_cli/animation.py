@@ -427,6 +427,10 @@ def animate(
     world = _world(options, pipeline)
     writes = world is None or world.writes_outputs  # the others compute the same video
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
+        if world is not None:
+            from realisdance_cli.dit.parallel import leave
+
+            stack.callback(leave)  # the process group joined when the pipeline loaded
         for path in paths if writes else []:
             stack.enter_context(claimed_output(path, force=force))
         if options.dit is not None:

@@ -87,6 +87,12 @@ def join(world: World) -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
+def leave() -> None:
+    """Leaves the job's process group once its work is done (NCCL warns of one left open at exit)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def enable_sequence_parallel(
     transformer: RealisDanceDiT, processes: int, attention: Attention = "ulysses"
 ) -> None:
