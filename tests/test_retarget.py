@@ -22,11 +22,13 @@ from realisdance_cli.retarget.body import (
     RIGHT_WRIST,
     GroundContact,
     RetargetedBody,
+    dancer,
     global_rotations,
     retarget_body,
     smplx_joints,
 )
 from realisdance_cli.retarget.hands import body_to_hand_camera, mano_points, retarget_hands
+from realisdance_cli.smoothing import smooth_stream
 from realisdance_cli.track import STREAMS, Stream
 
 REF_SIZE, DRIVER_SIZE = (512, 512), (480, 640)  # (height, width)
@@ -485,3 +487,29 @@ def test_force_resumes_the_unfinished_track_of_the_same_picture(extraction_weigh
         picture, "cpu", extraction_weights, force=True, progress=lambda stage, *_: ran.append(stage)
     )
     assert set(ran) == {"hamer"} and track.has("mano")
+
+
+def test_a_larger_passer_by_never_enters_the_dancer_s_smoothing(driver: Stream) -> None:
+    """A larger person in front for ten frames is stored first (largest first); smoothing by slot
+    mixed the two (20 degrees of the dancer's root after the passer-by left). The dancer alone,
+    then smoothed, is what the dance alone gives."""
+    stranger = person(
+        REF_BETAS, Rotation.from_rotvec([0, 2.5, 0]) * UPRIGHT, np.full(63, 0.4), (1.5, 0.0, 4.0),
+        *DRIVER_CAMERA, (400, 0, 230, 420),
+    )  # fmt: skip
+    frames = []
+    for index in range(driver.frame_count):
+        people = driver.frame(index)
+        if 20 <= index < 30 and len(people["valid"]):
+            people = {name: np.concatenate([axis([stranger])[name], value]) for name, value in people.items()}
+        frames.append(people)
+    crowd = Stream.from_frames("smplx", frames)
+    alone = smooth_stream(dancer(driver), 24.0)
+    followed = smooth_stream(dancer(crowd), 24.0)
+    assert np.array_equal(followed.offsets, alone.offsets)
+    for name in ("global_orient", "body_pose", "transl"):
+        assert np.array_equal(followed.fields[name], alone.fields[name])
+    by_slot = smooth_stream(crowd, 24.0).fields["global_orient"]  # what --smooth did before
+    after = [Rotation.from_rotvec(by_slot[crowd.offsets[f]]) for f in range(30, 36)]
+    truth = [Rotation.from_rotvec(alone.fields["global_orient"][alone.offsets[f]]) for f in range(30, 36)]
+    assert max(np.degrees((a * b.inv()).magnitude()) for a, b in zip(after, truth, strict=True)) > 3

@@ -18,6 +18,11 @@ driver's pose. Where it stands (`placement`):
 
 Camera frame: x right, y down, z forward (SMPLer-X's `transl`, `focal`, `princpt`). Functions take
 and return NumPy arrays with the shapes in their docstrings, smplx style.
+
+Known limit: the root's rotation is the driver's in its camera's frame, and "down" is the
+camera's y. A dance filmed with a tilted camera (a phone held at 15 degrees) therefore leans by
+that tilt on the reference's body, and its ground line is the tilted camera's; nothing here
+estimates the floor's plane to undo it.
 """
 
 from __future__ import annotations
@@ -265,6 +270,17 @@ def _chosen_people(driver: Stream) -> tuple[np.ndarray, np.ndarray]:
         frames.append(index)
         items.append(int(driver.offsets[index]) + person)
     return np.array(frames, np.int64), np.array(items, np.int64)
+
+
+def dancer(driver: Stream) -> Stream:
+    """The driver's SMPL-X stream with only the dancer (`_chosen_people`) in each frame: what to
+    smooth, so that another person never passes for the dancer in a slot."""
+    frames, items = _chosen_people(driver)
+    offsets = np.zeros(driver.frame_count + 1, np.int64)
+    offsets[frames + 1] = 1
+    return Stream(
+        "smplx", np.cumsum(offsets), {name: values[items] for name, values in driver.fields.items()}
+    )
 
 
 def _one_person(reference: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ camera they land exactly where the hand video draws them (the skeleton is made f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +119,7 @@ def retarget_hands(
     driver_size: tuple[int, int],
     size: tuple[int, int],
     match_radius: float = 1.0,
+    smooth: Callable[[Stream], Stream] | None = None,
 ) -> RetargetedHands:
     """The driver's hands on the retargeted `body` (see the module's docstring).
 
@@ -129,7 +130,8 @@ def retarget_hands(
     each fixes its hand camera's principal point, and the output focal is the driver's scaled to
     the output's longer side, as HaMeR's rule makes it. A driver hand belongs to a side of the
     chosen person when its wrist, projected with its camera, lies within `match_radius` times its
-    box's longer side of that person's projected SMPL-X wrist (the nearest such hand).
+    box's longer side of that person's projected SMPL-X wrist (the nearest such hand). `smooth`
+    (e.g. `smoothing.smooth_stream`) steadies the matched hands, one per side, before they are placed.
     """
     if driver_mano.frame_count != body.smplx.frame_count:
         raise ValueError(
@@ -161,9 +163,14 @@ def retarget_hands(
                 chosen.append(int(candidates[found]))
                 people.append(person)
                 counts[frame] += 1
+    matched = Stream(
+        "mano", np.concatenate([[0], np.cumsum(counts)]), {k: v[chosen] for k, v in hands.items()}
+    )
+    if smooth is not None:
+        matched = smooth(matched)
     return _placed(
-        hands,
-        np.array(chosen, np.int64),
+        matched.fields,
+        np.arange(len(chosen)),
         np.array(people, np.int64),
         counts,
         body,

@@ -12,7 +12,7 @@ rate and sound.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import atomic_folder, claimed_output, contents, file_sha256, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, retarget_body
+from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, dancer, retarget_body
 from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
 from realisdance_cli.retarget.reference import (
     NEEDED,
@@ -70,18 +70,16 @@ def _with_expression(stream: Stream, expression: np.ndarray) -> Stream:
     return Stream(stream.kind, stream.offsets, fields)
 
 
-def driver_streams(track: Track, options: RetargetOptions) -> tuple[Stream, Stream]:
-    """The driver's SMPL-X and MANO streams, smoothed first when asked (as render-poses --smooth
-    smooths them: over the track's timing, keypoint units of its longer side)."""
-    streams = track.load("smplx"), track.load("mano")
+def smoother(track: Track, options: RetargetOptions) -> Callable[[Stream], Stream] | None:
+    """With `options.smooth`, what smooths the dancer's streams as render-poses --smooth smooths a
+    track's (over its timing, keypoint units of its longer side); else None."""
     if not options.smooth:
-        return streams
+        return None
     from realisdance_cli.smoothing import smooth_stream
 
     assert track.source.fps is not None  # checked by `retarget` before any work
-    size = max(track.source.width, track.source.height)
-    smplx, mano = (smooth_stream(s, float(track.source.fps), frame_size=size) for s in streams)
-    return smplx, mano
+    fps, size = float(track.source.fps), max(track.source.width, track.source.height)
+    return lambda stream: smooth_stream(stream, fps, frame_size=size)
 
 
 def skeleton_stream(body: RetargetedBody, hands: RetargetedHands, size: tuple[int, int]) -> Stream:
@@ -276,13 +274,17 @@ def _retargeted(
     `size` (height, width); `model` and `layer` are `bodies.smplx_model` and `bodies.mano_layer`."""
     steps = ("body", "hands", "skeleton")
     progress("retarget", 0, len(steps))
-    smplx, mano = driver_streams(driver, options)
+    smooth = smoother(driver, options)
+    smplx, mano = dancer(driver.load("smplx")), driver.load("mano")
+    smplx = smooth(smplx) if smooth is not None else smplx
     if not options.expression:
         smplx = _with_expression(smplx, reference.person["expression"])
     body = retarget_body(smplx, reference.person, model, options.placement, options.upper_body)
     progress("retarget", 1, len(steps))
     driver_size = (driver.source.height, driver.source.width)
-    hands = retarget_hands(mano, body, reference.hands, layer, driver_size=driver_size, size=size)
+    hands = retarget_hands(
+        mano, body, reference.hands, layer, driver_size=driver_size, size=size, smooth=smooth
+    )
     progress("retarget", 2, len(steps))
     skeleton = skeleton_stream(body, hands, size)
     progress("retarget", 3, len(steps))
