@@ -182,6 +182,14 @@ def ground_correction(
     return shift[frames - frames[0]]
 
 
+def check_placement(placement: str, upper_body: bool) -> None:
+    """One sentence for a placement `retarget_body` cannot do, named as `rdance retarget`'s flags."""
+    if placement not in PLACEMENTS:
+        raise UserError(f"--placement must be {' or '.join(PLACEMENTS)}, got {placement!r}.")
+    if upper_body and placement != "reference":
+        raise UserError("--upper-body follows the reference picture; it needs --placement reference.")
+
+
 def retarget_body(
     driver: Stream,
     reference: Mapping[str, np.ndarray],
@@ -199,12 +207,7 @@ def retarget_body(
     is `bodies.smplx_model`. `contact` tunes the ground correction (default `GroundContact()`).
     The first frame with a person is the motion's frame 0.
     """
-    if placement not in PLACEMENTS:
-        raise UserError(f"the placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}.")
-    if upper_body and placement != "reference":
-        raise UserError(
-            "the upper-body placement follows the reference picture; it needs --placement reference."
-        )
+    check_placement(placement, upper_body)
     frames, items = _chosen_people(driver)
     if not len(frames):
         raise UserError("the driving track has no person in any frame; there is no motion to retarget.")

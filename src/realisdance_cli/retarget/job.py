@@ -26,7 +26,7 @@ from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import atomic_folder, claimed_output, contents, file_sha256, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.retarget.body import PLACEMENTS, RetargetedBody, dancer, retarget_body
+from realisdance_cli.retarget.body import RetargetedBody, check_placement, dancer, retarget_body
 from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
 from realisdance_cli.retarget.reference import (
     NEEDED,
@@ -53,10 +53,7 @@ class RetargetOptions:
 
     def __post_init__(self) -> None:
         paths_from_strings(self, "weights_root")
-        if self.placement not in PLACEMENTS:
-            raise UserError(f"--placement must be {' or '.join(PLACEMENTS)}, got {self.placement!r}.")
-        if self.upper_body and self.placement != "reference":
-            raise UserError("--upper-body follows the reference picture; it needs --placement reference.")
+        check_placement(self.placement, self.upper_body)
 
 
 def default_out(driver: Path, reference: Path) -> Path:
