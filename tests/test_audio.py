@@ -220,6 +220,10 @@ def test_animate_takes_the_sound_of_the_pose_videos_from_start(tmp_path: Path) -
     assert read_poses(quiet, AnimateOptions(size=(64, 64))).audio is None
     with pytest.raises(UserError, match=r"hamer\.mp4 has no audio stream"):
         read_poses(quiet, AnimateOptions(size=(64, 64), audio=folder / "hamer.mp4"))
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video")
+    with pytest.raises(UserError, match=r"notes\.mp4 is not a media file FFmpeg can read"):
+        read_poses(quiet, AnimateOptions(size=(64, 64), audio=notes))
 
 
 @pytest.mark.slow

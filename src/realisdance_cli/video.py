@@ -29,6 +29,7 @@ from realisdance_cli.files import AtomicFile, existing_file, read_bytes
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
 DEFAULT_IMAGE_FPS = Fraction(30)
 # Audio codecs an mp4 file can carry as they are; anything else is re-encoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
@@ -407,7 +408,14 @@ def audio_source(choice: AudioChoice, default: Callable[[], Path | None]) -> Pat
         return default()
     if choice is False:
         return None
-    if not has_audio(existing_file(choice, "the audio source")):
+    try:
+        with av.open(str(existing_file(choice, "the audio source"))) as container:
+            sound = bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError):
+        raise UserError(
+            f"{choice} is not a media file FFmpeg can read; give --audio a file with sound."
+        ) from None
+    if not sound:
         raise UserError(
             f"{choice} has no audio stream to copy; give --audio a file with sound, or --no-audio."
         )
