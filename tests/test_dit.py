@@ -177,14 +177,14 @@ def test_a_folder_without_a_transformer_is_refused(tmp_path: Path) -> None:
         RealisDanceDiTPipeline.from_pretrained(tmp_path)
 
 
-def long_video(pipeline, frames: int, latents: torch.Tensor | None = None, **kwargs):
-    """The golden case's poses looped to `frames` frames, 4 steps, seeded noise unless given."""
+def long_video(pipeline, frames: int, latents: torch.Tensor | None = None, steps: int = 4, **kwargs):
+    """The golden case's poses looped to `frames` frames, seeded noise unless given."""
     case = load_file(need(DIT / "pipeline_case.safetensors"))
     loop = torch.arange(frames) % case["smpl"].shape[2]
     return pipeline(
         case["image"], case["smpl"][:, :, loop], case["hamer"][:, :, loop],
         prompt_embeds=case["prompt_embeds"], negative_prompt_embeds=case["negative_prompt_embeds"],
-        max_resolution=64 * 48, num_inference_steps=4, generator=torch.Generator().manual_seed(0),
+        max_resolution=64 * 48, num_inference_steps=steps, generator=torch.Generator().manual_seed(0),
         latents=latents, **kwargs,
     ).frames  # fmt: skip
 
@@ -203,13 +203,13 @@ def test_long_videos_are_windows_without_a_jump_at_their_borders(pipeline) -> No
     windows [0, 4), [3, 7), [5, 9). From noise that is the same in every frame, the change from
     one latent frame to the next where windows hand over stays within the change inside them
     (cutting over from one window to the next instead of blending fails this)."""
+    from realisdance_cli.animator.windows import sliding
     from realisdance_cli.dit.pipeline import scheduler_from_folder
-    from realisdance_cli.dit.windows import latent_windows
 
     pipeline.scheduler = scheduler_from_folder(DIT / "tiny_dit/scheduler")
     noise = torch.randn(1, 16, 1, 8, 6, generator=torch.Generator().manual_seed(0)).repeat(1, 1, 9, 1, 1)
     latents = long_video(pipeline, 33, noise, context_frames=13, context_overlap=4, output_type="latent")[0]
-    windows = latent_windows(9, 4, 1)
+    windows = sliding(9, 4, 1)
     assert windows == [range(0, 4), range(3, 7), range(5, 9)]
     change = (latents[:, 1:] - latents[:, :-1]).abs().mean(dim=(0, 2, 3))  # latent frame k -> k+1
     hand_over = {
@@ -220,6 +220,77 @@ def test_long_videos_are_windows_without_a_jump_at_their_borders(pipeline) -> No
 
     video = long_video(pipeline, 33, context_frames=13, context_overlap=4)
     assert video.shape == (1, 33, 64, 48, 3)
+
+
+def test_the_branches_share_one_copy_of_the_pose_tokens(pipeline) -> None:
+    """Conditions encoded for both guidance branches hold the pose tokens once (batch 1), and the
+    batch of two through them is each branch on its own."""
+    case = load_file(need(DIT / "forward_case.safetensors"))
+    text = torch.cat([case["encoder_hidden_states"], -case["encoder_hidden_states"]])
+    image = torch.cat(
+        [case["encoder_hidden_states_image"], torch.zeros_like(case["encoder_hidden_states_image"])]
+    )
+    reference = torch.cat([case["attn_cond"], torch.zeros_like(case["attn_cond"])])
+    transformer = pipeline.transformer
+    with torch.no_grad():
+        conditions = transformer.encode_conditions(text, image, case["add_cond"], reference)
+        hidden_states = case["hidden_states"].expand(2, -1, -1, -1, -1)
+        batch = transformer(
+            hidden_states, case["timestep"].expand(2), conditions=conditions, return_dict=False
+        )[0]
+        alone = [
+            transformer(
+                case["hidden_states"], case["timestep"], text[i : i + 1], image[i : i + 1], case["add_cond"],
+                reference[i : i + 1], return_dict=False,
+            )[0]
+            for i in range(2)
+        ]  # fmt: skip
+    assert conditions.pose.shape == (1, 3 * 3 * 4, 48) and conditions.context.shape[0] == 2
+    torch.testing.assert_close(batch, torch.cat(alone), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(alone[0], alone[1], atol=1e-3)
+
+
+def test_windows_after_the_first_encode_their_pose_tokens_when_they_run(pipeline) -> None:
+    """No window's pose tokens but the first's are kept between steps (they would hold ~0.5 GB
+    each on the accelerator for the 14B): a video of one window encodes them once for both
+    branches, one of three windows once plus once per step for each later window."""
+    made: list[tuple[int, ...]] = []
+    hook = pipeline.transformer.add_proj.register_forward_hook(lambda _m, _in, out: made.append(out.shape))
+    try:
+        long_video(pipeline, 9, steps=1, output_type="latent")
+        one_window = list(made)
+        made.clear()
+        long_video(pipeline, 33, steps=2, output_type="latent", context_frames=13, context_overlap=4)
+    finally:
+        hook.remove()
+    assert one_window == [(1, 3 * 12, 48)]  # 3 latent frames of 4x3 patches
+    assert made == [(1, 4 * 12, 48)] * (1 + 2 * 2)
+
+
+def test_the_clip_view_is_made_where_the_reference_is() -> None:
+    from realisdance_cli.dit.processing import clip_view
+
+    view = clip_view(torch.zeros(1, 3, 1, 8, 8, device="meta"))
+    assert view.device.type == "meta" and view.shape == (1, 3, 224, 224)
+
+
+def test_a_lora_scale_in_attention_kwargs_scales_the_lora_layers_for_that_call() -> None:
+    peft = pytest.importorskip("peft")
+    from realisdance_cli.dit.transformer import RealisDanceDiT
+
+    case = load_file(need(DIT / "forward_case.safetensors"))
+    transformer = RealisDanceDiT.from_pretrained(need(DIT / "tiny_dit/transformer"))
+    inputs = [case[name] for name in ("hidden_states", "timestep", "encoder_hidden_states")]
+    inputs += [case[name] for name in ("encoder_hidden_states_image", "add_cond", "attn_cond")]
+    with torch.no_grad():
+        plain = transformer(*inputs, return_dict=False)[0]
+        transformer.add_adapter(peft.LoraConfig(r=2, target_modules=["to_q"], init_lora_weights=False))
+        lora = transformer(*inputs, return_dict=False)[0]
+        off = transformer(*inputs, return_dict=False, attention_kwargs={"scale": 0.0})[0]
+        again = transformer(*inputs, return_dict=False)[0]
+    assert not torch.allclose(lora, plain, atol=1e-3)
+    torch.testing.assert_close(off, plain, rtol=1e-6, atol=1e-6)
+    assert torch.equal(again, lora)  # the scale holds for that call only
 
 
 def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:

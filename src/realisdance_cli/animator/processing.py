@@ -53,13 +53,22 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
+def picture_pixels(picture: PictureInput, what: str = "the picture") -> np.ndarray:
+    """A picture file, PIL image or array as RGB (H, W, 3) uint8, or one sentence naming it as
+    `what` (tensors are each caller's own layout)."""
+    if isinstance(picture, str | os.PathLike):
+        return read_picture(picture, what)
+    array = np.asarray(picture.convert("RGB") if hasattr(picture, "convert") else picture)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
+    return array
+
+
 def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
     """Any picture input fitted to (height, width): (H, W, 3) uint8, or float32 in [0, 1] for a
     tensor, which is taken as it is (it must have the size already)."""
     import torch
 
-    if isinstance(picture, str | os.PathLike):
-        return fit(read_picture(picture), size)
     if isinstance(picture, torch.Tensor):
         if picture.ndim == 4 and picture.shape[0] == 1:
             picture = picture[0]
@@ -71,10 +80,7 @@ def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
                 f"got {picture.shape[1]}x{picture.shape[2]}."
             )
         return picture.detach().float().cpu().permute(1, 2, 0).numpy()
-    array = np.asarray(picture.convert("RGB") if hasattr(picture, "convert") else picture)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise UserError(f"a picture array must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
-    return fit(array, size)
+    return fit(picture_pixels(picture), size)
 
 
 def video_arrays(video: VideoInput, size: tuple[int, int]) -> list[np.ndarray]:

@@ -3,15 +3,17 @@
 `uniform` is the original's closed-loop schedule (from AnimateDiff's context scheduler): windows
 start at an offset that changes every step and wrap past the last frame onto the first.
 `sliding` is our default: fixed windows that never wrap, so the end of a dance never blends with
-its start, and that are the same every step, so their pose features can be reused.
+its start, and that are the same every step, so their pose features can be reused. RealisDance-DiT
+cuts long videos into the same windows, over latent frames (`realisdance_cli.dit.windows` has what
+only it needs: its 4k+1 frame counts and the blending of neighbours).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-Window = tuple[int, ...]
+Window = Sequence[int]  # frame indices in order: a range, or a tuple for a wrapped uniform window
 Schedule = Callable[[int, int], list[Window]]  # (step index, frame count) -> windows
 
 
@@ -29,7 +31,7 @@ def uniform(
     stride = min(stride, math.ceil(math.log2(frames / size)) + 1)
     shift = ordered_halving(step)
     pad = round(frames * shift)
-    windows = []
+    windows: list[Window] = []
     for dilation in (1 << i for i in range(stride)):
         end = frames + pad + (0 if closed_loop else -overlap)
         for start in range(int(shift * dilation) + pad, end, size * dilation - overlap):
@@ -37,13 +39,14 @@ def uniform(
     return windows
 
 
-def sliding(frames: int, size: int, overlap: int = 4) -> list[Window]:
-    """Windows of `size` frames sharing `overlap` with their neighbours; the last ends on the last frame."""
+def sliding(frames: int, size: int, overlap: int = 4) -> list[range]:
+    """Windows of `size` frames sharing at least `overlap` with their neighbours (the last ends on
+    the last frame, so it may share more); one window of every frame when they fit in one."""
     if frames <= size:
-        return [tuple(range(frames))]
+        return [range(frames)]
     step = max(size - overlap, 1)
     starts = [*range(0, frames - size, step), frames - size]
-    return [tuple(range(s, s + size)) for s in starts]
+    return [range(s, s + size) for s in starts]
 
 
 def schedule(kind: str, size: int, overlap: int, stride: int = 1) -> Schedule:
@@ -51,5 +54,5 @@ def schedule(kind: str, size: int, overlap: int, stride: int = 1) -> Schedule:
     if kind == "uniform":
         return lambda step, frames: uniform(step, frames, size, stride, overlap)
     if kind == "sliding":
-        return lambda _step, frames: sliding(frames, size, overlap)
+        return lambda _step, frames: [*sliding(frames, size, overlap)]  # ranges as list[Window]
     raise ValueError(f"unknown window schedule {kind!r}; use sliding or uniform")

@@ -8,7 +8,8 @@ channels, the latents of an all-zero video), the VAE's mode normalised by its la
 
 `faithful=True` repeats the original's compute pattern (every condition re-encoded by every
 call, a separate unconditional call). The default encodes the conditions once per video and
-runs both guidance branches as one batch; the results agree to float rounding.
+runs both guidance branches as one batch; the results agree to float rounding. The frames come
+back on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import html
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -27,6 +29,7 @@ from diffusers.pipelines.wan.pipeline_output import WanPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
 
+from realisdance_cli.animator.windows import sliding
 from realisdance_cli.dit.processing import (
     clip_view,
     picture_tensor,
@@ -37,7 +40,7 @@ from realisdance_cli.dit.processing import (
 )
 from realisdance_cli.dit.teacache import TeaCache
 from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT
-from realisdance_cli.dit.windows import blend_weights, check_context, latent_windows
+from realisdance_cli.dit.windows import blend_weights, check_context
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 
@@ -384,7 +387,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             self.transformer,
             pose.to(dtype),
             i2v.to(dtype),
-            latent_windows(shape[2], (context_frames - 1) // 4 + 1, context_overlap // 4),
+            sliding(shape[2], (context_frames - 1) // 4 + 1, context_overlap // 4),
             [Branch(*(part.to(device, dtype) for part in branch)) for branch in branches],
             guidance_scale,
             faithful,
@@ -405,14 +408,28 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         if output_type == "latent":
             video: Any = latents
         else:
-            video = self.video_processor.postprocess_video(self.decode(latents), output_type=output_type)
+            # on the CPU: the postprocessing's float32 copies of a minute of 768x768 video would
+            # take another ~7 GB each on the accelerator
+            decoded = self.decode(latents).cpu()
+            video = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()
         return WanPipelineOutput(frames=video) if return_dict else (video,)
 
 
 class _Denoiser:
     """One guided prediction for all latent frames per step: each window's branches through the
-    transformer, guidance, then the windows blended."""
+    transformer, guidance, then the windows blended.
+
+    Unless faithful, the conditions are encoded once, both branches as one batch sharing the pose
+    tokens. The windows of a long video share all of them but the pose tokens (same prompt,
+    reference and window length, so the same rotary tables): the first window's are kept, the
+    others' are encoded again each time their window runs. Kept for every window they would hold
+    ~0.5 GB each on the accelerator at 768x768 (7 GB for a minute of video); kept on the CPU, the
+    copy back (0.5 GB over PCIe: 10-50 ms, and as much host memory per window) costs more than
+    making them again (two layers over the window's tokens, ~2.5 TFLOP: a few ms on an H200),
+    and either is nothing next to the 14B forward that follows (seconds). A video of one window
+    (81 frames, the common case) encodes nothing after the start.
+    """
 
     def __init__(
         self,
@@ -436,15 +453,23 @@ class _Denoiser:
             else [None] * calls
             for _ in windows
         ]
-        self.conditions: list[DiTConditions] = []
-        if not faithful:  # the conditions of each window, encoded once, both branches as one batch
-            for window in windows:
-                pose_window = self.pose[:, :, window.start : window.stop]
-                parts = [
-                    transformer.encode_conditions(text, tokens, pose_window, ref)
-                    for text, tokens, ref in branches
-                ]
-                self.conditions.append(DiTConditions.batched(*parts))
+        self.conditions: DiTConditions | None = None  # the first window's; faithful: none kept
+        if not faithful:
+            text, image_tokens, reference = (torch.cat(parts) for parts in zip(*branches, strict=True))
+            self.conditions = transformer.encode_conditions(text, image_tokens, self._pose(0), reference)
+
+    def _pose(self, index: int) -> torch.Tensor:
+        """The pose latents of window `index`."""
+        window = self.windows[index]
+        return self.pose[:, :, window.start : window.stop]
+
+    def _conditions(self, index: int) -> DiTConditions:
+        """The encoded conditions of window `index`: the first window's, with the window's own pose
+        tokens (see the class)."""
+        assert self.conditions is not None
+        if index == 0:
+            return self.conditions
+        return replace(self.conditions, pose=self.transformer.encode_pose(self._pose(index)))
 
     def skipped(self) -> int:
         """Transformer block passes TeaCache skipped."""
@@ -458,8 +483,8 @@ class _Denoiser:
         if self.faithful:
             outputs = [
                 self.transformer(
-                    model_input, t.expand(1), text, tokens, self.pose[:, :, window.start : window.stop], ref,
-                    return_dict=False, teacache=cache,
+                    model_input, t.expand(1), text, tokens, self._pose(index), ref, return_dict=False,
+                    teacache=cache,
                 )[0]
                 for (text, tokens, ref), cache in zip(self.branches, caches, strict=True)
             ]  # fmt: skip
@@ -467,7 +492,7 @@ class _Denoiser:
             batch = len(self.branches)
             output = self.transformer(
                 model_input.expand(batch, *model_input.shape[1:]), t.expand(batch), return_dict=False,
-                conditions=self.conditions[index], teacache=caches[0],
+                conditions=self._conditions(index), teacache=caches[0],
             )[0]  # fmt: skip
             outputs = list(output.chunk(batch))
         if len(outputs) == 1:

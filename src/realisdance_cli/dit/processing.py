@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from realisdance_cli.animator.processing import picture_pixels
 from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -46,22 +47,11 @@ def _checked(tensor: torch.Tensor, what: str, frames: int | None = None) -> torc
     return tensor
 
 
-def _picture(picture: PictureInput, what: str) -> np.ndarray:
-    from realisdance_cli.animator.processing import read_picture
-
-    if isinstance(picture, str | os.PathLike):
-        return read_picture(picture, what)
-    array = np.asarray(picture.convert("RGB") if hasattr(picture, "convert") else picture)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
-    return array
-
-
 def picture_tensor(picture: PictureInput) -> torch.Tensor:
     """The reference as (B, 3, 1, H, W) in [-1, 1]."""
     if isinstance(picture, torch.Tensor):
         return _checked(picture, "the reference", frames=1).float()
-    return signed(_layout(_picture(picture, "the reference picture")[None]))
+    return signed(_layout(picture_pixels(picture, "the reference picture")[None]))
 
 
 def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
@@ -75,7 +65,7 @@ def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
         return _layout(np.stack(read_frames(video)))
     if isinstance(video, np.ndarray) and video.ndim == 4 and video.dtype == np.uint8:
         return _layout(video)
-    return _layout(np.stack([_picture(frame, f"a frame of {what}") for frame in video]))
+    return _layout(np.stack([picture_pixels(frame, f"a frame of {what}") for frame in video]))
 
 
 def video_size(height: int, width: int, max_resolution: int, multiple: int) -> tuple[int, int]:
@@ -125,6 +115,8 @@ def clip_view(picture: torch.Tensor) -> torch.Tensor:
     """CLIP's input (B, 3, 224, 224) from a reference (B, 3, 1, H, W) in [-1, 1]."""
     unit = picture[:, :, 0] * 0.5 + 0.5
     unit = F.interpolate(unit, size=(CLIP_SIDE, CLIP_SIDE), mode="bicubic", align_corners=False)
-    mean = torch.tensor(CLIP_MEAN, dtype=unit.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD, dtype=unit.dtype).view(1, 3, 1, 1)
+    mean, std = (
+        torch.tensor(values, dtype=unit.dtype, device=unit.device).view(1, 3, 1, 1)
+        for values in (CLIP_MEAN, CLIP_STD)
+    )
     return (unit - mean) / std

@@ -46,6 +46,7 @@ from diffusers.models.transformers.transformer_wan import (
     WanTimeTextImageEmbedding,
     WanTransformerBlock,
 )
+from diffusers.utils import apply_lora_scale
 from diffusers.utils.accelerate_utils import apply_forward_hook
 from torch import nn
 from torch.distributed import get_rank, get_world_size
@@ -146,22 +147,14 @@ class ImageTextAttnProcessor:
 class DiTConditions:
     """What stays fixed while a video is denoised, encoded once: the cross-attention context
     (CLIP tokens then text, projected), the pose tokens added to the noise tokens, the reference
-    tokens appended to them, and the rotary tables of the joint sequence."""
+    tokens appended to them, and the rotary tables of the joint sequence. Guidance keeps the pose,
+    so the branches of a batch share one copy of its tokens (batch 1, broadcast where they are
+    added): a copy per branch would hold another ~1 GB per 81-frame window at 768x768."""
 
     context: torch.Tensor  # (B, 257 + text tokens, dim)
-    pose: torch.Tensor  # (B, f*h*w, dim)
+    pose: torch.Tensor  # (B or 1, f*h*w, dim)
     reference: torch.Tensor  # (B, reference tokens, dim)
     rotary: tuple[torch.Tensor, torch.Tensor]  # (1, f*h*w + reference tokens, 1, head dim) each
-
-    @staticmethod
-    def batched(*parts: DiTConditions) -> DiTConditions:
-        """Several branches (conditional, unconditional) as one batch."""
-        return DiTConditions(
-            torch.cat([p.context for p in parts]),
-            torch.cat([p.pose for p in parts]),
-            torch.cat([p.reference for p in parts]),
-            parts[0].rotary,
-        )
 
 
 class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
@@ -287,7 +280,8 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
     ) -> DiTConditions:
         """The step-independent inputs as the blocks take them. `encoder_hidden_states` (B, L,
         text_dim), `encoder_hidden_states_image` (B, 257, image_dim), `add_cond` (B, 32, f, h, w)
-        pose latents at the video's latent size, `attn_cond` (B, 16, 1, h', w') reference latents."""
+        pose latents at the video's latent size (or (1, ...): one pose for every branch, encoded
+        once), `attn_cond` (B, 16, 1, h', w') reference latents."""
         embedder = self.condition_embedder
         context = embedder.text_embedder(encoder_hidden_states)
         if encoder_hidden_states_image is not None:
@@ -297,10 +291,16 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         self._check_split(video, reference)
         return DiTConditions(
             context=context,
-            pose=self.add_proj(self._tokens(self.add_conv_in, add_cond)),
+            pose=self.encode_pose(add_cond),
             reference=self._tokens(self.attn_conv_in, attn_cond),
             rotary=self.rope(video, reference, shift),
         )
+
+    @apply_forward_hook
+    def encode_pose(self, add_cond: torch.Tensor) -> torch.Tensor:
+        """The pose tokens (B, f*h*w, dim) of pose latents (B, 32, f, h, w): the one condition
+        that differs between the windows of a long video."""
+        return self.add_proj(self._tokens(self.add_conv_in, add_cond))
 
     def _check_split(self, video: tuple[int, int, int], reference: tuple[int, int, int]) -> None:
         """Context parallelism splits the joint sequence in equal parts (gloo gathers no uneven
@@ -343,6 +343,7 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
                 hidden_states = block(hidden_states, conditions.context, modulation, conditions.rotary)
         return hidden_states
 
+    @apply_lora_scale("attention_kwargs")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -359,7 +360,9 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         """The velocity for `hidden_states` (B, 36, f, h, w: noise latents, 4 mask channels, 16
         image-condition channels) at `timestep` (B,). The conditions come either raw (the
         original's arguments) or already encoded (`conditions`, from `encode_conditions`).
-        `teacache` (state kept by the caller, one per branch batch) may skip the blocks."""
+        `teacache` (state kept by the caller, one per branch batch) may skip the blocks.
+        `attention_kwargs={"scale": s}` scales the LoRA layers (PEFT) for this call, as diffusers'
+        Wan does; encoded `conditions` keep the scale they were encoded with."""
         if conditions is None:
             if encoder_hidden_states is None or add_cond is None or attn_cond is None:
                 raise ValueError(

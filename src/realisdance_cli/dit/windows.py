@@ -1,10 +1,18 @@
 """Long videos: overlapping temporal windows over the latent frames, blended every step.
 
 The network was trained on 81-frame clips (21 latent frames). A longer video is denoised as
-windows of that length, each seeing exactly what the original would for a clip, whose
-predictions are averaged with weights that ramp linearly across each overlap, so every latent
-frame is one prediction where windows do not overlap and a smooth hand-over where they do.
-A video that fits one window is one window: the original's computation.
+windows of that length (`realisdance_cli.animator.windows.sliding`, the SD animator's fixed
+windows, over latent frames), whose predictions are averaged with weights that ramp linearly
+across each overlap, so every latent frame is one prediction where windows do not overlap and a
+smooth hand-over where they do. A video that fits one window is one window: the original's
+computation.
+
+A window is not the original run on a clip of its frames. It gets the image condition (an
+all-zero clip) and the reference as a clip would, but its pose latents are its slice of one
+encoding of the whole pose video by the causally convolving VAE: after the first window they
+remember the frames before the window, and the window's first latent frame stands for four video
+frames, where a clip's first stands for its first frame alone. And after the first step, its
+noisy latents hold the blended predictions of its neighbours where they overlap.
 """
 
 from __future__ import annotations
@@ -25,18 +33,6 @@ def check_context(
             f"{names[0]} must be {factor}k+1 frames (at least {factor + 1}) and {names[1]} a multiple of "
             f"{factor} below it, got {frames} and {overlap}."
         )
-
-
-def latent_windows(frames: int, size: int, overlap: int) -> list[range]:
-    """Windows of `size` latent frames over `frames`, neighbours sharing at least `overlap`;
-    the last one ends at the last frame."""
-    if frames <= size:
-        return [range(frames)]
-    stride = size - overlap
-    starts = list(range(0, frames - size + 1, stride))
-    if starts[-1] + size < frames:
-        starts.append(frames - size)
-    return [range(start, start + size) for start in starts]
 
 
 def blend_weights(windows: list[range]) -> list[torch.Tensor]:
