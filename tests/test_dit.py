@@ -16,6 +16,7 @@ from conftest import GOLDEN, need
 from dit_models import build_tiny_tokenizer
 from safetensors.torch import load_file
 
+from realisdance_cli.dit.job import place
 from realisdance_cli.errors import UserError
 
 DIT = GOLDEN / "dit"
@@ -308,6 +309,8 @@ def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:
         pipeline(image, smpl, hamer[:, :, :5], **embeds)
     with pytest.raises(UserError, match="context_frames must be 4k\\+1"):
         pipeline(image, smpl, hamer, context_frames=10, **embeds)
+    with pytest.raises(UserError, match=r"context_overlap must be a multiple of 4 from 0 to 4 \(context_"):
+        pipeline(image, smpl, hamer, context_frames=9, context_overlap=8, **embeds)
     with pytest.raises(UserError, match=r"latents must be \(1, 16, 3, 8, 6\)"):
         pipeline(image, smpl, hamer, max_resolution=64 * 48, latents=torch.zeros(1, 16, 2, 8, 6), **embeds)
     with pytest.raises(UserError, match=r"the reference tensor must be \(B, 3, 1, H, W\)"):
@@ -331,7 +334,7 @@ def test_fp8_weight_storage_keeps_the_blocks_in_fp8_and_the_result_close() -> No
 
     pipe = RealisDanceDiTPipeline.from_pretrained(need(DIT / "tiny_dit"))
     pipe.set_progress_bar_config(disable=True)
-    pipe.transformer.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
+    place(pipe, "none", torch.device("cpu"), torch.float32, fp8=True)  # as `rdance animate --fp8` places it
     stored = dict(pipe.transformer.named_parameters())
     assert stored["blocks.0.attn1.to_q.weight"].dtype == torch.float8_e4m3fn
     assert stored["add_conv_in.weight"].dtype == torch.float32  # the pose and reference inputs stay exact

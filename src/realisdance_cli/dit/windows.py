@@ -28,10 +28,12 @@ def check_context(
     """A window must hold whole latent frames, `factor` video frames each after the first (4k+1
     frames for Wan's VAE, at least 5), and neighbours share whole latent frames, fewer than a
     window's; one sentence naming the two settings as the caller calls them."""
-    if frames < factor + 1 or (frames - 1) % factor or overlap % factor or not 0 <= overlap < frames - 1:
+    if frames < factor + 1 or (frames - 1) % factor:
+        raise UserError(f"{names[0]} must be {factor}k+1 frames (at least {factor + 1}), got {frames}.")
+    if overlap % factor or not 0 <= overlap <= frames - 1 - factor:
         raise UserError(
-            f"{names[0]} must be {factor}k+1 frames (at least {factor + 1}) and {names[1]} a multiple of "
-            f"{factor} below it, got {frames} and {overlap}."
+            f"{names[1]} must be a multiple of {factor} from 0 to {frames - 1 - factor} "
+            f"({names[0]} {frames}), got {overlap}."
         )
 
 
