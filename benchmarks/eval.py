@@ -17,6 +17,7 @@ through Inception and DINOv2, 16 LPIPS pairs, 2 x 1 clip through I3D and the Res
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,33 +26,25 @@ import cv2
 import numpy as np
 import torch
 
-from realisdance_cli.evaluation import METRICS
-from realisdance_cli.evaluation.i3d import I3D
-from realisdance_cli.evaluation.inception import FidInception
-from realisdance_cli.evaluation.job import EvalOptions, evaluate
-from realisdance_cli.evaluation.lpips import LPIPS
-from realisdance_cli.evaluation.resnet3d import ResNet3D50
-from realisdance_cli.video import VideoWriter
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
+from eval_models import write_eval_networks  # noqa: E402
+
+from realisdance_cli.evaluation import METRICS  # noqa: E402
+from realisdance_cli.evaluation.job import EvalOptions, evaluate  # noqa: E402
+from realisdance_cli.video import VideoWriter  # noqa: E402
+
+GOLDEN = ROOT.parent / "shared" / "golden"
 FRAMES, SIZE = 16, 512
 
 
 def write_weights(root: Path) -> None:
-    """Every evaluation network at its registry path, random weights of the released structure."""
+    """Every evaluation network at its registry path, random weights of the released structure
+    (the tests' networks, DINOv2 at the size of the released large one)."""
     from transformers import Dinov2Config, Dinov2Model
 
-    def save(state: dict[str, torch.Tensor], relative: str) -> None:
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, root / relative)
-
-    save(FidInception().state_dict(), "eval/pt_inception-2015-12-05-6726825d.pth")
-    lpips = LPIPS()
-    save(lpips.vgg.state_dict(), "eval/auxiliary/vgg16-397923af.pth")
-    save({k: v.abs() for k, v in lpips.heads.state_dict().items()}, "eval/LPIPS_v0.1_vgg-a78928a0.pth")
-    save(I3D().state_dict(), "eval/eval_fvd/i3d_pretrained_400.pt")
-    resnet = {f"module.{k}": v for k, v in ResNet3D50().state_dict().items()}
-    save({"state_dict": resnet}, "eval/eval_fvd/resnet-50-kinetics.pth")
+    write_eval_networks(root)
     large = Dinov2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, image_size=518)
     Dinov2Model(large).save_pretrained(root / "dinov2-large")
     for name, relative in (("yolox_tiny.onnx", "yolox_l.onnx"), ("dwpose_tiny.onnx", "dw-ll_ucoco_384.onnx")):

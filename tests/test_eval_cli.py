@@ -20,42 +20,22 @@ import numpy as np
 import pytest
 import torch
 from conftest import GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
+from eval_models import write_eval_networks
 from onnx_models import confident_pose_model, gated_detector
 from skimage.metrics import structural_similarity
 
 from realisdance_cli.evaluation import metrics
-from realisdance_cli.evaluation.i3d import I3D
-from realisdance_cli.evaluation.inception import FidInception
-from realisdance_cli.evaluation.lpips import LPIPS
 from realisdance_cli.evaluation.protocol import PROTOCOLS
-from realisdance_cli.evaluation.resnet3d import ResNet3D50
 from realisdance_cli.video import read_frames
-
-
-def save(state: dict[str, torch.Tensor], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
 
 
 @pytest.fixture(scope="module")
 def eval_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every evaluation network at its registry path, randomly initialised (PyTorch's default
-    initialisation keeps the activations finite through the deep networks); the LPIPS heads
-    non-negative as trained ones are; the tiny golden DINOv2 and DWPose, its pose model sure of
-    every point."""
+    """Every evaluation network at its registry path with random weights (`write_eval_networks`),
+    the tiny golden DINOv2 and DWPose, its pose model sure of every point."""
     root = tmp_path_factory.mktemp("eval-weights")
     torch.manual_seed(0)
-    save(FidInception().state_dict(), root / "eval" / "pt_inception-2015-12-05-6726825d.pth")
-    lpips = LPIPS()
-    save(lpips.vgg.state_dict(), root / "eval" / "auxiliary" / "vgg16-397923af.pth")
-    heads = {key: value.abs() for key, value in lpips.heads.state_dict().items()}
-    save(heads, root / "eval" / "LPIPS_v0.1_vgg-a78928a0.pth")
-    save(I3D().state_dict(), root / "eval" / "eval_fvd" / "i3d_pretrained_400.pt")
-    resnet = {f"module.{key}": value for key, value in ResNet3D50().state_dict().items()}
-    save(
-        {"epoch": 200, "arch": "resnet-50", "state_dict": resnet},
-        root / "eval" / "eval_fvd" / "resnet-50-kinetics.pth",
-    )
+    write_eval_networks(root)
     links = {
         "dwpose/yolox_l.onnx": GOLDEN / "dwpose" / "yolox_tiny.onnx",
         "dinov2-large": GOLDEN / "animator" / "tiny_dinov2",
@@ -278,7 +258,7 @@ def test_another_evaluation_is_never_replaced_silently(eval_weights: Path, tmp_p
     assert (tmp_path / "out" / "scores.json").read_text() == kept
     assert rdance("eval", second, first, *out, "--force").returncode == 0
     assert json.loads((tmp_path / "out" / "scores.json").read_text())["inputs"]["generated"] == {
-        "second": str(second)
+        "second": str(second.resolve())
     }
 
 
@@ -288,10 +268,10 @@ def test_uint8_wrap_psnr_is_discos_first_code() -> None:
     a = np.full((1, 2, 2, 3), 255, np.uint8)
     b = np.ones_like(a)
     b[0, 0, 0] = 255
-    wrapped = metrics.psnr_uint8_wrap(a, b)
+    wrapped = metrics.psnr_8bit_wrapped(a, b)
     expected_mse = (3 * 0 + 9 * 4) / 12
     assert wrapped[0] == pytest.approx(20 * np.log10(255 / np.sqrt(expected_mse)), abs=1e-12)
-    assert metrics.psnr_uint8_wrap(a, a)[0] == metrics.IDENTICAL_PSNR
+    assert metrics.psnr_8bit_wrapped(a, a)[0] == metrics.IDENTICAL_PSNR
     assert wrapped[0] > 24.07 > metrics.psnr(a / 255, b / 255)
 
 
@@ -368,7 +348,7 @@ def test_a_stopped_first_run_resumes_with_what_it_measured(eval_weights: Path, t
 
 
 def test_clips_from_videos_shorter_than_a_clip_are_none(eval_weights: Path, tmp_path: Path) -> None:
-    """FVD over a 10-frame video (no 16-frame window) and an 18-frame one (three)."""
+    """FVD over a 10-frame video (no 16-frame window: said) and an 18-frame one (three)."""
     write_video(tmp_path / "truth" / "short.mp4", dance(10))
     write_video(tmp_path / "truth" / "long.mp4", dance(18))
     done = rdance(
@@ -378,6 +358,8 @@ def test_clips_from_videos_shorter_than_a_clip_are_none(eval_weights: Path, tmp_
     assert done.returncode == 0, done.stderr
     overall = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["truth"]["overall"]
     assert overall["fvd"] == pytest.approx(0.0, abs=1e-6)  # the same three clips on both sides
+    said = " ".join(done.stderr.split())
+    assert "videos shorter than a clip of 16 frames add none to FVD: short." in said
 
 
 def test_another_rate_or_shape_compares_the_same_moments_and_region(

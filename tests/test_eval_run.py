@@ -4,6 +4,7 @@ run, and `torchrun` with two processes, all giving the same videos and table."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -149,22 +150,73 @@ def test_bad_runs_are_one_sentence(val: Path, weights_root: Path, sharded: Path,
     assert not (tmp_path / "out" / "videos").exists()
 
 
+def sd_weights(animator_weights: Path, extraction_weights: Path, root: Path) -> Path:
+    """One weights folder for SD-1.5 and the extraction of the poses a test set lacks."""
+    root.mkdir()
+    for source in (animator_weights, extraction_weights):
+        for entry in source.iterdir():
+            (root / entry.name).symlink_to(entry)
+    return root
+
+
+def person() -> np.ndarray:
+    """The DWPose golden photo at 90x160 (BGR): a person the tiny extractors find."""
+    return cv2.resize(cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png"))), (90, 160))
+
+
+def test_sd_on_discos_tiktok_table_first_run(
+    animator_weights: Path, extraction_weights: Path, tmp_path: Path
+) -> None:
+    """DisCo's TikTok table (key<TAB>base64 PNG lines) on a first run: decoded into the run's cache,
+    which does not keep the run from claiming its folder; each video animated and measured once,
+    the progress counting each video once."""
+    from realisdance_cli.animation import AnimateOptions
+    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.evaluation.job import EvalOptions
+    from realisdance_cli.evaluation.run import RunOptions, run_benchmark
+
+    root = sd_weights(animator_weights, extraction_weights, tmp_path / "weights")
+    lines = []
+    for video, shift in (("00001", 0), ("00002", 20)):
+        for frame in range(1, 4):
+            picture = np.roll(person(), shift + 3 * frame, axis=1)
+            encoded = base64.b64encode(cv2.imencode(".png", picture)[1].tobytes())
+            lines.append(f"TiktokDance_{video}_{frame:04d}.png\t".encode() + encoded + b"\n")
+    table = tmp_path / "TiktokDance" / "new10val_images.tsv"
+    table.parent.mkdir()
+    table.write_bytes(b"".join(lines))
+    options = RunOptions(
+        model="sd",
+        animation=AnimateOptions(size=(64, 64), weights_root=root, sampling=SamplingOptions(steps=2)),
+        evaluation=EvalOptions(metrics=["ssim", "psnr"], weights_root=root),
+    )
+    reported: list[tuple[str, int, int | None]] = []
+    result = run_benchmark(
+        table,
+        tmp_path / "run",
+        options,
+        progress=lambda task, done, total: reported.append((task, done, total)),
+    )
+    assert result is not None and set(result["methods"]["sd"]) == {"00001", "00002", "overall"}
+    assert result["inputs"]["kind"] == "disco-tiktok"
+    for task in ("animating test videos", "scoring videos"):
+        assert [(done, total) for name, done, total in reported if name == task] == [(0, 2), (1, 2), (2, 2)]
+    for name in ("00001", "00002"):
+        assert FrameSource(tmp_path / "run" / "videos" / f"{name}.mp4").info.frame_count == 3
+
+
 def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
     animator_weights: Path, extraction_weights: Path, tmp_path: Path
 ) -> None:
     """The raw TikTok layout (<id>/images/*.png, no poses): the truth is extracted and rendered
     into the three pose videos SD-1.5 takes, the first frame is the reference, and every frame is
     animated and scored (DisCo's protocol)."""
-    root = tmp_path / "weights"
-    root.mkdir()
-    for source in (animator_weights, extraction_weights):
-        for entry in source.iterdir():
-            (root / entry.name).symlink_to(entry)
-    person = cv2.resize(cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png"))), (90, 160))
+    root = sd_weights(animator_weights, extraction_weights, tmp_path / "weights")
+    person_picture = person()
     images = tmp_path / "tiktok" / "00335" / "images"
     images.mkdir(parents=True)
     for index in range(9):
-        cv2.imwrite(str(images / f"{index + 1:04d}.png"), np.roll(person, 3 * index, axis=1))
+        cv2.imwrite(str(images / f"{index + 1:04d}.png"), np.roll(person_picture, 3 * index, axis=1))
     out = tmp_path / "run"
     done = rdance(
         "eval", "run", tmp_path / "tiktok", "--model", "sd", "--size", "64x64", "--steps", "2",

@@ -121,7 +121,8 @@ def score(
     DWPose from both and scores the generated pose against the truth's (PCK and error, body, hands
     and face apart); identity is DINOv2's similarity to the reference picture; smoothness is the
     keypoints' jitter and the frames' flicker beside the truth's. Finished videos are kept: run
-    the same command again to resume.
+    the same command again to resume (other --metrics measure only what the kept videos lack;
+    --force starts over).
     """
     from rich.markdown import Markdown
 

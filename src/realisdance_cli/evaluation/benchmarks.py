@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.evaluation.inputs import VIDEO_SUFFIXES, is_video, listing
+from realisdance_cli.evaluation.inputs import is_video, listing
 from realisdance_cli.files import atomic_folder, atomic_write_bytes, folder_lock, write_failure
-from realisdance_cli.video import IMAGE_SUFFIXES, FrameSource
+from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # DisCo's keys: a prefix, the video id (starting with a digit, maybe with underscores, as in the

@@ -7,6 +7,7 @@ gradients; outputs come back as float64 NumPy arrays.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 from realisdance_cli import weights
 from realisdance_cli.devices import resolve_device, run_batched
 from realisdance_cli.evaluation import SET_METRICS
+from realisdance_cli.files import file_sha256
 from realisdance_cli.track import Stream
 
 # The registry entries each metric needs.
@@ -57,7 +59,7 @@ class FeatureNetworks:
     def __init__(self, metrics: Iterable[str], root: Path, device: str = "auto") -> None:
         self.device, self.dtype = resolve_device(device, None, gpu_dtype="fp32")
         metrics = set(metrics)
-        paths = weights.require_all(needed_weights(metrics), root)
+        self._paths = paths = weights.require_all(needed_weights(metrics), root)
         loaders: Mapping[str, Callable[[], Any]] = {
             "lpips": lambda: _lpips(paths),
             "fid": lambda: _inception(paths),
@@ -68,6 +70,21 @@ class FeatureNetworks:
         }
         self._loaders = {metric: load for metric, load in loaders.items() if metric in metrics}
         self._networks: dict[str, Callable[..., torch.Tensor]] = {}
+
+    def weights_digest(self, metric: str) -> str:
+        """The sha256 of the weight files `metric` is measured with ('' for a metric without
+        networks): measurements keyed by it are not reused once a file is replaced. Each file is
+        hashed once per process (`files.file_sha256`)."""
+        names = NEEDS.get(metric, ())
+        if not names:
+            return ""
+        digest = hashlib.sha256()
+        for name in names:
+            path = self._paths[name]
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                digest.update(f"{name}/{file.relative_to(path).as_posix()}\0{file_sha256(file)}\0".encode())
+        return digest.hexdigest()
 
     def _network(self, metric: str) -> Callable[..., torch.Tensor]:
         if metric not in self._networks:
@@ -205,4 +222,7 @@ def _mano(paths: Mapping[str, Path]) -> torch.nn.Module:
 def _dinov2(paths: Mapping[str, Path]) -> torch.nn.Module:
     from transformers import Dinov2Model
 
+    from realisdance_cli.animation import quiet_libraries
+
+    quiet_libraries()  # transformers' "Loading weights" bar showed under -q
     return DinoFeatures(Dinov2Model.from_pretrained(paths["dinov2"]).eval()).eval()

@@ -1,9 +1,10 @@
 """What `rdance eval` compares: generated videos paired with their truth by name.
 
 A video is a video file or a folder of frame images (DisCo's layout); a set is one video or a
-folder of them. Every generated set (a method) must have a truth for each of its videos, found by
-name (the file name without its suffix); a truth without a generated video is left out with a
-warning only when no method has it.
+folder of them (a folder holding video files is a set, whatever pictures it holds besides). Every
+generated set (a method) must have a truth for each of its videos, found by name (the file name
+without its suffix); a truth without a generated video is left out with a warning only when no
+method has it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.video import IMAGE_SUFFIXES
+from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
-SHOWN = 5
+LISTED = 5  # names a listing shows before "and N more"
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,27 @@ class Pair:
     reference: Path | None = None
 
 
+def _is_video_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def _is_frame_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir())
+    if not path.is_dir():
+        return False
+    kinds = {p.suffix.lower() for p in path.iterdir() if not p.name.startswith(".")}
+    return bool(kinds & IMAGE_SUFFIXES) and not any(_is_video_file(p) for p in path.iterdir())
 
 
 def is_video(path: Path) -> bool:
-    """A video file, or a folder holding frame images."""
-    return (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or _is_frame_folder(path)
+    """A video file, or a folder holding frame images and no video files (a cover picture
+    beside videos does not make their folder one video)."""
+    return _is_video_file(path) or _is_frame_folder(path)
 
 
 def listing(names: Sequence[str]) -> str:
     """'a, b, c, d, e and 3 more'."""
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(sorted(names)[:SHOWN]) + more
+    more = f" and {len(names) - LISTED} more" if len(names) > LISTED else ""
+    return ", ".join(sorted(names)[:LISTED]) + more
 
 
 def videos(path: Path, what: str) -> dict[str, Path]:
@@ -126,13 +134,21 @@ def pair(methods: Mapping[str, Path], truth: Path, reference: Path | None = None
 
 
 def method_names(paths: Sequence[Path]) -> dict[str, Path]:
-    """A name per generated set (its file or folder name), made unique by its parent's name."""
+    """A name per generated set (its file or folder name), made unique by its parent's name; the
+    same file or folder given twice (by any path) is one sentence."""
     names: dict[str, Path] = {}
+    given: dict[Path, Path] = {}
     for path in paths:
-        name = path.stem if path.is_file() else path.name
+        if path.resolve() in given:
+            raise UserError(f"GENERATED {path} is given twice (as {given[path.resolve()]} too).")
+        given[path.resolve()] = path
+        named = path.absolute()
+        name = named.stem if path.is_file() else named.name
         if name in names:
-            name = f"{path.parent.name}/{name}"
+            name = f"{named.parent.name}/{name}"
         if name in names:
-            raise UserError(f"GENERATED {path} is given twice.")
+            raise UserError(
+                f"GENERATED {names[name]} and {path} would both be named {name}; rename one of them."
+            )
         names[name] = path
     return names

@@ -14,26 +14,32 @@ metric has enough frames or clips. The folder is locked while a run writes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from realisdance_cli import weights
+from realisdance_cli import __version__, weights
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import METRICS, SET_METRICS, inputs, plot, report
 from realisdance_cli.evaluation.features import NEEDS, FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import DEFAULT_PROTOCOL, Protocol, get_protocol
-from realisdance_cli.evaluation.scoring import Record, measure_generated, measure_truth, truth_view
+from realisdance_cli.evaluation.scoring import (
+    ENTRIES,
+    Record,
+    measure_generated,
+    measure_truth,
+    truth_view,
+)
 from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, save_npz
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.track import Track
@@ -42,10 +48,13 @@ from realisdance_cli.video import FrameSource, Selection
 log = logging.getLogger(__name__)
 SCORES = "scores"
 INPUTS = "inputs.json"
-# What --force removes (the pose tracks stay: they are named by the videos' contents).
+# What --force removes (the pose tracks stay: they are named by the videos' contents and checked
+# against their weights as `rdance extract` checks them).
 REPLACED = ("records", INPUTS, f"{SCORES}.json", f"{SCORES}.md", f"{SCORES}.svg")
 # The Frechet distance needs two samples for a covariance.
 MIN_SAMPLES = 2
+# Characters of a value a refusal shows of what differs.
+SHOWN_CHARACTERS = 80
 
 
 @dataclass
@@ -74,16 +83,17 @@ def default_out(generated: Sequence[Path], truth: Path) -> Path:
     return Path(f"{first.stem if first.is_file() else first.name}_eval")
 
 
-def _file_name(name: str) -> str:
+def file_name(name: str) -> str:
     """A method's or video's name as one file name, one to one ('/' and '%' escaped)."""
     return quote(name, safe=" ._-+@=,()[]")
 
 
 def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], protocol: Protocol) -> list[str]:
     """The asked metrics, less the set metrics a method has too few frames or clips for: refused
-    when they were asked for by name, left out with a warning otherwise."""
+    when they were asked for by name, left out with a warning otherwise. Videos shorter than a
+    clip, which add none to FID-VID and FVD, are named."""
     lengths = {
-        method: [min(FrameSource(p.generated).info.frame_count, _truth_frames(p)) for p in method_pairs]
+        method: {pair.name: _compared_frames(pair, protocol) for pair in method_pairs}
         for method, method_pairs in pairs.items()
     }
     kept = []
@@ -93,7 +103,7 @@ def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], pro
             continue
         _, unit, dimension = SET_METRICS[metric]
         fewest = min(
-            sum(len(protocol.clips(n)) if unit == "clips" else n for n in counts)
+            sum(len(protocol.clips(n)) if unit == "clips" else n for n in counts.values())
             for counts in lengths.values()
         )
         clip = f" of {protocol.clip_length} frames" if unit == "clips" else ""
@@ -111,53 +121,99 @@ def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], pro
                 stacklevel=3,
             )
         kept.append(metric)
+    clipped = [m.upper() for m in kept if m in SET_METRICS and SET_METRICS[m][1] == "clips"]
+    short = sorted(
+        {name for counts in lengths.values() for name, n in counts.items() if not protocol.clips(n)}
+    )
+    if clipped and short:
+        warnings.warn(
+            f"videos shorter than a clip of {protocol.clip_length} frames add none to "
+            f"{' and '.join(clipped)}: {inputs.listing(short)}.",
+            stacklevel=3,
+        )
     return kept
 
 
-def _truth_frames(pair: Pair) -> int:
-    """The truth's frames as its generated video sees them (resampled to its rate if need be)."""
-    generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
-    if pair.generated.is_file() and pair.truth.is_file() and generated.fps != truth.fps:
-        return Selection(fps=generated.fps).count(truth.frame_count, truth.fps)
-    return truth.frame_count
+def _compared_frames(pair: Pair, protocol: Protocol) -> int:
+    """The frames a pair is compared on: the shorter of the generated video and its truth as the
+    generated video sees it (`truth_view`: resampled to its rate if need be)."""
+    view = truth_view(pair, protocol, say=False)
+    truth = FrameSource(pair.truth, view.selection).info.frame_count
+    return min(FrameSource(pair.generated).info.frame_count, truth)
+
+
+@dataclass
+class _Recorded:
+    """A record and, for each metric whose entries it holds, the digest of the weights they were
+    measured with."""
+
+    record: Record
+    held: dict[str, str]
+
+    def missing(self, weights: dict[str, str]) -> list[str]:
+        """The metrics of `weights` (metric -> digest) this record lacks or holds from other weights."""
+        return [metric for metric, digest in weights.items() if self.held.get(metric) != digest]
+
+    def completed(self, fresh: Record, weights: dict[str, str]) -> _Recorded:
+        """With the `fresh` measurements of the metrics of `weights`. A held metric whose entries
+        the fresh ones change (the DWPose points pose, hands3d and smoothness share) is held no more."""
+        changed = {
+            name
+            for name, value in fresh.items()
+            if name in self.record and not np.array_equal(self.record[name], value, equal_nan=True)
+        }
+        held = {
+            metric: digest
+            for metric, digest in self.held.items()
+            if metric not in weights and not changed & set(ENTRIES[metric])
+        }
+        return _Recorded(self.record | fresh, held | weights)
+
+    def only(self, metrics: Sequence[str]) -> Record:
+        """The entries of `metrics` (and the frame count): what the tables are made of."""
+        entries = {"frame_count", *(entry for metric in metrics for entry in ENTRIES[metric])}
+        return {name: value for name, value in self.record.items() if name in entries}
 
 
 class _Records:
     """Measured videos in `<out>/records/`: `truth/<name>[view].npz` and `methods/<method>/
-    <name>.npz`, each saved with the key of what it was measured from."""
+    <name>.npz`, each saved with the key of the videos it was measured from and the weights of
+    each metric it holds."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def path(self, method: str | None, name: str) -> Path:
-        side = self.folder / "truth" if method is None else self.folder / "methods" / _file_name(method)
-        return side / f"{_file_name(name)}.npz"
+        side = self.folder / "truth" if method is None else self.folder / "methods" / file_name(method)
+        return side / f"{file_name(name)}.npz"
 
-    def get(self, method: str | None, name: str, key: str) -> Record | None:
+    def get(self, method: str | None, name: str, key: str) -> _Recorded:
+        """The record measured from `key`; an empty one when there is none, it is of other
+        videos, or it is damaged (said: it is measured again)."""
         path = self.path(method, name)
         if not path.exists():
-            return None
-        record = load_npz(path)
-        return record if str(record.pop("key", "")) == key else None
+            return _Recorded({}, {})
+        try:
+            record = load_npz(path)
+            held = json.loads(str(record.pop("held", "{}")))
+        except (UserError, ValueError) as err:
+            warnings.warn(f"{path} cannot be read ({err}); its video is measured again.", stacklevel=3)
+            return _Recorded({}, {})
+        if str(record.pop("key", "")) != key or not isinstance(held, dict):
+            return _Recorded({}, {})
+        return _Recorded(record, held)
 
-    def put(self, method: str | None, name: str, key: str, record: Record) -> Record:
-        save_npz(self.path(method, name), {**record, "key": np.array(key)})
-        return record
-
-
-@cache
-def _digest(path: Path, size: int, modified: int) -> str:
-    from realisdance_cli.extraction import source_digest
-
-    return source_digest(FrameSource(path))
+    def put(self, method: str | None, name: str, key: str, recorded: _Recorded) -> _Recorded:
+        arrays = {**recorded.record, "key": np.array(key), "held": np.array(json.dumps(recorded.held))}
+        save_npz(self.path(method, name), arrays)
+        return recorded
 
 
 def digest(path: Path | None) -> str | None:
-    """The sha256 of a video's contents (hashed once per run while the file is unchanged)."""
-    if path is None:
-        return None
-    stat = path.stat()
-    return _digest(path, stat.st_size, stat.st_mtime_ns)
+    """The sha256 of a video's contents (each file hashed once per process while it is unchanged)."""
+    from realisdance_cli.extraction import source_digest
+
+    return None if path is None else source_digest(FrameSource(path))
 
 
 class _PoseTracks:
@@ -182,6 +238,25 @@ class _PoseTracks:
         return extract(video, out, extract_options, progress=self.progress)[0]
 
 
+def _shown(value: Any) -> str:
+    text = "none" if value is None else json.dumps(value)
+    return text if len(text) <= SHOWN_CHARACTERS else f"{text[: SHOWN_CHARACTERS - 3]}..."
+
+
+def _differences(earlier: Any, described: Any, where: str = "") -> list[str]:
+    """What differs between two JSON descriptions, for people: 'truth "/a" (now "/b")' for each
+    value that differs, nested names joined by dots."""
+    if earlier == described:
+        return []
+    if isinstance(earlier, dict) and isinstance(described, dict):
+        return [
+            said
+            for name in sorted(earlier.keys() | described.keys())
+            for said in _differences(earlier.get(name), described.get(name), f"{where}.{name}".lstrip("."))
+        ]
+    return [f"{where} {_shown(earlier)} (now {_shown(described)})"]
+
+
 def claim(
     out: Path,
     described: dict[str, Any],
@@ -189,11 +264,15 @@ def claim(
     *,
     record: str = INPUTS,
     replaced: Sequence[str] = REPLACED,
+    kept: Sequence[str] = (),
+    keep_same: bool = False,
     other: Callable[[dict[str, Any]], str] = lambda earlier: "the evaluation of other videos",
 ) -> None:
-    """`out` holds nothing, or the work `described` (resumed, finished or not), or `force`
-    replaces what it holds (the `replaced` entries); `record` (JSON) then says what the folder
-    is of. A folder of other work is refused in one sentence saying what it holds (`other`)."""
+    """`out` holds nothing (or only the `kept` entries, caches named by their contents), or the
+    work `described` (resumed, finished or not), or `force` starts it over, removing the
+    `replaced` entries; `record` (JSON) then says what the folder is of. `keep_same`: `force`
+    replaces only other work (processes that each pass it must not undo each other). A folder
+    of other work is refused in one sentence saying what it holds (`other`) and what differs."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     path = out / record
@@ -203,10 +282,17 @@ def claim(
             earlier = json.loads(path.read_text())
         except (OSError, ValueError):
             earlier = "unreadable"
-    if earlier == described:
+    same = earlier == described
+    if same and (keep_same or not force):
         return
-    if contents(out) and not force:
-        what = other(earlier) if isinstance(earlier, dict) else "other files"
+    held = [entry for entry in contents(out) if entry.name not in kept]
+    if not same and held and not force:
+        if isinstance(earlier, dict):
+            said = _differences(earlier, described)
+            more = f"; and {len(said) - inputs.LISTED} more" if len(said) > inputs.LISTED else ""
+            what = f"{other(earlier)} ({'; '.join(said[: inputs.LISTED])}{more})"
+        else:
+            what = "other files"
         raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
     for name in replaced:
         target = out / name
@@ -217,16 +303,13 @@ def claim(
     atomic_write_bytes(path, (json.dumps(described, indent=2) + "\n").encode())
 
 
-def described_inputs(
-    methods: dict[str, Path], truth: Path, options: EvalOptions, asked: list[str]
-) -> dict[str, Any]:
-    """What an evaluation folder is of: a later run on other inputs is refused."""
+def described_inputs(methods: dict[str, Path], truth: Path, options: EvalOptions) -> dict[str, Any]:
+    """What an evaluation folder is of: its videos, wherever they are given from. A later run on
+    other videos is refused; one with other metrics or protocol measures what it lacks."""
     return {
-        "generated": {method: str(path) for method, path in methods.items()},
-        "truth": str(truth),
-        "reference": None if options.reference is None else str(options.reference),
-        "protocol": options.protocol,
-        "metrics": asked,
+        "generated": {method: str(path.resolve()) for method, path in methods.items()},
+        "truth": str(truth.resolve()),
+        "reference": None if options.reference is None else str(options.reference.resolve()),
     }
 
 
@@ -248,8 +331,15 @@ def with_weights(metrics: list[str], explicit: bool, options: EvalOptions) -> li
     return [metric for metric in metrics if metric != "hands3d"]
 
 
-Measured = dict[str, dict[str, tuple[Record, Record]]]
-"""method -> video name -> (its truth's record as it sees the truth, its own record)."""
+@dataclass(frozen=True)
+class Measured:
+    """method -> video name -> (its truth's record as it sees the truth, its own record), and the
+    fingerprint of what the records hold (the videos, protocol, metrics and weights they were
+    measured from) and of the version of rdance: a table made from the same fingerprint is the
+    same table."""
+
+    videos: dict[str, dict[str, tuple[Record, Record]]]
+    fingerprint: str
 
 
 def measure(
@@ -264,40 +354,43 @@ def measure(
     only_recorded: bool = False,
 ) -> Measured | None:
     """Every truth and generated video of `pairs` measured, or its record in `<out>/records`
-    reused (with `only_recorded`, None when one is missing). Records are replaced atomically, so
-    processes measuring the same video never clash."""
+    reused: whole, or completed with the metrics it lacks or holds from other weights (with
+    `only_recorded`, None when one lacks any). Records are replaced atomically, so processes
+    measuring the same video never clash."""
     records = _Records(out / "records")
     poses = _PoseTracks(out / "poses", options, asked, progress)
+    weights_of = {metric: networks.weights_digest(metric) for metric in asked}
     all_pairs = [(method, p) for method, method_pairs in pairs.items() for p in method_pairs]
     step = counter(progress, "scoring videos", len(all_pairs))
     truths: dict[str, Record] = {}
-    measured: Measured = {method: {} for method in pairs}
-    for done, (method, p) in enumerate(all_pairs, start=1):
+    videos: dict[str, dict[str, tuple[Record, Record]]] = {method: {} for method in pairs}
+    keys = []
+    for method, p in all_pairs:
         view = truth_view(p, protocol)
         truth_name = p.name + view.suffix()
-        truth_key = json.dumps([digest(p.truth), digest(p.reference), protocol.name, view.suffix(), asked])
+        truth_key = json.dumps([digest(p.truth), digest(p.reference), protocol.name, view.suffix()])
         if truth_name not in truths:
-            found = records.get(None, truth_name, truth_key)
-            if found is None and only_recorded:
-                return None
-            truths[truth_name] = found or records.put(
-                None,
-                truth_name,
-                truth_key,
-                measure_truth(p.truth, view, protocol, asked, networks, poses, p.reference),
-            )
-        truth = truths[truth_name]
+            recorded = records.get(None, truth_name, truth_key)
+            if missing := recorded.missing(weights_of):
+                if only_recorded:
+                    return None
+                fresh = measure_truth(p.truth, view, protocol, missing, networks, poses, p.reference)
+                completed = recorded.completed(fresh, {metric: weights_of[metric] for metric in missing})
+                recorded = records.put(None, truth_name, truth_key, completed)
+            truths[truth_name] = recorded.only(asked)
         key = json.dumps([digest(p.generated), truth_key])
-        record = records.get(method, p.name, key)
-        if record is None and only_recorded:
-            return None
-        if record is None:
-            record = records.put(
-                method, p.name, key, measure_generated(p, view, truth, protocol, asked, networks, poses)
-            )
-        measured[method][p.name] = (truth, record)
-        step(done)
-    return measured
+        recorded = records.get(method, p.name, key)
+        if missing := recorded.missing(weights_of):
+            if only_recorded:
+                return None
+            fresh = measure_generated(p, view, truths[truth_name], protocol, missing, networks, poses)
+            completed = recorded.completed(fresh, {metric: weights_of[metric] for metric in missing})
+            recorded = records.put(method, p.name, key, completed)
+        videos[method][p.name] = (truths[truth_name], recorded.only(asked))
+        keys.append([method, p.name, key])
+        step(1)
+    fingerprint = hashlib.sha256(json.dumps([__version__, keys, weights_of]).encode()).hexdigest()
+    return Measured(videos, fingerprint)
 
 
 def warn_unequal_truth_sets(measured: Measured, asked: Sequence[str]) -> None:
@@ -306,7 +399,7 @@ def warn_unequal_truth_sets(measured: Measured, asked: Sequence[str]) -> None:
     named = [metric.upper() for metric in SET_METRICS if metric in asked]
     compared = {
         method: sum(int(record["frame_count"]) for _, record in videos.values())
-        for method, videos in measured.items()
+        for method, videos in measured.videos.items()
     }
     if named and len(set(compared.values())) > 1:
         counts = ", ".join(f"{method} {count}" for method, count in compared.items())
@@ -318,13 +411,40 @@ def warn_unequal_truth_sets(measured: Measured, asked: Sequence[str]) -> None:
         )
 
 
+def _finished(out: Path, described: dict[str, Any], measured: Measured) -> dict[str, Any] | None:
+    """What scores.json holds when the tables in `out` were made from these very measurements
+    (a finished evaluation run again); None otherwise."""
+    try:
+        earlier = json.loads((out / f"{SCORES}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = (
+        isinstance(earlier, dict)
+        and earlier.get("inputs") == described
+        and earlier.get("measurements") == measured.fingerprint
+    )
+    return earlier if same and all((out / f"{SCORES}{s}").exists() for s in (".md", ".svg")) else None
+
+
 def write_scores(
-    out: Path, described: dict[str, Any], protocol: Protocol, asked: list[str], measured: Measured
+    out: Path,
+    described: dict[str, Any],
+    protocol: Protocol,
+    asked: list[str],
+    measured: Measured,
+    progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
-    """scores.json, scores.md and scores.svg from the measured records; returns what the JSON holds."""
+    """scores.json, scores.md and scores.svg from the measured records (kept as they are when they
+    were made from the same measurements); returns what the JSON holds."""
     warn_unequal_truth_sets(measured, asked)
-    table = {method: report.rows(protocol, asked, videos) for method, videos in measured.items()}
-    curves = {method: report.curves(protocol, videos) for method, videos in measured.items()}
+    if (finished := _finished(out, described, measured)) is not None:
+        return finished
+    step = counter(progress, "making the tables", len(measured.videos))  # FID of many frames: seconds
+    table = {}
+    for method, videos in measured.videos.items():
+        table[method] = report.rows(protocol, asked, videos)
+        step(1)
+    curves = {method: report.curves(protocol, videos) for method, videos in measured.videos.items()}
     result = {
         "inputs": described,
         "protocol": {
@@ -334,6 +454,7 @@ def write_scores(
             "clip_stride": protocol.clip_stride,
             "summary": protocol.summary,
         },
+        "measurements": measured.fingerprint,
         "methods": {
             method: {name: report.plain(columns) for name, columns in rows.items()}
             for method, rows in table.items()
@@ -366,11 +487,12 @@ def evaluate(
     asked = feasible(with_weights(options.chosen_metrics(), explicit, options), explicit, pairs, protocol)
     networks = networks_for(asked, options)
     out = out or default_out(list(generated), truth)
-    described = described_inputs(methods, truth, options, asked)
+    described = described_inputs(methods, truth, options)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     with folder_lock(out, "the evaluation folder"):
         claim(out, described, force)
         measured = measure(pairs, out, protocol, asked, networks, options, progress)
         assert measured is not None
-        return write_scores(out, described, protocol, asked, measured)
+        scored = described | {"protocol": protocol.name, "metrics": asked}
+        return write_scores(out, scored, protocol, asked, measured, progress)

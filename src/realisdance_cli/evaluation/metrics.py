@@ -13,8 +13,6 @@ and PSNR scikit-image's, the Frechet distance the usual `scipy.linalg.sqrtm` for
 from __future__ import annotations
 
 import itertools
-from functools import partial
-from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -25,6 +23,7 @@ from realisdance_cli.track import BODY, DWPOSE_POINTS, FACE, LEFT_HAND, RIGHT_HA
 # SSIM's stabilising constants (Wang et al. 2004), as fractions of the data range.
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+SSIM_WINDOW = 7  # the side of its uniform window
 PCK_THRESHOLDS = (0.05, 0.1)
 # A part's box (the scale of its errors) needs at least this fraction of the part's points known:
 # a box through two or three points says little about the part's size.
@@ -54,8 +53,10 @@ def _per_frame(values: np.ndarray, batched: bool) -> float | np.ndarray:
     return values if batched else float(values[0])
 
 
-def _mean(values: np.ndarray) -> float:
-    """The mean, NaN for no values (without numpy's warning)."""
+def known_mean(values: np.ndarray) -> float:
+    """The mean of the values that are not NaN; NaN when none is (without numpy's warning)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
     return float(values.mean()) if values.size else float("nan")
 
 
@@ -77,7 +78,8 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float | np.nd
 
 
 def psnr_8bit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """DisCo's PSNR of 8-bit frames: `psnr` with data range 255, 100 dB for identical frames.
+    """DisCo's PSNR of 8-bit frames (its code since commit 6190108): `psnr` with data range 255,
+    100 dB for identical frames; `psnr_8bit_wrapped` is the one before.
 
     Args:
         a, b: uint8 batches (N, H, W, C).
@@ -93,7 +95,7 @@ def psnr_8bit(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(np.isinf(values), IDENTICAL_PSNR, values)
 
 
-def l1_per_pixel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def disco_l1(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DisCo's L1: the mean absolute difference of 8-bit values divided once more by the pixel
     count H x W (why its tables print L1 near 3e-4).
 
@@ -109,7 +111,7 @@ def l1_per_pixel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def psnr_uint8_wrap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def psnr_8bit_wrapped(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """DisCo's first PSNR code (until its commit 6190108), which MagicAnimate, Animate Anyone and
     Champ copied: the difference and its square are taken in 8 bits, so both wrap modulo 256, every
     pixel's "squared error" is below 256 and the result is at least 24.07 dB (about 28-30 for
@@ -137,22 +139,11 @@ def gray(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames])[..., None]
 
 
-def ssim(
-    a: np.ndarray,
-    b: np.ndarray,
-    data_range: float = 1.0,
-    *,
-    gaussian_weights: bool = False,
-    sigma: float = 1.5,
-    use_sample_covariance: bool = True,
-) -> float | np.ndarray:
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float | np.ndarray:
     """Mean structural similarity (Wang et al. 2004): each channel's SSIM map, less a border of the
     window's radius, averaged over pixels and channels; equal to scikit-image's
-    `structural_similarity(a, b, channel_axis=-1, data_range=data_range)` with the same options.
-
-    The defaults are scikit-image's: a 7x7 uniform window, sample covariance, K1 0.01, K2 0.03.
-    `gaussian_weights=True, use_sample_covariance=False` is Wang et al.'s own setting (a Gaussian
-    window of `sigma` 1.5 truncated at 3.5 sigma: 11x11), which some papers report.
+    `structural_similarity(a, b, channel_axis=-1, data_range=data_range)`, whose defaults DisCo
+    scores with: a 7x7 uniform window, sample covariance, K1 0.01, K2 0.03.
 
     Args:
         a, b: frames (H, W, C) or batches (N, H, W, C), float in [0, data_range]; H and W at least
@@ -163,17 +154,17 @@ def ssim(
         a float for one frame or (N,) per frame, in [-1, 1]; 1 for identical frames.
     """
     a, b, batched = _frame_pair(a, b)
-    if gaussian_weights:
-        radius = int(3.5 * sigma + 0.5)  # scikit-image's truncation, rounded as scipy.ndimage does
-        window = partial(ndimage.gaussian_filter, sigma=(sigma, sigma, 0), truncate=3.5, mode="reflect")
-    else:
-        radius = 3
-        window = partial(ndimage.uniform_filter, size=(7, 7, 1), mode="reflect")
-    side = 2 * radius + 1
-    if min(a.shape[1:3]) < side:
-        raise ValueError(f"SSIM needs frames of at least {side}x{side} pixels, got {a.shape[1]}x{a.shape[2]}")
-    weights = side * side
-    covariance_norm = weights / (weights - 1) if use_sample_covariance else 1.0
+    radius = SSIM_WINDOW // 2
+    if min(a.shape[1:3]) < SSIM_WINDOW:
+        raise ValueError(
+            f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {a.shape[1]}x{a.shape[2]}"
+        )
+
+    def window(x: np.ndarray) -> np.ndarray:
+        return ndimage.uniform_filter(x, size=(SSIM_WINDOW, SSIM_WINDOW, 1), mode="reflect")
+
+    weights = SSIM_WINDOW * SSIM_WINDOW
+    covariance_norm = weights / (weights - 1)  # the sample covariance
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
     values = np.empty(len(a))
@@ -198,6 +189,12 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         mu (D,) and sigma (D, D), the unbiased (N - 1) covariance, float64.
     """
+    features = _samples(features)
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
+
+
+def _samples(features: np.ndarray) -> np.ndarray:
+    """(N, D) features as float64, N >= 2 (a covariance needs two)."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
         raise ValueError(f"expected features (N, D), got shape {features.shape}")
@@ -206,7 +203,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             "The Frechet distance (FID, FID-VID, FVD) needs at least 2 samples (frames or clips) "
             f"to estimate a covariance, got {len(features)}."
         )
-    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
+    return features
 
 
 def _covariance_eigen(sigma: np.ndarray, size: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -260,6 +257,36 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     distance = (
         difference @ difference + values1.sum() + values2.sum() - 2 * np.sqrt(product_eigenvalues).sum()
     )
+    return max(float(distance), 0.0)
+
+
+def features_frechet_distance(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """`frechet_distance` of two feature sets' statistics, from the features (N, D) themselves.
+
+    With fewer samples than dimensions on both sides (FID of a few videos' frames), exactly and
+    without a D x D matrix: with A and B the centred features divided by sqrt(N - 1), so that
+    sigma1 = AᵀA and sigma2 = BᵀB, sigma1 sigma2 has the non-zero eigenvalues of (A Bᵀ)(A Bᵀ)ᵀ, so
+    tr (sigma1 sigma2)^½ is the sum of the singular values of the small A Bᵀ, and tr sigma1 = |A|².
+    At D = 2048 and a few hundred samples that takes milliseconds, the eigen-decompositions of
+    `frechet_distance` a minute on two CPU cores. With more samples, through the covariances.
+
+    Args:
+        ours, theirs: (N1, D) and (N2, D) features, N1, N2 >= 2.
+
+    Returns:
+        the distance, >= 0 (round-off below 0 made 0).
+    """
+    ours, theirs = _samples(ours), _samples(theirs)
+    if ours.shape[1] != theirs.shape[1]:
+        raise ValueError(f"expected features of one dimension, got {ours.shape} and {theirs.shape}")
+    if max(len(ours), len(theirs)) >= ours.shape[1]:
+        return frechet_distance(*feature_statistics(ours), *feature_statistics(theirs))
+    mu1, mu2 = ours.mean(axis=0), theirs.mean(axis=0)
+    a = (ours - mu1) / np.sqrt(len(ours) - 1)
+    b = (theirs - mu2) / np.sqrt(len(theirs) - 1)
+    product_roots = np.linalg.svd(a @ b.T, compute_uv=False)
+    difference = mu1 - mu2
+    distance = difference @ difference + (a * a).sum() + (b * b).sum() - 2 * product_roots.sum()
     return max(float(distance), 0.0)
 
 
@@ -336,7 +363,7 @@ def pck(
     Returns:
         a fraction in [0, 1]; NaN when no point is counted (nothing to score is not a score of 0).
     """
-    return _mean(_normalised_errors(predicted, truth, scale, visible) <= threshold)
+    return known_mean(_normalised_errors(predicted, truth, scale, visible) <= threshold)
 
 
 def mean_error(predicted: np.ndarray, truth: np.ndarray, scale: np.ndarray, visible: np.ndarray) -> float:
@@ -347,7 +374,7 @@ def mean_error(predicted: np.ndarray, truth: np.ndarray, scale: np.ndarray, visi
         >= 0; NaN when no counted point has a prediction.
     """
     errors = _normalised_errors(predicted, truth, scale, visible)
-    return _mean(errors[np.isfinite(errors)])
+    return known_mean(errors[np.isfinite(errors)])
 
 
 def _parts(predicted: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -393,11 +420,11 @@ def pose_fidelity(predicted: np.ndarray, truth: np.ndarray) -> dict[str, dict[st
     """
     scores = {}
     for name, (part_predicted, part_truth, scale) in _parts(*_pose_pair(predicted, truth)).items():
+        points = (part_predicted, part_truth, scale)
         visible = np.isfinite(part_truth).all(axis=-1)
-        errors = _normalised_errors(part_predicted, part_truth, scale, visible)
-        scores[name] = {f"pck@{threshold}": _mean(errors <= threshold) for threshold in PCK_THRESHOLDS}
-        scores[name]["mean_error"] = _mean(errors[np.isfinite(errors)])
-        scores[name]["missing"] = _mean(np.isinf(errors))
+        scores[name] = {f"pck@{threshold}": pck(*points, threshold, visible) for threshold in PCK_THRESHOLDS}
+        scores[name]["mean_error"] = mean_error(*points, visible)
+        scores[name]["missing"] = known_mean(np.isinf(_normalised_errors(*points, visible)))
     return scores
 
 
@@ -444,29 +471,26 @@ def keypoint_jitter(keypoints: np.ndarray, scale: np.ndarray | float) -> float:
     second = keypoints[2:] - 2 * keypoints[1:-1] + keypoints[:-2]
     with np.errstate(divide="ignore", invalid="ignore"):
         magnitude = np.linalg.norm(second, axis=-1) / middle_scale
-    return _mean(magnitude[np.isfinite(magnitude) & (middle_scale > 0)])
+    return known_mean(magnitude[np.isfinite(magnitude) & (middle_scale > 0)])
 
 
-class Flicker(NamedTuple):
-    per_pair: np.ndarray  # (F - 1,): mean |luma difference| of frames t and t + 1, in [0, 1]
-    mean: float  # of per_pair; NaN for fewer than 2 frames
-
-
-def flicker(frames: np.ndarray) -> Flicker:
+def flicker(frames: np.ndarray) -> np.ndarray:
     """Frame-to-frame change of brightness: the mean absolute difference of BT.601 luma between
     consecutive frames. 0 for a still video; real motion changes pixels too, so compare with the
     truth's flicker.
 
     Args:
         frames: (F, H, W, 3) RGB, uint8 or float in [0, 1].
+
+    Returns:
+        (F - 1,) in [0, 1], of frames t and t + 1.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise ValueError(f"expected RGB frames (F, H, W, 3), got shape {frames.shape}")
     scale = 255.0 if frames.dtype == np.uint8 else 1.0
     luma = [(frame @ LUMA) / scale for frame in frames]  # a frame at a time: bounded memory
-    per_pair = np.array([np.abs(b - a).mean() for a, b in itertools.pairwise(luma)])
-    return Flicker(per_pair, _mean(per_pair))
+    return np.array([np.abs(b - a).mean() for a, b in itertools.pairwise(luma)])
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ class Protocol:
     Frames are centre-cropped to the aspect of `size` (height, width), resized to it with Pillow's
     bilinear filter and rounded to 8 bits, as the protocol's PNG frames were; SSIM is on BT.601
     grey (OpenCV's conversion), LPIPS sees [0, 1] as DisCo feeds it. Video metrics see every
-    window of `clip_length` consecutive frames `clip_stride` apart. `psnr_uint8` adds the 8-bit
-    wrap-around PSNR of DisCo's first code (papers of 2023-24 copied it: about 29 dB for almost
-    anything).
+    window of `clip_length` consecutive frames `clip_stride` apart (`clips`). `wrapped_psnr` adds
+    the 8-bit wrap-around PSNR of DisCo's first code (papers of 2023-24 copied it: about 29 dB for
+    almost anything).
 
     A truth of another shape than its generated video is first cut to the generated video's
     aspect (`aspect`): the centre a model's scale-to-cover fit keeps, so both show one region.
@@ -44,7 +44,7 @@ class Protocol:
     size: tuple[int, int]
     clip_length: int
     clip_stride: int
-    psnr_uint8: bool
+    wrapped_psnr: bool
     summary: str
 
     def window(self, height: int, width: int, aspect: float | None = None) -> tuple[int, int, int, int]:
@@ -80,7 +80,13 @@ class Protocol:
         return np.where(inside[..., None], mapped, np.nan)
 
     def clips(self, frames: int) -> list[slice]:
-        """The clips of a video of `frames` frames for FID-VID and FVD."""
+        """The clips of a video of `frames` frames for FID-VID and FVD: every window, the last one
+        included, as DisCo's code since commit 6190108 cuts them from frame folders (its
+        `DatasetFVDVideoFromFramesResize`). None for a video shorter than a clip.
+
+        DisCo's first code (gen_gifs_for_fvd.py, until 6190108) wrote the windows as 256-colour GIFs
+        and left the last one out (`frames - clip_length` of them); neither is done here, under
+        either protocol: the palette changes every pixel, and each GIF writer quantises its own way."""
         length = self.clip_length
         return [slice(start, start + length) for start in range(0, frames - length + 1, self.clip_stride)]
 
@@ -90,13 +96,13 @@ DISCO = Protocol(
     size=(256, 256),
     clip_length=16,
     clip_stride=1,
-    psnr_uint8=False,
+    wrapped_psnr=False,
     summary="DisCo's (TikTok): centre square at 256x256, every frame, 16-frame windows at stride 1",
 )
 DISCO_LEGACY = replace(
     DISCO,
     name="disco-legacy",
-    psnr_uint8=True,
+    wrapped_psnr=True,
     summary="DisCo's with its first PSNR code (8-bit wrap-around), as in the 29-30 dB tables",
 )
 PROTOCOLS = {protocol.name: protocol for protocol in (DISCO, DISCO_LEGACY)}

@@ -9,6 +9,7 @@ beside the truth's, since real motion has both too.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,9 +47,8 @@ Videos = Mapping[str, tuple[Record, Record]]  # video name -> (its truth's recor
 
 
 def _mean(parts: Sequence[np.ndarray]) -> float:
-    values = np.concatenate([np.ravel(p) for p in parts]) if parts else np.zeros(0)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else math.nan
+    """The mean of every known (not NaN) value of the parts pooled."""
+    return metrics.known_mean(np.concatenate([np.ravel(p) for p in parts]) if parts else np.zeros(0))
 
 
 def _truth_cut(protocol: Protocol, truth: Record, generated: Record) -> dict[str, np.ndarray]:
@@ -138,7 +138,7 @@ def _frechet(generated: Sequence[np.ndarray], truth: Sequence[np.ndarray]) -> fl
     ours, theirs = np.concatenate(generated), np.concatenate(truth)
     if len(ours) < 2 or len(theirs) < 2:
         return math.nan
-    return metrics.frechet_distance(*metrics.feature_statistics(ours), *metrics.feature_statistics(theirs))
+    return metrics.features_frechet_distance(ours, theirs)
 
 
 def curves(protocol: Protocol, videos: Videos) -> dict[str, list[float]]:
@@ -164,8 +164,8 @@ def _mean_by_index(parts: Sequence[np.ndarray]) -> list[float]:
     padded = np.full((len(parts), length), np.nan)
     for row, part in zip(padded, parts, strict=True):
         row[: len(part)] = part
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as quiet:
-        quiet.filter(RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice": NaN, as meant
         return [float(v) for v in np.nanmean(padded, axis=0)]
 
 

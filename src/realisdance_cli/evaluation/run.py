@@ -21,7 +21,6 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
 from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
 from realisdance_cli.errors import UserError
@@ -36,6 +35,7 @@ from realisdance_cli.video import FrameSource, VideoWriter
 # What --force removes from a run folder (the decoded test set and the pose tracks, named by
 # their contents, stay).
 REPLACED = ("run.json", "videos", "truth", "pose-videos", *job.REPLACED)
+CACHE = "cache"
 
 
 @dataclass
@@ -86,7 +86,7 @@ def _process() -> tuple[int, int, Any]:
 
 def _truth(sample: Sample, options: AnimateOptions, out: Path) -> Path:
     """`<out>/truth/<id>.mp4`: the truth frames the model animates, written once, losslessly."""
-    target = out / "truth" / f"{quote(sample.name, safe='')}.mp4"
+    target = out / "truth" / f"{job.file_name(sample.name)}.mp4"
     if not target.exists():
         source = FrameSource(sample.truth, options.selection())
         with VideoWriter(target, source.info.fps, lossless=True) as writer:
@@ -95,7 +95,7 @@ def _truth(sample: Sample, options: AnimateOptions, out: Path) -> Path:
     return target
 
 
-def _poses(
+def _pose_inputs(
     sample: Sample, model: str, options: AnimateOptions, out: Path, progress: ProgressFn
 ) -> PoseInputs:
     """The test set's own pose videos, and those it lacks made from its truth (extracted, then
@@ -115,7 +115,7 @@ def _poses(
         device=options.device or "auto",
         weights_root=options.weights_root,
     )
-    folder = out / "pose-videos" / quote(sample.name, safe="")
+    folder = out / "pose-videos" / job.file_name(sample.name)
     track, _ = extract(sample.truth, folder.with_suffix(".rdance"), extract_options, progress=progress)
     paths = [folder / f"{name}.mp4" for name in missing]
     if not all(path.exists() for path in paths):
@@ -134,10 +134,6 @@ def _load(animation: AnimateOptions) -> Any:
         device, dtype = resolve_device(animation.device, animation.dtype, gpu_dtype="bf16")
         return dit_job.load_pipeline(animation, device, dtype)  # each process animates its own videos
     return load_pipeline(animation, *resolve_device(animation.device, animation.dtype))
-
-
-def _other_run(earlier: dict[str, Any]) -> str:
-    return f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
 
 
 def _settings(animation: AnimateOptions) -> dict[str, Any]:
@@ -174,7 +170,9 @@ def run_benchmark(
     if (options.model == "dit") != (options.animation.dit is not None):
         raise ValueError("a dit run needs AnimateOptions.dit, an sd run none")
     out = out or default_out(benchmark_path, options.model)
-    benchmark = open_benchmark(benchmark_path, out / "cache")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder.")
+    benchmark = open_benchmark(benchmark_path, out / CACHE)
     _check(benchmark, options)
     rank, processes, device = _process()
     animation = frames_animated(benchmark, options)
@@ -190,16 +188,21 @@ def run_benchmark(
         "model": options.model,
         "animation": _settings(animation),
     }
-    job.claim(
-        out,
-        described,
-        force,
-        record="run.json",
-        replaced=REPLACED,
-        other=lambda earlier: (
-            f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
-        ),
-    )
+    # Shards and launched processes each claim the folder, one at a time, and each passes --force:
+    # it replaces a run of other settings, never the one another of them has just claimed.
+    with folder_lock(out, "the run folder", wait=True):
+        job.claim(
+            out,
+            described,
+            force,
+            record="run.json",
+            replaced=REPLACED,
+            kept=(CACHE,),
+            keep_same=True,
+            other=lambda earlier: (
+                f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
+            ),
+        )
     if device is not None:
         animation = replace(animation, device=device)
     index, count = options.shard
@@ -214,7 +217,7 @@ def run_benchmark(
 
 
 def _video(out: Path, sample: Sample) -> Path:
-    return out / "videos" / f"{quote(sample.name, safe='')}.mp4"
+    return out / "videos" / f"{job.file_name(sample.name)}.mp4"
 
 
 def _animate(
@@ -226,14 +229,15 @@ def _animate(
         return
     pipeline = _load(animation)
     step = counter(progress, "animating test videos", len(samples))
-    step(len(samples) - len(todo))
-    for done, sample in enumerate(todo, start=len(samples) - len(todo) + 1):
+    if len(todo) < len(samples):
+        step(len(samples) - len(todo))  # those animated before
+    for sample in todo:
         settings = animation
         if settings.dit is not None and sample.prompt:
             settings = replace(settings, dit=replace(settings.dit, prompt=sample.prompt))
-        inputs = _poses(sample, model, settings, out, no_progress)
+        inputs = _pose_inputs(sample, model, settings, out, no_progress)
         animate(sample.reference, inputs, _video(out, sample), settings, no_progress, pipeline)
-        step(done)
+        step(1)
 
 
 def _merge(
@@ -264,8 +268,8 @@ def _merge(
             held.enter_context(folder_lock(out, "the run folder"))
         except UserError:  # another process is writing the table from the same records
             return None
-        measured = job.measure(
-            pairs, out, protocol, metrics, networks, evaluation, progress, only_recorded=True
+        measured = job.measure(  # the records read, not made: nothing to show
+            pairs, out, protocol, metrics, networks, evaluation, no_progress, only_recorded=True
         )
         if measured is None:
             warnings.warn(
@@ -274,7 +278,7 @@ def _merge(
             )
             return None
         scored = described | {"protocol": protocol.name, "metrics": shown}
-        return job.write_scores(out, scored, protocol, shown, measured)
+        return job.write_scores(out, scored, protocol, shown, measured, progress)
 
 
 def _pairs(samples: list[Sample], animation: AnimateOptions, out: Path) -> list[Pair]:

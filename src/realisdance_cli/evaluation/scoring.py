@@ -3,7 +3,8 @@
 A truth video is measured once for every generated video that sees it the same way (its
 features, its pose, its flicker); a generated video is measured against that record. Records are
 flat name -> array mappings, saved as they are (`files.save_npz`) so that a run resumes where it
-stopped, and keyed by what they were computed from so that a stale one is never reused.
+stopped, and keyed by what they were computed from so that a stale one is never reused; each
+metric fills its own entries (`ENTRIES`), so a record can be completed with more metrics.
 """
 
 from __future__ import annotations
@@ -24,12 +25,26 @@ from realisdance_cli.track import DWPOSE_POINTS, Stream, Track
 from realisdance_cli.video import FrameSource, Selection
 
 Record = dict[str, np.ndarray]
+# The entries of a truth's or a generated video's record each metric fills (besides "frame_count").
+ENTRIES: dict[str, tuple[str, ...]] = {
+    "ssim": ("ssim",),
+    "psnr": ("psnr", "psnr_uint8"),  # psnr_uint8: the wrapped PSNR (scores.json's column name)
+    "l1": ("l1",),
+    "lpips": ("lpips",),
+    "fid": ("inception",),
+    "fid-vid": ("resnet3d",),
+    "fvd": ("i3d",),
+    "pose": ("keypoints",),
+    "hands3d": ("keypoints", "hands3d"),
+    "identity": ("identity", "reference_features"),
+    "smoothness": ("keypoints", "flicker"),
+}
 # A DWPose point scoring under this is unknown: the original's drawing threshold.
 SCORE_THRESHOLD = 0.3
 # Frames read and fitted at a time: a long high-resolution video never sits whole in memory.
 READ_CHUNK = 32
 # Frame rates and aspects closer than this (relative) are the same: containers round them.
-SAME = 0.01
+RELATIVE_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -53,21 +68,24 @@ class TruthView:
         return rate + shape
 
 
-def truth_view(pair: Pair, protocol: Protocol) -> TruthView:
+def truth_view(pair: Pair, protocol: Protocol, *, say: bool = True) -> TruthView:
     """The view of `pair.truth` its generated video needs; frame rates and sizes that differ are
-    said, with what is done."""
+    said (unless `say` is False), with what is done."""
     generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
     fps = None
     both_files = pair.generated.is_file() and pair.truth.is_file()  # frame folders have no rate
-    if both_files and abs(generated.fps - truth.fps) > SAME * truth.fps:
+    if both_files and abs(generated.fps - truth.fps) > RELATIVE_TOLERANCE * truth.fps:
         fps = generated.fps
+    ours, theirs = generated.width / generated.height, truth.width / truth.height
+    aspect = ours if abs(ours - theirs) > RELATIVE_TOLERANCE * theirs else None
+    if not say:
+        return TruthView(fps, aspect)
+    if fps is not None:
         warnings.warn(
             f"{pair.name}: the generated video runs at {float(generated.fps):g} fps and the truth at "
             f"{float(truth.fps):g}; the truth is resampled to {float(fps):g} fps (RealisDance-DiT's rule).",
             stacklevel=2,
         )
-    ours, theirs = generated.width / generated.height, truth.width / truth.height
-    aspect = ours if abs(ours - theirs) > SAME * theirs else None
     if (generated.width, generated.height) != (truth.width, truth.height):
         cut = "the truth's centre of the generated shape is compared, " if aspect else ""
         warnings.warn(
@@ -112,7 +130,7 @@ PoseReader = Callable[[Path, Selection | None], Track]
 (extracted once into the evaluation's cache)."""
 
 
-def _poses(
+def _add_poses(
     record: Record,
     track: Track,
     protocol: Protocol,
@@ -149,9 +167,9 @@ def measure_truth(
     if "fvd" in asked:
         record["i3d"] = networks.i3d(frames, clips)
     if "smoothness" in asked:
-        record["flicker"] = metrics.flicker(frames).per_pair
+        record["flicker"] = metrics.flicker(frames)
     if asked & set(POSE_METRICS):
-        _poses(record, poses(path, view.selection), protocol, size, asked, networks, view)
+        _add_poses(record, poses(path, view.selection), protocol, size, asked, networks, view)
     if "identity" in asked:  # DisCo's reference picture is the truth's first frame
         picture = read_fitted(reference, protocol)[0] if reference is not None else frames
         record["reference_features"] = networks.dinov2(picture[:1])[0]
@@ -192,10 +210,10 @@ def measure_generated(
         )
     if "psnr" in asked:
         record["psnr"] = metrics.psnr_8bit(frames, truth_frames)
-        if protocol.psnr_uint8:
-            record["psnr_uint8"] = metrics.psnr_uint8_wrap(frames, truth_frames)
+        if protocol.wrapped_psnr:
+            record["psnr_uint8"] = metrics.psnr_8bit_wrapped(frames, truth_frames)
     if "l1" in asked:
-        record["l1"] = metrics.l1_per_pixel(frames, truth_frames)
+        record["l1"] = metrics.disco_l1(frames, truth_frames)
     if "lpips" in asked:
         record["lpips"] = networks.lpips(frames, truth_frames)
     if "fid" in asked:
@@ -208,9 +226,9 @@ def measure_generated(
     if "identity" in asked:
         record["identity"] = metrics.cosine_similarity(networks.dinov2(frames), truth["reference_features"])
     if "smoothness" in asked:
-        record["flicker"] = metrics.flicker(frames).per_pair
+        record["flicker"] = metrics.flicker(frames)
     if asked & set(POSE_METRICS):
-        _poses(record, poses(pair.generated, None), protocol, size, asked, networks, TruthView())
+        _add_poses(record, poses(pair.generated, None), protocol, size, asked, networks, TruthView())
         record["keypoints"] = record["keypoints"][:count]
         if "hands3d" in record:
             record["hands3d"] = record["hands3d"][:count]

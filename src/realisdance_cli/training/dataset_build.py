@@ -27,9 +27,7 @@ from realisdance_cli.files import AtomicFile, claimed_output
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import RenderOptions, render_poses
 from realisdance_cli.track import Track
-from realisdance_cli.video import IMAGE_SUFFIXES, FrameSource
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ def sources(folder: Path) -> list[Path]:
     """The videos and pictures of `folder` that the build takes, in order."""
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
-    suffixes = (*VIDEO_SUFFIXES, *sorted(IMAGE_SUFFIXES))
+    suffixes = (*sorted(VIDEO_SUFFIXES), *sorted(IMAGE_SUFFIXES))
     found = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
     if not found:
         kinds = ", ".join(suffixes)
