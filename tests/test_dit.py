@@ -311,6 +311,8 @@ def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:
         pipeline(image, smpl, hamer, context_frames=10, **embeds)
     with pytest.raises(UserError, match=r"context_overlap must be a multiple of 4 from 0 to 4 \(context_"):
         pipeline(image, smpl, hamer, context_frames=9, context_overlap=8, **embeds)
+    with pytest.raises(UserError, match="must have one shape to run as one batch"):
+        pipeline(image, smpl, hamer, **{**embeds, "negative_prompt_embeds": embeds["prompt_embeds"][:, :3]})
     with pytest.raises(UserError, match=r"latents must be \(1, 16, 3, 8, 6\)"):
         pipeline(image, smpl, hamer, max_resolution=64 * 48, latents=torch.zeros(1, 16, 2, 8, 6), **embeds)
     with pytest.raises(UserError, match=r"the reference tensor must be \(B, 3, 1, H, W\)"):

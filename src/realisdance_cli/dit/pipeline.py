@@ -366,6 +366,12 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         if guided:  # the negative prompt, and CLIP's and the VAE's view of an all-zero reference
             if negative_prompt_embeds is None:
                 negative_prompt_embeds = self.encode_prompt(negative_prompt, max_sequence_length)
+            if not faithful and negative_prompt_embeds.shape != prompt_embeds.shape:  # one batch
+                raise UserError(
+                    f"prompt_embeds and negative_prompt_embeds must have one shape to run as one batch, got "
+                    f"{tuple(prompt_embeds.shape)} and {tuple(negative_prompt_embeds.shape)}; pad them to "
+                    "one length (the text encoder's are max_sequence_length long) or pass faithful=True."
+                )
             null = torch.zeros_like(image)
             branches.append(
                 Branch(
