@@ -143,6 +143,7 @@ def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: P
         (("--context", "40"), "--context must be 1 to 32"),
         (("--schedule", "loop"), "--schedule must be"),
         (("--steps", "0"), "--steps must be 1 or more, got 0"),  # 0 is not "the default"
+        (("--steps", "100000"), "--steps must be 1 to 1000, got 100000"),  # the scheduler's, once loaded
         (("--stride", "0"), "--stride 1 or more"),
         (("--max-frames", "-1"), "--max-frames 1 or more (0 for all)"),
     ],

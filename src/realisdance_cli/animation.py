@@ -291,8 +291,11 @@ def check_network_fits(
 ) -> None:
     """The deepest UNet level must give its group norms more than one value per group: with a
     small network (as many channels as groups) at a small size, one-frame windows and no guidance
-    batch, it would not. Checked once the network is known, before denoising."""
+    batch, it would not. Checked once the network is known, before denoising, with --steps
+    against its scheduler's training steps."""
     import torch
+
+    sampling.check(FLAGS, most_steps=pipeline.scheduler.config.num_train_timesteps)
 
     config = pipeline.network.unet_main.config
     scale = pipeline.vae_scale_factor * 2 ** (len(config.block_out_channels) - 1)

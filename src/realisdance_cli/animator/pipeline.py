@@ -78,12 +78,14 @@ class SamplingOptions:
         """These options as `RealisDancePipeline.__call__` names them."""
         return {CALL_NAMES[name]: value for name, value in asdict(self).items()}
 
-    def check(self, names: Mapping[str, str] | None = None) -> None:
+    def check(self, names: Mapping[str, str] | None = None, most_steps: int | None = None) -> None:
         """One sentence for the first wrong setting, naming it as the caller does (`names`: field
-        -> option; default: the `__call__` keyword)."""
+        -> option; default: the `__call__` keyword); `most_steps`: the scheduler's, once known."""
         name = {**CALL_NAMES, **(names or {})}
         if self.steps < 1:
             raise UserError(f"{name['steps']} must be 1 or more, got {self.steps}.")
+        if most_steps is not None and self.steps > most_steps:
+            raise UserError(f"{name['steps']} must be 1 to {most_steps}, got {self.steps}.")
         if not math.isfinite(self.guidance) or self.guidance < 0:
             raise UserError(f"{name['guidance']} must be a number of 0 or more, got {self.guidance}.")
         if not 1 <= self.context <= MAX_FRAMES or not 0 <= self.overlap < self.context:
@@ -284,10 +286,7 @@ class RealisDancePipeline(DiffusionPipeline):
     ) -> None:
         """Every setting that needs no picture, checked before any work: one clear error."""
         check_frame_size(height, width, "height and width")
-        options.check()
-        most = self.scheduler.config.num_train_timesteps
-        if options.steps > most:
-            raise UserError(f"num_inference_steps must be 1 to {most}, got {options.steps}.")
+        options.check(most_steps=self.scheduler.config.num_train_timesteps)
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
