@@ -192,13 +192,16 @@ def retarget(
             if claimed is not None:
                 claims.enter_context(claimed_output(claimed, force=True, folder=folder))
         occupied = bool(contents(out))
-        resumable = occupied and holds_track(out) and _made(out) is not None
+        track_there = occupied and holds_track(out)
+        earlier = _made(out) if track_there else None  # a retargeting made there before
         for taken in (out if occupied else None, preview if preview and preview.exists() else None):
-            if taken is not None and not (force or reuse or resumable):
+            if taken is not None and not (force or reuse or earlier is not None):
                 raise UserError(f"{taken} already exists; pass --force to replace it.")
-        if occupied and not holds_track(out):
+        if occupied and not track_there:
             raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
-        return _retarget_to(out, drive, reference, options, force=force, reuse=reuse, progress=progress)
+        return _retarget_to(
+            out, earlier, drive, reference, options, force=force, reuse=reuse, progress=progress
+        )
 
 
 def _preview_path(out: Path) -> Path:
@@ -209,6 +212,7 @@ def _preview_path(out: Path) -> Path:
 
 def _retarget_to(
     out: Path,
+    earlier: dict[str, Any] | None,
     drive: Track,
     reference: Path,
     options: RetargetOptions,
@@ -217,7 +221,8 @@ def _retarget_to(
     reuse: bool,
     progress: ProgressFn,
 ) -> Track:
-    """`retarget`'s work once its inputs and outputs are checked and claimed."""
+    """`retarget`'s work once its inputs and outputs are checked and claimed; `earlier`: how the
+    retargeting already at `out` was made (`_made`), if one is."""
     root = weights.weights_root(options.weights_root)
     paths = weights.require_all(["smplx", "mano"], root)
     ref_track = reference_track(
@@ -225,12 +230,12 @@ def _retarget_to(
     )
     made = provenance(drive, ref_track, options)
     ids = {name: file_sha256(path)[:16] for name, path in paths.items()}
-    earlier, model = _made(out), None
+    model = None
     if reuse and (cached := _reusable(out, made)) is not None:
         return cached
-    if not force and earlier == made and Track.open(out).state("dwpose").weights == ids:
-        track = Track.open(out)  # this very retargeting, made before
-    elif contents(out) and not (force or reuse):
+    if not force and earlier == made and (done := Track.open(out)).state("dwpose").weights == ids:
+        track = done  # this very retargeting, made before
+    elif earlier is not None and not (force or reuse):  # anything else there was refused already
         raise UserError(f"{out} already exists; pass --force to replace it.")
     else:
         chosen = reference_person(ref_track, reference)
