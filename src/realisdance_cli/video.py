@@ -394,11 +394,16 @@ AudioChoice: TypeAlias = Path | Literal[False] | None
 
 def has_audio(path: Path) -> bool:
     """Whether FFmpeg finds an audio stream in `path` (a video or a sound file)."""
+    return bool(_audio_in(path))
+
+
+def _audio_in(path: Path) -> bool | None:
+    """Whether FFmpeg finds an audio stream in `path`; None when it cannot read the file."""
     try:
         with av.open(str(path)) as container:
             return bool(container.streams.audio)
     except (av.error.FFmpegError, OSError):
-        return False
+        return None
 
 
 def audio_source(choice: AudioChoice, default: Callable[[], Path | None]) -> Path | None:
@@ -408,13 +413,9 @@ def audio_source(choice: AudioChoice, default: Callable[[], Path | None]) -> Pat
         return default()
     if choice is False:
         return None
-    try:
-        with av.open(str(existing_file(choice, "the audio source"))) as container:
-            sound = bool(container.streams.audio)
-    except (av.error.FFmpegError, OSError):
-        raise UserError(
-            f"{choice} is not a media file FFmpeg can read; give --audio a file with sound."
-        ) from None
+    sound = _audio_in(existing_file(choice, "the audio source"))
+    if sound is None:
+        raise UserError(f"{choice} is not a media file FFmpeg can read; give --audio a file with sound.")
     if not sound:
         raise UserError(
             f"{choice} has no audio stream to copy; give --audio a file with sound, or --no-audio."
