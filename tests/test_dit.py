@@ -289,6 +289,18 @@ def test_a_pose_video_reaches_the_vae_a_few_frames_at_a_time(pipeline) -> None:
     assert streamed.dtype == torch.float64 and torch.equal(streamed, whole)
 
 
+def test_decoding_piece_by_piece_gives_diffusers_frames_on_the_cpu(pipeline) -> None:
+    """The frames leave the VAE one latent frame at a time (diffusers gathers a long video on the
+    accelerator, twice over at the end): the same numbers as diffusers' decode."""
+    from realisdance_cli.dit.vae import decode_streamed
+
+    vae = pipeline.vae
+    latents = torch.randn(1, vae.config.z_dim, 4, 6, 5, generator=torch.Generator().manual_seed(1))
+    frames = decode_streamed(vae, latents)
+    assert frames.shape == (1, 3, 13, 48, 40) and frames.device.type == "cpu"
+    assert torch.equal(frames, vae.decode(latents, return_dict=False)[0])
+
+
 def test_the_clip_view_is_made_where_the_reference_is() -> None:
     from realisdance_cli.dit.processing import clip_view
 

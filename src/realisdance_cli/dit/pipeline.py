@@ -40,6 +40,7 @@ from realisdance_cli.dit.processing import (
 )
 from realisdance_cli.dit.teacache import TeaCache
 from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT
+from realisdance_cli.dit.vae import decode_streamed, encode_streamed
 from realisdance_cli.dit.windows import blend_weights, check_context
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
@@ -260,27 +261,17 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         return mean, 1.0 / torch.tensor(config.latents_std).view(1, -1, 1, 1, 1).to(like)
 
     def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """VAE latents (mode), normalised by the VAE's latent statistics.
-
-        The video stays where it is (the CPU): the causal encoder reads it four frames at a time,
-        and each piece goes to the accelerator as it is read. Moved whole, a minute of 768x768
-        pose video would hold 6.8 GB there while it is encoded."""
-        encoder = self.vae.encoder
-        handle = encoder.register_forward_pre_hook(
-            _arriving(self._execution_device, self.vae.dtype), with_kwargs=True
-        )
-        try:
-            latents = self.vae.encode(video).latent_dist.mode()
-        finally:
-            handle.remove()
+        """VAE latents (mode), normalised by the VAE's latent statistics; the video may stay on
+        the CPU (it reaches the accelerator a few frames at a time)."""
+        latents = encode_streamed(self.vae, video, self._execution_device)
         mean, inverse_std = self._latent_statistics(latents)
         return (latents - mean) * inverse_std
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1]."""
+        """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1] on the CPU."""
         latents = latents.to(self.vae.dtype)
         mean, inverse_std = self._latent_statistics(latents)
-        return self.vae.decode(latents / inverse_std + mean, return_dict=False)[0]
+        return decode_streamed(self.vae, latents / inverse_std + mean)
 
     def i2v_condition(self, frames: int, size: tuple[int, int]) -> torch.Tensor:
         """Wan I2V's image-condition channels for a clip of `frames` frames with no image: 4 zero
@@ -427,19 +418,9 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         else:
             # on the CPU: the postprocessing's float32 copies of a minute of 768x768 video would
             # take another ~7 GB each on the accelerator
-            decoded = self.decode(latents).cpu()
-            video = self.video_processor.postprocess_video(decoded, output_type=output_type)
+            video = self.video_processor.postprocess_video(self.decode(latents), output_type=output_type)
         self.maybe_free_model_hooks()
         return WanPipelineOutput(frames=video) if return_dict else (video,)
-
-
-def _arriving(device: torch.device, dtype: torch.dtype) -> Callable[..., tuple[tuple, dict]]:
-    """A forward pre-hook that moves a module's first input to `device` and `dtype`."""
-
-    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        return (args[0].to(device, dtype), *args[1:]), kwargs
-
-    return hook
 
 
 class _Denoiser:
