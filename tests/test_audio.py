@@ -160,7 +160,7 @@ def test_a_named_audio_source_must_have_sound(tmp_path: Path) -> None:
 
 def _track(tmp_path: Path, source: Path, selection: Selection) -> Track:
     """A track of `source` made as `rdance extract` makes it, with the dancer's poses in it."""
-    track = open_track(FrameSource(source, selection), tmp_path / "song.rdance", force=False)
+    track, _ = open_track(FrameSource(source, selection), tmp_path / "song.rdance", force=False)
     poses = dancer_pkl_frames(track.source.frame_count, track.source.height, track.source.width)
     track.write("dwpose", poses_to_stream(poses), weights={}, options={})
     return track

@@ -213,7 +213,7 @@ def test_extract_summary_and_track_info_count_only_valid_people_and_hands(tmp_pa
     for index in range(2):
         cv2.imwrite(str(folder / f"{index:04d}.png"), np.zeros((16, 16, 3), np.uint8))
     out = tmp_path / "t.rdance"
-    track = open_track(FrameSource(folder, Selection()), out, force=False)
+    track, _ = open_track(FrameSource(folder, Selection()), out, force=False)
     dwpose_options = {"rgb": False, "max_people": 1}
     track.write(
         "dwpose",

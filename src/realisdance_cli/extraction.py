@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -19,9 +20,11 @@ from realisdance_cli.conditions import BY_STAGE, STAGES, chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.track import SourceInfo, Stream, Track
+from realisdance_cli.track import SourceInfo, Stream, Track, holds_track
 from realisdance_cli.track_summary import Found
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, prefetched
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,10 +67,15 @@ def source_digest(source: FrameSource) -> str:
     return digest.hexdigest()
 
 
-def open_track(source: FrameSource, out: Path, *, force: bool) -> Track:
-    """The track for `source` at `out`: resumed if it was made from the same frames, else new."""
+def open_track(
+    source: FrameSource, out: Path, *, force: bool, stages: Sequence[str] = ()
+) -> tuple[Track, bool]:
+    """The track for `source` at `out`, and whether this call made it.
+
+    A track of the same frames is resumed; with `force` its `stages` start over (the others are
+    kept). A track of other frames is refused, or with `force` replaced. Every stage that needs
+    DWPose boxes is checked to get them before anything is written."""
     info = source.info
-    selection = source.selection
     current = SourceInfo(
         path=str(source.path.resolve()),
         sha256=source_digest(source),
@@ -75,25 +83,56 @@ def open_track(source: FrameSource, out: Path, *, force: bool) -> Track:
         height=info.height,
         frame_count=info.frame_count,
         fps=info.fps,
-        start=selection.start,
-        stride=selection.stride,
+        start=source.selection.start,
+        stride=source.selection.stride,
     )
-    if (out / "meta.json").exists() and not force:
+    track = _same_frames(out, current, force)
+    _check_order(stages, track, out)
+    if track is None:  # `create` refuses a folder that is not a track
+        return Track.create(out, current, overwrite=force), True
+    if track.source.fps != current.fps:  # an image folder's rate is the user's word; no stream uses it
+        logger.warning("%s: frame rate %s fps, was %s", out, current.fps, track.source.fps)
+        track.retime(current.fps)
+    for stage in stages if force else ():
+        track.discard(BY_STAGE[stage].stream)
+    return track, False
+
+
+def _same_frames(out: Path, current: SourceInfo, force: bool) -> Track | None:
+    """The track at `out` if it was made from the frames `current` describes (None: no track
+    there, or with `force` one that is damaged or of other frames)."""
+    if not (out / "meta.json").exists() or (force and not holds_track(out)):
+        return None
+    try:
         track = Track.open(out)
-        old = track.source
-        if (old.sha256, old.frame_count, old.start, old.stride) != (
-            current.sha256,
-            current.frame_count,
-            current.start,
-            current.stride,
-        ):
-            raise UserError(
-                f"{out} was made from other frames ({old.path}, {old.frame_count} frames); "
-                "pass --force to replace it or --out to write elsewhere."
-            )
+    except UserError:
+        if force:
+            return None
+        raise
+    old = track.source
+    if (old.sha256, old.frame_count, old.start, old.stride) == (
+        current.sha256,
+        current.frame_count,
+        current.start,
+        current.stride,
+    ):
         return track
-    # A track of other frames was refused above; `create` refuses a folder that is not a track.
-    return Track.create(out, current, overwrite=True)
+    if force:
+        return None
+    raise UserError(
+        f"{out} was made from other frames ({old.path}, {old.frame_count} frames); "
+        "pass --force to replace it or --out to write elsewhere."
+    )
+
+
+def _check_order(stages: Sequence[str], track: Track | None, out: Path) -> None:
+    """HaMeR and SMPLer-X read the DWPose boxes: from this run, or finished in the track."""
+    needing = [stage for stage in stages if stage in NETWORK_STAGES]
+    if needing and "dwpose" not in stages and not (track is not None and track.has("dwpose")):
+        raise UserError(
+            f"{' and '.join(needing)} read the DWPose boxes, and {out} has no finished DWPose stream; "
+            f"run the dwpose stage too (--only dwpose,{','.join(needing)})."
+        )
 
 
 def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -103,6 +142,21 @@ def _chunks(frames: Iterator[np.ndarray], size: int) -> Iterator[list[np.ndarray
 
 def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
     return {name: file_sha256(path)[:16] for name, path in paths.items()}
+
+
+def _unchanged(
+    track: Track, stream: str, options: dict[str, Any], weight_paths: Callable[[], dict[str, Path]]
+) -> bool:
+    """Whether `stream` is finished with these options and these weight files (when they are at
+    hand: a finished track is still summarised on a machine without them)."""
+    state = track.state(stream)
+    if not state.complete or state.options != options:
+        return False
+    try:
+        paths = weight_paths()
+    except UserError:  # missing weight files: nothing to compare, the finished stream stands
+        return True
+    return state.weights == _weight_ids(paths)
 
 
 def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
@@ -144,17 +198,18 @@ def run_dwpose(
     from realisdance_cli.extractors.dwpose.solution import DWPose
 
     stage_options = {"rgb": options.rgb, "max_people": options.max_people}
-    explicit = options.dwpose_det is not None or options.dwpose_pose is not None
-    if track.has("dwpose") and track.state("dwpose").options == stage_options and not explicit:
-        return _summary(track, "dwpose", skipped=True)  # finished: no weight files needed to say so
     root = weights.weights_root(options.weights_root)
-    paths = {
-        "dwpose-det": weights.require("dwpose-det", root, options.dwpose_det),
-        "dwpose-pose": weights.require("dwpose-pose", root, options.dwpose_pose),
-    }
-    track.begin("dwpose", weights=_weight_ids(paths), options=stage_options)
-    if track.has("dwpose"):
+
+    def weight_paths() -> dict[str, Path]:
+        return {
+            "dwpose-det": weights.require("dwpose-det", root, options.dwpose_det),
+            "dwpose-pose": weights.require("dwpose-pose", root, options.dwpose_pose),
+        }
+
+    if _unchanged(track, "dwpose", stage_options, weight_paths):
         return _summary(track, "dwpose", skipped=True)
+    paths = weight_paths()
+    track.begin("dwpose", weights=_weight_ids(paths), options=stage_options)
     model = DWPose(
         paths["dwpose-det"],
         paths["dwpose-pose"],
@@ -200,22 +255,18 @@ class _NetworkStage:
     ) -> StageSummary:
         from realisdance_cli.devices import resolve_device
 
-        if not track.has("dwpose"):
-            raise UserError(f"{track.path} has no finished DWPose stream; run the dwpose stage first.")
         device, dtype = resolve_device(options.device, options.dtype)
         dwpose = track.state("dwpose")
         stage_options = {
             "dtype": str(dtype).removeprefix("torch."),
             "dwpose": {**dwpose.weights, **dwpose.options},  # other boxes -> other results
         }
-        if track.has(self.stream) and track.state(self.stream).options == stage_options:
-            return _summary(track, self.stage, skipped=True)
         root = weights.weights_root(options.weights_root)
+        if _unchanged(track, self.stream, stage_options, lambda: weights.require_all(self.network, root)):
+            return _summary(track, self.stage, skipped=True)
         paths = weights.require_all([*self.network, self.renderer], root)
         network = {name: paths[name] for name in self.network}
         track.begin(self.stream, weights=_weight_ids(network), options=stage_options)
-        if track.has(self.stream):
-            return _summary(track, self.stage, skipped=True)
         estimator = self.build(paths, root, device, dtype, options.batch)
         poses = track.load("dwpose")
 
@@ -276,13 +327,12 @@ def extract(
     path = out or Track.default_path(input_path)
     resumable = (path / "meta.json").exists() and not force
     _check_weights(Track.open(path) if resumable else None, options)
-    new = not path.exists()
     with Track.lock(path):
-        track = open_track(source, path, force=force)
+        track, made = open_track(source, path, force=force, stages=options.stages)
         try:
             summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
         except BaseException:
-            if (new or force) and not any(state.frames_done for state in track.streams.values()):
+            if made and not any(state.frames_done for state in track.streams.values()):
                 shutil.rmtree(path, ignore_errors=True)
             raise
     return track, summaries

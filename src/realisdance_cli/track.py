@@ -18,7 +18,7 @@ import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -310,6 +310,12 @@ class Track:
             "streams": {kind: state.__dict__ for kind, state in self.streams.items()},
         }
         atomic_write_bytes(self.path / "meta.json", (json.dumps(meta, indent=2) + "\n").encode())
+
+    def retime(self, fps: Fraction | None) -> None:
+        """Set the source's frame rate (an image folder's is what the user says; no stream
+        depends on it)."""
+        self.source = replace(self.source, fps=fps)
+        self._save_meta()
 
     def state(self, kind: str) -> StreamState:
         """The progress of `kind`; for a stream never recorded, a fresh state that is not kept (a

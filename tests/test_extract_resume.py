@@ -1,0 +1,78 @@
+"""What `rdance extract` keeps and what it makes again when it meets a track: --force for some
+stages, other weight files, another frame rate for an image folder."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+from conftest import assert_user_error, rdance, write_video
+
+from realisdance_cli.files import file_sha256
+from realisdance_cli.track import Track
+
+
+def test_force_starts_over_only_the_stages_asked_for(extraction_weights: Path, tmp_path: Path) -> None:
+    """`--force --only hamer` makes the hands again and keeps the rest (it deleted the whole track
+    and the videos rendered into it, then stopped for want of DWPose boxes); asked where no DWPose
+    boxes would be, it stops before touching anything."""
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2, fps=25)
+    weights = ["--weights", extraction_weights, "--device", "cpu"]
+    assert rdance("extract", video, *weights, "--only", "dwpose,hamer").returncode == 0
+    out = tmp_path / "clip.rdance"
+    (out / "hamer.mp4").write_bytes(b"a rendered video")
+    dwpose = (out / "dwpose.npz").read_bytes()
+
+    again = rdance("extract", video, *weights, "--only", "hamer", "--force")
+    assert again.returncode == 0, again.stderr
+    assert "hamer: done, 2 frames" in again.stdout
+    assert (out / "dwpose.npz").read_bytes() == dwpose and (out / "hamer.mp4").exists()
+    assert Track.open(out).has("mano")
+
+    other = write_video(tmp_path / "other.mp4", [np.full((64, 64, 3), 9, np.uint8)] * 3, fps=25)
+    refused = rdance("extract", other, *weights, "--only", "hamer", "--force", "--out", out)
+    assert_user_error(refused, "DWPose", "--only dwpose,hamer")
+    assert (out / "dwpose.npz").read_bytes() == dwpose and Track.open(out).source.frame_count == 2
+
+
+def test_a_finished_stream_is_made_again_with_other_weight_files(
+    extraction_weights: Path, tmp_path: Path
+) -> None:
+    """The weights folder's pose model replaced by another: the finished DWPose stream is made
+    again with it (it stayed "already done" with the old model's poses)."""
+    root = tmp_path / "weights"
+    shutil.copytree(extraction_weights / "dwpose", root / "dwpose")
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2, fps=25)
+    common = ["extract", video, "--weights", root, "--only", "dwpose"]
+    assert "dwpose: done" in rdance(*common).stdout
+    assert "dwpose: already done" in rdance(*common).stdout
+
+    pose_file = root / "dwpose" / "dw-ll_ucoco_384.onnx"
+    model = onnx.load(pose_file)
+    model.doc_string = "another release"
+    onnx.save(model, pose_file)
+    again = rdance(*common)
+    assert again.returncode == 0, again.stderr
+    assert "dwpose: done" in again.stdout
+    weights = Track.open(tmp_path / "clip.rdance").state("dwpose").weights
+    assert weights["dwpose-pose"] == file_sha256(pose_file)[:16]
+
+
+def test_an_image_folder_resumed_at_another_frame_rate_takes_it(
+    extraction_weights: Path, tmp_path: Path
+) -> None:
+    """The frame rate of a folder of pictures is the user's word and no stream depends on it: a
+    later --fps is kept (the first one stayed, silently, for render-poses and smoothing)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(2):
+        cv2.imwrite(str(folder / f"{index:04d}.png"), np.zeros((32, 32, 3), np.uint8))
+    common = ["extract", folder, "--weights", extraction_weights, "--only", "dwpose"]
+    assert rdance(*common, "--fps", "25").returncode == 0
+    again = rdance(*common, "--fps", "10")
+    assert again.returncode == 0, again.stderr
+    assert "dwpose: already done" in again.stdout and "10 fps" in again.stderr
+    assert Track.open(tmp_path / "frames.rdance").source.fps == 10
