@@ -154,3 +154,47 @@ def test_as_fraction() -> None:
     assert as_fraction(24) == 24
     with pytest.raises(UserError):
         as_fraction(0)
+
+
+def _with_hidden_first_frames(path: Path, count: int, fps: int) -> Path:
+    """A copy of the mp4 at `path` whose edit list starts `count` frames in, as a cut made with
+    `ffmpeg -ss ... -c copy` does: the frames stay in the file, and the header still counts them."""
+    data = bytearray(path.read_bytes())
+    box = data.find(b"elst")
+    assert box > 0 and data[box + 4] == 0  # a version-0 edit list
+    timescale = int.from_bytes(data[data.find(b"mdhd") + 16 : data.find(b"mdhd") + 20], "big")
+    media_time = box + 16  # after version/flags, entry count, segment duration
+    start = int.from_bytes(data[media_time : media_time + 4], "big", signed=True)
+    data[media_time : media_time + 4] = (start + count * timescale // fps).to_bytes(4, "big", signed=True)
+    cut = path.with_name("cut.mp4")
+    cut.write_bytes(bytes(data))
+    return cut
+
+
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path) -> None:
+    """A trimmed phone clip: it was refused as truncated (10 frames announced, 7 shown)."""
+    cut = _with_hidden_first_frames(write_video(tmp_path / "clip.mp4", numbered_frames(10), fps=10), 3, 10)
+    source = FrameSource(cut)
+    assert source.info.frame_count == 7
+    assert [int(frame[0, 0, 0]) for frame in source] == list(range(3, 10))  # lossless: indices exact
+
+
+def test_the_default_video_stream_is_read_not_the_first(tmp_path: Path) -> None:
+    """A file of two video streams, the second marked default (the one players show)."""
+    path = tmp_path / "two.mp4"
+    with av.open(str(path), "w") as container:
+        streams = []
+        for size, disposition in ((16, av.stream.Disposition(0)), (48, av.stream.Disposition.default)):
+            stream = container.add_stream("libx264", rate=10)
+            stream.width, stream.height, stream.pix_fmt = size, size, "yuv420p"
+            stream.disposition = disposition
+            streams.append(stream)
+        for index in range(3):
+            for stream in streams:
+                picture = np.full((stream.height, stream.width, 3), 60 * index, np.uint8)
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        for stream in streams:
+            container.mux(stream.encode())
+    frames = list(FrameSource(path))
+    assert len(frames) == 3 and frames[0].shape == (48, 48, 3)
+    assert [int(frame.mean()) // 30 for frame in frames] == [0, 2, 4]
