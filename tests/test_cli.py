@@ -190,6 +190,19 @@ def test_doctor_reports_everything(tmp_path: Path) -> None:
         assert fragment in text, fragment
 
 
+def test_paths_are_printed_as_written_on_one_line(tmp_path: Path) -> None:
+    """Brackets in a path are not rich markup (`[/b]` was a traceback after the work was done,
+    `[red]` vanished) and a long path is not wrapped into two lines when the output is piped."""
+    pkl = tmp_path / "dance.pkl"
+    save_dwpose_pkl(pkl, dancer_pkl_frames(2, 64, 48))
+    out = tmp_path / ("a_long_folder_name_" * 6) / "x[/b] [red]y.rdance"
+    done = rdance("track", "import", pkl, "--out", out, env={"COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    assert f"imported 2 frames into {out}" in done.stdout.splitlines()
+    listed = rdance("weights", "list", "--weights", tmp_path / "w[red]x", env={"COLUMNS": "200"})
+    assert listed.returncode == 0 and f"weights in {tmp_path / 'w[red]x'}" in listed.stdout
+
+
 @pytest.mark.slow
 def test_doctor_honours_a_forced_backend(tmp_path: Path) -> None:
     done = rdance("doctor", "--weights", tmp_path, env={"RDANCE_GL": "osmesa", "COLUMNS": "250"})

@@ -230,7 +230,7 @@ def test_extract_summary_and_track_info_count_only_valid_people_and_hands(tmp_pa
     lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
     assert "dwpose: already done, 2 frames, 2 with a person" in lines
     assert "smplerx: already done, 2 frames, 1 with a person; 1 with nobody: 0" in lines
-    assert "hamer: already done, 2 frames, 1 with hands (1 hands, 0.5 per frame); 1 with no hand: 1" in lines
+    assert "hamer: already done, 2 frames, 1 with hands (1 hand, 0.5 per frame); 1 with no hand: 1" in lines
 
     info = rdance("track", "info", out)
     assert info.returncode == 0, info.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     AudioOption,
@@ -288,7 +289,7 @@ def animate(
     with progress_bars() as progress:
         written = animation.animate(reference, inputs, target, options, progress, force=force)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 T = TypeVar("T")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     RESUMES,
@@ -55,6 +56,7 @@ def dataset_build(
             progress,
             warn=lambda message: errors.print(f"[yellow]{message}[/]", highlight=False),
         )
-    console.print(f"{len(report.built)} videos in {report.manifest}; {len(report.failed)} left out")
+    manifest = escape(str(report.manifest))
+    console.print(f"{len(report.built)} videos in {manifest}; {len(report.failed)} left out")
     if report.failed and not report.built:
         raise typer.Exit(1)  # so that scripts notice a set with nothing in it

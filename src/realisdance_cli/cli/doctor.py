@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import WeightsOption, command, console, errors
 
@@ -31,12 +32,12 @@ def doctor(weights_dir: WeightsOption = None) -> None:
     table.add_column("", no_wrap=True)
     table.add_column("detail", overflow="fold")
     for check in results:
-        table.add_row(check.section, check.name, _LEVEL_STYLE[check.level], check.detail)
+        table.add_row(check.section, check.name, _LEVEL_STYLE[check.level], escape(check.detail))
     console.print(table)
     failed = [c for c in results if c.level == "fail"]
     warned = [c for c in results if c.level == "warn"]
     for check in warned:
-        errors.print(f"[bold yellow]warning:[/] {check.name}: {check.detail}")
+        errors.print(f"[bold yellow]warning:[/] {check.name}: {escape(check.detail)}")
     if failed:
         errors.print(f"[bold red]{len(failed)} check(s) failed[/]: " + ", ".join(c.name for c in failed))
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from realisdance_cli.cli.animate import Model
@@ -142,7 +143,7 @@ def score(
     with progress_bars(RESUMES) as progress:
         evaluate(generated, truth, folder, options, force=force, progress=progress)
     console.print(Markdown((folder / f"{SCORES}.md").read_text()))
-    console.print(f"scores: {folder / SCORES}.json, .md and .svg")
+    console.print(f"scores: {escape(str(folder / SCORES))}.json, .md and .svg")
 
 
 @command(
@@ -257,4 +258,4 @@ def run(
         from rich.markdown import Markdown
 
         console.print(Markdown((folder / f"{SCORES}.md").read_text()))
-        console.print(f"scores: {folder / SCORES}.json, .md and .svg")
+        console.print(f"scores: {escape(str(folder / SCORES))}.json, .md and .svg")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     RESUMES,
@@ -17,6 +18,7 @@ from realisdance_cli.cli.shared import (
     audio_choice,
     command,
     console,
+    counted,
     plain,
     progress_bars,
 )
@@ -66,8 +68,9 @@ def extract(
     """Extract poses from a video into a pose track (resumable: run it again after a stop).
 
     Stages: dwpose (whole-body keypoints; by default BGR frames and the largest person, exactly
-    like the original), then hamer (MANO hands from the DWPose hand boxes, no second DWPose pass).
-    Frames without a person or a hand stay empty.
+    like the original), then smplerx (the SMPL-X body from the DWPose person boxes) and hamer
+    (MANO hands from the DWPose hand boxes), with no second DWPose pass. Frames without a person
+    or a hand stay empty.
     """
     from realisdance_cli import extraction
     from realisdance_cli.video import Selection, as_fraction
@@ -98,15 +101,16 @@ def extract(
         found = summary.frames - len(summary.empty_frames)
         state = "already done" if summary.skipped else "done"
         what, nothing = ("hands", "no hand") if summary.stage == "hamer" else ("a person", "nobody")
-        line = f"{summary.stage}: {state}, {summary.frames} frames, {found} with {what}"
+        line = f"{summary.stage}: {state}, {counted(summary.frames, 'frame')}, {found} with {what}"
         if summary.stage == "hamer":
-            line += f" ({summary.items} hands, {summary.items / max(summary.frames, 1):.1f} per frame)"
+            per_frame = summary.items / max(summary.frames, 1)
+            line += f" ({counted(summary.items, 'hand')}, {per_frame:.1f} per frame)"
         if summary.empty_frames:
             shown = ", ".join(map(str, summary.empty_frames[:20]))
             more = ", ..." if len(summary.empty_frames) > 20 else ""
             line += f"; [yellow]{len(summary.empty_frames)} with {nothing}[/]: {shown}{more}"
         console.print(line)
-    console.print(f"pose track: {track.path}")
+    console.print(f"pose track: {escape(str(track.path))}")
 
 
 @command(
@@ -175,4 +179,4 @@ def render_poses(
     with progress_bars() as progress:
         written = rendering.render_poses(source, out, options, progress)
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")

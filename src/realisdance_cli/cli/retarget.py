@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     DeviceOption,
@@ -115,7 +116,7 @@ def retarget(
         track = run(
             driver, reference, out or default_out(driver, reference), options, force=force, progress=progress
         )
-    console.print(f"pose track: {track.path}")
+    console.print(f"pose track: {escape(str(track.path))}")
     if preview:
-        console.print(f"preview: {preview_path(track.path)}")
-    console.print(f"next: rdance render-poses {track.path}")
+        console.print(f"preview: {escape(str(preview_path(track.path)))}")
+    console.print(f"next: rdance render-poses {escape(str(track.path))}")

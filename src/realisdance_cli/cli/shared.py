@@ -22,7 +22,7 @@ from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
 from realisdance_cli.progress import ProgressFn
 
-console = Console()
+console = Console(soft_wrap=True)  # a path stays on one line, whatever the width, for scripts
 errors = Console(stderr=True)
 
 RESUMES = "finished parts are kept; run the same command again to resume."
@@ -48,6 +48,11 @@ def command(group: typer.Typer, path: str, *examples: str) -> Callable[[Command]
         return function
 
     return register
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 frame', '2 frames'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def either(values: Sequence[str]) -> str:

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from realisdance_cli.cli.shared import ForceOption, command, console
+from realisdance_cli.cli.shared import ForceOption, command, console, counted
 from realisdance_cli.files import claimed_output
 
 app = typer.Typer(
@@ -15,10 +16,6 @@ app = typer.Typer(
 )
 
 TrackArgument = Annotated[Path, typer.Argument(help="A pose track folder (<name>.rdance).")]
-
-
-def _frames(count: int) -> str:
-    return f"{count} frame{'s' if count != 1 else ''}"
 
 
 @command(
@@ -53,9 +50,9 @@ def track_import(
 
     track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=fps, overwrite=force)
     if imported_single(track):
-        console.print(f"imported one picture's poses (a single pose dict) into {track.path}")
+        console.print(f"imported one picture's poses (a single pose dict) into {escape(str(track.path))}")
     else:
-        console.print(f"imported {_frames(track.source.frame_count)} into {track.path}")
+        console.print(f"imported {counted(track.source.frame_count, 'frame')} into {escape(str(track.path))}")
 
 
 @command(
@@ -91,9 +88,9 @@ def track_export(
     with claimed_output(target, force=force):
         export_dwpose_pkl(track, target, single=single)
     if single:
-        console.print(f"wrote one picture's pose dict to {target}")
+        console.print(f"wrote one picture's pose dict to {escape(str(target))}")
     else:
-        console.print(f"wrote {_frames(track.source.frame_count)} to {target}")
+        console.print(f"wrote {counted(track.source.frame_count, 'frame')} to {escape(str(target))}")
 
 
 @command(app, "track info", "rdance track info dance.rdance")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     RESUMES,
@@ -158,9 +159,9 @@ def train(
     job = job_from_settings(settings)
     with progress_bars(RESUMES) as progress:
         losses, digest = run(job, lambda step, loss: progress("training", step, job.options.steps))
-    rank = os.environ.get("RANK", "0")
+    rank, folder = os.environ.get("RANK", "0"), escape(str(job.out))
     if not losses:
-        console.print(f"rank {rank}: {job.out} already holds all {job.options.steps} steps; weights {digest}")
+        console.print(f"rank {rank}: {folder} already holds all {job.options.steps} steps; weights {digest}")
         return
     summary = f"{len(losses)} steps, last loss {losses[-1]:.4f}; weights {digest}"
-    console.print(f"rank {rank}: {summary}; checkpoints in {job.out}")
+    console.print(f"rank {rank}: {summary}; checkpoints in {folder}")

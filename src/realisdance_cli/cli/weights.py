@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     RESUMES,
@@ -33,7 +34,7 @@ def weights_list(weights_dir: WeightsOption = None) -> None:
     from realisdance_cli import weights
 
     root = weights.weights_root(weights_dir)
-    table = Table(title=f"weights in {root}", expand=True)
+    table = Table(title=f"weights in {escape(str(root))}", expand=True)
     for column in ("name", "group", "here", "purpose", "path", "source", "licence"):
         table.add_column(column, overflow="fold")
     for entry in weights.REGISTRY:
@@ -43,7 +44,7 @@ def weights_list(weights_dir: WeightsOption = None) -> None:
             entry.group,
             f"[green]{found.place}[/]" if found.found else "[red]no[/]",
             entry.purpose,
-            str(found.path) if found.found else entry.path,
+            escape(str(found.path) if found.found else entry.path),
             entry.where(),
             entry.licence,
         )
@@ -60,7 +61,6 @@ def weights_check(
     checkpoints, safetensors and ONNX sizes, configs parse), so a truncated or damaged download is
     caught without checksums; exit code 1 if any is missing or wrong.
     """
-    from rich.markup import escape
 
     from realisdance_cli import weights
 
@@ -105,17 +105,16 @@ def weights_download(names: NamesArgument = None, weights_dir: WeightsOption = N
         for entry in weights.select(names or []):
             found = weights.status(entry, root)
             if found.ok:
-                console.print(f"[green]present[/] {entry.name}: {found.path} ({found.place})")
+                console.print(f"[green]present[/] {entry.name}: {escape(str(found.path))} ({found.place})")
                 continue
             if isinstance(entry.source, weights.Manual):
                 missing.append(entry)
                 continue
             path = weights.download(entry, root, progress)
-            console.print(f"[green]downloaded[/] {entry.name}: {path}")
+            console.print(f"[green]downloaded[/] {entry.name}: {escape(str(path))}")
     for entry in missing:
-        errors.print(
-            f"[bold yellow]by hand[/] {entry.name} ({entry.licence}): {weights.instructions(entry, root)}"
-        )
+        steps = escape(weights.instructions(entry, root))
+        errors.print(f"[bold yellow]by hand[/] {entry.name} ({entry.licence}): {steps}")
     if missing:
         raise typer.Exit(1)
 
@@ -165,4 +164,4 @@ def weights_convert(
             convert_to_pipeline(
                 source, paths["base-model"], paths["dinov2"], target, "fp16" if fp16 else None
             )
-    console.print(f"wrote {target} (load it with RealisDancePipeline.from_pretrained)")
+    console.print(f"wrote {escape(str(target))} (load it with RealisDancePipeline.from_pretrained)")
