@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import platform
+import signal
 import sys
 import warnings
 from typing import Annotated, Any, NoReturn
@@ -29,7 +30,7 @@ from realisdance_cli.cli import (
     train,
     weights,
 )
-from realisdance_cli.cli.shared import console, errors
+from realisdance_cli.cli.shared import Terminated, console, errors, interrupted_exit
 from realisdance_cli.errors import UserError
 
 app = typer.Typer(
@@ -112,6 +113,10 @@ def _fail(err: UserError) -> NoReturn:
     sys.exit(err.exit_code)
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated
+
+
 def main() -> None:
     """Entry point: user mistakes (and a full disk or a read-only folder) become one red sentence
     and exit code 2, never a traceback; warnings one yellow line."""
@@ -119,6 +124,7 @@ def main() -> None:
     from realisdance_cli.files import write_failure
 
     warnings.showwarning = _show_warning
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         sys.exit(
             app(prog_name="rdance", standalone_mode=False) or 0
@@ -144,6 +150,6 @@ def main() -> None:
         if memory is None:
             raise
         _fail(memory)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         errors.print("[yellow]interrupted[/]; no output was left half-written.")
-        sys.exit(130)
+        sys.exit(interrupted_exit(err))

@@ -25,6 +25,17 @@ from realisdance_cli.progress import ProgressFn
 console = Console(soft_wrap=True)  # a path stays on one line, whatever the width, for scripts
 errors = Console(stderr=True)
 
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or `timeout`'s stop), ended as Ctrl-C is: the same clean-up and
+    sentence."""
+
+
+def interrupted_exit(err: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as shells report a stop: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 143 if isinstance(err, Terminated) else 130
+
+
 RESUMES = "finished parts are kept; run the same command again to resume."
 RESTARTS = "no output was left half-written."
 
@@ -174,7 +185,7 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
         def render(self, task: Task) -> Text:
             return Text(f"{task.speed:6.1f}/s" if task.speed else "", style="cyan")
 
-    with Progress(
+    bars = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -184,17 +195,26 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
         console=errors,
         transient=False,
         disable=not logging.getLogger().isEnabledFor(logging.WARNING),
-    ) as bars:
-        tasks: dict[str, TaskID] = {}
+    )
+    tasks: dict[str, TaskID] = {}
 
-        def report(task: str, completed: int, total: int | None) -> None:
-            if task not in tasks:
-                tasks[task] = bars.add_task(task, total=total)
-            bars.update(tasks[task], completed=completed, total=total)
+    def report(task: str, completed: int, total: int | None) -> None:
+        if not tasks:
+            bars.start()  # at the first bar: a job that fails first leaves no empty line
+        if task not in tasks:
+            tasks[task] = bars.add_task(task, total=total)
+        bars.update(tasks[task], completed=completed, total=total)
 
-        try:
-            yield report
-        except KeyboardInterrupt:
+    def stop() -> None:
+        if tasks:  # rich ends even a display it never started with an empty line
             bars.stop()
-            errors.print(f"[yellow]interrupted[/]; {on_interrupt}")
-            raise typer.Exit(130) from None
+            tasks.clear()
+
+    try:
+        yield report
+    except KeyboardInterrupt as err:
+        stop()
+        errors.print(f"[yellow]interrupted[/]; {on_interrupt}")
+        raise typer.Exit(interrupted_exit(err)) from None
+    finally:
+        stop()
