@@ -21,10 +21,14 @@ class HubServer:
         stall_first_download: str | None = None,
         plain: dict[str, bytes] | None = None,
         ranges: bool = True,
+        spoiled: frozenset[str] = frozenset(),
     ):
         """`repos` maps (repo id, revision) to {filename: content}; `plain` maps URL paths to the
-        content of files served as a plain web server does (the demo sequence on GitHub)."""
+        content of files served as a plain web server does (the demo sequence on GitHub). The
+        files named in `spoiled` arrive with one byte changed under their true size and ETag, as
+        a faulty proxy or disk would deliver them."""
         self.plain = plain or {}
+        self.spoiled = spoiled
         self.ranges = ranges
         self.repos = repos
         self.commits = {key: hashlib.sha1(repr(key).encode()).hexdigest() for key in repos}
@@ -121,6 +125,9 @@ class HubServer:
     def _send_file(
         self, handler: BaseHTTPRequestHandler, sha: str, name: str, data: bytes, head: bool
     ) -> None:
+        etag = hashlib.sha256(data).hexdigest()
+        if name in self.spoiled:
+            data = data[:-1] + bytes([data[-1] ^ 1])
         start = 0
         wanted = handler.headers.get("Range")
         if wanted and wanted.startswith("bytes=") and self.ranges:
@@ -128,7 +135,7 @@ class HubServer:
         body = data[start:]
         handler.send_response(206 if start else 200)
         handler.send_header("X-Repo-Commit", sha)
-        handler.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        handler.send_header("ETag", f'"{etag}"')
         handler.send_header("Accept-Ranges", "bytes")
         handler.send_header("Content-Length", str(len(body)))
         if start:

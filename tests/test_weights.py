@@ -203,9 +203,11 @@ def whole_weights(root: Path) -> Path:
     return root
 
 
-def check(root: Path, *names: str) -> tuple[int, dict[str, str]]:
-    """`rdance weights check` as a real command: its exit code and its line for each entry."""
-    done = rdance("weights", "check", *names, "--weights", root, env={"COLUMNS": "2000"})
+def check(root: Path, *names: str, hashes: bool = False) -> tuple[int, dict[str, str]]:
+    """`rdance weights check` (`--hash` with `hashes`) as a real command: its exit code and its
+    line for each entry."""
+    hash_ = ["--hash"] if hashes else []
+    done = rdance("weights", "check", *names, *hash_, "--weights", root, env={"COLUMNS": "2000"})
     assert "Traceback" not in done.stderr, done.stderr
     lines = {line.split()[1]: line for line in done.stdout.splitlines() if len(line.split()) > 1}
     return done.returncode, lines
@@ -693,6 +695,72 @@ def test_a_damaged_file_in_the_cache_is_named_by_its_blob_and_fetched_again(
     assert done.returncode == 0, done.stderr
     assert link.read_bytes() == files["yolox_l.onnx"]
     assert not root.exists()
+
+
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_a_folder_cut_short_fetches_only_what_it_lacks(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    """A sharded folder whose second shard a kill left out: the next run fetches that shard alone
+    (it fetched the whole folder again: tens of GB for RealisDance-DiT)."""
+    root, choose = destination(into, tmp_path, monkeypatch)
+    shards = {
+        f"model-0000{index}-of-00002.safetensors": save({f"w{index}": torch.full((50, 40), float(index))})
+        for index in (1, 2)
+    }
+    index = {"metadata": {}, "weight_map": {"w1": next(iter(shards)), "w2": list(shards)[1]}}
+    files = {"config.json": b'{"model_type": "dinov2"}', **shards}
+    files["model.safetensors.index.json"] = json.dumps(index).encode()
+    with HubServer({("facebook/dinov2-large", "main"): files}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        assert rdance("weights", "download", "dinov2", *choose).returncode == 0
+        folder = where_downloaded("dinov2", root, into, hf_cache)
+        (folder / "model-00002-of-00002.safetensors").resolve().unlink()
+        assert not weights.status(weights.get("dinov2"), root).ok
+        again = rdance("weights", "download", "dinov2", *choose)
+        assert again.returncode == 0, again.stderr
+        assert [len(transfers(hub, name)) for name in files] == [1, 1, 2, 1]
+    assert (folder / "model-00002-of-00002.safetensors").read_bytes() == shards[
+        "model-00002-of-00002.safetensors"
+    ]
+
+
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_bytes_other_than_the_hub_announced_are_refused_and_removed(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    """A file that arrives with a changed byte under its true size and ETag: refused and removed,
+    so the next run fetches it again (in the Hugging Face cache it was kept, and `weights check
+    --hash` said ok); a folder's files are held to the hub's sha256 too."""
+    root, choose = destination(into, tmp_path, monkeypatch)
+    with HubServer({**DWPOSE, **DINOV2}, spoiled=frozenset({"yolox_l.onnx", "model.safetensors"})) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        for name in ("dwpose-det", "dinov2"):
+            done = rdance("weights", "download", name, *choose)
+            assert_user_error(done, "sha256")
+            assert not weights.status(weights.get(name), root).ok, name  # the spoiled file is gone
+        hub.spoiled = frozenset()
+        assert rdance("weights", "download", "dwpose-det", "dinov2", *choose).returncode == 0
+    code, lines = check(root, "dwpose-det", "dinov2", hashes=True)
+    assert code == 0, lines
+    where_downloaded("dinov2", root, into, hf_cache)
+
+
+def test_a_cached_file_with_other_bytes_fails_the_hash_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    from huggingface_hub import hf_hub_download
+
+    root = default_root(tmp_path, monkeypatch)
+    with HubServer(DWPOSE) as hub:
+        link = Path(hf_hub_download("yzd-v/DWPose", "yolox_l.onnx", cache_dir=hf_cache, endpoint=hub.url))
+    blob = link.resolve()
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 1
+    blob.write_bytes(bytes(data))
+    assert check(root, "dwpose-det")[0] == 0  # whole to the structural check
+    code, lines = check(root, "dwpose-det", hashes=True)
+    assert code == 1 and f"delete {blob}" in lines["dwpose-det"]
 
 
 def test_download_replaces_a_truncated_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -461,14 +461,55 @@ def _inspect(
 ) -> Status:
     """The state of the copy of `entry` at `path`. A damaged file in the cache is named by its
     blob, the file to delete (its snapshot entry is a link to it)."""
-    found = _inspect_copy(entry, path, verify_hash, structure)
+    found = _inspect_copy(entry, path, structure)
+    if verify_hash and found.ok:
+        found = replace(_checksum_problem(entry, path) or found, size=found.size, note=found.note)
     if not in_cache:
         return found
     culprit = found.culprit.resolve() if found.culprit else None
     return replace(found, culprit=culprit, in_cache=True)
 
 
-def _inspect_copy(entry: WeightFile, path: Path, verify_hash: bool, structure: Structure) -> Status:
+def _announced_sha256(path: Path, folder: Path | None) -> str | None:
+    """The sha256 the hub announced for a file huggingface_hub downloaded (its LFS object id),
+    where huggingface_hub keeps it: a cache blob is named by it, a download into `folder` records
+    it in `.cache/huggingface/download/<file>.metadata` (the ETag, second line). None for small
+    git-stored files and files put there by hand."""
+    blob = path.resolve().name
+    if _LFS_ETAG.fullmatch(blob):
+        return blob
+    if folder is None:
+        return None
+    relative = path.relative_to(folder).as_posix()
+    try:
+        etag = (folder / ".cache/huggingface/download" / f"{relative}.metadata").read_text().split("\n")[1]
+    except (OSError, IndexError):
+        return None
+    return etag if _LFS_ETAG.fullmatch(etag) else None
+
+
+def _checksum_problem(entry: WeightFile, path: Path) -> Status | None:
+    """A file whose bytes are not the ones announced for it (the published checksum, or the hub's
+    sha256, which huggingface_hub records but does not compare): its Status, else None."""
+    from realisdance_cli.files import file_sha256
+
+    if isinstance(entry.source, HubFolder):
+        files = [file for file in sorted(path.rglob("*")) if file.is_file()]
+        announced = {
+            file: _announced_sha256(file, path)
+            for file in files
+            if not any(part.startswith(".") for part in file.relative_to(path).parts)
+        }
+    else:
+        announced = {path: entry.sha256 or _announced_sha256(path, None)}
+    for file, expected in announced.items():
+        if expected is not None and file_sha256(file) != expected:
+            where = f"{file.relative_to(path).as_posix()}: " if file != path else ""
+            return Status(entry, path, True, None, f"{where}sha256 does not match the published one", file)
+    return None
+
+
+def _inspect_copy(entry: WeightFile, path: Path, structure: Structure) -> Status:
     full = structure == "full"
     if isinstance(entry.source, HubFolder):
         found = all((path / rel).is_file() for rel in entry.source.required)
@@ -493,11 +534,6 @@ def _inspect_copy(entry: WeightFile, path: Path, verify_hash: bool, structure: S
             note = weight_files.check_file(path, full)
         except weight_files.Broken as err:
             return Status(entry, path, True, size, str(err), err.path)
-    if verify_hash and entry.sha256 is not None:
-        from realisdance_cli.files import file_sha256
-
-        if file_sha256(path) != entry.sha256:
-            return Status(entry, path, True, size, "sha256 does not match the published checksum", path)
     return Status(entry, path, True, size, note=note)
 
 
@@ -748,14 +784,22 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
             f"run the command again, or copy the {what} to {root / entry.path}."
         )
     present = _cache_path(source) if into_cache else root / entry.path
-    damaged = present is not None and _inspect(entry, present, in_cache=into_cache).problem is not None
+    if present is not None and isinstance(source, HubFolder):  # only a damaged file is fetched again
+        damaged = _inspect(entry, present, in_cache=into_cache).culprit
+        if damaged is not None:  # (huggingface_hub fetches a file it lacks; a missing one is fetched)
+            damaged.unlink(missing_ok=True)
     bar = _progress_bar_class(progress, entry.name)
     try:
         if isinstance(source, HubFile) and not into_cache:
             fetched: str | Path = _fetch_file(entry, source, root / entry.path, progress)
         elif isinstance(source, HubFile):
+            whole = present is None or _inspect(entry, present, in_cache=True).problem is None
             fetched = hf_hub_download(
-                source.repo, source.filename, revision=source.revision, force_download=damaged, tqdm_class=bar
+                source.repo,
+                source.filename,
+                revision=source.revision,
+                force_download=not whole,
+                tqdm_class=bar,
             )
         else:
             fetched = snapshot_download(
@@ -763,7 +807,6 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
                 revision=source.revision,
                 allow_patterns=list(source.patterns),
                 local_dir=None if into_cache else root / entry.path,
-                force_download=damaged,
                 tqdm_class=bar,
             )
     except Exception as err:
@@ -798,6 +841,12 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
     if not result.found:
         missing = ", ".join(source.required) if isinstance(source, HubFolder) else source.filename
         raise UserError(f"{entry.where()} was downloaded to {path} but lacks {missing}.")
+    if result.problem and result.culprit is not None:  # the hub sent other bytes than it announced
+        result.culprit.unlink(missing_ok=True)
+        raise UserError(
+            f"{path} was downloaded but is wrong ({result.problem}); the file was removed: run the "
+            "command again."
+        )
     if result.problem:
         raise UserError(f"{path} was downloaded but is wrong: {result.problem}; {refetch(result, root)}.")
     return path
