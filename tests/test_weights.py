@@ -49,7 +49,6 @@ def test_registry_is_consistent() -> None:
     assert {e.source.repo for e in weights.REGISTRY if isinstance(e.source, weights.HubFolder)} >= {
         "SG161222/Realistic_Vision_V5.1_noVAE",
         "facebook/dinov2-large",
-        "stabilityai/sd-vae-ft-mse",
     }
 
 
@@ -187,8 +186,6 @@ def whole_weights(root: Path) -> Path:
     safetensors_file(base / "vae/diffusion_pytorch_model.safetensors")
     json_file(base / "scheduler/scheduler_config.json", {"_class_name": "DDIMScheduler"})
     safetensors_file(base / "unet/diffusion_pytorch_model.safetensors")  # base-unet
-    json_file(root / "base/sd-vae-ft-mse/config.json", {"_class_name": "AutoencoderKL"})
-    safetensors_file(root / "base/sd-vae-ft-mse/diffusion_pytorch_model.safetensors")
     sharded_folder(root / "dinov2-large")
     torch_file(root / "animatediff/mm_sd_v15_v2.ckpt")
     build_release_folder(root / "realisdance-dit")
@@ -319,7 +316,7 @@ def test_a_missing_shard_is_named(tmp_path: Path) -> None:
 
 def test_folders_need_their_configs_and_weights(tmp_path: Path) -> None:
     root = whole_weights(tmp_path)
-    (root / "base/sd-vae-ft-mse/diffusion_pytorch_model.safetensors").unlink()
+    (root / "realisdance-dit/vae/diffusion_pytorch_model.safetensors").unlink()
     vae = root / "base/rv51/vae/diffusion_pytorch_model.safetensors"
     truncate(vae, vae.stat().st_size - 100)
     dinov2_config = root / "dinov2-large/config.json"
@@ -327,10 +324,10 @@ def test_folders_need_their_configs_and_weights(tmp_path: Path) -> None:
     # A registry entry of its own inside the folder, fetched by its own group: not the folder's.
     unet = root / "base/rv51/unet/diffusion_pytorch_model.safetensors"
     truncate(unet, 0)
-    code, lines = check(root, "vae-ft-mse", "base-model", "dinov2", "base-unet")
+    code, lines = check(root, "realisdance-dit", "base-model", "dinov2", "base-unet")
     assert code == 1
     assert "empty file" in lines["base-unet"] and "rdance weights download training" in lines["base-unet"]
-    assert "sd-vae-ft-mse: no weight file (*.safetensors or *.bin)" in lines["vae-ft-mse"]
+    assert "vae: no weight file (*.safetensors or *.bin)" in lines["realisdance-dit"]
     assert (
         "vae/diffusion_pytorch_model.safetensors: truncated: safetensors header says" in lines["base-model"]
     )

@@ -209,19 +209,6 @@ REGISTRY: tuple[WeightFile, ...] = (
         "CreativeML OpenRAIL-M",
     ),
     WeightFile(
-        "vae-ft-mse",
-        "realisdance",
-        "optional fine-tuned SD VAE (sharper faces)",
-        "base/sd-vae-ft-mse",
-        HubFolder(
-            "stabilityai/sd-vae-ft-mse",
-            ("config.json", "*.safetensors", "*.safetensors.index.json"),  # index: sharded weights
-            ("config.json",),
-            weight_dirs=("",),
-        ),
-        "MIT",
-    ),
-    WeightFile(
         "dinov2",
         "realisdance",
         "DINOv2-large image encoder for the reference picture",
