@@ -188,7 +188,19 @@ def test_offline_the_demo_does_what_needs_no_download(
     assert not (out / VIDEO).exists()
 
 
-def test_wrong_options_are_refused_before_any_work(home: Path, tmp_path: Path) -> None:
+def test_wrong_options_are_refused_before_any_work(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any file is written or fetched: a GPU that is not there was said after gigabytes
+    of downloads."""
     done = rdance("demo", "--out", tmp_path / "out", "--size", "60x64")
     assert_user_error(done, "--size must be a multiple of 8")
+    assert_user_error(
+        rdance("demo", "--out", tmp_path / "out", "--max-frames", "-1"), "--max-frames must be 1"
+    )
+    with HubServer(hub_repos()) as hub:
+        serve(hub, monkeypatch)
+        no_gpu = rdance("demo", "--out", tmp_path / "out", "--yes", "--device", "cuda:99")
+        assert_user_error(no_gpu, "--device cuda:99 was asked for")
+        assert hub.requests == []
     assert not (tmp_path / "out").exists()

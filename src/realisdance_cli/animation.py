@@ -279,11 +279,16 @@ def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
     """Every option that needs no file, checked before any work (named as the command's flags)."""
     check_frame_size(*options.frame_size, "--size")
     sampling.check(FLAGS)
-    if options.start < 0 or options.stride < 1 or (options.max_frames is not None and options.max_frames < 1):
-        raise UserError(
-            "--start must be 0 or more, --stride 1 or more and --max-frames 1 or more (0 for all)."
-        )
+    for flag, value, least in (
+        ("--start", options.start, 0),
+        ("--stride", options.stride, 1),
+        ("--max-frames", options.max_frames, 1),
+    ):
+        if value is not None and value < least:
+            for_all = " (0 for all)" if flag == "--max-frames" else ""
+            raise UserError(f"{flag} must be {least} or more{for_all}, got {value}.")
     check_crf(options.crf)
+    resolve_device(options.device, options.dtype)  # a GPU that is not there: said before any download
 
 
 def check_network_fits(

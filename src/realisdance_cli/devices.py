@@ -28,7 +28,7 @@ def resolve_device(
     except RuntimeError:
         raise UserError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}.") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU.")
+        raise UserError(f"--device {device} was asked for, but PyTorch sees no CUDA GPU.")
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
         raise UserError(
