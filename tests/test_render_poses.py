@@ -72,4 +72,7 @@ def test_bad_options(tmp_path: Path) -> None:
     assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--size", "big"), "--size")
     assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--only", "smpl"), "smpl")
     assert_user_error(rdance("render-poses", tmp_path / "nothing"), "not a pose track")
+    (tmp_path / "a_file").write_text("mine")
+    done = rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--out", tmp_path / "a_file")
+    assert_user_error(done, f"the output folder {tmp_path / 'a_file'} is a file, not a folder")
     assert not (tmp_path / "d_poses").exists()

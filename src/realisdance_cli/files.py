@@ -330,6 +330,8 @@ def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None
     for it instead, for work the first holder does for all, such as decoding a test set once).
     Temporary files and folders that a killed writer left in the folder are removed once the lock
     is held; a living writer's are not (another output's, such as a video claimed in the folder)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder} is a file, not a folder; choose another.")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = (folder / LOCK_NAME).open("a+")

@@ -8,6 +8,7 @@ and frame rate, so they stay aligned. The mesh videos share one offscreen render
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -227,6 +228,37 @@ def _source_sound(track: Track | None, fps: Fraction) -> Path | None:
     return path
 
 
+def _painters(
+    videos: Sequence[str],
+    track: Track | None,
+    poses: list[dict[str, Any]],
+    size: tuple[int, int],
+    canvas: _Canvas,
+    options: RenderOptions,
+    stack: ExitStack,
+) -> dict[str, Painter]:
+    """What draws each chosen video's frames from the track (or the .pkl's `poses`) of source
+    `size` (height, width); the renderers' resources are held by `stack`."""
+    height, width = size
+    painters: dict[str, Painter] = {}
+    for name in videos:
+        if name == "dwpose":
+            if track is not None:
+                poses = track_to_original(
+                    track, _smoothed(track.load("dwpose"), canvas, options, width, height)
+                )
+            elif options.smooth:
+                present = [key for key in OPTIONAL_KEYS if key in poses[0]]
+                smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
+                poses = stream_to_poses(smoothed, height, width, present)
+            painters[name] = _skeleton(poses, canvas, options.face)
+            continue
+        assert track is not None  # a .pkl offers only the skeleton, refused above
+        make = _smpl if name == "smpl" else _hands
+        painters[name] = make(track, canvas, options, stack)
+    return painters
+
+
 def render_poses(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str] | None = None,
@@ -237,6 +269,7 @@ def render_poses(
     source, out = Path(source), Path(out) if out is not None else None
     options = options or RenderOptions()
     track: Track | None = None
+    poses: list[dict[str, Any]] = []  # of a .pkl
     if source.is_file():
         poses = load_dwpose_pkl(source)
         height, width, source_fps = int(poses[0]["H"]), int(poses[0]["W"]), None
@@ -277,43 +310,34 @@ def render_poses(
     canvas = _Canvas(out_height, out_width, out_width / width, out_height / height, float(source_fps or fps))
     frames = track.source.frame_count if track is not None else len(poses)
 
-    with ExitStack() as stack:
-        painters: dict[str, Painter] = {}
-        for name in videos:
-            if name == "dwpose":
-                if track is not None:
-                    poses = track_to_original(
-                        track, _smoothed(track.load("dwpose"), canvas, options, width, height)
+    folder = out or default_out(source)
+    made = not folder.exists()
+    with folder_lock(folder, "the output folder"):  # before the models load
+        try:
+            with ExitStack() as stack:
+                earlier = [BY_NAME[name].video for name in videos if (folder / BY_NAME[name].video).exists()]
+                if earlier:  # pose videos are made again from the track at will: replaced, but said
+                    warnings.warn(f"replacing the earlier {', '.join(earlier)} in {folder}", stacklevel=2)
+                painters = _painters(videos, track, poses, (height, width), canvas, options, stack)
+                writers = {
+                    name: stack.enter_context(
+                        VideoWriter(
+                            folder / BY_NAME[name].video,
+                            as_fraction(fps),
+                            crf=options.crf,
+                            lossless=options.lossless,
+                            audio_from=audio,
+                            audio_start=_start_time(track),
+                        )
                     )
-                elif options.smooth:
-                    present = [key for key in OPTIONAL_KEYS if key in poses[0]]
-                    smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
-                    poses = stream_to_poses(smoothed, height, width, present)
-                painters[name] = _skeleton(poses, canvas, options.face)
-                continue
-            assert track is not None  # a .pkl offers only the skeleton, refused above
-            make = _smpl if name == "smpl" else _hands
-            painters[name] = make(track, canvas, options, stack)
-        folder = out or default_out(source)
-        stack.enter_context(folder_lock(folder, "the output folder"))
-        earlier = [BY_NAME[name].video for name in videos if (folder / BY_NAME[name].video).exists()]
-        if earlier:  # pose videos are made again from the track at will: replaced, but said
-            warnings.warn(f"replacing the earlier {', '.join(earlier)} in {folder}", stacklevel=2)
-        writers = {
-            name: stack.enter_context(
-                VideoWriter(
-                    folder / BY_NAME[name].video,
-                    as_fraction(fps),
-                    crf=options.crf,
-                    lossless=options.lossless,
-                    audio_from=audio,
-                    audio_start=_start_time(track),
-                )
-            )
-            for name in videos
-        }
-        for index in range(frames):
-            for name, paint in painters.items():
-                writers[name].write(paint(index))
-            progress("render", index + 1, frames)
+                    for name in videos
+                }
+                for index in range(frames):
+                    for name, paint in painters.items():
+                        writers[name].write(paint(index))
+                    progress("render", index + 1, frames)
+        except BaseException:
+            if made:  # the folder this call made holds nothing finished: no empty folder is left
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
     return [writer.path for writer in writers.values()]
