@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -146,6 +148,136 @@ def test_bad_pose_videos_are_one_clear_error(pipeline) -> None:
     tensors = PoseVideos(*(torch.rand(1, 3, 2, 32, 32) for _ in range(3)))
     with pytest.raises(UserError, match="not 64x64"):
         pipeline(reference, tensors, height=64, width=64)
+
+
+@contextmanager
+def _networks_watched(pipe: RealisDancePipeline) -> Iterator[list[str]]:
+    """The names of the models that ran while the block ran (the VAE runs through encode/decode)."""
+    calls: list[str] = []
+    parts = {name: part for name, part in pipe.components.items() if isinstance(part, torch.nn.Module)}
+    parts |= {"vae": pipe.vae.encoder, "vae-decoder": pipe.vae.decoder}
+    handles = [
+        part.register_forward_pre_hook(lambda *_, name=name: calls.append(name))
+        for name, part in parts.items()
+    ]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _refused_before_any_network(pipe: RealisDancePipeline, message: str, *args, **kwargs) -> None:
+    """One UserError saying `message`, and no model ran before it."""
+    with _networks_watched(pipe) as calls, pytest.raises(UserError, match=message):
+        pipe(*args, **kwargs)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_inference_steps": 1.5}, "num_inference_steps must be a whole number, got 1.5"),
+        ({"num_inference_steps": "2"}, "num_inference_steps must be a whole number, got '2'"),
+        ({"context_frames": True}, "context_frames must be a whole number, got True"),
+        ({"decode_chunk_size": 2.0}, "decode_chunk_size must be a whole number, got 2.0"),
+        ({"guidance_scale": "2"}, "guidance_scale must be a number, got '2'"),
+        ({"height": 64.0}, "height must be a whole number of pixels, got 64.0"),
+        ({"height": None}, "give height and width together"),
+        ({"width": None}, "give height and width together"),
+        ({"generator": [torch.Generator(), torch.Generator()]}, "a list of one: the batch is one video"),
+        ({"generator": 0}, "generator must be a torch.Generator, got int"),
+        ({"clip_image": torch.zeros(3, 10, 10)}, r"clip_image must be a float tensor \(1, 3, h, w\)"),
+        ({"clip_image": torch.zeros(1, 3, 10, 28)}, "with h and w at least 14, got \\(1, 3, 10, 28\\)"),
+        ({"clip_image": torch.zeros(1, 3, 28, 28, dtype=torch.uint8)}, "torch.uint8"),
+    ],
+)
+def test_bad_types_and_sizes_are_one_error_before_any_network(pipeline, options: dict, message: str) -> None:
+    reference, poses = _arrays(frames=2)
+    settings = {"height": 64, "width": 64, "num_inference_steps": 1} | options
+    _refused_before_any_network(pipeline, message, reference, poses, **settings)
+
+
+def _as_unit_tensor(video: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda ref, poses: (ref, poses | {"dwpose": poses["dwpose"][:0]}),
+            "the dwpose pose video has no frames",
+        ),
+        (lambda ref, poses: (ref, poses | {"hamer": []}), "the hamer pose video has no frames"),
+        (lambda ref, poses: (ref, list(poses.values())), "pose_videos must be a dict of dwpose, hamer, smpl"),
+        (lambda ref, poses: (ref, poses | {"smpl": None}), "the smpl pose video must be frames"),
+        (
+            lambda ref, poses: (torch.full((3, 64, 64), 200.0), poses),
+            r"a picture tensor must hold values in \[0, 1\] \(pixels / 255\), got 200 to 200",
+        ),
+        (lambda ref, poses: (torch.from_numpy(ref).permute(2, 0, 1), poses), r"values in \[0, 1\]"),
+        (
+            lambda ref, poses: (ref, poses | {"hamer": _as_unit_tensor(poses["hamer"]) * 255}),
+            r"a picture tensor must hold values in \[0, 1\]",
+        ),
+        (
+            lambda ref, poses: (
+                ref,
+                PoseVideos(*(_as_unit_tensor(v)[None].transpose(1, 2) * 2 for v in poses.values())),
+            ),
+            r"pose_videos.dwpose must hold values in \[0, 1\]",
+        ),
+    ],
+)
+def test_bad_pictures_and_videos_are_one_error_before_any_network(pipeline, change, message: str) -> None:
+    reference, poses = change(*_arrays(frames=2))
+    _refused_before_any_network(
+        pipeline, message, reference, poses, height=64, width=64, num_inference_steps=1
+    )
+
+
+@pytest.mark.slow
+def test_a_list_of_one_generator_and_a_callback_returning_none_are_taken(pipeline) -> None:
+    """diffusers' list of one generator per prompt draws the same noise; a callback that only
+    watches (returns None) changes nothing; one that returns something else than a dict is said."""
+    reference, poses = _arrays(frames=2)
+    common = {"height": 64, "width": 64, "num_inference_steps": 1, "output_type": "latent"}
+    plain = pipeline(reference, poses, generator=torch.Generator().manual_seed(3), **common).frames
+    steps: list[int] = []
+    listed = pipeline(
+        reference,
+        poses,
+        generator=[torch.Generator().manual_seed(3)],
+        callback_on_step_end=lambda pipe, step, t, tensors: steps.append(step),
+        **common,
+    ).frames
+    assert steps == [0]
+    torch.testing.assert_close(listed, plain, rtol=0, atol=0)
+    with pytest.raises(UserError, match="callback_on_step_end must return a dict \\(or None\\), got Tensor"):
+        pipeline(
+            reference, poses, callback_on_step_end=lambda pipe, step, t, tensors: tensors["latents"], **common
+        )
+
+
+def test_a_pil_picture_is_turned_upright_as_its_file_is(tmp_path: Path) -> None:
+    """An EXIF orientation of 6 (turn 90 degrees clockwise): the file read by path and the PIL
+    image of the same file are the same picture."""
+    from realisdance_cli.animator.processing import picture_pixels
+    from realisdance_cli.video import read_picture
+
+    stored = np.zeros((40, 20, 3), np.uint8)
+    stored[:20] = (255, 0, 0)  # top half red, bottom half blue, as stored
+    stored[20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "turned.jpg", exif=exif, quality=95)
+
+    by_path = read_picture(tmp_path / "turned.jpg")
+    by_pil = picture_pixels(Image.open(tmp_path / "turned.jpg"))
+    assert by_path.shape == by_pil.shape == (20, 40, 3)
+    assert by_pil[10, 5, 2] > 200 and by_pil[10, 35, 0] > 200  # turned: blue on the left, red on the right
+    assert np.abs(by_pil.astype(int) - by_path.astype(int)).max() <= 8  # two JPEG decoders
 
 
 @pytest.mark.slow

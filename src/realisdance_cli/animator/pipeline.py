@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from realisdance_cli.animator.processing import (
     SIZE,
     as_pil,
     check_frame_size,
+    check_unit_range,
     clip_input,
     picture_array,
     reference_tensor,
@@ -48,7 +50,10 @@ from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 if TYPE_CHECKING:
     from realisdance_cli.animator.processing import PictureInput, VideoInput
 
-StepCallback = Callable[["RealisDancePipeline", int, torch.Tensor, dict[str, torch.Tensor]], dict[str, Any]]
+StepCallback = Callable[
+    ["RealisDancePipeline", int, torch.Tensor, dict[str, torch.Tensor]], Mapping[str, Any] | None
+]
+GeneratorInput = torch.Generator | list[torch.Generator] | None
 
 SCHEDULER_OVERRIDES = {
     "rescale_betas_zero_snr": True,
@@ -59,6 +64,12 @@ SCHEDULER_OVERRIDES = {
 POSE_CACHE_FRAMES = 256  # beyond this, pose features are recomputed instead of kept (memory)
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+WHOLE_FIELDS = ("steps", "context", "overlap", "stride", "context_batch", "decode_chunk")
+
+
+def _is_whole(value: object) -> bool:
+    """An int (numpy's too), not a bool: 1.5 or "2" would fail deep inside the loop."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class SamplingOptions:
         """One sentence for the first wrong setting, naming it as the caller does (`names`: field
         -> option; default: the `__call__` keyword); `most_steps`: the scheduler's, once known."""
         name = {**CALL_NAMES, **(names or {})}
+        self._check_types(name)
         if self.steps < 1:
             raise UserError(f"{name['steps']} must be 1 or more, got {self.steps}.")
         if most_steps is not None and self.steps > most_steps:
@@ -100,6 +112,15 @@ class SamplingOptions:
         for field_name in ("stride", "context_batch", "decode_chunk"):
             if getattr(self, field_name) < 1:
                 raise UserError(f"{name[field_name]} must be 1 or more, got {getattr(self, field_name)}.")
+
+    def _check_types(self, name: Mapping[str, str]) -> None:
+        """Counts are whole numbers and the guidance a real one, before any comparison with them."""
+        for field_name in WHOLE_FIELDS:
+            value = getattr(self, field_name)
+            if not _is_whole(value):
+                raise UserError(f"{name[field_name]} must be a whole number, got {value!r}.")
+        if not isinstance(self.guidance, numbers.Real) or isinstance(self.guidance, bool):
+            raise UserError(f"{name['guidance']} must be a number, got {self.guidance!r}.")
 
 
 CALL_NAMES = {
@@ -147,15 +168,68 @@ def restore_colour(video: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return (video / 2 + 0.5).clamp(0, 1)
 
 
+def _check_size_given(height: object, width: object) -> None:
+    """Both sides or neither: the pictures are cropped to cover any frame, so one side alone says
+    nothing about the other, and a default for the missing side would ignore the inputs' aspect."""
+    if (height is None) != (width is None):
+        raise UserError(
+            "give height and width together, or neither for the pose tensors' size (else 768x576); "
+            f"got height={height}, width={width}."
+        )
+    for name, value in (("height", height), ("width", width)):
+        if value is not None and not _is_whole(value):
+            raise UserError(f"{name} must be a whole number of pixels, got {value!r}.")
+
+
+def _check_pose_videos(pose_videos: object) -> None:
+    """A `PoseVideos` or a dict naming the three conditions (a list has no names to read them by)."""
+    if isinstance(pose_videos, PoseVideos):
+        return
+    if not isinstance(pose_videos, Mapping):
+        raise UserError(
+            f"pose_videos must be a dict of {', '.join(CONDITIONS)} (or a PoseVideos), "
+            f"got {type(pose_videos).__name__}."
+        )
+    missing = [name for name in CONDITIONS if name not in pose_videos]
+    if missing:
+        raise UserError(f"pose_videos needs {', '.join(CONDITIONS)}; missing {', '.join(missing)}.")
+
+
+def _single_generator(generator: GeneratorInput) -> torch.Generator | None:
+    """The one generator of the batch of one video; diffusers' list of one per prompt is taken too."""
+    if isinstance(generator, list | tuple):
+        if len(generator) != 1:
+            raise UserError(
+                f"generator must be one torch.Generator (or a list of one: the batch is one video), "
+                f"got a list of {len(generator)}."
+            )
+        generator = generator[0]
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
+    return generator
+
+
 def _frame_size(
     pose_videos: PoseVideos | Mapping[str, Any], height: int | None, width: int | None
 ) -> tuple[int, int]:
-    """The asked size, else the pose tensors' size, else the original's 768x576."""
+    """The asked size (both sides, see `_check_size_given`), else the pose tensors' size, else
+    the original's 768x576."""
     if height is not None and width is not None:
         return height, width
     first = pose_videos.dwpose if isinstance(pose_videos, PoseVideos) else pose_videos.get("dwpose")
     size = tuple(first.shape[-2:]) if isinstance(first, torch.Tensor) and first.ndim >= 4 else SIZE
-    return height or int(size[0]), width or int(size[1])
+    return int(size[0]), int(size[1])
+
+
+def _step_result(result: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """What a step callback gave back. diffusers asks for a dict, but a callback that only watches
+    (logs, saves previews) naturally returns nothing, and refusing it would throw away the steps
+    already made: None replaces nothing."""
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise UserError(f"callback_on_step_end must return a dict (or None), got {type(result).__name__}.")
+    return result
 
 
 def _postprocess(video: torch.Tensor, output_type: str) -> Any:
@@ -278,15 +352,23 @@ class RealisDancePipeline(DiffusionPipeline):
 
     def check_inputs(
         self,
-        height: int,
-        width: int,
+        pose_videos: PoseVideos | Mapping[str, VideoInput],
+        height: int | None,
+        width: int | None,
         output_type: str,
         options: SamplingOptions,
         callback_on_step_end_tensor_inputs: Sequence[str],
+        generator: GeneratorInput = None,
+        clip_image: torch.Tensor | None = None,
     ) -> None:
         """Every setting that needs no picture, checked before any work: one clear error."""
-        check_frame_size(height, width, "height and width")
+        _check_pose_videos(pose_videos)
+        _check_size_given(height, width)
+        check_frame_size(*_frame_size(pose_videos, height, width), "height and width")
         options.check(most_steps=self.scheduler.config.num_train_timesteps)
+        _single_generator(generator)
+        if clip_image is not None:
+            self._check_clip_image(clip_image)
         if output_type not in OUTPUT_TYPES:
             raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
         unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
@@ -295,17 +377,37 @@ class RealisDancePipeline(DiffusionPipeline):
                 f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs} only."
             )
 
+    def _check_clip_image(self, clip_image: object) -> None:
+        """DINOv2 takes a float batch of one with room for a patch each way; else it fails deep inside."""
+        channels, patch = self.image_encoder.config.num_channels, self.image_encoder.config.patch_size
+        tensor = clip_image if isinstance(clip_image, torch.Tensor) else None
+        if (
+            tensor is not None
+            and tensor.is_floating_point()
+            and tensor.ndim == 4
+            and tuple(tensor.shape[:2]) == (1, channels)
+            and min(tensor.shape[2:]) >= patch
+        ):
+            return
+        got = type(clip_image).__name__ if tensor is None else f"{tuple(tensor.shape)} {tensor.dtype}"
+        raise UserError(
+            f"clip_image must be a float tensor (1, {channels}, h, w), ImageNet-normalised, with h and w "
+            f"at least {patch}, got {got}."
+        )
+
     def prepare_poses(
         self, pose_videos: PoseVideos | Mapping[str, VideoInput], size: tuple[int, int]
     ) -> PoseVideos:
-        """The three conditions (1, 3, F, H, W) in [0, 1] on the CPU; they move to the device per window."""
+        """The three conditions (1, 3, F, H, W) in [0, 1] on the CPU; they move to the device per window.
+        `pose_videos` has passed `check_inputs`."""
         if isinstance(pose_videos, PoseVideos):
             videos = pose_videos
+            for name in CONDITIONS:
+                check_unit_range(getattr(videos, name), f"pose_videos.{name}")
         else:
-            missing = [name for name in CONDITIONS if name not in pose_videos]
-            if missing:
-                raise UserError(f"pose_videos needs {', '.join(CONDITIONS)}; missing {', '.join(missing)}.")
-            videos = PoseVideos(*(video_tensor(video_arrays(pose_videos[n], size)) for n in CONDITIONS))
+            videos = PoseVideos(
+                *(video_tensor(video_arrays(pose_videos[n], size, f"the {n} pose video")) for n in CONDITIONS)
+            )
         shapes = {name: tuple(getattr(videos, name).shape) for name in CONDITIONS}
         frames = {shape[2] for shape in shapes.values()}
         if len(set(shapes.values())) > 1 or not all(len(s) == 5 and s[1] == 3 for s in shapes.values()):
@@ -334,10 +436,11 @@ class RealisDancePipeline(DiffusionPipeline):
         return self.vae.encode(reference).latent_dist.mode() * self.vae.config.scaling_factor
 
     def prepare_latents(
-        self, shape: tuple[int, ...], generator: torch.Generator | None, latents: torch.Tensor | None
+        self, shape: tuple[int, ...], generator: GeneratorInput, latents: torch.Tensor | None
     ) -> torch.Tensor:
         """Initial noise in float32, drawn where `generator` lives (a CPU generator, the default,
         gives the same video on any machine)."""
+        generator = _single_generator(generator)
         if latents is None:
             device = generator.device if generator is not None else torch.device("cpu")
             latents = torch.randn(shape, generator=generator, dtype=torch.float32, device=device)
@@ -431,7 +534,7 @@ class RealisDancePipeline(DiffusionPipeline):
         width: int | None = None,
         num_inference_steps: int = 50,
         guidance_scale: float = 2.0,
-        generator: torch.Generator | None = None,
+        generator: GeneratorInput = None,
         latents: torch.Tensor | None = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -451,13 +554,15 @@ class RealisDancePipeline(DiffusionPipeline):
         """Animate `image` with `pose_videos` ({"dwpose", "hamer", "smpl"}: each frames, an array,
         a tensor (F, 3, H, W) in [0, 1] or a video file; or a `PoseVideos`).
 
-        Pictures are scaled to cover height x width (default: the pose tensors' size, else
-        768x576) and centre-cropped; tensors are taken as they are. Temporal windows of
+        Pictures are scaled to cover height x width (both or neither; default: the pose tensors'
+        size, else 768x576) and centre-cropped; tensors are taken as they are, and must hold values
+        in [0, 1]. `generator`: one, or diffusers' list of one. Temporal windows of
         `context_frames` frames overlap by `context_overlap`; `unconditional` picks the guidance
         branch (zeroed DINOv2 tokens, the original's, or its tokens of an all-zero, mean-grey input);
         `faithful` repeats the original's compute pattern (slower, same video). `clip_image`
         replaces DINOv2's input (1, 3, h, w), normalised; `progress(task, done, total)` replaces
-        the progress bar.
+        the progress bar. `callback_on_step_end` returns a dict of the tensors it replaces (None:
+        none). A bad input is one `UserError`, before any network runs.
         """
         options = SamplingOptions(
             steps=num_inference_steps,
@@ -471,16 +576,16 @@ class RealisDancePipeline(DiffusionPipeline):
             decode_chunk=decode_chunk_size,
             faithful=faithful,
         )
+        self.check_inputs(
+            pose_videos, height, width, output_type, options, callback_on_step_end_tensor_inputs,
+            generator, clip_image,
+        )  # fmt: skip
         height, width = _frame_size(pose_videos, height, width)
-        self.check_inputs(height, width, output_type, options, callback_on_step_end_tensor_inputs)
         picture = picture_array(image, (height, width))
         reference = reference_tensor(picture)
         clip = clip_image if clip_image is not None else clip_input(picture)[None]
         poses = self.prepare_poses(pose_videos, (height, width))
         frames = poses.dwpose.shape[2]
-        progress = progress or pipeline_bar(self, num_inference_steps)
-
-        tokens, uncond_tokens = self.encode_image(clip, options.uncond if options.guidance > 1 else "fake")
         shape = (
             1,
             self.unet.config.in_channels,
@@ -488,7 +593,10 @@ class RealisDancePipeline(DiffusionPipeline):
             height // self.vae_scale_factor,
             width // self.vae_scale_factor,
         )
-        latents = self.prepare_latents(shape, generator, latents)
+        latents = self.prepare_latents(shape, generator, latents)  # its shape said before any network runs
+        progress = progress or pipeline_bar(self, num_inference_steps)
+
+        tokens, uncond_tokens = self.encode_image(clip, options.uncond if options.guidance > 1 else "fake")
         dtype = self.network.dtype
         self.scheduler.set_timesteps(options.steps, device=self._execution_device)
         schedule = windowing.schedule(options.schedule, options.context, options.overlap, options.stride)
@@ -515,7 +623,7 @@ class RealisDancePipeline(DiffusionPipeline):
                 if callback_on_step_end is not None:
                     state = {"latents": latents}
                     named = {name: state[name] for name in callback_on_step_end_tensor_inputs}
-                    latents = callback_on_step_end(self, i, t, named).get("latents", latents)
+                    latents = _step_result(callback_on_step_end(self, i, t, named)).get("latents", latents)
         finally:
             self.network.bank.clear()
             c.release()

@@ -56,12 +56,23 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def picture_pixels(picture: PictureInput, what: str = "the picture") -> np.ndarray:
     """A picture file, PIL image or array as RGB (H, W, 3) uint8, or one sentence naming it as
     `what` (tensors are each caller's own layout)."""
+    from PIL import Image, ImageOps
+
     if isinstance(picture, str | os.PathLike):
         return read_picture(picture, what)
-    array = np.asarray(picture.convert("RGB") if hasattr(picture, "convert") else picture)
+    if isinstance(picture, Image.Image):  # upright, as a file read from its path is
+        picture = ImageOps.exif_transpose(picture).convert("RGB")
+    array = np.asarray(picture)
     if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
         raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
     return array
+
+
+def check_unit_range(tensor: torch.Tensor, what: str) -> None:
+    """Tensors carry pixels in [0, 1]; 0-255 values would reach the VAE as garbage, not an error."""
+    low, high = (float(tensor.min()), float(tensor.max())) if tensor.numel() else (0.0, 0.0)
+    if not 0 <= low <= high <= 1:  # NaN fails every comparison
+        raise UserError(f"{what} must hold values in [0, 1] (pixels / 255), got {low:.4g} to {high:.4g}.")
 
 
 def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
@@ -79,22 +90,32 @@ def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
                 f"a picture tensor must be {size[0]}x{size[1]} (height x width), "
                 f"got {picture.shape[1]}x{picture.shape[2]}."
             )
-        return picture.detach().float().cpu().permute(1, 2, 0).numpy()
+        array = picture.detach().float().cpu()
+        check_unit_range(array, "a picture tensor")
+        return array.permute(1, 2, 0).numpy()
     return fit(picture_pixels(picture), size)
 
 
-def video_arrays(video: VideoInput, size: tuple[int, int]) -> list[np.ndarray]:
-    """Any video input as frames fitted to (height, width), as `picture_array` makes them."""
+def video_arrays(video: VideoInput, size: tuple[int, int], what: str = "the pose video") -> list[np.ndarray]:
+    """Any video input as frames fitted to (height, width), as `picture_array` makes them, or one
+    sentence naming it as `what` (no frames: nothing to stack, nothing to animate)."""
     import torch
 
     if isinstance(video, str | os.PathLike):
         from realisdance_cli.video import FrameSource, Selection
 
-        path = existing_file(Path(video), "the pose video")
-        return [fit(frame, size) for frame in FrameSource(path, Selection())]
-    if isinstance(video, torch.Tensor | np.ndarray) and video.ndim != 4:
-        raise UserError(f"a video must be (F, 3, H, W) or (F, H, W, 3), got {tuple(video.shape)}.")
-    return [picture_array(frame, size) for frame in video]
+        path = existing_file(Path(video), what)
+        frames = [fit(frame, size) for frame in FrameSource(path, Selection())]
+    elif not isinstance(video, Sequence | np.ndarray | torch.Tensor):
+        kind = type(video).__name__
+        raise UserError(f"{what} must be frames, an array, a tensor or a video file, got {kind}.")
+    elif isinstance(video, torch.Tensor | np.ndarray) and video.ndim != 4:
+        raise UserError(f"{what} must be (F, 3, H, W) or (F, H, W, 3), got {tuple(video.shape)}.")
+    else:
+        frames = [picture_array(frame, size) for frame in video]
+    if not frames:
+        raise UserError(f"{what} has no frames to animate.")
+    return frames
 
 
 def _unit(picture: np.ndarray) -> np.ndarray:
