@@ -25,7 +25,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def load_pipeline(dit: Path, dtype: torch.dtype) -> RealisDanceDiTPipeline:
-    pipeline = RealisDanceDiTPipeline.from_pretrained(dit / "tiny_dit", torch_dtype=dtype)
+    pipeline = RealisDanceDiTPipeline.from_pretrained(dit / "tiny_dit", dtype=dtype)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

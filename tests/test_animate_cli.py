@@ -103,6 +103,8 @@ def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
     assert (root / "realisdance" / "pipeline" / "model_index.json").is_file()
     again = rdance("weights", "convert", "--weights", root)
     assert again.returncode == 2 and "already exists; pass --force to replace it" in again.stderr
+    half = tmp_path / "half"  # the fp16 variant's files only (animate failed to find fp32 ones)
+    assert rdance("weights", "convert", "--fp16", "--out", half, "--weights", root).returncode == 0
     for entry in root.iterdir():  # the pipeline folder needs neither the base model nor DINOv2
         if entry.name != "realisdance":
             entry.unlink()
@@ -114,6 +116,10 @@ def test_converted_pipeline_folder_is_used_and_gives_the_same_video(
         # float32 rounding apart (test_pipeline_api), which YUV 4:2:0 turns into 2 levels at most
         difference = np.abs(a.astype(int) - b)
         assert difference.max() <= 2 and difference.mean() < 0.05
+    from_half = rdance("animate", *args, "--checkpoint", half, "--out", tmp_path / "half.mp4")
+    assert from_half.returncode == 0, from_half.stderr
+    for a, b in zip(read_frames(before), read_frames(tmp_path / "half.mp4"), strict=True):
+        assert np.abs(a.astype(int) - b).mean() < 2  # fp16 weights, computed in fp32 on the CPU
 
 
 def test_mismatched_pose_videos_are_refused(
@@ -144,13 +150,15 @@ def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: P
         (("--schedule", "loop"), "--schedule must be"),
         (("--steps", "0"), "--steps must be 1 or more, got 0"),  # 0 is not "the default"
         (("--steps", "100000"), "--steps must be 1 to 1000, got 100000"),  # the scheduler's, once loaded
-        (("--stride", "0"), "--stride 1 or more"),
-        (("--max-frames", "-1"), "--max-frames 1 or more (0 for all)"),
+        (("--stride", "0"), "--stride must be 1 or more, got 0"),
+        (("--max-frames", "-1"), "--max-frames must be 1 or more (0 for all), got -1"),
     ],
 )
 def test_bad_options_are_one_sentence(
     weights_root: Path, poses: Path, reference: Path, tmp_path: Path, args: tuple, message: str
 ) -> None:
+    if "100000" not in args:  # options that need no network are said before an existing output
+        (tmp_path / "x.mp4").write_bytes(b"an earlier video")
     done = rdance("animate", reference, poses, "--weights", weights_root, "--out", tmp_path / "x.mp4", *args)
     assert_user_error(done, message)
 

@@ -244,8 +244,9 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
         )
     if checkpoint is None and (root / PIPELINE_FOLDER / "model_index.json").is_file():
         folder = root / PIPELINE_FOLDER
-    if folder is not None:
-        pipeline = RealisDancePipeline.from_pretrained(folder, torch_dtype=dtype)
+    if folder is not None:  # `weights convert --fp16` writes the fp16 variant's files
+        variant = "fp16" if any(folder.glob("*/*.fp16.safetensors")) else None
+        pipeline = RealisDancePipeline.from_pretrained(folder, dtype=dtype, variant=variant)
     else:
         if checkpoint is None and (root / CONVERTED).is_file():
             checkpoint = root / CONVERTED
@@ -328,6 +329,21 @@ class Made:
     start_time: float  # seconds into the sound of the first frame
 
 
+def _check_job(options: AnimateOptions) -> None:
+    """Every option of either model that needs no file, before the outputs are claimed."""
+    if options.dit is None:
+        from realisdance_cli.animator.pipeline import SamplingOptions
+
+        check_options(options, options.sampling or SamplingOptions())
+        return
+    from realisdance_cli.dit import job
+
+    options.dit.check()
+    options.dit.check_size(options.size)
+    check_crf(options.crf)
+    job.check_device(options.dit, resolve_device(options.device, options.dtype, gpu_dtype="bf16")[0])
+
+
 def _animate_sd(
     reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn, pipeline: Any
 ) -> Made:
@@ -336,7 +352,6 @@ def _animate_sd(
     from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
 
     sampling = options.sampling or SamplingOptions()
-    check_options(options, sampling)
     device, dtype = resolve_device(options.device, options.dtype)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
@@ -372,11 +387,7 @@ def _animate_dit(
 
     assert options.dit is not None
     dit = options.dit
-    dit.check()
-    dit.check_size(options.size)
-    check_crf(options.crf)
     device, dtype = resolve_device(options.device, options.dtype, gpu_dtype="bf16")  # the original's
-    job.check_device(dit, device)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
     poses = read_poses(inputs, options)
@@ -428,6 +439,7 @@ def animate(
     Existing videos are replaced only with `force`; the outputs are claimed before the work, so a
     second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
+    _check_job(options)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):

@@ -151,6 +151,8 @@ def weights_convert(
     from realisdance_cli.animator.checkpoint import convert_to_pipeline
     from realisdance_cli.files import claimed_output, existing_file
 
+    if checkpoint is not None:  # a mistyped name first, before what the weights folder lacks
+        existing_file(checkpoint, "the RealisDance checkpoint")
     root = weights.weights_root(weights_dir)
     needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
     paths = weights.require_all(needed, root)

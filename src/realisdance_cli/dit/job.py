@@ -154,7 +154,7 @@ def load_pipeline(
     quiet_libraries()
     folder = release_folder(options)
     try:
-        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, torch_dtype=dtype)
+        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, dtype=dtype)
     except (OSError, ValueError) as err:  # a damaged config or weight file (JSON errors are ValueErrors)
         raise UserError(f"cannot load the RealisDance-DiT folder {folder}: {err}") from None
     pipeline.set_progress_bar_config(disable=True)

@@ -100,7 +100,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
     `from_pretrained(folder_or_hub_id)` reads the release's layout (`transformer/`, `vae/`,
     `image_encoder/`, `text_encoder/`, `tokenizer/`, `scheduler/`; a model_index.json is not
     needed). As the original: the VAE and CLIP run in float32, the transformer and the text
-    encoder in `torch_dtype` (bfloat16 for the release).
+    encoder in `dtype` (bfloat16 for the release).
     """
 
     model_cpu_offload_seq = "text_encoder->image_encoder->transformer->vae"
@@ -133,7 +133,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
     def from_pretrained(
         cls,
         pretrained_model_name_or_path: str | Path,
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
         **components: Any,
     ) -> RealisDanceDiTPipeline:
         """Each component from its subfolder (a hub id is downloaded first); components given
@@ -147,10 +147,10 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             folder = Path(snapshot_download(str(pretrained_model_name_or_path)))
         loaders: dict[str, Callable[[Path], Any]] = {
             "tokenizer": lambda path: AutoTokenizer.from_pretrained(path),
-            "text_encoder": lambda path: UMT5EncoderModel.from_pretrained(path, dtype=torch_dtype),
+            "text_encoder": lambda path: UMT5EncoderModel.from_pretrained(path, dtype=dtype),
             "image_encoder": lambda path: CLIPVisionModel.from_pretrained(path, dtype=torch.float32),
-            "transformer": lambda path: RealisDanceDiT.from_pretrained(path, torch_dtype=torch_dtype),
-            "vae": lambda path: AutoencoderKLWan.from_pretrained(path, torch_dtype=torch.float32),
+            "transformer": lambda path: RealisDanceDiT.from_pretrained(path, dtype=dtype),
+            "vae": lambda path: AutoencoderKLWan.from_pretrained(path, dtype=torch.float32),
             "scheduler": scheduler_from_folder,
         }
         wanted = [name for name in loaders if name not in components]
