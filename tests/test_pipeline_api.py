@@ -304,7 +304,7 @@ def test_fp16_variant_round_trips(pipeline, tmp_path: Path) -> None:
     half = copy.deepcopy(pipeline).to(torch.float16)
     half.save_pretrained(tmp_path / "pipe", variant="fp16")
     assert (tmp_path / "pipe" / "unet" / "diffusion_pytorch_model.fp16.safetensors").is_file()
-    loaded = RealisDancePipeline.from_pretrained(tmp_path / "pipe", variant="fp16", torch_dtype=torch.float16)
+    loaded = RealisDancePipeline.from_pretrained(tmp_path / "pipe", variant="fp16", dtype=torch.float16)
     assert loaded.unet.dtype == loaded.pose_guider.dtype == torch.float16
     weight = loaded.unet.conv_in.weight
     torch.testing.assert_close(weight, pipeline.unet.conv_in.weight.half(), rtol=0, atol=0)

@@ -254,7 +254,7 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
         paths = weights.require_all(needed, root)
         checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
         pipeline = RealisDancePipeline.from_original(
-            checkpoint, paths["base-model"], paths["dinov2"], torch_dtype=dtype
+            checkpoint, paths["base-model"], paths["dinov2"], dtype=dtype
         )
     if pipeline.vae.config.get("force_upcast") and dtype == torch.float16:
         pipeline.vae.to(torch.float32)

@@ -107,7 +107,7 @@ def convert_to_pipeline(
     from realisdance_cli.animator.pipeline import RealisDancePipeline
 
     dtype = torch.float16 if variant == "fp16" else None
-    pipeline = RealisDancePipeline.from_original(source, base, dinov2, torch_dtype=dtype)
+    pipeline = RealisDancePipeline.from_original(source, base, dinov2, dtype=dtype)
     with atomic_folder(target) as partial:
         pipeline.save_pretrained(partial, variant=variant)
     return target

@@ -304,7 +304,7 @@ class RealisDancePipeline(DiffusionPipeline):
         checkpoint: str | os.PathLike[str],
         base_model: str | os.PathLike[str],
         dinov2: str | os.PathLike[str],
-        torch_dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None,
     ) -> RealisDancePipeline:
         """The authors' release: their stage-2 `.ckpt` (or a `.safetensors` `rdance train` wrote), the SD-1.5
         base folder (its VAE and scheduler; its UNet config) and the DINOv2 folder."""
@@ -313,13 +313,13 @@ class RealisDancePipeline(DiffusionPipeline):
         from realisdance_cli.animator.checkpoint import load_network
 
         base = Path(base_model)
-        encoder = Dinov2Model.from_pretrained(dinov2, dtype=torch_dtype)
+        encoder = Dinov2Model.from_pretrained(dinov2, dtype=dtype)
         unet_config = json.loads((base / "unet" / "config.json").read_text())
         network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
-        vae = AutoencoderKL.from_pretrained(base / "vae", torch_dtype=torch_dtype)
+        vae = AutoencoderKL.from_pretrained(base / "vae", dtype=dtype)
         scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-        if torch_dtype is not None:
-            network.to(torch_dtype)
+        if dtype is not None:
+            network.to(dtype)
         return cls.from_network(network, vae, encoder, scheduler)
 
     def to_channels_last(self) -> RealisDancePipeline:
