@@ -168,11 +168,11 @@ def test_help_does_not_import_heavy_libraries() -> None:
 def test_unknown_command_and_missing_argument_fail_cleanly() -> None:
     """click's own mistakes are one sentence like ours, naming the help to read."""
     assert_user_error(rdance("dance-now"), "No such command 'dance-now'; see `rdance --help`.")
-    assert_user_error(rdance("track", "import"), "Missing argument 'pkl'; see `rdance track import --help`.")
+    assert_user_error(rdance("track", "import"), "Missing argument", "see `rdance track import --help`.")
     assert_user_error(
         rdance("extract", "x.mp4", "--fps", "abc"), "Invalid value for '--fps'", "rdance extract --help"
     )
-    assert_user_error(rdance("extract", "x.mp4", "--bogus"), "No such option: --bogus")
+    assert_user_error(rdance("extract", "x.mp4", "--bogus"), "No such option", "--bogus", "rdance extract --help")
     done = rdance("track")  # a group given nothing shows its help
     assert done.returncode == 2 and "rdance track [OPTIONS] COMMAND" in done.stdout + done.stderr
 

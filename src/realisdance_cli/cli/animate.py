@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -12,6 +11,7 @@ from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     AudioOption,
+    Choices,
     DeviceOption,
     DtypeOption,
     ForceOption,
@@ -33,28 +33,28 @@ if TYPE_CHECKING:
 app = typer.Typer()
 
 
-class Schedule(str, Enum):
+class Schedule(Choices):
     """How the temporal windows cover the video."""
 
     sliding = "sliding"
     uniform = "uniform"
 
 
-class Uncond(str, Enum):
+class Uncond(Choices):
     """The unconditional branch of classifier-free guidance."""
 
     fake = "fake"
     real = "real"
 
 
-class Model(str, Enum):
+class Model(Choices):
     """Which animation network."""
 
     sd = "sd"
     dit = "dit"
 
 
-class Offload(str, Enum):
+class Offload(Choices):
     """Where RealisDance-DiT's models rest on a GPU machine."""
 
     model = "model"

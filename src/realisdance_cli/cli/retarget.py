@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
+    Choices,
     DeviceOption,
     WeightsOption,
     choice,
@@ -21,7 +21,7 @@ from realisdance_cli.cli.shared import (
 app = typer.Typer()
 
 
-class Placement(str, Enum):
+class Placement(Choices):
     """Where the retargeted body stands."""
 
     reference = "reference"

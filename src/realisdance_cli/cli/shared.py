@@ -111,7 +111,16 @@ def seed_option(help_text: str) -> Any:
     return typer.Option("--seed", parser=parse_seed, metavar="<int>", help=help_text)
 
 
-class Dtype(str, Enum):
+class Choices(str, Enum):
+    """The words an option takes. `str()` of one is the word: older typers (0.18, our lower
+    bound) pass the parsed value through `str()`, which since Python 3.11 says `Class.member`
+    for a str Enum, and then find no member (the option arrived as None)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Dtype(Choices):
     """Number formats of the PyTorch networks (`devices.DTYPES`)."""
 
     fp16 = "fp16"

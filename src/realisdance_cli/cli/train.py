@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
     RESUMES,
+    Choices,
     WeightsOption,
     choice,
     command,
@@ -23,14 +24,14 @@ from realisdance_cli.cli.shared import (
 app = typer.Typer()
 
 
-class RefMode(str, Enum):
+class RefMode(Choices):
     """Which frame of a clip's video is its reference picture."""
 
     random = "random"
     first = "first"
 
 
-class MixedPrecision(str, Enum):
+class MixedPrecision(Choices):
     """accelerate's mixed-precision modes."""
 
     no = "no"
@@ -38,7 +39,7 @@ class MixedPrecision(str, Enum):
     bf16 = "bf16"
 
 
-class LogWith(str, Enum):
+class LogWith(Choices):
     """Where losses and learning rates are logged."""
 
     tensorboard = "tensorboard"
