@@ -185,7 +185,7 @@ def test_dit_bad_input_is_one_sentence(
     assert_user_error(
         rdance(*dit, "--weights", partial),
         "realisdance-dit is not a whole RealisDance-DiT folder: it lacks transformer/config.json; "
-        "run `rdance weights download dit`.",
+        f"run `rdance weights download dit --weights {partial}`.",  # into the folder it was given
     )
     assert_user_error(
         rdance(*dit, "--checkpoint", partial / "realisdance-dit"),

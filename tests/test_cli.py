@@ -172,7 +172,9 @@ def test_unknown_command_and_missing_argument_fail_cleanly() -> None:
     assert_user_error(
         rdance("extract", "x.mp4", "--fps", "abc"), "Invalid value for '--fps'", "rdance extract --help"
     )
-    assert_user_error(rdance("extract", "x.mp4", "--bogus"), "No such option", "--bogus", "rdance extract --help")
+    assert_user_error(
+        rdance("extract", "x.mp4", "--bogus"), "No such option", "--bogus", "rdance extract --help"
+    )
     done = rdance("track")  # a group given nothing shows its help
     assert done.returncode == 2 and "rdance track [OPTIONS] COMMAND" in done.stdout + done.stderr
 

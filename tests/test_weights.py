@@ -311,7 +311,9 @@ def test_a_missing_shard_is_named(tmp_path: Path) -> None:
         "model.safetensors.index.json: shard model-00002-of-00002.safetensors is missing" in lines["dinov2"]
     )
     # Nothing to delete: the download fetches the folder again.
-    assert lines["dinov2"].endswith("to fetch it again: run `rdance weights download realisdance`")
+    assert lines["dinov2"].endswith(
+        f"to fetch it again: run `rdance weights download realisdance --weights {tmp_path}`"
+    )
 
 
 def test_folders_need_their_configs_and_weights(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ import fcntl
 import glob
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -528,7 +529,8 @@ def instructions(entry: WeightFile, root: Path) -> str:
     """How to get a file by hand (licence-gated or off the hub)."""
     if isinstance(entry.source, Manual):
         return entry.source.steps.format(url=entry.source.url, root=root)
-    return f"run `rdance weights download {entry.group}`"
+    where = f" --weights {shlex.quote(str(root))}" if _chosen(root) else ""  # else it goes elsewhere
+    return f"run `rdance weights download {entry.group}{where}`"
 
 
 def refetch(found: Status, root: Path) -> str:
