@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import cv2
@@ -460,6 +461,56 @@ def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -
     assert done.returncode == 2 and "give the training manifest" in done.stderr
 
 
+@pytest.mark.slow
+def test_configs_refuse_whole_numbers_that_are_not(tmp_path: Path) -> None:
+    """`int` would read 1.9 as 1 and `true` as 1, `float` `true` as 1.0: one sentence naming the
+    key instead, exit 2 through the CLI; a float that is whole is taken."""
+    from conftest import assert_user_error, rdance
+
+    from realisdance_cli.errors import UserError
+    from realisdance_cli.training.config import read_config
+
+    config = tmp_path / "config.yaml"
+    for text, said in (
+        ("stage: 1.9", "stage: 1.9 is not usable (expected a whole number)"),
+        ("steps: 2.9", "steps: 2.9 is not usable"),
+        ("seed: 7.7", "seed: 7.7 is not usable"),
+        ("frames: true", "frames: True is not usable"),
+        ("size: [64.9, 48.2]", "size: [64.9, 48.2] is not usable"),
+        ("max_train_steps: 2.5", "max_train_steps: 2.5 is not usable"),
+        ("train_data: {sample_n_frames: false}", "sample_n_frames: False is not usable"),
+        ("lr: true", "lr: True is not usable (expected a number)"),
+    ):
+        config.write_text(text + "\n")
+        with pytest.raises(UserError, match=re.escape(said)):
+            read_config(config)
+    config.write_text("steps: 2.0\nsize: [64.0, 48]\nlr: 1\n")
+    assert read_config(config) == {"steps": 2, "size": "64x48", "lr": 1.0}
+    config.write_text("stage: 1.9\n")
+    assert_user_error(rdance("train", "--config", config), "stage: 1.9 is not usable")
+
+
+@pytest.mark.slow
+def test_train_refuses_a_batch_larger_than_the_clips_before_touching_the_run_folder(tmp_path: Path) -> None:
+    """Each process needs one whole batch: said before --force clears the earlier run and before
+    any weights are looked for (an empty weights folder here), for one process or two."""
+    from conftest import assert_user_error, rdance
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((32, 24, 3), 90, np.uint8))
+    row = json.dumps({name: "photo.png" for name in ("image", "dwpose", "hamer", "smpl")})
+    manifest, run, empty = tmp_path / "manifest.jsonl", tmp_path / "run", tmp_path / "weights"
+    manifest.write_text(f"{row}\n{row}\n")
+    empty.mkdir()
+    (run / "stage1.ckpt").parent.mkdir()
+    (run / "stage1.ckpt").write_text("an earlier run's")
+    common = (manifest, "--stage", "1", "--out", run, "--force", "--log-with", "none", "--weights", empty)
+    done = rdance("train", *common, "--batch-size", "3")
+    assert_user_error(done, "the training set holds 2 clips, fewer than one batch of 3; lower --batch-size")
+    done = rdance("train", *common, "--batch-size", "2", env={"WORLD_SIZE": "2", "RANK": "0"})
+    assert_user_error(done, "holds 2 clips, fewer than one batch of 2 on each of 2 processes")
+    assert (run / "stage1.ckpt").read_text() == "an earlier run's"
+
+
 def test_picture_entries_train_stage1_with_their_own_reference(tmp_path: Path) -> None:
     from realisdance_cli.animator.processing import fit
     from realisdance_cli.training.data import ClipDataset, ClipSampling, read_manifest
@@ -637,6 +688,107 @@ def test_a_run_killed_while_swapping_its_state_resumes_and_checkpoints_again(
     assert not (out / "state.old").exists() and not (out / "state.partial").exists()
     a, b = load_file(tmp_path / "a" / "stage2.safetensors"), load_file(out / "stage2.safetensors")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+class _Unpickled:
+    """A pickle that creates `marker` when it is loaded (as a crafted file in a copied run would run code)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+EMA_OPTIONS = {"stage": 2, "steps": 2, "learning_rate": 1e-3, "checkpoint_every": 1, "ema_decay": 0.9,
+               "log_with": "none"}  # fmt: skip
+
+
+def _ema_train(data: Path, out: Path, unet_config: dict, scheduler_config: dict, **kwargs) -> list[float]:
+    """The tiny two-step EMA run of `EMA_OPTIONS` on the clips in `data`, into `out`."""
+    from realisdance_cli.training.loop import TrainOptions, train
+
+    parts = _training_parts(data, unet_config, scheduler_config)
+    config = {"unet": unet_config, "token_width": 48}
+    return train(*parts, TrainOptions(**EMA_OPTIONS), out, config, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def ema_run(unet_config: dict, scheduler_config: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The EMA run straight through (`run`), with a copy of its folder as step 1 left it (`step1`:
+    taken while step 2 ran, before its save)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("ema")
+
+    def keep_step1(step: int, loss: float) -> None:
+        if step == 2:
+            shutil.copytree(root / "run", root / "step1")
+
+    losses = _ema_train(root / "data", root / "run", unet_config, scheduler_config, report=keep_step1)
+    return {"root": root, "run": root / "run", "step1": root / "step1", "losses": losses}
+
+
+def _equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _same_exports(a: Path, b: Path, step: int) -> None:
+    """Both forms of both exports of run folder `b` are those of `a`, bit for bit, at `step`."""
+    for name in ("stage2", "stage2_ema"):
+        assert _equal(load_file(a / f"{name}.safetensors"), load_file(b / f"{name}.safetensors")), name
+        original_a, original_b = (torch.load(f / f"{name}.ckpt", weights_only=True) for f in (a, b))
+        assert original_b["global_step"] == step, name
+        assert _equal(original_a["state_dict"], original_b["state_dict"]), name
+
+
+@pytest.mark.slow
+def test_an_ema_run_resumes_exactly_without_unpickling_its_state(
+    ema_run: dict, unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    """The moving average is saved as safetensors and JSON and read back as such: a pickle planted
+    where accelerate kept it (custom_checkpoint_0.pkl, loaded with weights_only=False) is refused,
+    never run, and the resumed run ends exactly where the straight one did."""
+    import shutil
+
+    from realisdance_cli.errors import UserError
+
+    out, marker = tmp_path / "run", tmp_path / "unpickled"
+    shutil.copytree(ema_run["step1"], out)
+    assert json.loads((out / "state" / "step.json").read_text())["step"] == 1
+    planted = out / "state" / "custom_checkpoint_0.pkl"
+    torch.save(_Unpickled(marker), planted)
+    with pytest.raises(UserError, match=f"{planted} is a pickle, which a resume never loads"):
+        _ema_train(ema_run["root"] / "data", out, unet_config, scheduler_config, resume=True)
+    assert not marker.exists()
+    planted.unlink()
+    rest = _ema_train(ema_run["root"] / "data", out, unet_config, scheduler_config, resume=True)
+    assert rest == ema_run["losses"][1:]
+    _same_exports(ema_run["run"], out, step=2)
+    assert json.loads((out / "state" / "ema.json").read_text())["optimization_step"] == 2
+    straight = load_file(ema_run["run"] / "state" / "ema.safetensors")
+    assert _equal(straight, load_file(out / "state" / "ema.safetensors"))
+    assert straight and all("motion_modules." in k for k in straight)
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_its_last_state_before_its_exports_exports_again(
+    ema_run: dict, unet_config: dict, scheduler_config: dict, tmp_path: Path
+) -> None:
+    """The last save swaps the step-2 state in, then writes the exports: killed between the two,
+    the folder holds the state of step 2 and the exports of step 1. The rerun has no step left to
+    train, and must still leave the exports of step 2."""
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(ema_run["run"], out)
+    for path in ema_run["step1"].glob("stage2*"):
+        shutil.copy(path, out / path.name)
+    stale = load_file(out / "stage2.safetensors")
+    fresh = load_file(ema_run["run"] / "stage2.safetensors")
+    assert not all(torch.equal(stale[k], fresh[k]) for k in fresh)  # step 1 differs from step 2
+    assert _ema_train(ema_run["root"] / "data", out, unet_config, scheduler_config, resume=True) == []
+    _same_exports(ema_run["run"], out, step=2)
 
 
 @pytest.mark.slow

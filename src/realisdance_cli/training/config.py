@@ -22,10 +22,24 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import read_text
 
 
+def _whole(value: Any) -> int:
+    """A whole number: `int` alone would read 2.9 as 2 and `true` as 1."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("expected a whole number")
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    """A number: `float` alone would read `true` as 1.0."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number")
+    return float(value)
+
+
 def _size(value: Any) -> str:
     """`[768, 576]` (the original's `sample_size`) or `768x576` -> `768x576`."""
     if isinstance(value, list | tuple) and len(value) == 2:
-        return f"{int(value[0])}x{int(value[1])}"
+        return f"{_whole(value[0])}x{_whole(value[1])}"
     return str(value)
 
 
@@ -38,36 +52,36 @@ def _flag(value: Any) -> bool:
 # Our keys and how a YAML value becomes one.
 OURS: dict[str, Callable[[Any], Any]] = {
     "manifest": Path,
-    "stage": int,
+    "stage": _whole,
     "out": Path,
     "stage1": Path,
     "motion": Path,
-    "steps": int,
-    "lr": float,
-    "warmup": int,
-    "batch_size": int,
-    "accumulate": int,
-    "frames": int,
-    "frame_stride": int,
+    "steps": _whole,
+    "lr": _number,
+    "warmup": _whole,
+    "batch_size": _whole,
+    "accumulate": _whole,
+    "frames": _whole,
+    "frame_stride": _whole,
     "size": _size,
     "ref_mode": str,
-    "cfg_uncond": float,
-    "pose_shuffle": float,
-    "adam_beta1": float,
-    "adam_beta2": float,
-    "weight_decay": float,
-    "adam_epsilon": float,
-    "max_grad_norm": float,
+    "cfg_uncond": _number,
+    "pose_shuffle": _number,
+    "adam_beta1": _number,
+    "adam_beta2": _number,
+    "weight_decay": _number,
+    "adam_epsilon": _number,
+    "max_grad_norm": _number,
     "mixed_precision": str,
     "gradient_checkpointing": _flag,
-    "ema_decay": float,
-    "checkpoint_every": int,
-    "validate_every": int,
+    "ema_decay": _number,
+    "checkpoint_every": _whole,
+    "validate_every": _whole,
     "validation_manifest": Path,
-    "validation_ddim_steps": int,
+    "validation_ddim_steps": _whole,
     "log_with": str,
-    "seed": int,
-    "workers": int,
+    "seed": _whole,
+    "workers": _whole,
 }
 
 # The original's keys that carry over, as (our key, value -> our value).
@@ -76,29 +90,29 @@ ORIGINAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "output_dir": ("out", Path),
     "unet_checkpoint_path": ("stage1", lambda path: Path(path) if path else None),
     "pretrained_mm_path": ("motion", lambda path: Path(path) if path else None),
-    "max_train_steps": ("steps", int),
-    "learning_rate": ("lr", float),
-    "lr_warmup_steps": ("warmup", int),
-    "train_batch_size": ("batch_size", int),
-    "gradient_accumulation_steps": ("accumulate", int),
-    "cfg_uncond_ratio": ("cfg_uncond", float),
-    "pose_shuffle_ratio": ("pose_shuffle", float),
-    "adam_weight_decay": ("weight_decay", float),
+    "max_train_steps": ("steps", _whole),
+    "learning_rate": ("lr", _number),
+    "lr_warmup_steps": ("warmup", _whole),
+    "train_batch_size": ("batch_size", _whole),
+    "gradient_accumulation_steps": ("accumulate", _whole),
+    "cfg_uncond_ratio": ("cfg_uncond", _number),
+    "pose_shuffle_ratio": ("pose_shuffle", _number),
+    "adam_weight_decay": ("weight_decay", _number),
     "mixed_precision_training": ("mixed_precision", lambda on: "fp16" if _flag(on) else "no"),
-    "checkpointing_steps": ("checkpoint_every", lambda n: int(n) if int(n) > 0 else None),
-    "validation_steps": ("validate_every", int),
-    "global_seed": ("seed", int),
-    "num_workers": ("workers", int),
+    "checkpointing_steps": ("checkpoint_every", lambda n: _whole(n) if _whole(n) > 0 else None),
+    "validation_steps": ("validate_every", _whole),
+    "global_seed": ("seed", _whole),
+    "num_workers": ("workers", _whole),
 }
 ORIGINAL_SECTIONS: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "train_data": {
         "manifest": ("manifest", Path),
         "sample_size": ("size", _size),
-        "sample_n_frames": ("frames", int),
-        "sample_stride": ("frame_stride", int),
+        "sample_n_frames": ("frames", _whole),
+        "sample_stride": ("frame_stride", _whole),
         "ref_mode": ("ref_mode", str),
     },
-    "validation_data": {"num_inference_steps": ("validation_ddim_steps", int)},
+    "validation_data": {"num_inference_steps": ("validation_ddim_steps", _whole)},
 }
 # Fixed here by the released weights and the paper, or replaced by our manifest and CLI.
 IGNORED = {
@@ -114,7 +128,7 @@ IGNORED = {
 def _converted(key: str, convert: Callable[[Any], Any], value: Any, path: Path) -> Any:
     try:
         return convert(value)
-    except (TypeError, ValueError, OverflowError) as error:  # Overflow: `.inf` to a whole number
+    except (TypeError, ValueError, OverflowError) as error:  # Overflow: a huge whole number to a float
         raise UserError(f"{path}: {key}: {value!r} is not usable ({error}).") from None
 
 

@@ -211,12 +211,28 @@ def resumes(job: TrainJob, *, main_process: bool) -> bool:
     )
 
 
+def _check_batches(clips: int, batch_size: int) -> None:
+    """Every process needs one whole batch of its own (the last, short one is dropped): said
+    before --force clears the run folder and the models load, not in the first step."""
+    from realisdance_cli.dit.parallel import world_from_environment
+
+    world = world_from_environment()
+    processes = world.size if world else 1
+    if clips < batch_size * processes:
+        per = f" on each of {processes} processes" if processes > 1 else ""
+        raise UserError(
+            f"the training set holds {clips} clips, fewer than one batch of {batch_size}{per}; "
+            "lower --batch-size or add clips."
+        )
+
+
 def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[float], str]:
     """Trains (resuming the run saved in the folder, see `resumes`; the folder is locked on the
     main process); returns the losses of this run's steps and the digest of the final weights."""
     from realisdance_cli.animation import quiet_libraries
 
     entries = read_manifest(job.manifest, job.sampling.span)  # the data, before the run folder is made
+    _check_batches(len(entries), job.options.batch_size)
     held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
     quiet_libraries()
     main_process = os.environ.get("RANK", "0") == "0"

@@ -9,9 +9,9 @@ epoch, index), so a run stopped and resumed from a checkpoint takes the same ste
 straight through.
 
 Optionally an exponential moving average of the trained weights (diffusers' `EMAModel`, decay
-warmed up as (1 + n) / (10 + n)) is kept, saved with the state and exported as `stageN_ema.*`;
-validation then uses it. Loss (a step's: the mean over its accumulated batches and the processes)
-and learning rate go to TensorBoard (`OUT/logs`).
+warmed up as (1 + n) / (10 + n)) is kept, saved with the state (`ema.py`: never pickled) and
+exported as `stageN_ema.*`; validation then uses it. Loss (a step's: the mean over its accumulated
+batches and the processes) and learning rate go to TensorBoard (`OUT/logs`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,9 @@ import torch
 from realisdance_cli.animator.checkpoint import save_network
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ValidationClip
+from realisdance_cli.training.ema import MovingAverage
 from realisdance_cli.training.objective import Batch, diffusion_loss
 from realisdance_cli.training.options import TrainOptions
 from realisdance_cli.training.stages import save_original, select_trainable
@@ -107,7 +109,6 @@ def train(
     this one."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
 
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # without it, CPU processes under torchrun train alone
@@ -118,7 +119,8 @@ def train(
         log_with=None if options.log_with == "none" else options.log_with,
         project_dir=out,
     )
-    trainable = [p for _, p in select_trainable(net, options.stage)]
+    named = select_trainable(net, options.stage)
+    trainable = [p for _, p in named]
     if options.gradient_checkpointing:
         net.unet_main.enable_gradient_checkpointing()
         net.unet_ref.enable_gradient_checkpointing()
@@ -145,12 +147,15 @@ def train(
         drop_last=True,
     )
     net, optimizer, schedule, loader = accelerator.prepare(net, optimizer, schedule, loader)
-    ema = EMAModel(trainable, decay=options.ema_decay) if options.ema_decay > 0 else None
-    if ema is not None:
-        accelerator.register_for_checkpointing(ema)
     encoders.vae.to(accelerator.device)
     encoders.image_encoder.to(accelerator.device)
-    step = _restore(accelerator, out) if resume else 0
+    restored, step = _restore(accelerator, out) if resume else (None, 0)
+    ema = MovingAverage(named, options.ema_decay) if options.ema_decay > 0 else None
+    if ema is not None and restored is not None:
+        ema.load(restored)
+    exports = Exports(accelerator, net, out, options.stage, network_config, ema)
+    if restored is not None and step >= options.steps:
+        exports.refresh(step)
     record = dict(settings) if settings is not None else asdict(options)
     if options.log_with != "none":
         accelerator.init_trackers("logs", config=asdict(options))
@@ -172,16 +177,16 @@ def train(
                 schedule.step()
                 optimizer.zero_grad()
         if ema is not None:
-            ema.step(trainable)
+            ema.step()
         step += 1
         value = accelerator.gather((total / options.accumulate).reshape(1)).mean().item()
         losses.append(value)
         accelerator.log({"loss": value, "lr": schedule.get_last_lr()[0]}, step=step)
         report(step, value)
         if step % options.checkpoint_every == 0 or step == options.steps:
-            _save(accelerator, net, out, step, options, network_config, ema, trainable, record)
+            _save(accelerator, out, step, exports, record)
         if validation and options.validate_every and step % options.validate_every == 0:
-            with _averaged(ema, trainable), accelerator.autocast():
+            with _averaged(ema), accelerator.autocast():
                 _validate(accelerator, net, encoders, scheduler, validation, out, step, options)
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -229,27 +234,36 @@ def outputs_of_a_run(out: Path) -> list[Path]:
     return sorted({path for pattern in RUN_OUTPUTS for path in out.glob(pattern)})
 
 
-def _restore(accelerator: Any, out: Path) -> int:
-    """Loads the run folder's last state; returns the step it was saved at."""
+def _restore(accelerator: Any, out: Path) -> tuple[Path, int]:
+    """Loads the run folder's last state; returns its folder and the step it was saved at."""
     saved = saved_state(out)
     if saved is None:
         raise UserError(f"{out} holds no saved state to resume.")
+    _refuse_pickles(saved[0])
     accelerator.load_state(str(saved[0]))
-    return int(saved[1]["step"])
+    return saved[0], int(saved[1]["step"])
+
+
+def _refuse_pickles(state: Path) -> None:
+    """accelerate loads (with `weights_only=False`) the custom objects of a state, and refuses a
+    state with more of them than are registered: none are here, so such a file is said, not run."""
+    pickles = sorted(state.glob("custom_checkpoint_*.pkl"))
+    if pickles:
+        raise UserError(
+            f"{pickles[0]} is a pickle, which a resume never loads (an earlier version saved the moving "
+            "average so; a planted one could run code); delete it to resume, the moving average then "
+            "starts again from the resumed weights."
+        )
 
 
 @contextmanager
-def _averaged(ema: Any, parameters: list[torch.nn.Parameter]) -> Iterator[None]:
+def _averaged(ema: MovingAverage | None) -> Iterator[None]:
     """The moving-average weights in place of the trained ones for a while (nothing without EMA)."""
     if ema is None:
         yield
         return
-    ema.store(parameters)
-    ema.copy_to(parameters)
-    try:
+    with ema.applied():
         yield
-    finally:
-        ema.restore(parameters)
 
 
 def _validate(
@@ -273,23 +287,14 @@ def _validate(
     accelerator.wait_for_everyone()
 
 
-def _save(
-    accelerator: Any,
-    net: Any,
-    out: Path,
-    step: int,
-    options: TrainOptions,
-    config: dict[str, Any],
-    ema: Any,
-    trainable: list[torch.nn.Parameter],
-    settings: Mapping[str, Any],
-) -> None:
-    """The resumable state (written beside, then swapped in), and the network in our form and the
-    original's (also with the moving-average weights, with EMA); rank 0 writes the files.
+def _save(accelerator: Any, out: Path, step: int, exports: Exports, settings: Mapping[str, Any]) -> None:
+    """The resumable state (written beside, then swapped in), then the exports; rank 0 writes the
+    files.
 
     A run killed during a swap leaves state.partial or state.old behind; both are removed before
     the swap, except a state.old without a state: the last whole state (`saved_state` resumed
-    from it), kept until the new one is in place."""
+    from it), kept until the new one is in place. One killed after the swap, before its exports
+    were all written, has them written again when resumed (`Exports.refresh`)."""
     state_dir, partial, old = (out / f"{STATE_FOLDER}{tail}" for tail in ("", ".partial", ".old"))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -300,21 +305,64 @@ def _save(
     accelerator.save_state(str(partial))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if exports.ema is not None:
+            exports.ema.save(partial)
         (partial / "step.json").write_text(json.dumps({"step": step, "settings": settings}))
         if state_dir.exists():
             shutil.rmtree(old, ignore_errors=True)  # else a leftover state.old blocks the rename
             state_dir.replace(old)
         partial.replace(state_dir)
         shutil.rmtree(old, ignore_errors=True)
-    name = f"stage{options.stage}"
-    _export(accelerator, net, out / name, step, config)
-    if ema is not None:
-        with _averaged(ema, trainable):
-            _export(accelerator, net, out / f"{name}_ema", step, config)
+    exports.write(step)
 
 
-def _export(accelerator: Any, net: Any, stem: Path, step: int, config: dict[str, Any]) -> None:
-    state = accelerator.get_state_dict(net)  # on every rank: a sharded network gathers here
-    if accelerator.is_main_process:
-        save_network(state, stem.with_suffix(".safetensors"), config["unet"], config["token_width"])
-        save_original(state, stem.with_suffix(".ckpt"), step)
+@dataclass
+class Exports:
+    """The network as `stageN.safetensors` (ours) and `stageN.ckpt` (the original's), with EMA also
+    as `stageN_ema.*` with the moving-average weights."""
+
+    accelerator: Any
+    net: Any
+    out: Path
+    stage: int
+    config: dict[str, Any]
+    ema: MovingAverage | None
+
+    def stems(self) -> list[Path]:
+        """The files' names without suffix, in the order they are written."""
+        stem = self.out / f"stage{self.stage}"
+        return [stem] if self.ema is None else [stem, self.out / f"{stem.name}_ema"]
+
+    def write(self, step: int) -> None:
+        trained, *averaged = self.stems()
+        self._write(trained, step)
+        with _averaged(self.ema):
+            for stem in averaged:
+                self._write(stem, step)
+
+    def hold(self, step: int) -> bool:
+        """Whether every export holds the weights of `step`: each .ckpt records it, and is
+        written (whole) after its .safetensors, so the pair is of that step's save."""
+        for stem in self.stems():
+            try:
+                saved = read_weights(stem.with_suffix(".ckpt"), "an export")
+            except UserError:  # missing or unreadable
+                return False
+            if not isinstance(saved, dict) or saved.get("global_step") != step:
+                return False
+        return True
+
+    def refresh(self, step: int) -> None:
+        """Writes the exports of the resumed state (at `step`) unless they already are: a run
+        killed after its last state swap, before its exports, kept stale ones for ever."""
+        current = self.hold(step)
+        self.accelerator.wait_for_everyone()  # every rank has looked before any file is replaced
+        if not current:
+            self.write(step)
+
+    def _write(self, stem: Path, step: int) -> None:
+        state = self.accelerator.get_state_dict(self.net)  # on every rank: a sharded network gathers here
+        if self.accelerator.is_main_process:
+            unet, width = self.config["unet"], self.config["token_width"]
+            save_network(state, stem.with_suffix(".safetensors"), unet, width)
+            save_original(state, stem.with_suffix(".ckpt"), step)
