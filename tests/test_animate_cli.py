@@ -180,3 +180,15 @@ def test_folder_without_pose_videos_says_how_to_make_them(
 ) -> None:
     done = rdance("animate", reference, tmp_path, *FAST, "--weights", weights_root)
     assert_user_error(done, "dwpose.mp4 not found", "rdance render-poses")
+
+
+def test_default_output_names_a_pose_folder_given_as_a_dot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rdance animate me.png .` inside the poses folder: named after it (it made `me_.mp4`)."""
+    from realisdance_cli.animation import PoseInputs, default_out
+
+    (tmp_path / "dance").mkdir()
+    monkeypatch.chdir(tmp_path / "dance")
+    assert default_out(Path("me.png"), PoseInputs(Path("."))) == Path("me_dance.mp4")
+    assert default_out(Path("me.png"), PoseInputs(Path("../dance"))) == Path("me_dance.mp4")

@@ -50,7 +50,7 @@ def test_frame_rates_must_be_real_rates(track: Path, tmp_path: Path, fps: str) -
         ("track", "import", pkl, "--fps", fps, "--out", tmp_path / "again.rdance"),
         ("extract", tmp_path, "--fps", fps, "--only", "dwpose", "--out", tmp_path / "x.rdance"),
     ):
-        assert_user_error(rdance(*args), "the frame rate must be between 0.01 and 1000", f"got {float(fps)}")
+        assert_user_error(rdance(*args), "--fps must be between 0.01 and 1000", f"got {float(fps)}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dance.pkl", "dance.rdance"]
 
 

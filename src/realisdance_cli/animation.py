@@ -33,6 +33,7 @@ from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import claimed_output, existing_file, paths_from_strings
 from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.track import named
 from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWriter, audio_source, check_crf
 
 if TYPE_CHECKING:
@@ -271,8 +272,8 @@ def output_paths(out: Path, grid: bool) -> list[Path]:
 
 
 def default_out(reference: Path, inputs: PoseInputs) -> Path:
-    """`<reference>_<poses>.mp4` in the current folder."""
-    poses = inputs.folder or inputs.path("smpl")
+    """`<reference>_<poses>.mp4` in the current folder (`.` as poses: the folder's name)."""
+    poses = named(inputs.folder or inputs.path("smpl"))
     return Path(f"{reference.stem}_{poses.stem or poses.name}.mp4")
 
 

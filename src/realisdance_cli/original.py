@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -251,7 +252,9 @@ def save_dwpose_pkl(path: Path, poses: list[dict[str, Any]] | dict[str, Any]) ->
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def import_dwpose_pkl(pkl: Path, out: Path, *, fps: float | None = None, overwrite: bool = False) -> Track:
+def import_dwpose_pkl(
+    pkl: Path, out: Path, *, fps: float | Fraction | None = None, overwrite: bool = False
+) -> Track:
     """An original `.pkl` as a pose track (a DWPose stream, no SMPL-X or MANO).
 
     A file holding one picture's pose dict becomes a one-frame track that remembers it

@@ -39,15 +39,16 @@ SEEK_MARGIN = 1.0  # seconds of audio demuxed before a span's start: room for th
 FPS_RANGE = (Fraction(1, 100), Fraction(1000))
 
 
-def as_fraction(fps: float | Fraction | str) -> Fraction:
-    """Frame rates as exact fractions: 29.97 becomes 30000/1001, "25/2" becomes 25/2."""
+def as_fraction(fps: float | Fraction | str, what: str = "the frame rate") -> Fraction:
+    """Frame rates as exact fractions: 29.97 becomes 30000/1001, "25/2" becomes 25/2; out of
+    range, one sentence naming it as `what` (the option that gave it)."""
     low, high = FPS_RANGE
     try:
         value = Fraction(fps) if isinstance(fps, (Fraction, str)) else Fraction(fps).limit_denominator(1001)
     except (ValueError, OverflowError, ZeroDivisionError):  # NaN, inf, "abc", "1/0"
         value = None
     if value is None or not low <= value <= high:
-        raise UserError(f"the frame rate must be between {float(low)} and {high}, got {fps}.")
+        raise UserError(f"{what} must be between {float(low)} and {high}, got {fps}.")
     if not isinstance(fps, (Fraction, str)):
         for base in (24, 30, 48, 60, 120):  # 23.976, 29.97, 59.94... mean the NTSC rates
             ntsc = Fraction(base * 1000, 1001)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -78,11 +79,15 @@ def extract(
     for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
         if value < 1:
             raise UserError(f"{name} must be 1 or more, got {value}.")
+    stages = extraction.parse_stages(only)
+    if dtype is not None and not set(stages) & set(extraction.NETWORK_STAGES):
+        ignored = f"--dtype is for the PyTorch stages (hamer, smplerx); --only {only} runs none"
+        warnings.warn(ignored, stacklevel=2)
     options = extraction.ExtractOptions(
         selection=Selection(
             start=start, stride=stride, max_frames=max_frames or None
         ),  # 0: all, as elsewhere
-        stages=extraction.parse_stages(only),
+        stages=stages,
         device=device,
         dtype=plain(dtype),
         max_people=max_people,
@@ -95,7 +100,7 @@ def extract(
     )
     with progress_bars(RESUMES) as progress:
         track, summaries = extraction.extract(
-            source, out, options, force=force, image_fps=as_fraction(fps), progress=progress
+            source, out, options, force=force, image_fps=as_fraction(fps, "--fps"), progress=progress
         )
     for summary in summaries:
         found = summary.frames - len(summary.empty_frames)
@@ -165,7 +170,7 @@ def render_poses(
     options = rendering.RenderOptions(
         videos=rendering.parse_videos(only),
         size=rendering.parse_size(size),
-        fps=None if fps is None else as_fraction(fps),
+        fps=None if fps is None else as_fraction(fps, "--fps"),
         face=face,
         crf=crf,
         lossless=lossless,

@@ -47,8 +47,10 @@ def track_import(
     """
     from realisdance_cli.original import import_dwpose_pkl, imported_single
     from realisdance_cli.track import Track
+    from realisdance_cli.video import as_fraction
 
-    track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=fps, overwrite=force)
+    rate = None if fps is None else as_fraction(fps, "--fps")
+    track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=rate, overwrite=force)
     if imported_single(track):
         console.print(f"imported one picture's poses (a single pose dict) into {escape(str(track.path))}")
     else:

@@ -22,7 +22,8 @@ from realisdance_cli.errors import UserError
 app = typer.Typer(help="List, check and download the model weights.", no_args_is_help=True)
 
 NamesArgument = Annotated[
-    list[str] | None, typer.Argument(help="Names or groups (default: all but the optional dit group).")
+    list[str] | None,
+    typer.Argument(help="Names or groups (default: all but the optional dit and eval groups)."),
 ]
 
 
