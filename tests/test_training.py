@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -577,6 +578,8 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
     (tmp_path / "no-weights").mkdir()
     again = rdance("dataset", "build", videos, "--out", data, "--weights", tmp_path / "no-weights")
     assert again.returncode == 0 and "3 videos" in again.stdout, again.stderr
+    shutil.copy(videos / "a.mp4", videos / "a.mov")  # two inputs, one track name: said before any work
+    assert_user_error(rdance("dataset", "build", videos, "--out", data), "a.mov, a.mp4", "rename one")
 
 
 @pytest.mark.slow

@@ -70,6 +70,13 @@ def sources(folder: Path) -> list[Path]:
     if not found:
         kinds = ", ".join(suffixes)
         raise UserError(f"{folder} holds no videos or pictures ({kinds}).")
+    stems = [path.stem for path in found]
+    twins = sorted(path.name for path in found if stems.count(path.stem) > 1)
+    if twins:  # each becomes <stem>.rdance: one would be refused as "made from other frames"
+        raise UserError(
+            f"{folder} holds {', '.join(twins)}: one name apart from the suffix, so one pose track "
+            "for them; rename one of each."
+        )
     return found
 
 
