@@ -76,3 +76,14 @@ def test_bad_options(tmp_path: Path) -> None:
     done = rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--out", tmp_path / "a_file")
     assert_user_error(done, f"the output folder {tmp_path / 'a_file'} is a file, not a folder")
     assert not (tmp_path / "d_poses").exists()
+
+
+def test_an_odd_sized_source_renders_at_the_even_size_below(tmp_path: Path) -> None:
+    """A 77x101 source (phones make them): the H.264 videos are 76x100, said in a warning; it
+    stopped asking the user to work out an even --size."""
+    save_dwpose_pkl(tmp_path / "d.pkl", dancer_pkl_frames(2, 77, 101))
+    done = rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--out", tmp_path / "poses")
+    assert done.returncode == 0, done.stderr
+    assert "the videos are 76x100, the source 77x101" in " ".join(done.stderr.split())
+    info = FrameSource(tmp_path / "poses" / "dwpose.mp4").info
+    assert (info.height, info.width, info.frame_count) == (76, 100, 2)

@@ -228,6 +228,19 @@ def _source_sound(track: Track | None, fps: Fraction) -> Path | None:
     return path
 
 
+def _default_size(height: int, width: int, lossless: bool) -> tuple[int, int]:
+    """The source's size, each side cut to even for H.264 (a phone's odd-sized clip, said)."""
+    if lossless or not (height % 2 or width % 2):
+        return height, width
+    even = (height - height % 2, width - width % 2)
+    warnings.warn(
+        f"H.264 needs even sides: the videos are {even[0]}x{even[1]}, the source {height}x{width} "
+        "(--lossless keeps it)",
+        stacklevel=3,
+    )
+    return even
+
+
 def _painters(
     videos: Sequence[str],
     track: Track | None,
@@ -302,7 +315,7 @@ def render_poses(
     fps = options.fps or source_fps
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
-    out_height, out_width = options.size or (height, width)
+    out_height, out_width = options.size or _default_size(height, width, options.lossless)
     check_frame_size(out_height, out_width, lossless=options.lossless)
     check_crf(options.crf)
     audio = audio_source(options.audio, lambda: _source_sound(track, as_fraction(fps)))
