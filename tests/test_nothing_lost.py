@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_user_error, rdance, start_rdance
+from hub_server import HubServer
 from test_dwpose import models, moving_clip, stream_arrays, wait_for_progress
 
 from realisdance_cli.files import FILE_MODE
@@ -135,7 +136,7 @@ def test_a_full_disk_is_one_sentence_and_leaves_nothing_half_written(tmp_path: P
 
 
 @needs_mount
-def test_a_read_only_folder_is_one_sentence(tmp_path: Path) -> None:
+def test_a_read_only_folder_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(4, 64, 48))
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -147,6 +148,11 @@ def test_a_read_only_folder_is_one_sentence(tmp_path: Path) -> None:
         locked, "read-only", "track", "import", tmp_path / "dance.pkl", "--out", locked / "d.rdance"
     )
     assert_user_error(done, "read-only file system")
+    with HubServer({("yzd-v/DWPose", "main"): {"yolox_l.onnx": b"some bytes"}}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        done = rdance_on(locked, "read-only", "weights", "download", "dwpose-det", "--weights", locked)
+    assert_user_error(done, "read-only file system; write elsewhere (--weights)")  # not "run again"
+    assert hub.requests  # the hub was asked: it is the write that failed
     assert not any(locked.iterdir())
 
 

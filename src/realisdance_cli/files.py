@@ -31,15 +31,15 @@ def _umask() -> int:
 
 FILE_MODE = 0o666 & ~_umask()
 
-# Errors that say "this place cannot take the file" (as opposed to a bug), and what to do.
-_ELSEWHERE = "write elsewhere (--out)"
+# Errors that say "this place cannot take the file" (as opposed to a bug): what they mean, and
+# whether freeing space helps before writing elsewhere.
 _WRITE_ERRNOS = {
-    errno.ENOSPC: ("the disk is full", f"free some space or {_ELSEWHERE}"),
-    errno.EDQUOT: ("the disk quota is used up", f"free some space or {_ELSEWHERE}"),
-    errno.EFBIG: ("the file is larger than this system allows", _ELSEWHERE),
-    errno.EROFS: ("it is on a read-only file system", _ELSEWHERE),
-    errno.EACCES: ("permission denied", _ELSEWHERE),
-    errno.EPERM: ("the operation is not permitted", _ELSEWHERE),
+    errno.ENOSPC: ("the disk is full", True),
+    errno.EDQUOT: ("the disk quota is used up", True),
+    errno.EFBIG: ("the file is larger than this system allows", False),
+    errno.EROFS: ("it is on a read-only file system", False),
+    errno.EACCES: ("permission denied", False),
+    errno.EPERM: ("the operation is not permitted", False),
 }
 
 
@@ -53,12 +53,14 @@ def _target_of(path: Path) -> Path:
     return path.with_name(hidden[1:]) if marker and hidden.startswith(".") else path
 
 
-def write_failure(err: OSError) -> UserError | None:
-    """The one sentence for an `OSError` that a user fixes by writing elsewhere (None for others)."""
+def write_failure(err: OSError, option: str = "--out") -> UserError | None:
+    """The one sentence for an `OSError` that a user fixes by writing elsewhere (with `option`),
+    None for others."""
     if err.errno not in _WRITE_ERRNOS:
         return None
-    reason, remedy = _WRITE_ERRNOS[err.errno]
+    reason, space_helps = _WRITE_ERRNOS[err.errno]
     where = f" {_target_of(Path(err.filename))}" if err.filename else ""
+    remedy = f"{'free some space or ' if space_helps else ''}write elsewhere ({option})"
     return UserError(f"cannot write{where}: {reason}; {remedy}.")
 
 

@@ -819,6 +819,11 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
                 "(or the HF_ENDPOINT mirror) no longer serves it: fetch it by hand into "
                 f"{root / entry.path}."
             ) from None
+        from realisdance_cli.files import write_failure
+
+        full_or_read_only = write_failure(err, "--weights") if isinstance(err, OSError) else None
+        if full_or_read_only is not None:  # no second run gets past these: write elsewhere
+            raise full_or_read_only from None
         if not _transfer_error(err):
             raise
         raise UserError(
