@@ -182,9 +182,9 @@ REGISTRY: tuple[WeightFile, ...] = (
         "per-vertex colours of the SMPL-X colourful surface (SMPL-CS)",
         "smplx/smplx_color.pt",
         Manual(
-            "https://github.com/theFoxofSky/RealisDance",
-            "copy prepare_pose/smplerX/**/render_color_weight/smplx_color.pt from the RealisDance repository "
-            "(branch RealisDance-SD) to {root}/smplx/smplx_color.pt",
+            "https://github.com/damo-cv/RealisDance/raw/e916e67a379ce049cb7ac4186be2a76332af6c7a/"
+            "prepare_pose/smplerX/common/utils/smplx_color.pt",
+            "download {url} (the authors' repository) to {root}/smplx/smplx_color.pt",
         ),
         "Apache-2.0",
     ),
