@@ -152,6 +152,7 @@ def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: P
         (("--steps", "100000"), "--steps must be 1 to 1000, got 100000"),  # the scheduler's, once loaded
         (("--stride", "0"), "--stride must be 1 or more, got 0"),
         (("--max-frames", "-1"), "--max-frames must be 1 or more (0 for all), got -1"),
+        (("--out", "x.gif"), "--out must name an .mp4 file (the video is H.264 in MP4), got x.gif"),
     ],
 )
 def test_bad_options_are_one_sentence(
