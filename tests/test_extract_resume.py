@@ -36,6 +36,8 @@ def test_force_starts_over_only_the_stages_asked_for(extraction_weights: Path, t
     refused = rdance("extract", other, *weights, "--only", "hamer", "--force", "--out", out)
     assert_user_error(refused, "DWPose", "--only dwpose,hamer")
     assert (out / "dwpose.npz").read_bytes() == dwpose and Track.open(out).source.frame_count == 2
+    assert_user_error(rdance("extract", other, *weights, "--only", "hamer"), "--only dwpose,hamer")
+    assert not (tmp_path / "other.rdance").exists()  # no empty track folder is left
 
 
 def test_a_finished_stream_is_made_again_with_other_weight_files(
@@ -59,6 +61,8 @@ def test_a_finished_stream_is_made_again_with_other_weight_files(
     assert "dwpose: done" in again.stdout
     weights = Track.open(tmp_path / "clip.rdance").state("dwpose").weights
     assert weights["dwpose-pose"] == file_sha256(pose_file)[:16]
+    mistyped = rdance(*common, "--dwpose-pose", tmp_path / "typo.onnx")  # said, finished or not
+    assert_user_error(mistyped, f"{tmp_path / 'typo.onnx'} does not exist")
 
 
 def test_an_image_folder_resumed_at_another_frame_rate_takes_it(

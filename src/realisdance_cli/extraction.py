@@ -199,6 +199,9 @@ def run_dwpose(
 
     stage_options = {"rgb": options.rgb, "max_people": options.max_people}
     root = weights.weights_root(options.weights_root)
+    for name, named in (("dwpose-det", options.dwpose_det), ("dwpose-pose", options.dwpose_pose)):
+        if named is not None:  # a file the user named must be there, finished stream or not
+            weights.require(name, root, named)
 
     def weight_paths() -> dict[str, Path]:
         return {
@@ -327,12 +330,14 @@ def extract(
     path = out or Track.default_path(input_path)
     resumable = (path / "meta.json").exists() and not force
     _check_weights(Track.open(path) if resumable else None, options)
+    new = not path.exists()  # the lock makes the folder
     with Track.lock(path):
-        track, made = open_track(source, path, force=force, stages=options.stages)
+        track, made = None, new
         try:
+            track, made = open_track(source, path, force=force, stages=options.stages)
             summaries = [RUNNERS[stage](track, source, options, progress) for stage in options.stages]
         except BaseException:
-            if made and not any(state.frames_done for state in track.streams.values()):
+            if made and not (track and any(state.frames_done for state in track.streams.values())):
                 shutil.rmtree(path, ignore_errors=True)
             raise
     return track, summaries
