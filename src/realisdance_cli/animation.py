@@ -440,13 +440,13 @@ def animate(
     Existing videos are replaced only with `force`; the outputs are claimed before the work, so a
     second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
-    if out.suffix.lower() != ".mp4":  # what VideoWriter writes, whatever the name says
-        raise UserError(f"--out must name an .mp4 file (the video is H.264 in MP4), got {out.name}.")
     _check_job(options)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):
         raise UserError(f"--out {out} would replace an input; choose another --out.")
+    if out.suffix.lower() != ".mp4":  # what VideoWriter writes, whatever the name says
+        raise UserError(f"--out must name an .mp4 file (the video is H.264 in MP4), got {out.name}.")
     world = _world(options, pipeline)
     writes = world is None or world.writes_outputs  # the others compute the same video
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
