@@ -310,12 +310,9 @@ def check_folder(
     files matching `patterns` (the download's, as huggingface_hub matches them) are the folder's:
     another registry entry may live inside it. A problem is prefixed with the file's path inside
     the folder."""
-    patterns = list(patterns)
     notes = []
-    for path in _folder_files(folder):
+    for path in folder_files(folder, patterns):
         relative = path.relative_to(folder).as_posix()
-        if not any(fnmatch.fnmatch(relative, pattern) for pattern in patterns):
-            continue
         try:
             note = check_file(path, full)
         except Broken as err:
@@ -332,11 +329,17 @@ def check_folder(
     return "; ".join(notes) or None
 
 
-def _folder_files(folder: Path) -> Iterator[Path]:
-    """The folder's files, without huggingface_hub's `.cache` and hidden partial downloads."""
+def folder_files(folder: Path, patterns: Iterable[str] = ("*",)) -> Iterator[Path]:
+    """The folder's files matching `patterns` (as huggingface_hub matches a download's), without
+    huggingface_hub's `.cache` and hidden partial downloads."""
+    patterns = list(patterns)
     for path in sorted(folder.rglob("*")):
-        parts = path.relative_to(folder).parts
-        if path.is_file() and not any(part.startswith(".") for part in parts):
+        relative = path.relative_to(folder)
+        if (
+            path.is_file()
+            and not any(part.startswith(".") for part in relative.parts)
+            and any(fnmatch.fnmatch(relative.as_posix(), pattern) for pattern in patterns)
+        ):
             yield path
 
 

@@ -481,13 +481,9 @@ def _checksum_problem(entry: WeightFile, path: Path) -> Status | None:
     sha256, which huggingface_hub records but does not compare): its Status, else None."""
     from realisdance_cli.files import file_sha256
 
-    if isinstance(entry.source, HubFolder):
-        files = [file for file in sorted(path.rglob("*")) if file.is_file()]
-        announced = {
-            file: _announced_sha256(file, path)
-            for file in files
-            if not any(part.startswith(".") for part in file.relative_to(path).parts)
-        }
+    if isinstance(entry.source, HubFolder):  # the folder's own files, not another entry's inside
+        files = weight_files.folder_files(path, entry.source.patterns)
+        announced = {file: _announced_sha256(file, path) for file in files}
     else:
         announced = {path: entry.sha256 or _announced_sha256(path, None)}
     for file, expected in announced.items():
