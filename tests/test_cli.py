@@ -4,10 +4,12 @@ verbosity, lazy imports, doctor, headless GL."""
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,10 @@ def test_every_command_has_help_with_its_examples(in_process: CliRunner) -> None
         done = in_process.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
         assert done.exit_code == 0, (path, done.output)
         shown = " ".join(done.output.split())
+        described = re.split("Examples?:|\u256d", done.output)[0]
+        text = [line.strip() for line in described.splitlines()]
+        broken = [a for a, b in pairwise(text) if a and b and len(a) < 150]
+        assert not broken, (path, broken)  # a paragraph wraps at the terminal's width, not the source's
         if path in LEAVES:
             assert EXAMPLES[" ".join(path)], path
             for example in EXAMPLES[" ".join(path)]:

@@ -55,10 +55,17 @@ def command(group: typer.Typer, path: str, *examples: str) -> Callable[[Command]
         EXAMPLES[path] = examples
         title = "Example" if len(examples) == 1 else "Examples"
         shown = "\n".join(f"  {escape(line)}" for line in examples)
-        group.command(path.split()[-1], help=f"{getdoc(function)}\n\n[bold]{title}[/]:\n{shown}")(function)
+        help = f"{_unwrapped(getdoc(function) or '')}\n\n[bold]{title}[/]:\n{shown}"
+        group.command(path.split()[-1], help=help)(function)
         return function
 
     return register
+
+
+def _unwrapped(doc: str) -> str:
+    """`doc` with each paragraph on one line: Typer's rich help keeps the source's line breaks after
+    the first paragraph, which then break mid-sentence at the terminal's width."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in doc.split("\n\n"))
 
 
 def counted(count: int, noun: str) -> str:
