@@ -14,6 +14,7 @@ import pytest
 from conftest import assert_user_error, rdance
 from scipy.spatial.transform import Rotation
 from test_audio import write_tone
+from test_nothing_lost import needs_mount, rdance_on
 from test_retarget import (
     DRIVER_SIZE,
     EMPTY,
@@ -476,3 +477,79 @@ def test_a_retargeting_stopped_before_its_preview_resumes_and_a_second_job_stops
         retarget(driver, reference, out, framed)
     retarget(driver, reference, out, framed, force=True)
     assert Track.open(out).state("smplx").options["placement"] == "driver" and not preview.exists()
+
+
+def test_a_copied_project_keeps_its_retargeting_and_a_track_being_drawn_is_said_first(
+    inputs: Path, weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inputs are known by their streams, not their paths: a project copied elsewhere reuses
+    its retargeting (the same command, and animate's cache). A track that another process is
+    writing (render-poses drawing it) is said before any work; `.` names the folder it stands for."""
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in ("dance.rdance", "me.rdance"):
+        shutil.copytree(inputs / name, first / name)
+    options = RetargetOptions(weights_root=weights)
+    reported: list[tuple[int, int | None]] = []
+    retarget(
+        first / "dance.rdance",
+        first / "me.rdance",
+        options=options,
+        progress=lambda task, done, total: reported.append((done, total)),
+    )
+    # The dancer's 39 frames posed twice, then the hands and the skeleton: the bar moves as it goes.
+    assert reported == [(0, 80), (39, 80), (78, 80), (79, 80), (80, 80)]
+    copy = shutil.copytree(first, tmp_path / "copy")  # copy2 keeps the files' times
+    out = copy / "dance_on_me.rdance"
+    stamp = (out / "smplx.npz").stat().st_mtime_ns
+    assert retarget(copy / "dance.rdance", copy / "me.rdance", options=options).path == out
+    assert retargeted_poses(copy / "dance.rdance", copy / "me.rdance", options) == out
+    assert (out / "smplx.npz").stat().st_mtime_ns == stamp  # kept, not made again
+
+    steps: list[str] = []
+    with Track.lock(out), pytest.raises(UserError, match="is in use by another process"):
+        retarget(
+            copy / "dance.rdance",
+            copy / "me.rdance",
+            options=RetargetOptions(weights_root=weights, placement="driver"),
+            force=True,
+            progress=lambda task, done, total: steps.append(task),
+        )
+    assert steps == [] and (out / "smplx.npz").stat().st_mtime_ns == stamp
+
+    monkeypatch.chdir(copy / "dance.rdance")
+    assert default_out(Path("."), Path("../me.rdance")) == out
+    monkeypatch.chdir(copy / "me.rdance")
+    assert default_out(Path("../dance.rdance"), Path(".")).resolve() == out
+
+
+def test_a_driver_without_anyone_is_refused_before_the_reference_is_extracted(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    driver = Track.open(inputs / "dance.rdance")
+    smplx = driver.load("smplx")
+    nobody = Stream("smplx", smplx.offsets, {**smplx.fields, "valid": np.zeros_like(smplx.fields["valid"])})
+    new_track(tmp_path / "empty.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, {
+        "smplx": nobody, "mano": driver.load("mano")
+    })  # fmt: skip
+    picture = reference_picture(tmp_path / "me.png")
+    with pytest.raises(UserError, match="no person in any frame"):
+        retarget(tmp_path / "empty.rdance", picture, options=RetargetOptions(weights_root=weights))
+    assert not (tmp_path / "me.rdance").exists()  # the picture was not extracted for nothing
+
+
+@needs_mount
+def test_a_picture_in_a_read_only_folder_names_the_way_out(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    locked = tmp_path / "photos"
+    locked.mkdir()
+    reference_picture(locked / "me.png")
+    done = rdance_on(
+        locked, "read-only", "retarget", inputs / "dance.rdance", locked / "me.png",
+        "--out", tmp_path / "out.rdance", "--weights", weights,
+    )  # fmt: skip
+    assert_user_error(
+        done, f"cannot write {locked / 'me.rdance'} beside the picture", f"rdance extract {locked / 'me.png'}"
+    )
+    assert not (tmp_path / "out.rdance").exists()

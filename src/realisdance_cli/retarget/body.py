@@ -27,21 +27,19 @@ estimates the floor's plane to undo it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.spatial.transform import Rotation
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.geometry.cameras import project
 from realisdance_cli.track import STREAMS, Stream
 
 PLACEMENTS = ("reference", "driver")
-# SMPL-X's body tree (joints 0-21) and the joints named here, as smplx numbers its outputs.
-BODY_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
+# SMPL-X's joints named here, as smplx numbers its outputs.
 PELVIS = (0,)
 NECK_AND_SHOULDERS = (12, 16, 17)
 LEGS = ((1, 4, 7), (2, 5, 8))  # hip, knee, ankle: left, right
@@ -50,6 +48,8 @@ FEET = (60, 61, 62, 63, 64, 65)  # big toe, small toe, heel: left, then right (s
 LEFT_WRIST, RIGHT_WRIST = 20, 21
 GROUND_PERCENTILE = 90.0  # the driver's ground: this percentile of each frame's lowest foot point
 POSE_CHUNK = 64  # people posed per call of the model
+DEFAULT_FRAME_RATE = 30.0  # frames per second of a driver that does not record its own
+NO_MOTION = "the driving track has no person in any frame; there is no motion to retarget."
 _ARTICULATION = (  # the model's inputs besides the shape
     "global_orient", "body_pose", "left_hand_pose", "right_hand_pose",
     "jaw_pose", "leye_pose", "reye_pose", "expression",
@@ -61,8 +61,8 @@ class GroundContact:
     """When a driver's foot point touches its ground, and how smooth the correction is."""
 
     height: float = 0.05  # metres: at most this far above the ground
-    speed: float = 0.02  # metres per frame: at most this fast
-    sigma: float = 3.0  # frames: the Gaussian that smooths the correction over time
+    speed: float = 0.6  # metres per second: at most this fast
+    sigma: float = 0.1  # seconds: the Gaussian that smooths the correction over time
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,12 @@ def largest_person(people: Mapping[str, np.ndarray]) -> int | None:
     return int(np.argmax(np.where(usable, area, -np.inf)))
 
 
-def smplx_joints(model: Any, people: Mapping[str, np.ndarray]) -> np.ndarray:
+def smplx_joints(
+    model: Any, people: Mapping[str, np.ndarray], advance: Callable[[int], None] | None = None
+) -> np.ndarray:
     """(N, J, 3) float64 camera-frame joints (smplx's `joints` plus `transl`; J = 144 for
-    `bodies.smplx_model`) of N SMPL-X people given as stream fields with a leading person axis."""
+    `bodies.smplx_model`) of N SMPL-X people given as stream fields with a leading person axis;
+    `advance(n)` is told of each n people posed."""
     import torch
 
     count = len(people["betas"])
@@ -105,20 +108,10 @@ def smplx_joints(model: Any, people: Mapping[str, np.ndarray]) -> np.ndarray:
                 for name, width in names.items()
             }
             chunks.append(model(**inputs).joints.numpy().astype(np.float64))
+            if advance is not None:
+                advance(part.stop - part.start)
     joints = np.concatenate(chunks) if chunks else np.zeros((0, 144, 3))
     return joints + np.asarray(people["transl"], np.float64)[:, None, :]
-
-
-def global_rotations(global_orient: np.ndarray, body_pose: np.ndarray) -> np.ndarray:
-    """(N, 22, 3, 3) camera-frame rotations of SMPL-X's body joints from (N, 3) root and (N, 21, 3)
-    body axis-angles: each joint's rotation composed down the kinematic tree."""
-    local = np.concatenate([np.asarray(global_orient)[:, None], np.asarray(body_pose)], axis=1)
-    matrices = Rotation.from_rotvec(local.reshape(-1, 3).astype(np.float64)).as_matrix()
-    matrices = matrices.reshape(len(local), len(BODY_PARENTS), 3, 3)
-    chained = matrices.copy()
-    for joint, parent in enumerate(BODY_PARENTS[1:], start=1):
-        chained[:, joint] = chained[:, parent] @ matrices[:, joint]
-    return chained
 
 
 def chain_length(joints: np.ndarray, chains: tuple[tuple[int, ...], ...]) -> np.ndarray:
@@ -136,14 +129,18 @@ def driver_ground(feet_y: np.ndarray) -> float:
     return float(np.percentile(feet_y.max(axis=1), GROUND_PERCENTILE))
 
 
-def foot_contact(frames: np.ndarray, feet: np.ndarray, ground: float, contact: GroundContact) -> np.ndarray:
+def foot_contact(
+    frames: np.ndarray, feet: np.ndarray, ground: float, contact: GroundContact, frame_rate: float
+) -> np.ndarray:
     """(N, P) bool: which of the foot points (N, P, 3) of the frames `frames` (N,) touch `ground`:
-    at most `contact.height` above it and moving at most `contact.speed` per frame across the
-    picture (x and y: a monocular estimate's depth jitters by centimetres from frame to frame)."""
+    at most `contact.height` above it and moving at most `contact.speed` across the picture (x and
+    y: a monocular estimate's depth jitters by centimetres from frame to frame), the frames being
+    `frame_rate` per second apart."""
     near = ground - feet[..., 1] <= contact.height
     if len(frames) < 2:
         return near
-    speed = np.linalg.norm(np.gradient(feet[..., :2], frames.astype(np.float64), axis=0), axis=-1)
+    seconds = frames.astype(np.float64) / frame_rate
+    speed = np.linalg.norm(np.gradient(feet[..., :2], seconds, axis=0), axis=-1)
     return near & (speed <= contact.speed)
 
 
@@ -155,6 +152,7 @@ def ground_correction(
     target_ground: float,
     scale: float,
     contact: GroundContact,
+    frame_rate: float,
 ) -> np.ndarray:
     """(N,) downward shifts that put the retargeted feet on `target_ground`.
 
@@ -163,11 +161,11 @@ def ground_correction(
     frame where some driver points touch the ground, the lowest of those points on the new body
     should be `scale` times as high above `target_ground` as the driver's lowest touching point was
     above its ground. Those per-frame shifts are interpolated over the frames between, held before
-    the first and after the last, and smoothed by a Gaussian of `contact.sigma` frames: a low-pass,
-    so the correction never adds frame-to-frame jitter to the root, only slow drift. No contact at
-    all: no shift.
+    the first and after the last, and smoothed by a Gaussian of `contact.sigma` seconds (frames
+    `frame_rate` per second apart): a low-pass, so the correction never adds frame-to-frame jitter
+    to the root, only slow drift. No contact at all: no shift.
     """
-    touching = foot_contact(frames, driver_feet, ground, contact)
+    touching = foot_contact(frames, driver_feet, ground, contact, frame_rate)
     touched = touching.any(axis=1)
     if not touched.any():
         return np.zeros(len(frames))
@@ -178,7 +176,7 @@ def ground_correction(
     timeline = np.arange(frames[0], frames[-1] + 1)
     shift = np.interp(timeline, frames[touched], wanted)
     if contact.sigma > 0:
-        shift = gaussian_filter1d(shift, contact.sigma, mode="nearest")
+        shift = gaussian_filter1d(shift, contact.sigma * frame_rate, mode="nearest")
     return shift[frames - frames[0]]
 
 
@@ -197,6 +195,8 @@ def retarget_body(
     placement: str = "reference",
     upper_body: bool = False,
     contact: GroundContact | None = None,
+    frame_rate: float = DEFAULT_FRAME_RATE,
+    advance: Callable[[int], None] | None = None,
 ) -> RetargetedBody:
     """The driver's SMPL-X stream re-posed on the reference's body (see the module's docstring).
 
@@ -204,13 +204,15 @@ def retarget_body(
     first frame with one, followed from frame to frame by box position (`_chosen_people`), and
     frames without a valid person stay empty. `reference` is one person: the SMPL-X
     fields without the person axis (e.g. `{k: v[i] for k, v in stream.frame(0).items()}`). `model`
-    is `bodies.smplx_model`. `contact` tunes the ground correction (default `GroundContact()`).
+    is `bodies.smplx_model`. `contact` tunes the ground correction (default `GroundContact()`);
+    `frame_rate` is the driver's frames per second. `advance(n)`, when given, is told of every n
+    people posed (twice the driver's frames with the dancer in all).
     The first frame with a person is the motion's frame 0.
     """
     check_placement(placement, upper_body)
     frames, items = _chosen_people(driver)
     if not len(frames):
-        raise UserError("the driving track has no person in any frame; there is no motion to retarget.")
+        raise UserError(NO_MOTION)
     ref = _one_person(reference)
     drv = {name: values[items] for name, values in driver.fields.items()}
     new = dict(drv)
@@ -218,8 +220,8 @@ def retarget_body(
     if placement == "reference":
         new["focal"] = np.repeat(ref["focal"], len(items), axis=0)
         new["princpt"] = np.repeat(ref["princpt"], len(items), axis=0)
-    driver_joints = smplx_joints(model, drv)
-    posed = smplx_joints(model, {**new, "transl": np.zeros_like(drv["transl"])})
+    driver_joints = smplx_joints(model, drv, advance)
+    posed = smplx_joints(model, {**new, "transl": np.zeros_like(drv["transl"])}, advance)
     anchor = NECK_AND_SHOULDERS if upper_body else PELVIS
     driver_anchor = driver_joints[:, list(anchor)].mean(axis=1)
     if placement == "driver":
@@ -238,7 +240,14 @@ def retarget_body(
         target = ground if ref_joints is None else float(ref_joints[list(FEET), 1].max())
         new_feet_y = posed[:, FEET, 1] + transl[:, 1:2]
         transl[:, 1] += ground_correction(
-            frames, driver_joints[:, FEET], new_feet_y, ground, target, scale, contact or GroundContact()
+            frames,
+            driver_joints[:, FEET],
+            new_feet_y,
+            ground,
+            target,
+            scale,
+            contact or GroundContact(),
+            frame_rate,
         )
     new["transl"] = transl = transl.astype(np.float32)  # as stored, so `joints` are the stream's
     joints = posed + transl[:, None]

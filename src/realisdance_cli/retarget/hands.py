@@ -1,13 +1,9 @@
 """The driver's HaMeR hands on the retargeted body: finger articulation kept, wrists on its wrists.
 
 Each retargeted frame takes, per side, the driver's hand whose wrist is seen where the chosen
-driver person's wrist is, keeps its `hand_pose`, and turns it with the body: the wrist's change of
-global rotation D = R_wrist_new @ R_wrist_driver^T (SMPL-X's body chain, `body.global_rotations`)
-is applied to HaMeR's orientation (new = D @ hamer; identity when the body keeps the driver's
-rotations). HaMeR estimates left hands mirrored (as right hands, x flipped; see
-`bodies.mano_vertices`), so a left hand's stored orientation turns by M D M, M = diag(-1, 1, 1).
-The shape is the reference's hand betas for that side when HaMeR found the reference's hand, else
-the driver's.
+driver person's wrist is, and keeps its `hand_pose` and orientation (the retargeted body keeps the
+driver's joint rotations, so its wrists are turned as the driver's were). The shape is the
+reference's hand betas for that side when HaMeR found the reference's hand, else the driver's.
 
 Cameras. The hand stream keeps HaMeR's camera, the one the hand video is drawn with: focal `focal`
 (HaMeR's rule: proportional to the frame's longer side, several times the body camera's, nearly
@@ -32,10 +28,10 @@ import numpy as np
 
 from realisdance_cli.bodies import mano_points
 from realisdance_cli.geometry.cameras import full_frame_focal, project
-from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody, global_rotations
+from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody
 from realisdance_cli.track import Stream
 
-MIRROR = np.diag([-1.0, 1.0, 1.0])  # HaMeR's left hands are right hands seen in a flipped picture
+MATCH_RADIUS = 1.0  # a driver hand's wrist is the body's within this many times its box's longer side
 
 
 @dataclass(frozen=True)
@@ -118,7 +114,6 @@ def retarget_hands(
     *,
     driver_size: tuple[int, int],
     size: tuple[int, int],
-    match_radius: float = 1.0,
     smooth: Callable[[Stream], Stream] | None = None,
 ) -> RetargetedHands:
     """The driver's hands on the retargeted `body` (see the module's docstring).
@@ -129,7 +124,7 @@ def retarget_hands(
     and of the output frames (the reference picture's, or the driver's for placement "driver"):
     each fixes its hand camera's principal point, and the output focal is the driver's scaled to
     the output's longer side, as HaMeR's rule makes it. A driver hand belongs to a side of the
-    chosen person when its wrist, projected with its camera, lies within `match_radius` times its
+    chosen person when its wrist, projected with its camera, lies within `MATCH_RADIUS` times its
     box's longer side of that person's projected SMPL-X wrist (the nearest such hand). `smooth`
     (e.g. `smoothing.smooth_stream`) steadies the matched hands, one per side, before they are placed.
     """
@@ -141,7 +136,7 @@ def retarget_hands(
     wrists = mano_points(layer, hands)[:, 0] + hands["cam_t_full"]
     height, width = driver_size
     hand_pixels = project(wrists, hands["focal"][:, None], (width / 2.0, height / 2.0))  # NaN: no camera
-    radii = match_radius * np.maximum(
+    radii = MATCH_RADIUS * np.maximum(
         hands["box"][:, 2] - hands["box"][:, 0], hands["box"][:, 3] - hands["box"][:, 1]
     )
     driver_cam = body.driver.fields
@@ -170,7 +165,6 @@ def retarget_hands(
         matched = smooth(matched)
     return _placed(
         matched.fields,
-        np.arange(len(chosen)),
         np.array(people, np.int64),
         counts,
         body,
@@ -183,7 +177,6 @@ def retarget_hands(
 
 def _placed(
     hands: Mapping[str, np.ndarray],
-    chosen: np.ndarray,
     people: np.ndarray,
     counts: np.ndarray,
     body: RetargetedBody,
@@ -192,23 +185,16 @@ def _placed(
     driver_size: tuple[int, int],
     size: tuple[int, int],
 ) -> RetargetedHands:
-    """The driver's hands `chosen` (M,) turned, reshaped and placed at the wrists of the body's
+    """The driver's matched hands (M of them), reshaped and placed at the wrists of the body's
     stream items `people` (M,); `counts` (F,) hands per frame."""
-    is_right = hands["is_right"][chosen].astype(bool)
+    is_right = hands["is_right"].astype(bool)
     wrist = np.where(is_right, RIGHT_WRIST, LEFT_WRIST)
-    new, old = (
-        global_rotations(s.fields["global_orient"], s.fields["body_pose"]) for s in (body.smplx, body.driver)
-    )
-    turn = new[people, wrist] @ np.swapaxes(old[people, wrist], -1, -2)
-    turn = np.where(is_right[:, None, None], turn, MIRROR @ turn @ MIRROR)
     shapes = reference_hand_betas(reference_mano)
-    betas = [
-        shapes.get(bool(right), own) for right, own in zip(is_right, hands["betas"][chosen], strict=True)
-    ]
+    betas = [shapes.get(bool(right), own) for right, own in zip(is_right, hands["betas"], strict=True)]
     out = {
         "is_right": is_right,
-        "global_orient": (turn[:, None] @ hands["global_orient"][chosen]).astype(np.float32),
-        "hand_pose": hands["hand_pose"][chosen],
+        "global_orient": hands["global_orient"],
+        "hand_pose": hands["hand_pose"],
         "betas": np.array(betas, np.float32).reshape(-1, 10),
     }
     own = mano_points(layer, out)
@@ -216,17 +202,17 @@ def _placed(
     focal, princpt = camera["focal"][people].astype(np.float64), camera["princpt"][people].astype(np.float64)
     height, width = size
     # The driver's focal is HaMeR's for a crop as large as the driver's longer side: rescaled.
-    hand_focal = full_frame_focal(hands["focal"][chosen], max(driver_size), width, height).astype(np.float32)
+    hand_focal = full_frame_focal(hands["focal"], max(driver_size), width, height).astype(np.float32)
     target = body_to_hand_camera(body.joints[people, wrist], focal, princpt, hand_focal, size)
     cam_t = (target - own[:, 0]).astype(np.float32)  # as stored, so `keypoints` are the stream's
     placed = own + cam_t[:, None]
     pixels = project(placed, hand_focal[:, None, None], (width / 2.0, height / 2.0))
     out.update(
-        cam_crop=np.full((len(chosen), 3), np.nan),  # placed, not seen: no crop camera
+        cam_crop=np.full((len(people), 3), np.nan),  # placed, not seen: no crop camera
         cam_t_full=cam_t,
         focal=hand_focal,
         box=np.concatenate([pixels.min(axis=1), pixels.max(axis=1)], axis=1),
-        valid=np.ones(len(chosen), bool),
+        valid=np.ones(len(people), bool),
     )
     keypoints = hand_to_body_camera(placed, focal[:, None], princpt[:, None], hand_focal[:, None], size)
     return RetargetedHands(Stream("mano", np.concatenate([[0], np.cumsum(counts)]), out), keypoints)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,15 @@ from realisdance_cli.bodies import mano_layer, smplx_model
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import atomic_folder, claimed_output, contents, file_sha256, paths_from_strings
-from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.retarget.body import RetargetedBody, check_placement, dancer, retarget_body
+from realisdance_cli.progress import ProgressFn, counter, no_progress
+from realisdance_cli.retarget.body import (
+    DEFAULT_FRAME_RATE,
+    NO_MOTION,
+    RetargetedBody,
+    check_placement,
+    dancer,
+    retarget_body,
+)
 from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
 from realisdance_cli.retarget.reference import (
     NEEDED,
@@ -36,7 +43,9 @@ from realisdance_cli.retarget.reference import (
     require_streams,
 )
 from realisdance_cli.retarget.skeleton import dwpose_stream
-from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track
+from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track, named
+
+SIDES = ("driver", "reference")
 
 
 @dataclass
@@ -57,7 +66,9 @@ class RetargetOptions:
 
 
 def default_out(driver: Path, reference: Path) -> Path:
-    """`dance.rdance` onto `me.png` -> `dance_on_me.rdance` beside the driver."""
+    """`dance.rdance` onto `me.png` -> `dance_on_me.rdance` beside the driver (`.` names the folder
+    it stands for)."""
+    driver, reference = named(driver), named(reference)
     return driver.with_name(f"{driver.stem}_on_{reference.stem}{TRACK_SUFFIX}")
 
 
@@ -101,7 +112,8 @@ def _stream_ids(track: Track) -> dict[str, str]:
 
 
 def provenance(driver: Track, reference: Track, options: RetargetOptions) -> dict[str, Any]:
-    """What the retargeted streams record as their options: how and from what they were made."""
+    """What the retargeted streams record as their options: how and from what they were made (the
+    tracks' paths are for reading only: `_same` knows the inputs by their streams)."""
     return {
         "origin": "retarget",
         "placement": options.placement,
@@ -111,6 +123,17 @@ def provenance(driver: Track, reference: Track, options: RetargetOptions) -> dic
         "driver": {"track": str(driver.path.resolve()), **_stream_ids(driver)},
         "reference": {"track": str(reference.path.resolve()), **_stream_ids(reference)},
     }
+
+
+def _same(made: Mapping[str, Any], other: Mapping[str, Any], *, settings: bool = True) -> bool:
+    """Whether two `provenance`s name the same input streams (and, with `settings`, the same
+    settings), wherever the tracks were then: a copied or moved project keeps its retargetings."""
+
+    def known(record: Mapping[str, Any]) -> dict[str, Any]:
+        inputs = {side: {k: v for k, v in record[side].items() if k != "track"} for side in SIDES}
+        return {**record, **inputs} if settings else inputs
+
+    return known(made) == known(other)
 
 
 def _made(out: Path) -> dict[str, Any] | None:
@@ -133,11 +156,9 @@ def _reusable(out: Path, made: Mapping[str, Any]) -> Track | None:
     if not out.exists() or not contents(out):
         return None
     before = _made(out)
-    if before is not None and all(before[side] == made[side] for side in ("driver", "reference")):
+    if before is not None and _same(before, made, settings=False):
         return Track.open(out)
-    if before is not None and all(
-        before[side]["track"] == made[side]["track"] for side in ("driver", "reference")
-    ):
+    if before is not None and all(before[side]["track"] == made[side]["track"] for side in SIDES):
         return None
     raise UserError(
         f"{out} exists and was not retargeted from these tracks; run `rdance retarget` with --force "
@@ -148,9 +169,9 @@ def _reusable(out: Path, made: Mapping[str, Any]) -> Track | None:
 def _write(
     out: Path, source: SourceInfo, streams: Mapping[str, Stream], ids: dict[str, str], made: dict[str, Any]
 ) -> Track:
-    """The new track at `out`, whole or not at all: written beside it under its lock and then moved
-    into its place (an earlier track there stays until the new one is complete)."""
-    with Track.lock(out), atomic_folder(out) as partial:
+    """The new track at `out`, whole or not at all: written beside it and then moved into its place
+    (an earlier track there stays until the new one is complete)."""
+    with atomic_folder(out) as partial:
         track = Track.create(partial, source)
         for kind, stream in streams.items():
             track.write(kind, stream, weights=ids, options=made)
@@ -179,6 +200,8 @@ def retarget(
     out = Path(out) if out is not None else default_out(driver, reference)
     drive = Track.open(driver)
     require_streams(drive, NEEDED)
+    if not len(dancer(drive.load("smplx")).fields["betas"]):
+        raise UserError(NO_MOTION)
     if options.smooth and drive.source.fps is None:
         raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
     inputs = (driver, reference, Track.default_path(reference))  # the last: the reference's cache
@@ -193,6 +216,9 @@ def retarget(
                 claims.enter_context(claimed_output(claimed, force=True, folder=folder))
         occupied = bool(contents(out))
         track_there = occupied and holds_track(out)
+        # Its lock, as every writer of a track takes it (render-poses may be drawing it now); a
+        # new track is claimed whole by `claimed_output` until it is moved into place.
+        claims.enter_context(Track.lock(out) if track_there else nullcontext())
         earlier = _made(out) if track_there else None  # a retargeting made there before
         for taken in (out if occupied else None, preview if preview and preview.exists() else None):
             if taken is not None and not (force or reuse or earlier is not None):
@@ -233,7 +259,12 @@ def _retarget_to(
     model = None
     if reuse and (cached := _reusable(out, made)) is not None:
         return cached
-    if not force and earlier == made and (done := Track.open(out)).state("dwpose").weights == ids:
+    if (
+        not force
+        and earlier is not None
+        and _same(earlier, made)
+        and (done := Track.open(out)).state("dwpose").weights == ids
+    ):
         track = done  # this very retargeting, made before
     elif earlier is not None and not (force or reuse):  # anything else there was refused already
         raise UserError(f"{out} already exists; pass --force to replace it.")
@@ -274,22 +305,31 @@ def _retargeted(
 ) -> dict[str, Stream]:
     """The retargeted streams by kind (the body, its hands, and their skeleton) in pictures of
     `size` (height, width); `model` and `layer` are `bodies.smplx_model` and `bodies.mano_layer`."""
-    steps = ("body", "hands", "skeleton")
-    progress("retarget", 0, len(steps))
     smooth = smoother(driver, options)
     smplx, mano = dancer(driver.load("smplx")), driver.load("mano")
+    # The bar counts the dancer's frames posed twice (the driver's body, then the new one), then
+    # the hands and the skeleton as one step each.
+    advance = counter(progress, "retarget", 2 * len(smplx.fields["betas"]) + 2)
     smplx = smooth(smplx) if smooth is not None else smplx
     if not options.expression:
         smplx = _with_expression(smplx, reference.person["expression"])
-    body = retarget_body(smplx, reference.person, model, options.placement, options.upper_body)
-    progress("retarget", 1, len(steps))
+    fps = driver.source.fps
+    body = retarget_body(
+        smplx,
+        reference.person,
+        model,
+        options.placement,
+        options.upper_body,
+        frame_rate=DEFAULT_FRAME_RATE if fps is None else float(fps),
+        advance=advance,
+    )
     driver_size = (driver.source.height, driver.source.width)
     hands = retarget_hands(
         mano, body, reference.hands, layer, driver_size=driver_size, size=size, smooth=smooth
     )
-    progress("retarget", 2, len(steps))
+    advance(1)
     skeleton = skeleton_stream(body, hands, size)
-    progress("retarget", 3, len(steps))
+    advance(1)
     return {"dwpose": skeleton, "mano": hands.mano, "smplx": body.smplx}
 
 

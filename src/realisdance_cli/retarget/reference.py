@@ -5,6 +5,7 @@ person and that person's hands."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +71,12 @@ def _cached_reference(
             )
         if not stale and all(track.has(kind) for kind in NEEDED):
             return track
+    if not os.access(cache if cache.exists() else cache.parent, os.W_OK):
+        raise UserError(
+            f"cannot write {cache} beside the picture (its folder is read-only); extract it "
+            f"elsewhere with `rdance extract {picture} --out DIR/{cache.name}` and give that track "
+            "as the reference."
+        )
     extraction = ExtractOptions(device=device, weights_root=weights_root, max_people=REFERENCE_PEOPLE)
     track, _ = extract(picture, cache, extraction, force=stale, progress=progress)
     return track
