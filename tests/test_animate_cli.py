@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -134,12 +135,24 @@ def test_mismatched_pose_videos_are_refused(
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_missing_weights_are_all_named(poses: Path, reference: Path, tmp_path: Path) -> None:
+def test_missing_weights_are_all_named_before_the_poses_are_read(
+    poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Said first: a long dance's pose videos are not decoded (nor a track retargeted) for nothing
+    (here a damaged video that reading would have refused)."""
+    damaged = shutil.copytree(poses, tmp_path / "poses")
+    (damaged / "hamer.mp4").write_bytes(b"not a video")
     done = rdance(
-        "animate", reference, poses, *FAST, "--weights", tmp_path / "empty", "--out", tmp_path / "x.mp4"
+        "animate", reference, damaged, *FAST, "--weights", tmp_path / "empty", "--out", tmp_path / "x.mp4"
     )
     assert_user_error(done, "missing weights", "Realistic Vision", "DINOv2", "RealisDance network")
     assert "rdance weights download realisdance" in done.stderr
+    done = rdance(
+        "animate", reference, damaged, "--model", "dit", "--prompt", "a dance", "--weights",
+        tmp_path / "empty", "--out", tmp_path / "x.mp4",
+    )  # fmt: skip
+    assert_user_error(done, "missing weights", "RealisDance-DiT")
+    assert not (tmp_path / "x.mp4").exists()
 
 
 @pytest.mark.parametrize(

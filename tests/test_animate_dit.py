@@ -70,6 +70,29 @@ def test_dit_animates_at_16_fps_with_the_grid_reproducibly(
     assert not np.array_equal(frames[0], read_frames(out)[0])
 
 
+def test_a_dance_shorter_than_the_frames_asked_keeps_its_speed(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """Six frames at 24 fps (a quarter of a second, four frames at 16 fps) stretched over nine, as
+    the original does: they play at 36 fps, so the video lasts as long as the dance (and its
+    sound keeps time), and the user is told."""
+    short = tmp_path / "short"
+    short.mkdir()
+    for name in ("smpl", "hamer"):
+        write_video(short / f"{name}.mp4", read_frames(poses / f"{name}.mp4")[:6], 24)
+    out = tmp_path / "short.mp4"
+    done = rdance(
+        "animate", reference, short, "--model", "dit", *PROMPT, *FAST, "--max-frames", "9",
+        "--weights", weights_root, "--out", out,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    info = FrameSource(out).info
+    assert (info.frame_count, info.fps) == (9, Fraction(36))
+    said = " ".join(done.stderr.split())
+    assert "the dance has 4 frames at 16 fps, fewer than the 9 asked" in said
+    assert "play at 36 fps" in said
+
+
 def test_dit_makes_long_videos_from_explicit_files_and_a_prompt_file(
     weights_root: Path, poses: Path, reference: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -207,6 +208,15 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         raise UserError("the pose videos have no frames to animate.")
     audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
     first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
+    if selection.fps is not None and first.fps != selection.fps:
+        own = Selection(fps=selection.fps).count(first.source_frame_count, first.source_fps)
+        warnings.warn(
+            f"the dance has {own} frames at {selection.fps} fps, fewer than the "
+            f"{selection.max_frames} asked: they are stretched over {selection.max_frames}, which "
+            f"play at {float(first.fps):.4g} fps so that the dance keeps its speed and its sound "
+            f"(--max-frames 0 makes its own {own} frames at {selection.fps} fps)",
+            stacklevel=2,
+        )
     start = selection.indices(first.source_frame_count, first.source_fps)[0]
     return PoseFrames(frames, first.fps, audio, float(start / first.source_fps))
 
@@ -227,14 +237,10 @@ def quiet_libraries() -> None:
     logging.getLogger("diffusers").setLevel(logging.ERROR)
 
 
-def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dtype) -> RealisDancePipeline:
-    """The pipeline from --checkpoint (a pipeline folder or a network file), else the converted
-    pipeline folder in the weights root, else the authors' release; every missing file named at once."""
-    import torch
-
-    from realisdance_cli.animator.pipeline import RealisDancePipeline
-
-    quiet_libraries()
+def pipeline_files(options: AnimateOptions) -> Path | tuple[Path, Path, Path]:
+    """What `load_pipeline` loads: a pipeline folder (--checkpoint, else the converted one in the
+    weights root), or the original network file with the base model and DINOv2 it builds on; every
+    missing file named at once. Asked before any work, so a missing download is said first."""
     root = weights.weights_root(options.weights_root)
     checkpoint = options.checkpoint
     folder = checkpoint if checkpoint is not None and checkpoint.is_dir() else None
@@ -245,18 +251,29 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
         )
     if checkpoint is None and (root / PIPELINE_FOLDER / "model_index.json").is_file():
         folder = root / PIPELINE_FOLDER
-    if folder is not None:  # `weights convert --fp16` writes the fp16 variant's files
-        variant = "fp16" if any(folder.glob("*/*.fp16.safetensors")) else None
-        pipeline = RealisDancePipeline.from_pretrained(folder, dtype=dtype, variant=variant)
+    if folder is not None:
+        return folder
+    if checkpoint is None and (root / CONVERTED).is_file():
+        checkpoint = root / CONVERTED
+    needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
+    paths = weights.require_all(needed, root)
+    checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
+    return checkpoint, paths["base-model"], paths["dinov2"]
+
+
+def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dtype) -> RealisDancePipeline:
+    """The pipeline of `pipeline_files`, on `device` in `dtype`."""
+    import torch
+
+    from realisdance_cli.animator.pipeline import RealisDancePipeline
+
+    quiet_libraries()
+    files = pipeline_files(options)
+    if isinstance(files, Path):  # `weights convert --fp16` writes the fp16 variant's files
+        variant = "fp16" if any(files.glob("*/*.fp16.safetensors")) else None
+        pipeline = RealisDancePipeline.from_pretrained(files, dtype=dtype, variant=variant)
     else:
-        if checkpoint is None and (root / CONVERTED).is_file():
-            checkpoint = root / CONVERTED
-        needed = ["base-model", "dinov2"] + ([] if checkpoint else ["realisdance"])
-        paths = weights.require_all(needed, root)
-        checkpoint = existing_file(checkpoint or paths["realisdance"], "the RealisDance checkpoint")
-        pipeline = RealisDancePipeline.from_original(
-            checkpoint, paths["base-model"], paths["dinov2"], dtype=dtype
-        )
+        pipeline = RealisDancePipeline.from_original(*files, dtype=dtype)
     if pipeline.vae.config.get("force_upcast") and dtype == torch.float16:
         pipeline.vae.to(torch.float32)
     pipeline.to(device)
@@ -343,6 +360,17 @@ def _check_job(options: AnimateOptions) -> None:
     options.dit.check_size(options.size)
     check_crf(options.crf)
     job.check_device(options.dit, resolve_device(options.device, options.dtype, gpu_dtype="bf16")[0])
+
+
+def _check_weights(options: AnimateOptions) -> None:
+    """The weights the job will load are at hand: a missing download is said before the poses are
+    read or retargeted (minutes, for a long dance)."""
+    if options.dit is None:
+        pipeline_files(options)
+        return
+    from realisdance_cli.dit.job import release_folder
+
+    release_folder(options)
 
 
 def _animate_sd(
@@ -441,6 +469,8 @@ def animate(
     second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
     _check_job(options)
+    if pipeline is None:
+        _check_weights(options)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):

@@ -69,9 +69,22 @@ def resampled_indices(
     rate ratio is computed in floats, as the original does with decord's average rate. One
     addition: the sequence never has fewer than one frame, where the original would keep none.
     """
-    normed = max(round(length / float(source_fps) * float(fps)), num_frames, 1)
+    normed = max(_resampled_count(length, source_fps, fps), num_frames)
     every: list[int] = np.linspace(0, length - 1, normed).round().astype(int).tolist()
     return every[start : start + num_frames] if num_frames else every[start:]
+
+
+def resampled_rate(length: int, source_fps: Fraction, fps: Fraction, num_frames: int = 0) -> Fraction:
+    """The rate at which `resampled_indices`' frames last as long as the clip they show: `fps`,
+    or faster where a clip too short for `num_frames` was stretched over them (so the motion keeps
+    its speed and its sound stays in time)."""
+    normed = _resampled_count(length, source_fps, fps)
+    return fps if num_frames <= normed else Fraction(num_frames) * source_fps / length
+
+
+def _resampled_count(length: int, source_fps: float | Fraction, fps: float | Fraction) -> int:
+    """How many frames a clip of `length` frames at `source_fps` has at `fps` (at least one)."""
+    return max(round(length / float(source_fps) * float(fps)), 1)
 
 
 @dataclass(frozen=True)
@@ -98,9 +111,12 @@ class Selection:
         if self.fps is not None and self.stride != 1:
             raise UserError(f"--fps resamples the frames itself, so --stride must stay 1, got {self.stride}.")
 
-    def rate(self, source_fps: Fraction) -> Fraction:
-        """The frame rate of the selected frames."""
-        return self.fps if self.fps is not None else source_fps / self.stride
+    def rate(self, source_frames: int, source_fps: Fraction) -> Fraction:
+        """The frame rate of the selected frames, at which they last as long as the source frames
+        they show (`fps`, or faster where it stretches a short clip over `max_frames`)."""
+        if self.fps is None:
+            return source_fps / self.stride
+        return resampled_rate(max(source_frames, 1), source_fps, self.fps, self.max_frames or 0)
 
     def count(self, source_frames: int, source_fps: Fraction | None = None) -> int:
         if self.fps is not None:
@@ -219,7 +235,7 @@ class FrameSource:
             path=self.path,
             width=first.shape[1],
             height=first.shape[0],
-            fps=self.selection.rate(fps),
+            fps=self.selection.rate(len(self._images), fps),
             frame_count=count,
             source_fps=fps,
             source_frame_count=len(self._images),
@@ -266,7 +282,7 @@ class FrameSource:
             path=self.path,
             width=width,
             height=height,
-            fps=self.selection.rate(fps),
+            fps=self.selection.rate(total, fps),
             frame_count=count,
             source_fps=fps,
             source_frame_count=total,

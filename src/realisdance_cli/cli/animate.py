@@ -136,7 +136,11 @@ def animate(
     ] = None,
     fps: Annotated[int | None, typer.Option(help="dit: resample the pose videos to this rate (16).")] = None,
     max_frames: Annotated[
-        int | None, typer.Option(help="At most this many frames (sd 80, dit 81); 0 for all.")
+        int | None,
+        typer.Option(
+            help="At most this many frames (sd 80, dit 81: a shorter dance is stretched over them and "
+            "played faster, keeping its speed); 0 for all."
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (sd: 50 DDIM, dit: 40).")] = None,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 turns it off).")] = 2.0,
