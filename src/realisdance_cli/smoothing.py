@@ -140,14 +140,7 @@ VECTORS = {"smplx": ("betas", "expression", "transl", "focal", "princpt"), "mano
 PIXELS = frozenset({"focal", "princpt"})  # filtered in units of the frame's longer side
 
 
-def smooth_stream(
-    stream: Stream,
-    fps: float,
-    *,
-    frame_size: int = 1,
-    keypoints: OneEuro = KEYPOINTS,
-    parameters: OneEuro = PARAMETERS,
-) -> Stream:
+def smooth_stream(stream: Stream, fps: float, *, frame_size: int = 1) -> Stream:
     """A smoothed copy of a DWPose, SMPL-X or MANO stream (scores, validity and boxes kept)."""
     fields = {name: np.array(values) for name, values in stream.fields.items()}
     per_frame = np.repeat(np.arange(stream.frame_count), stream.items_per_frame())
@@ -161,7 +154,7 @@ def smooth_stream(
         present, rows = span >= 0, span[span >= 0]
         if stream.kind == "dwpose":
             points = _spread(fields["keypoints"][rows] / frame_size, present, np.nan)
-            smoothed = smooth_vectors(points, fps, _spread(fields["scores"][rows], present, 0.0), keypoints)
+            smoothed = smooth_vectors(points, fps, _spread(fields["scores"][rows], present, 0.0), KEYPOINTS)
             fields["keypoints"][rows] = smoothed[present] * frame_size
             continue
         confidence = _spread(fields["valid"][rows].astype(float), present, 0.0)
@@ -174,7 +167,7 @@ def smooth_stream(
                 matrices = (
                     Rotation.from_rotvec(values.reshape(-1, 3)).as_matrix().reshape(len(rows), -1, 3, 3)
                 )
-            smoothed = smooth_rotations(_spread(matrices, present, np.eye(3)), fps, confidence, parameters)[
+            smoothed = smooth_rotations(_spread(matrices, present, np.eye(3)), fps, confidence, PARAMETERS)[
                 present
             ]
             if stream.kind == "smplx":
@@ -183,5 +176,5 @@ def smooth_stream(
         for name in VECTORS[stream.kind]:
             unit = frame_size if name in PIXELS else 1
             measured = _spread(fields[name][rows] / unit, present, np.nan)
-            fields[name][rows] = smooth_vectors(measured, fps, confidence, parameters)[present] * unit
+            fields[name][rows] = smooth_vectors(measured, fps, confidence, PARAMETERS)[present] * unit
     return Stream(stream.kind, stream.offsets, fields)

@@ -22,10 +22,9 @@ def ordered_halving(step: int) -> float:
     return int(f"{step:064b}"[::-1], 2) / (1 << 64)
 
 
-def uniform(
-    step: int, frames: int, size: int, stride: int = 1, overlap: int = 4, closed_loop: bool = True
-) -> list[Window]:
-    """The original schedule for denoising step `step` (see the golden README for the formula)."""
+def uniform(step: int, frames: int, size: int, stride: int = 1, overlap: int = 4) -> list[Window]:
+    """The original schedule for denoising step `step` (see the golden README for the formula),
+    as the original runs it: closed loop, the last windows wrapping round to the first frames."""
     if frames <= size:
         return [tuple(range(frames))]
     stride = min(stride, math.ceil(math.log2(frames / size)) + 1)
@@ -33,8 +32,7 @@ def uniform(
     pad = round(frames * shift)
     windows: list[Window] = []
     for dilation in (1 << i for i in range(stride)):
-        end = frames + pad + (0 if closed_loop else -overlap)
-        for start in range(int(shift * dilation) + pad, end, size * dilation - overlap):
+        for start in range(int(shift * dilation) + pad, frames + pad, size * dilation - overlap):
             windows.append(tuple(e % frames for e in range(start, start + size * dilation, dilation)))
     return windows
 
