@@ -24,7 +24,7 @@ from eval_models import write_eval_networks
 from onnx_models import confident_pose_model, gated_detector
 from skimage.metrics import structural_similarity
 
-from realisdance_cli.evaluation import metrics
+from realisdance_cli.evaluation import metrics, report
 from realisdance_cli.evaluation.protocol import PROTOCOLS
 from realisdance_cli.video import read_frames
 
@@ -133,9 +133,9 @@ def test_a_second_run_resumes_without_measuring_again(
 
 
 @pytest.fixture(scope="module")
-def compared(eval_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+def compared(eval_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, list]:
     """Two methods on two videos, the cheap metrics: "same" is the truth itself; "noisy" is noisy,
-    and its first video is longer and of another size than its truth."""
+    and its first video is longer and of another size than its truth. Also returned: the command."""
     folder = tmp_path_factory.mktemp("compare")
     for name, seed in (("a", 0), ("b", 3)):
         truth = write_video(folder / "truth" / f"{name}.mp4", dance(12, seed=seed))
@@ -143,24 +143,15 @@ def compared(eval_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
         shutil.copy(truth, folder / "same" / f"{name}.mp4")
     write_video(folder / "noisy" / "a.mp4", dance(14, height=100, width=80, noise=25, seed=1))
     write_video(folder / "noisy" / "b.mp4", dance(12, noise=25, seed=2))
-    done = rdance(
-        "eval",
-        folder / "same",
-        folder / "noisy",
-        folder / "truth",
-        "--metrics",
-        "ssim,psnr,pose,smoothness",
-        "--weights",
-        eval_weights,
-        "--out",
-        folder / "out",
-    )
+    command = ["eval", folder / "same", folder / "noisy", folder / "truth", "--metrics"]
+    command += ["ssim,psnr,pose,smoothness", "--weights", eval_weights, "--out", folder / "out"]
+    done = rdance(*command)
     assert done.returncode == 0, done.stderr
-    return done.stderr, json.loads((folder / "out" / "scores.json").read_text())
+    return done.stderr, json.loads((folder / "out" / "scores.json").read_text()), command
 
 
-def test_identical_videos_score_perfectly(compared: tuple[str, dict]) -> None:
-    _, result = compared
+def test_identical_videos_score_perfectly(compared: tuple[str, dict, list]) -> None:
+    _, result, _ = compared
     same = result["methods"]["same"]["overall"]
     assert same["ssim"] == pytest.approx(1.0, abs=1e-12)
     assert same["psnr"] == metrics.IDENTICAL_PSNR  # DisCo's value for identical frames
@@ -169,8 +160,8 @@ def test_identical_videos_score_perfectly(compared: tuple[str, dict]) -> None:
     assert same["jitter"] == same["truth/jitter"] and same["flicker"] == same["truth/flicker"]
 
 
-def test_a_worse_video_scores_worse(compared: tuple[str, dict]) -> None:
-    _, result = compared
+def test_a_worse_video_scores_worse(compared: tuple[str, dict, list]) -> None:
+    _, result, _ = compared
     same, noisy = (result["methods"][m]["overall"] for m in ("same", "noisy"))
     assert noisy["ssim"] < same["ssim"] and noisy["psnr"] < 30
     assert noisy["pose_error"] > 0 and noisy["pck_body"] < 1.0
@@ -178,9 +169,9 @@ def test_a_worse_video_scores_worse(compared: tuple[str, dict]) -> None:
 
 
 def test_lengths_and_sizes_that_differ_are_said_and_handled_by_the_protocol(
-    compared: tuple[str, dict],
+    compared: tuple[str, dict, list],
 ) -> None:
-    stderr, result = compared
+    stderr, result, _ = compared
     said = " ".join(stderr.split())
     assert "a: the generated video has 14 frames and the truth 12; the first 12 of each are compared." in said
     assert (
@@ -204,6 +195,12 @@ def test_bad_inputs_are_one_sentence_before_any_work(eval_weights: Path, tmp_pat
     assert_user_error(rdance("eval", truth, truth, "--metrics", "sharpness", *out), "--metrics takes")
     assert_user_error(rdance("eval", truth, truth, "--protocol", "tiktok", *out), "--protocol must be")
     assert_user_error(rdance("eval", truth, *out), "at least one GENERATED")
+    assert_user_error(
+        rdance("eval", truth, truth, "--truth-fps", "30", *out),
+        "--truth-fps gives the frame rate of truth frame folders, but",
+        "holds only video files",
+    )
+    assert_user_error(rdance("eval", truth, truth, "--truth-fps", "0", *out), "--truth-fps must be between")
     assert_user_error(
         rdance("eval", truth, truth, "--metrics", "fid", "--out", tmp_path / "out"),
         "missing weights",
@@ -405,3 +402,113 @@ def test_set_metrics_over_different_truth_frames_are_said(eval_weights: Path, tm
     assert done.returncode == 0, done.stderr
     said = " ".join(done.stderr.split())
     assert "different numbers of truth frames (full 4, short 2), so FID measures them against" in said
+
+
+def test_the_printed_table_fits_80_columns(
+    scored: tuple[Path, Path, dict], compared: tuple[str, dict, list], eval_weights: Path
+) -> None:
+    """A row per metric and a column per method (and the truth's smoothness): at 80 columns no
+    label or number is cut; the per-video tables are in scores.md, which is said."""
+    folder, out, every_metric = scored
+    runs = [
+        (("eval", folder / "ours", folder / "truth", "--weights", eval_weights, "--out", out), every_metric),
+        (compared[2], compared[1]),
+    ]
+    for command, result in runs:
+        done = rdance(*command, env={"COLUMNS": "80"})
+        assert done.returncode == 0, done.stderr
+        assert "…" not in done.stdout, done.stdout
+        overall = {method: rows["overall"] for method, rows in result["methods"].items()}
+        first = next(iter(overall.values()))
+        overall["truth"] = {key: first[f"truth/{key}"] for key in ("jitter", "flicker")}
+        shown = 0
+        for key, label, _, spec in report.COLUMNS:
+            values = [columns[key] for columns in overall.values() if columns.get(key) is not None]
+            assert (label in done.stdout) == bool(values), label
+            for value in values:
+                assert format(value, spec) in done.stdout, (label, value, done.stdout)
+                shown += 1
+        assert shown >= 2 * len(overall), done.stdout
+        assert all(method in done.stdout for method in overall)
+        assert "scores.md (per video)" in done.stdout
+
+
+def test_the_report_shows_only_what_was_measured(eval_weights: Path, tmp_path: Path) -> None:
+    """The notes of the columns present only; scores.svg only with curves to draw (a stale one
+    removed), and said only then."""
+    truth = write_video(tmp_path / "truth.mp4", dance(4))
+    ours = write_video(tmp_path / "ours.mp4", dance(4, noise=10))
+    out = tmp_path / "out"
+    command = ("eval", ours, truth, "--weights", eval_weights, "--out", out, "--metrics")
+    done = rdance(*command, "ssim,smoothness")
+    assert done.returncode == 0, done.stderr
+    table = (out / "scores.md").read_text()
+    assert "Jitter (body points)" in table and "PCK" not in table and "HaMeR" not in table
+    assert (out / "scores.svg").exists() and "scores.svg" in done.stdout
+    done = rdance(*command, "ssim,psnr")
+    assert done.returncode == 0, done.stderr
+    assert not (out / "scores.svg").exists() and "scores.svg" not in done.stdout
+    table = (out / "scores.md").read_text()
+    assert "PSNR" in table and "Jitter" not in table and "PCK" not in table
+    stamp = (out / "scores.md").stat().st_mtime_ns
+    assert rdance(*command, "ssim,psnr").returncode == 0
+    assert (out / "scores.md").stat().st_mtime_ns == stamp  # finished: the same table kept
+
+
+def write_frames(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True)
+    for index, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{index:04d}.png"), frame[:, :, ::-1])
+    return folder
+
+
+def test_a_truth_of_frame_folders_is_resampled_from_the_rate_truth_fps_gives(
+    eval_weights: Path, tmp_path: Path
+) -> None:
+    """DisCo's truths are frame folders: a 16 fps video made from a 32 fps dance meets the frames it
+    was made from once --truth-fps gives the folder's rate (its poses too); without it, frame t
+    meets frame t, said. A generated frame folder against a truth of known rate is said too."""
+    from realisdance_cli.video import resampled_indices
+
+    truth = dance(20, height=128, width=128)
+    picked = [truth[i] for i in resampled_indices(20, Fraction(32), Fraction(16), 0, 0)]
+    write_frames(tmp_path / "truth" / "clip", truth)
+    write_video(tmp_path / "ours" / "clip.mp4", picked, fps=16)
+    write_frames(tmp_path / "frames" / "clip", picked)
+    command = (
+        "eval",
+        tmp_path / "ours",
+        tmp_path / "frames",
+        tmp_path / "truth",
+        "--metrics",
+        "ssim,psnr,pose",
+    )
+    command += ("--weights", eval_weights)
+
+    unknown = rdance(*command, "--out", tmp_path / "unknown")
+    assert unknown.returncode == 0, unknown.stderr
+    assert (
+        "clip: the truth is a frame folder, of no known frame rate, and the generated video runs at 16 "
+        "fps; frame t is compared with frame t (--truth-fps gives its rate, to resample it)."
+    ) in " ".join(unknown.stderr.split())
+    ours = json.loads((tmp_path / "unknown" / "scores.json").read_text())["methods"]["ours"]["overall"]
+    assert ours["ssim"] < 0.99
+
+    known = rdance(*command, "--truth-fps", "32", "--out", tmp_path / "known")
+    assert known.returncode == 0, known.stderr
+    said = " ".join(known.stderr.split())
+    assert "clip: the generated video runs at 16 fps and the truth at 32; the truth is resampled" in said
+    assert (
+        "clip: the generated video is a frame folder, of no known frame rate, and the truth runs at 32 "
+        "fps; frame t is compared with frame t."
+    ) in said
+    ours = json.loads((tmp_path / "known" / "scores.json").read_text())["methods"]["ours"]["overall"]
+    assert ours["ssim"] == pytest.approx(1.0, abs=1e-12) and ours["psnr"] == metrics.IDENTICAL_PSNR
+    assert ours["pose_error"] == 0.0 and ours["body/missing"] == 0.0
+
+
+def test_the_usage_names_the_videos() -> None:
+    done = rdance("eval", "score", "--help")
+    assert done.returncode == 0, done.stderr
+    usage = next(line for line in done.stdout.splitlines() if "Usage:" in line)
+    assert "GENERATED... TRUTH" in usage, usage

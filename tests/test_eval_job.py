@@ -5,6 +5,7 @@ videos. Tiny random videos, LPIPS with random weights of its released structure.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ from conftest import GOLDEN, need, numbered_frames, write_video
 from eval_models import LPIPS_HEADS, write_lpips
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.evaluation import inputs, job
+from realisdance_cli.evaluation import inputs, job, run
 from realisdance_cli.evaluation.features import FeatureNetworks
 from realisdance_cli.evaluation.job import EvalOptions, evaluate
 
@@ -123,8 +124,13 @@ def test_a_damaged_record_is_measured_again_and_force_starts_over(videos: Path) 
     first = evaluate([videos / "ours"], videos / "truth", videos / "out", options)
     record = videos / "out" / "records" / "methods" / "ours" / "a.npz"
     record.write_bytes(record.read_bytes()[:100])
-    with pytest.warns(UserWarning, match=r"a\.npz cannot be read .*; its video is measured again"):
+    with pytest.warns(UserWarning) as said:
         assert evaluate([videos / "ours"], videos / "truth", videos / "out", options) == first
+    damaged = [str(w.message) for w in said if w.category is UserWarning]
+    assert len(damaged) == 1, damaged
+    assert re.fullmatch(
+        rf"{re.escape(str(record))} is damaged \(.+\); its video is measured again\.", damaged[0]
+    )
     measured = stamps(videos / "out")
     assert evaluate([videos / "ours"], videos / "truth", videos / "out", options, force=True) == first
     assert all(stamp > measured[path] for path, stamp in stamps(videos / "out").items())
@@ -172,3 +178,46 @@ def test_dinov2_loads_without_a_progress_bar(tmp_path: Path, capfd: pytest.Captu
     features = networks.dinov2(np.stack(numbered_frames(2)))
     assert features.shape[0] == 2
     assert "Loading weights" not in capfd.readouterr().err
+
+
+def test_default_outputs_of_dot_and_dot_dot_are_named_by_their_folders(
+    videos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(videos / "ours")
+    assert job.default_out([Path(".")], Path("../truth")) == Path("ours_eval")
+    assert run.default_out(Path(".."), "sd") == Path(f"{videos.name}_sd")
+    assert inputs.method_names([Path(".."), Path(".")]) == {videos.name: Path(".."), "ours": Path(".")}
+
+
+def write_frames(folder: Path, frames: list[np.ndarray], suffix: str = ".png") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, frame in enumerate(frames):
+        assert cv2.imwrite(str(folder / f"{index:04d}{suffix}"), frame)
+    return folder
+
+
+def test_frames_of_another_size_are_refused_before_any_work(tmp_path: Path) -> None:
+    """From the pictures' headers, with their EXIF orientation: a frame stored on its side but
+    shown upright is of the others' size."""
+    from PIL import Image
+
+    frames = numbered_frames(4, 40, 20)
+    write_frames(tmp_path / "truth" / "clip", frames)
+    ours = write_frames(tmp_path / "ours" / "clip", frames)
+    cv2.imwrite(str(ours / "0003.png"), cv2.resize(frames[3], (24, 40)))
+    out, options = tmp_path / "out", EvalOptions(metrics=["ssim"])
+    with pytest.raises(UserError) as refused:
+        evaluate([tmp_path / "ours"], tmp_path / "truth", out, options)
+    assert str(refused.value) == (
+        f"{ours / '0003.png'} is 24x40, but the first image is 20x40; all frames must have one size."
+    )
+    assert not out.exists()
+
+    cv2.imwrite(str(ours / "0003.png"), frames[3])
+    upright = Image.fromarray(np.ascontiguousarray(np.rot90(frames[2][:, :, ::-1])))  # 20 high, 40 wide
+    exif = upright.getexif()
+    exif[0x0112] = 6  # shown turned a quarter clockwise: 40 high, 20 wide again
+    (ours / "0002.png").unlink()
+    upright.save(ours / "0002.jpg", exif=exif, quality=100)
+    ssim = evaluate([tmp_path / "ours"], tmp_path / "truth", out, options)["methods"]["ours"]["clip"]["ssim"]
+    assert 0.9 < ssim < 1

@@ -93,7 +93,7 @@ def test_a_second_run_animates_nothing_and_keeps_the_table(
     assert done.returncode == 0, done.stderr
     assert [path.stat().st_mtime_ns for path in videos] == stamps
     assert json.loads((sharded / "scores.json").read_text()) == json.loads(table)
-    assert "dit" in done.stdout and "scores:" in done.stdout  # the table, printed
+    assert "dit" in done.stdout and "scores.md (per video)" in done.stdout  # the table, printed
 
 
 def test_torchrun_processes_share_the_set_and_make_the_same_videos(
@@ -125,21 +125,11 @@ def test_bad_runs_are_one_sentence(val: Path, weights_root: Path, sharded: Path,
         rdance("eval", "run", val, *FAST, "--max-frames", "-1", *common),
         "--max-frames must be 0 (all) or more",
     )
+    other_steps = (*FAST[:4], "--steps", "3", *FAST[6:])  # the folder holds a run of 2 steps
     assert_user_error(
-        rdance(
-            "eval",
-            "run",
-            val,
-            "--model",
-            "sd",
-            "--metrics",
-            "ssim",
-            "--weights",
-            weights_root,
-            "--out",
-            sharded,
-        ),
+        rdance("eval", "run", val, *other_steps, "--weights", weights_root, "--out", sharded),
         "holds the run of dit on",
+        "steps 2 (now 3)",
         "pass --force to replace it",
     )
     (val / "prompt" / "0002.txt").rename(tmp_path / "0002.txt")
@@ -232,3 +222,23 @@ def test_sd_on_a_set_of_frame_folders_makes_the_poses_from_the_truth(
     assert np.array_equal(truth, np.stack(read_frames(images)))
     overall = json.loads((out / "scores.json").read_text())["methods"]["sd"]["overall"]
     assert overall["ssim"] < 1 and overall["psnr"] > 0
+
+
+def test_settings_and_weights_are_checked_before_the_folder_is_claimed(val: Path, tmp_path: Path) -> None:
+    """A wrong setting or a missing model is one sentence, and run.json is not written: the next
+    run, with the setting put right, is not refused as a run of other settings."""
+    frame_folders = tmp_path / "tiktok"
+    for index in range(3):
+        folder = frame_folders / "00001" / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index + 1:04d}.png"), np.full((32, 32, 3), 40 * index, np.uint8))
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    out = tmp_path / "out"
+    common = ("--metrics", "ssim", "--weights", empty, "--out", out)
+    sd = ("eval", "run", frame_folders, "--model", "sd")
+    assert_user_error(rdance(*sd, "--steps", "-3", *common), "--steps")
+    assert_user_error(rdance(*sd, "--size", "64x65", *common), "--size")
+    assert_user_error(rdance(*sd, "--steps", "2", *common), "missing weights")
+    assert_user_error(rdance("eval", "run", val, *FAST[:-2], *common), "RealisDance-DiT")
+    assert not (out / "run.json").exists()

@@ -41,6 +41,10 @@ class ExtractOptions:
     dwpose_det: Path | None = None
     dwpose_pose: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.selection.fps is not None:  # a track's frames are its source's by start and stride
+            raise ValueError("extraction reads frames by start and stride, not resampled to a rate")
+
 
 @dataclass
 class StageSummary:

@@ -89,9 +89,9 @@ def score(
     videos: Annotated[
         list[Path],
         typer.Argument(
-            help="GENERATED... TRUTH: one or more generated videos or folders of videos (a method each), "
-            "then the truth video or folder; folders are matched by video name. A video is a file or "
-            "a folder of frames.",
+            metavar="GENERATED... TRUTH",
+            help="One or more generated videos or folders of videos (a method each), then the truth "
+            "video or folder; folders are matched by video name. A video is a file or a folder of frames.",
             show_default=False,
         ),
     ],
@@ -111,6 +111,15 @@ def score(
             "(default: each truth's first frame, as DisCo does).",
         ),
     ] = None,
+    truth_fps: Annotated[
+        float | None,
+        typer.Option(
+            "--truth-fps",
+            help="The frame rate of a TRUTH of frame folders, so that a generated video of another rate "
+            "is compared with it resampled (default: none known; frame t meets frame t, said).",
+            show_default=False,
+        ),
+    ] = None,
     force: ForceOption = False,
     device: DeviceOption = "auto",
     weights_dir: WeightsOption = None,
@@ -125,9 +134,8 @@ def score(
     the same command again to resume (other --metrics measure only what the kept videos lack;
     --force starts over).
     """
-    from rich.markdown import Markdown
-
-    from realisdance_cli.evaluation.job import SCORES, EvalOptions, default_out, evaluate
+    from realisdance_cli.evaluation.job import EvalOptions, default_out, evaluate
+    from realisdance_cli.video import as_fraction
 
     if len(videos) < 2:
         raise UserError("give at least one GENERATED video or folder and then the TRUTH.")
@@ -136,14 +144,39 @@ def score(
         protocol=protocol,
         metrics=parse_metrics(metrics),
         reference=reference,
+        truth_fps=None if truth_fps is None else as_fraction(truth_fps, "--truth-fps"),
         device=device,
         weights_root=weights_dir,
     )
     folder = out or default_out(generated, truth)
     with progress_bars(RESUMES) as progress:
-        evaluate(generated, truth, folder, options, force=force, progress=progress)
-    console.print(Markdown((folder / f"{SCORES}.md").read_text()))
-    console.print(f"scores: {escape(str(folder / SCORES))}.json, .md and .svg")
+        result = evaluate(generated, truth, folder, options, force=force, progress=progress)
+    show_scores(folder, result)
+
+
+def show_scores(folder: Path, result: dict[str, Any]) -> None:
+    """The overall table turned (a row per metric, a column per method: it fits a terminal), what
+    its columns mean, and where the per-video tables and the plot are."""
+    from rich import box
+    from rich.table import Table
+
+    from realisdance_cli.evaluation import report
+    from realisdance_cli.evaluation.job import SCORES
+
+    compared = report.overall(result["methods"])
+    table = Table(title=escape(f"rdance eval ({result['protocol']['summary']})"), box=box.SIMPLE_HEAD)
+    table.add_column("")
+    for method in compared:
+        table.add_column(escape(method), justify="right", no_wrap=True)
+    for row in report.by_metric(compared):
+        table.add_row(*map(escape, row))
+    console.print(table)
+    if said := report.notes(compared):
+        console.print(escape(said))
+    written = [f"{SCORES}.md (per video)", f"{SCORES}.json (every number)"]
+    if (folder / f"{SCORES}.svg").exists():
+        written.append(f"{SCORES}.svg (the curves)")
+    console.print(escape(f"in {folder}: {', '.join(written)}"))
 
 
 @command(
@@ -219,7 +252,7 @@ def run(
     from realisdance_cli.animator.pipeline import SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
     from realisdance_cli.evaluation.benchmarks import parse_shard
-    from realisdance_cli.evaluation.job import SCORES, EvalOptions
+    from realisdance_cli.evaluation.job import EvalOptions
     from realisdance_cli.evaluation.run import RunOptions, default_out, run_benchmark
     from realisdance_cli.rendering import parse_size
 
@@ -255,7 +288,4 @@ def run(
     with progress_bars(RESUMES) as progress:
         result = run_benchmark(benchmark, folder, options, force=force, progress=progress)
     if result is not None:
-        from rich.markdown import Markdown
-
-        console.print(Markdown((folder / f"{SCORES}.md").read_text()))
-        console.print(f"scores: {escape(str(folder / SCORES))}.json, .md and .svg")
+        show_scores(folder, result)

@@ -7,6 +7,11 @@ strictly. Where TensorFlow's graph differs from torchvision's Inception, so does
 average pools inside the A, C and first E blocks leave the zero padding out of their means, and the
 last E block pools by maximum. Frames in [0, 1] are resized bilinearly to 299 x 299 and mapped to
 [-1, 1]; the result is the 2048 pool3 features (the global average before the classifier).
+
+That input is pytorch-fid's, and so DisCo's: its `gen_eval.sh` (c4fa48a, and every commit before)
+scores FID with `python -m pytorch_fid` on the saved PNG frames. clean-fid's input (Pillow's
+bicubic on float frames, (x - 128) / 128) is not DisCo's FID: its first two commits printed that
+number beside it, as "clean-fid", and later ones dropped it.
 """
 
 from __future__ import annotations

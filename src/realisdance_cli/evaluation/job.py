@@ -2,8 +2,8 @@
 
     <out>/inputs.json   what the folder's evaluation is of (written first: a stopped run resumes)
     <out>/scores.json   inputs, protocol, per video and overall columns per method, plot data
-    <out>/scores.md     the same as Markdown tables (printed too)
-    <out>/scores.svg    pose error and flicker over time, a line per method
+    <out>/scores.md     the same as Markdown tables (the overall one printed, turned)
+    <out>/scores.svg    pose error and flicker over time, a line per method (when measured)
     <out>/records/      one record per measured video (resume: a finished one is reused)
     <out>/poses/        pose tracks of the videos, named by their contents (resumable like
                         `rdance extract`, shared by every run that meets the same video)
@@ -21,6 +21,7 @@ import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,8 +43,8 @@ from realisdance_cli.evaluation.scoring import (
 )
 from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, save_npz
 from realisdance_cli.progress import ProgressFn, counter, no_progress
-from realisdance_cli.track import Track
-from realisdance_cli.video import FrameSource, Selection
+from realisdance_cli.track import Track, named
+from realisdance_cli.video import FrameSource
 
 log = logging.getLogger(__name__)
 SCORES = "scores"
@@ -62,6 +63,7 @@ class EvalOptions:
     protocol: str = DEFAULT_PROTOCOL
     metrics: Sequence[str] | None = None  # None: every metric these videos allow
     reference: Path | None = None  # the picture(s) animated; default the truth's first frame
+    truth_fps: Fraction | None = None  # the frame rate of a truth of frame folders (else unknown)
     device: str = "auto"
     weights_root: Path | None = None
 
@@ -79,7 +81,8 @@ class EvalOptions:
 
 
 def default_out(generated: Sequence[Path], truth: Path) -> Path:
-    first = generated[0]
+    """`<first GENERATED>_eval` (`.` and `..` named as the folders they stand for)."""
+    first = named(generated[0])
     return Path(f"{first.stem if first.is_file() else first.name}_eval")
 
 
@@ -137,8 +140,7 @@ def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], pro
 def _compared_frames(pair: Pair, protocol: Protocol) -> int:
     """The frames a pair is compared on: the shorter of the generated video and its truth as the
     generated video sees it (`truth_view`: resampled to its rate if need be)."""
-    view = truth_view(pair, protocol, say=False)
-    truth = FrameSource(pair.truth, view.selection).info.frame_count
+    truth = truth_view(pair, protocol, say=False).source(pair.truth).info.frame_count
     return min(FrameSource(pair.generated).info.frame_count, truth)
 
 
@@ -175,6 +177,16 @@ class _Recorded:
         return {name: value for name, value in self.record.items() if name in entries}
 
 
+def _read(path: Path) -> tuple[Record, Any]:
+    """A record and what it says it holds, or one sentence: it is damaged and measured again."""
+    remedy = "its video is measured again"
+    record = load_npz(path, remedy)
+    try:
+        return record, json.loads(str(record.pop("held", "{}")))
+    except ValueError as err:
+        raise UserError(f"{path} is damaged ({err}); {remedy}.") from None
+
+
 class _Records:
     """Measured videos in `<out>/records/`: `truth/<name>[view].npz` and `methods/<method>/
     <name>.npz`, each saved with the key of the videos it was measured from and the weights of
@@ -194,10 +206,9 @@ class _Records:
         if not path.exists():
             return _Recorded({}, {})
         try:
-            record = load_npz(path)
-            held = json.loads(str(record.pop("held", "{}")))
-        except (UserError, ValueError) as err:
-            warnings.warn(f"{path} cannot be read ({err}); its video is measured again.", stacklevel=3)
+            record, held = _read(path)
+        except UserError as err:  # "<path> is damaged (why); its video is measured again."
+            warnings.warn(str(err), stacklevel=3)
             return _Recorded({}, {})
         if str(record.pop("key", "")) != key or not isinstance(held, dict):
             return _Recorded({}, {})
@@ -217,23 +228,19 @@ def digest(path: Path | None) -> str | None:
 
 
 class _PoseTracks:
-    """Pose tracks of the compared videos in `<out>/poses/`, named by the video's contents and
-    frame selection: DWPose, and HaMeR's hands for "hands3d"."""
+    """Pose tracks of every frame of the compared videos in `<out>/poses/`, named by the video's
+    contents: DWPose, and HaMeR's hands for "hands3d" (a resampled truth picks its frames)."""
 
     def __init__(self, folder: Path, options: EvalOptions, metrics: list[str], progress: ProgressFn) -> None:
         self.folder, self.options, self.progress = folder, options, progress
         self.stages = ["dwpose", "hamer"] if "hands3d" in metrics else ["dwpose"]
 
-    def __call__(self, video: Path, selection: Selection | None) -> Track:
+    def __call__(self, video: Path) -> Track:
         from realisdance_cli.extraction import ExtractOptions, extract
 
-        rate = "" if selection is None or selection.fps is None else f"@{float(selection.fps):g}fps"
-        out = self.folder / f"{str(digest(video))[:20]}{rate}.rdance"
+        out = self.folder / f"{str(digest(video))[:20]}.rdance"
         extract_options = ExtractOptions(
-            selection=selection or Selection(),
-            stages=self.stages,
-            device=self.options.device,
-            weights_root=self.options.weights_root,
+            stages=self.stages, device=self.options.device, weights_root=self.options.weights_root
         )
         return extract(video, out, extract_options, progress=self.progress)[0]
 
@@ -422,8 +429,25 @@ def _finished(out: Path, described: dict[str, Any], measured: Measured) -> dict[
         isinstance(earlier, dict)
         and earlier.get("inputs") == described
         and earlier.get("measurements") == measured.fingerprint
+        and (out / f"{SCORES}.md").exists()
+        and (out / f"{SCORES}.svg").exists() == plotted(earlier.get("curves", {}))
     )
-    return earlier if same and all((out / f"{SCORES}{s}").exists() for s in (".md", ".svg")) else None
+    return earlier if same else None
+
+
+def plotted(curves: dict[str, dict[str, Any]]) -> bool:
+    """Whether the curves (method -> name -> per frame) hold any to draw: scores.svg is written
+    only then (pose or smoothness measured)."""
+    return any(curves.values())
+
+
+def _write_plot(out: Path, curves: dict[str, dict[str, list[float]]]) -> None:
+    """scores.svg of the curves, or none (a stale one removed) when there are none to draw."""
+    path = out / f"{SCORES}.svg"
+    if plotted(curves):
+        atomic_write_bytes(path, plot.svg(curves).encode())
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_scores(
@@ -434,8 +458,8 @@ def write_scores(
     measured: Measured,
     progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
-    """scores.json, scores.md and scores.svg from the measured records (kept as they are when they
-    were made from the same measurements); returns what the JSON holds."""
+    """scores.json, scores.md and scores.svg (`_write_plot`) from the measured records (kept as they
+    are when they were made from the same measurements); returns what the JSON holds."""
     warn_unequal_truth_sets(measured, asked)
     if (finished := _finished(out, described, measured)) is not None:
         return finished
@@ -462,7 +486,7 @@ def write_scores(
         "curves": {method: {k: report.plain(v) for k, v in c.items()} for method, c in curves.items()},
     }
     atomic_write_bytes(out / f"{SCORES}.md", report.markdown(table, protocol).encode())
-    atomic_write_bytes(out / f"{SCORES}.svg", plot.svg(curves).encode())
+    _write_plot(out, curves)
     atomic_write_bytes(
         out / f"{SCORES}.json", (json.dumps(result, indent=2, allow_nan=False) + "\n").encode()
     )
@@ -481,7 +505,7 @@ def evaluate(
     """Score each generated set (a method) against `truth`; returns what scores.json holds."""
     options = options or EvalOptions()
     methods = inputs.method_names(list(generated))
-    pairs = inputs.pair(methods, truth, options.reference)
+    pairs = inputs.pair(methods, truth, options.reference, options.truth_fps)
     protocol = get_protocol(options.protocol)
     explicit = options.metrics is not None
     asked = feasible(with_weights(options.chosen_metrics(), explicit, options), explicit, pairs, protocol)

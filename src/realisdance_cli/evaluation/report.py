@@ -44,6 +44,7 @@ ARROWS = {"up": " ↑", "down": " ↓", "": ""}
 FRAME_METRICS = ("ssim", "psnr", "psnr_uint8", "l1", "lpips", "identity")
 PCK_TABLE_THRESHOLD = 0.05
 Videos = Mapping[str, tuple[Record, Record]]  # video name -> (its truth's record, its own)
+Rows = Mapping[str, Mapping[str, float | None]]  # row name -> columns (NaN or None: nothing to score)
 
 
 def _mean(parts: Sequence[np.ndarray]) -> float:
@@ -178,39 +179,78 @@ def plain(values: Any) -> Any:
     return None if math.isnan(values) else values
 
 
-def _cell(value: float | None, spec: str) -> str:
+def _cell(columns: Mapping[str, float | None], key: str, spec: str) -> str:
+    """'' for a column this row lacks (the truth's row has smoothness only); "n/a" for nothing to
+    score (NaN in the tables, null in scores.json)."""
+    if key not in columns:
+        return ""
+    value = columns[key]
     return "n/a" if value is None or math.isnan(value) else format(value, spec)
 
 
-def _table(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """A Markdown table of `rows` (name -> columns) with the columns any row has."""
-    present = [c for c in COLUMNS if any(c[0] in columns for columns in rows.values())]
+def _present(rows: Rows) -> list[tuple[str, str, str, str]]:
+    """The columns (name, label, better, format) any of the rows has, in table order."""
+    return [column for column in COLUMNS if any(column[0] in columns for columns in rows.values())]
+
+
+def _table(rows: Rows) -> list[str]:
+    """A Markdown table of `rows` with the columns any row has."""
+    present = _present(rows)
     lines = [
         "| | " + " | ".join(f"{label}{ARROWS[better]}" for _, label, better, _ in present) + " |",
         "|---|" + "---:|" * len(present),
     ]
     for name, columns in rows.items():
         lines.append(
-            f"| {name} | " + " | ".join(_cell(columns.get(key), spec) for key, _, _, spec in present) + " |"
+            f"| {name} | " + " | ".join(_cell(columns, key, spec) for key, _, _, spec in present) + " |"
         )
     return lines
 
 
-def markdown(table: Mapping[str, Mapping[str, Mapping[str, float]]], protocol: Protocol) -> str:
-    """The overall table (a row per method, and the truth's smoothness), then each method's
-    per-video table."""
-    overall = {method: rows["overall"] for method, rows in table.items()}
-    first = next(iter(overall.values()))
+def overall(table: Mapping[str, Rows]) -> dict[str, Mapping[str, float | None]]:
+    """method -> its overall columns, and "truth" -> the truth's smoothness when measured: the
+    comparison of the methods. `table`: method -> rows, as `rows` makes them or scores.json
+    holds them."""
+    result = {method: rows["overall"] for method, rows in table.items()}
+    first = next(iter(result.values()))
     if "truth/jitter" in first:
-        overall["truth"] = {key: first[f"truth/{key}"] for key in ("jitter", "flicker")}
-    text = [f"# rdance eval ({protocol.summary})", "", *_table(overall)]
+        result["truth"] = {key: first[f"truth/{key}"] for key in ("jitter", "flicker")}
+    return result
+
+
+def by_metric(rows: Rows) -> list[list[str]]:
+    """`rows` turned for a terminal: a line per column present (its label, then each row's cell),
+    so that a few methods fit 80 characters whatever the number of metrics."""
+    return [
+        [f"{label}{ARROWS[better]}", *(_cell(columns, key, spec) for columns in rows.values())]
+        for key, label, better, spec in _present(rows)
+    ]
+
+
+def notes(rows: Rows) -> str:
+    """What the columns present mean, where their names do not say it."""
+    keys = {key for key, _, _, _ in _present(rows)}
+    said = []
+    if keys & {"pck_body", "pck_hands", "pck_face", "pose_error", "pose_missing"}:
+        said.append(
+            f"PCK at {PCK_TABLE_THRESHOLD} of the body size (hands: of their own size); pose error in the "
+            "same units, over the points found (points missing: the truth's points the generated video's "
+            "DWPose did not find)."
+        )
+    if "hands3d" in keys:
+        said.append("Hands 3-D: HaMeR's keypoints, PA-MPJPE.")
+    if keys & {"jitter", "flicker"}:
+        said.append("Jitter (body points) and flicker: closer to the truth's is better.")
+    return " ".join(said)
+
+
+def markdown(table: Mapping[str, Rows], protocol: Protocol) -> str:
+    """The overall table (a row per method, and the truth's smoothness), then each method's
+    per-video table, then what the columns mean."""
+    compared = overall(table)
+    text = [f"# rdance eval ({protocol.summary})", "", *_table(compared)]
     for method, rows in table.items():
         text += ["", f"## {method}", "", *_table({n: c for n, c in rows.items() if n != "overall"})]
-    notes = [
-        "",
-        f"PCK at {PCK_TABLE_THRESHOLD} of the body size (hands: of their own size); pose error in the "
-        "same units, over the points found (points missing: the truth's points the generated video's "
-        "DWPose did not find); hands 3-D: HaMeR's keypoints, PA-MPJPE. Jitter (body points) and "
-        "flicker: closer to the truth's is better.",
-    ]
-    return "\n".join(text + notes) + "\n"
+    if said := notes(compared):
+        text += ["", said]
+    return "\n".join(text) + "\n"

@@ -30,6 +30,7 @@ from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import get_protocol
 from realisdance_cli.files import folder_lock
 from realisdance_cli.progress import ProgressFn, counter, no_progress
+from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource, VideoWriter
 
 # What --force removes from a run folder (the decoded test set and the pose tracks, named by
@@ -65,6 +66,8 @@ def frames_animated(benchmark: Benchmark, options: RunOptions) -> AnimateOptions
 
 
 def default_out(benchmark: Path, model: str) -> Path:
+    """`<test set>_<model>` (`.` and `..` named as the folders they stand for)."""
+    benchmark = named(benchmark)
     return Path(f"{benchmark.stem if benchmark.is_file() else benchmark.name}_{model}")
 
 
@@ -142,11 +145,12 @@ def _settings(animation: AnimateOptions) -> dict[str, Any]:
     return json.loads(json.dumps(chosen, default=str))
 
 
-def _check(benchmark: Benchmark, options: RunOptions) -> None:
-    """What can be said before any video is animated."""
-    animation = options.animation
-    if options.model == "dit":
-        assert animation.dit is not None
+def _check(benchmark: Benchmark, animation: AnimateOptions, evaluation: job.EvalOptions) -> None:
+    """What can be said before the folder is claimed (run.json records the settings): the
+    prompts, the model's settings and weights, the metrics."""
+    if animation.dit is not None:
+        from realisdance_cli.dit.job import DiTOptions, release_folder
+
         unprompted = [s.name for s in benchmark.samples if not (s.prompt or animation.dit.prompt)]
         if unprompted:
             raise UserError(
@@ -154,7 +158,15 @@ def _check(benchmark: Benchmark, options: RunOptions) -> None:
                 f"({', '.join(unprompted[:5])}); give one for them with --prompt."
             )
         animation.dit.check(needs_prompt=False)
-    options.evaluation.chosen_metrics()
+        DiTOptions.check_size(animation.size)
+        release_folder(animation)
+    else:
+        from realisdance_cli.animation import check_options, pipeline_files
+        from realisdance_cli.animator.pipeline import SamplingOptions
+
+        check_options(animation, animation.sampling or SamplingOptions())
+        pipeline_files(animation)
+    evaluation.chosen_metrics()
 
 
 def run_benchmark(
@@ -173,9 +185,9 @@ def run_benchmark(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     benchmark = open_benchmark(benchmark_path, out / CACHE)
-    _check(benchmark, options)
-    rank, processes, device = _process()
     animation = frames_animated(benchmark, options)
+    _check(benchmark, animation, options.evaluation)
+    rank, processes, device = _process()
     evaluation = options.evaluation if device is None else replace(options.evaluation, device=device)
     protocol = get_protocol(evaluation.protocol)
     # measured in full; the table shows what the whole set allows

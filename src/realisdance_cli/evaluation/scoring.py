@@ -22,7 +22,7 @@ from realisdance_cli.evaluation.features import FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import Protocol
 from realisdance_cli.track import DWPOSE_POINTS, Stream, Track
-from realisdance_cli.video import FrameSource, Selection
+from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, VideoInfo
 
 Record = dict[str, np.ndarray]
 # The entries of a truth's or a generated video's record each metric fills (besides "frame_count").
@@ -52,41 +52,75 @@ class TruthView:
     """How a truth is read for a generated video of another frame rate or shape: resampled to
     the generated rate (RealisDance-DiT's rule: its videos are made that way from the poses),
     and cut to the generated aspect (the centre a scale-to-cover fit keeps), so that frame t
-    and pixel (x, y) mean the same on both sides."""
+    and pixel (x, y) mean the same on both sides. `source_fps` is the truth's own rate, resampled
+    from (a frame folder's as --truth-fps gives it)."""
 
     fps: Fraction | None = None
     aspect: float | None = None
+    source_fps: Fraction | None = None
 
     @property
-    def selection(self) -> Selection | None:
-        return None if self.fps is None else Selection(fps=self.fps)
+    def selection(self) -> Selection:
+        return Selection(fps=self.fps)
+
+    def source(self, path: Path) -> FrameSource:
+        """The truth at `path` as this view reads it."""
+        return FrameSource(path, self.selection, image_fps=self.source_fps or DEFAULT_IMAGE_FPS)
+
+    def frames_of(self, path: Path) -> list[int]:
+        """The frames of the video at `path` this view reads, by index (repeated where resampling
+        repeats one)."""
+        info = self.source(path).info
+        return list(self.selection.indices(info.source_frame_count, info.source_fps))
 
     def suffix(self) -> str:
         """'' for the truth as it is; else what sets this view apart, for file names."""
-        rate = "" if self.fps is None else f"@{float(self.fps):g}fps"
-        shape = "" if self.aspect is None else f"@aspect{self.aspect:.4f}"
-        return rate + shape
+        rate = ""
+        if self.fps is not None and self.source_fps is not None:
+            rate = f"@{float(self.fps):g}fps-from{float(self.source_fps):g}"
+        return rate + ("" if self.aspect is None else f"@aspect{self.aspect:.4f}")
+
+
+def _resampled(
+    pair: Pair, generated: VideoInfo, truth: VideoInfo, say: bool
+) -> tuple[Fraction, Fraction] | None:
+    """The rate the truth is resampled to (the generated video's) and from (its own), where both
+    are known (a frame folder's only from --truth-fps) and differ. What is done is said (with
+    `say`), and so is a rate met by a frame folder of no known rate, whose frame t is compared
+    with frame t."""
+    ours = generated.fps if pair.generated.is_file() else None
+    theirs = truth.fps if pair.truth.is_file() else pair.truth_fps
+    if ours is not None and theirs is not None:
+        if abs(ours - theirs) <= RELATIVE_TOLERANCE * theirs:
+            return None
+        if say:
+            warnings.warn(
+                f"{pair.name}: the generated video runs at {float(ours):g} fps and the truth at "
+                f"{float(theirs):g}; the truth is resampled to {float(ours):g} fps (RealisDance-DiT's rule).",
+                stacklevel=3,
+            )
+        return ours, theirs
+    known = ours if ours is not None else theirs
+    if say and known is not None:
+        folder, other = ("truth", "generated video") if ours is not None else ("generated video", "truth")
+        remedy = " (--truth-fps gives its rate, to resample it)" if ours is not None else ""
+        warnings.warn(
+            f"{pair.name}: the {folder} is a frame folder, of no known frame rate, and the {other} runs at "
+            f"{float(known):g} fps; frame t is compared with frame t{remedy}.",
+            stacklevel=3,
+        )
+    return None
 
 
 def truth_view(pair: Pair, protocol: Protocol, *, say: bool = True) -> TruthView:
-    """The view of `pair.truth` its generated video needs; frame rates and sizes that differ are
-    said (unless `say` is False), with what is done."""
+    """The view of `pair.truth` its generated video needs; frame rates (`_resampled`) and sizes
+    that differ are said (unless `say` is False), with what is done."""
     generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
-    fps = None
-    both_files = pair.generated.is_file() and pair.truth.is_file()  # frame folders have no rate
-    if both_files and abs(generated.fps - truth.fps) > RELATIVE_TOLERANCE * truth.fps:
-        fps = generated.fps
+    fps, source_fps = _resampled(pair, generated, truth, say) or (None, None)
     ours, theirs = generated.width / generated.height, truth.width / truth.height
     aspect = ours if abs(ours - theirs) > RELATIVE_TOLERANCE * theirs else None
-    if not say:
-        return TruthView(fps, aspect)
-    if fps is not None:
-        warnings.warn(
-            f"{pair.name}: the generated video runs at {float(generated.fps):g} fps and the truth at "
-            f"{float(truth.fps):g}; the truth is resampled to {float(fps):g} fps (RealisDance-DiT's rule).",
-            stacklevel=2,
-        )
-    if (generated.width, generated.height) != (truth.width, truth.height):
+    view = TruthView(fps, aspect, source_fps)
+    if say and (generated.width, generated.height) != (truth.width, truth.height):
         cut = "the truth's centre of the generated shape is compared, " if aspect else ""
         warnings.warn(
             f"{pair.name}: the generated video is {generated.width}x{generated.height} and the truth "
@@ -94,7 +128,7 @@ def truth_view(pair: Pair, protocol: Protocol, *, say: bool = True) -> TruthView
             f"as the {protocol.name} protocol does.",
             stacklevel=2,
         )
-    return TruthView(fps, aspect)
+    return view
 
 
 def read_fitted(
@@ -103,7 +137,7 @@ def read_fitted(
     """The frames of a video fitted to the protocol's size, uint8 (F, h, w, 3), and the video's
     own (height, width)."""
     view = view or TruthView()
-    source = FrameSource(path, view.selection)
+    source = view.source(path)
     parts, chunk = [], []
     for frame in source:
         chunk.append(frame)
@@ -125,25 +159,28 @@ def dancer_points(stream: Stream) -> np.ndarray:
     return points
 
 
-PoseReader = Callable[[Path, Selection | None], Track]
-"""(video, frame selection) -> its pose track: DWPose, and HaMeR's hands for "hands3d"
-(extracted once into the evaluation's cache)."""
+PoseReader = Callable[[Path], Track]
+"""video -> its pose track, of every frame: DWPose, and HaMeR's hands for "hands3d" (extracted
+once into the evaluation's cache, whatever rate the video is compared at)."""
 
 
 def _add_poses(
     record: Record,
-    track: Track,
+    poses: PoseReader,
+    path: Path,
+    view: TruthView,
     protocol: Protocol,
     size: tuple[int, int],
     asked: set[str],
     networks: FeatureNetworks,
-    view: TruthView,
 ) -> None:
-    """The dancer's DWPose points in the protocol's frame, and HaMeR's 3-D hands when asked."""
-    points = dancer_points(track.load("dwpose"))
+    """The dancer's DWPose points of the video at `path`, on the frames `view` reads, in the
+    protocol's frame; and HaMeR's 3-D hands when asked."""
+    track, picked = poses(path), view.frames_of(path)
+    points = dancer_points(track.load("dwpose"))[picked]
     record["keypoints"] = protocol.map_points(points, *size, view.aspect)
     if "hands3d" in asked:
-        record["hands3d"] = networks.hand_points(track.load("mano"))
+        record["hands3d"] = networks.hand_points(track.load("mano"))[picked]
 
 
 def measure_truth(
@@ -169,7 +206,7 @@ def measure_truth(
     if "smoothness" in asked:
         record["flicker"] = metrics.flicker(frames)
     if asked & set(POSE_METRICS):
-        _add_poses(record, poses(path, view.selection), protocol, size, asked, networks, view)
+        _add_poses(record, poses, path, view, protocol, size, asked, networks)
     if "identity" in asked:  # DisCo's reference picture is the truth's first frame
         picture = read_fitted(reference, protocol)[0] if reference is not None else frames
         record["reference_features"] = networks.dinov2(picture[:1])[0]
@@ -228,7 +265,7 @@ def measure_generated(
     if "smoothness" in asked:
         record["flicker"] = metrics.flicker(frames)
     if asked & set(POSE_METRICS):
-        _add_poses(record, poses(pair.generated, None), protocol, size, asked, networks, TruthView())
+        _add_poses(record, poses, pair.generated, TruthView(), protocol, size, asked, networks)
         record["keypoints"] = record["keypoints"][:count]
         if "hands3d" in record:
             record["hands3d"] = record["hands3d"][:count]

@@ -13,7 +13,8 @@ def resize_frames(clips: torch.Tensor, size: int) -> torch.Tensor:
     """Every frame of clips (N, C, T, H, W) resized to size x size: bicubic with Pillow's kernel
     (a = -0.5), widened when shrinking. That is torch's antialiased bicubic, and it is what DisCo's
     evaluation applies per channel to float frames (cleanfid's `make_resizer("PIL", False,
-    "bicubic")`); the two agree to about 1e-5 of the value range."""
+    "bicubic")`); the two agree to about 1e-5 of the value range. Nothing is clipped: DisCo's copy of
+    that resizer (`tool/metrics/resize.py`) leaves the overshoot, unlike clean-fid's own."""
     n, channels, frames, height, width = clips.shape
     flat = clips.transpose(1, 2).reshape(n * frames, channels, height, width)
     flat = F.interpolate(flat, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
