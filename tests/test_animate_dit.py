@@ -149,8 +149,9 @@ def test_dit_bad_input_is_one_sentence(
         ("--max-res", "100000000", "--max-res must be 256 to 16777216 pixels of area"),
         ("--teacache-thresh", "0", "--teacache-thresh must be more than 0, got 0.0"),
         ("--teacache-thresh", "nan", "--teacache-thresh must be more than 0, got nan"),
-        ("--guidance", "nan", "--guidance must be a number of 0 or more, got nan"),
-        ("--size", "63x64", "--size must be a multiple of 16 on both sides for --model dit, got 63x64"),
+        ("--guidance", "nan", "--guidance must be a number of 1 or more (1 turns guidance off), got nan"),
+        ("--guidance", "0.5", "--guidance must be a number of 1 or more (1 turns guidance off), got 0.5"),
+        ("--size", "48x80", "--size and --max-res both set the video's size; give one of them."),
     ):
         assert_user_error(
             rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, flag, value), message
@@ -192,6 +193,24 @@ def test_dit_bad_input_is_one_sentence(
     assert_user_error(
         rdance("animate", reference, thin, "--model", "dit", *PROMPT, *common),
         "the pose videos (8x400, height x width) are too narrow for --max-res 3072",
+    )
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--size", "63x64", "--out",
+               tmp_path / "x.mp4", "--weights", weights_root),
+        "--size must be a multiple of 16 on both sides for --model dit, got 63x64",
+    )  # fmt: skip
+    assert_user_error(
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, "--guidance", "1",
+               "--negative-prompt", "blurry"),
+        "--negative-prompt takes effect only with --guidance above 1.",
+    )  # fmt: skip
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "smpl.mp4").write_bytes((poses / "smpl.mp4").read_bytes())
+    write_video(mixed / "hamer.mp4", [np.zeros((160, 96, 3), np.uint8)] * 40, 24)
+    assert_user_error(
+        rdance("animate", reference, mixed, "--model", "dit", *PROMPT, *common),
+        "the pose videos must have the same size, got smpl 108x192, hamer 160x96 (height x width).",
     )
     sliver = tmp_path / "sliver.png"
     cv2.imwrite(str(sliver), np.full((4, 400, 3), 128, np.uint8))

@@ -166,7 +166,7 @@ def _skeleton_frames(path: Path, selection: Selection) -> tuple[int, Iterator[np
 
 @dataclass
 class PoseFrames:
-    frames: dict[str, list[np.ndarray]]  # name -> fitted RGB frames
+    frames: dict[str, np.ndarray]  # name -> (F, H, W, 3) fitted RGB frames
     fps: Fraction  # of the selected frames
     audio: Path | None = None  # the file whose sound the result carries
     start_time: float = 0.0  # seconds into the pose videos (and the sound) of the first frame used
@@ -195,6 +195,10 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
     if len(set(counts.values())) > 1:
         raise UserError(f"the pose videos must have the same number of frames, got {_listed(counts)}.")
     videos = {name: source.info for name, source in sources.items() if isinstance(source, FrameSource)}
+    sizes = {name: f"{info.height}x{info.width}" for name, info in videos.items()}
+    if len(set(sizes.values())) > 1:  # each would be cropped its own way: hands off the body
+        listed = ", ".join(f"{name} {size}" for name, size in sizes.items())
+        raise UserError(f"the pose videos must have the same size, got {listed} (height x width).")
     selected = {name: info.frame_count for name, info in videos.items()}  # differ where rates do
     if len(set(selected.values())) > 1:
         rates = {name: info.source_fps for name, info in videos.items()}
@@ -203,8 +207,11 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
             f"{selection.fps} fps they have {_listed(selected)} frames)."
         )
     size = None if options.dit is not None else options.frame_size
-    frames = {name: [fit(p, size) if size else p for p in pictures] for name, pictures in sources.items()}
-    if not frames[names[0]]:
+    frames = {}
+    for name, pictures in sources.items():
+        count = videos[name].frame_count if name in videos else selection.count(counts[name])
+        frames[name] = _gathered((fit(p, size) if size else p for p in pictures), count)
+    if not len(frames[names[0]]):
         raise UserError("the pose videos have no frames to animate.")
     audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
     first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
@@ -219,6 +226,18 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         )
     start = selection.indices(first.source_frame_count, first.source_fps)[0]
     return PoseFrames(frames, first.fps, audio, float(start / first.source_fps))
+
+
+def _gathered(pictures: Iterable[np.ndarray], count: int) -> np.ndarray:
+    """The `count` pictures in one (count, H, W, 3) array, filled as they are decoded: a long
+    dance's frames are held once, not as a list and then a stacked copy of it."""
+    gathered = np.empty(0, np.uint8)
+    done = 0
+    for done, picture in enumerate(pictures, start=1):
+        if done == 1:
+            gathered = np.empty((count, *picture.shape), picture.dtype)
+        gathered[done - 1] = picture
+    return gathered[:done]
 
 
 def _listed(values: dict[str, int] | dict[str, Fraction]) -> str:
@@ -342,7 +361,7 @@ class Made:
     video: torch.Tensor  # (F, 3, H, W) in [0, 1]
     fps: Fraction
     reference: np.ndarray  # the grid's first column
-    poses: list[list[np.ndarray]]  # the grid's pose columns, frame by frame
+    poses: list[np.ndarray]  # the grid's pose columns, (F, H, W, 3) each
     audio: Path | None
     start_time: float  # seconds into the sound of the first frame
 
@@ -420,7 +439,9 @@ def _animate_dit(
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
     poses = read_poses(inputs, options)
-    job.check_sizes(reference.shape[:2], poses.frames["smpl"][0].shape[:2], options.size, dit.max_resolution)
+    smpl = poses.frames["smpl"]
+    config = pipeline.transformer.config if pipeline is not None else job.transformer_config(options)
+    job.check_sizes(reference.shape[:2], smpl.shape[1:3], len(smpl), dit, options.size, config)
     pipeline = pipeline or job.load_pipeline(options, device, dtype, world)
     seed = job.SEED if options.seed is None else options.seed
     if world is not None:  # one of several processes: the same noise, one writer
@@ -429,8 +450,8 @@ def _animate_dit(
     height, width = options.size or (None, None)
     result = pipeline(
         reference,
-        np.stack(poses.frames["smpl"]),
-        np.stack(poses.frames["hamer"]),
+        poses.frames["smpl"],
+        poses.frames["hamer"],
         prompt=dit.prompt,
         negative_prompt=dit.negative_prompt,
         max_resolution=dit.max_resolution,
@@ -469,8 +490,6 @@ def animate(
     second job writing them stops at once."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
     _check_job(options)
-    if pipeline is None:
-        _check_weights(options)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):
@@ -478,6 +497,9 @@ def animate(
     if out.suffix.lower() != ".mp4":  # what VideoWriter writes, whatever the name says
         raise UserError(f"--out must name an .mp4 file (the video is H.264 in MP4), got {out.name}.")
     world = _world(options, pipeline)
+    existing_file(reference_path, "the reference picture")
+    if pipeline is None:
+        _check_weights(options)
     writes = world is None or world.writes_outputs  # the others compute the same video
     with ExitStack() as stack:  # a failure aborts every writer: no partial file is left
         if world is not None:

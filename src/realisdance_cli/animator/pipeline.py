@@ -16,8 +16,6 @@ features of the fixed sliding windows are kept between steps, and both guidance 
 from __future__ import annotations
 
 import json
-import math
-import numbers
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,7 +34,6 @@ from realisdance_cli.animator.processing import (
     SIZE,
     as_pil,
     check_frame_size,
-    check_unit_range,
     clip_input,
     picture_array,
     reference_tensor,
@@ -45,15 +42,23 @@ from realisdance_cli.animator.processing import (
 )
 from realisdance_cli.conditions import POSE_NAMES as CONDITIONS
 from realisdance_cli.errors import UserError
+from realisdance_cli.pipeline_checks import (
+    check_guidance,
+    check_latents,
+    check_output_type,
+    check_pixel_range,
+    check_size_given,
+    check_step_callback,
+    check_steps,
+    check_whole,
+    single_generator,
+    step_result,
+)
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 
 if TYPE_CHECKING:
     from realisdance_cli.animator.processing import PictureInput, VideoInput
-
-StepCallback = Callable[
-    ["RealisDancePipeline", int, torch.Tensor, dict[str, torch.Tensor]], Mapping[str, Any] | None
-]
-GeneratorInput = torch.Generator | list[torch.Generator] | None
+    from realisdance_cli.pipeline_checks import GeneratorInput, StepCallback
 
 SCHEDULER_OVERRIDES = {
     "rescale_betas_zero_snr": True,
@@ -62,14 +67,7 @@ SCHEDULER_OVERRIDES = {
     "clip_sample": False,
 }
 POSE_CACHE_FRAMES = 256  # beyond this, pose features are recomputed instead of kept (memory)
-
-OUTPUT_TYPES = ("np", "pil", "pt", "latent")
-WHOLE_FIELDS = ("steps", "context", "overlap", "stride", "context_batch", "decode_chunk")
-
-
-def _is_whole(value: object) -> bool:
-    """An int (numpy's too), not a bool: 1.5 or "2" would fail deep inside the loop."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+COUNTS = ("context", "overlap", "stride", "context_batch", "decode_chunk")  # whole numbers besides steps
 
 
 @dataclass(frozen=True)
@@ -93,13 +91,10 @@ class SamplingOptions:
         """One sentence for the first wrong setting, naming it as the caller does (`names`: field
         -> option; default: the `__call__` keyword); `most_steps`: the scheduler's, once known."""
         name = {**CALL_NAMES, **(names or {})}
-        self._check_types(name)
-        if self.steps < 1:
-            raise UserError(f"{name['steps']} must be 1 or more, got {self.steps}.")
-        if most_steps is not None and self.steps > most_steps:
-            raise UserError(f"{name['steps']} must be 1 to {most_steps}, got {self.steps}.")
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise UserError(f"{name['guidance']} must be a number of 0 or more, got {self.guidance}.")
+        check_steps(self.steps, most_steps, name["steps"])
+        check_guidance(self.guidance, name["guidance"])
+        for field_name in COUNTS:
+            check_whole(getattr(self, field_name), name[field_name])
         if not 1 <= self.context <= MAX_FRAMES or not 0 <= self.overlap < self.context:
             raise UserError(
                 f"{name['context']} must be 1 to {MAX_FRAMES} and {name['overlap']} 0 to "
@@ -112,15 +107,6 @@ class SamplingOptions:
         for field_name in ("stride", "context_batch", "decode_chunk"):
             if getattr(self, field_name) < 1:
                 raise UserError(f"{name[field_name]} must be 1 or more, got {getattr(self, field_name)}.")
-
-    def _check_types(self, name: Mapping[str, str]) -> None:
-        """Counts are whole numbers and the guidance a real one, before any comparison with them."""
-        for field_name in WHOLE_FIELDS:
-            value = getattr(self, field_name)
-            if not _is_whole(value):
-                raise UserError(f"{name[field_name]} must be a whole number, got {value!r}.")
-        if not isinstance(self.guidance, numbers.Real) or isinstance(self.guidance, bool):
-            raise UserError(f"{name['guidance']} must be a number, got {self.guidance!r}.")
 
 
 CALL_NAMES = {
@@ -168,19 +154,6 @@ def restore_colour(video: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return (video / 2 + 0.5).clamp(0, 1)
 
 
-def _check_size_given(height: object, width: object) -> None:
-    """Both sides or neither: the pictures are cropped to cover any frame, so one side alone says
-    nothing about the other, and a default for the missing side would ignore the inputs' aspect."""
-    if (height is None) != (width is None):
-        raise UserError(
-            "give height and width together, or neither for the pose tensors' size (else 768x576); "
-            f"got height={height}, width={width}."
-        )
-    for name, value in (("height", height), ("width", width)):
-        if value is not None and not _is_whole(value):
-            raise UserError(f"{name} must be a whole number of pixels, got {value!r}.")
-
-
 def _check_pose_videos(pose_videos: object) -> None:
     """A `PoseVideos` or a dict naming the three conditions (a list has no names to read them by)."""
     if isinstance(pose_videos, PoseVideos):
@@ -195,41 +168,16 @@ def _check_pose_videos(pose_videos: object) -> None:
         raise UserError(f"pose_videos needs {', '.join(CONDITIONS)}; missing {', '.join(missing)}.")
 
 
-def _single_generator(generator: GeneratorInput) -> torch.Generator | None:
-    """The one generator of the batch of one video; diffusers' list of one per prompt is taken too."""
-    if isinstance(generator, list | tuple):
-        if len(generator) != 1:
-            raise UserError(
-                f"generator must be one torch.Generator (or a list of one: the batch is one video), "
-                f"got a list of {len(generator)}."
-            )
-        generator = generator[0]
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
-    return generator
-
-
 def _frame_size(
     pose_videos: PoseVideos | Mapping[str, Any], height: int | None, width: int | None
 ) -> tuple[int, int]:
-    """The asked size (both sides, see `_check_size_given`), else the pose tensors' size, else
+    """The asked size (both sides, see `check_size_given`), else the pose tensors' size, else
     the original's 768x576."""
     if height is not None and width is not None:
         return height, width
     first = pose_videos.dwpose if isinstance(pose_videos, PoseVideos) else pose_videos.get("dwpose")
     size = tuple(first.shape[-2:]) if isinstance(first, torch.Tensor) and first.ndim >= 4 else SIZE
     return int(size[0]), int(size[1])
-
-
-def _step_result(result: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    """What a step callback gave back. diffusers asks for a dict, but a callback that only watches
-    (logs, saves previews) naturally returns nothing, and refusing it would throw away the steps
-    already made: None replaces nothing."""
-    if result is None:
-        return {}
-    if not isinstance(result, Mapping):
-        raise UserError(f"callback_on_step_end must return a dict (or None), got {type(result).__name__}.")
-    return result
 
 
 def _postprocess(video: torch.Tensor, output_type: str) -> Any:
@@ -360,22 +308,20 @@ class RealisDancePipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str],
         generator: GeneratorInput = None,
         clip_image: torch.Tensor | None = None,
+        callback_on_step_end: StepCallback | None = None,
     ) -> None:
         """Every setting that needs no picture, checked before any work: one clear error."""
         _check_pose_videos(pose_videos)
-        _check_size_given(height, width)
+        check_size_given(height, width, "the pose tensors' size (else 768x576)")
         check_frame_size(*_frame_size(pose_videos, height, width), "height and width")
         options.check(most_steps=self.scheduler.config.num_train_timesteps)
-        _single_generator(generator)
+        single_generator(generator)
         if clip_image is not None:
             self._check_clip_image(clip_image)
-        if output_type not in OUTPUT_TYPES:
-            raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
-        unknown = set(callback_on_step_end_tensor_inputs) - set(self._callback_tensor_inputs)
-        if unknown:
-            raise UserError(
-                f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs} only."
-            )
+        check_output_type(output_type)
+        check_step_callback(
+            callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs
+        )
 
     def _check_clip_image(self, clip_image: object) -> None:
         """DINOv2 takes a float batch of one with room for a patch each way; else it fails deep inside."""
@@ -403,7 +349,7 @@ class RealisDancePipeline(DiffusionPipeline):
         if isinstance(pose_videos, PoseVideos):
             videos = pose_videos
             for name in CONDITIONS:
-                check_unit_range(getattr(videos, name), f"pose_videos.{name}")
+                check_pixel_range(getattr(videos, name), f"pose_videos.{name}")
         else:
             videos = PoseVideos(
                 *(video_tensor(video_arrays(pose_videos[n], size, f"the {n} pose video")) for n in CONDITIONS)
@@ -440,12 +386,11 @@ class RealisDancePipeline(DiffusionPipeline):
     ) -> torch.Tensor:
         """Initial noise in float32, drawn where `generator` lives (a CPU generator, the default,
         gives the same video on any machine)."""
-        generator = _single_generator(generator)
+        generator = single_generator(generator)
+        check_latents(latents, shape)
         if latents is None:
             device = generator.device if generator is not None else torch.device("cpu")
             latents = torch.randn(shape, generator=generator, dtype=torch.float32, device=device)
-        elif tuple(latents.shape) != shape:
-            raise UserError(f"latents must be {shape}, got {tuple(latents.shape)}.")
         return latents.to(self._execution_device, torch.float32) * self.scheduler.init_noise_sigma
 
     # -- one denoising step --------------------------------------------------------------------
@@ -578,7 +523,7 @@ class RealisDancePipeline(DiffusionPipeline):
         )
         self.check_inputs(
             pose_videos, height, width, output_type, options, callback_on_step_end_tensor_inputs,
-            generator, clip_image,
+            generator, clip_image, callback_on_step_end,
         )  # fmt: skip
         height, width = _frame_size(pose_videos, height, width)
         picture = picture_array(image, (height, width))
@@ -623,7 +568,7 @@ class RealisDancePipeline(DiffusionPipeline):
                 if callback_on_step_end is not None:
                     state = {"latents": latents}
                     named = {name: state[name] for name in callback_on_step_end_tensor_inputs}
-                    latents = _step_result(callback_on_step_end(self, i, t, named)).get("latents", latents)
+                    latents = step_result(callback_on_step_end(self, i, t, named)).get("latents", latents)
         finally:
             self.network.bank.clear()
             c.release()

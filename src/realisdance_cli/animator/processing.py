@@ -17,13 +17,16 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
+from realisdance_cli.pipeline_checks import check_pixel_range
 from realisdance_cli.video import read_picture
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+    # A picture: PIL, an (H, W, 3) uint8 array, a file, or a tensor (3, H, W) in [0, 1].
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
+    # A video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (F, 3, H, W) in [0, 1].
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 SIZE = (768, 576)  # (height, width): the frame the model was trained at, the original's default
@@ -68,13 +71,6 @@ def picture_pixels(picture: PictureInput, what: str = "the picture") -> np.ndarr
     return array
 
 
-def check_unit_range(tensor: torch.Tensor, what: str) -> None:
-    """Tensors carry pixels in [0, 1]; 0-255 values would reach the VAE as garbage, not an error."""
-    low, high = (float(tensor.min()), float(tensor.max())) if tensor.numel() else (0.0, 0.0)
-    if not 0 <= low <= high <= 1:  # NaN fails every comparison
-        raise UserError(f"{what} must hold values in [0, 1] (pixels / 255), got {low:.4g} to {high:.4g}.")
-
-
 def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
     """Any picture input fitted to (height, width): (H, W, 3) uint8, or float32 in [0, 1] for a
     tensor, which is taken as it is (it must have the size already)."""
@@ -91,7 +87,7 @@ def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
                 f"got {picture.shape[1]}x{picture.shape[2]}."
             )
         array = picture.detach().float().cpu()
-        check_unit_range(array, "a picture tensor")
+        check_pixel_range(array, "a picture tensor")
         return array.permute(1, 2, 0).numpy()
     return fit(picture_pixels(picture), size)
 
@@ -132,12 +128,13 @@ def reference_tensor(picture: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(_unit(picture)).permute(2, 0, 1)[None] * 2 - 1
 
 
-def video_tensor(frames: Sequence[np.ndarray]) -> torch.Tensor:
-    """Fitted frames (H, W, 3) as the pose guider's input (1, 3, F, H, W) in [0, 1]."""
+def video_tensor(frames: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+    """Fitted frames (H, W, 3), or an (F, H, W, 3) array of them, as the pose guider's input
+    (1, 3, F, H, W) in [0, 1]."""
     import torch
 
     if all(frame.dtype == np.uint8 for frame in frames):
-        return torch.from_numpy(np.stack(frames)).permute(3, 0, 1, 2)[None].float() / 255
+        return torch.from_numpy(np.asarray(frames)).permute(3, 0, 1, 2)[None].float() / 255
     return torch.from_numpy(np.stack([_unit(f) for f in frames])).permute(3, 0, 1, 2)[None]
 
 

@@ -249,19 +249,24 @@ def animate(
     frames = None if max_frames == 0 else max_frames
     dit = None
     if is_dit:
-        from realisdance_cli.dit.job import DiTOptions
+        from realisdance_cli.dit.job import TEACACHE_THRESHOLD, DiTOptions
 
+        if size is not None and max_res is not None:
+            raise UserError("--size and --max-res both set the video's size; give one of them.")
+        defaults = DiTOptions()
         dit = DiTOptions(
             prompt=_prompt(prompt, prompt_file),
             negative_prompt=negative_prompt or "",
-            max_resolution=_or_default(max_res, 768 * 768),
-            frames=frames if max_frames is not None else 81,
-            fps=_or_default(fps, 16),
-            steps=_or_default(steps, 40),
+            max_resolution=_or_default(max_res, defaults.max_resolution),
+            frames=frames if max_frames is not None else defaults.frames,
+            fps=_or_default(fps, defaults.fps),
+            steps=_or_default(steps, defaults.steps),
             guidance=guidance,
-            teacache=_or_default(teacache_thresh, 0.2) if teacache or teacache_thresh is not None else None,
-            context=_or_default(context, 81),
-            overlap=_or_default(overlap, 16),
+            teacache=_or_default(teacache_thresh, TEACACHE_THRESHOLD)
+            if teacache or teacache_thresh is not None
+            else None,
+            context=_or_default(context, defaults.context),
+            overlap=_or_default(overlap, defaults.overlap),
             faithful=faithful,
             offload=offload.value if offload else None,
             fp8=fp8,

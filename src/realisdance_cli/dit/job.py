@@ -9,16 +9,19 @@ layer group (`offload="group"`), optionally with fp8 weight storage.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from realisdance_cli import weights
 from realisdance_cli.dit import parallel
 from realisdance_cli.dit.parallel import World
 from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
+from realisdance_cli.pipeline_checks import check_guidance
 
 if TYPE_CHECKING:
     import torch
@@ -32,6 +35,7 @@ SEED = 1024  # the original's default
 Offload = Literal["model", "group", "none"]
 SIZE_MULTIPLE = 16  # pixels: the Wan VAE's 8-pixel cells in the transformer's 2x2 patches
 MAX_RESOLUTION = 4096 * 4096  # pixels of area: twice a 4K frame, far past what any GPU holds
+TEACACHE_THRESHOLD = 0.2  # the original's, when TeaCache is asked for without one
 
 
 @dataclass
@@ -46,7 +50,7 @@ class DiTOptions:
     fps: int = 16
     steps: int = 40
     guidance: float = 2.0
-    teacache: float | None = None  # TeaCache's threshold (the original's is 0.2), None: off
+    teacache: float | None = None  # TeaCache's threshold (the original's: TEACACHE_THRESHOLD), None: off
     context: int = 81  # frames per window
     overlap: int = 16  # frames shared by neighbouring windows
     faithful: bool = False
@@ -69,8 +73,9 @@ class DiTOptions:
         for flag, value in (("--fps", self.fps), ("--steps", self.steps)):
             if value < 1:
                 raise UserError(f"{flag} must be 1 or more, got {value}.")
-        if not math.isfinite(self.guidance) or self.guidance < 0:
-            raise UserError(f"--guidance must be a number of 0 or more, got {self.guidance}.")
+        check_guidance(self.guidance, "--guidance")
+        if self.negative_prompt.strip() and self.guidance == 1:
+            raise UserError("--negative-prompt takes effect only with --guidance above 1.")
         check_context(self.context, self.overlap, names=("--context", "--overlap"))
         if self.teacache is not None and not (math.isfinite(self.teacache) and self.teacache > 0):
             raise UserError(f"--teacache-thresh must be more than 0, got {self.teacache}.")
@@ -86,27 +91,39 @@ class DiTOptions:
 
 
 def check_sizes(
-    reference: tuple[int, int], poses: tuple[int, int], size: tuple[int, int] | None, max_resolution: int
+    reference: tuple[int, int],
+    poses: tuple[int, int],
+    frames: int,
+    options: DiTOptions,
+    size: tuple[int, int] | None,
+    transformer: Mapping[str, Any],
 ) -> None:
     """The video (--size, else the pose videos' aspect at --max-res) and the reference scaled to its
-    area have whole patches on both sides (sizes height x width): refused before the model loads,
-    not after."""
-    from realisdance_cli.dit.processing import video_size
+    area have whole patches on both sides, and the windows of `frames` frames and the reference fit
+    the `transformer` config's rotary positions (sizes height x width): refused before the model
+    loads, not after."""
+    from realisdance_cli.dit.processing import reference_size, video_size
+    from realisdance_cli.dit.transformer import check_positions_fit
 
-    out = size or video_size(*poses, max_resolution, SIZE_MULTIPLE)
+    out = size or video_size(*poses, options.max_resolution, SIZE_MULTIPLE)
     if min(out) < SIZE_MULTIPLE:
         raise UserError(
             f"the pose videos ({poses[0]}x{poses[1]}, height x width) are too narrow for --max-res "
-            f"{max_resolution}: a side of the video would be under {SIZE_MULTIPLE} pixels; give a larger "
-            "--max-res, or --size."
+            f"{options.max_resolution}: a side of the video would be under {SIZE_MULTIPLE} pixels; give "
+            "a larger --max-res, or --size."
         )
-    scaled = video_size(*reference, out[0] * out[1], SIZE_MULTIPLE)
-    if min(scaled) < SIZE_MULTIPLE:
-        raise UserError(
-            f"the reference picture ({reference[0]}x{reference[1]}, height x width) is too narrow for a "
-            f"{out[0]}x{out[1]} video: a side would be under {SIZE_MULTIPLE} pixels; crop it to a less "
-            "extreme shape."
-        )
+    scaled = reference_size(reference, out, SIZE_MULTIPLE)
+    check_positions_fit(transformer, min(frames, options.context), out, scaled, window_name="--context")
+
+
+def transformer_config(options: AnimateOptions) -> dict[str, Any]:
+    """The release's transformer settings (its config.json), read before the weights load."""
+    path = release_folder(options) / "transformer" / "config.json"
+    try:
+        config: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    return config
 
 
 def release_folder(options: AnimateOptions) -> Path:

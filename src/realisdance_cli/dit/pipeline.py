@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import html
 import logging
+import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -33,27 +35,36 @@ from realisdance_cli.animator.windows import sliding
 from realisdance_cli.dit.processing import (
     clip_view,
     picture_tensor,
+    reference_size,
     resize_crop,
     resize_to_area,
     video_size,
     video_tensor,
 )
 from realisdance_cli.dit.teacache import TeaCache
-from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT
+from realisdance_cli.dit.transformer import DiTConditions, RealisDanceDiT, check_positions_fit
 from realisdance_cli.dit.vae import decode_streamed, encode_streamed
 from realisdance_cli.dit.windows import blend_weights, check_context
 from realisdance_cli.errors import UserError
+from realisdance_cli.pipeline_checks import (
+    check_guidance,
+    check_latents,
+    check_output_type,
+    check_size_given,
+    check_step_callback,
+    check_steps,
+    check_whole,
+    single_generator,
+    step_result,
+)
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
 
 if TYPE_CHECKING:
-    from realisdance_cli.animator.processing import PictureInput, VideoInput
+    from realisdance_cli.dit.processing import PictureInput, VideoInput
+    from realisdance_cli.pipeline_checks import GeneratorInput, StepCallback
 
 logger = logging.getLogger(__name__)
 
-StepCallback = Callable[
-    ["RealisDanceDiTPipeline", int, torch.Tensor, dict[str, torch.Tensor]], dict[str, Any]
-]
-OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 WINDOW_FRAMES = 81  # the clip length the network was trained on
 WINDOW_OVERLAP = 16  # video frames shared by neighbouring windows (4 latent frames)
 
@@ -68,6 +79,44 @@ def clean_prompt(text: str) -> str:
     except ImportError:
         pass
     return re.sub(r"\s+", " ", html.unescape(html.unescape(text)).strip()).strip()
+
+
+def single_text(text: str | Sequence[str] | None, name: str) -> str | None:
+    """The one text of the batch of one video; diffusers' list of one per video is taken too."""
+    if isinstance(text, list | tuple):
+        if len(text) != 1:
+            raise UserError(
+                f"{name} must be one str (or a list of one: the batch is one video), "
+                f"got a list of {len(text)}."
+            )
+        text = text[0]
+    if text is not None and not isinstance(text, str):
+        raise UserError(f"{name} must be a str, got {type(text).__name__}.")
+    return text
+
+
+def _check_num_frames(num_frames: object) -> None:
+    """None (every pose frame) or a count: 0 would silently mean every frame, -3 fail in torch."""
+    if num_frames is None:
+        return
+    check_whole(num_frames, "num_frames")
+    assert isinstance(num_frames, numbers.Integral)
+    if int(num_frames) < 1:
+        raise UserError(f"num_frames must be 1 or more (None for every pose frame), got {num_frames}.")
+
+
+def _check_teacache(threshold: object) -> None:
+    """None (off) or a positive number: 0 or less would silently mean off, NaN never skip."""
+    if threshold is None:
+        return
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not (math.isfinite(threshold) and float(threshold) > 0)
+    ):
+        raise UserError(
+            f"teacache_threshold must be a number more than 0 (None turns TeaCache off), got {threshold!r}."
+        )
 
 
 def scheduler_from_folder(folder: Path) -> Any:
@@ -182,27 +231,146 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         else:
             self.scheduler.set_timesteps(steps, device=self._execution_device)
 
+    @property
+    def size_multiple(self) -> int:
+        """Pixels per side of a transformer patch (the VAE's cells times the patch)."""
+        return self.spatial_factor * self.transformer.config.patch_size[1]
+
     def check_inputs(
         self,
-        image: torch.Tensor,
-        smpl: torch.Tensor,
-        hamer: torch.Tensor,
-        prompt: str | None,
+        prompt: str | Sequence[str] | None,
+        negative_prompt: str | Sequence[str] | None,
         prompt_embeds: torch.Tensor | None,
-        size: tuple[int, int],
-        steps: int,
+        negative_prompt_embeds: torch.Tensor | None,
+        guidance_scale: float,
+        height: int | None,
+        width: int | None,
+        max_resolution: int,
+        num_frames: int | None,
+        num_inference_steps: int,
+        generator: GeneratorInput,
         output_type: str,
+        callback_on_step_end: StepCallback | None,
+        callback_on_step_end_tensor_inputs: Sequence[str],
+        teacache_threshold: float | None,
         context: tuple[int, int],
-        callback_tensor_inputs: Sequence[str],
+        faithful: bool = False,
+        max_sequence_length: int = 512,
     ) -> None:
-        """Everything about the call that can be wrong, before any work; one sentence each."""
-        multiple = self.spatial_factor * self.transformer.config.patch_size[1]
+        """Every setting that needs no picture, before any video is read; one sentence each."""
+        check_guidance(guidance_scale)
+        self._check_prompts(
+            prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale > 1, faithful,
+            max_sequence_length,
+        )  # fmt: skip
+        self._check_size(height, width, max_resolution)
+        _check_num_frames(num_frames)
+        check_steps(num_inference_steps, self.scheduler.config.get("num_train_timesteps"))
+        single_generator(generator)
+        check_output_type(output_type)
+        check_step_callback(
+            callback_on_step_end, callback_on_step_end_tensor_inputs, self._callback_tensor_inputs
+        )
+        _check_teacache(teacache_threshold)
+        check_whole(context[0], "context_frames")
+        check_whole(context[1], "context_overlap")
+        check_context(*context, self.temporal_factor)
+
+    def _check_prompts(
+        self,
+        prompt: str | Sequence[str] | None,
+        negative_prompt: str | Sequence[str] | None,
+        prompt_embeds: torch.Tensor | None,
+        negative_prompt_embeds: torch.Tensor | None,
+        guided: bool,
+        faithful: bool,
+        max_sequence_length: int,
+    ) -> None:
+        """One prompt or its embeddings; a negative one only where guidance uses it (the original
+        ignores it at guidance 1 or less), encodable, and both of one shape to run as one batch."""
+        prompt, negative_prompt = (
+            single_text(prompt, "prompt"),
+            single_text(negative_prompt, "negative_prompt"),
+        )
         if (prompt is None) == (prompt_embeds is None):
             raise UserError("give a prompt or prompt_embeds (exactly one).")
-        if prompt is not None and self.tokenizer is None:
+        written = bool((negative_prompt or "").strip())  # a blank one is the default: none
+        if not guided and (written or negative_prompt_embeds is not None):
             raise UserError(
-                "this pipeline has no tokenizer and text encoder; give prompt_embeds instead of a prompt."
+                "guidance_scale 1 turns guidance off, which would ignore the negative prompt: leave "
+                "negative_prompt and negative_prompt_embeds out, or give guidance_scale above 1."
             )
+        if written and negative_prompt_embeds is not None:
+            raise UserError("give negative_prompt or negative_prompt_embeds, not both.")
+        if self.tokenizer is None or self.text_encoder is None:
+            if prompt is not None:
+                raise UserError(
+                    "this pipeline has no tokenizer and text encoder; give prompt_embeds instead of a prompt."
+                )
+            if guided and negative_prompt_embeds is None:
+                raise UserError(
+                    "this pipeline has no tokenizer and text encoder; give negative_prompt_embeds too "
+                    "(guidance above 1 needs them)."
+                )
+        encoded = (1, max_sequence_length, self.transformer.config.text_dim)  # a prompt's, encoded
+        positive = self._embeds_shape(prompt_embeds, "prompt_embeds") or encoded
+        negative = self._embeds_shape(negative_prompt_embeds, "negative_prompt_embeds") or encoded
+        if guided and not faithful and positive != negative:
+            raise UserError(
+                f"prompt_embeds and negative_prompt_embeds must have one shape to run as one batch, got "
+                f"{positive} and {negative}; pad them to one length (the text encoder's are "
+                "max_sequence_length long) or pass faithful=True."
+            )
+
+    def _embeds_shape(self, embeds: object, name: str) -> tuple[int, ...] | None:
+        """The shape of given text embeddings, (1, tokens, text_dim) for the one video; None if not given."""
+        if embeds is None:
+            return None
+        text_dim = self.transformer.config.text_dim
+        shape = tuple(embeds.shape) if isinstance(embeds, torch.Tensor) else None
+        if shape is None or len(shape) != 3 or shape[0] != 1 or shape[2] != text_dim:
+            got = shape if shape is not None else type(embeds).__name__
+            raise UserError(f"{name} must be a tensor (1, tokens, {text_dim}) for the one video, got {got}.")
+        return shape
+
+    def _check_size(self, height: int | None, width: int | None, max_resolution: int) -> None:
+        """height and width together in whole patches, or the area to find them by."""
+        check_size_given(height, width, "max_resolution pixels in the SMPL-CS video's aspect")
+        multiple = self.size_multiple
+        if height is not None and width is not None:
+            if height % multiple or width % multiple or min(height, width) < multiple:
+                raise UserError(f"height and width must be multiples of {multiple}, got {height}x{width}.")
+            return
+        check_whole(max_resolution, "max_resolution", " of pixels")
+        if max_resolution < multiple**2:
+            raise UserError(
+                f"max_resolution must be at least {multiple**2} pixels (one {multiple}x{multiple} patch), "
+                f"got {max_resolution}."
+            )
+
+    def output_size(
+        self, smpl: torch.Tensor, height: int | None, width: int | None, max_resolution: int
+    ) -> tuple[int, int]:
+        """height x width if given, else `max_resolution` pixels in the SMPL-CS video's aspect (the
+        original's rule), or one sentence when that aspect leaves a side without a whole patch."""
+        if height is not None and width is not None:
+            return height, width
+        multiple = self.size_multiple
+        size = video_size(smpl.shape[3], smpl.shape[4], max_resolution, multiple)
+        if min(size) < multiple:
+            raise UserError(
+                f"max_resolution {max_resolution} is too small for the SMPL-CS video's aspect "
+                f"({smpl.shape[3]}x{smpl.shape[4]}, height x width): a side would be under {multiple} "
+                "pixels; give a larger max_resolution, or height and width."
+            )
+        return size
+
+    def check_videos(
+        self, image: torch.Tensor, smpl: torch.Tensor, hamer: torch.Tensor, size: tuple[int, int], window: int
+    ) -> None:
+        """The loaded inputs (see `check_inputs` for the rest): one video, pose videos of one length,
+        a reference that scales to whole patches, and token grids (`window` frames) the rotary tables
+        hold."""
         if image.shape[0] != 1 or smpl.shape[0] != 1 or hamer.shape[0] != 1:
             raise UserError("the pipeline animates one video at a time: give a batch of one.")
         if smpl.shape[2] != hamer.shape[2]:
@@ -210,18 +378,11 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
                 f"the SMPL-CS and HaMeR videos must have the same number of frames, got {smpl.shape[2]} "
                 f"and {hamer.shape[2]}."
             )
-        if size[0] % multiple or size[1] % multiple or min(size) < multiple:
-            raise UserError(f"height and width must be multiples of {multiple}, got {size[0]}x{size[1]}.")
-        if steps < 1:
-            raise UserError(f"num_inference_steps must be 1 or more, got {steps}.")
-        if output_type not in OUTPUT_TYPES:
-            raise UserError(f"output_type must be one of {', '.join(OUTPUT_TYPES)}, got {output_type!r}.")
-        check_context(*context, self.temporal_factor)
-        wrong = [name for name in callback_tensor_inputs if name not in self._callback_tensor_inputs]
-        if wrong:
-            raise UserError(
-                f"callback_on_step_end_tensor_inputs may name {self._callback_tensor_inputs}, not {wrong}."
-            )
+        reference = reference_size((image.shape[3], image.shape[4]), size, self.size_multiple)
+        check_positions_fit(
+            self.transformer.config, window, size, reference,
+            temporal_factor=self.temporal_factor, spatial_factor=self.spatial_factor,
+        )  # fmt: skip
 
     def encode_prompt(self, prompt: str, max_sequence_length: int) -> torch.Tensor:
         """UMT5's embeddings (1, max_sequence_length, dim) of the cleaned prompt, cut to its own
@@ -295,15 +456,15 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         image: PictureInput,
         smpl: VideoInput,
         hamer: VideoInput,
-        prompt: str | None = None,
-        negative_prompt: str = "",
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = "",
         height: int | None = None,
         width: int | None = None,
         max_resolution: int = 768 * 768,
         num_frames: int | None = None,
         num_inference_steps: int = 40,
         guidance_scale: float = 2.0,
-        generator: torch.Generator | None = None,
+        generator: GeneratorInput = None,
         latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
@@ -325,27 +486,29 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         (the original's layout). The size is `max_resolution` pixels in the SMPL video's aspect
         (multiples of 16) unless height and width are given; the pose videos are scaled to cover
         it and centre-cropped, the reference is scaled to the same area in its own aspect.
-        `num_frames` (default: every pose frame) is cut to 4k+1; more than `context_frames` are
-        made as overlapping windows (`context_overlap` frames shared). `teacache_threshold`
-        turns TeaCache on (the original's 0.2 when asked without a value; faster, slightly
-        different); `faithful` repeats the original's compute pattern.
+        `prompt`: a str (or a list of one: the batch is one video). `guidance_scale` 1 turns
+        guidance off, and with it the negative prompt. `num_frames` (default: every pose frame) is
+        cut to 4k+1; more than `context_frames` are made as overlapping windows (`context_overlap`
+        frames shared). `teacache_threshold` turns TeaCache on (None: off; the original's is 0.2;
+        faster, slightly different); `faithful` repeats the original's compute pattern.
+        `callback_on_step_end` returns a dict of the tensors it replaces (None: none). A bad
+        input is one `UserError`: the settings before any video is read, the videos before any
+        network runs.
         """
-        image, smpl, hamer = (
-            picture_tensor(image),
-            video_tensor(smpl, "the SMPL-CS video"),
-            video_tensor(hamer, "the HaMeR video"),
-        )
-        multiple = self.spatial_factor * self.transformer.config.patch_size[1]
-        size = (
-            (height, width)
-            if height is not None and width is not None
-            else video_size(smpl.shape[3], smpl.shape[4], max_resolution, multiple)
-        )
         self.check_inputs(
-            image, smpl, hamer, prompt, prompt_embeds, size, num_inference_steps, output_type,
-            (context_frames, context_overlap), callback_on_step_end_tensor_inputs,
+            prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, height, width,
+            max_resolution, num_frames, num_inference_steps, generator, output_type, callback_on_step_end,
+            callback_on_step_end_tensor_inputs, teacache_threshold, (context_frames, context_overlap),
+            faithful, max_sequence_length,
         )  # fmt: skip
+        prompt = single_text(prompt, "prompt")
+        negative_prompt = single_text(negative_prompt, "negative_prompt") or ""
+        image = picture_tensor(image)
+        smpl, hamer = video_tensor(smpl, "the SMPL-CS video"), video_tensor(hamer, "the HaMeR video")
+        size = self.output_size(smpl, height, width, max_resolution)
         frames = self._frame_count(smpl.shape[2], num_frames)
+        self.check_videos(image, smpl, hamer, size, min(frames, context_frames))
+        multiple = self.size_multiple
         guided = guidance_scale > 1
         progress = progress or pipeline_bar(self, num_inference_steps)
         device, dtype = self._execution_device, self.transformer.dtype
@@ -357,8 +520,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             size[0] // self.spatial_factor,
             size[1] // self.spatial_factor,
         )
-        if latents is not None and tuple(latents.shape) != shape:
-            raise UserError(f"latents must be {shape}, got {tuple(latents.shape)}.")
+        check_latents(latents, shape)
 
         if prompt_embeds is None:
             assert prompt is not None
@@ -368,12 +530,6 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         if guided:  # the negative prompt, and CLIP's and the VAE's view of an all-zero reference
             if negative_prompt_embeds is None:
                 negative_prompt_embeds = self.encode_prompt(negative_prompt, max_sequence_length)
-            if not faithful and negative_prompt_embeds.shape != prompt_embeds.shape:  # one batch
-                raise UserError(
-                    f"prompt_embeds and negative_prompt_embeds must have one shape to run as one batch, got "
-                    f"{tuple(prompt_embeds.shape)} and {tuple(negative_prompt_embeds.shape)}; pad them to "
-                    "one length (the text encoder's are max_sequence_length long) or pass faithful=True."
-                )
             null = torch.zeros_like(image)
             branches.append(
                 Branch(
@@ -389,13 +545,19 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         latents = (
             latents.to(device, torch.float32)
             if latents is not None
-            else randn_tensor(shape, generator=generator, device=device, dtype=torch.float32)
+            else randn_tensor(
+                shape, generator=single_generator(generator), device=device, dtype=torch.float32
+            )
         )
         denoiser = _Denoiser(
             self.transformer,
             pose.to(dtype),
             i2v.to(dtype),
-            sliding(shape[2], (context_frames - 1) // 4 + 1, context_overlap // 4),
+            sliding(
+                shape[2],
+                (context_frames - 1) // self.temporal_factor + 1,
+                context_overlap // self.temporal_factor,
+            ),
             [Branch(*(part.to(device, dtype) for part in branch)) for branch in branches],
             guidance_scale,
             faithful,
@@ -409,7 +571,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             latents = self.scheduler.step(prediction, t, latents, return_dict=False)[0]
             if callback_on_step_end is not None:
                 named = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
-                latents = callback_on_step_end(self, i, t, named).get("latents", latents)
+                latents = step_result(callback_on_step_end(self, i, t, named)).get("latents", latents)
             report(1)
         self.teacache_skipped = denoiser.skipped()
 

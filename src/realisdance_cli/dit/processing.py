@@ -10,6 +10,8 @@ they are resized, a few frames at a time, so a long 1080p video never exists in 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,9 +20,15 @@ import torch.nn.functional as F
 
 from realisdance_cli.animator.processing import picture_pixels
 from realisdance_cli.errors import UserError
+from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:
-    from realisdance_cli.animator.processing import PictureInput, VideoInput
+    from PIL import Image
+
+    # The reference: PIL, an (H, W, 3) uint8 array, a file, or a tensor (B, 3, 1, H, W) in [-1, 1].
+    PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
+    # A pose video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (B, 3, F, H, W) in [-1, 1].
+    VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalisation
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -41,31 +49,63 @@ def signed(video: torch.Tensor) -> torch.Tensor:
 
 
 def _checked(tensor: torch.Tensor, what: str, frames: int | None = None) -> torch.Tensor:
+    """A given tensor in the original's layout: uint8 pixels, or floats in [-1, 1] (the scale is
+    the caller's to get right: [0, 1] or 0-255 values would be read as other colours)."""
+    layout = "(B, 3, 1, H, W)" if frames == 1 else "(B, 3, F, H, W)"
     if tensor.ndim != 5 or tensor.shape[1] != 3 or (frames is not None and tensor.shape[2] != frames):
-        layout = "(B, 3, 1, H, W)" if frames == 1 else "(B, 3, F, H, W)"
         raise UserError(f"{what} tensor must be {layout} in [-1, 1], got {tuple(tensor.shape)}.")
+    if tensor.dtype == torch.uint8:
+        return tensor
+    if not tensor.is_floating_point():
+        raise UserError(f"{what} tensor must hold floats in [-1, 1] (or uint8 pixels), got {tensor.dtype}.")
+    check_pixel_range(tensor, f"{what} tensor", signed=True)
+    if tensor.numel() and float(tensor.min()) >= 0:
+        warnings.warn(
+            f"{what} tensor holds no value below 0; if it is in [0, 1], give it as x * 2 - 1 "
+            "(the pipeline takes [-1, 1]).",
+            stacklevel=2,
+        )
     return tensor
 
 
 def picture_tensor(picture: PictureInput) -> torch.Tensor:
     """The reference as (B, 3, 1, H, W) in [-1, 1]."""
     if isinstance(picture, torch.Tensor):
-        return _checked(picture, "the reference", frames=1).float()
+        return signed(_checked(picture, "the reference", frames=1))
     return signed(_layout(picture_pixels(picture, "the reference picture")[None]))
+
+
+def _frames(video: object, what: str) -> np.ndarray:
+    """A pose video that is not a tensor as (F, H, W, 3) uint8 frames, or one sentence naming it."""
+    if isinstance(video, np.ndarray) and video.ndim == 4 and video.dtype == np.uint8:
+        return video
+    if isinstance(video, str | os.PathLike):
+        from realisdance_cli.video import read_frames
+
+        frames = read_frames(video)
+    elif isinstance(video, np.ndarray) or not isinstance(video, Sequence):
+        got = (
+            f"an array {video.shape} {video.dtype}" if isinstance(video, np.ndarray) else type(video).__name__
+        )
+        raise UserError(
+            f"{what} must be a list of frames, an (F, H, W, 3) uint8 array, a (B, 3, F, H, W) tensor in "
+            f"[-1, 1] or a video file, got {got}."
+        )
+    else:
+        frames = [picture_pixels(frame, f"a frame of {what}") for frame in video]
+    sizes = sorted({frame.shape for frame in frames})
+    if len(sizes) > 1:
+        raise UserError(f"the frames of {what} must have one size, got {sizes}.")
+    return np.stack(frames) if frames else np.zeros((0, 1, 1, 3), np.uint8)
 
 
 def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
     """A pose video as (B, 3, F, H, W): uint8 pixels, or a given float tensor in [-1, 1]; a file
-    gives all its frames."""
-    if isinstance(video, torch.Tensor):
-        return _checked(video, what)
-    if isinstance(video, str | os.PathLike):
-        from realisdance_cli.video import read_frames
-
-        return _layout(np.stack(read_frames(video)))
-    if isinstance(video, np.ndarray) and video.ndim == 4 and video.dtype == np.uint8:
-        return _layout(video)
-    return _layout(np.stack([picture_pixels(frame, f"a frame of {what}") for frame in video]))
+    gives all its frames. One sentence naming it as `what` if it is none of these or empty."""
+    tensor = _checked(video, what) if isinstance(video, torch.Tensor) else _layout(_frames(video, what))
+    if tensor.shape[2] == 0:
+        raise UserError(f"{what} has no frames to animate.")
+    return tensor
 
 
 def video_size(height: int, width: int, max_resolution: int, multiple: int) -> tuple[int, int]:
@@ -73,6 +113,19 @@ def video_size(height: int, width: int, max_resolution: int, multiple: int) -> t
     of `multiple` (the original's rule for the output from the SMPL video's size)."""
     ratio = (max_resolution / (height * width)) ** 0.5
     return round(height * ratio / multiple) * multiple, round(width * ratio / multiple) * multiple
+
+
+def reference_size(picture: tuple[int, int], video: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """The reference picture's size (height, width) at the video's area in whole `multiple`s (the
+    original's rule), or one sentence when a side would vanish."""
+    scaled = video_size(*picture, video[0] * video[1], multiple)
+    if min(scaled) < multiple:
+        raise UserError(
+            f"the reference picture ({picture[0]}x{picture[1]}, height x width) is too narrow for a "
+            f"{video[0]}x{video[1]} video: a side would be under {multiple} pixels; crop it to a less "
+            "extreme shape."
+        )
+    return scaled
 
 
 def _bicubic(

@@ -22,7 +22,9 @@ dropped; cross-attention keeps its whole context on every rank.
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -394,3 +396,62 @@ class RealisDanceDiT(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
+
+
+def check_positions_fit(
+    config: Mapping[str, Any],
+    window_frames: int,
+    size: tuple[int, int],
+    reference: tuple[int, int],
+    *,
+    temporal_factor: int = 4,
+    spatial_factor: int = 8,
+    window_name: str = "context_frames",
+) -> None:
+    """The token grid of a window and of the reference within the rotary tables, or one sentence
+    in frames and pixels. The tables hold `rope_max_seq_len` positions per axis and the reference's
+    follow the video's on each shifted axis: past the end the tables come out short (a reshape
+    error deep in the transformer), and a window longer than `REFERENCE_FRAME_SHIFT` latent frames
+    would share frame positions with the reference. Needs no weights: `config` is the
+    transformer's (its config.json will do); `window_frames` the video frames per window; `size`
+    and `reference` (height, width) in pixels of the video and of the reference scaled to its area.
+    """
+    _check_window_fits(config, window_frames, temporal_factor, window_name)
+    for axis, side in enumerate(("height", "width")):
+        _check_side_fits(config, side, size[axis], reference[axis], spatial_factor)
+
+
+def _setting(config: Mapping[str, Any], name: str) -> Any:
+    """A config value, or `RealisDanceDiT`'s default (a config.json may leave defaults out)."""
+    return config.get(name, inspect.signature(RealisDanceDiT.__init__).parameters[name].default)
+
+
+def _check_window_fits(
+    config: Mapping[str, Any], window_frames: int, temporal_factor: int, name: str
+) -> None:
+    """A window's latent frames before the reference's frame position (or the table's end)."""
+    patch, shifted = _setting(config, "patch_size")[0], _setting(config, "shift_f")
+    room = REFERENCE_FRAME_SHIFT if shifted else _setting(config, "rope_max_seq_len")
+    if ((window_frames - 1) // temporal_factor + 1) // patch > room:
+        most = (room * patch - 1) * temporal_factor + 1
+        raise UserError(
+            f"a window of {window_frames} frames is more than the {most} ({room} latent frames) the "
+            f"transformer's rotary positions hold{' before the reference' if shifted else ''}; give "
+            f"{name} {most} or fewer."
+        )
+
+
+def _check_side_fits(
+    config: Mapping[str, Any], side: str, video: int, reference: int, spatial_factor: int
+) -> None:
+    """The video's patches along `side`, then the reference's where shifted, within the table."""
+    positions, shifted = _setting(config, "rope_max_seq_len"), _setting(config, f"shift_{side[0]}")
+    pixels = spatial_factor * _setting(config, "patch_size")[1 if side == "height" else 2]
+    needed = video // pixels + reference // pixels if shifted else max(video, reference) // pixels
+    if needed > positions:
+        raise UserError(
+            f"the video's {side} and the reference's scaled to the video's area ({video} and {reference} "
+            f"pixels) need {needed} of the transformer's {positions} rotary positions, one per {pixels} "
+            f"pixels: {'together they' if shifted else 'each'} may be {positions * pixels} pixels at "
+            "most; give a smaller size, or crop the reference picture to a less elongated shape."
+        )

@@ -192,7 +192,7 @@ def validation_clip(entry: Entry, sampling: ClipSampling, frames: int = 16) -> V
     truth = _read(entry.video, 0, sampling.stride, count)
     box = crop_box(truth.shape[1], truth.shape[2], sampling.size)
     poses = {
-        name: list(_cropped(_read(path, 0, sampling.stride, count), box, sampling.size))
+        name: _cropped(_read(path, 0, sampling.stride, count), box, sampling.size)
         for name, path in zip(POSE_NAMES, entry.poses, strict=True)
     }
     fps = FrameSource(entry.video, Selection(stride=sampling.stride)).info.fps
