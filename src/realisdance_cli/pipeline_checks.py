@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from realisdance_cli.errors import UserError
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import torch
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
+T = TypeVar("T")
 
 # callback_on_step_end(pipeline, step, timestep, {name: tensor}) -> the tensors it replaces (None: none)
 StepCallback: TypeAlias = Callable[
@@ -64,20 +65,26 @@ def check_size_given(height: object, width: object, otherwise: str) -> None:
             check_whole(value, name, " of pixels")
 
 
+def single(value: Any, name: str, kind: type[T], described: str) -> T | None:
+    """The one `kind` value of the batch of one video (or None); diffusers' list of one per video
+    is taken too."""
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            raise UserError(
+                f"{name} must be one {described} (or a list of one: the batch is one video), "
+                f"got a list of {len(value)}."
+            )
+        value = value[0]
+    if value is not None and not isinstance(value, kind):
+        raise UserError(f"{name} must be a {described}, got {type(value).__name__}.")
+    return value
+
+
 def single_generator(generator: GeneratorInput) -> torch.Generator | None:
-    """The one generator of the batch of one video; diffusers' list of one per prompt is taken too."""
+    """The one generator of the batch of one video (see `single`)."""
     import torch
 
-    if isinstance(generator, list | tuple):
-        if len(generator) != 1:
-            raise UserError(
-                f"generator must be one torch.Generator (or a list of one: the batch is one video), "
-                f"got a list of {len(generator)}."
-            )
-        generator = generator[0]
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise UserError(f"generator must be a torch.Generator, got {type(generator).__name__}.")
-    return generator
+    return single(generator, "generator", torch.Generator, "torch.Generator")
 
 
 def check_output_type(output_type: object) -> None:

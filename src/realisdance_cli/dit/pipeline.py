@@ -54,6 +54,7 @@ from realisdance_cli.pipeline_checks import (
     check_step_callback,
     check_steps,
     check_whole,
+    single,
     single_generator,
     step_result,
 )
@@ -82,17 +83,8 @@ def clean_prompt(text: str) -> str:
 
 
 def single_text(text: str | Sequence[str] | None, name: str) -> str | None:
-    """The one text of the batch of one video; diffusers' list of one per video is taken too."""
-    if isinstance(text, list | tuple):
-        if len(text) != 1:
-            raise UserError(
-                f"{name} must be one str (or a list of one: the batch is one video), "
-                f"got a list of {len(text)}."
-            )
-        text = text[0]
-    if text is not None and not isinstance(text, str):
-        raise UserError(f"{name} must be a str, got {type(text).__name__}.")
-    return text
+    """The one text of the batch of one video (see `pipeline_checks.single`)."""
+    return single(text, name, str, "str")
 
 
 def _check_num_frames(num_frames: object) -> None:
