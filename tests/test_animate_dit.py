@@ -54,6 +54,7 @@ def test_dit_animates_at_16_fps_with_the_grid_reproducibly(
     args = (reference, poses, "--model", "dit", *PROMPT, *FAST, "--weights", weights_root, "--out", out)
     done = rdance("animate", *args, "--max-frames", "9", "--grid")
     assert done.returncode == 0, done.stderr
+    assert all(bar in done.stderr for bar in ("denoising", "decoding", "encoding"))
     info = FrameSource(out).info
     # 192x108 has the aspect of 64x36 pixels: 3072 pixels of it round to 48x80 (multiples of 16).
     assert (info.frame_count, info.height, info.width, info.fps) == (9, 48, 80, Fraction(16))

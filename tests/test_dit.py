@@ -296,8 +296,10 @@ def test_decoding_piece_by_piece_gives_diffusers_frames_on_the_cpu(pipeline) -> 
 
     vae = pipeline.vae
     latents = torch.randn(1, vae.config.z_dim, 4, 6, 5, generator=torch.Generator().manual_seed(1))
-    frames = decode_streamed(vae, latents)
+    told: list[int] = []
+    frames = decode_streamed(vae, latents, told.append)
     assert frames.shape == (1, 3, 13, 48, 40) and frames.device.type == "cpu"
+    assert told == [1, 1, 1, 1]  # a progress bar moves with each latent frame
     assert torch.equal(frames, vae.decode(latents, return_dict=False)[0])
 
 

@@ -58,7 +58,7 @@ from realisdance_cli.pipeline_checks import (
     single_generator,
     step_result,
 )
-from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
+from realisdance_cli.progress import ProgressFn, counter, no_progress, pipeline_bar
 
 if TYPE_CHECKING:
     from realisdance_cli.dit.processing import PictureInput, VideoInput
@@ -420,11 +420,13 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         mean, inverse_std = self._latent_statistics(latents)
         return (latents - mean) * inverse_std
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1] on the CPU."""
+    def decode(self, latents: torch.Tensor, progress: ProgressFn = no_progress) -> torch.Tensor:
+        """Normalised latents -> the video (1, 3, F, H, W) in [-1, 1] on the CPU (`progress`
+        told of each latent frame decoded, as "decoding": minutes for a long video)."""
         latents = latents.to(self.vae.dtype)
         mean, inverse_std = self._latent_statistics(latents)
-        return decode_streamed(self.vae, latents / inverse_std + mean)
+        report = counter(progress, "decoding", latents.shape[2])
+        return decode_streamed(self.vae, latents / inverse_std + mean, report)
 
     def i2v_condition(self, frames: int, size: tuple[int, int]) -> torch.Tensor:
         """Wan I2V's image-condition channels for a clip of `frames` frames with no image: 4 zero
@@ -572,7 +574,8 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         else:
             # on the CPU: the postprocessing's float32 copies of a minute of 768x768 video would
             # take another ~7 GB each on the accelerator
-            video = self.video_processor.postprocess_video(self.decode(latents), output_type=output_type)
+            decoded = self.decode(latents, progress)
+            video = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()
         return WanPipelineOutput(frames=video) if return_dict else (video,)
 

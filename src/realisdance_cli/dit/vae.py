@@ -36,12 +36,18 @@ def _arriving(device: torch.device, dtype: torch.dtype) -> Callable[..., tuple[t
 
 
 @apply_forward_hook  # brings the VAE to the accelerator under model offload, as `vae.decode` does
-def decode_streamed(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tensor:
+def decode_streamed(
+    vae: AutoencoderKLWan, latents: torch.Tensor, advance: Callable[[int], None] | None = None
+) -> torch.Tensor:
     """The video (B, 3, 1 + 4 (T - 1), 8 H, 8 W) in [-1, 1] on the CPU of latents (B, C, T, H, W),
-    each latent frame's four video frames leaving the accelerator as they are made. Tiled decoding
-    (and patchified VAEs) keep diffusers' loop, which gathers the video on the accelerator."""
+    each latent frame's four video frames leaving the accelerator as they are made (`advance(1)`
+    told of each). Tiled decoding (and patchified VAEs) keep diffusers' loop, which gathers the
+    video on the accelerator."""
+    advance = advance or (lambda done: None)
     if vae.use_tiling or vae.config.patch_size is not None:
-        return vae.decode(latents, return_dict=False)[0].cpu()
+        video = vae.decode(latents, return_dict=False)[0].cpu()
+        advance(latents.shape[2])
+        return video
     vae.clear_cache()  # the causal convolutions' memory of the frames before
     features = vae.post_quant_conv(latents)
     pieces = []
@@ -54,5 +60,6 @@ def decode_streamed(vae: AutoencoderKLWan, latents: torch.Tensor) -> torch.Tenso
             first_chunk=index == 0,
         )
         pieces.append(piece.clamp(-1.0, 1.0).cpu())
+        advance(1)
     vae.clear_cache()
     return torch.cat(pieces, dim=2)
