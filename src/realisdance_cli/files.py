@@ -94,7 +94,7 @@ def sweep_abandoned(target: Path) -> None:
                 remove([leftover])
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """The folder's entries (a rename) on disk, where the file system allows it."""
     with suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
@@ -102,6 +102,14 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def sync_files(folder: Path) -> None:
+    """Every file under `folder` on disk, so that the rename publishing the folder never publishes
+    files a power cut tore."""
+    for file in (entry for entry in folder.rglob("*") if entry.is_file() and not entry.is_symlink()):
+        with file.open("rb") as handle:
+            os.fsync(handle.fileno())
 
 
 class AtomicFile:
@@ -133,7 +141,7 @@ class AtomicFile:
             os.fsync(self._fd)  # whoever wrote the file, its data: the fd is on the same file
             os.chmod(self.path, FILE_MODE)
             os.replace(self.path, self.target)
-            _sync_folder(self.target.parent)
+            sync_folder(self.target.parent)
         finally:
             self.discard()
         return self.target
@@ -167,16 +175,14 @@ def atomic_folder(target: Path) -> Iterator[Path]:
     try:
         _hold(held)
         yield partial
-        for file in (entry for entry in partial.rglob("*") if entry.is_file() and not entry.is_symlink()):
-            with file.open("rb") as handle:
-                os.fsync(handle.fileno())
+        sync_files(partial)
         os.chmod(partial, 0o777 & ~_umask())
         had_target = target.is_symlink() or target.exists()
         if had_target:
             os.replace(target, aside)
         try:
             os.replace(partial, target)
-            _sync_folder(target.parent)
+            sync_folder(target.parent)
         except BaseException:
             if had_target:
                 os.replace(aside, target)

@@ -39,7 +39,7 @@ from realisdance_cli.video import (
     as_fraction,
     audio_source,
     check_crf,
-    check_frame_size,
+    check_h264_size,
     has_audio,
 )
 
@@ -316,7 +316,7 @@ def render_poses(
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")
     out_height, out_width = options.size or _default_size(height, width, options.lossless)
-    check_frame_size(out_height, out_width, lossless=options.lossless)
+    check_h264_size(out_height, out_width, lossless=options.lossless)
     check_crf(options.crf)
     audio = audio_source(options.audio, lambda: _source_sound(track, as_fraction(fps)))
     # Smoothing follows the source's timing; --fps only changes the playback rate.

@@ -415,7 +415,7 @@ def check_crf(crf: int) -> None:
         raise UserError(f"--crf (the H.264 quality) must be between 0 and 51, got {crf}.")
 
 
-def check_frame_size(height: int, width: int, *, lossless: bool) -> None:
+def check_h264_size(height: int, width: int, *, lossless: bool) -> None:
     """H.264 in 4:2:0 needs even sides; say so (in --size's HEIGHTxWIDTH) before any work."""
     if not lossless and (width % 2 or height % 2):
         raise UserError(
@@ -491,7 +491,7 @@ class VideoWriter:
         self.frames_written = 0
 
     def _start(self, width: int, height: int) -> None:
-        check_frame_size(height, width, lossless=self._lossless)
+        check_h264_size(height, width, lossless=self._lossless)
         self._file = AtomicFile(self.path, suffix=self.path.suffix or ".mp4")
         self._container = av.open(str(self._file.path), mode="w", format="mp4")
         codec = "libx264rgb" if self._lossless else "libx264"

@@ -701,7 +701,7 @@ def _fetch_file(entry: WeightFile, source: HubFile, target: Path, progress: Prog
     commit the metadata request resolved the revision to, so every byte is of that version."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    from realisdance_cli.files import FILE_MODE, file_sha256
+    from realisdance_cli.files import FILE_MODE, file_sha256, sync_folder
 
     url = hf_hub_url(source.repo, source.filename, revision=source.revision)
     meta = get_hf_file_metadata(url, retry_on_errors=True)
@@ -739,6 +739,7 @@ def _fetch_file(entry: WeightFile, source: HubFile, target: Path, progress: Prog
         os.fsync(out.fileno())
         os.chmod(partial, FILE_MODE)
         os.replace(partial, target)
+    sync_folder(target.parent)
     return target
 
 

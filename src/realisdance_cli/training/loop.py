@@ -29,6 +29,7 @@ import torch
 from realisdance_cli.animator.checkpoint import save_network
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import sync_files, sync_folder
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.training.ema import MovingAverage
@@ -308,10 +309,12 @@ def _save(accelerator: Any, out: Path, step: int, exports: Exports, settings: Ma
         if exports.ema is not None:
             exports.ema.save(partial)
         (partial / "step.json").write_text(json.dumps({"step": step, "settings": settings}))
+        sync_files(partial)  # on disk before the rename makes it the state a resume trusts
         if state_dir.exists():
             shutil.rmtree(old, ignore_errors=True)  # else a leftover state.old blocks the rename
             state_dir.replace(old)
         partial.replace(state_dir)
+        sync_folder(out)
         shutil.rmtree(old, ignore_errors=True)
     exports.write(step)
 
