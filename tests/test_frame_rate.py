@@ -65,7 +65,10 @@ def test_a_video_delivers_exactly_the_original_frames(
     expected = original_rule(count, float(fps), 16, selection.max_frames or 0, selection.start)
     if selection.max_frames is None:  # the original always asks for a count; here: all of them
         expected = original_rule(count, float(fps), 16, round(count / float(fps) * 16), selection.start)
-    assert source.info.fps == TARGET
+    stretched = selection.max_frames and selection.max_frames > round(count / float(fps) * 16)
+    # Frames stretched over more than the clip has at 16 fps play faster, so they last as long.
+    lasting = Fraction(selection.max_frames or 0) * Fraction(fps) / count  # as long as the clip
+    assert source.info.fps == (lasting if stretched else TARGET)
     assert source.info.frame_count == len(source) == len(expected)
     frames = list(source)
     assert sources(frames) == expected
@@ -78,7 +81,8 @@ def test_an_image_folder_repeats_frames_too(tmp_path: Path) -> None:
     for k in range(10):
         cv2.imwrite(str(tmp_path / f"f{k}.png"), np.full((8, 8, 3), k, np.uint8))
     source = FrameSource(tmp_path, Selection(max_frames=12, fps=TARGET), image_fps=Fraction(24))
-    assert (source.info.fps, source.info.frame_count, source.info.source_fps) == (TARGET, 12, 24)
+    # 10 pictures at 24 per second (7 at 16) stretched over 12 play at 12 / (10 / 24) = 28.8 per second.
+    assert (source.info.fps, source.info.frame_count, source.info.source_fps) == (Fraction(144, 5), 12, 24)
     assert sources(source) == original_rule(10, 24.0, 16, 12, 0) == [0, 1, 2, 2, 3, 4, 5, 6, 7, 7, 8, 9]
 
 
