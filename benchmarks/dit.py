@@ -237,7 +237,7 @@ def run_mode(args: argparse.Namespace) -> dict:
 
     meter.reset()
     start = time.perf_counter()
-    latents = pipeline(
+    output = pipeline(
         image,
         smpl,
         hamer,
@@ -247,11 +247,11 @@ def run_mode(args: argparse.Namespace) -> dict:
         num_inference_steps=args.steps,
         generator=generator,
         output_type="latent",
-        return_dict=False,
         teacache_threshold=args.teacache_threshold if args.mode == "teacache" else None,
         faithful=args.mode == "faithful",
         progress=progress,
-    )[0]
+    )
+    latents = output.frames
     meter.sync()
     peaks["denoise"] = meter.read()
     meter.reset()
@@ -270,7 +270,7 @@ def run_mode(args: argparse.Namespace) -> dict:
         "build_seconds": build_seconds,
         "peak_bytes": peaks,
         "reserved_bytes": torch.cuda.max_memory_reserved(device) if device.type == "cuda" else None,
-        "teacache_skipped": pipeline.teacache_skipped,
+        "teacache_skipped": output.teacache_skipped,
         "size": [side * pipeline.spatial_factor for side in latents.shape[-2:]],
         "latent_frames": latents.shape[2],
     }

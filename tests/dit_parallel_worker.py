@@ -70,10 +70,10 @@ def computed(pipeline: RealisDanceDiTPipeline, dit: Path) -> dict[str, torch.Ten
     results = {"forward": forward(pipeline, dit), "block_tokens": torch.tensor(seen[0])}
     hook.remove()
     for name, settings in calls.items():
-        results[name] = pipeline(case["image"], case["smpl"], case["hamer"], **common, **settings).frames
-        results[name] = results[name].float().cpu()
+        output = pipeline(case["image"], case["smpl"], case["hamer"], **common, **settings)
+        results[name] = output.frames.float().cpu()
         if name == "teacache":
-            results["teacache_skipped"] = torch.tensor(pipeline.teacache_skipped)
+            results["teacache_skipped"] = torch.tensor(output.teacache_skipped)
     return {name: tensor.cpu().contiguous() for name, tensor in results.items()}
 
 

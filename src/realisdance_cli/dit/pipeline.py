@@ -20,7 +20,7 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -125,6 +125,13 @@ def scheduler_from_folder(folder: Path) -> Any:
         raise UserError(f"{config} names {name!r}, which is not a diffusers scheduler.")
     scheduler_class: Any = found
     return scheduler_class.from_pretrained(folder)
+
+
+@dataclass
+class RealisDanceDiTPipelineOutput(WanPipelineOutput):
+    """The frames, and how many transformer block passes TeaCache skipped (0 with it off)."""
+
+    teacache_skipped: int = 0
 
 
 class Branch(NamedTuple):
@@ -442,6 +449,51 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             logger.warning("using %d of %d frames: the frame count must be 4k+1", usable, wanted)
         return usable
 
+    def _prompt_embeds(self, prompt: str | None, embeds: torch.Tensor | None, length: int) -> torch.Tensor:
+        """The given embeddings, else the prompt's (`check_inputs` made sure one of them is there)."""
+        if embeds is not None:
+            return embeds
+        assert prompt is not None
+        return self.encode_prompt(prompt, length)
+
+    def encode_branches(
+        self,
+        image: torch.Tensor,
+        size: tuple[int, int],
+        prompt_embeds: torch.Tensor,
+        negative_prompt_embeds: torch.Tensor | None,
+    ) -> list[Branch]:
+        """The conditioned branch (the prompt, CLIP's tokens of the reference and the VAE's latents of
+        it scaled to the output's area) and, where guidance runs (negative embeddings given), the
+        unconditioned one: the negative prompt with CLIP's and the VAE's view of an all-zero reference."""
+        reference = resize_to_area(image, size[0] * size[1], self.size_multiple)
+        branches = [Branch(prompt_embeds, self.encode_image(image), self.encode_video(reference))]
+        if negative_prompt_embeds is not None:
+            blank = Branch(
+                negative_prompt_embeds,
+                self.encode_image(torch.zeros_like(image)),
+                self.encode_video(torch.zeros_like(reference)),
+            )
+            branches.append(blank)
+        return branches
+
+    def encode_pose(
+        self, smpl: torch.Tensor, hamer: torch.Tensor, frames: int, size: tuple[int, int]
+    ) -> torch.Tensor:
+        """The first `frames` of both pose videos, scaled to cover `size` and centre-cropped, as VAE
+        latents side by side in the channels (1, 2 z_dim, latent frames, h, w)."""
+        videos = (resize_crop(video[:, :, :frames], size) for video in (smpl, hamer))
+        return torch.cat([self.encode_video(video) for video in videos], dim=1)
+
+    def prepare_latents(
+        self, latents: torch.Tensor | None, shape: tuple[int, ...], generator: GeneratorInput
+    ) -> torch.Tensor:
+        """The starting noise in float32 on the execution device: given, or drawn from `generator`."""
+        device = self._execution_device
+        if latents is not None:
+            return latents.to(device, torch.float32)
+        return randn_tensor(shape, generator=single_generator(generator), device=device, dtype=torch.float32)
+
     # -- the whole loop ------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -473,7 +525,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         context_overlap: int = WINDOW_OVERLAP,
         faithful: bool = False,
         progress: ProgressFn | None = None,
-    ) -> WanPipelineOutput | tuple:
+    ) -> RealisDanceDiTPipelineOutput | tuple:
         """Animate `image` with the `smpl` and `hamer` pose videos, described by `prompt`.
 
         Pictures and videos: PIL, uint8 arrays, files, or tensors (1, 3, F, H, W) in [-1, 1]
@@ -502,7 +554,6 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         size = self.output_size(smpl, height, width, max_resolution)
         frames = self._frame_count(smpl.shape[2], num_frames)
         self.check_videos(image, smpl, hamer, size, min(frames, context_frames))
-        multiple = self.size_multiple
         guided = guidance_scale > 1
         progress = progress or pipeline_bar(self, num_inference_steps)
         device, dtype = self._execution_device, self.transformer.dtype
@@ -516,48 +567,23 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         )
         check_latents(latents, shape)
 
-        if prompt_embeds is None:
-            assert prompt is not None
-            prompt_embeds = self.encode_prompt(prompt, max_sequence_length)
-        reference = resize_to_area(image, size[0] * size[1], multiple)
-        branches = [Branch(prompt_embeds, self.encode_image(image), self.encode_video(reference))]
-        if guided:  # the negative prompt, and CLIP's and the VAE's view of an all-zero reference
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = self.encode_prompt(negative_prompt, max_sequence_length)
-            null = torch.zeros_like(image)
-            branches.append(
-                Branch(
-                    negative_prompt_embeds,
-                    self.encode_image(null),
-                    self.encode_video(torch.zeros_like(reference)),
-                )
-            )
-        pose = torch.cat(
-            [self.encode_video(resize_crop(video[:, :, :frames], size)) for video in (smpl, hamer)], dim=1
-        )
-        i2v = self.i2v_condition(min(frames, context_frames), size)
-        latents = (
-            latents.to(device, torch.float32)
-            if latents is not None
-            else randn_tensor(
-                shape, generator=single_generator(generator), device=device, dtype=torch.float32
-            )
-        )
+        length, factor = max_sequence_length, self.temporal_factor
+        text = self._prompt_embeds(prompt, prompt_embeds, length)
+        negative = self._prompt_embeds(negative_prompt, negative_prompt_embeds, length) if guided else None
+        branches = self.encode_branches(image, size, text, negative)
+        windows = sliding(shape[2], (context_frames - 1) // factor + 1, context_overlap // factor)
         denoiser = _Denoiser(
             self.transformer,
-            pose.to(dtype),
-            i2v.to(dtype),
-            sliding(
-                shape[2],
-                (context_frames - 1) // self.temporal_factor + 1,
-                context_overlap // self.temporal_factor,
-            ),
+            self.encode_pose(smpl, hamer, frames, size).to(dtype),
+            self.i2v_condition(min(frames, context_frames), size).to(dtype),
+            windows,
             [Branch(*(part.to(device, dtype) for part in branch)) for branch in branches],
             guidance_scale,
             faithful,
             teacache_threshold,
             use_timestep_proj,
         )
+        latents = self.prepare_latents(latents, shape, generator)
         self.set_timesteps(num_inference_steps)
         report = counter(progress, "denoising", num_inference_steps)
         for i, t in enumerate(self.scheduler.timesteps):
@@ -567,7 +593,6 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
                 named = {name: {"latents": latents}[name] for name in callback_on_step_end_tensor_inputs}
                 latents = step_result(callback_on_step_end(self, i, t, named)).get("latents", latents)
             report(1)
-        self.teacache_skipped = denoiser.skipped()
 
         if output_type == "latent":
             video: Any = latents
@@ -577,7 +602,9 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             decoded = self.decode(latents, progress)
             video = self.video_processor.postprocess_video(decoded, output_type=output_type)
         self.maybe_free_model_hooks()
-        return WanPipelineOutput(frames=video) if return_dict else (video,)
+        if not return_dict:
+            return (video,)
+        return RealisDanceDiTPipelineOutput(frames=video, teacache_skipped=denoiser.skipped())
 
 
 class _Denoiser:
