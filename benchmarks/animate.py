@@ -74,7 +74,8 @@ def build(config: dict, device: torch.device, dtype: torch.dtype):
 
 
 def run_mode(args: argparse.Namespace) -> dict:
-    from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
+    from realisdance_cli.animator.pipeline import PoseVideos
+    from realisdance_cli.animator.sampling import SamplingOptions
 
     device = torch.device(args.device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]

@@ -236,10 +236,16 @@ def test_dit_bad_input_is_one_sentence(
     )
     damaged = tmp_path / "damaged"
     shutil.copytree(weights_root / "realisdance-dit", damaged)
-    (damaged / "scheduler/scheduler_config.json").write_text('{"_class_name": ')
+    (damaged / "vae/config.json").write_text('{"_class_name": ')
     assert_user_error(
         rdance(*dit, "--checkpoint", damaged), f"cannot load the RealisDance-DiT folder {damaged}"
     )
+    (damaged / "scheduler/scheduler_config.json").write_text('{"_class_name": ')
+    assert_user_error(
+        rdance(*dit, "--checkpoint", damaged), f"cannot read {damaged}/scheduler/scheduler_config.json"
+    )
+    # more steps than the scheduler was trained with: said before the poses are read
+    assert_user_error(rdance(*dit, "--weights", weights_root, "--steps", "1001"), "--steps must be 1 to 1000")
     launched = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}  # as torchrun starts each process
     assert_user_error(
         rdance("animate", reference, poses, "--out", tmp_path / "x.mp4", env=launched),

@@ -15,8 +15,8 @@ import pytest
 import test_animate_cli
 from conftest import FIXTURES, assert_user_error, need, rdance
 
-from realisdance_cli.animation import AnimateOptions, PoseInputs, animate, read_poses
-from realisdance_cli.animator.pipeline import SamplingOptions
+from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate, read_poses
+from realisdance_cli.animator.sampling import SamplingOptions
 from realisdance_cli.errors import UserError
 from realisdance_cli.extraction import open_track
 from realisdance_cli.original import poses_to_stream
@@ -209,7 +209,7 @@ def _pose_folder(folder: Path, song: Path) -> Path:
 
 def test_animate_takes_the_sound_of_the_pose_videos_from_start(tmp_path: Path) -> None:
     folder = _pose_folder(tmp_path, write_tone(tmp_path / "song.mp4"))
-    options = AnimateOptions(size=(64, 64), start=12, stride=2, max_frames=12)
+    options = AnimateOptions(size=(64, 64), start=12, model=SDOptions(stride=2, max_frames=12))
     poses = read_poses(PoseInputs(folder), options)
     assert (poses.audio, poses.start_time, poses.fps) == (folder / "smpl.mp4", 0.5, 12)
     assert len(poses.frames["dwpose"]) == 12
@@ -232,12 +232,10 @@ def test_animated_video_and_grid_carry_the_sound(weights_root: Path, tmp_path: P
     options = AnimateOptions(
         size=(64, 64),
         start=12,
-        stride=2,
-        max_frames=8,
         grid=True,
         crf=0,
         weights_root=weights_root,
-        sampling=SamplingOptions(steps=2, context=8),
+        model=SDOptions(stride=2, max_frames=8, sampling=SamplingOptions(steps=2, context=8)),
     )
     written = animate(need(FIXTURES / "dit_ref.png"), PoseInputs(folder), tmp_path / "dance.mp4", options)
     for video in written:  # the result and the grid

@@ -79,6 +79,17 @@ def test_every_command_has_help_with_its_examples(in_process: CliRunner) -> None
             assert all(name in shown for name in command.commands), path  # a group lists its commands
 
 
+def test_flags_show_no_value_in_help() -> None:
+    """typer showed `--face <bool>` and `-v <int>`, and `--face true` is refused."""
+    for path in ((), ("track",), ("render-poses",), ("animate",), ("eval", "run")):
+        shown = rdance(*path, "--help", env={"COLUMNS": "200"}).stdout
+        assert re.search(r"--help\s+-h\s+Show this message", shown) and "<bool>" not in shown, path
+    assert re.search(r"-v\s+Say more", rdance("--help", env={"COLUMNS": "200"}).stdout)
+    assert re.search(
+        r"--face\s+Draw the face", rdance("render-poses", "--help", env={"COLUMNS": "200"}).stdout
+    )
+
+
 def test_every_example_parses() -> None:
     """Each example names its command and gives it arguments and options it takes."""
     for name, examples in EXAMPLES.items():
@@ -253,3 +264,25 @@ def test_running_out_of_memory_is_one_sentence_naming_lighter_settings() -> None
         assert sentence is not None and str(sentence).startswith(f"{where} ran out of memory")
         assert "--offload group" in str(sentence) and sentence.exit_code == 2
     assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied")) is None
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("animate", "me.png", "poses", "--size", "10x10"),
+        ("animate", "me.png", "poses", "--model", "dit", "--prompt", "x", "--steps", "0"),
+        ("demo", "--offline", "--steps", "0"),
+    ],
+    ids=["animate-sd", "animate-dit", "demo"],
+)
+def test_a_wrong_option_is_said_before_the_networks_are_imported(words: tuple[str, ...]) -> None:
+    """A typo took 20-30 s to be said: the command imported the SD pipeline (diffusers, torch) for
+    its settings' class, and --retarget's module, before checking them."""
+    code = (
+        "import sys; from realisdance_cli.cli import main; sys.argv = ['rdance', *sys.argv[1:]]\n"
+        "try:\n    main()\nfinally:\n"
+        "    print([m for m in ('torch', 'diffusers') if m in sys.modules], file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True)
+    assert done.returncode == 2 and "error:" in done.stderr, done.stderr
+    assert done.stderr.strip().endswith("[]"), done.stderr

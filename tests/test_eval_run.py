@@ -160,8 +160,8 @@ def test_sd_on_discos_tiktok_table_first_run(
     """DisCo's TikTok table (key<TAB>base64 PNG lines) on a first run: decoded into the run's cache,
     which does not keep the run from claiming its folder; each video animated and measured once,
     the progress counting each video once."""
-    from realisdance_cli.animation import AnimateOptions
-    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.animation import AnimateOptions, SDOptions
+    from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.evaluation.job import EvalOptions
     from realisdance_cli.evaluation.run import RunOptions, run_benchmark
 
@@ -176,8 +176,9 @@ def test_sd_on_discos_tiktok_table_first_run(
     table.parent.mkdir()
     table.write_bytes(b"".join(lines))
     options = RunOptions(
-        model="sd",
-        animation=AnimateOptions(size=(64, 64), weights_root=root, sampling=SamplingOptions(steps=2)),
+        animation=AnimateOptions(
+            size=(64, 64), weights_root=root, model=SDOptions(sampling=SamplingOptions(steps=2))
+        ),
         evaluation=EvalOptions(metrics=["ssim", "psnr"], weights_root=root),
     )
     reported: list[tuple[str, int, int | None]] = []

@@ -17,19 +17,23 @@ from realisdance_cli.track import Track
 
 def test_force_starts_over_only_the_stages_asked_for(extraction_weights: Path, tmp_path: Path) -> None:
     """`--force --only hamer` makes the hands again and keeps the rest (it deleted the whole track
-    and the videos rendered into it, then stopped for want of DWPose boxes); asked where no DWPose
-    boxes would be, it stops before touching anything."""
+    and the videos rendered into it, then stopped for want of DWPose boxes), but not the video of
+    the old hands, which animate would read; asked where no DWPose boxes would be, it stops before
+    touching anything."""
     video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2, fps=25)
     weights = ["--weights", extraction_weights, "--device", "cpu"]
     assert rdance("extract", video, *weights, "--only", "dwpose,hamer").returncode == 0
     out = tmp_path / "clip.rdance"
-    (out / "hamer.mp4").write_bytes(b"a rendered video")
+    for name in ("dwpose", "hamer"):
+        (out / f"{name}.mp4").write_bytes(b"a rendered video")
     dwpose = (out / "dwpose.npz").read_bytes()
 
     again = rdance("extract", video, *weights, "--only", "hamer", "--force")
     assert again.returncode == 0, again.stderr
     assert "hamer: done, 2 frames" in again.stdout
-    assert (out / "dwpose.npz").read_bytes() == dwpose and (out / "hamer.mp4").exists()
+    assert f"removed {out / 'hamer.mp4'}: it showed the earlier mano stream" in " ".join(again.stderr.split())
+    assert (out / "dwpose.npz").read_bytes() == dwpose and (out / "dwpose.mp4").exists()
+    assert not (out / "hamer.mp4").exists()
     assert Track.open(out).has("mano")
 
     other = write_video(tmp_path / "other.mp4", [np.full((64, 64, 3), 9, np.uint8)] * 3, fps=25)
@@ -38,6 +42,39 @@ def test_force_starts_over_only_the_stages_asked_for(extraction_weights: Path, t
     assert (out / "dwpose.npz").read_bytes() == dwpose and Track.open(out).source.frame_count == 2
     assert_user_error(rdance("extract", other, *weights, "--only", "hamer"), "--only dwpose,hamer")
     assert not (tmp_path / "other.rdance").exists()  # no empty track folder is left
+
+
+def test_dwpose_made_again_takes_what_was_made_from_its_boxes(
+    extraction_weights: Path, tmp_path: Path
+) -> None:
+    """DWPose made again with other options: the hands and bodies made from its old boxes stayed
+    "complete" (render-poses and animate used them), and so did the pose videos in the track."""
+    video = write_video(tmp_path / "clip.mp4", [np.zeros((64, 64, 3), np.uint8)] * 2, fps=25)
+    weights = ["--weights", extraction_weights, "--device", "cpu"]
+    assert rdance("extract", video, *weights).returncode == 0
+    out = tmp_path / "clip.rdance"
+    for name in ("dwpose", "hamer", "smpl"):
+        (out / f"{name}.mp4").write_bytes(b"a rendered video")
+
+    again = rdance("extract", video, *weights, "--only", "dwpose", "--rgb")
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stderr.split())
+    for stream, stage in (("mano", "hamer"), ("smplx", "smplerx")):
+        assert f"removed the {stream} stream, made from the earlier DWPose boxes; " in said
+        assert f"`rdance extract --only {stage}` makes it again" in said
+    track = Track.open(out)
+    assert track.has("dwpose") and track.state("dwpose").options["rgb"] is True
+    assert not track.has("mano") and not track.has("smplx")
+    assert not any((out / f"{name}.mp4").exists() for name in ("dwpose", "hamer", "smpl"))
+
+    # all three stages: the others are made anew from the new boxes, without a word about them
+    assert rdance("extract", video, *weights, "--rgb").returncode == 0
+    full = rdance("extract", video, *weights)
+    assert full.returncode == 0, full.stderr
+    assert "made from the earlier DWPose boxes" not in full.stderr
+    track = Track.open(out)
+    assert track.state("mano").options["dwpose"]["rgb"] is False
+    assert track.state("smplx").options["dwpose"]["rgb"] is False
 
 
 def test_a_finished_stream_is_made_again_with_other_weight_files(

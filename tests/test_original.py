@@ -376,3 +376,100 @@ def test_a_flipped_length_is_refused_before_allocating(tmp_path: Path) -> None:
     bad = tmp_path / "length.pkl"
     bad.write_bytes(bytes(data))
     assert_user_error(rdance("track", "import", bad, "--out", tmp_path / "x.rdance"), "cut short or damaged")
+
+
+class _Zeros:
+    """Pickles as a direct call of `numpy.ndarray(shape)`: zeros of any size from a few bytes."""
+
+    def __init__(self, *shape: int) -> None:
+        self.shape = shape
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return np.ndarray, (self.shape,)
+
+
+def test_an_array_class_called_by_the_pickle_is_refused(tmp_path: Path) -> None:
+    """A 150-byte file whose arrays are `ndarray(shape)` calls took gigabytes and a minute to import
+    as 300,000 people of zeros; an array only comes as numpy's pickler writes one."""
+    people = 300_000
+    pose = {
+        "bodies": {"candidate": _Zeros(18 * people, 2), "subset": _Zeros(people, 18)},
+        "hands": _Zeros(2 * people, 21, 2),
+        "H": 64,
+        "W": 48,
+    }
+    bomb = tmp_path / "bomb.pkl"
+    bomb.write_bytes(pickle.dumps([pose], protocol=4))
+    assert bomb.stat().st_size < 300
+    done = rdance("track", "import", bomb, "--fps", "30", "--out", tmp_path / "bomb.rdance")
+    assert_user_error(done, "an array is made in a way numpy's pickler never writes", "damaged")
+    assert not (tmp_path / "bomb.rdance").exists()
+    assert len(restricted_load(_write(tmp_path / "fine.pkl", _pose_frames()))) == 3  # numpy's own arrays
+
+
+def _write(path: Path, data: object) -> Path:
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
+def _nested(depth: int, width: int) -> list[Any]:
+    """A list nested `depth` deep with `width` references to the level below: a few bytes pickled,
+    width ** depth elements to print."""
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value] * width
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (_nested(40, 10), "got a list."),  # printing it took minutes and gigabytes
+        (10**5000, "got a number of thousands of digits."),  # repr itself refuses
+        (10**30, "got a number of 31 digits."),  # imported as a frame 10^30 pixels high
+        (1 << 17, "got 131072."),
+        ("1080" * 50, f"got '{'1080' * 10}'."),  # the first 40 characters
+    ],
+    ids=["nested", "huge", "too-large", "past-the-largest", "text"],
+)
+def test_frame_sizes_are_bounded_and_shown_short(tmp_path: Path, value: object, shown: str) -> None:
+    frames = _pose_frames()
+    frames[1]["H"] = value
+    done = rdance("track", "import", _write(tmp_path / "size.pkl", frames), "--out", tmp_path / "x.rdance")
+    assert_user_error(
+        done, "frame 1: H should be the frame size in pixels (a whole number from 1 to 65536), " + shown
+    )
+
+
+def test_a_pose_file_mixing_frame_sizes_is_refused_everywhere(tmp_path: Path) -> None:
+    """render-poses --smooth drew the frames of the second size at the first size's scale."""
+    frames = _pose_frames()
+    frames[2]["H"], frames[2]["W"] = 32, 24
+    mixed = _write(tmp_path / "mixed.pkl", frames)
+    message = "mixes frame sizes [(32, 24), (64, 48)] (height, width); one video has one size."
+    assert_user_error(rdance("track", "import", mixed, "--out", tmp_path / "x.rdance"), message)
+    rendered = rdance("render-poses", mixed, "--fps", "30", "--smooth", "--out", tmp_path / "poses")
+    assert_user_error(rendered, message)
+
+
+def test_a_large_source_and_missing_streams_are_said_in_one_sentence(tmp_path: Path) -> None:
+    """A 20000-pixel-high source: a traceback from the skeleton drawing, now the --size to give;
+    render-poses named only the first missing stream; `track info` of a .pkl said `rdance extract`."""
+    frames = _pose_frames()
+    for pose in frames:
+        pose["H"] = 20_000
+    tall = _write(tmp_path / "tall.pkl", frames)
+    assert rdance("track", "import", tall, "--fps", "30", "--out", tmp_path / "tall.rdance").returncode == 0
+    assert_user_error(
+        rdance("render-poses", tmp_path / "tall.rdance", "--out", tmp_path / "poses"),
+        "the source is 20000x48 (height x width), larger than the videos can be; give --size up to",
+    )
+    assert_user_error(
+        rdance("render-poses", tmp_path / "tall.rdance", "--only", "smpl,hamer", "--size", "64x48"),
+        "cannot render hamer, smpl: ",
+        "has no finished mano or smplx stream",
+    )
+    assert_user_error(
+        rdance("track", "info", tall),
+        "is not a pose track (no meta.json); make one with `rdance track import`.",
+    )

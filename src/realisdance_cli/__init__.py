@@ -30,15 +30,17 @@ _EXPORTS = {
     "RunOptions": "realisdance_cli.evaluation.run",
     "Track": "realisdance_cli.track",
     "Selection": "realisdance_cli.video",
+    "SDOptions": "realisdance_cli.animation",
     "RealisDancePipeline": "realisdance_cli.animator.pipeline",
     "RealisDancePipelineOutput": "realisdance_cli.animator.pipeline",
-    "SamplingOptions": "realisdance_cli.animator.pipeline",
+    "SamplingOptions": "realisdance_cli.animator.sampling",
     "PoseVideos": "realisdance_cli.animator.pipeline",
     "RealisDanceUNet": "realisdance_cli.animator.network",
     "ClipProjector": "realisdance_cli.animator.network",
     "PoseGuider": "realisdance_cli.animator.pose_guider",
     "DiTOptions": "realisdance_cli.dit.job",
     "RealisDanceDiTPipeline": "realisdance_cli.dit.pipeline",
+    "RealisDanceDiTPipelineOutput": "realisdance_cli.dit.pipeline",
     "RealisDanceDiT": "realisdance_cli.dit.transformer",
     "UserError": "realisdance_cli.errors",
 }
@@ -53,12 +55,14 @@ __all__ = [
     "PoseVideos",
     "RealisDanceDiT",
     "RealisDanceDiTPipeline",
+    "RealisDanceDiTPipelineOutput",
     "RealisDancePipeline",
     "RealisDancePipelineOutput",
     "RealisDanceUNet",
     "RenderOptions",
     "RetargetOptions",
     "RunOptions",
+    "SDOptions",
     "SamplingOptions",
     "Selection",
     "Track",
@@ -73,17 +77,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
+    from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate
     from realisdance_cli.animator.network import ClipProjector, RealisDanceUNet
     from realisdance_cli.animator.pipeline import (
         PoseVideos,
         RealisDancePipeline,
         RealisDancePipelineOutput,
-        SamplingOptions,
     )
     from realisdance_cli.animator.pose_guider import PoseGuider
+    from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
-    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline, RealisDanceDiTPipelineOutput
     from realisdance_cli.dit.transformer import RealisDanceDiT
     from realisdance_cli.errors import UserError
     from realisdance_cli.evaluation.job import EvalOptions, evaluate

@@ -40,7 +40,8 @@ from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWrit
 if TYPE_CHECKING:
     import torch
 
-    from realisdance_cli.animator.pipeline import RealisDancePipeline, SamplingOptions
+    from realisdance_cli.animator.pipeline import RealisDancePipeline
+    from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
     from realisdance_cli.dit.parallel import World
     from realisdance_cli.retarget.job import RetargetOptions
@@ -60,29 +61,41 @@ CONVERTED = "realisdance/stage_2_hamer_release.safetensors"  # the single-file f
 
 
 @dataclass
+class SDOptions:
+    """What the SD-1.5 RealisDance adds to `AnimateOptions`; the defaults are the original's
+    settings (`sampling` None: `SamplingOptions()`, 50 DDIM steps, guidance 2, windows of 16)."""
+
+    stride: int = 4  # every stride-th pose frame from `start`
+    max_frames: int | None = 80  # None: every selected frame
+    channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
+    sampling: SamplingOptions | None = None
+
+
+@dataclass
 class AnimateOptions:
-    """Everything `animate` needs besides its files; the defaults are the original's settings
-    (`sampling` None: `SamplingOptions()`, 50 DDIM steps, guidance 2, windows of 16)."""
+    """Everything `animate` needs besides its files. `model` is the network with its own settings:
+    `SDOptions()` (the default) or `DiTOptions` for RealisDance-DiT; the rest apply to both."""
 
     size: tuple[int, int] | None = None  # (height, width); SD default 768x576, DiT: from max_resolution
     start: int = 0  # the first pose frame used
-    stride: int = 4
-    max_frames: int | None = 80
     seed: int | None = None  # default: the model's (42 for SD, the original DiT's 1024)
     dtype: str | None = None  # default: fp16 on a GPU, fp32 on the CPU
     device: str | None = None  # default: cuda when available
     grid: bool = False
     crf: int = 18
     weights_root: Path | None = None
-    checkpoint: Path | None = None  # a pipeline folder, an original .ckpt or a trained .safetensors
-    channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
-    sampling: SamplingOptions | None = None
+    checkpoint: Path | None = None  # SD: a pipeline folder, .ckpt or .safetensors; DiT: the release folder
     audio: AudioChoice = None  # a file's sound, or False for none; default: the pose videos'
-    dit: DiTOptions | None = None  # animate with RealisDance-DiT instead of the SD-1.5 model
+    model: SDOptions | DiTOptions = field(default_factory=SDOptions)
     retarget: RetargetOptions | None = None  # the poses' track's dance on the reference's body first
 
     def __post_init__(self) -> None:
         paths_from_strings(self, "weights_root", "checkpoint", "audio")
+
+    @property
+    def dit(self) -> DiTOptions | None:
+        """RealisDance-DiT's settings, None for the SD model."""
+        return None if isinstance(self.model, SDOptions) else self.model
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -92,9 +105,15 @@ class AnimateOptions:
     def selection(self) -> Selection:
         """The pose frames the model animates (and so the truth frames its result is compared
         with): SD's from `start` every `stride`-th, DiT's resampled to its frame rate."""
-        if self.dit is not None:
-            return Selection(start=self.start, max_frames=self.dit.frames, fps=Fraction(self.dit.fps))
-        return Selection(start=self.start, stride=self.stride, max_frames=self.max_frames)
+        if isinstance(self.model, SDOptions):
+            return Selection(start=self.start, stride=self.model.stride, max_frames=self.model.max_frames)
+        return Selection(start=self.start, max_frames=self.model.frames, fps=Fraction(self.model.fps))
+
+
+def sd_options(options: AnimateOptions) -> SDOptions:
+    """The SD model's settings of a job known to be an SD one."""
+    assert isinstance(options.model, SDOptions), "an SD job"
+    return options.model
 
 
 @dataclass
@@ -297,7 +316,7 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
         pipeline.vae.to(torch.float32)
     pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
-    if options.channels_last:
+    if sd_options(options).channels_last:
         pipeline.to_channels_last()
     return pipeline
 
@@ -313,14 +332,18 @@ def default_out(reference: Path, inputs: PoseInputs) -> Path:
     return Path(f"{reference.stem}_{poses.stem or poses.name}.mp4")
 
 
-def check_options(options: AnimateOptions, sampling: SamplingOptions) -> None:
-    """Every option that needs no file, checked before any work (named as the command's flags)."""
+def check_options(options: AnimateOptions) -> None:
+    """Every option of an SD job that needs no file, checked before any work (named as the
+    command's flags)."""
+    from realisdance_cli.animator.sampling import SamplingOptions
+
+    sd = sd_options(options)
     check_frame_size(*options.frame_size, "--size")
-    sampling.check(FLAGS)
+    (sd.sampling or SamplingOptions()).check(FLAGS)
     for flag, value, least in (
         ("--start", options.start, 0),
-        ("--stride", options.stride, 1),
-        ("--max-frames", options.max_frames, 1),
+        ("--stride", sd.stride, 1),
+        ("--max-frames", sd.max_frames, 1),
     ):
         if value is not None and value < least:
             for_all = " (0 for all)" if flag == "--max-frames" else ""
@@ -368,17 +391,16 @@ class Made:
 
 def _check_job(options: AnimateOptions) -> None:
     """Every option of either model that needs no file, before the outputs are claimed."""
-    if options.dit is None:
-        from realisdance_cli.animator.pipeline import SamplingOptions
-
-        check_options(options, options.sampling or SamplingOptions())
+    dit = options.dit
+    if dit is None:
+        check_options(options)
         return
     from realisdance_cli.dit import job
 
-    options.dit.check()
-    options.dit.check_size(options.size)
+    dit.check()
+    dit.check_size(options.size)
     check_crf(options.crf)
-    job.check_device(options.dit, resolve_device(options.device, options.dtype, gpu_dtype="bf16")[0])
+    job.check_device(dit, resolve_device(options.device, options.dtype, gpu_dtype="bf16")[0])
 
 
 def _check_weights(options: AnimateOptions) -> None:
@@ -387,9 +409,9 @@ def _check_weights(options: AnimateOptions) -> None:
     if options.dit is None:
         pipeline_files(options)
         return
-    from realisdance_cli.dit.job import release_folder
+    from realisdance_cli.dit.job import check_release
 
-    release_folder(options)
+    check_release(options)
 
 
 def _animate_sd(
@@ -397,9 +419,10 @@ def _animate_sd(
 ) -> Made:
     import torch
 
-    from realisdance_cli.animator.pipeline import PoseVideos, SamplingOptions
+    from realisdance_cli.animator.pipeline import PoseVideos
+    from realisdance_cli.animator.sampling import SamplingOptions
 
-    sampling = options.sampling or SamplingOptions()
+    sampling = sd_options(options).sampling or SamplingOptions()
     device, dtype = resolve_device(options.device, options.dtype)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
@@ -433,8 +456,8 @@ def _animate_dit(
 
     from realisdance_cli.dit import job
 
-    assert options.dit is not None
     dit = options.dit
+    assert dit is not None, "a DiT job"
     device, dtype = resolve_device(options.device, options.dtype, gpu_dtype="bf16")  # the original's
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_picture(reference_path, "the reference picture")
@@ -442,11 +465,12 @@ def _animate_dit(
     smpl = poses.frames["smpl"]
     config = pipeline.transformer.config if pipeline is not None else job.transformer_config(options)
     job.check_sizes(reference.shape[:2], smpl.shape[1:3], len(smpl), dit, options.size, config)
-    pipeline = pipeline or job.load_pipeline(options, device, dtype, world)
+    if world is not None and not world.writes_outputs:  # one of several processes: one draws bars
+        progress = no_progress
+    pipeline = pipeline or job.load_pipeline(options, device, dtype, world, progress)
     seed = job.SEED if options.seed is None else options.seed
-    if world is not None:  # one of several processes: the same noise, one writer
+    if world is not None:  # the same noise in every process
         seed = world.common_seed(seed)
-        progress = progress if world.writes_outputs else no_progress
     height, width = options.size or (None, None)
     result = pipeline(
         reference,
@@ -483,7 +507,7 @@ def animate(
     *,
     force: bool = False,
 ) -> list[Path]:
-    """Runs the whole job (with `options.dit`, RealisDance-DiT; else the SD-1.5 RealisDance);
+    """Runs the whole job with the model `options.model` names (SD-1.5 RealisDance by default);
     returns the written videos (the result, and the grid when asked). `pipeline`: one already
     loaded for these options (`load_pipeline`, `dit.job.load_pipeline`), for many videos in a row.
     Existing videos are replaced only with `force`; the outputs are claimed before the work, so a

@@ -128,7 +128,7 @@ def hub_unreachable() -> str | None:
         return None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        return f"the Hugging Face hub ({constants.ENDPOINT}) cannot be reached ({reason})"
+        return f"the Hugging Face hub {constants.ENDPOINT} cannot be reached: {reason}"
 
 
 def human(size: int) -> str:

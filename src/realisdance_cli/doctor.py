@@ -12,6 +12,8 @@ from typing import Literal
 from realisdance_cli import weights
 
 Level = Literal["ok", "info", "warn", "fail"]
+# pyrender pins PyOpenGL 3.1.0, which cannot make OSMesa contexts; `make install` does this too
+PYOPENGL_FIX = "pip install --no-deps PyOpenGL==3.1.10"
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,8 @@ def torch_checks() -> list[Check]:
     try:
         import torch
     except ImportError as err:
-        return [Check("torch", "torch", "fail", f"not importable ({err}); run `make install`")]
+        fix = "reinstall it (`make install` in a checkout)"
+        return [Check("torch", "torch", "fail", f"not importable ({err}); {fix}")]
     checks = [Check("torch", "torch", "ok", torch.__version__)]
     if torch.cuda.is_available():
         names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
@@ -88,7 +91,7 @@ def rendering_checks() -> list[Check]:
 
     version = gl.pyopengl_version()
     if version is None:
-        return [Check("rendering", "PyOpenGL", "fail", "not installed; run `make install`")]
+        return [Check("rendering", "PyOpenGL", "fail", f"not installed; {PYOPENGL_FIX}")]
     text = ".".join(map(str, version))
     checks = []
     if version < gl.MIN_PYOPENGL:
@@ -97,7 +100,7 @@ def rendering_checks() -> list[Check]:
                 "rendering",
                 "PyOpenGL",
                 "warn",
-                f"{text}: OSMesa needs >= 3.1.4; pip install --no-deps PyOpenGL==3.1.10",
+                f"{text}: OSMesa needs >= 3.1.4; {PYOPENGL_FIX}",
             )
         )
     else:

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
-from realisdance_cli.conditions import BY_STAGE, STAGES, chosen
+from realisdance_cli.conditions import BY_STAGE, BY_STREAM, STAGES, chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -98,8 +99,41 @@ def open_track(
         logger.warning("%s: frame rate %s fps, was %s", out, current.fps, track.source.fps)
         track.retime(current.fps)
     for stage in stages if force else ():
-        track.discard(BY_STAGE[stage].stream)
+        _start_over(track, BY_STAGE[stage].stream, stages)
     return track, False
+
+
+def _start_over(track: Track, stream: str, running: Sequence[str]) -> None:
+    """`stream` is made anew: it goes, and with it what was made from it. Its video in the track
+    folder (where render-poses writes and animate reads) shows the old one; HaMeR's and SMPLer-X's
+    streams were made from the old DWPose boxes (said unless their stage is `running` now)."""
+    made_from = [other for other in ("mano", "smplx") if stream == "dwpose" and other in track.streams]
+    for name in (stream, *made_from):
+        video = track.path / BY_STREAM[name].video
+        if video.exists():
+            video.unlink()
+            warnings.warn(f"removed {video}: it showed the earlier {name} stream", stacklevel=2)
+    for name in made_from:
+        stage = BY_STREAM[name].stage
+        if stage not in running:
+            warnings.warn(
+                f"{track.path}: removed the {name} stream, made from the earlier DWPose boxes; "
+                f"`rdance extract --only {stage}` makes it again",
+                stacklevel=2,
+            )
+        track.discard(name)
+    track.discard(stream)
+
+
+def _begin(
+    track: Track, stream: str, weights: dict[str, str], options: dict[str, Any], running: Sequence[str]
+) -> None:
+    """Start or resume `stream` (`Track.begin`); started over with other weights or options, what
+    rested on its earlier result goes too (`_start_over`)."""
+    state = track.state(stream)
+    if stream in track.streams and (state.weights, state.options) != (weights, options):
+        _start_over(track, stream, running)
+    track.begin(stream, weights=weights, options=options)
 
 
 def _same_frames(out: Path, current: SourceInfo, force: bool) -> Track | None:
@@ -216,7 +250,7 @@ def run_dwpose(
     if _unchanged(track, "dwpose", stage_options, weight_paths):
         return _summary(track, "dwpose", skipped=True)
     paths = weight_paths()
-    track.begin("dwpose", weights=_weight_ids(paths), options=stage_options)
+    _begin(track, "dwpose", _weight_ids(paths), stage_options, options.stages)
     model = DWPose(
         paths["dwpose-det"],
         paths["dwpose-pose"],
@@ -273,7 +307,7 @@ class _NetworkStage:
             return _summary(track, self.stage, skipped=True)
         paths = weights.require_all([*self.network, self.renderer], root)
         network = {name: paths[name] for name in self.network}
-        track.begin(self.stream, weights=_weight_ids(network), options=stage_options)
+        _begin(track, self.stream, _weight_ids(network), stage_options, options.stages)
         estimator = self.build(paths, root, device, dtype, options.batch)
         poses = track.load("dwpose")
 

@@ -40,6 +40,7 @@ OPTIONAL_KEYS = ("faces", "hands_score")
 # official sample stays within -1 and 1.4); anything this far out is a damaged file, and would
 # overflow the skeleton drawing's integer pixels.
 COORDINATE_LIMIT = 1000.0
+MAX_FRAME_SIDE = 1 << 16  # pixels: no video is larger (FFmpeg's H.264 and HEVC stop at 16384)
 # `pkl_layout` in a DWPose stream's options: how the imported file held its poses.
 LIST_LAYOUT = "list"  # a list of per-frame dicts (the original's video data)
 SINGLE_LAYOUT = "single"  # one picture's pose dict (the original's stage-1 image data)
@@ -144,12 +145,26 @@ def _frame_size(pose: Mapping[str, Any], key: str, where: str) -> int:
         whole = bool(size == value)
     except (TypeError, ValueError, OverflowError):
         whole = False
-    if not whole or size <= 0:
-        shown = " ".join(repr(value).split())[:60]
+    if not whole or not 0 < size <= MAX_FRAME_SIDE:
         raise UserError(
-            f"{where}: {key} should be the frame size in pixels (a positive whole number), got {shown}."
+            f"{where}: {key} should be the frame size in pixels (a whole number from 1 to "
+            f"{MAX_FRAME_SIDE}), got {_shown(value)}."
         )
     return size
+
+
+def _shown(value: object) -> str:
+    """A short view of a value a damaged file holds, which may be huge or nested without end:
+    numbers and text cut short, anything else by its type."""
+    if isinstance(value, str):
+        return repr(value[:40])
+    if isinstance(value, int | float | np.number):
+        try:
+            text = repr(value)
+        except ValueError:  # an int of more than 4300 digits
+            return "a number of thousands of digits"
+        return text if len(text) <= 24 else f"a number of {len(text)} digits"
+    return f"a {type(value).__name__}"
 
 
 def _first(mask: np.ndarray) -> str:
@@ -236,6 +251,9 @@ def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     optional = {key for key in OPTIONAL_KEYS if isinstance(frames[0], dict) and key in frames[0]}
     for number, pose in enumerate(frames):
         _check_pose(pose, str(path) if single else f"{path} frame {number}", optional)
+    sizes = {(int(pose["H"]), int(pose["W"])) for pose in frames}
+    if len(sizes) != 1:  # the points are fractions of each frame's size: one video has one
+        raise UserError(f"{path} mixes frame sizes {sorted(sizes)} (height, width); one video has one size.")
     return frames, single
 
 
@@ -261,10 +279,7 @@ def import_dwpose_pkl(
     (`pkl_layout: single`), so that export writes a single dict again.
     """
     frames, single = read_dwpose_pkl(pkl)
-    sizes = {(int(pose["H"]), int(pose["W"])) for pose in frames}
-    if len(sizes) != 1:
-        raise UserError(f"{pkl} mixes frame sizes {sorted(sizes)}; a track has one size.")
-    ((height, width),) = sizes
+    height, width = int(frames[0]["H"]), int(frames[0]["W"])
     stream = poses_to_stream(frames)
     source = SourceInfo(
         path=str(pkl.resolve()),

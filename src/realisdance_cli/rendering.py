@@ -230,6 +230,11 @@ def _source_sound(track: Track | None, fps: Fraction) -> Path | None:
 
 def _default_size(height: int, width: int, lossless: bool) -> tuple[int, int]:
     """The source's size, each side cut to even for H.264 (a phone's odd-sized clip, said)."""
+    if max(height, width) > MAX_SIDE:
+        raise UserError(
+            f"the source is {height}x{width} (height x width), larger than the videos can be; "
+            f"give --size up to {MAX_SIDE}x{MAX_SIDE}."
+        )
     if lossless or not (height % 2 or width % 2):
         return height, width
     even = (height - height % 2, width - width % 2)
@@ -307,7 +312,7 @@ def render_poses(
         what = (
             "a .pkl holds only DWPose poses"
             if track is None
-            else f"{source} has no finished {BY_NAME[missing[0]].stream} stream"
+            else f"{source} has no finished {' or '.join(BY_NAME[name].stream for name in missing)} stream"
         )
         raise UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
     if not videos:

@@ -17,7 +17,7 @@ import struct
 import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn, cast
 
 import numpy as np
 from numpy._core import multiarray as _multiarray
@@ -35,12 +35,32 @@ def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
     return np.dtype(obj, bool(align), True)
 
 
+_MADE_ODDLY = "an array is made in a way numpy's pickler never writes"
+
+
+class _ArrayClass:
+    """What a pickle's `numpy.ndarray` stands for: a name that only `_reconstruct` takes, as numpy's
+    pickler writes it. The class itself, called by the pickle, would allocate an array of any
+    size (a 140-byte file asking for gigabytes of zeros)."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> NoReturn:
+        raise _Damaged(_MADE_ODDLY)
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
+    """numpy's `_reconstruct` as its pickler calls it: an empty array whose state (shape, type and
+    bytes, checked against each other by numpy) the pickle then sets."""
+    if subtype is not _ArrayClass or shape != (0,):
+        raise _Damaged(_MADE_ODDLY)
+    return cast(np.ndarray, _multiarray._reconstruct(np.ndarray, (0,), dtype_code))
+
+
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {}
 for _module in ("numpy.core", "numpy._core"):
-    NUMPY_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _multiarray._reconstruct
+    NUMPY_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
     NUMPY_GLOBALS[(f"{_module}.multiarray", "scalar")] = _multiarray.scalar
     NUMPY_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = getattr(_numeric, "_frombuffer")  # noqa: B009
-NUMPY_GLOBALS[("numpy", "ndarray")] = np.ndarray
+NUMPY_GLOBALS[("numpy", "ndarray")] = _ArrayClass
 NUMPY_GLOBALS[("numpy", "dtype")] = _dtype
 
 

@@ -288,7 +288,8 @@ class Track:
     def open(cls, path: Path) -> Track:
         meta_path = path / "meta.json"
         if not meta_path.is_file():
-            raise UserError(f"{path} is not a pose track (no meta.json); make one with `rdance extract`.")
+            make = "rdance track import" if path.suffix.lower() == ".pkl" else "rdance extract"
+            raise UserError(f"{path} is not a pose track (no meta.json); make one with `{make}`.")
         try:
             meta = json.loads(meta_path.read_text())
             version = meta["schema_version"]

@@ -12,8 +12,7 @@ import torch
 from diffusers.models.unets.unet_motion_model import AnimateDiffTransformer3D
 
 from realisdance_cli.animator.norms import frame_norm_motion_modules
-
-MAX_FRAMES = 32  # the motion modules' positional table, the longest window they can see
+from realisdance_cli.animator.windows import MAX_FRAMES
 
 _RENAMES = (
     (".temporal_transformer", ""),

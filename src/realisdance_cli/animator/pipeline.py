@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -27,7 +27,6 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.utils import BaseOutput
 
 from realisdance_cli.animator import windows as windowing
-from realisdance_cli.animator.motion import MAX_FRAMES
 from realisdance_cli.animator.network import ClipProjector, RealisDanceNet, RealisDanceUNet
 from realisdance_cli.animator.pose_guider import PoseGuider
 from realisdance_cli.animator.processing import (
@@ -40,17 +39,15 @@ from realisdance_cli.animator.processing import (
     video_arrays,
     video_tensor,
 )
+from realisdance_cli.animator.sampling import SamplingOptions
 from realisdance_cli.conditions import POSE_NAMES as CONDITIONS
 from realisdance_cli.errors import UserError
 from realisdance_cli.pipeline_checks import (
-    check_guidance,
     check_latents,
     check_output_type,
     check_pixel_range,
     check_size_given,
     check_step_callback,
-    check_steps,
-    check_whole,
     single_generator,
     step_result,
 )
@@ -67,60 +64,6 @@ SCHEDULER_OVERRIDES = {
     "clip_sample": False,
 }
 POSE_CACHE_FRAMES = 256  # beyond this, pose features are recomputed instead of kept (memory)
-COUNTS = ("context", "overlap", "stride", "context_batch", "decode_chunk")  # whole numbers besides steps
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    steps: int = 50
-    guidance: float = 2.0
-    uncond: Literal["fake", "real"] = "fake"
-    context: int = 16
-    overlap: int = 4
-    stride: int = 1
-    schedule: Literal["sliding", "uniform"] = "sliding"
-    context_batch: int = 1
-    decode_chunk: int = 8
-    faithful: bool = False
-
-    def call_kwargs(self) -> dict[str, Any]:
-        """These options as `RealisDancePipeline.__call__` names them."""
-        return {CALL_NAMES[name]: value for name, value in asdict(self).items()}
-
-    def check(self, names: Mapping[str, str] | None = None, most_steps: int | None = None) -> None:
-        """One sentence for the first wrong setting, naming it as the caller does (`names`: field
-        -> option; default: the `__call__` keyword); `most_steps`: the scheduler's, once known."""
-        name = {**CALL_NAMES, **(names or {})}
-        check_steps(self.steps, most_steps, name["steps"])
-        check_guidance(self.guidance, name["guidance"])
-        for field_name in COUNTS:
-            check_whole(getattr(self, field_name), name[field_name])
-        if not 1 <= self.context <= MAX_FRAMES or not 0 <= self.overlap < self.context:
-            raise UserError(
-                f"{name['context']} must be 1 to {MAX_FRAMES} and {name['overlap']} 0 to "
-                f"{name['context']}-1, got {self.context} and {self.overlap}."
-            )
-        if self.schedule not in ("sliding", "uniform") or self.uncond not in ("fake", "real"):
-            raise UserError(
-                f"{name['schedule']} must be sliding or uniform, and {name['uncond']} fake or real."
-            )
-        for field_name in ("stride", "context_batch", "decode_chunk"):
-            if getattr(self, field_name) < 1:
-                raise UserError(f"{name[field_name]} must be 1 or more, got {getattr(self, field_name)}.")
-
-
-CALL_NAMES = {
-    "steps": "num_inference_steps",
-    "guidance": "guidance_scale",
-    "uncond": "unconditional",
-    "context": "context_frames",
-    "overlap": "context_overlap",
-    "stride": "context_stride",
-    "schedule": "context_schedule",
-    "context_batch": "context_batch_size",
-    "decode_chunk": "decode_chunk_size",
-    "faithful": "faithful",
-}
 
 
 @dataclass

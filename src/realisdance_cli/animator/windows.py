@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+MAX_FRAMES = 32  # the motion modules' positional table: the longest window they can see
 Window = Sequence[int]  # frame indices in order: a range, or a tuple for a wrapped uniform window
 Schedule = Callable[[int, int], list[Window]]  # (step index, frame count) -> windows
 

@@ -117,6 +117,25 @@ def _terminate(signum: int, frame: object) -> NoReturn:
     raise Terminated
 
 
+def _flags_take_no_value(command: Any) -> None:
+    """Flags (--face, -v, --help) show no value in --help: typer shows `<bool>`, and `--face true`
+    fails. The help option is made when asked for, so it is caught then."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
+            param.metavar = ""
+    help_option = command.get_help_option
+
+    def plain_help_option(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = plain_help_option
+    for subcommand in getattr(command, "commands", {}).values():
+        _flags_take_no_value(subcommand)
+
+
 def main() -> None:
     """Entry point: user mistakes (and a full disk or a read-only folder) become one red sentence
     and exit code 2, never a traceback; warnings one yellow line."""
@@ -125,9 +144,11 @@ def main() -> None:
 
     warnings.showwarning = _show_warning
     signal.signal(signal.SIGTERM, _terminate)
+    command = typer.main.get_command(app)
+    _flags_take_no_value(command)
     try:
         sys.exit(
-            app(prog_name="rdance", standalone_mode=False) or 0
+            command.main(prog_name="rdance", standalone_mode=False) or 0
         )  # click's mistakes reach us, not its error box
     except _UsageError as err:  # an unknown option, a value of the wrong type, ...
         if type(err).__name__ == "NoArgsIsHelpError":  # a group given nothing: its help

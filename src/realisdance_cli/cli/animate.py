@@ -28,7 +28,8 @@ from realisdance_cli.cli.shared import (
 from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
-    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.animator.sampling import SamplingOptions
+    from realisdance_cli.retarget.job import RetargetOptions
 
 app = typer.Typer()
 
@@ -229,7 +230,6 @@ def animate(
     """
     from realisdance_cli import animation
     from realisdance_cli.rendering import parse_size
-    from realisdance_cli.retarget.job import RetargetOptions
 
     is_dit = model is Model.dit
     sd_flags = {"--dwpose": dwpose, "--stride": stride, "--schedule": schedule, "--uncond": uncond,
@@ -275,11 +275,15 @@ def animate(
         )
         dit.check()
     target = out or animation.default_out(reference, inputs)
+    model_options = dit or animation.SDOptions(
+        stride=_or_default(stride, 4),
+        max_frames=frames if max_frames is not None else 80,
+        channels_last=channels_last,
+        sampling=_sampling(steps, guidance, uncond, context, overlap, schedule, context_batch, faithful),
+    )
     options = animation.AnimateOptions(
         size=parse_size(size),
         start=start,
-        stride=_or_default(stride, 4),
-        max_frames=frames if max_frames is not None else 80,
         audio=audio_choice(audio, no_audio),
         seed=seed,
         dtype=plain(dtype),
@@ -288,12 +292,8 @@ def animate(
         crf=crf,
         weights_root=weights_dir,
         checkpoint=checkpoint,
-        channels_last=channels_last,
-        sampling=None
-        if is_dit
-        else _sampling(steps, guidance, uncond, context, overlap, schedule, context_batch, faithful),
-        dit=dit,
-        retarget=RetargetOptions(weights_root=weights_dir, device=device) if retarget else None,
+        model=model_options,
+        retarget=_retarget(weights_dir, device) if retarget else None,
     )
     with progress_bars() as progress:
         written = animation.animate(reference, inputs, target, options, progress, force=force)
@@ -302,6 +302,13 @@ def animate(
 
 
 T = TypeVar("T")
+
+
+def _retarget(weights_dir: Path | None, device: str) -> RetargetOptions:
+    """--retarget's settings (its module brings torch: imported only when asked for)."""
+    from realisdance_cli.retarget.job import RetargetOptions
+
+    return RetargetOptions(weights_root=weights_dir, device=device)
 
 
 def _or_default(value: T | None, default: T) -> T:
@@ -320,7 +327,7 @@ def _sampling(
     faithful: bool,
 ) -> SamplingOptions:
     """The SD model's sampling settings, its defaults where a flag was not given."""
-    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.animator.sampling import SamplingOptions
 
     defaults = SamplingOptions()
     return SamplingOptions(

@@ -63,20 +63,20 @@ def demo(
     """
     from realisdance_cli import animation, weights
     from realisdance_cli import demo as demos
-    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.files import folder_lock
     from realisdance_cli.rendering import parse_size
 
-    sampling = SamplingOptions(steps=steps)
     options = animation.AnimateOptions(
         size=parse_size(size),
-        max_frames=None if max_frames == 0 else max_frames,
         device=device,
         grid=True,
         weights_root=weights_dir,
-        sampling=sampling,
+        model=animation.SDOptions(
+            max_frames=None if max_frames == 0 else max_frames, sampling=SamplingOptions(steps=steps)
+        ),
     )
-    animation.check_options(options, sampling)
+    animation.check_options(options)
     root = weights.weights_root(weights_dir)
     with folder_lock(out, "the demo folder"):
         fetch = demos.missing(root)
@@ -99,7 +99,7 @@ def _download(fetch: Fetch, root: Path, yes: bool) -> str | None:
         f"{name} {demos.human(size)}" if size is not None else name for name, size in found.items()
     )
     whole = demos.total(found)
-    amount = demos.human(whole) if whole is not None else "a download of unknown size"
+    amount = demos.human(whole) if whole is not None else "files of unknown size"
     console.print(f"the full demo downloads {amount}: {escape(each)}", highlight=False)
     if not yes and sys.stdin.isatty() and not typer.confirm("download it now?", default=True):
         return "the download was declined"
@@ -120,7 +120,7 @@ def _offline(out: Path, root: Path, fetch: Fetch, reason: str) -> None:
     from realisdance_cli.track import Track
     from realisdance_cli.track_summary import summarise
 
-    console.print(f"[bold]offline[/] ({escape(reason)}): the demo does what needs no download.")
+    console.print(f"[bold]offline[/]: {escape(reason)}; the demo does what needs no download.")
     _replacing(out, demos.SKELETON)
     with progress_bars() as progress:
         folder = demos.dancer_skeleton(out, progress)

@@ -248,8 +248,8 @@ def run(
     """
     from dataclasses import replace
 
-    from realisdance_cli.animation import AnimateOptions
-    from realisdance_cli.animator.pipeline import SamplingOptions
+    from realisdance_cli.animation import AnimateOptions, SDOptions
+    from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
     from realisdance_cli.evaluation.benchmarks import parse_shard
     from realisdance_cli.evaluation.job import EvalOptions
@@ -259,24 +259,18 @@ def run(
     is_dit = model is Model.dit
     if max_frames is not None and max_frames < 0:
         raise UserError(f"--max-frames must be 0 (all) or more, got {max_frames}.")
-    dit = DiTOptions(prompt=prompt or "") if is_dit else None
-    sampling = None
+    chosen: SDOptions | DiTOptions = DiTOptions(prompt=prompt or "") if is_dit else SDOptions()
     if steps is not None:
-        if dit is not None:
-            dit = replace(dit, steps=steps)
-        else:
-            sampling = SamplingOptions(steps=steps)
+        chosen = (
+            replace(chosen, steps=steps)
+            if isinstance(chosen, DiTOptions)
+            else replace(chosen, sampling=SamplingOptions(steps=steps))
+        )
     animation = AnimateOptions(
-        size=parse_size(size),
-        seed=seed,
-        device=device,
-        weights_root=weights_dir,
-        checkpoint=checkpoint,
-        dit=dit,
-        sampling=sampling,
-    )
+        size=parse_size(size), seed=seed, device=device, weights_root=weights_dir, checkpoint=checkpoint,
+        model=chosen,
+    )  # fmt: skip
     options = RunOptions(
-        model=model.value,
         shard=parse_shard(shard) if shard is not None else (0, 1),
         max_frames=max_frames,
         animation=animation,

@@ -9,7 +9,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from enum import Enum
+from enum import Enum, StrEnum
 from inspect import getdoc
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -118,13 +118,10 @@ def seed_option(help_text: str) -> Any:
     return typer.Option("--seed", parser=parse_seed, metavar="<int>", help=help_text)
 
 
-class Choices(str, Enum):
-    """The words an option takes. `str()` of one is the word: older typers (0.18, our lower
-    bound) pass the parsed value through `str()`, which since Python 3.11 says `Class.member`
-    for a str Enum, and then find no member (the option arrived as None)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
+class Choices(StrEnum):
+    """The words an option takes. A StrEnum, whose `str()` is the word: older typers (0.18, our
+    lower bound) pass the parsed value through `str()`, which for a (str, Enum) says
+    `Class.member`, and then find no member (the option arrived as None)."""
 
 
 class Dtype(Choices):

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from realisdance_cli import weights
-from realisdance_cli.dit import parallel
-from realisdance_cli.dit.parallel import World
 from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
-from realisdance_cli.pipeline_checks import check_guidance
+from realisdance_cli.pipeline_checks import check_guidance, check_steps
+from realisdance_cli.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
     import torch
 
     from realisdance_cli.animation import AnimateOptions
+    from realisdance_cli.dit.parallel import World
     from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
 
 POSES = ("smpl", "hamer")  # the two pose videos RealisDance-DiT takes, in its channel order
@@ -118,12 +118,23 @@ def check_sizes(
 
 def transformer_config(options: AnimateOptions) -> dict[str, Any]:
     """The release's transformer settings (its config.json), read before the weights load."""
-    path = release_folder(options) / "transformer" / "config.json"
+    return _settings(release_folder(options) / "transformer" / "config.json")
+
+
+def check_release(options: AnimateOptions) -> None:
+    """The release folder is whole (`release_folder`), and --steps are at most its scheduler's
+    training steps (more would repeat timesteps): said before the poses are read or the weights load."""
+    assert options.dit is not None
+    scheduler = _settings(release_folder(options) / "scheduler" / "scheduler_config.json")
+    check_steps(options.dit.steps, scheduler.get("num_train_timesteps"), "--steps")
+
+
+def _settings(path: Path) -> dict[str, Any]:
     try:
-        config: dict[str, Any] = json.loads(path.read_text())
+        settings: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
-    return config
+    return settings
 
 
 def release_folder(options: AnimateOptions) -> Path:
@@ -156,11 +167,16 @@ def release_folder(options: AnimateOptions) -> Path:
 
 
 def load_pipeline(
-    options: AnimateOptions, device: torch.device, dtype: torch.dtype, world: World | None = None
+    options: AnimateOptions,
+    device: torch.device,
+    dtype: torch.dtype,
+    world: World | None = None,
+    progress: ProgressFn = no_progress,
 ) -> RealisDanceDiTPipeline:
     """The release folder (--checkpoint FOLDER, else the registry's in the weights folder or the
     Hugging Face cache), placed for `device` as `options.dit.offload` says; with the `world` of a
-    `torchrun` job, on this process's device with the sequence split across the processes."""
+    `torchrun` job, on this process's device with the sequence split across the processes.
+    `progress` is told of the megabytes loaded."""
     from realisdance_cli.animation import quiet_libraries
     from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
 
@@ -171,7 +187,7 @@ def load_pipeline(
     quiet_libraries()
     folder = release_folder(options)
     try:
-        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, dtype=dtype)
+        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, dtype=dtype, progress=progress)
     except (OSError, ValueError) as err:  # a damaged config or weight file (JSON errors are ValueErrors)
         raise UserError(f"cannot load the RealisDance-DiT folder {folder}: {err}") from None
     pipeline.set_progress_bar_config(disable=True)
@@ -181,7 +197,9 @@ def load_pipeline(
         pipeline.transformer.compile_repeated_blocks()
     if world is not None:
         place(pipeline, "none", world.device, dtype, fp8=dit.fp8)
-        parallel.start_parallel(pipeline, world)
+        from realisdance_cli.dit.parallel import start_parallel
+
+        start_parallel(pipeline, world)
         return pipeline
     place(pipeline, dit.offload or ("model" if device.type == "cuda" else "none"), device, dtype, fp8=dit.fp8)
     return pipeline

@@ -134,6 +134,12 @@ class RealisDanceDiTPipelineOutput(WanPipelineOutput):
     teacache_skipped: int = 0
 
 
+def _megabytes(folder: Path) -> int:
+    """The size of a component's weight files, in whole megabytes (at least 1: it takes time)."""
+    files = [path for suffix in ("safetensors", "bin", "pth") for path in folder.glob(f"*.{suffix}")]
+    return max(1, round(sum(path.stat().st_size for path in files) / 1e6))
+
+
 class Branch(NamedTuple):
     """One side of classifier-free guidance: text, CLIP tokens and reference latents."""
 
@@ -182,10 +188,13 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         cls,
         pretrained_model_name_or_path: str | Path,
         dtype: torch.dtype | None = None,
+        progress: ProgressFn = no_progress,
         **components: Any,
     ) -> RealisDanceDiTPipeline:
         """Each component from its subfolder (a hub id is downloaded first); components given
-        as keyword arguments are used instead, `None` leaves an optional one out."""
+        as keyword arguments are used instead, `None` leaves an optional one out. `progress` is
+        told of the megabytes of weights loaded, component by component (minutes for the 14B
+        release)."""
         from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel
 
         folder = Path(pretrained_model_name_or_path)
@@ -209,8 +218,11 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         ]
         if missing:
             raise UserError(f"{folder} is not a RealisDance-DiT folder: it has no {', '.join(missing)}.")
+        sizes = {name: _megabytes(folder / name) for name in wanted}
+        advance = counter(progress, "loading RealisDance-DiT (MB)", sum(sizes.values()))
         for name in wanted:
             components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
+            advance(sizes[name])
         return cls(**components)
 
     # -- the steps of the algorithm --------------------------------------------------------------

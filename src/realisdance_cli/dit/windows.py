@@ -17,9 +17,12 @@ noisy latents hold the blended predictions of its neighbours where they overlap.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from realisdance_cli.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def check_context(
@@ -40,6 +43,8 @@ def check_context(
 def blend_weights(windows: list[range]) -> list[torch.Tensor]:
     """Each window's weight per frame (its length): 1, ramping to 0 across the frames shared
     with a neighbour (the actual overlap, which for the last window may exceed the asked one)."""
+    import torch  # here: the commands check windows (`check_context`) without torch
+
     weights = []
     for index, window in enumerate(windows):
         weight = torch.ones(len(window))

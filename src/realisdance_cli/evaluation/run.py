@@ -20,9 +20,9 @@ import warnings
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from realisdance_cli.animation import AnimateOptions, PoseInputs, animate
+from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import job
 from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, shard
@@ -33,6 +33,9 @@ from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource, VideoWriter
 
+if TYPE_CHECKING:
+    from realisdance_cli.dit.job import DiTOptions
+
 # What --force removes from a run folder (the decoded test set and the pose tracks, named by
 # their contents, stay).
 REPLACED = ("run.json", "videos", "truth", "pose-videos", *job.REPLACED)
@@ -41,11 +44,15 @@ CACHE = "cache"
 
 @dataclass
 class RunOptions:
-    model: Literal["sd", "dit"] = "sd"
     shard: tuple[int, int] = (0, 1)  # 0-based index and count (`--shard 1/4` is (0, 4))
     max_frames: int | None = None  # None: the test set's way (`frames_animated`); 0: every frame
     animation: AnimateOptions = field(default_factory=AnimateOptions)  # its frame selection is set here
     evaluation: job.EvalOptions = field(default_factory=job.EvalOptions)
+
+    @property
+    def model(self) -> Literal["sd", "dit"]:
+        """The model's name: the methods' row in the table, the folder's default name."""
+        return "sd" if self.animation.dit is None else "dit"
 
 
 def frames_animated(benchmark: Benchmark, options: RunOptions) -> AnimateOptions:
@@ -54,15 +61,17 @@ def frames_animated(benchmark: Benchmark, options: RunOptions) -> AnimateOptions
     model's own selection (SD: every 4th frame, 80 at most; DiT: 16 fps, 81). `max_frames` caps
     either (0: every frame)."""
     animation, every_frame = options.animation, benchmark.kind != "realisdance-val"
-    limit = options.max_frames
-    if animation.dit is not None:
-        default = None if every_frame else animation.dit.frames
-        return replace(
-            animation, dit=replace(animation.dit, frames=default if limit is None else limit or None)
+    limit, model = options.max_frames, animation.model
+    if isinstance(model, SDOptions):
+        default = None if every_frame else model.max_frames
+        stride = 1 if every_frame else model.stride
+        chosen: SDOptions | DiTOptions = replace(
+            model, stride=stride, max_frames=default if limit is None else limit or None
         )
-    default = None if every_frame else animation.max_frames
-    stride = 1 if every_frame else animation.stride
-    return replace(animation, stride=stride, max_frames=default if limit is None else limit or None)
+    else:
+        default = None if every_frame else model.frames
+        chosen = replace(model, frames=default if limit is None else limit or None)
+    return replace(animation, model=chosen)
 
 
 def default_out(benchmark: Path, model: str) -> Path:
@@ -149,7 +158,7 @@ def _check(benchmark: Benchmark, animation: AnimateOptions, evaluation: job.Eval
     """What can be said before the folder is claimed (run.json records the settings): the
     prompts, the model's settings and weights, the metrics."""
     if animation.dit is not None:
-        from realisdance_cli.dit.job import DiTOptions, release_folder
+        from realisdance_cli.dit.job import DiTOptions, check_release
 
         unprompted = [s.name for s in benchmark.samples if not (s.prompt or animation.dit.prompt)]
         if unprompted:
@@ -159,12 +168,11 @@ def _check(benchmark: Benchmark, animation: AnimateOptions, evaluation: job.Eval
             )
         animation.dit.check(needs_prompt=False)
         DiTOptions.check_size(animation.size)
-        release_folder(animation)
+        check_release(animation)
     else:
         from realisdance_cli.animation import check_options, pipeline_files
-        from realisdance_cli.animator.pipeline import SamplingOptions
 
-        check_options(animation, animation.sampling or SamplingOptions())
+        check_options(animation)
         pipeline_files(animation)
     evaluation.chosen_metrics()
 
@@ -179,8 +187,6 @@ def run_benchmark(
 ) -> dict[str, Any] | None:
     """Animate this process's share of the test set, measure it, and write the table once every
     video is measured (returns what scores.json holds then, else None)."""
-    if (options.model == "dit") != (options.animation.dit is not None):
-        raise ValueError("a dit run needs AnimateOptions.dit, an sd run none")
     out = out or default_out(benchmark_path, options.model)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
@@ -246,7 +252,7 @@ def _animate(
     for sample in todo:
         settings = animation
         if settings.dit is not None and sample.prompt:
-            settings = replace(settings, dit=replace(settings.dit, prompt=sample.prompt))
+            settings = replace(settings, model=replace(settings.dit, prompt=sample.prompt))
         inputs = _pose_inputs(sample, model, settings, out, no_progress)
         animate(sample.reference, inputs, _video(out, sample), settings, no_progress, pipeline)
         step(1)
