@@ -297,7 +297,7 @@ def test_a_flipped_bit_inside_a_zip_member_fails_its_crc(tmp_path: Path) -> None
     code, lines = check(tmp_path, "hamer", "hamer-mean")
     assert code == 1
     assert f"damaged: {member} fails its CRC check" in lines["hamer"]
-    assert f"delete {checkpoint}, then download {weights._HAMER_DATA}" in lines["hamer"]
+    assert f"delete {checkpoint}, then download {weights.get('hamer').source.url}" in lines["hamer"]
     assert f"damaged: {array} fails its CRC check" in lines["hamer-mean"]
 
 
