@@ -62,7 +62,7 @@ def test_via_the_command_line(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     done = rdance("track", "info", tmp_path / "d.rdance")
     assert done.returncode == 0
-    assert "363" in done.stdout and "1920x1080" in done.stdout and "29.97" in done.stdout
+    assert "363" in done.stdout and "1080x1920 (height x width)" in done.stdout and "29.97" in done.stdout
     assert "1/1.13/3 people" in done.stdout or "people" in done.stdout
     done = rdance("track", "export", tmp_path / "d.rdance", "--out", tmp_path / "d.pkl")
     assert done.returncode == 0, done.stderr

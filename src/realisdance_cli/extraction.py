@@ -157,10 +157,15 @@ def _same_frames(out: Path, current: SourceInfo, force: bool) -> Track | None:
         return track
     if force:
         return None
-    raise UserError(
-        f"{out} was made from other frames ({old.path}, {old.frame_count} frames); "
-        "pass --force to replace it or --out to write elsewhere."
-    )
+    if old.sha256 != current.sha256:
+        made = f"was made from another source ({old.path}, sha256 {old.sha256[:12]}...)"
+    else:
+        made = (
+            f"holds {old.frame_count} frames from frame {old.start} every {old.stride} of this source; "
+            f"this run asks for {current.frame_count} from {current.start} every {current.stride} "
+            "(--start, --stride, --max-frames)"
+        )
+    raise UserError(f"{out} {made}; pass --force to make it again or --out to write elsewhere.")
 
 
 def _check_order(stages: Sequence[str], track: Track | None, out: Path) -> None:

@@ -269,6 +269,11 @@ def _painters(
                 present = [key for key in OPTIONAL_KEYS if key in poses[0]]
                 smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
                 poses = stream_to_poses(smoothed, height, width, present)
+            if options.face and poses and "faces" not in poses[0]:
+                warnings.warn(
+                    "--face draws nothing: these poses hold no face landmarks (a .pkl without `faces`)",
+                    stacklevel=2,
+                )
             painters[name] = _skeleton(poses, canvas, options.face)
             continue
         assert track is not None  # a .pkl offers only the skeleton, refused above

@@ -51,7 +51,7 @@ def summarise(track: Track) -> Group:
         (f"{track.path}\n", "bold"),
         f"source  {source.path}\n",
         f"sha256  {source.sha256[:16]}...\n",
-        f"frames  {source.frame_count}   size {source.width}x{source.height}   fps {fps}",
+        f"frames  {source.frame_count}   size {source.height}x{source.width} (height x width)   fps {fps}",
     )
     table = Table(show_header=True, header_style="bold")
     for column in ("stream", "state", "per frame (min/mean/max)", "empty frames", "made by"):

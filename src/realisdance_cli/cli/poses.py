@@ -45,7 +45,7 @@ def extract(
     start: Annotated[int, typer.Option(help="First frame to use.")] = 0,
     stride: Annotated[int, typer.Option(help="Use every N-th frame.")] = 1,
     max_frames: Annotated[int | None, typer.Option(help="Use at most this many frames (0: all).")] = None,
-    fps: Annotated[float, typer.Option(help="Frame rate of an image folder.")] = 30.0,
+    fps: Annotated[float | None, typer.Option(help="Frame rate of an image folder (30).")] = None,
     max_people: Annotated[int, typer.Option(help="People kept per frame, largest first.")] = 1,
     rgb: Annotated[
         bool,
@@ -74,7 +74,7 @@ def extract(
     or a hand stay empty.
     """
     from realisdance_cli import extraction
-    from realisdance_cli.video import Selection, as_fraction
+    from realisdance_cli.video import DEFAULT_IMAGE_FPS, VIDEO_SUFFIXES, Selection, as_fraction
 
     for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
         if value < 1:
@@ -83,6 +83,9 @@ def extract(
     if dtype is not None and not set(stages) & set(extraction.NETWORK_STAGES):
         ignored = f"--dtype is for the PyTorch stages (hamer, smplerx); --only {only} runs none"
         warnings.warn(ignored, stacklevel=2)
+    image_fps = DEFAULT_IMAGE_FPS if fps is None else as_fraction(fps, "--fps")
+    if fps is not None and source.suffix.lower() in VIDEO_SUFFIXES and source.is_file():
+        warnings.warn("--fps is for image folders; a video keeps its own frame rate", stacklevel=2)
     options = extraction.ExtractOptions(
         selection=Selection(
             start=start, stride=stride, max_frames=max_frames or None
@@ -100,7 +103,12 @@ def extract(
     )
     with progress_bars(RESUMES) as progress:
         track, summaries = extraction.extract(
-            source, out, options, force=force, image_fps=as_fraction(fps, "--fps"), progress=progress
+            source,
+            out,
+            options,
+            force=force,
+            image_fps=image_fps,
+            progress=progress,
         )
     for summary in summaries:
         found = summary.frames - len(summary.empty_frames)
