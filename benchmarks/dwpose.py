@@ -20,7 +20,8 @@ import numpy as np
 
 from realisdance_cli.extraction import ExtractOptions, extract
 from realisdance_cli.extractors.dwpose.solution import DWPose, to_openpose
-from realisdance_cli.video import FrameSource, VideoWriter
+from realisdance_cli.video import FrameSource
+from realisdance_cli.video_writer import VideoWriter
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "dwpose"
 

@@ -33,7 +33,7 @@ from eval_models import write_eval_networks  # noqa: E402
 
 from realisdance_cli.evaluation import METRICS  # noqa: E402
 from realisdance_cli.evaluation.job import EvalOptions, evaluate  # noqa: E402
-from realisdance_cli.video import VideoWriter  # noqa: E402
+from realisdance_cli.video_writer import VideoWriter  # noqa: E402
 
 GOLDEN = ROOT.parent / "shared" / "golden"
 FRAMES, SIZE = 16, 512

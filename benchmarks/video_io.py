@@ -1,4 +1,4 @@
-"""Decode and encode speed of `realisdance_cli.video` on a 1080p clip (frames/s, ms/frame).
+"""Decode and encode speed of `video.py` and `video_writer.py` on a 1080p clip (frames/s, ms/frame).
 
     python benchmarks/video_io.py [--frames 120] [--size 1080x1920]
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realisdance_cli.video import FrameSource, VideoWriter
+from realisdance_cli.video import FrameSource
+from realisdance_cli.video_writer import VideoWriter
 
 
 def synthetic_frames(count: int, height: int, width: int) -> list[np.ndarray]:

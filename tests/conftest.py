@@ -85,7 +85,7 @@ def numbered_frames(count: int, height: int = 48, width: int = 64) -> list[np.nd
 def write_video(
     path: Path, frames: list[np.ndarray], fps: Fraction | int = 24, lossless: bool = True
 ) -> Path:
-    from realisdance_cli.video import VideoWriter
+    from realisdance_cli.video_writer import VideoWriter
 
     with VideoWriter(path, fps, lossless=lossless) as writer:
         for frame in frames:

@@ -17,13 +17,15 @@ from conftest import FIXTURES, assert_user_error, need, rdance
 
 from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate, read_poses
 from realisdance_cli.animator.sampling import SamplingOptions
+from realisdance_cli.audio import audio_source
 from realisdance_cli.errors import UserError
 from realisdance_cli.extraction import open_track
 from realisdance_cli.original import poses_to_stream
 from realisdance_cli.rendering import RenderOptions, render_poses
 from realisdance_cli.synthetic import dancer_pkl_frames
 from realisdance_cli.track import Track
-from realisdance_cli.video import FrameSource, Selection, VideoWriter, audio_source
+from realisdance_cli.video import FrameSource, Selection
+from realisdance_cli.video_writer import VideoWriter
 
 RATE = 48000
 SWITCH = 1.0  # seconds: the tone goes from LOW to HIGH here

@@ -215,13 +215,13 @@ def test_every_picture_reader_says_the_same(tmp_path: Path) -> None:
     import cv2
     from PIL import Image
 
-    from realisdance_cli.animator import processing
-    from realisdance_cli.video import FrameSource, read_picture
+    from realisdance_cli.pictures import picture_pixels, read_picture
+    from realisdance_cli.video import FrameSource
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG broken")
     sentences = set()
-    for read in (read_picture, processing.read_picture, FrameSource):
+    for read in (read_picture, picture_pixels, FrameSource):
         with pytest.raises(UserError) as caught:
             read(broken)
         sentences.add(str(caught.value))

@@ -13,7 +13,8 @@ import pytest
 from conftest import GOLDEN, need
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.video import FrameSource, Selection, VideoWriter, as_fraction, resampled_indices
+from realisdance_cli.video import FrameSource, Selection, as_fraction, resampled_indices
+from realisdance_cli.video_writer import VideoWriter
 
 TARGET = Fraction(16)  # the original's default rate
 

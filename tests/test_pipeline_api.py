@@ -57,7 +57,7 @@ def _run(pipe: RealisDancePipeline, reference, poses, **options) -> np.ndarray:
 
 @pytest.mark.slow
 def test_pictures_arrays_tensors_and_files_are_the_same_input(pipeline, tmp_path: Path) -> None:
-    from realisdance_cli.video import VideoWriter
+    from realisdance_cli.video_writer import VideoWriter
 
     reference, poses = _arrays()
     expected = _run(pipeline, reference, poses)
@@ -269,8 +269,7 @@ def test_a_list_of_one_generator_and_a_callback_returning_none_are_taken(pipelin
 def test_a_pil_picture_is_turned_upright_as_its_file_is(tmp_path: Path) -> None:
     """An EXIF orientation of 6 (turn 90 degrees clockwise): the file read by path and the PIL
     image of the same file are the same picture."""
-    from realisdance_cli.animator.processing import picture_pixels
-    from realisdance_cli.video import read_picture
+    from realisdance_cli.pictures import picture_pixels, read_picture
 
     stored = np.zeros((40, 20, 3), np.uint8)
     stored[:20] = (255, 0, 0)  # top half red, bottom half blue, as stored

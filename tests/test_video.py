@@ -13,7 +13,8 @@ import pytest
 from conftest import numbered_frames, write_video
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.video import FrameSource, Selection, VideoWriter, as_fraction, read_frames
+from realisdance_cli.video import FrameSource, Selection, as_fraction, read_frames
+from realisdance_cli.video_writer import VideoWriter
 
 
 def test_lossless_round_trip_keeps_every_pixel_count_and_rate(tmp_path: Path) -> None:

@@ -26,16 +26,18 @@ from realisdance_cli.animator.processing import (
     check_frame_size,
     fit,
     frame_pixels,
-    read_picture,
     video_tensor,
 )
+from realisdance_cli.audio import AudioChoice, audio_source
 from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import claimed_output, existing_file, paths_from_strings
+from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import named
-from realisdance_cli.video import AudioChoice, FrameSource, Selection, VideoWriter, audio_source, check_crf
+from realisdance_cli.video import FrameSource, Selection
+from realisdance_cli.video_writer import VideoWriter, check_crf
 
 if TYPE_CHECKING:
     import torch

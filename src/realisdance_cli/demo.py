@@ -184,7 +184,7 @@ def total(found: dict[str, int | None]) -> int | None:
 def _check(path: Path, item: DemoFile) -> None:
     """Read the downloaded file the way the demo will: a cut-short or wrong file fails here."""
     if item.role == "reference":
-        from realisdance_cli.video import read_picture
+        from realisdance_cli.pictures import read_picture
 
         read_picture(path, "the reference picture")
     elif path.suffix == ".pkl":

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
+from realisdance_cli.audio import AudioChoice, audio_source, has_audio
 from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
@@ -33,15 +34,8 @@ from realisdance_cli.original import (
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
-from realisdance_cli.video import (
-    AudioChoice,
-    VideoWriter,
-    as_fraction,
-    audio_source,
-    check_crf,
-    check_h264_size,
-    has_audio,
-)
+from realisdance_cli.video import as_fraction
+from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size
 
 Painter = Callable[[int], np.ndarray]
 POSE_CHUNK = 32  # frames of SMPL-X posed per call

@@ -1,8 +1,8 @@
-"""Video in and out through PyAV: RGB uint8 frames, exact frame counts, constant frame rate.
+"""Video in through PyAV: RGB uint8 frames, exact frame counts, frame rates as exact fractions.
 
 Sources are a video file (anything FFmpeg reads), a folder of images, or one image. Frames are
-streamed one at a time; nothing holds a whole video in memory. Writers produce H.264 mp4 files
-atomically (a temporary file renamed on success, removed on failure).
+streamed one at a time; nothing holds a whole video in memory. A selection picks frames by start,
+stride and count, or resamples them to a constant frame rate as the original RealisDance-DiT does.
 """
 
 from __future__ import annotations
@@ -11,29 +11,24 @@ import contextlib
 import os
 import re
 import threading
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from queue import Empty, Full, Queue
-from types import TracebackType
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import av
 import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import AtomicFile, existing_file, read_bytes
+from realisdance_cli.pictures import read_picture
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
 DEFAULT_IMAGE_FPS = Fraction(30)
-# Audio codecs an mp4 file can carry as they are; anything else is re-encoded to AAC.
-MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"})
-SEEK_MARGIN = 1.0  # seconds of audio demuxed before a span's start: room for the warm-up packet
 
 
 FPS_RANGE = (Fraction(1, 100), Fraction(1000))
@@ -153,17 +148,6 @@ class VideoInfo:
 
 def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
-def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.ndarray:
-    """One picture file as RGB uint8 (H, W, 3), EXIF orientation applied (as OpenCV shows it), or
-    one sentence when it is missing (`what` names it), a folder or not a picture."""
-    path = existing_file(Path(path), what)
-    data = read_bytes(path)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        raise UserError(f"{path} is not an image OpenCV can read (use PNG or JPEG).")
-    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 # AVColorSpace values OpenCV's I420 conversion (BT.601, limited range) is right for.
@@ -407,261 +391,3 @@ def prefetched(items: Iterator[T], depth: int = 8) -> Iterator[T]:
 def read_frames(path: str | os.PathLike[str], selection: Selection | None = None) -> list[np.ndarray]:
     """All selected frames in memory: for short clips and tests; use `FrameSource` otherwise."""
     return list(FrameSource(path, selection))
-
-
-def check_crf(crf: int) -> None:
-    """x264's quality scale; checked before the work whose result it encodes."""
-    if not 0 <= crf <= 51:
-        raise UserError(f"--crf (the H.264 quality) must be between 0 and 51, got {crf}.")
-
-
-def check_h264_size(height: int, width: int, *, lossless: bool) -> None:
-    """H.264 in 4:2:0 needs even sides; say so (in --size's HEIGHTxWIDTH) before any work."""
-    if not lossless and (width % 2 or height % 2):
-        raise UserError(
-            f"H.264 needs an even frame size, got {height}x{width} (height x width); choose an even --size."
-        )
-
-
-# The sound of a new video: a file to take it from, False for none, None for the default source.
-AudioChoice: TypeAlias = Path | Literal[False] | None
-
-
-def has_audio(path: Path) -> bool:
-    """Whether FFmpeg finds an audio stream in `path` (a video or a sound file)."""
-    return bool(_audio_in(path))
-
-
-def _audio_in(path: Path) -> bool | None:
-    """Whether FFmpeg finds an audio stream in `path`; None when it cannot read the file."""
-    try:
-        with av.open(str(path)) as container:
-            return bool(container.streams.audio)
-    except (av.error.FFmpegError, OSError):
-        return None
-
-
-def audio_source(choice: AudioChoice, default: Callable[[], Path | None]) -> Path | None:
-    """The file whose sound a new video carries. A file the user named must have sound; the
-    default (None where there is none) is looked for only when no file was named."""
-    if choice is None:
-        return default()
-    if choice is False:
-        return None
-    sound = _audio_in(existing_file(choice, "the audio source"))
-    if sound is None:
-        raise UserError(f"{choice} is not a media file FFmpeg can read; give --audio a file with sound.")
-    if not sound:
-        raise UserError(
-            f"{choice} has no audio stream to copy; give --audio a file with sound, or --no-audio."
-        )
-    return choice
-
-
-class VideoWriter:
-    """Writes RGB uint8 frames to an H.264 mp4 at a constant frame rate, atomically.
-
-    `crf` sets the quality (0 best, 51 worst; 18 looks lossless); `lossless=True` stores the RGB
-    values exactly (libx264rgb, qp 0: bigger files, not every player shows them). `audio_from`
-    copies the sound of a video or sound file, cut to the span `audio_start` .. + the video's
-    duration (none when that file is silent there).
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        fps: float | Fraction | str,
-        *,
-        crf: int = 18,
-        lossless: bool = False,
-        preset: str = "medium",
-        audio_from: str | os.PathLike[str] | None = None,
-        audio_start: float = 0.0,
-    ) -> None:
-        self.path = Path(path)
-        self.fps = as_fraction(fps)
-        check_crf(crf)
-        self._crf, self._lossless, self._preset = crf, lossless, preset
-        self._audio_from = Path(audio_from) if audio_from is not None else None
-        self._audio_start = audio_start
-        self._file: AtomicFile | None = None
-        self._container: Any = None
-        self._stream: Any = None
-        self._audio: tuple[Any, Any, Any] | None = None  # (source container, source stream, output stream)
-        self.frames_written = 0
-
-    def _start(self, width: int, height: int) -> None:
-        check_h264_size(height, width, lossless=self._lossless)
-        self._file = AtomicFile(self.path, suffix=self.path.suffix or ".mp4")
-        self._container = av.open(str(self._file.path), mode="w", format="mp4")
-        codec = "libx264rgb" if self._lossless else "libx264"
-        stream = self._container.add_stream(codec, rate=self.fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "rgb24" if self._lossless else "yuv420p"
-        if not self._lossless:  # say which YUV flavour this is, so players show the right colours
-            stream.codec_context.colorspace = 6  # SMPTE 170M (BT.601), what the conversion uses
-            stream.codec_context.color_range = 1  # limited (MPEG)
-        stream.options = (
-            {"qp": "0", "preset": self._preset}
-            if self._lossless
-            else {"crf": str(self._crf), "preset": self._preset}
-        )
-        self._stream = stream
-        if self._audio_from is not None:
-            self._audio = _open_audio_source(self._audio_from, self._container)
-
-    def write(self, frame: np.ndarray) -> None:
-        """Append one RGB uint8 (H, W, 3) frame; every frame must have the first one's size."""
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(f"frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-        if self._container is None:
-            self._start(frame.shape[1], frame.shape[0])
-        elif (frame.shape[1], frame.shape[0]) != (self._stream.width, self._stream.height):
-            raise ValueError(
-                f"frame {self.frames_written} is {frame.shape[1]}x{frame.shape[0]}, "
-                f"the video is {self._stream.width}x{self._stream.height}"
-            )
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        video_frame.pts = self.frames_written  # in units of 1/fps: a constant frame rate
-        self._container.mux(self._stream.encode(video_frame))
-        self.frames_written += 1
-
-    def close(self) -> Path:
-        """Finish the file and move it into place; returns its path."""
-        if self._container is None:
-            raise UserError(f"no frames were written to {self.path}.")
-        try:
-            self._container.mux(self._stream.encode())
-            if self._audio is not None:
-                duration = float(self.frames_written / self.fps)
-                try:
-                    _copy_audio(*self._audio, self._container, self._audio_start, duration)
-                except av.error.FFmpegError as err:  # damaged sound must not cost the pictures
-                    warnings.warn(
-                        f"{self.path}: the sound of {self._audio_from} stops early ({err})", stacklevel=2
-                    )
-            self._container.close()
-        except BaseException:
-            self.abort()
-            raise
-        finally:
-            if self._audio is not None:
-                self._audio[0].close()
-        assert self._file is not None
-        return self._file.commit()
-
-    def abort(self) -> None:
-        """Drop everything written so far; no partial file is left behind."""
-        if self._container is not None:
-            # Closing flushes what is buffered, which fails again on a full disk: the error that
-            # brought us here is the one to report.
-            with contextlib.suppress(av.error.FFmpegError, OSError):
-                self._container.close()
-            self._container = None
-        if self._audio is not None:
-            self._audio[0].close()
-            self._audio = None
-        if self._file is not None:
-            self._file.discard()
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def _open_audio_source(path: Path, output: Any) -> tuple[Any, Any, Any] | None:
-    try:
-        source = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise UserError(f"cannot read the audio of {path} ({err}).") from None
-    if not source.streams.audio:
-        source.close()
-        return None
-    in_stream = source.streams.audio[0]
-    if in_stream.codec_context.name in MP4_AUDIO_CODECS:
-        out_stream = output.add_stream_from_template(in_stream)
-    else:
-        out_stream = output.add_stream("aac", rate=in_stream.codec_context.sample_rate)
-        mono = in_stream.codec_context.layout.nb_channels == 1
-        out_stream.layout = "mono" if mono else "stereo"  # more channels are mixed down to two
-    return source, in_stream, out_stream
-
-
-def _copy_audio(
-    source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float
-) -> None:
-    """Audio of `source` between `start` and `start + duration` seconds, copied or re-encoded.
-
-    A span past the end of the sound leaves the stream empty, and the mp4 then has no audio."""
-    with contextlib.suppress(av.error.FFmpegError):  # where seeking fails, demuxing starts at 0
-        source.seek(max(0, round((start - SEEK_MARGIN) / in_stream.time_base)), stream=in_stream)
-    if out_stream.codec_context.name == in_stream.codec_context.name:
-        _copy_packets(source, in_stream, out_stream, output, start, duration)
-    else:
-        _reencode(source, in_stream, out_stream, output, start, duration)
-
-
-def _copy_packets(
-    source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float
-) -> None:
-    """Packets as they are. The one before `start` goes along for the decoder to warm up on
-    (AAC frames overlap), and every timestamp moves back by `start`: the mp4's edit list hides
-    what lies before 0, so the sound starts on time; it ends within one packet of the span."""
-    base = in_stream.time_base
-    first, end = round(start / base), round((start + duration) / base)
-    warm_up = None
-    for packet in source.demux(in_stream):
-        if packet.pts is None or packet.size == 0:
-            continue
-        if packet.pts >= end:
-            break
-        if packet.pts + (packet.duration or 0) <= first:
-            warm_up = packet
-            continue
-        for each in (warm_up, packet) if warm_up is not None else (packet,):
-            each.pts -= first
-            each.dts = each.pts if each.dts is None else each.dts - first
-            each.stream = out_stream
-            output.mux(each)
-        warm_up = None
-
-
-def _reencode(
-    source: Any, in_stream: Any, out_stream: Any, output: Any, start: float, duration: float
-) -> None:
-    """Decoded samples cut exactly to the span, encoded to AAC."""
-    rate = out_stream.codec_context.sample_rate
-    first, end = round(start * rate), round((start + duration) * rate)
-    for frame in source.decode(in_stream):
-        if frame.pts is None:
-            continue
-        begin = round(frame.pts * frame.time_base * rate)  # the frame's first sample
-        if begin >= end:
-            break
-        skip, stop = max(0, first - begin), min(frame.samples, end - begin)
-        if stop <= skip:
-            continue
-        piece = _samples(frame, skip, stop)
-        piece.pts, piece.time_base = begin + skip - first, Fraction(1, rate)
-        output.mux(out_stream.encode(piece))
-    output.mux(out_stream.encode())
-
-
-def _samples(frame: Any, skip: int, stop: int) -> Any:
-    """Samples `skip:stop` of an audio frame, as a new frame in its format and layout."""
-    data = frame.to_ndarray()
-    channels = 1 if frame.format.is_planar else len(frame.layout.channels)  # packed: interleaved
-    piece = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(data[:, skip * channels : stop * channels]),
-        format=frame.format.name,
-        layout=frame.layout.name,
-    )
-    piece.sample_rate = frame.sample_rate
-    return piece

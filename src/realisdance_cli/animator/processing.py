@@ -17,8 +17,8 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
+from realisdance_cli.pictures import picture_pixels
 from realisdance_cli.pipeline_checks import check_pixel_range
-from realisdance_cli.video import read_picture
 
 if TYPE_CHECKING:
     import torch
@@ -54,21 +54,6 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     resized = cv2.resize(picture, (new_w, new_h), interpolation=interpolation)
     top, left = (new_h - height) // 2, (new_w - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
-
-
-def picture_pixels(picture: PictureInput, what: str = "the picture") -> np.ndarray:
-    """A picture file, PIL image or array as RGB (H, W, 3) uint8, or one sentence naming it as
-    `what` (tensors are each caller's own layout)."""
-    from PIL import Image, ImageOps
-
-    if isinstance(picture, str | os.PathLike):
-        return read_picture(picture, what)
-    if isinstance(picture, Image.Image):  # upright, as a file read from its path is
-        picture = ImageOps.exif_transpose(picture).convert("RGB")
-    array = np.asarray(picture)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
-    return array
 
 
 def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from realisdance_cli.animator.processing import picture_pixels
 from realisdance_cli.errors import UserError
+from realisdance_cli.pictures import picture_pixels
 from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:

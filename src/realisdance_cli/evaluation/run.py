@@ -31,7 +31,8 @@ from realisdance_cli.evaluation.protocol import get_protocol
 from realisdance_cli.files import folder_lock
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.track import named
-from realisdance_cli.video import FrameSource, VideoWriter
+from realisdance_cli.video import FrameSource
+from realisdance_cli.video_writer import VideoWriter
 
 if TYPE_CHECKING:
     from realisdance_cli.dit.job import DiTOptions

@@ -19,7 +19,7 @@ from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, z
 from realisdance_cli.animator.processing import frame_pixels, video_tensor
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.training.data import ValidationClip
-from realisdance_cli.video import VideoWriter
+from realisdance_cli.video_writer import VideoWriter
 
 
 @torch.no_grad()

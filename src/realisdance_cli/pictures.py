@@ -1,0 +1,49 @@
+"""One picture as RGB uint8 (H, W, 3), upright: a file read as OpenCV shows it, or a PIL image or array.
+
+Image sources, the demo and both animators read pictures here, so a picture reads the same (and a
+bad one fails with the same sentence) whichever of them is given it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from realisdance_cli.errors import UserError
+from realisdance_cli.files import existing_file, read_bytes
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    # A picture `picture_pixels` takes: a file, a PIL image or an (H, W, 3) uint8 array.
+    Picture = Image.Image | np.ndarray | str | os.PathLike[str]
+
+
+def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.ndarray:
+    """One picture file as RGB uint8 (H, W, 3), EXIF orientation applied (as OpenCV shows it), or
+    one sentence when it is missing (`what` names it), a folder or not a picture."""
+    path = existing_file(Path(path), what)
+    data = read_bytes(path)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    if image is None:
+        raise UserError(f"{path} is not an image OpenCV can read (use PNG or JPEG).")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def picture_pixels(picture: Picture, what: str = "the picture") -> np.ndarray:
+    """A picture file, PIL image or array as RGB (H, W, 3) uint8, or one sentence naming it as
+    `what` (tensors are each caller's own layout)."""
+    from PIL import Image, ImageOps
+
+    if isinstance(picture, str | os.PathLike):
+        return read_picture(picture, what)
+    if isinstance(picture, Image.Image):  # upright, as a file read from its path is
+        picture = ImageOps.exif_transpose(picture).convert("RGB")
+    array = np.asarray(picture)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
+    return array
