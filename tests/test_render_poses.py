@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import FIXTURES, assert_user_error, need, rdance
+from conftest import FIXTURES, assert_user_error, need, rdance, write_video
 
 from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
 from realisdance_cli.renderers.skeleton import draw_pose
@@ -87,3 +87,18 @@ def test_an_odd_sized_source_renders_at_the_even_size_below(tmp_path: Path) -> N
     assert "the videos are 76x100, the source 77x101" in " ".join(done.stderr.split())
     info = FrameSource(tmp_path / "poses" / "dwpose.mp4").info
     assert (info.height, info.width, info.frame_count) == (76, 100, 2)
+
+
+def test_videos_kept_beside_at_another_size_are_said(tmp_path: Path) -> None:
+    """`--only dwpose --size` into a folder of pose videos left a set animate refuses, unsaid."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(3, 128, 96))
+    out = tmp_path / "poses"
+    assert rdance("render-poses", tmp_path / "dance.pkl", "--fps", "12", "--out", out).returncode == 0
+    smpl = write_video(out / "smpl.mp4", [np.zeros((128, 96, 3), np.uint8)] * 3)  # as render-poses makes it
+    done = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "12", "--out", out, "--size", "64x48")
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"{out} keeps smpl.mp4 128x96 beside the new 64x48 videos (height x width)" in said, said
+    assert smpl.is_file()  # kept, only said
+    again = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "12", "--out", out, "--size", "128x96")
+    assert "keeps" not in again.stderr

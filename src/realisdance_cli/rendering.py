@@ -34,7 +34,7 @@ from realisdance_cli.original import (
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
-from realisdance_cli.video import as_fraction
+from realisdance_cli.video import FrameSource, as_fraction
 from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size
 
 Painter = Callable[[int], np.ndarray]
@@ -222,6 +222,28 @@ def _source_sound(track: Track | None, fps: Fraction) -> Path | None:
     return path
 
 
+def _check_neighbours(folder: Path, videos: Sequence[str], size: tuple[int, int]) -> None:
+    """Pose videos kept beside the new ones at another size are said: animate refuses a set of
+    several sizes (each would be cropped its own way)."""
+    others = {}
+    for condition in CONDITIONS:
+        path = folder / condition.video
+        if condition.name not in videos and path.is_file():
+            try:
+                info = FrameSource(path).info
+            except UserError:  # a damaged one is animate's to say
+                continue
+            if (info.height, info.width) != size:
+                others[condition.video] = f"{info.height}x{info.width}"
+    if others:
+        kept = ", ".join(f"{name} {other}" for name, other in others.items())
+        warnings.warn(
+            f"{folder} keeps {kept} beside the new {size[0]}x{size[1]} videos (height x width); animate "
+            "takes pose videos of one size: render them all at one size",
+            stacklevel=3,
+        )
+
+
 def _default_size(height: int, width: int, lossless: bool) -> tuple[int, int]:
     """The source's size, each side cut to even for H.264 (a phone's odd-sized clip, said)."""
     if max(height, width) > MAX_SIDE:
@@ -335,6 +357,7 @@ def render_poses(
                 earlier = [BY_NAME[name].video for name in videos if (folder / BY_NAME[name].video).exists()]
                 if earlier:  # pose videos are made again from the track at will: replaced, but said
                     warnings.warn(f"replacing the earlier {', '.join(earlier)} in {folder}", stacklevel=2)
+                _check_neighbours(folder, videos, (out_height, out_width))
                 painters = _painters(videos, track, poses, (height, width), canvas, options, stack)
                 writers = {
                     name: stack.enter_context(
