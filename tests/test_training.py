@@ -371,44 +371,31 @@ def test_two_processes_train_to_identical_weights(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_an_original_config_trains_validates_and_logs(tmp_path: Path) -> None:
-    """An original-style stage2_hamer.yaml drives `rdance train`; a flag overrides it; the run
-    writes the validation grid and TensorBoard's loss curve."""
+    """The authors' stage2_hamer.yaml (tests/released_configs.py), its values made tiny, drives
+    `rdance train`; a flag overrides it; the run writes the validation grid and TensorBoard's loss
+    curve."""
     from conftest import rdance
+    from released_configs import released_config, write_config
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from realisdance_cli.video import FrameSource
 
     root, manifest, motion_file = _tiny_run_inputs(tmp_path)
-    config = tmp_path / "stage2_hamer.yaml"
-    config.write_text(
-        f"""
-image_finetune: false
-output_dir: {tmp_path / "run"}
-pretrained_model_path: pretrained_models/RV/
-pretrained_mm_path: {motion_file}
-unet_checkpoint_path: {CASE / "realisdance_tiny.ckpt"}
-zero_snr: true
-train_data:
-  manifest: {manifest}
-  sample_size: [64, 48]
-  sample_n_frames: 4
-  sample_stride: 2
-  ref_mode: first
-validation_data:
-  num_inference_steps: 2
-learning_rate: 1.0e-3
-max_train_steps: 100
-checkpointing_steps: 2
-validation_steps: 2
-mixed_precision_training: false
-global_seed: 7
-a_key_nobody_knows: 1
-"""
-    )
+    raw = released_config(2) | {
+        "output_dir": str(tmp_path / "run"), "pretrained_mm_path": str(motion_file),
+        "unet_checkpoint_path": str(CASE / "realisdance_tiny.ckpt"), "learning_rate": 1e-3,
+        "max_train_steps": 100, "checkpointing_steps": 2, "validation_steps": 2, "mixed_precision": "no",
+        "global_seed": 7, "manifest": str(manifest), "validation_ddim_steps": 2, "a_key_nobody_knows": 1,
+    }  # fmt: skip
+    raw["train_data"][0]["dataset"]["args"] |= {
+        "sample_size": [64, 48], "sample_n_frames": 4, "sample_stride": 2, "ref_mode": "first",
+    }  # fmt: skip
+    config = write_config(tmp_path / "stage2_hamer.yaml", raw)
     done = rdance("train", "--config", config, "--steps", "2", "--weights", root)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert "not used here: pretrained_model_path, zero_snr" in done.stderr
-    assert "unknown keys, ignored: a_key_nobody_knows" in done.stderr
+    said = " ".join(done.stderr.split())
+    assert "not used here: " in said and "pretrained_model_path" in said and "train_data.root_dir" in said
+    assert "unknown keys, ignored: a_key_nobody_knows" in said
     assert "rank 0: 2 steps" in done.stdout  # --steps beat max_train_steps
     last_loss = float(done.stdout.split("last loss ")[1].split(";")[0])
 
@@ -436,14 +423,15 @@ def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -
     config = tmp_path / "stage1.yaml"
     config.write_text(
         "image_finetune: true\ntrain_batch_size: 4\ngradient_accumulation_steps: 2\n"
-        "train_data: {sample_size: [768, 576], sample_n_frames: 1, clip_size: [320, 240]}\n"
-        "checkpointing_steps: -1\ncfg_uncond_ratio: 0.0\nema_decay: 0.999\nsize: 512x384\n"
+        "train_data:\n- dataset:\n    args: {sample_size: [768, 576], sample_n_frames: 1}\n"
+        "- dataset: {args: {clip_size: [320, 240]}}\n"
+        "checkpointing_steps: -1\ncfg_uncond_ratio: 0.3\nema_decay: 0.999\nsize: 512x384\n"
     )
     with pytest.warns(UserWarning, match=r"not used here: train_data\.clip_size"):
         settings = read_config(config)
     assert settings == {
         "stage": 1, "batch_size": 4, "accumulate": 2, "size": "512x384", "frames": 1,
-        "cfg_uncond": 0.0, "ema_decay": 0.999,
+        "cfg_uncond": 0.3, "ema_decay": 0.999,
     }  # fmt: skip
     for text, fragment in (
         ("max_train_steps: many\n", "max_train_steps: 'many'"),
@@ -479,7 +467,8 @@ def test_configs_refuse_whole_numbers_that_are_not(tmp_path: Path) -> None:
         ("frames: true", "frames: True is not usable"),
         ("size: [64.9, 48.2]", "size: [64.9, 48.2] is not usable"),
         ("max_train_steps: 2.5", "max_train_steps: 2.5 is not usable"),
-        ("train_data: {sample_n_frames: false}", "sample_n_frames: False is not usable"),
+        ("train_data: [dataset: {args: {sample_n_frames: false}}]", "sample_n_frames: False is not usable"),
+        ("train_data: {sample_n_frames: 16}", "train_data must be a list of `- dataset:"),
         ("lr: true", "lr: True is not usable (expected a number)"),
     ):
         config.write_text(text + "\n")
@@ -556,6 +545,7 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
     assert [(e.video.name, e.frames) for e in entries] == [("a.mp4", 3), ("c.mp4", 3), ("d.png", 1)]
     assert entries[0].poses[0] == data / "a.rdance" / "dwpose.mp4"
     lines = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines()]
+    assert lines[0]["video"] == "../videos/a.mp4"  # relative to the manifest, as the poses
     assert (lines[0]["frames"], lines[0]["width"], lines[0]["height"]) == (3, 270, 480)
     assert "image" in lines[2] and "video" not in lines[2]
     for index, expected in ((0, ["a.mp4", "c.mp4"]), (1, ["d.png"])):  # sorted a, b, c, d
@@ -798,7 +788,8 @@ def test_a_run_killed_after_its_last_state_before_its_exports_exports_again(
 def test_dataset_build_renders_again_what_extract_made_anew(extraction_weights: Path, tmp_path: Path) -> None:
     """Pose videos follow the streams: a rebuild whose extraction redoes the stages (another
     channel order here) renders them again, and so does one after `extract` was run by hand with
-    other options (every stage then skipped by the build, the streams newer than the videos)."""
+    other options (every stage then skipped by the build; the extraction removed the videos of
+    the streams it made anew)."""
     from conftest import write_video
 
     from realisdance_cli.conditions import POSE_NAMES
@@ -822,12 +813,13 @@ def test_dataset_build_renders_again_what_extract_made_anew(extraction_weights: 
         return {name: read_frames(data / "a.rdance" / f"{name}.mp4") for name in POSE_NAMES}
 
     first = rebuilt(rgb=False)
-    with pytest.warns(UserWarning, match="replacing the earlier dwpose.mp4, hamer.mp4, smpl.mp4"):
-        second = rebuilt(rgb=True)
+    with pytest.warns(UserWarning, match=r"removed .*dwpose\.mp4: it showed the earlier dwpose stream"):
+        second = rebuilt(rgb=True)  # extraction removes the videos of the streams it makes anew
     assert not np.array_equal(first["dwpose"], second["dwpose"])
-    extract(videos / "a.mp4", data / "a.rdance", options(False))
-    with pytest.warns(UserWarning, match="replacing the earlier"):
-        third = rebuilt(rgb=False)
+    with pytest.warns(UserWarning, match=r"removed .*hamer\.mp4: it showed the earlier mano stream"):
+        extract(videos / "a.mp4", data / "a.rdance", options(False))
+    assert not any((data / "a.rdance" / f"{name}.mp4").exists() for name in POSE_NAMES)
+    third = rebuilt(rgb=False)
     assert all(np.array_equal(first[name], third[name]) for name in POSE_NAMES)
 
 

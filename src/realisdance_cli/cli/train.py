@@ -17,6 +17,7 @@ from realisdance_cli.cli.shared import (
     choice,
     command,
     console,
+    errors,
     progress_bars,
     seed_option,
 )
@@ -143,7 +144,8 @@ def train(
     Checkpoints go to OUT/stageN.safetensors (ours) and OUT/stageN.ckpt (the original format),
     with --ema-decay also OUT/stageN_ema.*; OUT/state holds what a stopped run needs to continue
     exactly where it was: the same command resumes it, --resume continues it with other settings,
-    --force starts over. Options given here override --config.
+    --force starts over (removing this stage's state, checkpoints, logs and validation videos, and
+    nothing else in OUT). Options given here override --config.
 
     On many GPUs: accelerate launch --multi_gpu -m realisdance_cli train data/manifest.jsonl
     --stage 2 --stage1 s1.ckpt (or torchrun --nproc_per_node N -m realisdance_cli train ...).
@@ -159,7 +161,11 @@ def train(
         settings |= {k: v for k, v in from_file.items() if k not in given}
     job = job_from_settings(settings)
     with progress_bars(RESUMES) as progress:
-        losses, digest = run(job, lambda step, loss: progress("training", step, job.options.steps))
+        losses, digest = run(
+            job,
+            lambda step, loss: progress("training", step, job.options.steps),
+            tell=lambda message: errors.print(escape(message), highlight=False),
+        )
     rank, folder = os.environ.get("RANK", "0"), escape(str(job.out))
     if not losses:
         console.print(f"rank {rank}: {folder} already holds all {job.options.steps} steps; weights {digest}")

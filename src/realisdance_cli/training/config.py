@@ -1,14 +1,15 @@
 """Training settings from a YAML file, in our own keys or the original's.
 
 Our keys are the `rdance train` option names with underscores (`steps: 30000`, `size: 768x576`).
-The original RealisDance configs (`configs/stage1_hamer.yaml`, `configs/stage2_hamer.yaml`, built
-on AnimateDiff's `train.py`) are read too, so a user can bring theirs: their keys are translated to
-ours (`max_train_steps` -> `steps`, `image_finetune: true` -> `stage: 1`, `train_data.sample_size`
--> `size` ...). Keys that describe the architecture or the objective (fixed by the released
-weights and the paper here) and the original's data-folder layout (replaced by our manifest) are
-named in one warning and ignored; keys nobody knows are named in another. Options given on the
-command line override the file. Relative paths are relative to the working folder, as in the
-original.
+The original RealisDance configs (`configs/stage1_hamer.yaml`, `configs/stage2_hamer.yaml` of the
+RealisDance-SD branch) are read too, so a user can bring theirs: their keys are translated to ours
+(`max_train_steps` -> `steps`, `image_finetune: true` -> `stage: 1`, `train_cfg: false` ->
+`cfg_uncond: 0`, the `sample_size` of the `train_data` data sets -> `size` ...). Keys whose value
+training here has fixed (`lr_scheduler`, `zero_snr`, `trainable_modules` ...) take that value and
+refuse any other, since the run would silently train otherwise. The original's keys that change
+nothing here (model and data folders, the architecture that the released weights fix) are named
+in one warning; keys nobody knows in another. Options given on the command line override the
+file. Relative paths are relative to the working folder, as in the original.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import read_text
+from realisdance_cli.training.options import MIN_SNR_GAMMA, VALIDATION_GUIDANCE
 
 
 def _whole(value: Any) -> int:
@@ -104,24 +106,42 @@ ORIGINAL: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "global_seed": ("seed", _whole),
     "num_workers": ("workers", _whole),
 }
-ORIGINAL_SECTIONS: dict[str, dict[str, tuple[str, Callable[[Any], Any]]]] = {
-    "train_data": {
-        "manifest": ("manifest", Path),
-        "sample_size": ("size", _size),
-        "sample_n_frames": ("frames", _whole),
-        "sample_stride": ("frame_stride", _whole),
-        "ref_mode": ("ref_mode", str),
-    },
-    "validation_data": {"num_inference_steps": ("validation_ddim_steps", _whole)},
+# The args of the original's training data sets (`train_data: [- dataset: {dataset_class, args}]`).
+DATASET_ARGS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "sample_size": ("size", _size),
+    "sample_n_frames": ("frames", _whole),
+    "sample_stride": ("frame_stride", _whole),
+    "ref_mode": ("ref_mode", str),
 }
-# Fixed here by the released weights and the paper, or replaced by our manifest and CLI.
-IGNORED = {
+# The original's keys whose value is fixed here (by the released weights, the paper and our loop):
+# that value is taken, any other refused, since training would silently do something else.
+FIXED: dict[str, Any] = {
+    "lr_scheduler": "constant_with_warmup",
+    "zero_snr": True,
+    "v_pred": True,
+    "snr_gamma": MIN_SNR_GAMMA,
+    "fix_ref_t": True,
+    "fusion_blocks": "full",
+    "scale_lr": False,
+    "max_train_epoch": -1,
+    "checkpointing_epochs": -1,
+    "pretrained_vae_path": "",
+    "validation_kwargs": {"guidance_scale": VALIDATION_GUIDANCE},
+}
+TRAINABLE = {1: ["."], 2: ["motion_modules."]}  # `trainable_modules` of each stage, as released
+# The original's keys that change nothing here: model folders (--weights), data folders and the
+# validation set (our manifests), the architecture (the released weights), extra checkpoints,
+# launching and logging.
+NOT_USED = {
     "name", "use_wandb", "launcher", "pretrained_model_path", "pretrained_clip_path",
     "noise_scheduler_kwargs", "unet_additional_kwargs", "pose_guider_kwargs", "clip_projector_kwargs",
-    "fix_ref_t", "fusion_blocks", "zero_snr", "v_pred", "snr_gamma", "trainable_modules",
-    "max_train_epoch", "checkpointing_epochs", "validation_steps_tuple", "lr_scheduler", "scale_lr",
-    "cfg_random_null_text", "cfg_random_null_text_ratio", "enable_xformers_memory_efficient_attention",
-    "is_debug", "resume_from_checkpoint",
+    "checkpointing_steps_tuple", "validation_steps_tuple", "validation_data", "validation_batch_size",
+    "vae_slicing", "fps", "cfg_random_null_text", "cfg_random_null_text_ratio",
+    "enable_xformers_memory_efficient_attention", "is_debug", "resume", "resume_from_checkpoint",
+}  # fmt: skip
+DATASET_NOT_USED = {
+    "dataset_class", "root_dir", "split", "data_lst_file_path_lst", "clip_size", "image_finetune",
+    "scale", "start_index", "draw_face", "fix_gap", "version",
 }  # fmt: skip
 
 
@@ -130,6 +150,82 @@ def _converted(key: str, convert: Callable[[Any], Any], value: Any, path: Path) 
         return convert(value)
     except (TypeError, ValueError, OverflowError) as error:  # Overflow: a huge whole number to a float
         raise UserError(f"{path}: {key}: {value!r} is not usable ({error}).") from None
+
+
+def _same(value: Any, fixed: Any) -> bool:
+    """`value == fixed`, where `true` is not 1 and 5 is 5.0."""
+    return isinstance(value, bool) == isinstance(fixed, bool) and value == fixed
+
+
+def _check_fixed(key: str, value: Any, fixed: Any, path: Path) -> None:
+    if not _same(value, fixed):
+        raise UserError(
+            f"{path}: {key}: {value!r} cannot be honoured here, which trains with {key}: {fixed!r}; "
+            "set that or remove the key."
+        )
+
+
+def _datasets(value: Any, path: Path) -> list[Mapping[str, Any]]:
+    """The args of each data set of the original's `train_data` list."""
+    shape = "a list of `- dataset: {dataset_class, args: {...}}` as in the original configs"
+    if not isinstance(value, list):
+        raise UserError(f"{path}: train_data must be {shape}.")
+    found: list[Mapping[str, Any]] = []
+    for item in value:
+        dataset = item.get("dataset") if isinstance(item, Mapping) else None
+        if not isinstance(dataset, Mapping) or not isinstance(dataset.get("args", {}), Mapping):
+            raise UserError(f"{path}: train_data must be {shape}.")
+        found.append({**{k: v for k, v in dataset.items() if k != "args"}, **dataset.get("args", {})})
+    return found
+
+
+class _Reading:
+    """One config file's settings so far, and the keys it names that change nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.settings: dict[str, Any] = {}
+        self.not_used: list[str] = []
+        self.unknown: list[str] = []
+        self.from_data: dict[str, tuple[str, Any]] = {}  # our key -> (the original's, its value)
+
+    def take(self, key: str, convert: Callable[[Any], Any], value: Any, ours: str) -> None:
+        converted = _converted(key, convert, value, self.path)
+        if converted is not None:
+            self.settings[ours] = converted
+
+    def take_dataset(self, args: Mapping[str, Any]) -> None:
+        """One data set's args; every data set must give the same clips (one run, one size)."""
+        for key, value in args.items():
+            if key in DATASET_ARGS:
+                ours, convert = DATASET_ARGS[key]
+                earlier = self.from_data.setdefault(ours, (key, value))
+                if earlier[1] != value:
+                    raise UserError(
+                        f"{self.path}: train_data: the data sets give {key} {earlier[1]!r} and {value!r}; "
+                        "one run trains on one, so give the same in all."
+                    )
+                self.take(f"train_data.{key}", convert, value, ours)
+            elif key in DATASET_NOT_USED:
+                self.not_used.append(f"train_data.{key}")
+            else:
+                self.unknown.append(f"train_data.{key}")
+
+    def take_key(self, key: str, value: Any) -> None:
+        if key in OURS:
+            self.take(key, OURS[key], value, key)
+        elif key in ORIGINAL:
+            ours, convert = ORIGINAL[key]
+            self.take(key, convert, value, ours)
+        elif key == "train_data":
+            for args in _datasets(value, self.path):
+                self.take_dataset(args)
+        elif key in FIXED:
+            _check_fixed(key, value, FIXED[key], self.path)
+        elif key in NOT_USED:
+            self.not_used.append(key)
+        elif key not in ("train_cfg", "trainable_modules"):  # read with the whole file
+            self.unknown.append(key)
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -144,33 +240,16 @@ def read_config(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(raw, Mapping):
         raise UserError(f"{path} must hold key: value pairs at its top level.")
-    settings: dict[str, Any] = {}
-    ignored, unknown = [], []
-
-    def take(key: str, value: Any, table: Mapping[str, tuple[str, Callable[[Any], Any]]]) -> None:
-        ours, convert = table[key]
-        converted = _converted(key, convert, value, path)
-        if converted is not None:
-            settings[ours] = converted
-
+    reading = _Reading(path)
     for key, value in raw.items():
-        if key in OURS:
-            settings[key] = _converted(key, OURS[key], value, path)
-        elif key in ORIGINAL:
-            take(key, value, ORIGINAL)
-        elif key in ORIGINAL_SECTIONS and isinstance(value, Mapping):
-            section = ORIGINAL_SECTIONS[key]
-            for inner, inner_value in value.items():
-                if inner in section:
-                    take(inner, inner_value, section)
-                else:
-                    ignored.append(f"{key}.{inner}")
-        elif key in IGNORED:
-            ignored.append(key)
-        else:
-            unknown.append(key)
-    if ignored:
-        warnings.warn(f"{path}: not used here: {', '.join(ignored)}", stacklevel=2)
-    if unknown:
-        warnings.warn(f"{path}: unknown keys, ignored: {', '.join(unknown)}", stacklevel=2)
+        reading.take_key(key, value)
+    settings = reading.settings
+    if "train_cfg" in raw and not _converted("train_cfg", _flag, raw["train_cfg"], path):
+        settings["cfg_uncond"] = 0.0  # the original drops no condition then, whatever the ratio
+    trainable = TRAINABLE.get(settings.get("stage", 2))  # the file's stage (a wrong one is said later)
+    if "trainable_modules" in raw and trainable is not None:
+        _check_fixed("trainable_modules", raw["trainable_modules"], trainable, path)
+    for said, keys in (("not used here", reading.not_used), ("unknown keys, ignored", reading.unknown)):
+        if keys:
+            warnings.warn(f"{path}: {said}: {', '.join(dict.fromkeys(keys))}", stacklevel=2)
     return settings

@@ -8,8 +8,9 @@ A manifest is JSON lines: `{"video", "dwpose", "hamer", "smpl", "frames", "fps",
 (`"image"`, with single-picture pose renders, as `rdance dataset build` writes for a folder of
 photos), and any line may name its own `"reference"` picture (another photo of the same person;
 by default the reference is a frame of the same video). Entries whose files are missing, unreadable
-or of other frame counts are reported and left out; a clip that fails to decode later is replaced
-by the next entry's, so one bad file never stops a long run.
+or of another frame count or size than the video are reported (the first ten by line) and left
+out; a clip that fails to decode later is replaced by the next entry's, so one bad file never
+stops a long run.
 """
 
 from __future__ import annotations
@@ -56,38 +57,74 @@ class ClipSampling:
         return (self.frames - 1) * self.stride + 1
 
 
+LEFT_OUT_SHOWN = 10  # lines named one by one; the rest are counted (a broken set has thousands)
+
+
 def _frame_count(path: Path) -> int:
     return FrameSource(path).info.frame_count
 
 
+def _paths(line: str) -> dict[str, str]:
+    """A manifest line's paths by key (`video` for `image` too), each checked to be text."""
+    record = json.loads(line)
+    if not isinstance(record, dict):
+        raise UserError(f"a line must be a JSON object, this one is a {type(record).__name__}")
+    picture = "video" if "video" in record else "image"
+    if picture not in record:
+        raise UserError('a line needs a "video" (or "image") path')
+    keys = (picture, *POSE_NAMES, *(["reference"] if "reference" in record else []))
+    for key in keys:
+        if key not in record:
+            raise UserError(f'a line needs a "{key}" path')
+        if not isinstance(record[key], str):
+            raise UserError(f'"{key}" must be a path in quotes, not {record[key]!r}')
+    return {"video" if key == picture else key: record[key] for key in keys}
+
+
+def _entry(line: str, folder: Path, minimum_frames: int) -> Entry:
+    """One manifest line as an entry, or the reason it cannot be one: its files must be readable,
+    and the pose videos of the video's frame count and size (a crop box is shared by all)."""
+    paths = {key: folder / name for key, name in _paths(line).items()}
+    named = ("video", *POSE_NAMES)
+    infos = {key: FrameSource(paths[key]).info for key in named}
+    counts = {key: info.frame_count for key, info in infos.items()}
+    if len(set(counts.values())) != 1:
+        raise UserError(f"frame counts differ: {counts}")
+    video = infos["video"]
+    for key in POSE_NAMES:
+        if (infos[key].height, infos[key].width) != (video.height, video.width):
+            raise UserError(
+                f"{key} is {infos[key].height}x{infos[key].width}, the video {video.height}x{video.width} "
+                "(height x width); render the pose videos at the video's size"
+            )
+    if counts["video"] < minimum_frames:
+        raise UserError(f"{counts['video']} frames, a clip needs {minimum_frames}")
+    reference = paths.get("reference")
+    if reference is not None:
+        _frame_count(reference)
+    poses = (paths["dwpose"], paths["hamer"], paths["smpl"])
+    return Entry(paths["video"], poses, counts["video"], reference)
+
+
+def _report_left_out(path: Path, reasons: list[str]) -> None:
+    """The first left-out lines one warning each, then how many more."""
+    for reason in reasons[:LEFT_OUT_SHOWN]:
+        warnings.warn(reason, stacklevel=3)
+    if len(reasons) > LEFT_OUT_SHOWN:
+        warnings.warn(f"{path}: and {len(reasons) - LEFT_OUT_SHOWN} more lines of it left out.", stacklevel=3)
+
+
 def read_manifest(path: Path, minimum_frames: int = 1) -> list[Entry]:
-    """The usable entries of a manifest; each unusable one is reported (a warning) and left out."""
-    lines = read_text(path, MANIFEST_KIND).splitlines()
-    entries = []
-    for number, line in enumerate(lines, 1):
+    """The usable entries of a manifest; the unusable ones are reported (warnings) and left out."""
+    entries, left_out = [], []
+    for number, line in enumerate(read_text(path, MANIFEST_KIND).splitlines(), 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise UserError(f"a line must be a JSON object, this one is a {type(record).__name__}")
-            video = record.get("video", record.get("image"))
-            if not isinstance(video, str):
-                raise UserError('a line needs a "video" (or "image") path')
-            files = [path.parent / name for name in (video, *(record[name] for name in POSE_NAMES))]
-            counts = [_frame_count(file) for file in files]
-            if len(set(counts)) != 1:
-                named = dict(zip(("video", *POSE_NAMES), counts, strict=True))
-                raise UserError(f"frame counts differ: {named}")
-            if counts[0] < minimum_frames:
-                raise UserError(f"{counts[0]} frames, a clip needs {minimum_frames}")
-            reference = path.parent / record["reference"] if "reference" in record else None
-            if reference is not None:
-                _frame_count(reference)
-        except (UserError, KeyError, ValueError, TypeError) as error:
-            warnings.warn(f"{path}:{number} left out: {error}", stacklevel=2)
-            continue
-        entries.append(Entry(files[0], (files[1], files[2], files[3]), counts[0], reference))
+            entries.append(_entry(line, path.parent, minimum_frames))
+        except (UserError, ValueError) as error:  # ValueError: not JSON, a path with a NUL in it
+            left_out.append(f"{path}:{number} left out: {error}")
+    _report_left_out(path, left_out)
     if not entries:
         raise UserError(f"{path} has no usable entry.")
     return entries

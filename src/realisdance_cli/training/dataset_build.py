@@ -4,16 +4,18 @@ Pictures in the folder are taken as one-frame videos (manifest key `image`): sta
 them like on single frames of the videos.
 
 Each video gets `<out>/<name>.rdance/` (extraction, resumable) with its three pose videos, and one
-manifest line. `--shard i/n` takes every n-th video from the i-th, so n machines (any scheduler)
-build one training set; each writes `manifest-i-of-n.jsonl`, and the shards concatenate. A video
-that fails is reported and left out; finished videos are skipped on a re-run. What every video
-needs (the --out folder, the device, the weight files) is checked once before the first, so a
-missing file is one sentence rather than the same failure for each video.
+manifest line (paths relative to the manifest's folder); what the folder holds besides videos and
+pictures is named in one warning. `--shard i/n` takes every n-th video from the i-th, so n
+machines (any scheduler) build one training set; each writes `manifest-i-of-n.jsonl`, and the
+shards concatenate. A video that fails is reported and left out; finished videos are skipped on a
+re-run. What every video needs (the --out folder, the device, the weight files) is checked once
+before the first, so a missing file is one sentence rather than the same failure for each video.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,14 +63,20 @@ class BuildReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+SUFFIXES = (*sorted(VIDEO_SUFFIXES), *sorted(IMAGE_SUFFIXES))
+
+
+def _taken(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in SUFFIXES
+
+
 def sources(folder: Path) -> list[Path]:
     """The videos and pictures of `folder` that the build takes, in order."""
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of videos.")
-    suffixes = (*sorted(VIDEO_SUFFIXES), *sorted(IMAGE_SUFFIXES))
-    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes)
+    found = sorted(p for p in folder.iterdir() if _taken(p))
     if not found:
-        kinds = ", ".join(suffixes)
+        kinds = ", ".join(SUFFIXES)
         raise UserError(f"{folder} holds no videos or pictures ({kinds}).")
     stems = [path.stem for path in found]
     twins = sorted(path.name for path in found if stems.count(path.stem) > 1)
@@ -78,6 +86,19 @@ def sources(folder: Path) -> list[Path]:
             "for them; rename one of each."
         )
     return found
+
+
+def skipped(folder: Path) -> list[str]:
+    """What of `folder` the build does not take (sub-folders, other files), by name; hidden files
+    (`.DS_Store` ...) are not worth a word."""
+    others = (p for p in folder.iterdir() if not _taken(p) and not p.name.startswith("."))
+    return sorted(f"{p.name}/" if p.is_dir() else p.name for p in others)
+
+
+def manifest_path(path: Path, folder: Path) -> str:
+    """`path` as a manifest in `folder` names it: relative to that folder, so the data folder and
+    the videos beside it can move together."""
+    return os.path.relpath(path.resolve(), folder.resolve())
 
 
 def _stale(track: Track, stages: list[StageSummary]) -> bool:
@@ -149,7 +170,7 @@ def _check_ready(
 def _entry(video: Path, track: Track, out: Path) -> dict:
     info = FrameSource(video).info
     kind = "image" if video.suffix.lower() in IMAGE_SUFFIXES else "video"
-    line: dict[str, str | int] = {kind: str(video.resolve())}
+    line: dict[str, str | int] = {kind: manifest_path(video, out)}
     line |= {c.name: str((track.path / c.video).relative_to(out)) for c in CONDITIONS}
     line |= {"frames": info.frame_count, "fps": str(info.fps), "width": info.width, "height": info.height}
     return line
@@ -167,6 +188,9 @@ def build(
     """Extracts and renders every video of this shard; the manifest lists those that succeeded.
     What all videos need is checked first (see the module's docstring)."""
     mine = sources(videos)[shard.index :: shard.count]
+    left = skipped(videos)
+    if left:
+        warn(f"skipped {len(left)} entries of {videos} that are not videos or pictures: {', '.join(left)}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the data (it is made if missing).")
     _check_ready(mine, out, extract_options, render_options)

@@ -7,7 +7,7 @@ import importlib.util
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,9 +19,16 @@ from realisdance_cli import weights
 from realisdance_cli.animator.processing import SIZE
 from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file, folder_lock, remove
+from realisdance_cli.files import existing_file, folder_lock
 from realisdance_cli.state_dicts import read_state_dict, read_weights
-from realisdance_cli.training.data import ClipDataset, ClipSampling, Entry, read_manifest, validation_clip
+from realisdance_cli.training.data import (
+    ClipDataset,
+    ClipSampling,
+    Entry,
+    ValidationClip,
+    read_manifest,
+    validation_clip,
+)
 from realisdance_cli.training.options import TrainOptions
 
 
@@ -41,6 +48,7 @@ class TrainJob:
 
 def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     """A job from the `rdance train` settings (options and config file merged), checked."""
+    from realisdance_cli.animator.motion import MAX_FRAMES
     from realisdance_cli.animator.processing import CLIP_SCALE, check_frame_size
     from realisdance_cli.rendering import parse_size
 
@@ -69,6 +77,8 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
             1 if s["frames"] is None else s["frames"], s["frame_stride"], s["validation_ddim_steps"]
         )
         >= 1,
+        f"--frames {s['frames']}: the motion modules see at most {MAX_FRAMES} frames at once; give "
+        f"{MAX_FRAMES} or fewer": s["stage"] == 1 or s["frames"] is None or s["frames"] <= MAX_FRAMES,
         "--mixed-precision must be no, fp16 or bf16": s["mixed_precision"] in ("no", "fp16", "bf16"),
         "--ref-mode must be random or first": s["ref_mode"] in ("random", "first"),
         "--log-with must be tensorboard or none": s["log_with"] in ("tensorboard", "none"),
@@ -172,23 +182,35 @@ def weights_digest(net: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_settings(job: TrainJob) -> dict[str, Any]:
-    """What makes a run's steps: saved with its state, compared when the command is run again."""
-    paths = {"manifest": job.manifest, "stage1": job.stage1, "motion": job.motion}
-    settings = {**asdict(job.options), **asdict(job.sampling), **{k: str(v) for k, v in paths.items()}}
+def run_settings(job: TrainJob, base_model: Path) -> dict[str, Any]:
+    """What makes a run's steps: saved with its state, compared when the command is run again.
+    Files by where they are (a relative and an absolute spelling are one file), the base model's
+    folder among them."""
+    paths = {"manifest": job.manifest, "stage1": job.stage1, "motion": job.motion, "base_model": base_model}
+    files = {name: None if path is None else str(path.resolve()) for name, path in paths.items()}
+    settings = {**asdict(job.options), **asdict(job.sampling), **files}
     return json.loads(json.dumps(settings))  # as it reads back from step.json (tuples as lists)
 
 
-def resumes(job: TrainJob, *, main_process: bool) -> bool:
-    """Whether `job` continues the run saved in its folder. A folder that holds a run is never
-    overwritten silently: the same settings resume, other ones need --resume or --force (which
-    clears the run's outputs, on the main process only). What a run stopped before its first
-    checkpoint left (logs, a half-written state) holds nothing to keep and is cleared."""
+@dataclass(frozen=True)
+class RunPlan:
+    resume: bool  # continue the run saved in the folder
+    clear: list[Path]  # what an earlier run of this stage left there, removed before training
+
+
+def plan_run(job: TrainJob, settings: dict[str, Any]) -> RunPlan:
+    """Whether `job` continues the run saved in its folder, and what it removes there; changes
+    nothing. A folder that holds a run is never overwritten silently: the same settings resume,
+    other ones need --resume or --force (which clears the run's outputs). What a run stopped
+    before its first checkpoint left (logs, a half-written state) holds nothing to keep and is
+    cleared. Only this stage's outputs are ever removed (see `outputs_of_a_run`)."""
     from realisdance_cli.training.loop import outputs_of_a_run, saved_state
 
     if job.resume and job.force:
         raise UserError("--resume and --force contradict each other; give one.")
-    saved, earlier = saved_state(job.out), outputs_of_a_run(job.out)
+    saved, earlier = saved_state(job.out), outputs_of_a_run(job.out, job.options.stage)
+    if saved is not None:
+        _check_stage(job, saved[1].get("settings", {}))
     checkpoints = [path for path in earlier if path.suffix in (".safetensors", ".ckpt")]
     if saved is None and job.resume:
         raise UserError(f"{job.out} holds no saved state to resume; leave out --resume to start a new run.")
@@ -198,17 +220,44 @@ def resumes(job: TrainJob, *, main_process: bool) -> bool:
             "resume; pass --force to replace them or --out to train elsewhere."
         )
     if saved is None or job.force:
-        if main_process:
-            remove(earlier)
-        return False
-    step, before, now = saved[1]["step"], saved[1].get("settings", {}), run_settings(job)
-    if job.resume or before == now:
-        return True
-    changed = ", ".join(name for name, value in now.items() if before.get(name) != value)
+        _check_inputs_kept(job, earlier)
+        return RunPlan(resume=False, clear=earlier)
+    step, before = saved[1]["step"], saved[1].get("settings", {})
+    if job.resume or before == settings:
+        return RunPlan(resume=True, clear=[])
+    changed = ", ".join(name for name, value in settings.items() if before.get(name) != value)
     raise UserError(
         f"{job.out} holds a run saved at step {step} with other settings ({changed}); pass --resume to "
         "continue it with these settings, or --force to start over."
     )
+
+
+def _check_stage(job: TrainJob, before: dict[str, Any]) -> None:
+    """A saved state holds one stage's network: the other stage can neither resume it nor
+    replace it (the released configs send both stages to one folder, the stage-1 run in it)."""
+    stage = before.get("stage", job.options.stage)
+    if stage != job.options.stage:
+        raise UserError(
+            f"{job.out} holds a stage-{stage} run; train stage {job.options.stage} in another --out."
+        )
+
+
+def _check_inputs_kept(job: TrainJob, removed: list[Path]) -> None:
+    """None of the run's own input files is among what it removes."""
+    inputs = {
+        "--stage1": job.stage1, "--motion": job.motion, "the manifest": job.manifest,
+        "--validation-manifest": job.validation_manifest,
+    }  # fmt: skip
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        for output in removed:
+            if output.resolve() == where or output.resolve() in where.parents:
+                raise UserError(
+                    f"{name} {path} is among what this run removes of the earlier one in {job.out}; "
+                    "copy it elsewhere first, or train in another --out."
+                )
 
 
 def _check_batches(clips: int, batch_size: int) -> None:
@@ -226,10 +275,17 @@ def _check_batches(clips: int, batch_size: int) -> None:
         )
 
 
-def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[float], str]:
-    """Trains (resuming the run saved in the folder, see `resumes`; the folder is locked on the
-    main process); returns the losses of this run's steps and the digest of the final weights."""
+def run(
+    job: TrainJob,
+    report: Any = lambda step, loss: None,
+    tell: Callable[[str], None] = lambda message: None,
+) -> tuple[list[float], str]:
+    """Trains (resuming the run saved in the folder, see `plan_run`; the folder is locked on the
+    main process); returns the losses of this run's steps and the digest of the final weights.
+    Every input is read and checked before anything of an earlier run is removed; `tell` hears
+    what was."""
     from realisdance_cli.animation import quiet_libraries
+    from realisdance_cli.training.loop import remove_outputs, train
 
     entries = read_manifest(job.manifest, job.sampling.span)  # the data, before the run folder is made
     _check_batches(len(entries), job.options.batch_size)
@@ -237,35 +293,59 @@ def run(job: TrainJob, report: Any = lambda step, loss: None) -> tuple[list[floa
     quiet_libraries()
     main_process = os.environ.get("RANK", "0") == "0"
     with folder_lock(job.out, "the run folder") if main_process else nullcontext():
-        return _run_locked(job, report, resumes(job, main_process=main_process), entries, held_out)
+        root = weights.weights_root(job.weights_root)
+        paths = weights.require_all(_weight_names(job), root)  # before loading anything
+        settings = run_settings(job, paths["base-model"])
+        plan = plan_run(job, settings)
+        loaded = _load(job, paths, root, entries, held_out)
+        if main_process and plan.clear:
+            remove_outputs(job.out, plan.clear)
+            tell(f"removed from {job.out}: {', '.join(str(p.relative_to(job.out)) for p in plan.clear)}")
+        losses = train(
+            loaded.net, loaded.encoders, loaded.scheduler, loaded.dataset, job.options, job.out,
+            loaded.network_config, plan.resume, report, loaded.clips, settings=settings,
+        )  # fmt: skip
+    return losses, weights_digest(loaded.net)
 
 
-def _run_locked(
-    job: TrainJob, report: Any, resume: bool, entries: list[Entry], held_out: list[Entry]
-) -> tuple[list[float], str]:
+def _weight_names(job: TrainJob) -> list[str]:
+    stage_weights = ["base-unet"] if job.options.stage == 1 else [] if job.motion else ["motion-prior"]
+    return ["base-model", "dinov2", *stage_weights]
+
+
+@dataclass
+class _Loaded:
+    """What the loop trains with, every file of it read and checked."""
+
+    net: Any
+    encoders: Any
+    scheduler: Any
+    dataset: ClipDataset
+    clips: list[ValidationClip]
+    network_config: dict[str, Any]
+
+
+def _load(
+    job: TrainJob, paths: dict[str, Path], root: Path, entries: list[Entry], held_out: list[Entry]
+) -> _Loaded:
     from diffusers import AutoencoderKL
     from transformers import Dinov2Model
 
-    from realisdance_cli.training.loop import Encoders, train
+    from realisdance_cli.training.loop import Encoders
     from realisdance_cli.training.objective import noise_scheduler
 
-    root = weights.weights_root(job.weights_root)
-    stage_weights = ["base-unet"] if job.options.stage == 1 else [] if job.motion else ["motion-prior"]
-    paths = weights.require_all(["base-model", "dinov2", *stage_weights], root)  # before loading
     base = paths["base-model"]
     unet_config = json.loads((base / "unet" / "config.json").read_text())
     encoder = Dinov2Model.from_pretrained(paths["dinov2"])
     with torch.random.fork_rng(devices=[]):  # freshly initialised layers depend on the seed alone
         torch.manual_seed(job.options.seed)
         net = build_network(job, unet_config, encoder.config.hidden_size, root)
-    encoders = Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder)
-    scheduler = noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
-    dataset = ClipDataset(entries, job.sampling, job.options.seed)
     validating = job.options.validate_every > 0
-    clips = [validation_clip(entry, job.sampling) for entry in held_out] if validating else []
-    config = {"unet": unet_config, "token_width": encoder.config.hidden_size}
-    losses = train(
-        net, encoders, scheduler, dataset, job.options, job.out, config, resume, report, clips,
-        settings=run_settings(job),
-    )  # fmt: skip
-    return losses, weights_digest(net)
+    return _Loaded(
+        net=net,
+        encoders=Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder),
+        scheduler=noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text())),
+        dataset=ClipDataset(entries, job.sampling, job.options.seed),
+        clips=[validation_clip(entry, job.sampling) for entry in held_out] if validating else [],
+        network_config={"unet": unet_config, "token_width": encoder.config.hidden_size},
+    )

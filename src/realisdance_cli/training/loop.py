@@ -17,6 +17,7 @@ batches and the processes) and learning rate go to TensorBoard (`OUT/logs`).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ import torch
 from realisdance_cli.animator.checkpoint import save_network
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import sync_files, sync_folder
+from realisdance_cli.files import remove, sync_files, sync_folder
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.training.ema import MovingAverage
@@ -159,7 +160,7 @@ def train(
         exports.refresh(step)
     record = dict(settings) if settings is not None else asdict(options)
     if options.log_with != "none":
-        accelerator.init_trackers("logs", config=asdict(options))
+        accelerator.init_trackers(LOGS, config=asdict(options))
     losses = []
     batches = _batches(loader, step, options.accumulate, set_epoch)
     while step < options.steps:
@@ -219,20 +220,48 @@ def saved_state(out: Path) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-RUN_OUTPUTS = (
-    "state",
-    "state.old",
-    "state.partial",
-    "logs",
-    "validation",
-    "stage*.safetensors",
-    "stage*.ckpt",
-)
+STATE_NAMES = (STATE_FOLDER, f"{STATE_FOLDER}.old", f"{STATE_FOLDER}.partial")
+LOGS, VALIDATION = "logs", "validation"
+# What accelerate's TensorBoard tracker writes into OUT/logs: event files, and per run a folder
+# named by the time (`time.time()`) with the hyperparameters' events and hparams.yml.
+LOG_FILE = re.compile(r"events\.out\.tfevents\..+")
+LOG_RUN_FOLDER = re.compile(r"\d+(\.\d+)?")
+GRID = re.compile(r"\d+-.+-step\d{7}\.mp4")  # validation.py's `<number>-<clip>-step<N>.mp4`
 
 
-def outputs_of_a_run(out: Path) -> list[Path]:
-    """What a training run writes into its folder (and nothing else that may be there)."""
-    return sorted({path for pattern in RUN_OUTPUTS for path in out.glob(pattern)})
+def _exports(out: Path, stage: int) -> list[Path]:
+    names = (f"stage{stage}{tail}{suffix}" for tail in ("", "_ema") for suffix in (".safetensors", ".ckpt"))
+    return [out / name for name in names]
+
+
+def _log_files(logs: Path) -> list[Path]:
+    """The tracker's files in `logs`, and none of the user's notes beside them."""
+    if not logs.is_dir():
+        return []
+    found = [path for path in logs.iterdir() if path.is_file() and LOG_FILE.fullmatch(path.name)]
+    for folder in logs.iterdir():
+        if folder.is_dir() and LOG_RUN_FOLDER.fullmatch(folder.name):
+            found += [p for p in folder.iterdir() if LOG_FILE.fullmatch(p.name) or p.name == "hparams.yml"]
+    return found
+
+
+def outputs_of_a_run(out: Path, stage: int) -> list[Path]:
+    """What a `stage` run writes into its folder, by its names, and nothing else: the user's own
+    files there (notes in logs/, a clip in validation/, `stage1_keep.safetensors`) and the other
+    stage's checkpoints (the released configs send both stages to one folder) are not in it."""
+    own = [out / name for name in STATE_NAMES] + _exports(out, stage)
+    grids = (out / VALIDATION).glob("*.mp4")
+    found = [*own, *_log_files(out / LOGS), *(path for path in grids if GRID.fullmatch(path.name))]
+    return sorted(path for path in found if path.exists())
+
+
+def remove_outputs(out: Path, paths: list[Path]) -> None:
+    """Removes `paths` (of `outputs_of_a_run`), then the folders in `out` they leave empty."""
+    remove(paths)
+    folders = {folder for path in paths for folder in path.parents if out in folder.parents}
+    for folder in sorted(folders, key=lambda folder: len(folder.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def _restore(accelerator: Any, out: Path) -> tuple[Path, int]:
@@ -280,7 +309,7 @@ def _validate(
     """Every rank runs the clips (sharded networks need all of them); the first writes the grids."""
     from realisdance_cli.training.validation import validate
 
-    folder = out / "validation" if accelerator.is_main_process else None
+    folder = out / VALIDATION if accelerator.is_main_process else None
     validate(
         accelerator.unwrap_model(net), encoders.vae, encoders.image_encoder, dict(scheduler.config),
         clips, folder, step, options.validation_ddim_steps, options.seed,

@@ -17,8 +17,7 @@ from torch.nn import functional as F
 
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.animator.pipeline import SCHEDULER_OVERRIDES
-
-MIN_SNR_GAMMA = 5.0
+from realisdance_cli.training.options import MIN_SNR_GAMMA
 
 
 def noise_scheduler(config: dict) -> DDPMScheduler:

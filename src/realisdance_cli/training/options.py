@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MIN_SNR_GAMMA = 5.0  # the loss weights min(snr, gamma) / (snr + 1), as the released configs' snr_gamma
+VALIDATION_GUIDANCE = 2.0  # as the released configs' validation_kwargs.guidance_scale
+
 
 @dataclass(frozen=True)
 class TrainOptions:

@@ -19,6 +19,7 @@ from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline, z
 from realisdance_cli.animator.processing import frame_pixels, video_tensor
 from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.training.data import ValidationClip
+from realisdance_cli.training.options import VALIDATION_GUIDANCE
 from realisdance_cli.video_writer import VideoWriter
 
 
@@ -50,6 +51,7 @@ def validate(
                 clip.reference,
                 videos,
                 num_inference_steps=ddim_steps,
+                guidance_scale=VALIDATION_GUIDANCE,
                 generator=generator,
                 output_type="pt",
                 return_dict=False,
