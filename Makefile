@@ -18,7 +18,7 @@ install: $(STAMP)
 # (CI, containers) and some are missing; otherwise `rdance doctor` says which ones are missing.
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "realisdance-cli needs Python 3.11 or newer: make $(MAKECMDGOALS) PYTHON=python3.11"; exit 1; }
+		{ echo "realisdance-cli needs Python 3.11 or newer: make $(or $(MAKECMDGOALS),install) PYTHON=python3.11"; exit 1; }
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; } || \
 		echo "warning: could not install $(APT_PACKAGES); rdance doctor says what is missing"; \

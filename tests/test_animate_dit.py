@@ -137,6 +137,10 @@ def test_dit_bad_input_is_one_sentence(
         rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--stride", "2", *common),
         "--stride is not for --model dit.",
     )
+    assert_user_error(  # a flag that is off when given
+        rdance("animate", reference, poses, "--model", "dit", *PROMPT, "--no-channels-last", *common),
+        "--no-channels-last is not for --model dit.",
+    )
     assert_user_error(
         rdance("animate", reference, poses, *PROMPT, *common), "--prompt, --max-res are not for --model sd."
     )

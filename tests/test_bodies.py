@@ -95,6 +95,43 @@ def test_body_pickles_refuse_anything_else(tmp_path: Path) -> None:
         mano_layer(tmp_path / "MANO_RIGHT.pkl")
 
 
+class _ForgedSparse:
+    """Pickles as a scipy sparse matrix whose state claims another shape than its parts hold."""
+
+    def __init__(self, side: int, whole: bool) -> None:
+        self.side, self.whole = side, whole
+
+    def __reduce_ex__(self, protocol: object) -> tuple:
+        import copyreg
+
+        import scipy.sparse
+
+        state = dict(scipy.sparse.csc_matrix(np.eye(2)).__dict__) | {"_shape": (self.side, self.side)}
+        if self.whole:  # consistent parts: one entry in a huge matrix
+            indptr = np.zeros(self.side + 1, np.int32)
+            indptr[-1] = 1
+            state |= {"indptr": indptr, "indices": np.zeros(1, np.int32), "data": np.ones(1)}
+        return (copyreg._reconstructor, (scipy.sparse.csc_matrix, object, None), state)
+
+
+@pytest.mark.parametrize(
+    ("side", "whole", "said"),
+    [
+        (4000, False, "J_regressor is a damaged sparse matrix (index pointer size 3 should be 4001)"),
+        (4000, True, "J_regressor is a sparse matrix of 4000x4000, larger than any body model's"),
+    ],
+    ids=["parts-apart", "huge"],
+)
+def test_a_forged_sparse_matrix_is_refused(tmp_path: Path, side: int, whole: bool, said: str) -> None:
+    """A 577-byte MANO file crashed the process (scipy read past the parts); a 16 KB one made a
+    dense 128 MB array, growing with the square of its side."""
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(pickle.dumps({"J_regressor": _ForgedSparse(side, whole)}, protocol=2))
+    with pytest.raises(UserError) as caught:
+        load_body_pickle(path)
+    assert said in str(caught.value)
+
+
 def test_missing_model_files_name_the_licence(tmp_path: Path) -> None:
     with pytest.raises(UserError) as caught:
         smplx_model(tmp_path / "SMPLX_NEUTRAL.npz")

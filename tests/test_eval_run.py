@@ -89,6 +89,10 @@ def test_a_second_run_animates_nothing_and_keeps_the_table(
     videos = sorted((sharded / "videos").glob("*.mp4"))
     stamps = [path.stat().st_mtime_ns for path in videos]
     table = (sharded / "scores.json").read_text()
+    record = json.loads((sharded / "run.json").read_text())
+    animation = record["animation"]  # as rdance wrote it before the model's settings sat in "model"
+    animation |= {"dit": animation.pop("model"), "stride": 4, "max_frames": 80, "channels_last": True}
+    (sharded / "run.json").write_text(json.dumps(record | {"animation": animation | {"sampling": None}}))
     done = rdance("eval", "run", val, *FAST, "--weights", weights_root, "--out", sharded)
     assert done.returncode == 0, done.stderr
     assert [path.stat().st_mtime_ns for path in videos] == stamps

@@ -41,7 +41,9 @@ def test_force_starts_over_only_the_stages_asked_for(extraction_weights: Path, t
     assert_user_error(refused, "DWPose", "--only dwpose,hamer")
     assert (out / "dwpose.npz").read_bytes() == dwpose and Track.open(out).source.frame_count == 2
     assert_user_error(rdance("extract", other, *weights, "--only", "hamer"), "--only dwpose,hamer")
-    rate = rdance("extract", video, *weights, "--only", "dwpose", "--fps", "12")  # was silently ignored
+    mpeg = tmp_path / "clip.mpg"  # any file but a picture is a video
+    mpeg.write_bytes(video.read_bytes())
+    rate = rdance("extract", mpeg, *weights, "--only", "dwpose", "--fps", "12", "--out", out)  # was ignored
     assert rate.returncode == 0 and "--fps is for image folders; a video keeps its own" in rate.stderr
     assert_user_error(  # what differs, not the path the user just gave
         rdance("extract", video, *weights, "--only", "dwpose", "--max-frames", "1"),

@@ -407,6 +407,24 @@ def test_an_array_class_called_by_the_pickle_is_refused(tmp_path: Path) -> None:
     assert len(restricted_load(_write(tmp_path / "fine.pkl", _pose_frames()))) == 3  # numpy's own arrays
 
 
+class _Objects:
+    """Pickles as numpy's array of Python objects: 16M slots filled from a one-item list."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from numpy._core import multiarray
+
+        state = (1, (1 << 24,), np.dtype(object), False, [0])
+        return multiarray._reconstruct, (np.ndarray, (0,), b"b"), state
+
+
+def test_an_array_of_python_objects_is_refused(tmp_path: Path) -> None:
+    """A 104-byte file crashed the process (numpy filled 16M object slots from a list of one)."""
+    frames = _pose_frames()
+    frames[0]["hands"] = _Objects()
+    done = rdance("track", "import", _write(tmp_path / "objects.pkl", frames), "--out", tmp_path / "x.rdance")
+    assert_user_error(done, "an array claims to hold Python objects", "damaged")
+
+
 def _write(path: Path, data: object) -> Path:
     path.write_bytes(pickle.dumps(data, protocol=4))
     return path
@@ -427,7 +445,7 @@ def _nested(depth: int, width: int) -> list[Any]:
         (_nested(40, 10), "got a list."),  # printing it took minutes and gigabytes
         (10**5000, "got a number of thousands of digits."),  # repr itself refuses
         (10**30, "got a number of 31 digits."),  # imported as a frame 10^30 pixels high
-        (1 << 17, "got 131072."),
+        (8193, "got 8193."),  # drawn at its own size, a 16384 frame took 7 GB
         ("1080" * 50, f"got '{'1080' * 10}'."),  # the first 40 characters
     ],
     ids=["nested", "huge", "too-large", "past-the-largest", "text"],
@@ -437,7 +455,7 @@ def test_frame_sizes_are_bounded_and_shown_short(tmp_path: Path, value: object, 
     frames[1]["H"] = value
     done = rdance("track", "import", _write(tmp_path / "size.pkl", frames), "--out", tmp_path / "x.rdance")
     assert_user_error(
-        done, "frame 1: H should be the frame size in pixels (a whole number from 1 to 65536), " + shown
+        done, "frame 1: H should be the frame size in pixels (a whole number from 1 to 8192), " + shown
     )
 
 
@@ -453,13 +471,14 @@ def test_a_pose_file_mixing_frame_sizes_is_refused_everywhere(tmp_path: Path) ->
 
 
 def test_a_large_source_and_missing_streams_are_said_in_one_sentence(tmp_path: Path) -> None:
-    """A 20000-pixel-high source: a traceback from the skeleton drawing, now the --size to give;
-    render-poses named only the first missing stream; `track info` of a .pkl said `rdance extract`."""
-    frames = _pose_frames()
-    for pose in frames:
-        pose["H"] = 20_000
-    tall = _write(tmp_path / "tall.pkl", frames)
+    """A track of a 20000-pixel-high picture: a traceback from the skeleton drawing, now the --size
+    to give; render-poses named only the first missing stream; `track info` of a .pkl said
+    `rdance extract`."""
+    tall = _write(tmp_path / "tall.pkl", _pose_frames())
     assert rdance("track", "import", tall, "--fps", "30", "--out", tmp_path / "tall.rdance").returncode == 0
+    meta = json.loads((tmp_path / "tall.rdance" / "meta.json").read_text())
+    meta["source"]["height"] = 20_000  # as a track extracted from such a picture records it
+    (tmp_path / "tall.rdance" / "meta.json").write_text(json.dumps(meta))
     assert_user_error(
         rdance("render-poses", tmp_path / "tall.rdance", "--out", tmp_path / "poses"),
         "the source is 20000x48 (height x width), larger than the videos can be; give --size up to",

@@ -363,3 +363,14 @@ def test_vae_slicing_gives_the_same_video(pipeline) -> None:
     sliced = copy.deepcopy(pipeline)
     sliced.enable_vae_slicing()
     np.testing.assert_allclose(_run(sliced, reference, poses), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", [None, "dit", 3])
+def test_animate_options_take_a_model_of_the_two_kinds(model: object) -> None:
+    """AnimateOptions(model=None) failed later inside the job with an assertion."""
+    from realisdance_cli import AnimateOptions, DiTOptions, SDOptions
+
+    assert AnimateOptions().dit is None and isinstance(AnimateOptions().model, SDOptions)
+    assert AnimateOptions(model=DiTOptions(prompt="a dance")).dit == DiTOptions(prompt="a dance")
+    with pytest.raises(TypeError, match=r"AnimateOptions.model is SDOptions\(\) or DiTOptions\(...\), got"):
+        AnimateOptions(model=model)  # type: ignore[arg-type]

@@ -92,7 +92,11 @@ class AnimateOptions:
     retarget: RetargetOptions | None = None  # the poses' track's dance on the reference's body first
 
     def __post_init__(self) -> None:
+        from realisdance_cli.dit.job import DiTOptions
+
         paths_from_strings(self, "weights_root", "checkpoint", "audio")
+        if not isinstance(self.model, SDOptions | DiTOptions):
+            raise TypeError(f"AnimateOptions.model is SDOptions() or DiTOptions(...), got {self.model!r}")
 
     @property
     def dit(self) -> DiTOptions | None:

@@ -77,11 +77,22 @@ def _body_pickle_globals() -> dict[tuple[str, str], Any]:
     return allowed
 
 
-def _plain(value: Any) -> Any:
-    """chumpy stand-ins and sparse matrices as dense numpy arrays."""
+SPARSE_LIMIT = 10_000_000  # entries of a dense regressor: SMPL-X's is 55 x 10475 (576,000)
+
+
+def _plain(value: Any, where: str) -> Any:
+    """chumpy stand-ins and sparse matrices as dense numpy arrays; a sparse matrix whose parts do
+    not fit together (scipy would read past them) or that would fill gigabytes is damage."""
     if isinstance(value, _ChumpyArray):
         return np.asarray(value.state["x"])
     if hasattr(value, "toarray"):
+        try:
+            value.check_format(full_check=True)
+            rows, columns = (int(side) for side in value.shape)
+        except Exception as err:  # any inconsistency of the pickled parts
+            raise UserError(f"{where} is a damaged sparse matrix ({err}).") from None
+        if rows * columns > SPARSE_LIMIT:
+            raise UserError(f"{where} is a sparse matrix of {rows}x{columns}, larger than any body model's.")
         return np.asarray(value.toarray())
     return value
 
@@ -93,7 +104,7 @@ def load_body_pickle(path: Path) -> dict[str, Any]:
     data = restricted_load(path, _body_pickle_globals(), encoding="latin1")
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a body model file: it should hold a dictionary of arrays.")
-    return {str(key): _plain(value) for key, value in data.items()}
+    return {str(key): _plain(value, f"{path}: {key}") for key, value in data.items()}
 
 
 MANO_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")

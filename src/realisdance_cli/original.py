@@ -40,7 +40,7 @@ OPTIONAL_KEYS = ("faces", "hands_score")
 # official sample stays within -1 and 1.4); anything this far out is a damaged file, and would
 # overflow the skeleton drawing's integer pixels.
 COORDINATE_LIMIT = 1000.0
-MAX_FRAME_SIDE = 1 << 16  # pixels: no video is larger (FFmpeg's H.264 and HEVC stop at 16384)
+MAX_FRAME_SIDE = 8192  # pixels: render-poses' largest video; a frame is drawn at the file's own size
 # `pkl_layout` in a DWPose stream's options: how the imported file held its poses.
 LIST_LAYOUT = "list"  # a list of per-frame dicts (the original's video data)
 SINGLE_LAYOUT = "single"  # one picture's pose dict (the original's stage-1 image data)

@@ -32,7 +32,10 @@ def _dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype:
     must never reach numpy's shared built-in types)."""
     if not isinstance(obj, str):
         raise _Damaged(f"an array type is given as {type(obj).__name__}, not as a type code")
-    return np.dtype(obj, bool(align), True)
+    dtype = np.dtype(obj, bool(align), True)
+    if dtype.hasobject:  # numpy fills such arrays from pickled lists, and a short list crashes it
+        raise _Damaged("an array claims to hold Python objects, which a pose or body file never does")
+    return dtype
 
 
 _MADE_ODDLY = "an array is made in a way numpy's pickler never writes"

@@ -203,8 +203,9 @@ def animate(
         bool, typer.Option("--faithful", help="The original's compute pattern (slower; for checking).")
     ] = False,
     channels_last: Annotated[
-        bool, typer.Option("--channels-last/--no-channels-last", help="sd: NHWC convolutions (faster).")
-    ] = True,
+        bool | None,
+        typer.Option("--channels-last/--no-channels-last", help="sd: NHWC convolutions (faster; on)."),
+    ] = None,
     checkpoint: Annotated[
         Path | None,
         typer.Option(
@@ -232,8 +233,9 @@ def animate(
     from realisdance_cli.rendering import parse_size
 
     is_dit = model is Model.dit
+    layout = "--no-channels-last" if channels_last is False else "--channels-last"
     sd_flags = {"--dwpose": dwpose, "--stride": stride, "--schedule": schedule, "--uncond": uncond,
-                "--context-batch": context_batch}  # fmt: skip
+                "--context-batch": context_batch, layout: channels_last is not None}  # fmt: skip
     dit_flags = {"--prompt": prompt, "--prompt-file": prompt_file, "--negative-prompt": negative_prompt,
                  "--max-res": max_res, "--fps": fps, "--teacache": teacache,
                  "--teacache-thresh": teacache_thresh, "--offload": offload,
@@ -278,7 +280,7 @@ def animate(
     model_options = dit or animation.SDOptions(
         stride=_or_default(stride, 4),
         max_frames=frames if max_frames is not None else 80,
-        channels_last=channels_last,
+        channels_last=_or_default(channels_last, True),
         sampling=_sampling(steps, guidance, uncond, context, overlap, schedule, context_batch, faithful),
     )
     options = animation.AnimateOptions(

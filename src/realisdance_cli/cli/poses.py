@@ -74,7 +74,7 @@ def extract(
     or a hand stay empty.
     """
     from realisdance_cli import extraction
-    from realisdance_cli.video import DEFAULT_IMAGE_FPS, VIDEO_SUFFIXES, Selection, as_fraction
+    from realisdance_cli.video import DEFAULT_IMAGE_FPS, IMAGE_SUFFIXES, Selection, as_fraction
 
     for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
         if value < 1:
@@ -84,7 +84,7 @@ def extract(
         ignored = f"--dtype is for the PyTorch stages (hamer, smplerx); --only {only} runs none"
         warnings.warn(ignored, stacklevel=2)
     image_fps = DEFAULT_IMAGE_FPS if fps is None else as_fraction(fps, "--fps")
-    if fps is not None and source.suffix.lower() in VIDEO_SUFFIXES and source.is_file():
+    if fps is not None and source.is_file() and source.suffix.lower() not in IMAGE_SUFFIXES:
         warnings.warn("--fps is for image folders; a video keeps its own frame rate", stacklevel=2)
     options = extraction.ExtractOptions(
         selection=Selection(

@@ -245,7 +245,12 @@ class _PoseTracks:
         return extract(video, out, extract_options, progress=self.progress)[0]
 
 
+_ABSENT = object()  # a key one description has and the other lacks
+
+
 def _shown(value: Any) -> str:
+    if value is _ABSENT:
+        return "absent"
     text = "none" if value is None else json.dumps(value)
     return text if len(text) <= SHOWN_CHARACTERS else f"{text[: SHOWN_CHARACTERS - 3]}..."
 
@@ -259,7 +264,9 @@ def _differences(earlier: Any, described: Any, where: str = "") -> list[str]:
         return [
             said
             for name in sorted(earlier.keys() | described.keys())
-            for said in _differences(earlier.get(name), described.get(name), f"{where}.{name}".lstrip("."))
+            for said in _differences(
+                earlier.get(name, _ABSENT), described.get(name, _ABSENT), f"{where}.{name}".lstrip(".")
+            )
         ]
     return [f"{where} {_shown(earlier)} (now {_shown(described)})"]
 

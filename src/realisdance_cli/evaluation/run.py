@@ -28,7 +28,7 @@ from realisdance_cli.evaluation import job
 from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, shard
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import get_protocol
-from realisdance_cli.files import folder_lock
+from realisdance_cli.files import atomic_write_bytes, folder_lock
 from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource
@@ -210,6 +210,7 @@ def run_benchmark(
     # Shards and launched processes each claim the folder, one at a time, and each passes --force:
     # it replaces a run of other settings, never the one another of them has just claimed.
     with folder_lock(out, "the run folder", wait=True):
+        _upgrade_record(out / "run.json")
         job.claim(
             out,
             described,
@@ -233,6 +234,27 @@ def run_benchmark(
     return _merge(
         benchmark, options.model, animation, out, described, metrics, networks, evaluation, progress
     )
+
+
+# The model's own settings in a run.json of rdance before AnimateOptions.model held them.
+_SD_SETTINGS = ("stride", "max_frames", "channels_last", "sampling")
+
+
+def _upgrade_record(path: Path) -> None:
+    """A run.json written before the animation settings held the model's own under "model" (the
+    SD model's beside the others, DiT's under "dit") is rewritten in today's shape, so that the
+    same run resumes instead of reading as one of other settings."""
+    try:
+        record = json.loads(path.read_text())
+        animation = record["animation"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # none, or not ours: `claim` says so
+    if not isinstance(animation, dict) or "model" in animation or "dit" not in animation:
+        return
+    dit = animation.pop("dit")
+    sd = {key: animation.pop(key, None) for key in _SD_SETTINGS}
+    animation["model"] = dit if dit is not None else sd
+    atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
 
 
 def _video(out: Path, sample: Sample) -> Path:
