@@ -125,6 +125,12 @@ def _offline(out: Path, root: Path, fetch: Fetch, reason: str) -> None:
     with progress_bars() as progress:
         folder = demos.dancer_skeleton(out, progress)
     console.print(summarise(Track.open(folder)))
+    pkl, _, roundtrip = (out / name for name in demos.SKELETON)
+    console.print(
+        f"the synthetic dancer's poses in the original DWPose format: {escape(str(pkl))}, imported as "
+        f"the pose track above and exported back to {escape(str(roundtrip))} (the same bytes)",
+        highlight=False,
+    )
     console.print(f"the synthetic dancer's skeleton video: {escape(str(folder / BY_NAME['dwpose'].video))}")
     for line in demos.short_doctor(root):
         console.print(escape(line), highlight=False)
