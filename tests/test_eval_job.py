@@ -97,7 +97,7 @@ def test_other_paths_to_the_same_videos_and_other_metrics_reuse_the_records(
         evaluate([Path("theirs")], Path("truth"), Path("out"), ssim)
     assert str(refused.value) == (
         f"out holds the evaluation of other videos (generated.ours {json.dumps(str(videos / 'ours'))} "
-        f"(now none); generated.theirs none (now {json.dumps(str(videos / 'theirs'))})); pass --force "
+        f"(now absent); generated.theirs absent (now {json.dumps(str(videos / 'theirs'))})); pass --force "
         "to replace it, or choose another --out."
     )
 
