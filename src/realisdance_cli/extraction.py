@@ -130,8 +130,7 @@ def _begin(
 ) -> None:
     """Start or resume `stream` (`Track.begin`); started over with other weights or options, what
     rested on its earlier result goes too (`_start_over`)."""
-    state = track.state(stream)
-    if stream in track.streams and (state.weights, state.options) != (weights, options):
+    if stream in track.streams and not track.made_with(stream, weights, options):
         _start_over(track, stream, running)
     track.begin(stream, weights=weights, options=options)
 

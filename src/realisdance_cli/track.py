@@ -333,13 +333,16 @@ class Track:
         A stream made with other weights or options starts over, so a resumed result never mixes two
         configurations.
         """
-        state = self.state(kind)
-        if state.weights != dict(weights) or state.options != dict(options):
+        if not self.made_with(kind, weights, options):
             self.discard(kind)
-            state = StreamState(weights=dict(weights), options=dict(options))
-            self.streams[kind] = state
+            self.streams[kind] = StreamState(weights=dict(weights), options=dict(options))
             self._save_meta()
-        return state.frames_done
+        return self.state(kind).frames_done
+
+    def made_with(self, kind: str, weights: Mapping[str, str], options: Mapping[str, Any]) -> bool:
+        """Whether `kind` is recorded as made (or being made) with these weights and options."""
+        state = self.state(kind)
+        return kind in self.streams and (state.weights, state.options) == (dict(weights), dict(options))
 
     def append(self, kind: str, chunk: Stream) -> None:
         """Add the next frames of `kind` (a crash after this call loses nothing)."""
