@@ -168,3 +168,45 @@ def test_a_folder_given_as_the_colour_table_is_one_sentence(tmp_path: Path) -> N
         load_vertex_colours(tmp_path)
     with pytest.raises(UserError, match="does not exist; `rdance weights check smplx-colors`"):
         load_vertex_colours(tmp_path / "missing.pt")
+
+
+class _Reduced:
+    """Pickles as the call `function(*args)`: what a forged file can ask of the unpickler."""
+
+    def __init__(self, function: object, *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple:
+        return (self.function, self.args)
+
+
+def test_bytes_in_a_body_pickle_are_only_latin1_text(tmp_path: Path) -> None:
+    """`_codecs.encode` makes protocol 2's bytes; with any codec, `hex` applied 30 times in a few
+    hundred bytes of pickle grows two bytes to gigabytes."""
+    import codecs
+
+    grown: object = b"ab"
+    for _ in range(3):
+        grown = _Reduced(codecs.encode, grown, "hex")
+    path = tmp_path / "MANO_RIGHT.pkl"
+    path.write_bytes(pickle.dumps({"v_template": grown}, protocol=2))
+    with pytest.raises(UserError, match="bytes are made in a way Python's pickler never writes"):
+        load_body_pickle(path)
+    path.write_bytes(pickle.dumps({"v_template": b"\x00\xff"}, protocol=2))  # how bytes really come
+    assert load_body_pickle(path) == {"v_template": b"\x00\xff"}
+
+
+def test_a_colour_table_is_read_without_numpy_constructors(tmp_path: Path) -> None:
+    """torch's weights-only loader, allowed numpy's globals, let a forged table call `numpy.ndarray`
+    itself (any size, uninitialised: this one passed as a table of garbage colours)."""
+    from realisdance_cli.bodies import load_vertex_colours
+
+    forged = tmp_path / "forged.pt"
+    torch.save(_Reduced(np.ndarray, (10475, 3), "u1"), forged)
+    with pytest.raises(UserError, match="an array is made in a way numpy's pickler never writes"):
+        load_vertex_colours(forged)
+    table = np.arange(30, dtype=np.uint8).reshape(10, 3)
+    for saved in (table, torch.from_numpy(table)):  # the authors' numpy array, or a tensor
+        path = tmp_path / "table.pt"
+        torch.save(saved, path)
+        np.testing.assert_array_equal(load_vertex_colours(path), table)

@@ -2,19 +2,20 @@
 
 SMPL-X and MANO come from the official files through the `smplx` package; the authors' per-vertex
 colour table for the SMPL-X colourful surface (`smplx_color.pt`, a torch-saved uint8 numpy array)
-is loaded with `torch.load(weights_only=True)`, allowing only the numpy globals an array needs.
+is read from its zip archive by the restricted unpickler of `safe_pickle`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy._core import multiarray
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, load_npz
@@ -22,31 +23,43 @@ from realisdance_cli.files import existing_file, load_npz
 if TYPE_CHECKING:
     import torch
 
-# An array pickled by numpy 1 or 2 names its rebuild function under either module path.
-_ARRAY_GLOBALS: list[Any] = [
-    np.ndarray,
-    np.dtype,
-    (multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-    (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
-    type(np.dtype(np.uint8)),
-]
+_COLOUR_TABLE = "a vertex colour table"
 
 
 def load_vertex_colours(path: str | Path) -> np.ndarray:
     """The (V, 3) uint8 colour table of `path`, loaded without running any code from the file."""
     import torch
 
-    from realisdance_cli.state_dicts import read_weights
-
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} does not exist; `rdance weights check smplx-colors` says where to get it.")
     existing_file(path, "the vertex colour table (smplx_color.pt)")
-    table = read_weights(path, "a vertex colour table", _ARRAY_GLOBALS, mmap=False)
+    table = _torch_saved(path)
     table = table.numpy() if isinstance(table, torch.Tensor) else table
     if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] != 3:
         raise UserError(f"{path} is not a vertex colour table: expected a (vertices, 3) array.")
     return np.ascontiguousarray(table, dtype=np.uint8)
+
+
+def _torch_saved(path: Path) -> Any:
+    """What `torch.save` wrote to `path`: numpy arrays (the authors' table) through our restricted
+    unpickler, tensors through torch's weights-only loader. torch's loader with numpy's globals
+    allowed would let a forged file allocate any size, or arrays of objects that crash numpy."""
+    from realisdance_cli.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS, restricted_loads
+    from realisdance_cli.state_dicts import read_weights
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            pickles = [name for name in names if re.fullmatch(r"[^/]+/data\.pkl", name)]
+            holds_tensors = any(re.fullmatch(r"[^/]+/data/\w+", name) for name in names)
+            stored = len(pickles) == 1 and archive.getinfo(pickles[0]).compress_type == zipfile.ZIP_STORED
+            data = archive.read(pickles[0]) if stored and not holds_tensors else None
+    except (zipfile.BadZipFile, OSError):
+        data = None
+    if data is None:  # not numpy's: torch's loader reads it or says why it cannot
+        return read_weights(path, _COLOUR_TABLE, mmap=False)
+    return restricted_loads(data, str(path), {**NUMPY_GLOBALS, **BYTES_GLOBALS})
 
 
 class _ChumpyArray:
@@ -58,15 +71,13 @@ class _ChumpyArray:
 
 def _body_pickle_globals() -> dict[tuple[str, str], Any]:
     """What the official MANO/SMPL pickles (Python 2, chumpy, scipy) may ask for, and nothing else."""
-    import codecs
     import copyreg
 
     import scipy.sparse
 
-    from realisdance_cli.safe_pickle import NUMPY_GLOBALS
+    from realisdance_cli.safe_pickle import BYTES_GLOBALS, NUMPY_GLOBALS
 
-    allowed = dict(NUMPY_GLOBALS)
-    allowed[("_codecs", "encode")] = codecs.encode  # protocol-2 bytes
+    allowed = {**NUMPY_GLOBALS, **BYTES_GLOBALS}
     for module in ("copy_reg", "copyreg"):
         allowed[(module, "_reconstructor")] = getattr(copyreg, "_reconstructor")  # noqa: B009  # untyped
     for module in ("__builtin__", "builtins"):

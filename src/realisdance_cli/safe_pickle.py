@@ -58,6 +58,16 @@ def _reconstruct(subtype: Any, shape: Any, dtype_code: Any) -> np.ndarray:
     return cast(np.ndarray, _multiarray._reconstruct(np.ndarray, (0,), dtype_code))
 
 
+def _latin1(text: Any, encoding: Any = "utf-8") -> bytes:
+    """`_codecs.encode` as a protocol-2 pickle makes bytes (their text in latin-1), and nothing else:
+    other codecs (hex, base64) applied again and again would grow a few bytes to gigabytes."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Damaged("bytes are made in a way Python's pickler never writes")
+    return text.encode("latin1")
+
+
+# Protocol 2 (numpy's arrays in torch.save files, Python 3's protocol-2 pickles) spells bytes so.
+BYTES_GLOBALS: dict[tuple[str, str], Any] = {("_codecs", "encode"): _latin1}
 NUMPY_GLOBALS: dict[tuple[str, str], Any] = {}
 for _module in ("numpy.core", "numpy._core"):
     NUMPY_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
@@ -175,17 +185,27 @@ def restricted_load(
     encoding: str = "latin1",
 ) -> Any:
     """Unpickle `path`, resolving only the globals in `allowed` (default: numpy arrays)."""
-    data = read_bytes(path)
-    unpickler = _RestrictedUnpickler(data, allowed, str(path), encoding=encoding)
+    return restricted_loads(read_bytes(path), str(path), allowed, encoding=encoding)
+
+
+def restricted_loads(
+    data: bytes,
+    what: str,
+    allowed: Mapping[tuple[str, str], Any] = NUMPY_GLOBALS,
+    *,
+    encoding: str = "latin1",
+) -> Any:
+    """Unpickle `data` (named `what` in errors), resolving only the globals in `allowed`."""
+    unpickler = _RestrictedUnpickler(data, allowed, what, encoding=encoding)
     try:
         return unpickler.load()
     except UnsafePickleError:
         raise
     except (_Truncated, EOFError):
-        raise UserError(f"{path} {SHORT}") from None
+        raise UserError(f"{what} {SHORT}") from None
     except _Damaged as err:
-        raise UserError(f"{path} is not a readable pickle file: {err} (the file is damaged).") from None
+        raise UserError(f"{what} is not a readable pickle file: {err} (the file is damaged).") from None
     except Exception as err:  # any malformed byte stream
         if "exhausted" in str(err) or "truncated" in str(err):
-            raise UserError(f"{path} {SHORT}") from None
-        raise UserError(f"{path} is not a readable pickle file ({_reason(err)}).") from None
+            raise UserError(f"{what} {SHORT}") from None
+        raise UserError(f"{what} is not a readable pickle file ({_reason(err)}).") from None
