@@ -386,13 +386,13 @@ def test_body_model_pickles_load_only_arrays(tmp_path: Path) -> None:
     assert "system, which a data file never needs" in lines["mano"]
 
 
-def test_doctor_warns_about_a_truncated_file(tmp_path: Path) -> None:
+def test_doctor_fails_on_a_truncated_file(tmp_path: Path) -> None:
     from realisdance_cli import doctor
 
     path = tiny_onnx(tmp_path / weights.get("dwpose-det").path)
     truncate(path, path.stat().st_size // 2)
     (check_,) = [c for c in doctor.weight_checks(tmp_path) if c.name == "dwpose-det"]
-    assert check_.level == "warn" and "the ONNX protobuf does not parse" in check_.detail
+    assert check_.level == "fail" and "the ONNX protobuf does not parse" in check_.detail
 
 
 # Whole ONNX files, the first bigger than huggingface_hub's 10 MiB write chunk, so that half of it

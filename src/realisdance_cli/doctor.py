@@ -146,12 +146,12 @@ def weight_checks(root: Path) -> list[Check]:
         if found.ok:
             size = f"{found.size / 1e6:,.1f} MB" if found.size is not None else ""
             checks.append(Check("weights", entry.name, "ok", f"{found.path} ({size}, {found.place})"))
-        elif found.found:
+        elif found.found:  # damaged: every command that needs it would fail, as `weights check` does
             checks.append(
                 Check(
                     "weights",
                     entry.name,
-                    "warn",
+                    "fail",
                     f"{found.path}: {found.problem}; {weights.refetch(found, root)}",
                 )
             )
