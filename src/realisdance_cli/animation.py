@@ -72,6 +72,12 @@ class SDOptions:
     channels_last: bool = True  # NHWC convolutions: faster on GPUs and on this CPU
     sampling: SamplingOptions | None = None
 
+    def resolved_sampling(self) -> SamplingOptions:
+        """`sampling`, or the original's settings where it is None."""
+        from realisdance_cli.animator.sampling import SamplingOptions
+
+        return self.sampling or SamplingOptions()
+
 
 @dataclass
 class AnimateOptions:
@@ -341,11 +347,9 @@ def default_out(reference: Path, inputs: PoseInputs) -> Path:
 def check_options(options: AnimateOptions) -> None:
     """Every option of an SD job that needs no file, checked before any work (named as the
     command's flags)."""
-    from realisdance_cli.animator.sampling import SamplingOptions
-
     sd = sd_options(options)
     check_frame_size(*options.frame_size, "--size")
-    (sd.sampling or SamplingOptions()).check(FLAGS)
+    sd.resolved_sampling().check(FLAGS)
     for flag, value, least in (
         ("--start", options.start, 0),
         ("--stride", sd.stride, 1),
@@ -426,9 +430,7 @@ def _animate_sd(
     import torch
 
     from realisdance_cli.animator.pipeline import PoseVideos
-    from realisdance_cli.animator.sampling import SamplingOptions
-
-    sampling = sd_options(options).sampling or SamplingOptions()
+    sampling = sd_options(options).resolved_sampling()
     device, dtype = resolve_device(options.device, options.dtype)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
