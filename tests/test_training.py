@@ -388,7 +388,8 @@ def test_an_original_config_trains_validates_and_logs(tmp_path: Path) -> None:
         "global_seed": 7, "manifest": str(manifest), "validation_ddim_steps": 2, "a_key_nobody_knows": 1,
     }  # fmt: skip
     raw["train_data"][0]["dataset"]["args"] |= {
-        "sample_size": [64, 48], "sample_n_frames": 4, "sample_stride": 2, "ref_mode": "first",
+        "sample_size": [64, 48], "clip_size": [27, 20], "sample_n_frames": 4, "sample_stride": 2,
+        "ref_mode": "first",
     }  # fmt: skip
     config = write_config(tmp_path / "stage2_hamer.yaml", raw)
     done = rdance("train", "--config", config, "--steps", "2", "--weights", root)
@@ -424,10 +425,10 @@ def test_configs_translate_original_keys_and_refuse_bad_values(tmp_path: Path) -
     config.write_text(
         "image_finetune: true\ntrain_batch_size: 4\ngradient_accumulation_steps: 2\n"
         "train_data:\n- dataset:\n    args: {sample_size: [768, 576], sample_n_frames: 1}\n"
-        "- dataset: {args: {clip_size: [320, 240]}}\n"
+        "- dataset: {args: {clip_size: [213, 160], split: train}}\n"
         "checkpointing_steps: -1\ncfg_uncond_ratio: 0.3\nema_decay: 0.999\nsize: 512x384\n"
     )
-    with pytest.warns(UserWarning, match=r"not used here: train_data\.clip_size"):
+    with pytest.warns(UserWarning, match=r"not used here: train_data\.split$"):
         settings = read_config(config)
     assert settings == {
         "stage": 1, "batch_size": 4, "accumulate": 2, "size": "512x384", "frames": 1,

@@ -198,6 +198,27 @@ def test_config_values_that_cannot_be_honoured_are_refused(tmp_path: Path, chang
         read_config(config)
 
 
+def test_a_config_clip_size_other_than_five_twelfths_of_the_frame_is_refused(tmp_path: Path) -> None:
+    """The released configs' clip_size (320x240 for 768x576) is how DINOv2 sees the reference here;
+    with the frame made smaller and clip_size left, training would silently differ."""
+    from realisdance_cli.training.config import read_config
+
+    raw = released_config(1)
+    for dataset in raw["train_data"]:
+        dataset["dataset"]["args"]["sample_size"] = [512, 384]
+    config = write_config(tmp_path / "stage1.yaml", raw)
+    said = (
+        "train_data.clip_size: 320x240 cannot be honoured here, where the reference is seen at 5/12 "
+        "of the 512x384 frame (213x160)"
+    )
+    with pytest.raises(UserError, match=re.escape(said)):
+        read_config(config)
+    for dataset in raw["train_data"]:
+        dataset["dataset"]["args"]["clip_size"] = [213, 160]
+    with pytest.warns(UserWarning, match="not used here"):  # the folders of the original's data sets
+        assert read_config(write_config(config, raw))["size"] == "512x384"
+
+
 def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:
     from realisdance_cli.training.config import read_config
 

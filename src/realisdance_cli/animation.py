@@ -430,6 +430,7 @@ def _animate_sd(
     import torch
 
     from realisdance_cli.animator.pipeline import PoseVideos
+
     sampling = sd_options(options).resolved_sampling()
     device, dtype = resolve_device(options.device, options.dtype)
     inputs = retargeted(reference_path, inputs, options, progress)

@@ -140,7 +140,7 @@ NOT_USED = {
     "enable_xformers_memory_efficient_attention", "is_debug", "resume", "resume_from_checkpoint",
 }  # fmt: skip
 DATASET_NOT_USED = {
-    "dataset_class", "root_dir", "split", "data_lst_file_path_lst", "clip_size", "image_finetune",
+    "dataset_class", "root_dir", "split", "data_lst_file_path_lst", "image_finetune",
     "scale", "start_index", "draw_face", "fix_gap", "version",
 }  # fmt: skip
 
@@ -188,6 +188,7 @@ class _Reading:
         self.not_used: list[str] = []
         self.unknown: list[str] = []
         self.from_data: dict[str, tuple[str, Any]] = {}  # our key -> (the original's, its value)
+        self.clip_sizes: list[str] = []
 
     def take(self, key: str, convert: Callable[[Any], Any], value: Any, ours: str) -> None:
         converted = _converted(key, convert, value, self.path)
@@ -206,6 +207,8 @@ class _Reading:
                         "one run trains on one, so give the same in all."
                     )
                 self.take(f"train_data.{key}", convert, value, ours)
+            elif key == "clip_size":
+                self.clip_sizes.append(_converted(f"train_data.{key}", _size, value, self.path))
             elif key in DATASET_NOT_USED:
                 self.not_used.append(f"train_data.{key}")
             else:
@@ -228,6 +231,25 @@ class _Reading:
             self.unknown.append(key)
 
 
+def _check_clip_sizes(clip_sizes: list[str], size: str | None, path: Path) -> None:
+    """The reference's DINOv2 input is 5/12 of the frame here, as in the released configs (320x240
+    for 768x576); a data set asking for another would train otherwise."""
+    from realisdance_cli.animator.processing import CLIP_SCALE, SIZE
+    from realisdance_cli.rendering import parse_size
+
+    try:
+        height, width = parse_size(size) or SIZE
+    except UserError:  # a bad size is said with the other options
+        return
+    taken = f"{round(height * CLIP_SCALE)}x{round(width * CLIP_SCALE)}"
+    for clip_size in dict.fromkeys(clip_sizes):
+        if clip_size != taken:
+            raise UserError(
+                f"{path}: train_data.clip_size: {clip_size} cannot be honoured here, where the reference "
+                f"is seen at 5/12 of the {height}x{width} frame ({taken}); set that or remove the key."
+            )
+
+
 def read_config(path: Path) -> dict[str, Any]:
     """Our settings (keys of `OURS`) from a YAML file in our keys, the original's, or a mix."""
     import yaml
@@ -246,6 +268,7 @@ def read_config(path: Path) -> dict[str, Any]:
     settings = reading.settings
     if "train_cfg" in raw and not _converted("train_cfg", _flag, raw["train_cfg"], path):
         settings["cfg_uncond"] = 0.0  # the original drops no condition then, whatever the ratio
+    _check_clip_sizes(reading.clip_sizes, settings.get("size"), path)
     trainable = TRAINABLE.get(settings.get("stage", 2))  # the file's stage (a wrong one is said later)
     if "trainable_modules" in raw and trainable is not None:
         _check_fixed("trainable_modules", raw["trainable_modules"], trainable, path)
