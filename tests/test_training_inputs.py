@@ -188,6 +188,9 @@ def test_the_released_configs_read_as_they_train(tmp_path: Path, recwarn: pytest
         ({"max_train_epoch": 3}, "max_train_epoch"),
         ({"trainable_modules": ["."]}, "trainable_modules"),
         ({"validation_kwargs": {"guidance_scale": 7.5}}, "validation_kwargs"),
+        ({"train_data": [{"dataset": {"args": {"scale": [0.8, 1.0]}}}]}, "train_data.scale"),
+        ({"train_data": [{"dataset": {"args": {"draw_face": True}}}]}, "train_data.draw_face"),
+        ({"train_data": [{"dataset": {"args": {"start_index": 0}}}]}, "train_data.start_index"),
     ],
 )
 def test_config_values_that_cannot_be_honoured_are_refused(tmp_path: Path, change: dict, key: str) -> None:

@@ -139,9 +139,10 @@ NOT_USED = {
     "vae_slicing", "fps", "cfg_random_null_text", "cfg_random_null_text_ratio",
     "enable_xformers_memory_efficient_attention", "is_debug", "resume", "resume_from_checkpoint",
 }  # fmt: skip
+# Data set args whose value is fixed here: no zoom of the random crop, no face drawn, a random start.
+DATASET_FIXED: dict[str, Any] = {"scale": [1.0, 1.0], "draw_face": False, "start_index": -1}
 DATASET_NOT_USED = {
-    "dataset_class", "root_dir", "split", "data_lst_file_path_lst", "image_finetune",
-    "scale", "start_index", "draw_face", "fix_gap", "version",
+    "dataset_class", "root_dir", "split", "data_lst_file_path_lst", "image_finetune", "fix_gap", "version",
 }  # fmt: skip
 
 
@@ -209,6 +210,8 @@ class _Reading:
                 self.take(f"train_data.{key}", convert, value, ours)
             elif key == "clip_size":
                 self.clip_sizes.append(_converted(f"train_data.{key}", _size, value, self.path))
+            elif key in DATASET_FIXED:
+                _check_fixed(f"train_data.{key}", value, DATASET_FIXED[key], self.path)
             elif key in DATASET_NOT_USED:
                 self.not_used.append(f"train_data.{key}")
             else:
