@@ -301,12 +301,15 @@ with claimed_output(Path(sys.argv[1])):
 """
 
 
-def test_an_output_claimed_by_a_living_process_is_refused_and_a_killed_ones_is_not(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["dance.mp4", "take[1]*.mp4"])  # the second: no glob pattern
+def test_an_output_claimed_by_a_living_process_is_refused_and_a_killed_ones_is_not(
+    tmp_path: Path, name: str
+) -> None:
     """What `animate` holds from before its hours of denoising to the video's writing."""
     from realisdance_cli.errors import UserError
     from realisdance_cli.files import claimed_output, folder_lock
 
-    target = Path(os.path.relpath(tmp_path / "dance.mp4"))  # as the default output is: relative
+    target = Path(os.path.relpath(tmp_path / name))  # as the default output is: relative
     claimer = subprocess.Popen(
         [sys.executable, "-c", CLAIMER, str(target)], stdout=subprocess.PIPE, text=True
     )
@@ -325,7 +328,7 @@ def test_an_output_claimed_by_a_living_process_is_refused_and_a_killed_ones_is_n
         pass
     with claimed_output(target, force=True):
         pass
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "dance.mp4"]  # the lock file stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", name]  # the lock file stays
 
 
 HOLDER = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
@@ -84,11 +85,16 @@ def _abandoned(path: Path) -> bool:
     return True
 
 
+def _temporaries(target: Path) -> Iterator[Path]:
+    """The temporaries of `target` beside it, by name (`[` or `*` in a name is no pattern)."""
+    return target.parent.glob(f".{glob.escape(target.name)}{_PARTIAL}*")
+
+
 def sweep_abandoned(target: Path) -> None:
     """Removes the temporaries of `target` that a killed writer left beside it (a stopped
     `weights convert` would otherwise leave gigabytes), never one a living process writes."""
     with suppress(OSError):
-        for leftover in target.parent.glob(f".{target.name}{_PARTIAL}*"):
+        for leftover in _temporaries(target):
             writing = leftover.with_name(leftover.name.removesuffix(_ASIDE))
             if _abandoned(writing if writing.exists() else leftover):
                 remove([leftover])
@@ -208,9 +214,7 @@ def claimed_output(target: Path, *, force: bool = False, folder: bool = False) -
     claim = AtomicFile(target, suffix=".claim")  # a temporary of `target` that we hold
     try:
         others = [
-            path
-            for path in target.parent.glob(f".{target.name}{_PARTIAL}*")
-            if path.name != claim.path.name and not _abandoned(path)
+            path for path in _temporaries(target) if path.name != claim.path.name and not _abandoned(path)
         ]
         if others:
             raise UserError(f"{target} is being written by another process; wait for it or write elsewhere.")
