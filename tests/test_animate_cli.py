@@ -57,6 +57,8 @@ def test_animate_writes_the_video_and_grid_reproducibly(
     assert info.fps == Fraction(12)  # the pose videos' 24 fps over stride 2
     grid = FrameSource(tmp_path / "dance_grid.mp4").info
     assert (grid.frame_count, grid.width, grid.height) == (6, 5 * 64, 64)
+    # The result is finished (and put in place) before the grid: a stop between keeps the result.
+    assert out.stat().st_mtime_ns < (tmp_path / "dance_grid.mp4").stat().st_mtime_ns
     frames = read_frames(out)
     assert len({f.tobytes() for f in frames}) == 6  # it moves
     assert not list(tmp_path.glob(".*partial*"))

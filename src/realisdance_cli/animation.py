@@ -558,14 +558,15 @@ def _write(
     stack: ExitStack,
     progress: ProgressFn,
 ) -> None:
-    """The result (and the grid) encoded frame by frame: no second copy of the video."""
+    """The result (and the grid) encoded frame by frame: no second copy of the video. The grid is
+    entered first, so `stack` commits the result first: a stop between the two keeps the result."""
     size = (made.video.shape[2], made.video.shape[3])
     writers = [
         stack.enter_context(
             VideoWriter(path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time)
         )
-        for path in paths
-    ]
+        for path in reversed(paths)
+    ][::-1]
     reference = fit(made.reference, size)
     for index, picture in enumerate(made.video):
         frame = frame_pixels(picture)
