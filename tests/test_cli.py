@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -286,3 +287,34 @@ def test_a_wrong_option_is_said_before_the_networks_are_imported(words: tuple[st
     done = subprocess.run([sys.executable, "-c", code, *words], capture_output=True, text=True)
     assert done.returncode == 2 and "error:" in done.stderr, done.stderr
     assert done.stderr.strip().endswith("[]"), done.stderr
+
+
+# `rdance` with one more command, registered as ours are, that waits (no progress bar) once ready.
+WAITING_COMMAND = """
+import sys, time
+from realisdance_cli.cli import app, main
+from realisdance_cli.cli.shared import command
+
+@command(app, "wait-here")
+def wait_here() -> None:
+    \"\"\"Waits.\"\"\"
+    print("ready", flush=True)
+    time.sleep(600)
+
+sys.argv = ["rdance", "wait-here"]
+main()
+"""
+
+
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_before_any_progress_bar_is_said_with_its_signals_code(how: signal.Signals, code: int) -> None:
+    """typer made a stop outside the progress bars (loading the networks, reading the inputs) a
+    silent exit 130, SIGTERM's included."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", WAITING_COMMAND], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    child.send_signal(how)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == code, stderr
+    assert stderr.strip() == "interrupted; no output was left half-written.", stderr

@@ -1,3 +1,3 @@
-from realisdance_cli.cli import main
+from realisdance_cli.entry import run
 
-main()
+run()

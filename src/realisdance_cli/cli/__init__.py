@@ -30,7 +30,7 @@ from realisdance_cli.cli import (
     train,
     weights,
 )
-from realisdance_cli.cli.shared import Terminated, console, errors, interrupted_exit
+from realisdance_cli.cli.shared import Stopped, Terminated, console, errors
 from realisdance_cli.errors import UserError
 
 app = typer.Typer(
@@ -143,6 +143,8 @@ def main() -> None:
     from realisdance_cli.files import write_failure
 
     warnings.showwarning = _show_warning
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # `entry.run` made it quiet while loading
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
     command = typer.main.get_command(app)
     _flags_take_no_value(command)
@@ -171,6 +173,9 @@ def main() -> None:
         if memory is None:
             raise
         _fail(memory)
-    except KeyboardInterrupt as err:
-        errors.print("[yellow]interrupted[/]; no output was left half-written.")
-        sys.exit(interrupted_exit(err))
+    except Stopped as stop:
+        errors.print(f"[yellow]interrupted[/]; {stop.said}")
+        sys.exit(stop.code)
+    finally:  # the work is over: a signal while Python shuts down would only print a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)

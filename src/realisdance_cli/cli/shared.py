@@ -5,6 +5,7 @@ Only light modules are imported here (typer, rich's console), so `rdance --help`
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -31,9 +32,15 @@ class Terminated(KeyboardInterrupt):
     sentence."""
 
 
-def interrupted_exit(err: KeyboardInterrupt) -> int:
-    """128 + the signal's number, as shells report a stop: 143 for SIGTERM, 130 for Ctrl-C."""
-    return 143 if isinstance(err, Terminated) else 130
+class Stopped(BaseException):
+    """A command ended by Ctrl-C or SIGTERM, with its exit code (128 + the signal's number, as
+    shells report a stop) and what to tell the user. Not a KeyboardInterrupt, which typer turns
+    into a silent exit 130 before `main` could say anything."""
+
+    def __init__(self, interrupt: KeyboardInterrupt, said: str) -> None:
+        super().__init__(said)
+        self.code = 143 if isinstance(interrupt, Terminated) else 130
+        self.said = said
 
 
 RESUMES = "finished parts are kept; run the same command again to resume."
@@ -49,14 +56,23 @@ at the end of its --help, and each one parsed by the tests."""
 
 def command(group: typer.Typer, path: str, *examples: str) -> Callable[[Command], Command]:
     """Register the decorated function as `rdance <path>` on `group` (the last word of `path` is its
-    name there); its help is its docstring followed by `examples`."""
+    name there); its help is its docstring followed by `examples`. A stop outside the progress
+    bars is said too (`Stopped`)."""
 
     def register(function: Command) -> Command:
         EXAMPLES[path] = examples
         title = "Example" if len(examples) == 1 else "Examples"
         shown = "\n".join(f"  {escape(line)}" for line in examples)
         help = f"{_unwrapped(getdoc(function) or '')}\n\n[bold]{title}[/]:\n{shown}"
-        group.command(path.split()[-1], help=help)(function)
+
+        @functools.wraps(function)
+        def stoppable(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except KeyboardInterrupt as err:
+                raise Stopped(err, RESTARTS) from None
+
+        group.command(path.split()[-1], help=help)(stoppable)
         return function
 
     return register
@@ -227,7 +243,6 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
         yield report
     except KeyboardInterrupt as err:
         stop()
-        errors.print(f"[yellow]interrupted[/]; {on_interrupt}")
-        raise typer.Exit(interrupted_exit(err)) from None
+        raise Stopped(err, on_interrupt) from None
     finally:
         stop()
