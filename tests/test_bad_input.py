@@ -3,6 +3,7 @@ any work (each case here printed a traceback, or a misleading sentence, before).
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -230,6 +231,9 @@ def test_every_picture_reader_says_the_same(tmp_path: Path) -> None:
         read_picture(tmp_path, "the reference picture")
     with pytest.raises(UserError, match="does not exist"):
         read_picture(tmp_path / "missing.png")
+    os.mkfifo(tmp_path / "pipe.png")  # said, not read: reading it would wait for a writer forever
+    with pytest.raises(UserError, match=r"pipe.png is not a regular file \(a pipe or a device\)"):
+        read_picture(tmp_path / "pipe.png", "the reference picture")
     turned = tmp_path / "turned.jpg"  # EXIF orientation 6: shown turned a quarter clockwise
     stored = np.zeros((20, 40, 3), np.uint8)
     stored[:, :10] = 255

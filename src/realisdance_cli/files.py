@@ -297,6 +297,8 @@ def existing_file(path: Path, what: str) -> Path:
     if path.is_dir():
         raise UserError(f"{path} is a folder; give {what} itself.")
     if not path.is_file():
+        if path.exists():  # reading a named pipe or a device could wait forever
+            raise UserError(f"{path} is not a regular file (a pipe or a device); give {what}.")
         raise UserError(f"{path} does not exist.")
     return path
 
