@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -516,6 +517,22 @@ def test_a_killed_download_is_finished_by_the_next_run(
         assert second is None
     for name, filename in (("dwpose-det", "yolox_l.onnx"), ("dwpose-pose", "dw-ll_ucoco_384.onnx")):
         assert where_downloaded(name, root, into, hf_cache).read_bytes() == SMALL_FILES[filename]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_download_says_that_the_finished_files_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    """Not "finished parts are kept ... to resume": a file bound for the cache starts over."""
+    with HubServer(SMALL, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        child = start_rdance("weights", "download", "dwpose")
+        assert hub.stalled.wait(60), "the download never started"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    said = " ".join(stderr.split())
+    assert said.endswith("interrupted; finished files are kept; run the same command again to go on."), said
 
 
 @pytest.mark.slow

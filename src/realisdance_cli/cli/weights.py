@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from realisdance_cli.cli.shared import (
-    RESUMES,
     ForceOption,
     WeightsOption,
     command,
@@ -102,7 +101,8 @@ def weights_download(names: NamesArgument = None, weights_dir: WeightsOption = N
 
     root = weights.weights_root(weights_dir)
     missing = []
-    with progress_bars(RESUMES) as progress:
+    # huggingface_hub starts a file bound for its cache over (a weights folder's file continues)
+    with progress_bars("finished files are kept; run the same command again to go on.") as progress:
         for entry in weights.select(names or []):
             found = weights.status(entry, root)
             if found.ok:
