@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,25 @@ def test_a_config_clip_size_other_than_five_twelfths_of_the_frame_is_refused(tmp
         dataset["dataset"]["args"]["clip_size"] = [213, 160]
     with pytest.warns(UserWarning, match="not used here"):  # the folders of the original's data sets
         assert read_config(write_config(config, raw))["size"] == "512x384"
+
+
+def test_a_config_of_nested_aliases_or_huge_values_is_one_short_sentence(tmp_path: Path) -> None:
+    """A few hundred bytes of YAML aliases nest into 10^9 items: the message printed the value
+    whole (6 GB, minutes); a 5000-digit number or lists nested 100000 deep were tracebacks."""
+    from realisdance_cli.training.config import read_config
+
+    levels = "abcdefghi"
+    lines = ["xa: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"x{new}: &{new} [{', '.join([f'*{old}'] * 10)}]" for old, new in pairwise(levels)]
+    config = tmp_path / "laughs.yaml"
+    config.write_text("\n".join([*lines, "stage: *i"]) + "\n")
+    with pytest.raises(UserError, match=r"stage: \[\[\[.*\.\.\..* is not usable") as caught:
+        read_config(config)
+    assert len(str(caught.value)) < 400
+    for text in (f"steps: {'9' * 5000}\n", "steps: " + "[" * 100_000 + "]" * 100_000 + "\n"):
+        config.write_text(text)
+        with pytest.raises(UserError, match="holds a number too long or lists nested too deep"):
+            read_config(config)
 
 
 def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:

@@ -1,4 +1,6 @@
-"""The one exception type that means "the user can fix this"."""
+"""The one exception type that means "the user can fix this", and how its messages show values."""
+
+import reprlib
 
 
 class UserError(Exception):
@@ -7,3 +9,24 @@ class UserError(Exception):
     option parsers into usage panels.)"""
 
     exit_code = 2
+
+
+class _Brief(reprlib.Repr):
+    """`repr` kept short, for values of a file shown in a message: a few items of two levels
+    (YAML aliases can nest a few hundred bytes into billions of items), long numbers cut."""
+
+    def __init__(self) -> None:
+        super().__init__()  # Python 3.11's takes no settings
+        self.maxlevel, self.maxlist, self.maxdict = 2, 4, 4
+        self.maxstring, self.maxother, self.maxlong = 40, 40, 24
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than Python turns into text
+            return "<a number of thousands of digits>"
+
+
+def brief(value: object) -> str:
+    """A short `repr` of `value`, whatever its size or depth."""
+    return _Brief().repr(value)

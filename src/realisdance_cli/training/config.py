@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, brief
 from realisdance_cli.files import read_text
 from realisdance_cli.training.options import MIN_SNR_GAMMA, VALIDATION_GUIDANCE
 
@@ -150,7 +150,7 @@ def _converted(key: str, convert: Callable[[Any], Any], value: Any, path: Path) 
     try:
         return convert(value)
     except (TypeError, ValueError, OverflowError) as error:  # Overflow: a huge whole number to a float
-        raise UserError(f"{path}: {key}: {value!r} is not usable ({error}).") from None
+        raise UserError(f"{path}: {key}: {brief(value)} is not usable ({error}).") from None
 
 
 def _same(value: Any, fixed: Any) -> bool:
@@ -161,7 +161,7 @@ def _same(value: Any, fixed: Any) -> bool:
 def _check_fixed(key: str, value: Any, fixed: Any, path: Path) -> None:
     if not _same(value, fixed):
         raise UserError(
-            f"{path}: {key}: {value!r} cannot be honoured here, which trains with {key}: {fixed!r}; "
+            f"{path}: {key}: {brief(value)} cannot be honoured here, which trains with {key}: {fixed!r}; "
             "set that or remove the key."
         )
 
@@ -204,8 +204,8 @@ class _Reading:
                 earlier = self.from_data.setdefault(ours, (key, value))
                 if earlier[1] != value:
                     raise UserError(
-                        f"{self.path}: train_data: the data sets give {key} {earlier[1]!r} and {value!r}; "
-                        "one run trains on one, so give the same in all."
+                        f"{self.path}: train_data: the data sets give {key} {brief(earlier[1])} and "
+                        f"{brief(value)}; one run trains on one, so give the same in all."
                     )
                 self.take(f"train_data.{key}", convert, value, ours)
             elif key == "clip_size":
@@ -261,6 +261,10 @@ def read_config(path: Path) -> dict[str, Any]:
         raw = yaml.safe_load(read_text(path, "a YAML config"))
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}.") from None
+    except (ValueError, RecursionError):  # a number of thousands of digits; nesting without end
+        raise UserError(
+            f"{path} is not a config: it holds a number too long or lists nested too deep."
+        ) from None
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
