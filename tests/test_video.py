@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import struct
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -136,6 +138,34 @@ def test_truncated_video_fails_clearly(tmp_path: Path) -> None:
         return  # refused at probe time: fine
     with pytest.raises(UserError, match="corrupt"):
         list(source)
+
+
+def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, type) of the MP4 boxes in `data[start:end]`, and of those inside the track's."""
+    while start + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[start : start + 8])
+        yield start, kind
+        if kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+            yield from _boxes(data, start + 8, start + size)
+        start += size
+
+
+def test_a_forged_frame_rate_is_refused_before_resampling(tmp_path: Path) -> None:
+    """Three frames timed 20,000,000 s apart (a 1.5 KB file): resampled to 16 fps they asked for
+    gigabytes of frame indices."""
+    path = write_video(tmp_path / "clip.mp4", numbered_frames(3, 32, 32))
+    data = bytearray(path.read_bytes())
+    for at, kind in list(_boxes(bytes(data), 0, len(data))):
+        if kind == b"mdhd":  # the track's clock: one tick a second
+            struct.pack_into(">I", data, at + 12 + (8 if data[at + 8] == 0 else 16), 1)
+        elif kind == b"edts":  # no edit list to say otherwise
+            data[at + 4 : at + 8] = b"free"
+        elif kind == b"stts":  # each frame lasts 20,000,000 ticks
+            for entry in range(struct.unpack(">I", data[at + 12 : at + 16])[0]):
+                struct.pack_into(">I", data, at + 20 + 8 * entry, 20_000_000)
+    path.write_bytes(data)
+    with pytest.raises(UserError, match=r"claims 5e-08 frames per second, less than 0\.01: its timing is"):
+        FrameSource(path, Selection(fps=Fraction(16)))
 
 
 def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:

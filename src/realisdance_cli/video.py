@@ -257,6 +257,11 @@ class FrameSource:
             )
             has_audio = bool(container.streams.audio)
         fps = Fraction(fps)
+        if fps < FPS_RANGE[0]:  # resampled to 16 fps, 3 frames "at 1/20000000 fps" took gigabytes
+            raise UserError(
+                f"{self.path} claims {float(fps):.3g} frames per second, less than {float(FPS_RANGE[0])}: "
+                "its timing is damaged; encode it again (e.g. ffmpeg -i IN -r 25 OUT.mp4)."
+            )
         count = self.selection.count(total, fps)
         if count == 0:
             rate = self.selection.fps
