@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,16 @@ def test_a_damaged_stage1_or_base_unet_file_is_one_sentence(tmp_path: Path, stag
     assert remedy in message and "\n" not in message
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG of `width` x `height` RGB pixels as its header declares them, with no pixel data."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
 def test_every_picture_reader_says_the_same(tmp_path: Path) -> None:
     """The reference picture (animate, demo) and image sources (extract, render) share one reader."""
     import cv2
@@ -231,6 +243,10 @@ def test_every_picture_reader_says_the_same(tmp_path: Path) -> None:
         read_picture(tmp_path, "the reference picture")
     with pytest.raises(UserError, match="does not exist"):
         read_picture(tmp_path / "missing.png")
+    huge = tmp_path / "huge.png"  # only a header declaring 20000 x 20000: refused before decoding
+    huge.write_bytes(_png_header(20_000, 20_000))
+    with pytest.raises(UserError, match=r"huge\.png is a picture of more than 150 megapixels; scale it down"):
+        read_picture(huge)
     os.mkfifo(tmp_path / "pipe.png")  # said, not read: reading it would wait for a writer forever
     with pytest.raises(UserError, match=r"pipe.png is not a regular file \(a pipe or a device\)"):
         read_picture(tmp_path / "pipe.png", "the reference picture")

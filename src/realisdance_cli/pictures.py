@@ -6,7 +6,9 @@ bad one fails with the same sentence) whichever of them is given it.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,10 +30,35 @@ def read_picture(path: str | os.PathLike[str], what: str = "the picture") -> np.
     one sentence when it is missing (`what` names it), a folder or not a picture."""
     path = existing_file(Path(path), what)
     data = read_bytes(path)
+    check_pixel_count(data, str(path))
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise UserError(f"{path} is not an image OpenCV can read (use PNG or JPEG).")
     return np.ascontiguousarray(image[:, :, ::-1])
+
+
+MAX_PICTURE_PIXELS = 150_000_000  # a 150-megapixel photograph; beyond, a forged header is likelier
+
+
+def check_pixel_count(data: bytes, where: str) -> None:
+    """Refuses a picture whose header declares more than `MAX_PICTURE_PIXELS`, before decoding it:
+    a 3 MB PNG of 32768 x 32768 blank rows took 6 GB and a minute. A format PIL cannot parse is
+    left to OpenCV, which bounds pictures at 2^30 pixels itself."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data)) as header:
+                width, height = header.size
+        except Image.DecompressionBombError:  # more than twice PIL's own limit
+            width = height = MAX_PICTURE_PIXELS
+        except Exception:  # not PIL's format or not a picture: OpenCV says which
+            return
+    if width * height > MAX_PICTURE_PIXELS:
+        raise UserError(
+            f"{where} is a picture of more than {MAX_PICTURE_PIXELS // 10**6} megapixels; scale it down."
+        )
 
 
 def picture_pixels(picture: Picture, what: str = "the picture") -> np.ndarray:

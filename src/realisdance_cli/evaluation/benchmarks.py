@@ -27,6 +27,7 @@ import numpy as np
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation.inputs import is_video, listing
 from realisdance_cli.files import atomic_folder, atomic_write_bytes, folder_lock, write_failure
+from realisdance_cli.pictures import check_pixel_count
 from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -278,6 +279,7 @@ def _write_frame(path: Path, data: bytes, table: Path, number: int) -> None:
     if raw.startswith(_PNG_SIGNATURE):
         path.write_bytes(raw)
         return
+    check_pixel_count(raw, f"{table} line {number}")
     image = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR) if raw else None
     if image is None:
         raise UserError(f"{table} line {number}: the image is not one OpenCV can decode.")

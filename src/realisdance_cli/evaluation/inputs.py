@@ -168,7 +168,7 @@ def _shown_size(picture: Path) -> tuple[int, int]:
             exif = Image.Exif()
             exif.load(image.info.get("exif", b""))  # JPEG's, WebP's, a PNG's before its pixels
             width, height = image.size
-    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for a file it cannot parse
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:  # PIL's, for a bad file
         raise UserError(f"{picture} is not a picture that can be read ({err}).") from None
     return (height, width) if exif.get(EXIF_ORIENTATION, 1) in TRANSPOSING else (width, height)
 
