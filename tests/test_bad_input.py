@@ -45,6 +45,39 @@ def test_a_damaged_track_file_is_named_by_every_command(track: Path, tmp_path: P
     assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()
 
 
+def _npz_of_one_array(path: Path, shape: tuple[int, ...], data: bytes, repeat: int = 1) -> Path:
+    """An .npz whose `offsets` array declares `shape` (float64) and holds `data` * `repeat`,
+    deflated and written a piece at a time."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    with (
+        zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("offsets.npy", "w", force_zip64=True) as member,
+    ):
+        member.write(header.getvalue())
+        for _ in range(repeat):
+            member.write(data)
+    return path
+
+
+def test_an_npz_that_would_take_far_more_memory_than_its_file_is_refused(tmp_path: Path) -> None:
+    """A 17 KB array header declaring 10^12 entries asked for 8 TB; 4 MB of zeros deflated from
+    4 GB took them (`track info` of such a track: 8 GB and a minute)."""
+    from realisdance_cli.files import load_npz
+
+    declared = _npz_of_one_array(tmp_path / "declared.npz", (10**12,), bytes(16))
+    said = r"declared\.npz is damaged \(offsets\.npy declares 8000000000000 bytes but holds"
+    with pytest.raises(UserError, match=said):
+        load_npz(declared)
+    zeros = _npz_of_one_array(tmp_path / "zeros.npz", (2**25 + 2**20,), bytes(1 << 20), repeat=2**8 + 2**3)
+    assert zeros.stat().st_size < 2 << 20
+    with pytest.raises(UserError, match=r"zeros\.npz is damaged \(offsets\.npy expands \d+ bytes into 27682"):
+        load_npz(zeros)
+
+
 @pytest.mark.parametrize("fps", ["nan", "inf", "1e-09"])
 def test_frame_rates_must_be_real_rates(track: Path, tmp_path: Path, fps: str) -> None:
     pkl = tmp_path / "dance.pkl"

@@ -271,6 +271,7 @@ def load_npz(
 
     arrays: dict[str, Any] = {}
     try:
+        check_npz_sizes(path)
         with np.load(path, allow_pickle=False) as data:
             for name in data.files:
                 try:
@@ -281,6 +282,29 @@ def load_npz(
         return arrays
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise UserError(f"{path} is damaged ({err}); {remedy}.") from None
+
+
+NPZ_EXPANSION = 100  # how much an array may expand from its compressed bytes, beyond 256 MB
+
+
+def check_npz_sizes(path: Path) -> None:
+    """Raises ValueError for an array that would take far more memory than its file holds: a 4 MB
+    member of zeros expanding to 4 GB, or a header declaring more entries than the bytes after it."""
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.file_size > max(256 << 20, NPZ_EXPANSION * info.compress_size):
+                raise ValueError(f"{info.filename} expands {info.compress_size} bytes into {info.file_size}")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = np.lib.format.read_array_header_2_0 if version >= (2, 0) else None
+                shape, _, dtype = (read_header or np.lib.format.read_array_header_1_0)(member)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if not dtype.hasobject and declared > info.file_size:
+                raise ValueError(f"{info.filename} declares {declared} bytes but holds {info.file_size}")
 
 
 def paths_from_strings(options: object, *names: str) -> None:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from realisdance_cli.files import check_npz_sizes
+
 if TYPE_CHECKING:
     import onnx
 
@@ -235,6 +237,7 @@ def check_npz(path: Path, full: bool) -> str | None:
             _read_members(archive)
     if full:
         try:
+            check_npz_sizes(path)
             with np.load(path, allow_pickle=False) as arrays:
                 for key in arrays.files:
                     try:
