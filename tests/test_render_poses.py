@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
-from conftest import FIXTURES, assert_user_error, need, rdance, write_video
+import pytest
+from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
+from test_mesh_videos import HEIGHT, WIDTH, hand, new_track
 
-from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
+from realisdance_cli.original import import_dwpose_pkl, poses_to_stream, save_dwpose_pkl
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.synthetic import dancer_pkl_frames
 from realisdance_cli.track import SourceInfo, Stream, Track
@@ -102,3 +106,59 @@ def test_videos_kept_beside_at_another_size_are_said(tmp_path: Path) -> None:
     assert smpl.is_file()  # kept, only said
     again = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "12", "--out", out, "--size", "128x96")
     assert "keeps" not in again.stderr
+
+
+VIDEOS = ("dwpose.mp4", "hamer.mp4")
+
+
+def _identities(folder: Path) -> dict[str, int | None]:
+    """Each pose video's inode (None: missing): a video renamed into place is a new file."""
+    found = {}
+    for name in VIDEOS:
+        try:
+            found[name] = os.stat(folder / name).st_ino
+        except FileNotFoundError:
+            found[name] = None
+    return found
+
+
+def _killed_at_the_first_new_video(folder: Path, args: list, earlier: dict[str, int | None]) -> int:
+    """Runs `rdance ARGS` and SIGKILLs it the moment one of its videos is in place (polled without
+    a pause: well within the time the next video takes to finish encoding); its exit code."""
+    child = start_rdance(*args)
+    while child.poll() is None:
+        if any(inode not in (None, earlier[name]) for name, inode in _identities(folder).items()):
+            child.kill()
+            break
+    child.communicate(timeout=300)
+    return child.returncode
+
+
+@pytest.mark.slow
+def test_a_render_killed_between_its_renames_leaves_no_mixed_set(tmp_path: Path) -> None:
+    """Rendered again with --smooth and killed once its first video was in place: the others were
+    the earlier unsmoothed ones, a set `animate` ran on. Now the earlier videos are gone by then
+    (missing videos are said by animate), and a rerun makes the whole new set."""
+    frames = 12
+    track = new_track(tmp_path / "t.rdance", frames)
+    track.write("dwpose", poses_to_stream(dancer_pkl_frames(frames, HEIGHT, WIDTH)), weights={}, options={})
+    hands = [hand(True, (0.01 * index, 0.0, 40.0)) for index in range(frames)]
+    track.write("mano", Stream.from_frames("mano", hands), weights={}, options={})
+    mano = need(GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl")
+    args = ["render-poses", track.path, "--lossless", "--size", "192x160", "--mano-model", mano]
+    assert rdance(*args).returncode == 0
+    earlier = _identities(track.path)
+
+    returncode = _killed_at_the_first_new_video(track.path, [*args, "--smooth"], earlier)
+    assert returncode == -signal.SIGKILL  # stopped, not finished
+    left = {
+        name: "missing" if inode is None else "earlier" if inode == earlier[name] else "new"
+        for name, inode in _identities(track.path).items()
+    }
+    assert not {"earlier", "new"} <= set(left.values()), left
+
+    done = rdance(*args, "--smooth")
+    assert done.returncode == 0, done.stderr
+    assert all(inode not in (None, earlier[name]) for name, inode in _identities(track.path).items())
+    assert {FrameSource(track.path / name).info.frame_count for name in VIDEOS} == {frames}
+    assert not list(track.path.glob(".*partial*"))

@@ -153,10 +153,14 @@ class AtomicFile:
         return self.target
 
     def discard(self) -> None:
+        """Drops the temporary (nothing after `commit`); safe to call again, as a caller's
+        clean-up may after a commit: the descriptor is closed once, never a reused number."""
         with suppress(OSError):
             self.path.unlink(missing_ok=True)
-        with suppress(OSError):
-            os.close(self._fd)
+        if self._fd >= 0:
+            with suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> Path:
         return self.path

@@ -23,7 +23,7 @@ from realisdance_cli import weights
 from realisdance_cli.audio import AudioChoice, audio_source, has_audio
 from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
+from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings, sync_folder
 from realisdance_cli.original import (
     OPTIONAL_KEYS,
     load_dwpose_pkl,
@@ -360,24 +360,36 @@ def render_poses(
                 _check_neighbours(folder, videos, (out_height, out_width))
                 painters = _painters(videos, track, poses, (height, width), canvas, options, stack)
                 writers = {
-                    name: stack.enter_context(
-                        VideoWriter(
-                            folder / BY_NAME[name].video,
-                            as_fraction(fps),
-                            crf=options.crf,
-                            lossless=options.lossless,
-                            audio_from=audio,
-                            audio_start=_start_time(track),
-                        )
+                    name: VideoWriter(
+                        folder / BY_NAME[name].video,
+                        as_fraction(fps),
+                        crf=options.crf,
+                        lossless=options.lossless,
+                        audio_from=audio,
+                        audio_start=_start_time(track),
                     )
                     for name in videos
                 }
+                for writer in writers.values():  # what a failure leaves: no temporary
+                    stack.callback(writer.abort)
                 for index in range(frames):
                     for name, paint in painters.items():
                         writers[name].write(paint(index))
                     progress("render", index + 1, frames)
+                return _publish(folder, list(writers.values()))
         except BaseException:
             if made:  # the folder this call made holds nothing finished: no empty folder is left
                 shutil.rmtree(folder, ignore_errors=True)
             raise
-    return [writer.path for writer in writers.values()]
+
+
+def _publish(folder: Path, writers: Sequence[VideoWriter]) -> list[Path]:
+    """Moves the new videos into place as one set: all are finished first, then the earlier videos
+    they replace are removed, and only then is the first renamed in. A run killed between the
+    renames leaves videos missing, which animate and render-poses say, never new videos beside
+    earlier ones of other settings (unsmoothed, say) that animate would take for one set."""
+    finished = [writer.finish() for writer in writers]
+    for writer in writers:
+        writer.path.unlink(missing_ok=True)
+    sync_folder(folder)  # the removals on disk before any rename
+    return [file.commit() for file in finished]

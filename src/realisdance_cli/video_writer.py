@@ -106,8 +106,9 @@ class VideoWriter:
         self._container.mux(self._stream.encode(video_frame))
         self.frames_written += 1
 
-    def close(self) -> Path:
-        """Finish the file and move it into place; returns its path."""
+    def finish(self) -> AtomicFile:
+        """Complete the file beside its place without moving it there, for a caller that
+        publishes several files as one set (`rendering`); `close` does both."""
         if self._container is None:
             raise UserError(f"no frames were written to {self.path}.")
         try:
@@ -127,8 +128,14 @@ class VideoWriter:
         finally:
             if self._audio is not None:
                 self._audio[0].close()
+                self._audio = None
+        self._container = None  # closed: a later `abort` has only the file to drop
         assert self._file is not None
-        return self._file.commit()
+        return self._file
+
+    def close(self) -> Path:
+        """Finish the file and move it into place; returns its path."""
+        return self.finish().commit()
 
     def abort(self) -> None:
         """Drop everything written so far; no partial file is left behind."""
