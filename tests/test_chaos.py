@@ -1,5 +1,6 @@
-"""Chaos: `extract`, `render-poses` and `train` killed at random points (SIGKILL and SIGINT),
-several times each, then run again to the end: the result equals an uninterrupted run's."""
+"""Chaos: `extract`, `render-poses`, `track import` and `train` killed at random points (SIGKILL,
+SIGINT, SIGTERM), several times each, then run again to the end: the result equals an
+uninterrupted run's."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from test_nothing_lost import _dwpose_args, _train_args
 
 from realisdance_cli.original import save_dwpose_pkl
 from realisdance_cli.synthetic import dancer_pkl_frames
+from realisdance_cli.track import Track
 from realisdance_cli.video import FrameSource
 
 __all__ = ["models", "moving_clip"]  # fixtures shared with the DWPose tests
@@ -113,6 +115,26 @@ def test_render_poses_killed_again_and_again_writes_the_same_video(tmp_path: Pat
     ):
         assert np.array_equal(want, got)
     assert sorted(p.name for p in out.iterdir()) == [".lock", "dwpose.mp4"]  # no temporary left
+
+
+def test_track_import_stopped_again_and_again_imports_the_same_track(tmp_path: Path) -> None:
+    """Stopped while it writes the track, an import left one the same command refused ("already
+    exists; pass --force"); it now replaces what a stopped import of the same file left."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(1000, 64, 48))
+    args = ["track", "import", tmp_path / "dance.pkl", "--fps", "24"]
+    whole = tmp_path / "whole.rdance"
+    assert rdance(*args, "--out", whole).returncode == 0
+    rng = np.random.default_rng(5)
+    out = tmp_path / "stopped.rdance"
+    for how in (signal.SIGKILL, signal.SIGINT, signal.SIGTERM):
+        delay = float(rng.uniform(0, 0.2))
+        stopped = interrupt(out, [*args, "--out", out], how, (out / "meta.json").exists, delay)
+        assert stopped.returncode in (-signal.SIGKILL, 130, 143), stopped.stderr  # stopped, not finished
+    done = rdance(*args, "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert Track.open(out).load("dwpose").equals(Track.open(whole).load("dwpose"))
+    assert (out / "meta.json").read_text() == (whole / "meta.json").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "dwpose.npz", "meta.json"]
 
 
 def _saved_step(run: Path) -> int:

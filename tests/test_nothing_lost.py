@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -358,6 +359,29 @@ def test_an_import_never_replaces_a_track_another_process_writes(tmp_path: Path)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"} == {
         name: data for name, data in before.items() if name != ".lock"
     }
+
+
+@pytest.mark.slow
+def test_an_import_of_a_living_process_is_not_taken_for_a_stopped_one(tmp_path: Path) -> None:
+    """The same command replaces what a stopped import left, but never an unfinished import whose
+    process lives (here paused midway): that one holds the track and finishes it."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(400, 64, 48))
+    out = tmp_path / "dance.rdance"
+    args = ["track", "import", tmp_path / "dance.pkl", "--out", out]
+    first = start_rdance(*args)
+    while first.poll() is None and not (out / "meta.json").exists():
+        time.sleep(0.002)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        assert not Track.open(out).has("dwpose")  # paused before its poses were written
+        second, forced = rdance(*args), rdance(*args, "--force")
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert_user_error(second, f"the pose track {out} is in use by another process (process {first.pid})")
+    assert_user_error(forced, "in use by another process")
+    assert Track.open(out).has("dwpose")
 
 
 def test_a_track_named_dot_exports_beside_itself(tmp_path: Path) -> None:

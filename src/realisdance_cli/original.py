@@ -31,6 +31,7 @@ from realisdance_cli.track import (
     SourceInfo,
     Stream,
     Track,
+    holds_track,
 )
 from realisdance_cli.video import as_fraction
 
@@ -296,9 +297,22 @@ def import_dwpose_pkl(
         "pkl_layout": SINGLE_LAYOUT if single else LIST_LAYOUT,
     }
     with Track.lock(out):  # an extraction writing the same track stops this, not the reverse
-        track = Track.create(out, source, overwrite=overwrite)
+        track = Track.create(out, source, overwrite=overwrite or _stopped_import(out, source))
         track.write("dwpose", stream, weights={}, options=options)
     return track
+
+
+def _stopped_import(out: Path, source: SourceInfo) -> bool:
+    """Whether `out` holds what a stopped import of the same file left (a track of it with no
+    finished stream): nothing finished is lost, so the same command replaces it instead of asking
+    for --force. A living import holds the track's lock, so it is never taken for one."""
+    if not holds_track(out):
+        return False
+    try:
+        track = Track.open(out)
+    except UserError:  # damaged: not replaced unasked
+        return False
+    return track.source.sha256 == source.sha256 and not any(s.complete for s in track.streams.values())
 
 
 def imported_single(track: Track) -> bool:

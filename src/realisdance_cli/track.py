@@ -273,7 +273,8 @@ class Track:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
             if not holds_track(path):  # a folder of the user's with a stray meta.json is not emptied
                 raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
-            remove(existing)
+            # meta.json last: stopped midway, the folder is still a track that --force replaces
+            remove(sorted(existing, key=lambda entry: entry.name == "meta.json"))
         path.mkdir(parents=True, exist_ok=True)
         track = cls(path, source, {})
         track._save_meta()

@@ -67,10 +67,8 @@ def command(group: typer.Typer, path: str, *examples: str) -> Callable[[Command]
 
         @functools.wraps(function)
         def stoppable(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with interruptible(RESTARTS):
                 return function(*args, **kwargs)
-            except KeyboardInterrupt as err:
-                raise Stopped(err, RESTARTS) from None
 
         group.command(path.split()[-1], help=help)(stoppable)
         return function
@@ -194,6 +192,16 @@ def plain(option: Enum | None) -> Any:
 
 
 @contextmanager
+def interruptible(said: str) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) within ends the command with its exit code and `said` (whether the
+    job resumes); the innermost one says it."""
+    try:
+        yield
+    except KeyboardInterrupt as err:
+        raise Stopped(err, said) from None
+
+
+@contextmanager
 def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
     """A `ProgressFn` that draws one rich bar per task (frames/s and time left), unless `-q` asked
     for errors only; Ctrl-C ends the job with exit code 130 and `on_interrupt` (whether it resumes)."""
@@ -239,10 +247,8 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
             bars.stop()
             tasks.clear()
 
-    try:
-        yield report
-    except KeyboardInterrupt as err:
-        stop()
-        raise Stopped(err, on_interrupt) from None
-    finally:
-        stop()
+    with interruptible(on_interrupt):
+        try:
+            yield report
+        finally:
+            stop()  # before the sentence

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from realisdance_cli.cli.shared import ForceOption, command, console, counted
+from realisdance_cli.cli.shared import ForceOption, command, console, counted, interruptible
 from realisdance_cli.files import claimed_output
 
 app = typer.Typer(
@@ -43,14 +43,16 @@ def track_import(
 
     A video's file (a list of frames) gives one frame per pose dict; a picture's file (one pose
     dict, the original's stage-1 image data) gives a one-frame track that exports as a single dict
-    again. Files with NaN, infinite or out-of-range values are refused.
+    again. Files with NaN, infinite or out-of-range values are refused. A stopped import is done
+    again by the same command.
     """
     from realisdance_cli.original import import_dwpose_pkl, imported_single
     from realisdance_cli.track import Track
     from realisdance_cli.video import as_fraction
 
     rate = None if fps is None else as_fraction(fps, "--fps")
-    track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=rate, overwrite=force)
+    with interruptible("run the same command again to import the file."):
+        track = import_dwpose_pkl(pkl, out or Track.default_path(pkl), fps=rate, overwrite=force)
     if imported_single(track):
         console.print(f"imported one picture's poses (a single pose dict) into {escape(str(track.path))}")
     else:
