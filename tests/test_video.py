@@ -168,6 +168,24 @@ def test_a_forged_frame_rate_is_refused_before_resampling(tmp_path: Path) -> Non
         FrameSource(path, Selection(fps=Fraction(16)))
 
 
+def test_a_frame_of_another_size_than_the_first_is_refused(tmp_path: Path) -> None:
+    """A .mov whose header said 64x64 held 16000x16000 pictures: 8 prefetched frames took 6 GB."""
+    path = tmp_path / "growing.mov"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=24)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "rgb24"
+        for index, side in enumerate((32, 32, 48)):  # each packet a whole PNG of its own size
+            _, png = cv2.imencode(".png", np.full((side, side, 3), 60 * index, np.uint8))
+            packet = av.Packet(png.tobytes())
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, index, index, Fraction(1, 24)
+            container.mux(packet)
+    source = FrameSource(path)
+    assert (source.info.width, source.info.height, source.info.frame_count) == (32, 32, 3)
+    with pytest.raises(UserError, match="frame 2 is 48x48, but the first is 32x32; a video whose frames"):
+        list(source)
+
+
 def test_writer_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
     path = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError), VideoWriter(path, 24) as writer:

@@ -328,6 +328,7 @@ class FrameSource:
         """The frames at the non-decreasing source indices `wanted`, each source frame decoded and
         converted once however often it repeats."""
         delivered = 0
+        stored = (self.info.width, self.info.height)[:: 1 if self.info.rotation % 180 == 0 else -1]
         with self._open() as container:
             stream = self._stream(container)
             stream.thread_type = "AUTO"
@@ -335,6 +336,11 @@ class FrameSource:
                 for index, frame in enumerate(container.decode(stream)):
                     if index != wanted[delivered]:
                         continue
+                    if (frame.width, frame.height) != stored:  # forged: 64x64 said, 16000x16000 held
+                        raise UserError(
+                            f"{self.path}: frame {index} is {frame.width}x{frame.height}, but the first is "
+                            f"{stored[0]}x{stored[1]}; a video whose frames change size is not supported."
+                        )
                     picture = _rotate(_to_rgb(frame), self.info.rotation)
                     yield picture
                     delivered += 1
