@@ -109,6 +109,25 @@ def test_an_unfinished_stream_is_said_not_skipped(track: Path) -> None:
     assert (track / "dwpose.mp4").is_file() and not (track / "hamer.mp4").exists()
 
 
+@pytest.mark.parametrize("value", [1e300, -np.inf, 3e9])
+def test_a_track_point_far_outside_the_picture_is_damage(track: Path, tmp_path: Path, value: float) -> None:
+    """render-poses failed in OpenCV (a TypeError, or NaN to an integer) on such a stream, and
+    export wrote a .pkl that import then refused."""
+    opened = Track.open(track)
+    state, stream = opened.state("dwpose"), opened.load("dwpose")
+    stream.fields["keypoints"][3, 95] = value  # a left-hand point of the fourth person-frame
+    opened.discard("dwpose")
+    opened.begin("dwpose", weights=state.weights, options=state.options)
+    opened.append("dwpose", stream)
+    opened.finish("dwpose")
+    for args in (
+        ("render-poses", track, "--out", tmp_path / "poses"),
+        ("track", "export", track, "--out", tmp_path / "back.pkl"),
+    ):
+        assert_user_error(rdance(*args), "frame sizes from the picture, which DWPose never finds")
+    assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()
+
+
 def test_manifest_lines_that_are_not_objects_are_left_out(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text('[1, 2]\n"clip.mp4"\n{"dwpose": "x.mp4"}\n')

@@ -63,8 +63,14 @@ def to_original_pose(
     candidate = np.array(keypoints, dtype=np.float64)
     candidate[..., 0] /= float(width)
     candidate[..., 1] /= float(height)
+    far = np.abs(candidate) > COORDINATE_LIMIT  # NaN: unknown (a retargeted body's outside the picture)
+    if far.any():
+        raise UserError(
+            f"a DWPose point is {candidate[far][0]:.3g} frame sizes from the picture, which DWPose never "
+            "finds: the pose track is damaged; extract it again."
+        )
+    candidate[~np.isfinite(candidate)] = -1
     body = candidate[:, BODY].copy().reshape(people * 18, 2)
-    body[~np.isfinite(body)] = -1  # unknown points (a retargeted body's outside the picture)
     index = 18 * np.arange(people)[:, None] + np.arange(18)[None, :]
     subset = np.where(scores[:, BODY] > SCORE_THRESHOLD, index, -1).astype(np.float64)
     candidate[scores < SCORE_THRESHOLD] = -1
