@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -119,6 +121,50 @@ def test_torchrun_processes_share_the_set_and_make_the_same_videos(
         )
     ours = json.loads((tmp_path / "two" / "scores.json").read_text())["methods"]
     assert ours == json.loads((sharded / "scores.json").read_text())["methods"]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file of a folder by its relative path (lock files aside: they name their last holder)."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != ".lock"
+    }
+
+
+def test_a_forced_run_of_other_settings_never_touches_a_run_at_work(
+    val: Path, weights_root: Path, tmp_path: Path
+) -> None:
+    """A --force of 3 steps while a run of 2 steps is animating (frozen after its first video) is
+    refused in one sentence and removes or rewrites nothing: it once deleted the first video and
+    labelled run.json with 3 steps before giving up on the shard, so the first run left a table
+    short of a video and a later run of 3 steps reused videos of 2."""
+    out = tmp_path / "run"
+    unstepped = (*FAST[:4], *FAST[6:], "--weights", weights_root, "--out", out)
+    first = start_rdance("eval", "run", val, *unstepped, "--steps", "2")
+    deadline = time.monotonic() + 300
+    while first.poll() is None and not (out / "videos" / "0001.mp4").exists():
+        assert time.monotonic() < deadline, "the first run never animated a video"
+        time.sleep(0.01)
+    first.send_signal(signal.SIGSTOP)  # it holds its shard, one video done and one to go
+    try:
+        before = _files(out)
+        forced = rdance("eval", "run", val, *unstepped, "--steps", "3", "--force")
+        after = _files(out)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, stderr = first.communicate(timeout=600)
+    assert "videos/0001.mp4" in before
+    assert sorted(after) == sorted(before) and after == before  # nothing removed, nothing rewritten
+    assert first.returncode == 0, stderr[-3000:]
+    assert_user_error(
+        forced, f"--force would replace the run in {out}, but its shard", f"(process {first.pid})"
+    )
+    for record in (json.loads((out / "run.json").read_text()), json.loads((out / "scores.json").read_text())):
+        animation = record.get("inputs", record)["animation"]
+        assert animation["model"]["steps"] == 2
+    assert set(json.loads((out / "scores.json").read_text())["methods"]["dit"]) == {"0001", "0002", "overall"}
+    assert_user_error(rdance("eval", "run", val, *unstepped, "--steps", "3"), "steps 2 (now 3)")
 
 
 def test_bad_runs_are_one_sentence(val: Path, weights_root: Path, sharded: Path, tmp_path: Path) -> None:

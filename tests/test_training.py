@@ -824,6 +824,60 @@ def test_dataset_build_renders_again_what_extract_made_anew(extraction_weights: 
     assert all(np.array_equal(first[name], third[name]) for name in POSE_NAMES)
 
 
+TRACK_HOLDER = """
+import sys, time
+from pathlib import Path
+from realisdance_cli.track import Track
+
+with Track.lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_dataset_build_writes_no_manifest_short_of_a_video_another_process_builds(
+    extraction_weights: Path, tmp_path: Path
+) -> None:
+    """A `--shard 0/2` build meeting a.png's track held by another build (here a process holding
+    its lock, as an unsharded build does while it extracts a.png) builds its other video, but writes
+    no manifest and exits 2: a.png was "left out" with exit 0, a manifest silently short of it. Run
+    again once the other is done, it finishes a.png and writes the manifest whole."""
+    import subprocess
+    import sys
+
+    from conftest import assert_user_error, rdance
+
+    person = cv2.resize(cv2.imread(str(need(GOLDEN / "dwpose" / "person_960x540.png"))), (135, 240))
+    videos, data = tmp_path / "videos", tmp_path / "data"
+    videos.mkdir()
+    for index, name in enumerate("abcd"):
+        cv2.imwrite(str(videos / f"{name}.png"), np.roll(person, 8 * index, axis=1))
+    build = ("dataset", "build", videos, "--out", data, "--weights", extraction_weights, "--shard", "0/2")
+    manifest = data / "manifest-0-of-2.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TRACK_HOLDER, str(data / "a.rdance")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = rdance(*build, "--device", "cpu")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert busy.returncode != 0 and not manifest.exists(), (busy.returncode, busy.stdout, busy.stderr)
+    assert_user_error(
+        busy,
+        f"{manifest} is not written, as a.png is busy: the pose track {data / 'a.rdance'} is in use by "
+        f"another process (process {holder.pid}); wait for it to finish, then run the build again",
+    )
+    assert "left out" not in busy.stderr
+    assert (data / "c.rdance" / "dwpose.mp4").is_file()  # the free video is built all the same
+    again = rdance(*build, "--device", "cpu")
+    assert again.returncode == 0 and "2 videos in" in again.stdout, again.stderr
+    shard = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert [Path(line["image"]).name for line in shard] == ["a.png", "c.png"]
+
+
 def test_dataset_build_takes_every_picture_kind_frame_sources_read(tmp_path: Path) -> None:
     """A .tif/.tiff picture is a one-frame video to `FrameSource`, so the build takes it too."""
     from realisdance_cli.training.dataset_build import sources

@@ -11,6 +11,12 @@ class UserError(Exception):
     exit_code = 2
 
 
+class InUse(UserError):
+    """Another living process holds what this one would write (a lock, a claimed output): a state
+    that passes, not a mistake in the input, so a batch of many items (`rdance dataset build`)
+    must not count the item as failed and leave it out as it does a broken one."""
+
+
 class _Brief(reprlib.Repr):
     """`repr` kept short, for values of a file shown in a message: a few items of two levels
     (YAML aliases can nest a few hundred bytes into billions of items), long numbers cut."""

@@ -21,7 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import InUse, UserError
 
 
 def _umask() -> int:
@@ -221,7 +221,7 @@ def claimed_output(target: Path, *, force: bool = False, folder: bool = False) -
             path for path in _temporaries(target) if path.name != claim.path.name and not _abandoned(path)
         ]
         if others:
-            raise UserError(f"{target} is being written by another process; wait for it or write elsewhere.")
+            raise InUse(f"{target} is being written by another process; wait for it or write elsewhere.")
         if target.exists() and not force:
             raise UserError(f"{target} already exists; pass --force to replace it.")
         yield target
@@ -386,9 +386,7 @@ def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None
             handle.seek(0)
             holder = handle.read().strip()
             by = f" (process {holder})" if holder else ""
-            raise UserError(
-                f"{what} {folder} is in use by another process{by}; wait for it to finish."
-            ) from None
+            raise InUse(f"{what} {folder} is in use by another process{by}; wait for it to finish.") from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

@@ -39,8 +39,10 @@ def dataset_build(
     """Extract and render the pose videos of every video, and write the training manifest.
 
     Resumable: finished videos are skipped on a re-run; a video that fails is reported and left
-    out, and when every video is left out the exit code is 1. With --shard i/n each machine writes
-    manifest-i-of-n.jsonl; concatenate the shards.
+    out, and when every video is left out the exit code is 1. A video another process is building
+    is not left out: the others are built, no manifest is written and the exit code is 2; run again
+    once that process has finished. With --shard i/n each machine writes manifest-i-of-n.jsonl;
+    concatenate the shards.
     """
     from realisdance_cli.extraction import ExtractOptions
     from realisdance_cli.rendering import RenderOptions

@@ -20,6 +20,7 @@ import logging
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -281,12 +282,16 @@ def claim(
     kept: Sequence[str] = (),
     keep_same: bool = False,
     other: Callable[[dict[str, Any]], str] = lambda earlier: "the evaluation of other videos",
+    replacing: Callable[[], AbstractContextManager[Any]] = nullcontext,
 ) -> None:
     """`out` holds nothing (or only the `kept` entries, caches named by their contents), or the
     work `described` (resumed, finished or not), or `force` starts it over, removing the
     `replaced` entries; `record` (JSON) then says what the folder is of. `keep_same`: `force`
     replaces only other work (processes that each pass it must not undo each other). A folder
-    of other work is refused in one sentence saying what it holds (`other`) and what differs."""
+    of other work is refused in one sentence saying what it holds (`other`) and what differs.
+    `replacing` is entered before anything is removed and held until the record is written: it
+    refuses (one sentence) when other processes still work in `out` beyond the caller's own lock,
+    so that a `force` never pulls files from under them."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     path = out / record
@@ -308,13 +313,14 @@ def claim(
         else:
             what = "other files"
         raise UserError(f"{out} holds {what}; pass --force to replace it, or choose another --out.")
-    for name in replaced:
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-    atomic_write_bytes(path, (json.dumps(described, indent=2) + "\n").encode())
+    with replacing():
+        for name in replaced:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        atomic_write_bytes(path, (json.dumps(described, indent=2) + "\n").encode())
 
 
 def described_inputs(methods: dict[str, Path], truth: Path, options: EvalOptions) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 # their contents, stay).
 REPLACED = ("run.json", "videos", "truth", "pose-videos", *job.REPLACED)
 CACHE = "cache"
+SHARDS = "shards"  # a lock folder for each process of each shard: held while it works
 
 
 @dataclass
@@ -207,33 +209,62 @@ def run_benchmark(
         "model": options.model,
         "animation": _settings(animation),
     }
-    # Shards and launched processes each claim the folder, one at a time, and each passes --force:
-    # it replaces a run of other settings, never the one another of them has just claimed.
-    with folder_lock(out, "the run folder", wait=True):
-        _upgrade_record(out / "run.json")
-        job.claim(
-            out,
-            described,
-            force,
-            record="run.json",
-            replaced=REPLACED,
-            kept=(CACHE,),
-            keep_same=True,
-            other=lambda earlier: (
-                f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
-            ),
-        )
     if device is not None:
         animation = replace(animation, device=device)
     index, count = options.shard
     mine = shard(benchmark.samples, index * processes + rank, count * processes)
-    with folder_lock(out / "shards" / f"{index + 1}-of-{count}-{rank}", "this shard of the run"):
+    with _claim(out, described, force, _shard_folder(out, index, count, rank)):
         _animate(mine, options.model, animation, out, progress)
         pairs: dict[str, list[Pair]] = {options.model: _pairs(mine, animation, out)}  # the row: the model
         job.measure(pairs, out, protocol, metrics, networks, evaluation, progress)
-    return _merge(
-        benchmark, options.model, animation, out, described, metrics, networks, evaluation, progress
-    )
+        return _merge(
+            benchmark, options.model, animation, out, described, metrics, networks, evaluation, progress
+        )
+
+
+def _shard_folder(out: Path, index: int, count: int, rank: int) -> Path:
+    """Where the process of this rank of shard `index` of `count` holds its lock."""
+    return out / SHARDS / f"{index + 1}-of-{count}-{rank}"
+
+
+@contextmanager
+def _claim(out: Path, described: dict[str, Any], force: bool, mine: Path) -> Iterator[None]:
+    """The run folder claimed for the run `described` (`job.claim`), and this process's shard
+    `mine` held until the context ends. Shards and launched processes each claim the folder, one
+    at a time, and each passes --force: it replaces a run of other settings, never the one another
+    of them has just claimed. The shard is taken before the run folder is let go, and a claim
+    that replaces the run first takes every shard (`_idle_shards`): a --force therefore never
+    removes or relabels what a living process animates, measures or makes the table from."""
+    with ExitStack() as held:
+        with folder_lock(out, "the run folder", wait=True):
+            _upgrade_record(out / "run.json")
+            job.claim(
+                out,
+                described,
+                force,
+                record="run.json",
+                replaced=REPLACED,
+                kept=(CACHE,),
+                keep_same=True,
+                other=lambda earlier: (
+                    f"the run of {earlier.get('model')} on {earlier.get('test set')} with other settings"
+                ),
+                replacing=lambda: _idle_shards(out),
+            )
+            held.enter_context(folder_lock(mine, "this shard of the run"))
+        yield
+
+
+@contextmanager
+def _idle_shards(out: Path) -> Iterator[None]:
+    """Every shard lock of the run in `out` held, or one sentence naming the shard another process
+    works on (and nothing removed). Entered under the run-folder lock, which each process holds
+    until it has its own shard's, so no shard can start while these are checked."""
+    folders = sorted(path for path in (out / SHARDS).glob("*") if path.is_dir())
+    with ExitStack() as held:
+        for folder in folders:
+            held.enter_context(folder_lock(folder, f"--force would replace the run in {out}, but its shard"))
+        yield
 
 
 # The model's own settings in a run.json of rdance before AnimateOptions.model held them.
@@ -304,11 +335,8 @@ def _merge(
         return None
     protocol = get_protocol(evaluation.protocol)
     shown = job.feasible(metrics, False, pairs, protocol)
-    with ExitStack() as held:
-        try:
-            held.enter_context(folder_lock(out, "the run folder"))
-        except UserError:  # another process is writing the table from the same records
-            return None
+    # Waits while another process writes the table: from the same records, it is then kept as it is.
+    with folder_lock(out, "the run folder", wait=True):
         measured = job.measure(  # the records read, not made: nothing to show
             pairs, out, protocol, metrics, networks, evaluation, no_progress, only_recorded=True
         )

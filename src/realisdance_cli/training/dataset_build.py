@@ -8,8 +8,11 @@ manifest line (paths relative to the manifest's folder); what the folder holds b
 pictures is named in one warning. `--shard i/n` takes every n-th video from the i-th, so n
 machines (any scheduler) build one training set; each writes `manifest-i-of-n.jsonl`, and the
 shards concatenate. A video that fails is reported and left out; finished videos are skipped on a
-re-run. What every video needs (the --out folder, the device, the weight files) is checked once
-before the first, so a missing file is one sentence rather than the same failure for each video.
+re-run. A video whose track another process is writing is not a failed one: the build does the
+others, then stops with one sentence and writes no manifest (one that silently lacked it would
+train on part of the set), and the next run finishes it. What every video needs (the --out
+folder, the device, the weight files) is checked once before the first, so a missing file is one
+sentence rather than the same failure for each video.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from realisdance_cli import weights
 from realisdance_cli.conditions import BY_STAGE, CONDITIONS
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import InUse, UserError
 from realisdance_cli.extraction import NETWORK_STAGES, ExtractOptions, StageSummary, extract
 from realisdance_cli.files import AtomicFile, claimed_output
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -61,9 +64,11 @@ class BuildReport:
     manifest: Path
     built: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    busy: dict[str, str] = field(default_factory=dict)  # video -> why: another process holds it
 
 
 SUFFIXES = (*sorted(VIDEO_SUFFIXES), *sorted(IMAGE_SUFFIXES))
+LISTED = 5  # busy videos named in the sentence that stops a build
 
 
 def _taken(path: Path) -> bool:
@@ -176,6 +181,21 @@ def _entry(video: Path, track: Track, out: Path) -> dict:
     return line
 
 
+def _refuse_busy(report: BuildReport) -> None:
+    """One sentence when other processes held videos of this build: the manifest would silently
+    lack them, so none is written (an earlier one is kept) until a run finds them free."""
+    if not report.busy:
+        return
+    names = list(report.busy)
+    listed = ", ".join(names[:LISTED]) + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
+    verb, them = ("is", "it") if len(names) == 1 else ("are", "them")
+    why = next(iter(report.busy.values())).rstrip(".")  # "...; wait for it to finish"
+    raise InUse(
+        f"{report.manifest} is not written, as {listed} {verb} busy: {why}, then run the build again "
+        f"(it finishes {them} and skips the videos done)."
+    )
+
+
 def build(
     videos: Path,
     out: Path,
@@ -207,10 +227,14 @@ def build(
                     render_poses(track.path, track.path, render_options, progress=progress)
                 lines.append(_entry(video, track, out))
                 report.built.append(video.name)
+            except InUse as error:
+                report.busy[video.name] = str(error)
+                warn(f"{video.name} is busy: {error}")
             except UserError as error:
                 report.failed[video.name] = str(error)
                 warn(f"{video.name} left out: {error}")
         progress("videos", len(mine), len(mine))
+        _refuse_busy(report)
         with AtomicFile(report.manifest) as partial:
             partial.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return report

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import InUse, UserError
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.weights.lookup import LFS_ETAG, cache_path, instructions, refetch, status_at
 from realisdance_cli.weights.registry import HubFile, HubFolder, Manual, WeightFile, root_chosen
@@ -96,7 +96,7 @@ def _held(partial: Path, target: Path) -> Iterator[BinaryIO]:
         try:
             fcntl.flock(out.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserError(f"another process is downloading {target}; wait for it to finish.") from None
+            raise InUse(f"another process is downloading {target}; wait for it to finish.") from None
         yield out
 
 
