@@ -3,6 +3,7 @@ any work (each case here printed a traceback, or a misleading sentence, before).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
@@ -361,3 +362,32 @@ def test_retargeting_an_imported_pkl_track_says_to_extract_the_video(track: Path
     picture.write_bytes(b"not needed: the driver is refused first")
     done = rdance("retarget", track, picture, "--weights", tmp_path / "none")
     assert_user_error(done, "was imported from a DWPose .pkl, which holds no SMPL-X and MANO poses", "VIDEO")
+
+
+def damaged_meta(meta: dict, damage: str) -> str:
+    """meta.json's text with one value damaged as a reviewer found it (each gave a traceback)."""
+    if damage == "deeply nested":
+        return "[" * 100_000 + "]" * 100_000
+    changes = {
+        "streams a list": lambda: meta.update(streams=[]),
+        "fps 1/0": lambda: meta["source"].update(fps="1/0"),
+        "size zero": lambda: meta["source"].update(width=0, height=0),
+        "options a list": lambda: meta["streams"]["dwpose"].update(options=[1]),
+    }
+    changes[damage]()
+    return json.dumps(meta)
+
+
+@pytest.mark.parametrize(
+    "damage", ["streams a list", "fps 1/0", "size zero", "options a list", "deeply nested"]
+)
+def test_a_damaged_meta_json_is_named_by_every_command(track: Path, tmp_path: Path, damage: str) -> None:
+    meta = json.loads((track / "meta.json").read_text())
+    (track / "meta.json").write_text(damaged_meta(meta, damage))
+    for args in (
+        ("track", "info", track),
+        ("render-poses", track, "--out", tmp_path / "poses"),
+        ("track", "export", track, "--out", tmp_path / "back.pkl"),
+    ):
+        assert_user_error(rdance(*args), f"{track / 'meta.json'} is damaged", "extract it again")
+    assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()

@@ -254,3 +254,32 @@ def test_a_stream_of_no_frames_is_recorded_and_summarised(tmp_path: Path) -> Non
     text = " ".join(info.stdout.split())
     assert "frames 0 " in text
     assert "│ smplx │ complete │ no frames │ 0 │" in text
+
+
+META_DAMAGE = {
+    "streams a list": lambda meta: meta.update(streams=[]),
+    "fps 1/0": lambda meta: meta["source"].update(fps="1/0"),
+    "fps negative": lambda meta: meta["source"].update(fps="-5"),
+    "width text": lambda meta: meta["source"].update(width="x"),
+    "size zero": lambda meta: meta["source"].update(width=0, height=0),
+    "frame count text": lambda meta: meta["source"].update(frame_count="8"),
+    "source a list": lambda meta: meta.update(source=[1]),
+    "schema text": lambda meta: meta.update(schema_version="1"),
+    "unknown stream": lambda meta: meta["streams"].update(foo={"frames_done": 1}),
+    "frames done text": lambda meta: meta["streams"]["dwpose"].update(frames_done="x"),
+    "complete text": lambda meta: meta["streams"]["dwpose"].update(complete="no"),
+    "weights a list": lambda meta: meta["streams"]["dwpose"].update(weights=[1]),
+    "options a list": lambda meta: meta["streams"]["dwpose"].update(options=[1]),
+}
+
+
+@pytest.mark.parametrize("damage", list(META_DAMAGE))
+def test_a_damaged_meta_json_is_refused_when_opened(tmp_path: Path, damage: str) -> None:
+    """Every value of meta.json is checked on opening, so no command trips over one later."""
+    track = Track.create(tmp_path / "t.rdance", source(1))
+    track.write("dwpose", Stream.from_frames("dwpose", random_frames("dwpose", [1])), weights={}, options={})
+    meta = json.loads((track.path / "meta.json").read_text())
+    META_DAMAGE[damage](meta)
+    (track.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"meta\.json is damaged \(.+\); extract it again\.$"):
+        Track.open(track.path)

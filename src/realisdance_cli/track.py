@@ -213,9 +213,20 @@ class SourceInfo:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SourceInfo:
-        values = dict(data)
-        values["fps"] = None if values.get("fps") is None else Fraction(values["fps"])
+    def from_json(cls, data: Any) -> SourceInfo:
+        """Read back what `to_json` wrote; anything else (a hand-edited or damaged meta.json) is a
+        ValueError saying what is wrong, so that no command trips over it later."""
+        values = dict(_entries(data, "source", set(cls.__dataclass_fields__)))
+        missing = {"path", "sha256", "width", "height", "frame_count"} - set(values)
+        if missing:
+            raise ValueError(f"source lacks {', '.join(sorted(missing))}")
+        for name in ("path", "sha256"):
+            if not isinstance(values[name], str):
+                raise ValueError(f"source {name} must be text, got {_shown(values[name])}")
+        for name, least in (("width", 1), ("height", 1), ("frame_count", 0), ("start", 0), ("stride", 1)):
+            if name in values:
+                _whole(values[name], f"source {name}", least)
+        values["fps"] = _frame_rate(values.get("fps"))
         return cls(**values)
 
 
@@ -228,12 +239,71 @@ class StreamState:
     weights: dict[str, str] = field(default_factory=dict)  # registry name -> file sha256 or path
     options: dict[str, Any] = field(default_factory=dict)  # how it was made (e.g. "origin": "import")
 
+    @classmethod
+    def from_json(cls, kind: str, data: Any, frame_count: int) -> StreamState:
+        """Read back one stream's state, refusing (ValueError) what no writer makes."""
+        if kind not in STREAMS:
+            raise ValueError(f"it records an unknown stream {_shown(kind)}")
+        values = _entries(data, f"stream {kind}", set(cls.__dataclass_fields__))
+        state = cls(**values)
+        if _whole(state.frames_done, f"{kind} frames_done", 0) > frame_count:
+            raise ValueError(f"{kind} has {state.frames_done} frames done of {frame_count}")
+        if not isinstance(state.complete, bool):
+            raise ValueError(f"{kind} complete must be true or false, got {_shown(state.complete)}")
+        weights = _mapping(state.weights, f"{kind} weights")
+        if not all(isinstance(item, str) for pair in weights.items() for item in pair):
+            raise ValueError(f"{kind} weights must name files by text")
+        _mapping(state.options, f"{kind} options")
+        return state
+
+
+def _shown(value: Any) -> str:
+    """A damaged value, short enough for a one-sentence message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _mapping(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, got {_shown(value)}")
+    return value
+
+
+def _entries(value: Any, what: str, known: set[str]) -> dict[str, Any]:
+    """`value` as a JSON object holding only entries named in `known`."""
+    unknown = set(_mapping(value, what)) - known
+    if unknown:
+        raise ValueError(f"{what} has unknown entries {_shown(sorted(unknown))}")
+    return value
+
+
+def _whole(value: Any, what: str, least: int) -> int:
+    """`value` if it is a whole number of at least `least` (JSON's `true` is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{what} must be a whole number of at least {least}, got {_shown(value)}")
+    return value
+
+
+def _frame_rate(value: Any) -> Fraction | None:
+    """A recorded frame rate: unknown (None), or a positive finite number ("30000/1001", 25)."""
+    if value is None:
+        return None
+    try:
+        rate = (
+            Fraction(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+        )
+    except (ValueError, OverflowError, ZeroDivisionError):  # "1/0", NaN, infinity, "abc"
+        rate = None
+    if rate is None or rate <= 0:
+        raise ValueError(f"source fps must be a positive frame rate, got {_shown(value)}")
+    return rate
+
 
 def holds_track(path: Path) -> bool:
     """Whether `path` holds a track's meta.json (whole enough to say so, if not to be opened)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(meta, dict) and "schema_version" in meta and "source" in meta
 
@@ -292,16 +362,23 @@ class Track:
             make = "rdance track import" if path.suffix.lower() == ".pkl" else "rdance extract"
             raise UserError(f"{path} is not a pose track (no meta.json); make one with `{make}`.")
         try:
-            meta = json.loads(meta_path.read_text())
-            version = meta["schema_version"]
+            meta = _mapping(json.loads(meta_path.read_text()), "meta.json")
+            version = _whole(meta.get("schema_version"), "schema_version", 1)
             if version > SCHEMA_VERSION:
                 raise UserError(
                     f"{path} was written by a newer realisdance-cli (schema {version}); please upgrade."
                 )
-            source = SourceInfo.from_json(meta["source"])
-            streams = {kind: StreamState(**state) for kind, state in meta["streams"].items()}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise UserError(f"{meta_path} is damaged ({type(err).__name__}: {err}).") from None
+            source = SourceInfo.from_json(meta.get("source"))
+            streams = {
+                kind: StreamState.from_json(kind, state, source.frame_count)
+                for kind, state in _mapping(meta.get("streams"), "streams").items()
+            }
+        except json.JSONDecodeError as err:
+            raise UserError(f"{meta_path} is damaged (it is not JSON: {err}); extract it again.") from None
+        except (TypeError, ValueError) as err:
+            raise UserError(f"{meta_path} is damaged ({err}); extract it again.") from None
+        except RecursionError:
+            raise UserError(f"{meta_path} is damaged (it nests too deeply); extract it again.") from None
         return cls(path, source, streams)
 
     def _save_meta(self) -> None:
