@@ -358,6 +358,53 @@ def test_safetensors_sizes_are_read_from_its_header(tmp_path: Path) -> None:
     )
 
 
+def safetensors_with_header(path: Path, header: bytes, data: bytes = b"") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(len(header).to_bytes(8, "little") + header + data)
+    return path
+
+
+def tensor_header(shape: object, offsets: object = (0, 4), text: str = "") -> bytes:
+    """One F32 tensor's header; `text` replaces the shape's JSON as written (a number json refuses)."""
+    header = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": list(offsets)}})
+    return (header.replace('"SHAPE"', text) if text else header).encode()
+
+
+# Headers a reviewer found to give tracebacks, or a message Python cannot print, and what is said.
+DAMAGED_HEADERS = {
+    "nested 200000 deep": (b"[" * 200_000 + b"]" * 200_000, "the safetensors header is not valid JSON"),
+    "a 5000-digit number": (tensor_header("SHAPE", text="[" + "9" * 5000 + "]"), "not valid JSON"),
+    "a shape of 5000 digits": (tensor_header("9" * 5000), "the safetensors header entry 'w' is malformed"),
+    "a petabyte shape": (tensor_header([10**15], (0, 4 * 10**15)), "has a shape larger than the whole file"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_HEADERS))
+def test_a_hostile_safetensors_header_is_one_line(tmp_path: Path, damage: str) -> None:
+    header, said = DAMAGED_HEADERS[damage]
+    safetensors_with_header(tmp_path / weights.get("base-unet").path, header, b"\0" * 4)
+    code, lines = check(tmp_path, "base-unet")
+    assert code == 1 and lines["base-unet"].startswith("wrong") and said in lines["base-unet"], lines
+
+
+def test_deep_configs_and_shards_outside_the_folder_are_damage(tmp_path: Path) -> None:
+    """A config nested too deeply for Python's parsers, and an index whose shard names leave the
+    folder (which passed as ok, naming /etc/passwd as a shard), are each one line."""
+    (tmp_path / "hamer").mkdir()
+    (tmp_path / "hamer/model_config.yaml").write_text("[" * 200_000 + "]" * 200_000)
+    sharded_folder(tmp_path / "dinov2-large")
+    index = tmp_path / "dinov2-large/model.safetensors.index.json"
+    for shard in ("../../../../../../etc/passwd", "/etc/passwd"):
+        index.write_text(json.dumps({"weight_map": {"a": shard}}))
+        code, lines = check(tmp_path, "hamer-config", "dinov2")
+        assert code == 1
+        assert "model_config.yaml: damaged: not valid YAML (it nests too deeply)" in lines["hamer-config"]
+        assert f"the shard index names {shard!r}, outside its folder" in lines["dinov2"]
+    (tmp_path / "dinov2-large/config.json").write_text("[" * 200_000 + "]" * 200_000)
+    code, lines = check(tmp_path, "dinov2")
+    assert code == 1 and "config.json: damaged: not valid JSON (it nests too deeply)" in lines["dinov2"]
+
+
 def test_onnx_that_parses_but_is_incomplete(tmp_path: Path) -> None:
     entry = weights.get("dwpose-pose")
     path = tiny_onnx(tmp_path / entry.path)

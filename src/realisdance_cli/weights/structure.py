@@ -22,7 +22,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from realisdance_cli.files import check_npz_sizes
 
@@ -172,33 +172,48 @@ def check_safetensors(path: Path) -> str | None:
         text = handle.read(length)
     try:
         header = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deeply, a number too long
         raise Broken("damaged: the safetensors header is not valid JSON") from None
     if not isinstance(header, dict):
         raise Broken("damaged: the safetensors header is not a JSON object")
     end = 0
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            begin, stop = (int(offset) for offset in info["data_offsets"])
-            count = math.prod(int(n) for n in info["shape"])
-            dtype = str(info["dtype"])
-        except (KeyError, TypeError, ValueError):
-            raise Broken(f"damaged: the safetensors header entry {name!r} is malformed") from None
-        width = SAFETENSORS_DTYPES.get(dtype)
-        if width is not None and stop - begin != math.ceil(count * width):
-            raise Broken(
-                f"damaged: tensor {name!r} spans {stop - begin} bytes, its {dtype} shape needs "
-                f"{math.ceil(count * width)}"
-            )
-        end = max(end, stop)
+        if name != "__metadata__":
+            end = max(end, _tensor_end(name, info, size))
     data = size - 8 - length
     if data < end:
         raise Broken(f"truncated: safetensors header says {end} bytes of data, the file has {data}")
     if data > end:
         raise Broken(f"damaged: {data - end} bytes follow the {end} bytes of data the header describes")
     return None
+
+
+def _tensor_end(name: str, info: Any, size: int) -> int:
+    """Where the bytes of one safetensors header entry end, after checking that its byte range
+    matches its dtype and shape (whole numbers only: a shape of text is damage, not digits)."""
+    entry = info if isinstance(info, dict) else {}
+    offsets, shape, dtype = entry.get("data_offsets"), entry.get("shape"), entry.get("dtype")
+    if not (_counts(offsets) and len(offsets) == 2 and offsets[0] <= offsets[1] and _counts(shape)):
+        raise Broken(f"damaged: the safetensors header entry {name[:80]!r} is malformed")
+    begin, stop = offsets
+    width = SAFETENSORS_DTYPES.get(str(dtype))
+    if width is None:
+        return stop
+    needed = -(-math.prod(shape) * round(width * 8) // 8)  # whole bytes, in exact integers
+    if needed > size:
+        raise Broken(f"damaged: tensor {name[:80]!r} has a shape larger than the whole file")
+    if stop - begin != needed:
+        raise Broken(
+            f"damaged: tensor {name[:80]!r} spans {stop - begin} bytes, its {dtype} shape needs {needed}"
+        )
+    return stop
+
+
+def _counts(values: Any) -> TypeGuard[list[int]]:
+    """Whether `values` is a list of whole numbers of at least 0 (JSON's `true` is not one)."""
+    return isinstance(values, list) and all(
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in values
+    )
 
 
 def check_torch(path: Path, full: bool) -> str | None:
@@ -269,7 +284,9 @@ def _settings(path: Path, kind: str, parse: Callable[[str], Any], error: type[Ex
     in YAML a cut at a line end still parses, since YAML has no end marker)."""
     try:
         data = parse(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, error) as err:
+    except RecursionError:
+        raise Broken(f"damaged: not valid {kind} (it nests too deeply)") from None
+    except (ValueError, error) as err:  # not UTF-8, not the format, a number too long to read
         raise Broken(f"truncated or damaged: not valid {kind} ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise Broken(f"damaged: the {kind} holds no settings")
@@ -300,9 +317,19 @@ def check_shard_index(path: Path) -> str | None:
     if not isinstance(weight_map, dict) or not weight_map:
         raise Broken("damaged: the shard index has no weight_map")
     for shard in sorted(set(map(str, weight_map.values()))):
+        if not shard_inside(shard):
+            raise Broken(f"damaged: the shard index names {shard[:80]!r}, outside its folder")
         if not (path.parent / shard).is_file():
             raise Broken(f"shard {shard} is missing", missing=True)
     return None
+
+
+def shard_inside(shard: str) -> bool:
+    """Whether a shard index's file name stays inside the index's folder, so that a damaged or
+    hostile index cannot make a check or a load read `../../etc/passwd`. Judged by the name alone:
+    in huggingface_hub's cache every file is a link into `blobs/`, so resolving would leave."""
+    name = Path(shard)
+    return bool(shard) and not name.is_absolute() and ".." not in name.parts
 
 
 def check_folder(
