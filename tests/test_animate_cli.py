@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -208,3 +210,38 @@ def test_default_output_names_a_pose_folder_given_as_a_dot(
     monkeypatch.chdir(tmp_path / "dance")
     assert default_out(Path("me.png"), PoseInputs(Path("."))) == Path("me_dance.mp4")
     assert default_out(Path("me.png"), PoseInputs(Path("../dance"))) == Path("me_dance.mp4")
+
+
+def _rewrite(path: Path, change: Callable[[dict], object]) -> None:
+    config = json.loads(path.read_text())
+    change(config)
+    path.write_text(json.dumps(config))
+
+
+# Damage a reviewer found to give tracebacks in `rdance animate`, and the folder then named.
+DAMAGED_BASE = {
+    "unet config a list": (
+        "base/rv51/unet",
+        lambda root: (root / "base/rv51/unet/config.json").write_text("[1, 2]"),
+    ),
+    "no training timesteps": (
+        "base/rv51/scheduler",
+        lambda root: _rewrite(
+            root / "base/rv51/scheduler/scheduler_config.json", lambda c: c.update(num_train_timesteps=0)
+        ),
+    ),
+    "vae config cut": ("base/rv51/vae", lambda root: (root / "base/rv51/vae/config.json").write_text('{"a')),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_BASE))
+def test_a_damaged_base_folder_is_one_sentence(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path, damage: str
+) -> None:
+    """Loading names the damaged folder and how to find and fetch the file, never a traceback."""
+    root = shutil.copytree(weights_root, tmp_path / "weights")  # links followed: copies to damage
+    folder, make = DAMAGED_BASE[damage]
+    make(root)
+    done = rdance("animate", reference, poses, *FAST, "--weights", root, "--out", tmp_path / "x.mp4")
+    assert_user_error(done, f"cannot load {root / folder}, it is damaged", "`rdance weights check` names")
+    assert not (tmp_path / "x.mp4").exists()

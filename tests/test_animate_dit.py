@@ -241,12 +241,11 @@ def test_dit_bad_input_is_one_sentence(
     damaged = tmp_path / "damaged"
     shutil.copytree(weights_root / "realisdance-dit", damaged)
     (damaged / "vae/config.json").write_text('{"_class_name": ')
-    assert_user_error(
-        rdance(*dit, "--checkpoint", damaged), f"cannot load the RealisDance-DiT folder {damaged}"
-    )
+    assert_user_error(rdance(*dit, "--checkpoint", damaged), f"cannot load {damaged / 'vae'}, it is damaged")
     (damaged / "scheduler/scheduler_config.json").write_text('{"_class_name": ')
     assert_user_error(
-        rdance(*dit, "--checkpoint", damaged), f"cannot read {damaged}/scheduler/scheduler_config.json"
+        rdance(*dit, "--checkpoint", damaged),
+        f"cannot load {damaged / 'scheduler'}, it is damaged (scheduler_config.json is not valid JSON",
     )
     # more steps than the scheduler was trained with: said before the poses are read
     assert_user_error(rdance(*dit, "--weights", weights_root, "--steps", "1001"), "--steps must be 1 to 1000")

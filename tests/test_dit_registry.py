@@ -4,12 +4,15 @@ shard is named) and the tiny UMT5-style tokenizer the DiT tests use."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import pytest
 from conftest import GOLDEN, need, rdance
 from dit_models import build_release_folder, build_tiny_tokenizer
 
 from realisdance_cli import weights
+from realisdance_cli.errors import UserError
 
 
 def test_the_entry_is_the_release_folder() -> None:
@@ -75,3 +78,35 @@ def test_the_dit_weights_are_fetched_and_checked_only_when_named() -> None:
     everything = {entry.name for entry in weights.select()}
     assert "realisdance-dit" not in everything and "realisdance" in everything
     assert [entry.name for entry in weights.select(["dit"])] == ["realisdance-dit"]
+
+
+# Damage a reviewer found to give tracebacks when the release loads (the loader caught only
+# OSError and ValueError), each with the part of the release then named.
+DAMAGED_RELEASE = {
+    "transformer config a list": ("transformer", lambda folder: (folder / "config.json").write_text("[1]")),
+    "scheduler config nested": (
+        "scheduler",
+        lambda folder: (folder / "scheduler_config.json").write_text("[" * 100_000 + "]" * 100_000),
+    ),
+    "image encoder cut": (
+        "image_encoder",
+        lambda folder: (folder / "model.safetensors").write_bytes(
+            (folder / "model.safetensors").read_bytes()[:3000]
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGED_RELEASE))
+def test_a_damaged_release_folder_is_one_sentence(tmp_path: Path, damage: str) -> None:
+    from test_dit import release_folder
+
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    folder = release_folder(tmp_path)
+    part, make = DAMAGED_RELEASE[damage]
+    make(folder / part)
+    with pytest.raises(
+        UserError, match=rf"^cannot load {re.escape(str(folder / part))}, it is damaged \(.+\); "
+    ):
+        RealisDanceDiTPipeline.from_pretrained(folder)

@@ -316,12 +316,14 @@ def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dt
     import torch
 
     from realisdance_cli.animator.pipeline import RealisDancePipeline
+    from realisdance_cli.state_dicts import loading_from
 
     quiet_libraries()
     files = pipeline_files(options)
     if isinstance(files, Path):  # `weights convert --fp16` writes the fp16 variant's files
         variant = "fp16" if any(files.glob("*/*.fp16.safetensors")) else None
-        pipeline = RealisDancePipeline.from_pretrained(files, dtype=dtype, variant=variant)
+        with loading_from(files):
+            pipeline = RealisDancePipeline.from_pretrained(files, dtype=dtype, variant=variant)
     else:
         pipeline = RealisDancePipeline.from_original(*files, dtype=dtype)
     if pipeline.vae.config.get("force_upcast") and dtype == torch.float16:

@@ -6,7 +6,9 @@ weights-only `torch.load`, then a strict load whose failure names the missing an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +17,8 @@ import torch
 from realisdance_cli.errors import UserError
 
 SHOWN_KEYS = 5
+SHOWN_REASON = 200  # characters of a library's message kept in a sentence
+FETCH_AGAIN = "`rdance weights check` names the damaged file; fetch it again"
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
@@ -121,3 +125,54 @@ def safetensors_metadata(path: Path, what: str, remedy: str = "") -> dict[str, s
             return dict(file.metadata() or {})
     except Exception as error:
         raise _not_safetensors(path, what, error, remedy) from None
+
+
+def _damage_types() -> tuple[type[BaseException], ...]:
+    """What diffusers, transformers and safetensors raise for a damaged config or weight file: a
+    cut or foreign JSON (ValueError, AttributeError, TypeError, KeyError), settings the network
+    cannot be built from (IndexError, NotImplementedError, RuntimeError of mismatched sizes), a
+    cut weight file (OSError, SafetensorError), JSON nested too deeply (RecursionError)."""
+    from safetensors import SafetensorError
+
+    return (
+        OSError, ValueError, AttributeError, TypeError, KeyError, IndexError, NotImplementedError,
+        RuntimeError, RecursionError, SafetensorError,
+    )  # fmt: skip
+
+
+@contextmanager
+def loading_from(folder: Path) -> Iterator[None]:
+    """A model loaded inside this block from `folder`: its failure to load is one sentence naming
+    the folder and the reason, then how to find and fetch the damaged file. Running out of memory
+    is not damage (the CLI says it in its own words), and a UserError already says its own."""
+    from realisdance_cli.devices import out_of_memory
+
+    try:
+        yield
+    except UserError:
+        raise
+    except _damage_types() as error:
+        if out_of_memory(error) is not None:
+            raise
+        raise UserError(f"cannot load {folder}, it is damaged ({_reason(error)}); {FETCH_AGAIN}.") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of a library's message, cut short, or the error's kind when it says nothing."""
+    if isinstance(error, RecursionError):
+        return "a file in it nests too deeply"
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if len(text) <= SHOWN_REASON else text[: SHOWN_REASON - 3] + "..."
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A model's JSON settings, refused (ValueError, for `loading_from` to name) unless they are a
+    JSON object: a list reaches diffusers, which then looks for the model on huggingface.co."""
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as error:  # not JSON, or cut short: the reason names the file
+        raise ValueError(f"{path.name} is not valid JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path.name} holds no settings (a JSON {type(config).__name__}, not an object)")
+    return config

@@ -15,7 +15,6 @@ features of the fixed sliding windows are kept between steps, and both guidance 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +51,7 @@ from realisdance_cli.pipeline_checks import (
     step_result,
 )
 from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
+from realisdance_cli.state_dicts import loading_from, read_config
 
 if TYPE_CHECKING:
     from realisdance_cli.animator.processing import PictureInput, VideoInput
@@ -204,11 +204,15 @@ class RealisDancePipeline(DiffusionPipeline):
         from realisdance_cli.animator.checkpoint import load_network
 
         base = Path(base_model)
-        encoder = Dinov2Model.from_pretrained(dinov2, dtype=dtype)
-        unet_config = json.loads((base / "unet" / "config.json").read_text())
-        network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
-        vae = AutoencoderKL.from_pretrained(base / "vae", dtype=dtype)
-        scheduler = zero_snr_ddim(json.loads((base / "scheduler" / "scheduler_config.json").read_text()))
+        with loading_from(Path(dinov2)):
+            encoder = Dinov2Model.from_pretrained(dinov2, dtype=dtype)
+        with loading_from(base / "unet"):
+            unet_config = read_config(base / "unet" / "config.json")
+            network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
+        with loading_from(base / "vae"):
+            vae = AutoencoderKL.from_pretrained(base / "vae", dtype=dtype)
+        with loading_from(base / "scheduler"):
+            scheduler = zero_snr_ddim(read_config(base / "scheduler" / "scheduler_config.json"))
         if dtype is not None:
             network.to(dtype)
         return cls.from_network(network, vae, encoder, scheduler)

@@ -9,7 +9,6 @@ layer group (`offload="group"`), optionally with fp8 weight storage.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -130,11 +129,11 @@ def check_release(options: AnimateOptions) -> None:
 
 
 def _settings(path: Path) -> dict[str, Any]:
-    try:
-        settings: dict[str, Any] = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
-    return settings
+    """A release config read before the weights load (damage named as loading would name it)."""
+    from realisdance_cli.state_dicts import loading_from, read_config
+
+    with loading_from(path.parent):
+        return read_config(path)
 
 
 def release_folder(options: AnimateOptions) -> Path:
@@ -186,10 +185,7 @@ def load_pipeline(
         raise UserError(f"--offload {dit.offload} cannot be combined with several processes; leave it out.")
     quiet_libraries()
     folder = release_folder(options)
-    try:
-        pipeline = RealisDanceDiTPipeline.from_pretrained(folder, dtype=dtype, progress=progress)
-    except (OSError, ValueError) as err:  # a damaged config or weight file (JSON errors are ValueErrors)
-        raise UserError(f"cannot load the RealisDance-DiT folder {folder}: {err}") from None
+    pipeline = RealisDanceDiTPipeline.from_pretrained(folder, dtype=dtype, progress=progress)
     pipeline.set_progress_bar_config(disable=True)
     if dit.vae_tiling:
         pipeline.vae.enable_tiling()

@@ -59,6 +59,7 @@ from realisdance_cli.pipeline_checks import (
     step_result,
 )
 from realisdance_cli.progress import ProgressFn, counter, no_progress, pipeline_bar
+from realisdance_cli.state_dicts import loading_from, read_config
 
 if TYPE_CHECKING:
     from realisdance_cli.dit.processing import PictureInput, VideoInput
@@ -113,13 +114,11 @@ def _check_teacache(threshold: object) -> None:
 
 def scheduler_from_folder(folder: Path) -> Any:
     """The scheduler its config names (`_class_name`, a diffusers scheduler)."""
-    import json
-
     import diffusers
     from diffusers import SchedulerMixin
 
     config = folder / "scheduler_config.json"
-    name = json.loads(config.read_text()).get("_class_name", "")
+    name = read_config(config).get("_class_name", "")
     found = getattr(diffusers, name, None)
     if not (isinstance(found, type) and issubclass(found, SchedulerMixin)):
         raise UserError(f"{config} names {name!r}, which is not a diffusers scheduler.")
@@ -221,9 +220,11 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         sizes = {name: _megabytes(folder / name) for name in wanted}
         advance = counter(progress, "loading RealisDance-DiT (MB)", sum(sizes.values()))
         for name in wanted:
-            components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
+            with loading_from(folder / name):
+                components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
             advance(sizes[name])
-        return cls(**components)
+        with loading_from(folder):  # settings of one part that another cannot work with
+            return cls(**components)
 
     # -- the steps of the algorithm --------------------------------------------------------------
 
