@@ -110,3 +110,13 @@ def test_a_damaged_release_folder_is_one_sentence(tmp_path: Path, damage: str) -
         UserError, match=rf"^cannot load {re.escape(str(folder / part))}, it is damaged \(.+\); "
     ):
         RealisDanceDiTPipeline.from_pretrained(folder)
+
+
+def test_running_out_of_memory_while_loading_is_not_called_damage(tmp_path: Path) -> None:
+    """The CLI says out-of-memory in its own sentence (what makes a job lighter), so loading lets it pass."""
+    import torch
+
+    from realisdance_cli.state_dicts import loading_from
+
+    with pytest.raises(torch.OutOfMemoryError), loading_from(tmp_path):
+        raise torch.OutOfMemoryError("CUDA out of memory")
