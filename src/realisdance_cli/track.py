@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import __version__
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, brief
 from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, remove, save_npz
 
 SCHEMA_VERSION = 1
@@ -222,7 +222,7 @@ class SourceInfo:
             raise ValueError(f"source lacks {', '.join(sorted(missing))}")
         for name in ("path", "sha256"):
             if not isinstance(values[name], str):
-                raise ValueError(f"source {name} must be text, got {_shown(values[name])}")
+                raise ValueError(f"source {name} must be text, got {brief(values[name])}")
         for name, least in (("width", 1), ("height", 1), ("frame_count", 0), ("start", 0), ("stride", 1)):
             if name in values:
                 _whole(values[name], f"source {name}", least)
@@ -243,13 +243,13 @@ class StreamState:
     def from_json(cls, kind: str, data: Any, frame_count: int) -> StreamState:
         """Read back one stream's state, refusing (ValueError) what no writer makes."""
         if kind not in STREAMS:
-            raise ValueError(f"it records an unknown stream {_shown(kind)}")
+            raise ValueError(f"it records an unknown stream {brief(kind)}")
         values = _entries(data, f"stream {kind}", set(cls.__dataclass_fields__))
         state = cls(**values)
         if _whole(state.frames_done, f"{kind} frames_done", 0) > frame_count:
             raise ValueError(f"{kind} has {state.frames_done} frames done of {frame_count}")
         if not isinstance(state.complete, bool):
-            raise ValueError(f"{kind} complete must be true or false, got {_shown(state.complete)}")
+            raise ValueError(f"{kind} complete must be true or false, got {brief(state.complete)}")
         weights = _mapping(state.weights, f"{kind} weights")
         if not all(isinstance(item, str) for pair in weights.items() for item in pair):
             raise ValueError(f"{kind} weights must name files by text")
@@ -257,15 +257,9 @@ class StreamState:
         return state
 
 
-def _shown(value: Any) -> str:
-    """A damaged value, short enough for a one-sentence message."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _mapping(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ValueError(f"{what} must be a JSON object, got {_shown(value)}")
+        raise ValueError(f"{what} must be a JSON object, got {brief(value)}")
     return value
 
 
@@ -273,14 +267,14 @@ def _entries(value: Any, what: str, known: set[str]) -> dict[str, Any]:
     """`value` as a JSON object holding only entries named in `known`."""
     unknown = set(_mapping(value, what)) - known
     if unknown:
-        raise ValueError(f"{what} has unknown entries {_shown(sorted(unknown))}")
+        raise ValueError(f"{what} has unknown entries {brief(sorted(unknown))}")
     return value
 
 
 def _whole(value: Any, what: str, least: int) -> int:
     """`value` if it is a whole number of at least `least` (JSON's `true` is not a number)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{what} must be a whole number of at least {least}, got {_shown(value)}")
+        raise ValueError(f"{what} must be a whole number of at least {least}, got {brief(value)}")
     return value
 
 
@@ -295,7 +289,7 @@ def _frame_rate(value: Any) -> Fraction | None:
     except (ValueError, OverflowError, ZeroDivisionError):  # "1/0", NaN, infinity, "abc"
         rate = None
     if rate is None or rate <= 0:
-        raise ValueError(f"source fps must be a positive frame rate, got {_shown(value)}")
+        raise ValueError(f"source fps must be a positive frame rate, got {brief(value)}")
     return rate
 
 

@@ -317,14 +317,14 @@ def check_shard_index(path: Path) -> str | None:
     if not isinstance(weight_map, dict) or not weight_map:
         raise Broken("damaged: the shard index has no weight_map")
     for shard in sorted(set(map(str, weight_map.values()))):
-        if not shard_inside(shard):
+        if not _shard_inside(shard):
             raise Broken(f"damaged: the shard index names {shard[:80]!r}, outside its folder")
         if not (path.parent / shard).is_file():
             raise Broken(f"shard {shard} is missing", missing=True)
     return None
 
 
-def shard_inside(shard: str) -> bool:
+def _shard_inside(shard: str) -> bool:
     """Whether a shard index's file name stays inside the index's folder, so that a damaged or
     hostile index cannot make a check or a load read `../../etc/passwd`. Judged by the name alone:
     in huggingface_hub's cache every file is a link into `blobs/`, so resolving would leave."""
