@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from itertools import pairwise
 from pathlib import Path
 
@@ -251,6 +252,25 @@ def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:
     said = "train_data: the data sets give sample_size [768, 576] and [512, 384]"
     with pytest.raises(UserError, match=re.escape(said)):
         read_config(config)
+
+
+@pytest.mark.parametrize("damage", ["unet config a list", "no training timesteps", "vae config cut"])
+def test_a_damaged_base_folder_is_one_sentence(tmp_path: Path, damage: str) -> None:
+    """Training names the damaged folder of the base model as animate does, never a traceback."""
+    from test_animate_cli import DAMAGED_BASE
+
+    args = _stage2_args(tmp_path, tmp_path / "run")
+    folder, make = DAMAGED_BASE[damage]
+    linked = tmp_path / "weights" / folder
+    shutil.copytree(linked.resolve(), linked.with_name("copy"))
+    linked.unlink()
+    linked.with_name("copy").rename(linked)
+    make(tmp_path / "weights")
+    done = rdance(*args)
+    assert_user_error(
+        done, f"cannot load {tmp_path / 'weights' / folder}, it is damaged", "`rdance weights check` names"
+    )
+    assert not (tmp_path / "run" / "stage2.safetensors").exists()
 
 
 # -- dataset build ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from realisdance_cli.animator.processing import SIZE
 from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, folder_lock
-from realisdance_cli.state_dicts import read_state_dict, read_weights
+from realisdance_cli.state_dicts import loading_from, read_config, read_state_dict, read_weights
 from realisdance_cli.training.data import (
     ClipDataset,
     ClipSampling,
@@ -335,16 +335,22 @@ def _load(
     from realisdance_cli.training.objective import noise_scheduler
 
     base = paths["base-model"]
-    unet_config = json.loads((base / "unet" / "config.json").read_text())
-    encoder = Dinov2Model.from_pretrained(paths["dinov2"])
-    with torch.random.fork_rng(devices=[]):  # freshly initialised layers depend on the seed alone
-        torch.manual_seed(job.options.seed)
+    with loading_from(base / "unet"):
+        unet_config = read_config(base / "unet" / "config.json")
+    with loading_from(paths["dinov2"]):
+        encoder = Dinov2Model.from_pretrained(paths["dinov2"])
+    with torch.random.fork_rng(devices=[]), loading_from(base / "unet"):
+        torch.manual_seed(job.options.seed)  # freshly initialised layers depend on the seed alone
         net = build_network(job, unet_config, encoder.config.hidden_size, root)
+    with loading_from(base / "vae"):
+        vae = AutoencoderKL.from_pretrained(base / "vae")
+    with loading_from(base / "scheduler"):
+        scheduler = noise_scheduler(read_config(base / "scheduler" / "scheduler_config.json"))
     validating = job.options.validate_every > 0
     return _Loaded(
         net=net,
-        encoders=Encoders(AutoencoderKL.from_pretrained(base / "vae"), encoder),
-        scheduler=noise_scheduler(json.loads((base / "scheduler" / "scheduler_config.json").read_text())),
+        encoders=Encoders(vae, encoder),
+        scheduler=scheduler,
         dataset=ClipDataset(entries, job.sampling, job.options.seed),
         clips=[validation_clip(entry, job.sampling) for entry in held_out] if validating else [],
         network_config={"unet": unet_config, "token_width": encoder.config.hidden_size},
