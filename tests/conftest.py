@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -59,6 +60,31 @@ def start_rdance(*args: str | os.PathLike[str]) -> subprocess.Popen:
         text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+def file_identities(folder: Path, names: Sequence[str]) -> dict[str, int | None]:
+    """Each named file's inode (None: missing): a file renamed into place is a new one."""
+    found: dict[str, int | None] = {}
+    for name in names:
+        try:
+            found[name] = os.stat(folder / name).st_ino
+        except FileNotFoundError:
+            found[name] = None
+    return found
+
+
+def killed_at_the_first_new_file(folder: Path, args: list, earlier: dict[str, int | None]) -> int:
+    """Runs `rdance ARGS` and SIGKILLs it the moment one of the files of `earlier` is replaced
+    (polled without a pause: well within the time the next one takes to finish); its exit code."""
+    child = start_rdance(*args)
+    while child.poll() is None:
+        if any(
+            inode not in (None, earlier[name]) for name, inode in file_identities(folder, earlier).items()
+        ):
+            child.kill()
+            break
+    child.communicate(timeout=300)
+    return child.returncode
 
 
 def assert_user_error(done: subprocess.CompletedProcess, *fragments: str) -> None:

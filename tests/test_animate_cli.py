@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, write_video
+from conftest import (
+    FIXTURES,
+    GOLDEN,
+    assert_user_error,
+    file_identities,
+    killed_at_the_first_new_file,
+    need,
+    rdance,
+    write_video,
+)
 
 from realisdance_cli.video import FrameSource, read_frames
 
@@ -71,6 +81,24 @@ def test_animate_writes_the_video_and_grid_reproducibly(
     other = rdance("animate", *args, "--stride", "2", "--force", "--seed", "7")
     assert other.returncode == 0, other.stderr
     assert not np.array_equal(frames[0], read_frames(out)[0])
+
+
+def test_a_forced_run_killed_between_its_renames_never_leaves_the_earlier_grid(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """`--force --grid` killed once its result is in place: the earlier grid (of another seed)
+    used to stay beside the new result as if it showed it. Now it is gone by then."""
+    out = tmp_path / "dance.mp4"
+    args = ["animate", reference, poses, *FAST, "--weights", weights_root, "--out", out, "--grid"]
+    assert rdance(*args).returncode == 0
+    names = (out.name, "dance_grid.mp4")
+    earlier = file_identities(tmp_path, names)
+
+    returncode = killed_at_the_first_new_file(tmp_path, [*args, "--force", "--seed", "7"], earlier)
+    assert returncode == -signal.SIGKILL  # stopped, not finished
+    left = file_identities(tmp_path, names)
+    assert left[out.name] != earlier[out.name]  # the new result is kept
+    assert left["dance_grid.mp4"] != earlier["dance_grid.mp4"], "the earlier grid beside the new result"
 
 
 def test_original_pkl_can_stand_in_for_the_skeleton_video(

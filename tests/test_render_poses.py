@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance, start_rdance, write_video
+from conftest import (
+    FIXTURES,
+    GOLDEN,
+    assert_user_error,
+    file_identities,
+    killed_at_the_first_new_file,
+    need,
+    rdance,
+    write_video,
+)
 from test_mesh_videos import HEIGHT, WIDTH, hand, new_track
 
 from realisdance_cli.original import import_dwpose_pkl, poses_to_stream, save_dwpose_pkl
@@ -111,29 +119,6 @@ def test_videos_kept_beside_at_another_size_are_said(tmp_path: Path) -> None:
 VIDEOS = ("dwpose.mp4", "hamer.mp4")
 
 
-def _identities(folder: Path) -> dict[str, int | None]:
-    """Each pose video's inode (None: missing): a video renamed into place is a new file."""
-    found = {}
-    for name in VIDEOS:
-        try:
-            found[name] = os.stat(folder / name).st_ino
-        except FileNotFoundError:
-            found[name] = None
-    return found
-
-
-def _killed_at_the_first_new_video(folder: Path, args: list, earlier: dict[str, int | None]) -> int:
-    """Runs `rdance ARGS` and SIGKILLs it the moment one of its videos is in place (polled without
-    a pause: well within the time the next video takes to finish encoding); its exit code."""
-    child = start_rdance(*args)
-    while child.poll() is None:
-        if any(inode not in (None, earlier[name]) for name, inode in _identities(folder).items()):
-            child.kill()
-            break
-    child.communicate(timeout=300)
-    return child.returncode
-
-
 @pytest.mark.slow
 def test_a_render_killed_between_its_renames_leaves_no_mixed_set(tmp_path: Path) -> None:
     """Rendered again with --smooth and killed once its first video was in place: the others were
@@ -147,18 +132,20 @@ def test_a_render_killed_between_its_renames_leaves_no_mixed_set(tmp_path: Path)
     mano = need(GOLDEN / "hamer" / "mano" / "MANO_RIGHT.pkl")
     args = ["render-poses", track.path, "--lossless", "--size", "192x160", "--mano-model", mano]
     assert rdance(*args).returncode == 0
-    earlier = _identities(track.path)
+    earlier = file_identities(track.path, VIDEOS)
 
-    returncode = _killed_at_the_first_new_video(track.path, [*args, "--smooth"], earlier)
+    returncode = killed_at_the_first_new_file(track.path, [*args, "--smooth"], earlier)
     assert returncode == -signal.SIGKILL  # stopped, not finished
     left = {
         name: "missing" if inode is None else "earlier" if inode == earlier[name] else "new"
-        for name, inode in _identities(track.path).items()
+        for name, inode in file_identities(track.path, VIDEOS).items()
     }
     assert not {"earlier", "new"} <= set(left.values()), left
 
     done = rdance(*args, "--smooth")
     assert done.returncode == 0, done.stderr
-    assert all(inode not in (None, earlier[name]) for name, inode in _identities(track.path).items())
+    assert all(
+        inode not in (None, earlier[name]) for name, inode in file_identities(track.path, VIDEOS).items()
+    )
     assert {FrameSource(track.path / name).info.frame_count for name in VIDEOS} == {frames}
     assert not list(track.path.glob(".*partial*"))

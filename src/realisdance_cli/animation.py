@@ -37,7 +37,7 @@ from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource, Selection
-from realisdance_cli.video_writer import VideoWriter, check_crf
+from realisdance_cli.video_writer import VideoWriter, check_crf, publish_together
 
 if TYPE_CHECKING:
     import torch
@@ -560,15 +560,16 @@ def _write(
     stack: ExitStack,
     progress: ProgressFn,
 ) -> None:
-    """The result (and the grid) encoded frame by frame: no second copy of the video. The grid is
-    entered first, so `stack` commits the result first: a stop between the two keeps the result."""
+    """The result (and the grid) encoded frame by frame: no second copy of the video. They are
+    published as one set, the result first: a stop between the two keeps the result, and a
+    `--force` never leaves the new result beside the earlier grid."""
     size = (made.video.shape[2], made.video.shape[3])
     writers = [
-        stack.enter_context(
-            VideoWriter(path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time)
-        )
-        for path in reversed(paths)
-    ][::-1]
+        VideoWriter(path, made.fps, crf=options.crf, audio_from=made.audio, audio_start=made.start_time)
+        for path in paths
+    ]
+    for writer in writers:  # what a failure leaves: no temporary
+        stack.callback(writer.abort)
     reference = fit(made.reference, size)
     for index, picture in enumerate(made.video):
         frame = frame_pixels(picture)
@@ -577,6 +578,7 @@ def _write(
             poses_now = (fit(column[min(index, len(column) - 1)], size) for column in made.poses)
             writers[1].write(np.hstack([reference, *poses_now, frame]))
         progress("encoding", index + 1, len(made.video))
+    publish_together(writers)
 
 
 def _world(options: AnimateOptions, pipeline: Any) -> World | None:

@@ -23,7 +23,7 @@ from realisdance_cli import weights
 from realisdance_cli.audio import AudioChoice, audio_source, has_audio
 from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings, sync_folder
+from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
 from realisdance_cli.original import (
     OPTIONAL_KEYS,
     load_dwpose_pkl,
@@ -35,7 +35,7 @@ from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track
 from realisdance_cli.video import FrameSource, as_fraction
-from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size
+from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size, publish_together
 
 Painter = Callable[[int], np.ndarray]
 POSE_CHUNK = 32  # frames of SMPL-X posed per call
@@ -376,20 +376,8 @@ def render_poses(
                     for name, paint in painters.items():
                         writers[name].write(paint(index))
                     progress("render", index + 1, frames)
-                return _publish(folder, list(writers.values()))
+                return publish_together(list(writers.values()))
         except BaseException:
             if made:  # the folder this call made holds nothing finished: no empty folder is left
                 shutil.rmtree(folder, ignore_errors=True)
             raise
-
-
-def _publish(folder: Path, writers: Sequence[VideoWriter]) -> list[Path]:
-    """Moves the new videos into place as one set: all are finished first, then the earlier videos
-    they replace are removed, and only then is the first renamed in. A run killed between the
-    renames leaves videos missing, which animate and render-poses say, never new videos beside
-    earlier ones of other settings (unsmoothed, say) that animate would take for one set."""
-    finished = [writer.finish() for writer in writers]
-    for writer in writers:
-        writer.path.unlink(missing_ok=True)
-    sync_folder(folder)  # the removals on disk before any rename
-    return [file.commit() for file in finished]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +21,7 @@ import numpy as np
 
 from realisdance_cli.audio import copy_audio, open_audio_source
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import AtomicFile
+from realisdance_cli.files import AtomicFile, sync_folder
 from realisdance_cli.video import as_fraction
 
 
@@ -107,8 +108,8 @@ class VideoWriter:
         self.frames_written += 1
 
     def finish(self) -> AtomicFile:
-        """Complete the file beside its place without moving it there, for a caller that
-        publishes several files as one set (`rendering`); `close` does both."""
+        """Complete the file beside its place without moving it there, for `publish_together`;
+        `close` does both."""
         if self._container is None:
             raise UserError(f"no frames were written to {self.path}.")
         try:
@@ -161,3 +162,17 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def publish_together(writers: Sequence[VideoWriter]) -> list[Path]:
+    """Moves the writers' videos into place as one set, in the given order: all are finished
+    first, then the earlier videos they replace are removed, and only then is the first renamed
+    in. A run killed between the renames leaves videos missing, which the commands reading them
+    say, never new videos beside earlier ones of other settings (unsmoothed pose videos, or an
+    earlier animation's grid) taken for one set."""
+    finished = [writer.finish() for writer in writers]
+    for writer in writers:
+        writer.path.unlink(missing_ok=True)
+    for folder in {writer.path.parent for writer in writers}:
+        sync_folder(folder)  # the removals on disk before any rename
+    return [file.commit() for file in finished]
