@@ -378,6 +378,21 @@ def test_a_flipped_length_is_refused_before_allocating(tmp_path: Path) -> None:
     assert_user_error(rdance("track", "import", bad, "--out", tmp_path / "x.rdance"), "cut short or damaged")
 
 
+def test_a_frame_repeated_by_reference_is_refused_before_the_work(tmp_path: Path) -> None:
+    """One 400 kB pickle of one frame referenced 200,000 times took 112 s and 1.5 GB to import,
+    and the track it wrote was then refused as damaged. It is refused at once; a short static
+    pose made the same way (a frame held for a few seconds) still imports."""
+    frame = dancer_pkl_frames(1, 576, 768)[0]
+    bomb = tmp_path / "bomb.pkl"
+    bomb.write_bytes(pickle.dumps([frame] * 200_000))
+    done = rdance("track", "import", bomb, "--out", tmp_path / "x.rdance")
+    assert_user_error(done, "describe 505.6 MB of poses", "repeated by reference")
+    assert not (tmp_path / "x.rdance").exists()
+    held = tmp_path / "held.pkl"
+    held.write_bytes(pickle.dumps([frame] * 100))
+    assert import_dwpose_pkl(held, tmp_path / "held.rdance").source.frame_count == 100
+
+
 class _Zeros:
     """Pickles as a direct call of `numpy.ndarray(shape)`: zeros of any size from a few bytes."""
 

@@ -131,14 +131,6 @@ def hub_unreachable() -> str | None:
         return f"the Hugging Face hub {constants.ENDPOINT} cannot be reached: {reason}"
 
 
-def human(size: int) -> str:
-    """Bytes for people, in decimal units as download sizes are given."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
-
-
 def sizes(fetch: Fetch) -> dict[str, int | None]:
     """The download size of each missing weight entry (from the hub's file listing, the files a
     download would take) and of each demo file (its Content-Length); None where unknown."""

@@ -288,7 +288,19 @@ def load_npz(
         raise UserError(f"{path} is damaged ({err}); {remedy}.") from None
 
 
-NPZ_EXPANSION = 100  # how much an array may expand from its compressed bytes, beyond 256 MB
+def human_size(size: int) -> str:
+    """Bytes for people, in decimal units as download sizes are given."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def expands_too_far(stored: int, expanded: int) -> bool:
+    """Whether `stored` bytes of a file describe far more in memory (`expanded` bytes) than any
+    real data does: over 256 MB, and over 100 times the stored bytes (zeros compressed, or one
+    pickled frame repeated by reference)."""
+    return expanded > max(256 << 20, 100 * stored)
 
 
 def check_npz_sizes(path: Path) -> None:
@@ -300,7 +312,7 @@ def check_npz_sizes(path: Path) -> None:
 
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
-            if info.file_size > max(256 << 20, NPZ_EXPANSION * info.compress_size):
+            if expands_too_far(info.compress_size, info.file_size):
                 raise ValueError(f"{info.filename} expands {info.compress_size} bytes into {info.file_size}")
             with archive.open(info) as member:
                 version = np.lib.format.read_magic(member)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import atomic_write_bytes, file_sha256
+from realisdance_cli.files import atomic_write_bytes, expands_too_far, file_sha256, human_size
 from realisdance_cli.safe_pickle import restricted_load
 from realisdance_cli.track import (
     BODY,
@@ -255,6 +255,12 @@ def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
             f"{path} is not a DWPose pose file: it should hold a non-empty list of frames "
             "or one picture's pose dict."
         )
+    stored, described = path.stat().st_size, _described_bytes(frames)
+    if expands_too_far(stored, described):
+        raise UserError(
+            f"{path} is damaged or forged: its {human_size(stored)} describe {human_size(described)} of "
+            "poses (frames repeated by reference), far more than any pose file holds."
+        )
     optional = {key for key in OPTIONAL_KEYS if isinstance(frames[0], dict) and key in frames[0]}
     for number, pose in enumerate(frames):
         _check_pose(pose, str(path) if single else f"{path} frame {number}", optional)
@@ -262,6 +268,18 @@ def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     if len(sizes) != 1:  # the points are fractions of each frame's size: one video has one
         raise UserError(f"{path} mixes frame sizes {sorted(sizes)} (height, width); one video has one size.")
     return frames, single
+
+
+def _described_bytes(frames: list[Any]) -> int:
+    """The bytes of the frames' arrays, each reference counted: what importing them takes, which
+    a pickle can make far larger than itself by repeating one frame (or array) by reference."""
+    total = 0
+    for pose in frames:
+        values = list(pose.values()) if isinstance(pose, dict) else []
+        for value in values:
+            parts = value.values() if isinstance(value, dict) else [value]
+            total += sum(part.nbytes for part in parts if isinstance(part, np.ndarray))
+    return total
 
 
 def load_dwpose_pkl(path: Path) -> list[dict[str, Any]]:

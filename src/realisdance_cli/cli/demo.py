@@ -93,13 +93,14 @@ def _download(fetch: Fetch, root: Path, yes: bool) -> str | None:
     """Say the size, ask on a terminal unless --yes, download; why not (None: downloaded)."""
     from realisdance_cli import demo as demos
     from realisdance_cli import weights
+    from realisdance_cli.files import human_size
 
     found = demos.sizes(fetch)
     each = ", ".join(
-        f"{name} {demos.human(size)}" if size is not None else name for name, size in found.items()
+        f"{name} {human_size(size)}" if size is not None else name for name, size in found.items()
     )
     whole = demos.total(found)
-    amount = demos.human(whole) if whole is not None else "files of unknown size"
+    amount = human_size(whole) if whole is not None else "files of unknown size"
     console.print(f"the full demo downloads {amount}: {escape(each)}", highlight=False)
     if not yes and sys.stdin.isatty() and not typer.confirm("download it now?", default=True):
         return "the download was declined"
