@@ -1,7 +1,7 @@
 """A Hugging Face hub stand-in on 127.0.0.1: the URL layout and headers `huggingface_hub` uses
 (`/api/models/<repo>/revision/<rev>`, `/api/models/<repo>/tree/<sha>`, `/<repo>/resolve/<rev>/<file>`
 with HEAD and byte ranges; `hf_hub_download` and `snapshot_download` need no more). It can stall
-the first transfer of a file half way (`stalled` is set then), so a test can kill the downloading
+the first transfers of a file half way (`stalled` is set then), so a test can kill the downloading
 process there, or let the client's read time out and continue with a `Range` request. With
 `ranges=False` it answers a `Range` request with the whole file (a 200), as some proxies do."""
 
@@ -22,17 +22,20 @@ class HubServer:
         plain: dict[str, bytes] | None = None,
         ranges: bool = True,
         spoiled: frozenset[str] = frozenset(),
+        stalls: int = 1,
     ):
         """`repos` maps (repo id, revision) to {filename: content}; `plain` maps URL paths to the
         content of files served as a plain web server does (the demo sequence on GitHub). The
         files named in `spoiled` arrive with one byte changed under their true size and ETag, as
-        a faulty proxy or disk would deliver them."""
+        a faulty proxy or disk would deliver them. The first `stalls` transfers of
+        `stall_first_download` stall half way."""
         self.plain = plain or {}
         self.spoiled = spoiled
         self.ranges = ranges
         self.repos = repos
         self.commits = {key: hashlib.sha1(repr(key).encode()).hexdigest() for key in repos}
         self.stall_first_download = stall_first_download
+        self.stalls = stalls
         self._release = threading.Event()
         self.stalled = threading.Event()  # set once the stalled transfer has sent its first half
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
@@ -61,8 +64,13 @@ class HubServer:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
+        """End the stalled transfers: their connections close, and the clients continue with a
+        `Range` request."""
         self._release.set()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -143,8 +151,8 @@ class HubServer:
         handler.end_headers()
         if head:
             return
-        if self.stall_first_download == name:
-            self.stall_first_download = None
+        if self.stall_first_download == name and self.stalls:
+            self.stalls -= 1
             handler.wfile.write(body[: len(body) // 2])
             handler.wfile.flush()
             self.stalled.set()

@@ -655,6 +655,84 @@ def test_a_stalled_transfer_continues_where_it_stopped(
     assert where_downloaded("dwpose-det", root, into, hf_cache).read_bytes() == data
 
 
+def partial_blob(hub: HubServer, hf_cache: Path, before: list[Path]) -> Path:
+    """The partial blob, not among `before`, that a download into the cache writes yolox_l.onnx to,
+    once the hub has stalled half way and some of the bytes sent are in the file."""
+    assert hub.stalled.wait(60), "the download never started"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        written = [p for p in partials(hf_cache) if p not in before and p.stat().st_size]
+        if written:
+            return written[0]
+        time.sleep(0.02)
+    raise AssertionError("no bytes reached a partial blob")
+
+
+@pytest.mark.slow
+def test_the_partial_blobs_of_killed_downloads_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    """huggingface_hub never continues nor removes the partial blob of a killed run (#4196): each
+    kill would leave up to a whole file (gigabytes) in the cache, unless the next download removes it."""
+    root = default_root(tmp_path, monkeypatch)
+    left: list[Path] = []
+    sizes: list[int] = []
+    told: list[str] = []  # stderr of each run
+    with HubServer(DWPOSE, stall_first_download="yolox_l.onnx", stalls=2) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        for _ in range(2):
+            hub.stalled.clear()
+            child = start_rdance("weights", "download", "dwpose-det")
+            try:
+                left.append(partial_blob(hub, hf_cache, left))
+            finally:
+                child.kill()  # SIGKILL: huggingface_hub's clean-up never runs
+                told.append(child.communicate()[1])
+            assert partials(hf_cache) == left[-1:]  # the run removed the bytes the run before left
+            sizes.append(left[-1].stat().st_size)
+        done = rdance("weights", "download", "dwpose")
+        told.append(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert not partials(hf_cache)
+    said = [" ".join(stderr.split()) for stderr in told]
+    assert "removed" not in said[0]
+    for stderr, size in zip(said[1:], sizes, strict=True):
+        assert (
+            f"removed 1 partial download of a killed run ({size / 1e6:.1f} MB) from the Hugging Face"
+            in stderr
+        )
+    for name, filename in (("dwpose-det", "yolox_l.onnx"), ("dwpose-pose", "dw-ll_ucoco_384.onnx")):
+        found = where_downloaded(name, root, "Hugging Face cache", hf_cache)
+        assert found.read_bytes() == DWPOSE_FILES[filename]
+
+
+@pytest.mark.slow
+def test_the_partial_blob_of_a_running_download_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path
+) -> None:
+    """A download of another file of the same repository, while the first writes its blob: the
+    first still finishes."""
+    root = default_root(tmp_path, monkeypatch)
+    with HubServer(DWPOSE, stall_first_download="yolox_l.onnx") as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        first = start_rdance("weights", "download", "dwpose-det")
+        try:
+            partial_blob(hub, hf_cache, [])
+            second = rdance("weights", "download", "dwpose-pose")
+            hub.release()
+            _, first_stderr = first.communicate(timeout=120)
+        finally:
+            first.kill()
+            first.communicate()
+    assert second.returncode == 0, second.stderr
+    assert first.returncode == 0, first_stderr
+    assert "removed" not in second.stderr
+    assert not partials(hf_cache)
+    for name, filename in (("dwpose-det", "yolox_l.onnx"), ("dwpose-pose", "dw-ll_ucoco_384.onnx")):
+        found = where_downloaded(name, root, "Hugging Face cache", hf_cache)
+        assert found.read_bytes() == DWPOSE_FILES[filename]
+
+
 @pytest.mark.parametrize("into", DESTINATIONS)
 def test_download_of_a_folder(
     into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path

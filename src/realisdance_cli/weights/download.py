@@ -11,7 +11,8 @@ Folders go through `snapshot_download` and files bound for the cache through `hf
 huggingface_hub continues a transfer that drops within a run and keeps the finished files of a
 folder, but a killed run fetches its unfinished file again from the start, because huggingface_hub
 (2.x) writes each transfer to a file of that process alone (huggingface_hub issue #4196), and it
-offers no public way to put a file into the cache's blob layout, which is its own to write.
+offers no public way to put a file into the cache's blob layout, which is its own to write. Nor
+does it ever remove such a file of a killed run; a download into the cache removes its repository's.
 Licence-gated files (SMPL-X, MANO) and files off the hub come with exact instructions instead.
 """
 
@@ -22,12 +23,14 @@ import glob
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from realisdance_cli.errors import InUse, UserError
+from realisdance_cli.files import human
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.weights.lookup import LFS_ETAG, cache_path, instructions, refetch, status_at
 from realisdance_cli.weights.registry import HubFile, HubFolder, Manual, WeightFile, root_chosen
@@ -190,6 +193,42 @@ def _fetch_file(entry: WeightFile, source: HubFile, target: Path, progress: Prog
     return target
 
 
+def _remove_killed_partials(repo: str) -> list[int]:
+    """Remove the unfinished blobs (`blobs/<etag>.<id>.incomplete`) that killed downloads of `repo`
+    left in the Hugging Face cache; their sizes. huggingface_hub names each transfer's file anew and
+    so never continues nor removes one whose process died: each kill would leave up to a whole
+    file. A file is left alone while the lock on its blob (`.locks/<repo>/<etag>.lock`) is held, as
+    huggingface_hub holds it from before it creates the file until the file is renamed or removed:
+    so a running download's file is never touched. A file that cannot be told (or removed) stays."""
+    from filelock import FileLock, Timeout
+    from huggingface_hub import constants
+    from huggingface_hub.file_download import repo_folder_name
+
+    folder = repo_folder_name(repo_id=repo, repo_type="model")
+    locks = Path(constants.HF_HUB_CACHE) / ".locks" / folder
+    sizes = []
+    for partial in sorted((Path(constants.HF_HUB_CACHE) / folder / "blobs").glob("*.incomplete")):
+        etag = partial.name.split(".")[0]
+        try:
+            with FileLock(locks / f"{etag}.lock", timeout=0, mode=0o664):  # huggingface_hub's mode
+                size = partial.stat().st_size
+                partial.unlink()
+        except (Timeout, OSError):  # downloading now, finished meanwhile, or not ours to remove
+            continue
+        sizes.append(size)
+    return sizes
+
+
+def _tell_removed(sizes: list[int]) -> None:
+    """One line for the user when removing the files of killed downloads freed space."""
+    if sum(sizes):
+        runs = "a killed run" if len(sizes) == 1 else "killed runs"
+        count = "1 partial download" if len(sizes) == 1 else f"{len(sizes)} partial downloads"
+        warnings.warn(
+            f"removed {count} of {runs} ({human(sum(sizes))}) from the Hugging Face cache", stacklevel=3
+        )
+
+
 def _reason(err: BaseException) -> str:
     """The error in one line; for huggingface_hub's "not found locally either", its cause."""
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -216,6 +255,8 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
             f"({constants.HF_HUB_CACHE}) and downloads are off (HF_HUB_OFFLINE is set); unset it and "
             f"run the command again, or copy the {what} to {root / entry.path}."
         )
+    if into_cache:
+        _tell_removed(_remove_killed_partials(source.repo))
     present = cache_path(source) if into_cache else root / entry.path
     if present is not None and isinstance(source, HubFolder):  # only a damaged file is fetched again
         damaged = status_at(entry, present, in_cache=into_cache).culprit
