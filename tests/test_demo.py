@@ -13,7 +13,8 @@ from conftest import FIXTURES, GOLDEN, assert_user_error, need, rdance
 from hub_server import HubServer
 
 from realisdance_cli import weights
-from realisdance_cli.demo import SEQUENCE, SKELETON, VIDEO, human
+from realisdance_cli.demo import SEQUENCE, SKELETON, VIDEO
+from realisdance_cli.files import human_size
 from realisdance_cli.original import load_dwpose_pkl, save_dwpose_pkl
 from realisdance_cli.video import FrameSource
 
@@ -104,9 +105,8 @@ def test_the_demo_downloads_animates_and_then_downloads_nothing(
         assert done.returncode == 0, done.stderr
         text = " ".join(done.stdout.split())
         # The size comes first: the hub's files that the registry's patterns take, and the sequence.
-        assert (
-            f"the full demo downloads {human(to_download(repos) + sum(map(len, sequence.values())))}" in text
-        )
+        whole = to_download(repos) + sum(map(len, sequence.values()))
+        assert f"the full demo downloads {human_size(whole)}" in text
         assert text.index("downloads") < text.index("downloaded realisdance")
         assert "the denoising will take about" in " ".join(done.stderr.split())  # --device cpu
         assert f"wrote {out / VIDEO}" in text and f"wrote {out / GRID}" in text

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from realisdance_cli.errors import InUse, UserError
-from realisdance_cli.files import human
+from realisdance_cli.files import human_size
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.weights.lookup import LFS_ETAG, cache_path, instructions, refetch, status_at
 from realisdance_cli.weights.registry import HubFile, HubFolder, Manual, WeightFile, root_chosen
@@ -225,7 +225,7 @@ def _tell_removed(sizes: list[int]) -> None:
         runs = "a killed run" if len(sizes) == 1 else "killed runs"
         count = "1 partial download" if len(sizes) == 1 else f"{len(sizes)} partial downloads"
         warnings.warn(
-            f"removed {count} of {runs} ({human(sum(sizes))}) from the Hugging Face cache", stacklevel=3
+            f"removed {count} of {runs} ({human_size(sum(sizes))}) from the Hugging Face cache", stacklevel=3
         )
 
 
