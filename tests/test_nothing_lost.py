@@ -384,6 +384,41 @@ def test_an_import_of_a_living_process_is_not_taken_for_a_stopped_one(tmp_path: 
     assert Track.open(out).has("dwpose")
 
 
+@pytest.mark.slow
+def test_readers_of_a_track_being_written_are_told_to_wait(tmp_path: Path) -> None:
+    """What a reader finds unfinished while another process writes the track is its work in
+    progress: export and render-poses said to extract it again. A folder an import empties for
+    `--force` (no meta.json yet) is the same."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(400, 64, 48))
+    out = tmp_path / "dance.rdance"
+    first = start_rdance("track", "import", tmp_path / "dance.pkl", "--out", out)
+    while first.poll() is None and not (out / "meta.json").exists():
+        time.sleep(0.002)
+    first.send_signal(signal.SIGSTOP)
+    try:
+        assert not Track.open(out).has("dwpose")  # paused before its poses were written
+        readers = [
+            rdance("track", "export", out, "--out", tmp_path / "back.pkl"),
+            rdance("render-poses", out, "--out", tmp_path / "videos"),
+        ]
+    finally:
+        first.send_signal(signal.SIGCONT)
+    first.communicate(timeout=300)
+    for done in readers:
+        assert_user_error(done, f"{out} is being written by another process (process {first.pid}); wait")
+
+    emptied = tmp_path / "emptied.rdance"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(emptied)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = rdance("track", "export", emptied, "--out", tmp_path / "none.pkl")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_user_error(done, f"{emptied} is being written by another process (process {holder.pid})")
+    assert_user_error(rdance("track", "export", emptied, "--out", tmp_path / "none.pkl"), "not a pose track")
+
+
 def test_a_track_named_dot_exports_beside_itself(tmp_path: Path) -> None:
     save_dwpose_pkl(tmp_path / "source.pkl", dancer_pkl_frames(4, 64, 48))
     out = tmp_path / "dance.rdance"

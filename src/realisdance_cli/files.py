@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from realisdance_cli.errors import InUse, UserError
 
@@ -377,6 +377,32 @@ def remove(paths: Iterable[Path]) -> None:
             path.unlink()
 
 
+def _holder(handle: IO[str]) -> str:
+    """' (process N)' from a held lock file, as its holder wrote it ('' before it did)."""
+    handle.seek(0)
+    holder = handle.read().strip()
+    return f" (process {holder})" if holder else ""
+
+
+def lock_holder(folder: Path) -> str | None:
+    """Another process holding `folder`'s lock (`folder_lock`) now: ' (process N)' ('' unsaid),
+    or None when none does. It only looks (a shared lock tried and let go): a reader that finds
+    half a folder asks this to tell work in progress from damage."""
+    try:
+        handle = (folder / LOCK_NAME).open()
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            by = _holder(handle)
+            return None if by == f" (process {os.getpid()})" else by
+        except OSError:
+            return None
+        return None  # closing the file lets the shared lock go
+
+
 @contextmanager
 def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None]:
     """Holds `folder/.lock` (an advisory `flock`, released by the kernel even when the process is
@@ -395,9 +421,7 @@ def folder_lock(folder: Path, what: str, *, wait: bool = False) -> Iterator[None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip()
-            by = f" (process {holder})" if holder else ""
+            by = _holder(handle)
             raise InUse(f"{what} {folder} is in use by another process{by}; wait for it to finish.") from None
         handle.seek(0)
         handle.truncate()

@@ -33,7 +33,7 @@ from realisdance_cli.original import (
 )
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
-from realisdance_cli.track import Stream, Track
+from realisdance_cli.track import Stream, Track, while_written
 from realisdance_cli.video import FrameSource, as_fraction
 from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size, publish_together
 
@@ -329,15 +329,18 @@ def render_poses(
                     stacklevel=2,
                 )
     missing = [name for name in videos if name not in available]
-    if missing:
+    if missing or not videos:
         what = (
             "a .pkl holds only DWPose poses"
             if track is None
             else f"{source} has no finished {' or '.join(BY_NAME[name].stream for name in missing)} stream"
         )
-        raise UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
-    if not videos:
-        raise UserError(f"{source} has no finished stream to render; run `rdance extract` first.")
+        refusal = UserError(
+            f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it."
+            if missing
+            else f"{source} has no finished stream to render; run `rdance extract` first."
+        )
+        raise refusal if track is None else while_written(track.path, refusal)
     fps = options.fps or source_fps
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")

@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import __version__
-from realisdance_cli.errors import UserError, brief
-from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, remove, save_npz
+from realisdance_cli.errors import InUse, UserError, brief
+from realisdance_cli.files import (
+    atomic_write_bytes,
+    contents,
+    folder_lock,
+    load_npz,
+    lock_holder,
+    remove,
+    save_npz,
+)
 
 SCHEMA_VERSION = 1
 TRACK_SUFFIX = ".rdance"
@@ -302,6 +310,16 @@ def holds_track(path: Path) -> bool:
     return isinstance(meta, dict) and "schema_version" in meta and "source" in meta
 
 
+def while_written(path: Path, error: UserError) -> UserError:
+    """`error`, what a reader found missing or unfinished in the track at `path`, unless another
+    process (an extract or an import) is writing the track now: then that is its work in
+    progress, and the remedy is to wait, not to extract or import it again."""
+    holder = lock_holder(path)
+    if holder is None:
+        return error
+    return InUse(f"{path} is being written by another process{holder}; wait for it, then run this again.")
+
+
 def named(path: Path) -> Path:
     """`path` with a name to derive others from: `.` and `..` become the folders they stand for."""
     return path.resolve() if path.name in ("", "..") else path
@@ -351,6 +369,15 @@ class Track:
 
     @classmethod
     def open(cls, path: Path) -> Track:
+        """The track at `path`, or one sentence on why it cannot be read (to wait, when another
+        process is writing it now)."""
+        try:
+            return cls._read(path)
+        except UserError as error:
+            raise while_written(path, error) from None
+
+    @classmethod
+    def _read(cls, path: Path) -> Track:
         meta_path = path / "meta.json"
         if not meta_path.is_file():
             make = "rdance track import" if path.suffix.lower() == ".pkl" else "rdance extract"
@@ -468,9 +495,12 @@ class Track:
         """The finished stream `kind`."""
         if not self.has(kind):
             done = self.state(kind).frames_done
-            raise UserError(
-                f"{self.path} has no finished {kind} stream ({done} of {self.source.frame_count} frames); "
-                f"run `rdance extract` for it."
+            raise while_written(
+                self.path,
+                UserError(
+                    f"{self.path} has no finished {kind} stream ({done} of {self.source.frame_count} "
+                    "frames); run `rdance extract` for it."
+                ),
             )
         stream = _load_stream(self.path / f"{kind}.npz", kind)
         if stream.frame_count != self.source.frame_count:
