@@ -183,6 +183,19 @@ def test_help_does_not_import_heavy_libraries() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_every_public_name_is_what_its_module_defines_in_any_import_order() -> None:
+    """`from realisdance_cli import RetargetOptions, retarget` gave the subpackage `retarget`
+    (importing a submodule sets the package's attribute of its name): no public name may be a
+    module's name."""
+    code = (
+        "import types, realisdance_cli as rd; from realisdance_cli import *; "
+        "wrong = [n for n in rd._EXPORTS if isinstance(getattr(rd, n), types.ModuleType) "
+        "or getattr(rd, n) is not getattr(__import__(rd._EXPORTS[n], fromlist=[n]), n)]; print(wrong)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_unknown_command_and_missing_argument_fail_cleanly() -> None:
     """click's own mistakes are one sentence like ours, naming the help to read."""
     assert_user_error(rdance("dance-now"), "No such command 'dance-now'; see `rdance --help`.")

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
 from realisdance_cli.errors import UserError
-from realisdance_cli.retarget.body import (
+from realisdance_cli.retargeting.body import (
     FEET,
     LEFT_WRIST,
     LEGS,
@@ -25,7 +25,7 @@ from realisdance_cli.retarget.body import (
     retarget_body,
     smplx_joints,
 )
-from realisdance_cli.retarget.hands import body_to_hand_camera, mano_points, retarget_hands
+from realisdance_cli.retargeting.hands import body_to_hand_camera, mano_points, retarget_hands
 from realisdance_cli.smoothing import smooth_stream
 from realisdance_cli.track import STREAMS, Stream
 
@@ -444,7 +444,7 @@ def test_an_imported_reference_track_says_to_give_its_picture(tmp_path) -> None:
     """A reference imported from a DWPose .pkl has no SMPL-X poses: it came from a picture, not a
     video, and retarget takes the picture itself."""
     from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
-    from realisdance_cli.retarget.reference import reference_track
+    from realisdance_cli.retargeting.reference import reference_track
     from realisdance_cli.synthetic import dancer_pkl_frames
 
     save_dwpose_pkl(tmp_path / "me.pkl", dancer_pkl_frames(1, 64, 48)[0])
@@ -461,7 +461,7 @@ def test_force_resumes_the_unfinished_track_of_the_same_picture(extraction_weigh
     """--force replaces the retargeting's output, not a reference picture's cached track made from
     that very picture: an unfinished one is resumed, only its missing stage (here HaMeR) is run."""
     from realisdance_cli.extraction import ExtractOptions, extract
-    from realisdance_cli.retarget.reference import REFERENCE_PEOPLE, reference_track
+    from realisdance_cli.retargeting.reference import REFERENCE_PEOPLE, reference_track
 
     picture = tmp_path / "me.png"
     cv2.imwrite(str(picture), np.full((96, 80, 3), 120, np.uint8))

@@ -31,9 +31,9 @@ from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import claimed_output, file_sha256
 from realisdance_cli.geometry.cameras import project
-from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, largest_person, smplx_joints
-from realisdance_cli.retarget.job import NEEDED, RetargetOptions, default_out, retarget, retargeted_poses
-from realisdance_cli.retarget.skeleton import smplx_keypoints
+from realisdance_cli.retargeting.body import LEFT_WRIST, RIGHT_WRIST, largest_person, smplx_joints
+from realisdance_cli.retargeting.job import NEEDED, RetargetOptions, default_out, retarget, retargeted_poses
+from realisdance_cli.retargeting.skeleton import smplx_keypoints
 from realisdance_cli.smoothing import smooth_stream
 from realisdance_cli.track import BODY, LEFT_HAND, RIGHT_HAND, SourceInfo, Stream, Track
 from realisdance_cli.video import FrameSource

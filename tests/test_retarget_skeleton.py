@@ -13,7 +13,7 @@ from realisdance_cli.bodies import smplx_model
 from realisdance_cli.geometry.cameras import project
 from realisdance_cli.original import stream_to_poses, to_original_pose
 from realisdance_cli.renderers.skeleton import draw_pose
-from realisdance_cli.retarget.skeleton import SMPLX_TO_DWPOSE, dwpose_frame, dwpose_stream, smplx_keypoints
+from realisdance_cli.retargeting.skeleton import SMPLX_TO_DWPOSE, dwpose_frame, dwpose_stream, smplx_keypoints
 from realisdance_cli.track import BODY, FACE, LEFT_HAND, RIGHT_HAND
 
 HEIGHT, WIDTH = 480, 360

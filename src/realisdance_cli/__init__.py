@@ -22,8 +22,8 @@ _EXPORTS = {
     "animate": "realisdance_cli.animation",
     "AnimateOptions": "realisdance_cli.animation",
     "PoseInputs": "realisdance_cli.animation",
-    "retarget": "realisdance_cli.retarget.job",
-    "RetargetOptions": "realisdance_cli.retarget.job",
+    "retarget": "realisdance_cli.retargeting.job",
+    "RetargetOptions": "realisdance_cli.retargeting.job",
     "evaluate": "realisdance_cli.evaluation.job",
     "EvalOptions": "realisdance_cli.evaluation.job",
     "run_benchmark": "realisdance_cli.evaluation.run",
@@ -94,7 +94,7 @@ if TYPE_CHECKING:
     from realisdance_cli.evaluation.run import RunOptions, run_benchmark
     from realisdance_cli.extraction import ExtractOptions, extract
     from realisdance_cli.rendering import RenderOptions, render_poses
-    from realisdance_cli.retarget.job import RetargetOptions, retarget
+    from realisdance_cli.retargeting.job import RetargetOptions, retarget
     from realisdance_cli.track import Track
     from realisdance_cli.video import Selection
 

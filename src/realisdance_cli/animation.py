@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from realisdance_cli.animator.sampling import SamplingOptions
     from realisdance_cli.dit.job import DiTOptions
     from realisdance_cli.dit.parallel import World
-    from realisdance_cli.retarget.job import RetargetOptions
+    from realisdance_cli.retargeting.job import RetargetOptions
 
 FLAGS = {  # `SamplingOptions` fields as `rdance animate` names them
     "steps": "--steps",
@@ -166,12 +166,12 @@ def retargeted(
     reference_path: Path, inputs: PoseInputs, options: AnimateOptions, progress: ProgressFn
 ) -> PoseInputs:
     """`inputs`, or with `options.retarget` the pose videos of the dance of the track
-    `inputs.folder` re-posed on the reference's body (`retarget.job.retargeted_poses`)."""
+    `inputs.folder` re-posed on the reference's body (`retargeting.job.retargeted_poses`)."""
     if options.retarget is None:
         return inputs
     from dataclasses import replace
 
-    from realisdance_cli.retarget.job import retargeted_poses
+    from realisdance_cli.retargeting.job import retargeted_poses
 
     if inputs.files or inputs.folder is None:
         raise UserError(

@@ -29,7 +29,7 @@ from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
     from realisdance_cli.animator.sampling import SamplingOptions
-    from realisdance_cli.retarget.job import RetargetOptions
+    from realisdance_cli.retargeting.job import RetargetOptions
 
 app = typer.Typer()
 
@@ -308,7 +308,7 @@ T = TypeVar("T")
 
 def _retarget(weights_dir: Path | None, device: str) -> RetargetOptions:
     """--retarget's settings (its module brings torch: imported only when asked for)."""
-    from realisdance_cli.retarget.job import RetargetOptions
+    from realisdance_cli.retargeting.job import RetargetOptions
 
     return RetargetOptions(weights_root=weights_dir, device=device)
 

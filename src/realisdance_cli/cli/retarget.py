@@ -99,9 +99,9 @@ def retarget(
     at its wrists. The three streams (SMPL-X, MANO, DWPose skeleton) come from the same 3-D body,
     so the three pose videos agree; they keep the dance's frame rate and sound.
     """
-    from realisdance_cli.retarget.job import RetargetOptions, default_out
-    from realisdance_cli.retarget.job import retarget as run
-    from realisdance_cli.retarget.preview import preview_path
+    from realisdance_cli.retargeting.job import RetargetOptions, default_out
+    from realisdance_cli.retargeting.job import retarget as run
+    from realisdance_cli.retargeting.preview import preview_path
 
     options = RetargetOptions(
         placement=placement.value,

@@ -17,7 +17,7 @@ from realisdance_cli.conditions import CONDITIONS
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.retarget.body import largest_person
+from realisdance_cli.retargeting.body import largest_person
 from realisdance_cli.track import Track
 from realisdance_cli.video import IMAGE_SUFFIXES
 

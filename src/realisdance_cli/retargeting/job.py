@@ -1,4 +1,4 @@
-"""`rdance retarget` (`realisdance_cli.retarget`): a driving track's dance on a reference's body.
+"""`rdance retarget` (`realisdance_cli.retargeting`): a driving track's dance on a reference's body.
 
 The driver is a pose track with SMPL-X and MANO streams; the reference a picture (extracted once
 into a one-frame track cached beside it, as `rdance extract` would: `me.png` -> `me.rdance`) or
@@ -26,7 +26,7 @@ from realisdance_cli.conditions import POSE_NAMES
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import atomic_folder, claimed_output, contents, file_sha256, paths_from_strings
 from realisdance_cli.progress import ProgressFn, counter, no_progress
-from realisdance_cli.retarget.body import (
+from realisdance_cli.retargeting.body import (
     DEFAULT_FRAME_RATE,
     NO_MOTION,
     RetargetedBody,
@@ -34,15 +34,15 @@ from realisdance_cli.retarget.body import (
     dancer,
     retarget_body,
 )
-from realisdance_cli.retarget.hands import RetargetedHands, retarget_hands
-from realisdance_cli.retarget.reference import (
+from realisdance_cli.retargeting.hands import RetargetedHands, retarget_hands
+from realisdance_cli.retargeting.reference import (
     NEEDED,
     Reference,
     reference_person,
     reference_track,
     require_streams,
 )
-from realisdance_cli.retarget.skeleton import dwpose_stream
+from realisdance_cli.retargeting.skeleton import dwpose_stream
 from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track, named
 
 SIDES = ("driver", "reference")
@@ -231,7 +231,7 @@ def retarget(
 
 
 def _preview_path(out: Path) -> Path:
-    from realisdance_cli.retarget.preview import preview_path
+    from realisdance_cli.retargeting.preview import preview_path
 
     return preview_path(out)
 
@@ -287,7 +287,7 @@ def _retarget_to(
         if earlier is not None and not options.preview:
             _preview_path(out).unlink(missing_ok=True)  # the replaced retargeting's: another pose
     if options.preview and (force or not _preview_path(out).exists()):
-        from realisdance_cli.retarget.preview import write_preview
+        from realisdance_cli.retargeting.preview import write_preview
 
         model = model if model is not None else smplx_model(paths["smplx"])
         write_preview(track, drive, ref_track, model, root)

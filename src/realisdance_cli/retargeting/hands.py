@@ -28,7 +28,7 @@ import numpy as np
 
 from realisdance_cli.bodies import mano_points
 from realisdance_cli.geometry.cameras import full_frame_focal, project
-from realisdance_cli.retarget.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody
+from realisdance_cli.retargeting.body import LEFT_WRIST, RIGHT_WRIST, RetargetedBody
 from realisdance_cli.track import Stream
 
 MATCH_RADIUS = 1.0  # a driver hand's wrist is the body's within this many times its box's longer side
