@@ -259,6 +259,16 @@ DAMAGED_BASE = {
         ),
     ),
     "vae config cut": ("base/rv51/vae", lambda root: (root / "base/rv51/vae/config.json").write_text('{"a')),
+    # Built block by block for minutes before anything failed: refused by the number alone.
+    "a billion layers per block": (
+        "base/rv51/unet",
+        lambda root: _rewrite(
+            root / "base/rv51/unet/config.json", lambda c: c.update(layers_per_block=10**9)
+        ),
+    ),
+}
+DAMAGE_REASONS = {
+    "a billion layers per block": "(config.json says layers_per_block is 1000000000, more than any real",
 }
 
 
@@ -270,6 +280,11 @@ def test_a_damaged_base_folder_is_one_sentence(
     root = shutil.copytree(weights_root, tmp_path / "weights")  # links followed: copies to damage
     folder, make = DAMAGED_BASE[damage]
     make(root)
-    done = rdance("animate", reference, poses, *FAST, "--weights", root, "--out", tmp_path / "x.mp4")
-    assert_user_error(done, f"cannot load {root / folder}, it is damaged", "`rdance weights check` names")
-    assert not (tmp_path / "x.mp4").exists()
+    out = tmp_path / "x.mp4"
+    done = rdance("animate", reference, poses, *FAST, "--weights", root, "--out", out, timeout=120)
+    assert_user_error(
+        done,
+        f"cannot load {root / folder}, it is damaged {DAMAGE_REASONS.get(damage, '')}",
+        "`rdance weights check` names",
+    )
+    assert not out.exists()

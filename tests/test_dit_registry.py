@@ -112,6 +112,27 @@ def test_a_damaged_release_folder_is_one_sentence(tmp_path: Path, damage: str) -
         RealisDanceDiTPipeline.from_pretrained(folder)
 
 
+@pytest.mark.parametrize(
+    ("part", "setting"),
+    [("transformer", "num_layers"), ("text_encoder", "num_layers"), ("image_encoder", "num_hidden_layers")],
+)
+def test_a_release_part_of_a_hundred_million_layers_is_refused_before_it_is_built(
+    tmp_path: Path, part: str, setting: str
+) -> None:
+    """A config of a size no model has (which built layers for minutes, filling memory) is named
+    in one sentence before any network is built."""
+    from test_dit import release_folder
+
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    folder = release_folder(tmp_path)
+    config = folder / part / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), setting: 100_000_000}))
+    said = f"cannot load {folder / part}, it is damaged (config.json says {setting} is 100000000, more than"
+    with pytest.raises(UserError, match=f"^{re.escape(said)}"):
+        RealisDanceDiTPipeline.from_pretrained(folder)
+
+
 def test_running_out_of_memory_while_loading_is_not_called_damage(tmp_path: Path) -> None:
     """The CLI says out-of-memory in its own sentence (what makes a job lighter), so loading lets it pass."""
     import torch

@@ -254,10 +254,12 @@ def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:
         read_config(config)
 
 
-@pytest.mark.parametrize("damage", ["unet config a list", "no training timesteps", "vae config cut"])
+@pytest.mark.parametrize(
+    "damage", ["unet config a list", "no training timesteps", "vae config cut", "a billion layers per block"]
+)
 def test_a_damaged_base_folder_is_one_sentence(tmp_path: Path, damage: str) -> None:
     """Training names the damaged folder of the base model as animate does, never a traceback."""
-    from test_animate_cli import DAMAGED_BASE
+    from test_animate_cli import DAMAGE_REASONS, DAMAGED_BASE
 
     args = _stage2_args(tmp_path, tmp_path / "run")
     folder, make = DAMAGED_BASE[damage]
@@ -266,9 +268,11 @@ def test_a_damaged_base_folder_is_one_sentence(tmp_path: Path, damage: str) -> N
     linked.unlink()
     linked.with_name("copy").rename(linked)
     make(tmp_path / "weights")
-    done = rdance(*args)
+    done = rdance(*args, timeout=120)
     assert_user_error(
-        done, f"cannot load {tmp_path / 'weights' / folder}, it is damaged", "`rdance weights check` names"
+        done,
+        f"cannot load {tmp_path / 'weights' / folder}, it is damaged {DAMAGE_REASONS.get(damage, '')}",
+        "`rdance weights check` names",
     )
     assert not (tmp_path / "run" / "stage2.safetensors").exists()
 

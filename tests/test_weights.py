@@ -405,6 +405,23 @@ def test_deep_configs_and_shards_outside_the_folder_are_damage(tmp_path: Path) -
     assert code == 1 and "config.json: damaged: not valid JSON (it nests too deeply)" in lines["dinov2"]
 
 
+def test_configs_of_sizes_no_model_has_are_damage(tmp_path: Path) -> None:
+    """A model's settings that would make loading build layers for minutes (which passed as ok),
+    and settings too large to be any model's, are each one line naming the file and the value."""
+    root = whole_weights(tmp_path)
+    json_file(
+        root / "base/rv51/unet/config.json",
+        {"_class_name": "UNet2DConditionModel", "layers_per_block": 10**9},
+    )
+    large = json_file(root / "dinov2-large/config.json", {"model_type": "dinov2", "pad": "x" * 2**20})
+    code, lines = check(root, "base-model", "dinov2")
+    assert code == 1
+    said = "unet/config.json: damaged: layers_per_block is 1000000000, more than any real model"
+    assert said in lines["base-model"]
+    said = f"config.json: damaged: it is {large.stat().st_size} bytes, more than any real model's settings"
+    assert said in lines["dinov2"]
+
+
 def test_onnx_that_parses_but_is_incomplete(tmp_path: Path) -> None:
     entry = weights.get("dwpose-pose")
     path = tiny_onnx(tmp_path / entry.path)

@@ -143,11 +143,17 @@ def _damage_types() -> tuple[type[BaseException], ...]:
 @contextmanager
 def loading_from(folder: Path) -> Iterator[None]:
     """A model loaded inside this block from `folder`: its failure to load is one sentence naming
-    the folder and the reason, then how to find and fetch the damaged file. Running out of memory
-    is not damage (the CLI says it in its own words), and a UserError already says its own."""
+    the folder and the reason, then how to find and fetch the damaged file. Settings that no real
+    model has (`config_sizes`) are refused on entry, before a library spends minutes building them.
+    Running out of memory is not damage (the CLI says it in its own words), and a UserError already
+    says its own."""
+    from realisdance_cli.config_sizes import folder_problem
     from realisdance_cli.devices import out_of_memory
 
     try:
+        problem = folder_problem(folder)
+        if problem:
+            raise ValueError(problem)
         yield
     except UserError:
         raise

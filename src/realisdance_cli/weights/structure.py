@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
+from realisdance_cli.config_sizes import CONFIG_NAMES, bytes_problem, size_problem
 from realisdance_cli.files import check_npz_sizes
 
 if TYPE_CHECKING:
@@ -301,7 +302,17 @@ def check_yaml(path: Path) -> str | None:
 
 
 def check_json(path: Path) -> str | None:
-    _load_json(path)
+    """Parses as settings; a model's or scheduler's settings also hold no size that no real model
+    has (which would make loading build networks for minutes)."""
+    if path.name not in CONFIG_NAMES:
+        _load_json(path)
+        return None
+    too_large = bytes_problem(path)
+    if too_large:
+        raise Broken(f"damaged: it is {too_large}")
+    problem = size_problem(_load_json(path))
+    if problem:
+        raise Broken(f"damaged: {problem}")
     return None
 
 
