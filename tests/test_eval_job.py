@@ -180,6 +180,20 @@ def test_dinov2_loads_without_a_progress_bar(tmp_path: Path, capfd: pytest.Captu
     assert "Loading weights" not in capfd.readouterr().err
 
 
+def test_a_dinov2_config_of_a_hundred_million_layers_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    """Named in one sentence, as animate and train name it (it built layers for minutes, filling memory)."""
+    folder = tmp_path / "dinov2-large"
+    folder.mkdir()
+    for path in need(GOLDEN / "animator" / "tiny_dinov2").iterdir():
+        (folder / path.name).symlink_to(path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").unlink()
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 100_000_000}))
+    said = f"cannot load {folder}, it is damaged (config.json says num_hidden_layers is 100000000, more than"
+    with pytest.raises(UserError, match=f"^{re.escape(said)}"):
+        FeatureNetworks(["identity"], tmp_path, "cpu").dinov2(np.stack(numbered_frames(2)))
+
+
 def test_default_outputs_of_dot_and_dot_dot_are_named_by_their_folders(
     videos: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -223,6 +223,9 @@ def _dinov2(paths: Mapping[str, Path]) -> torch.nn.Module:
     from transformers import Dinov2Model
 
     from realisdance_cli.animation import quiet_libraries
+    from realisdance_cli.state_dicts import loading_from
 
     quiet_libraries()  # transformers' "Loading weights" bar showed under -q
-    return DinoFeatures(Dinov2Model.from_pretrained(paths["dinov2"]).eval()).eval()
+    with loading_from(paths["dinov2"]):  # damage named as animate and train name it
+        encoder = Dinov2Model.from_pretrained(paths["dinov2"])
+    return DinoFeatures(encoder.eval()).eval()
