@@ -510,7 +510,7 @@ def _animate_dit(
 
 def animate(
     reference_path: str | os.PathLike[str],
-    inputs: PoseInputs,
+    inputs: PoseInputs | str | os.PathLike[str],
     out: str | os.PathLike[str],
     options: AnimateOptions | None = None,
     progress: ProgressFn = no_progress,
@@ -522,8 +522,11 @@ def animate(
     returns the written videos (the result, and the grid when asked). `pipeline`: one already
     loaded for these options (`load_pipeline`, `dit.job.load_pipeline`), for many videos in a row.
     Existing videos are replaced only with `force`; the outputs are claimed before the work, so a
-    second job writing them stops at once."""
+    second job writing them stops at once. `inputs`: a folder of pose videos stands for
+    `PoseInputs(folder=...)`."""
     reference_path, out, options = Path(reference_path), Path(out), options or AnimateOptions()
+    if not isinstance(inputs, PoseInputs):
+        inputs = PoseInputs(folder=Path(inputs))
     _check_job(options)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}

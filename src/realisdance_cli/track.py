@@ -15,6 +15,7 @@ extraction resumes from the last recorded frame to the same arrays as an uninter
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -128,6 +129,10 @@ class Stream:
     @property
     def frame_count(self) -> int:
         return self.offsets.size - 1
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{name} {array.shape} {array.dtype}" for name, array in self.fields.items())
+        return f"Stream({self.kind!r}, {self.frame_count} frames, {int(self.offsets[-1])} items: {shapes})"
 
     def items_per_frame(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -333,6 +338,22 @@ class Track:
         self.source = source
         self.streams = streams
 
+    def __repr__(self) -> str:
+        source = self.source
+        rate = "unknown fps" if source.fps is None else f"{float(source.fps):g} fps"
+        streams = ", ".join(
+            f"{kind} {'finished' if state.complete else f'{state.frames_done}/{source.frame_count}'}"
+            for kind, state in self.streams.items()
+        )
+        return (
+            f"Track({str(self.path)!r}, {source.frame_count} frames of {source.height}x{source.width} "
+            f"(height x width) at {rate}; streams: {streams or 'none'})"
+        )
+
+    def __fspath__(self) -> str:
+        """The folder, so that a track stands wherever its path does (`render_poses(track)`)."""
+        return str(self.path)
+
     @staticmethod
     def default_path(source: Path) -> Path:
         """`dance.mp4` -> `dance.rdance` beside it (`.`, a folder of frames: beside that folder)."""
@@ -344,9 +365,10 @@ class Track:
         )
 
     @classmethod
-    def create(cls, path: Path, source: SourceInfo, *, overwrite: bool = False) -> Track:
+    def create(cls, path: str | os.PathLike[str], source: SourceInfo, *, overwrite: bool = False) -> Track:
         """A new, empty track at `path`; an existing track there is replaced only with `overwrite`
         (its lock file stays, so a process holding it keeps holding it)."""
+        path = Path(path)
         if path.exists() and not path.is_dir():
             raise UserError(f"{path} exists and is not a folder; choose another --out.")
         existing = contents(path)
@@ -368,9 +390,10 @@ class Track:
         return folder_lock(path, "the pose track")
 
     @classmethod
-    def open(cls, path: Path) -> Track:
+    def open(cls, path: str | os.PathLike[str]) -> Track:
         """The track at `path`, or one sentence on why it cannot be read (to wait, when another
         process is writing it now)."""
+        path = Path(path)
         try:
             return cls._read(path)
         except UserError as error:

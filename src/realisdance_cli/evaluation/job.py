@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
@@ -507,23 +508,25 @@ def write_scores(
 
 
 def evaluate(
-    generated: Sequence[Path],
-    truth: Path,
-    out: Path | None = None,
+    generated: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    truth: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
     options: EvalOptions | None = None,
     *,
     force: bool = False,
     progress: ProgressFn = no_progress,
 ) -> dict[str, Any]:
-    """Score each generated set (a method) against `truth`; returns what scores.json holds."""
-    options = options or EvalOptions()
-    methods = inputs.method_names(list(generated))
+    """Score each generated set (a method: a folder of videos, or one video) against `truth`;
+    returns what scores.json holds."""
+    sets = [Path(generated)] if isinstance(generated, str | os.PathLike) else [Path(one) for one in generated]
+    truth, out, options = Path(truth), None if out is None else Path(out), options or EvalOptions()
+    methods = inputs.method_names(sets)
     pairs = inputs.pair(methods, truth, options.reference, options.truth_fps)
     protocol = get_protocol(options.protocol)
     explicit = options.metrics is not None
     asked = feasible(with_weights(options.chosen_metrics(), explicit, options), explicit, pairs, protocol)
     networks = networks_for(asked, options)
-    out = out or default_out(list(generated), truth)
+    out = out or default_out(sets, truth)
     described = described_inputs(methods, truth, options)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")

@@ -16,6 +16,7 @@ table, so the last shard to finish (or any later run) merges them.
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -181,8 +182,8 @@ def _check(benchmark: Benchmark, animation: AnimateOptions, evaluation: job.Eval
 
 
 def run_benchmark(
-    benchmark_path: Path,
-    out: Path | None,
+    benchmark_path: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None,
     options: RunOptions,
     *,
     force: bool = False,
@@ -190,7 +191,8 @@ def run_benchmark(
 ) -> dict[str, Any] | None:
     """Animate this process's share of the test set, measure it, and write the table once every
     video is measured (returns what scores.json holds then, else None)."""
-    out = out or default_out(benchmark_path, options.model)
+    benchmark_path = Path(benchmark_path)
+    out = Path(out) if out is not None else default_out(benchmark_path, options.model)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
     benchmark = open_benchmark(benchmark_path, out / CACHE)
