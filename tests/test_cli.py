@@ -172,6 +172,11 @@ def test_verbose_logs_debugging_details(tmp_path: Path) -> None:
     assert done.stderr.startswith("error:"), done.stderr
 
 
+def _printed_by_a_fresh_python(code: str) -> str:
+    """What `code` prints in a new interpreter: what importing does, unmasked by this one's modules."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_help_does_not_import_heavy_libraries() -> None:
     """`rdance --help` must be instant: torch, onnxruntime, pyrender and PyAV load only when used."""
     code = (
@@ -179,8 +184,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
         "heavy = [m for m in ('torch', 'onnxruntime', 'pyrender', 'av', 'cv2', 'diffusers', 'numpy') "
         "if m in sys.modules]; print(heavy)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert _printed_by_a_fresh_python(code) == "[]"
 
 
 def test_every_public_name_is_what_its_module_defines_in_any_import_order() -> None:
@@ -192,8 +196,7 @@ def test_every_public_name_is_what_its_module_defines_in_any_import_order() -> N
         "wrong = [n for n in rd._EXPORTS if isinstance(getattr(rd, n), types.ModuleType) "
         "or getattr(rd, n) is not getattr(__import__(rd._EXPORTS[n], fromlist=[n]), n)]; print(wrong)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    assert _printed_by_a_fresh_python(code) == "[]"
 
 
 def test_unknown_command_and_missing_argument_fail_cleanly() -> None:
