@@ -174,7 +174,8 @@ def test_verbose_logs_debugging_details(tmp_path: Path) -> None:
 
 def _printed_by_a_fresh_python(code: str) -> str:
     """What `code` prints in a new interpreter: what importing does, unmasked by this one's modules."""
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def test_help_does_not_import_heavy_libraries() -> None:
