@@ -750,6 +750,46 @@ def test_the_partial_blob_of_a_running_download_is_left_alone(
         assert found.read_bytes() == DWPOSE_FILES[filename]
 
 
+@pytest.mark.slow
+def test_the_partial_files_of_killed_folder_downloads_into_the_weights_folder_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder bound for the weights folder goes through huggingface_hub's own download into it
+    (`.cache/huggingface/download/`), which leaves the same unfinished files when killed."""
+    root = tmp_path / "w"
+    folder = root / weights.get("dinov2").path
+    # 24 MB: half of it is past the 10 MB that huggingface_hub receives before it writes
+    files = {**DINOV2_FILES, "model.safetensors": save({"w": torch.zeros(3000, 2000)})}
+    left: list[Path] = []
+    told: list[str] = []  # stderr of each killed run
+    with HubServer(
+        {("facebook/dinov2-large", "main"): files}, stall_first_download="model.safetensors", stalls=2
+    ) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        for _ in range(2):
+            hub.stalled.clear()
+            child = start_rdance("weights", "download", "dinov2", "--weights", root)
+            try:
+                assert hub.stalled.wait(60), "the download never started"
+                deadline = time.monotonic() + 30
+                while not [p for p in partials(folder) if p not in left and p.stat().st_size]:
+                    assert time.monotonic() < deadline, "no bytes reached a partial file"
+                    time.sleep(0.02)
+            finally:
+                child.kill()  # SIGKILL: huggingface_hub's clean-up never runs
+                told.append(child.communicate()[1])
+            left = partials(folder)
+            assert len(left) == 1, left  # the run removed the file the run before left
+        size = left[0].stat().st_size
+        done = rdance("weights", "download", "dinov2", "--weights", root)
+    assert done.returncode == 0, done.stderr
+    assert not partials(folder)
+    assert (folder / "model.safetensors").read_bytes() == files["model.safetensors"]
+    for stderr in (told[1], done.stderr):
+        assert "removed 1 partial download of a killed run (" in " ".join(stderr.split())
+    assert f"({size / 1e6:.1f} MB) from {folder}" in " ".join(done.stderr.split())
+
+
 @pytest.mark.parametrize("into", DESTINATIONS)
 def test_download_of_a_folder(
     into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path

@@ -12,7 +12,8 @@ huggingface_hub continues a transfer that drops within a run and keeps the finis
 folder, but a killed run fetches its unfinished file again from the start, because huggingface_hub
 (2.x) writes each transfer to a file of that process alone (huggingface_hub issue #4196), and it
 offers no public way to put a file into the cache's blob layout, which is its own to write. Nor
-does it ever remove such a file of a killed run; a download into the cache removes its repository's.
+does it ever remove such a file of a killed run: a download removes those of its repository in
+the cache, or of its folder in the weights folder.
 Licence-gated files (SMPL-X, MANO) and files off the hub come with exact instructions instead.
 """
 
@@ -24,7 +25,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
@@ -193,24 +194,46 @@ def _fetch_file(entry: WeightFile, source: HubFile, target: Path, progress: Prog
     return target
 
 
-def _remove_killed_partials(repo: str) -> list[int]:
-    """Remove the unfinished blobs (`blobs/<etag>.<id>.incomplete`) that killed downloads of `repo`
-    left in the Hugging Face cache; their sizes. huggingface_hub names each transfer's file anew and
-    so never continues nor removes one whose process died: each kill would leave up to a whole
-    file. A file is left alone while the lock on its blob (`.locks/<repo>/<etag>.lock`) is held, as
-    huggingface_hub holds it from before it creates the file until the file is renamed or removed:
-    so a running download's file is never touched. A file that cannot be told (or removed) stays."""
-    from filelock import FileLock, Timeout
+def _cache_partials(repo: str) -> Iterator[tuple[Path, Path]]:
+    """The unfinished blobs of `repo` in the Hugging Face cache (`blobs/<etag>.<id>.incomplete`),
+    each with the lock huggingface_hub holds while writing it (`.locks/<repo>/<etag>.lock`)."""
     from huggingface_hub import constants
     from huggingface_hub.file_download import repo_folder_name
 
     folder = repo_folder_name(repo_id=repo, repo_type="model")
     locks = Path(constants.HF_HUB_CACHE) / ".locks" / folder
-    sizes = []
     for partial in sorted((Path(constants.HF_HUB_CACHE) / folder / "blobs").glob("*.incomplete")):
-        etag = partial.name.split(".")[0]
+        yield partial, locks / f"{partial.name.split('.')[0]}.lock"
+
+
+def _folder_partials(local_dir: Path) -> Iterator[tuple[Path, Path]]:
+    """The unfinished files of a download into `local_dir` (in `.cache/huggingface/download/`,
+    named `<hash of the file's metadata name>.<etag>.<id>.incomplete`), each with the lock
+    huggingface_hub holds while writing it (`<file name>.lock` beside them). A file whose name
+    matches no lock is not listed: it is never taken for another's."""
+    import base64
+    import hashlib
+
+    for lock in sorted((local_dir / ".cache" / "huggingface" / "download").rglob("*.lock")):
+        metadata_name = f"{lock.stem}.metadata"
+        named = base64.urlsafe_b64encode(hashlib.sha1(metadata_name.encode()).digest()).decode()
+        for partial in sorted(lock.parent.glob(f"{glob.escape(named)}.*.incomplete")):
+            yield partial, lock
+
+
+def _remove_killed_partials(partials: Iterable[tuple[Path, Path]]) -> list[int]:
+    """Remove the unfinished files that killed downloads left; their sizes. huggingface_hub names
+    each transfer's file anew, and so never continues nor removes one whose process died: each
+    kill would leave up to a whole file (gigabytes). A file is left alone while its lock is held,
+    as huggingface_hub holds it from before it creates the file until the file is renamed or
+    removed: a running download's file is never touched. A file that cannot be told (or
+    removed) stays."""
+    from filelock import FileLock, Timeout
+
+    sizes = []
+    for partial, lock in partials:
         try:
-            with FileLock(locks / f"{etag}.lock", timeout=0, mode=0o664):  # huggingface_hub's mode
+            with FileLock(lock, timeout=0, mode=0o664):  # huggingface_hub's mode
                 size = partial.stat().st_size
                 partial.unlink()
         except (Timeout, OSError):  # downloading now, finished meanwhile, or not ours to remove
@@ -219,14 +242,12 @@ def _remove_killed_partials(repo: str) -> list[int]:
     return sizes
 
 
-def _tell_removed(sizes: list[int]) -> None:
-    """One line for the user when removing the files of killed downloads freed space."""
+def _tell_removed(sizes: list[int], where: str) -> None:
+    """One line for the user when removing the files of killed downloads from `where` freed space."""
     if sum(sizes):
         runs = "a killed run" if len(sizes) == 1 else "killed runs"
         count = "1 partial download" if len(sizes) == 1 else f"{len(sizes)} partial downloads"
-        warnings.warn(
-            f"removed {count} of {runs} ({human_size(sum(sizes))}) from the Hugging Face cache", stacklevel=3
-        )
+        warnings.warn(f"removed {count} of {runs} ({human_size(sum(sizes))}) from {where}", stacklevel=3)
 
 
 def _reason(err: BaseException) -> str:
@@ -256,7 +277,9 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
             f"run the command again, or copy the {what} to {root / entry.path}."
         )
     if into_cache:
-        _tell_removed(_remove_killed_partials(source.repo))
+        _tell_removed(_remove_killed_partials(_cache_partials(source.repo)), "the Hugging Face cache")
+    elif isinstance(source, HubFolder):
+        _tell_removed(_remove_killed_partials(_folder_partials(root / entry.path)), str(root / entry.path))
     present = cache_path(source) if into_cache else root / entry.path
     if present is not None and isinstance(source, HubFolder):  # only a damaged file is fetched again
         damaged = status_at(entry, present, in_cache=into_cache).culprit
