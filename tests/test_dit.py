@@ -178,6 +178,86 @@ def test_a_folder_without_a_transformer_is_refused(tmp_path: Path) -> None:
         RealisDanceDiTPipeline.from_pretrained(tmp_path)
 
 
+def test_torch_dtype_is_the_older_name_of_dtype() -> None:
+    """diffusers callers write torch_dtype= (it was taken for a component, and after loading
+    everything the folder was called damaged)."""
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    pipe = RealisDanceDiTPipeline.from_pretrained(need(DIT / "tiny_dit"), torch_dtype=torch.bfloat16)
+    assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+    assert pipe.vae.dtype == torch.float32 and pipe.image_encoder.dtype == torch.float32  # as the original
+    with pytest.raises(ValueError, match="give dtype or torch_dtype"):
+        RealisDanceDiTPipeline.from_pretrained(
+            DIT / "tiny_dit", dtype=torch.float16, torch_dtype=torch.float16
+        )
+
+
+def test_an_unknown_keyword_is_refused_before_anything_loads(tmp_path: Path) -> None:
+    """The folder's transformer is damaged: the keyword is said, not the damage (nothing loaded)."""
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    folder = release_folder(tmp_path)
+    (folder / "transformer/config.json").write_text("[1]")
+    with pytest.raises(
+        TypeError,
+        match=r"^from_pretrained\(\) got an unexpected keyword argument 'dtypes'; it takes the components "
+        r"tokenizer, text_encoder, image_encoder, transformer, vae, scheduler and the options dtype, "
+        r"progress, torch_dtype, variant, revision, cache_dir, token, local_files_only, force_download\.$",
+    ):
+        RealisDanceDiTPipeline.from_pretrained(folder, dtypes=torch.float16)
+
+
+def test_a_missing_folder_is_said_not_looked_up_on_the_hub(tmp_path: Path, monkeypatch) -> None:
+    """A path that cannot be a hub id (a leading "/" or ".", more than one "/") is a missing
+    folder; one that can, found neither here nor on the hub, is said as both."""
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    monkeypatch.chdir(tmp_path)
+    for missing in (tmp_path / "weights/realisdance-dit", "./weights/realisdance-dit", "a/weights/dit"):
+        with pytest.raises(UserError, match=rf"^the folder {Path(missing)} does not exist\.$"):
+            RealisDanceDiTPipeline.from_pretrained(missing)
+    with pytest.raises(
+        UserError,
+        match=r"^there is no folder weights/realisdance-dit, and the hub model weights/realisdance-dit is "
+        r"not in the cache \(the hub cannot be reached, or local_files_only is set\)\.$",
+    ):
+        RealisDanceDiTPipeline.from_pretrained("weights/realisdance-dit", local_files_only=True)
+    (tmp_path / "weights/file").parent.mkdir()
+    (tmp_path / "weights/file").write_text("")
+    with pytest.raises(UserError, match=r"^weights/file is a file, not a RealisDance-DiT folder\.$"):
+        RealisDanceDiTPipeline.from_pretrained("weights/file")
+
+
+def test_a_hub_id_is_fetched_with_the_hub_keywords(pipeline, tmp_path: Path) -> None:
+    """revision, cache_dir and local_files_only reach the hub's download: a cache holding the tiny
+    release at revision v1 only (as huggingface_hub lays it out) serves it offline."""
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    model = tmp_path / "cache/models--someone--tiny-dit"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (model / "snapshots").mkdir(parents=True)
+    (model / "snapshots" / commit).symlink_to(need(DIT / "tiny_dit"), target_is_directory=True)
+    (model / "refs").mkdir()
+    (model / "refs/v1").write_text(commit)
+    hub = {"cache_dir": tmp_path / "cache", "local_files_only": True}
+    loaded = RealisDanceDiTPipeline.from_pretrained("someone/tiny-dit", revision="v1", **hub)
+    for name, tensor in pipeline.transformer.state_dict().items():
+        assert torch.equal(loaded.transformer.state_dict()[name], tensor), name
+    with pytest.raises(UserError, match="the hub model someone/tiny-dit is not in the cache"):
+        RealisDanceDiTPipeline.from_pretrained("someone/tiny-dit", **hub)  # main: not cached
+
+
+def test_a_variant_picks_the_weight_files_of_that_name(pipeline, tmp_path: Path) -> None:
+    from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+    folder = shutil.copytree(need(DIT / "tiny_dit"), tmp_path / "tiny_dit")
+    for weights in folder.glob("*/*.safetensors"):
+        weights.rename(weights.with_suffix(".fp16.safetensors"))
+    loaded = RealisDanceDiTPipeline.from_pretrained(folder, variant="fp16")
+    for name, tensor in pipeline.vae.state_dict().items():
+        assert torch.equal(loaded.vae.state_dict()[name], tensor), name
+
+
 def long_video(pipeline, frames: int, latents: torch.Tensor | None = None, steps: int = 4, **kwargs):
     """The golden case's poses looped to `frames` frames, seeded noise unless given."""
     case = load_file(need(DIT / "pipeline_case.safetensors"))

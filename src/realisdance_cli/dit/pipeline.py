@@ -15,11 +15,13 @@ back on the CPU.
 from __future__ import annotations
 
 import html
+import inspect
 import logging
 import math
 import numbers
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -126,6 +128,87 @@ def scheduler_from_folder(folder: Path) -> Any:
     return scheduler_class.from_pretrained(folder)
 
 
+def resolve_dtype(dtype: torch.dtype | None, torch_dtype: torch.dtype | None) -> torch.dtype | None:
+    """`torch_dtype`, the name diffusers and transformers took before `dtype` (and still take),
+    as `dtype`, as `DiffusionPipeline.from_pretrained` reads it; both at once is a mistake."""
+    if torch_dtype is None:
+        return dtype
+    if dtype is not None:
+        raise ValueError("give dtype or torch_dtype (its older name), not both.")
+    return torch_dtype
+
+
+def _loaders(dtype: torch.dtype | None, variant: str | None) -> dict[str, Callable[[Path], Any]]:
+    """How each component loads from its subfolder, by name. As the original: the VAE and CLIP in
+    float32, the transformer and the text encoder in `dtype`."""
+    from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel
+
+    return {
+        "tokenizer": lambda path: AutoTokenizer.from_pretrained(path),
+        "text_encoder": lambda path: UMT5EncoderModel.from_pretrained(path, dtype=dtype, variant=variant),
+        "image_encoder": lambda path: CLIPVisionModel.from_pretrained(
+            path, dtype=torch.float32, variant=variant
+        ),
+        "transformer": lambda path: RealisDanceDiT.from_pretrained(path, dtype=dtype, variant=variant),
+        "vae": lambda path: AutoencoderKLWan.from_pretrained(path, dtype=torch.float32, variant=variant),
+        "scheduler": scheduler_from_folder,
+    }
+
+
+def _check_keywords(method: Callable[..., Any], components: dict[str, Any], names: Collection[str]) -> None:
+    """Every extra keyword names a component: a misspelt option would otherwise be taken for one,
+    after minutes of loading the others."""
+    unknown = [name for name in components if name not in names]
+    if unknown:
+        _folder, *rest = inspect.signature(method).parameters.values()
+        options = [
+            parameter.name for parameter in rest if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        raise TypeError(
+            f"from_pretrained() got an unexpected keyword argument {unknown[0]!r}; it takes the components "
+            f"{', '.join(names)} and the options {', '.join(options)}."
+        )
+
+
+def _located(name: str | os.PathLike[str], hub: dict[str, Any]) -> Path:
+    """The folder `name` names: a folder here, else the snapshot of the hub model of that id. A
+    name that cannot be a hub id (more than one "/", a leading "." or "/") is a missing folder,
+    said as such, not sent to the hub."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(name)
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise UserError(f"{path} is a file, not a RealisDance-DiT folder.")
+    try:
+        validate_repo_id(os.fspath(name))
+    except HFValidationError:
+        raise UserError(f"the folder {path} does not exist.") from None
+    return _snapshot(os.fspath(name), hub)
+
+
+def _snapshot(repo: str, hub: dict[str, Any]) -> Path:
+    """The hub model `repo`, downloaded or from the cache; one sentence when it is neither there
+    nor a folder here (a typed local path looks like a hub id as often as not)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo, **hub))
+    except GatedRepoError:  # there, but not open to this token: the hub's sentence says how to get access
+        raise
+    except RepositoryNotFoundError:
+        raise UserError(
+            f"there is no folder {repo}, and the hub has no model {repo} (a private one needs token=)."
+        ) from None
+    except LocalEntryNotFoundError:
+        raise UserError(
+            f"there is no folder {repo}, and the hub model {repo} is not in the cache (the hub cannot be "
+            "reached, or local_files_only is set)."
+        ) from None
+
+
 @dataclass
 class RealisDanceDiTPipelineOutput(WanPipelineOutput):
     """The frames, and how many transformer block passes TeaCache skipped (0 with it off)."""
@@ -185,30 +268,36 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
     @classmethod
     def from_pretrained(
         cls,
-        pretrained_model_name_or_path: str | Path,
+        pretrained_model_name_or_path: str | os.PathLike[str],
         dtype: torch.dtype | None = None,
         progress: ProgressFn = no_progress,
+        *,
+        torch_dtype: torch.dtype | None = None,
+        variant: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        force_download: bool = False,
         **components: Any,
     ) -> RealisDanceDiTPipeline:
-        """Each component from its subfolder (a hub id is downloaded first); components given
-        as keyword arguments are used instead, `None` leaves an optional one out. `progress` is
-        told of the megabytes of weights loaded, component by component (minutes for the 14B
-        release)."""
-        from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel
-
-        folder = Path(pretrained_model_name_or_path)
-        if not folder.is_dir():
-            from huggingface_hub import snapshot_download
-
-            folder = Path(snapshot_download(str(pretrained_model_name_or_path)))
-        loaders: dict[str, Callable[[Path], Any]] = {
-            "tokenizer": lambda path: AutoTokenizer.from_pretrained(path),
-            "text_encoder": lambda path: UMT5EncoderModel.from_pretrained(path, dtype=dtype),
-            "image_encoder": lambda path: CLIPVisionModel.from_pretrained(path, dtype=torch.float32),
-            "transformer": lambda path: RealisDanceDiT.from_pretrained(path, dtype=dtype),
-            "vae": lambda path: AutoencoderKLWan.from_pretrained(path, dtype=torch.float32),
-            "scheduler": scheduler_from_folder,
+        """Each component from its subfolder (a hub id is downloaded first, with `revision`,
+        `cache_dir`, `token`, `local_files_only` and `force_download`); components given as
+        keyword arguments are used instead, `None` leaves an optional one out. `torch_dtype` is
+        diffusers' older name of `dtype`; `variant` picks the weight files of that name
+        (`model.fp16.safetensors`). `progress` is told of the megabytes of weights loaded,
+        component by component (minutes for the 14B release). A keyword that is none of these is
+        a TypeError before anything loads."""
+        loaders = _loaders(resolve_dtype(dtype, torch_dtype), variant)
+        _check_keywords(cls.from_pretrained, components, loaders)
+        hub = {
+            "revision": revision,
+            "cache_dir": cache_dir,
+            "token": token,
+            "local_files_only": local_files_only,
+            "force_download": force_download,
         }
+        folder = _located(pretrained_model_name_or_path, hub)
         wanted = [name for name in loaders if name not in components]
         missing = [
             f"{name}/"
@@ -223,8 +312,7 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
             with loading_from(folder / name):
                 components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
             advance(sizes[name])
-        with loading_from(folder):  # settings of one part that another cannot work with
-            return cls(**components)
+        return cls(**components)
 
     # -- the steps of the algorithm --------------------------------------------------------------
 
