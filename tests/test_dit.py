@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -432,6 +433,36 @@ def test_bad_calls_are_one_sentence_before_any_work(pipeline) -> None:
         pipeline(image, smpl, hamer, max_resolution=64 * 48, latents=torch.zeros(1, 16, 2, 8, 6), **embeds)
     with pytest.raises(UserError, match=r"the reference tensor must be \(B, 3, 1, H, W\)"):
         pipeline(image[:, :, 0], smpl, hamer, **embeds)
+
+
+def test_the_sd_pipelines_tensors_in_zero_to_one_are_the_same_video(pipeline) -> None:
+    """RealisDancePipeline's form, (F, 3, H, W) pose videos and a (3, H, W) reference in [0, 1],
+    is the original's (1, 3, F, H, W) in [-1, 1] (x * 2 - 1), without a warning; out of [0, 1],
+    it is said in its own words."""
+    case = load_file(need(DIT / "pipeline_case.safetensors"))
+    smpl, hamer = ((case[name][0] * 0.5 + 0.5).transpose(0, 1) for name in ("smpl", "hamer"))
+    image = case["image"][0, :, 0] * 0.5 + 0.5
+    assert image.shape[0] == 3 and smpl.shape[:2] == (9, 3)  # (3, H, W), (F, 3, H, W)
+    common = {
+        "prompt_embeds": case["prompt_embeds"],
+        "negative_prompt_embeds": case["negative_prompt_embeds"],
+        "max_resolution": 64 * 48,
+        "num_inference_steps": 1,
+        "latents": case["latents"],
+        "output_type": "latent",
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unit = pipeline(image, smpl, hamer, **common).frames
+    signed = [picture[:, None][None] * 2 - 1 for picture in (image,)]
+    signed += [video.transpose(0, 1)[None] * 2 - 1 for video in (smpl, hamer)]
+    assert torch.equal(unit, pipeline(*signed, **common).frames)
+    with pytest.raises(
+        UserError,
+        match=r"^the HaMeR video tensor \(F, 3, H, W\) must hold values in \[0, 1\] \(pixels / 255\), got -1 "
+        "to 1",
+    ):
+        pipeline(image, smpl, hamer * 2 - 1, **common)
 
 
 def golden_latents(pipe) -> tuple[torch.Tensor, torch.Tensor]:

@@ -152,7 +152,10 @@ def test_a_pose_tensor_in_zero_to_one_is_warned_about(pipeline, case) -> None:
     with no value below 0 is said."""
     unit = case["smpl"] * 0.5 + 0.5
     with pytest.warns(
-        UserWarning, match=r"the SMPL-CS video tensor holds no value below 0; if it is in \[0, 1\]"
+        UserWarning,
+        match=r"^the SMPL-CS video tensor \(B, 3, F, H, W\) holds no value below 0, as if it were in "
+        r"\[0, 1\]: the pipeline takes \(B, 3, F, H, W\) in \[-1, 1\] \(x \* 2 - 1\) or \(F, 3, H, W\) "
+        r"in \[0, 1\]\.$",
     ):
         pipeline(case["image"], unit, case["hamer"], output_type="latent", **_common(case))
 

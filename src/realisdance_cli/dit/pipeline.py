@@ -629,10 +629,13 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
     ) -> RealisDanceDiTPipelineOutput | tuple:
         """Animate `image` with the `smpl` and `hamer` pose videos, described by `prompt`.
 
-        Pictures and videos: PIL, uint8 arrays, files, or tensors (1, 3, F, H, W) in [-1, 1]
-        (the original's layout). The size is `max_resolution` pixels in the SMPL video's aspect
-        (multiples of 16) unless height and width are given; the pose videos are scaled to cover
-        it and centre-cropped, the reference is scaled to the same area in its own aspect.
+        Pictures and videos: PIL, uint8 arrays, files, or tensors in either of two forms: the
+        original's, (1, 3, F, H, W) in [-1, 1] (the reference (1, 3, 1, H, W); one with no value
+        below 0 is warned about, as if it were in [0, 1]), or `RealisDancePipeline`'s, frames
+        (F, 3, H, W) and a reference (3, H, W) in [0, 1]. The size is `max_resolution` pixels in
+        the SMPL video's aspect (multiples of 16) unless height and width are given; the pose
+        videos are scaled to cover it and centre-cropped, the reference is scaled to the same area
+        in its own aspect.
         `prompt`: a str (or a list of one: the batch is one video). `guidance_scale` 1 turns
         guidance off, and with it the negative prompt. `num_frames` (default: every pose frame) is
         cut to 4k+1; more than `context_frames` are made as overlapping windows (`context_overlap`

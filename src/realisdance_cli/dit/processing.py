@@ -1,10 +1,11 @@
 """What RealisDance-DiT sees of the reference and the pose videos, as the original prepares them.
 
-Tensors are in the original's layout, (B, 3, F, H, W) in [-1, 1] (the reference with F = 1);
-pictures (PIL, (H, W, 3) uint8 arrays, paths) and videos (frame sequences, (F, H, W, 3) uint8
-arrays, files) are converted to it as the original's `load_image` / `load_video` do. Resizing is
-PyTorch's bicubic on those tensors, as in the original's `process_shape`. Videos stay uint8 until
-they are resized, a few frames at a time, so a long 1080p video never exists in float32.
+Tensors are in the original's layout, (B, 3, F, H, W) in [-1, 1] (the reference with F = 1), or
+in the SD pipeline's, (F, 3, H, W) frames and a (3, H, W) reference in [0, 1], converted; pictures
+(PIL, (H, W, 3) uint8 arrays, paths) and videos (frame sequences, (F, H, W, 3) uint8 arrays, files)
+are converted to it as the original's `load_image` / `load_video` do. Resizing is PyTorch's bicubic
+on those tensors, as in the original's `process_shape`. Videos stay uint8 until they are resized, a
+few frames at a time, so a long 1080p video never exists in float32.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from realisdance_cli.pipeline_checks import check_pixel_range
 if TYPE_CHECKING:
     from PIL import Image
 
-    # The reference: PIL, an (H, W, 3) uint8 array, a file, or a tensor (B, 3, 1, H, W) in [-1, 1].
+    # The reference: PIL, an (H, W, 3) uint8 array, a file, or a tensor (B, 3, 1, H, W) in [-1, 1] or
+    # (3, H, W) in [0, 1].
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
-    # A pose video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (B, 3, F, H, W) in [-1, 1].
+    # A pose video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (B, 3, F, H, W) in [-1, 1]
+    # or (F, 3, H, W) in [0, 1].
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalisation
@@ -48,21 +51,44 @@ def signed(video: torch.Tensor) -> torch.Tensor:
     return video.float() / 127.5 - 1 if video.dtype == torch.uint8 else video.float()
 
 
+def _floats_or_pixels(tensor: torch.Tensor, what: str, scale: str) -> None:
+    """uint8 pixels or floats (ints would be read as pixels of another scale)."""
+    if tensor.dtype != torch.uint8 and not tensor.is_floating_point():
+        raise UserError(f"{what} tensor must hold floats in {scale} (or uint8 pixels), got {tensor.dtype}.")
+
+
+def _from_unit(tensor: torch.Tensor, what: str, layout: str) -> torch.Tensor:
+    """The SD pipeline's form, frames (F, 3, H, W) or a picture (3, H, W) in [0, 1] (or uint8
+    pixels), in the original's layout and scale: (1, 3, F, H, W) in [-1, 1] (uint8 kept)."""
+    _floats_or_pixels(tensor, what, "[0, 1]")
+    frames = tensor.permute(1, 0, 2, 3) if tensor.ndim == 4 else tensor[:, None]
+    if tensor.dtype == torch.uint8:
+        return frames[None]
+    check_pixel_range(tensor, f"{what} tensor {layout}")
+    return frames[None].to(torch.float32, copy=True).mul_(2).sub_(1)  # one copy, not two
+
+
 def _checked(tensor: torch.Tensor, what: str, frames: int | None = None) -> torch.Tensor:
     """A given tensor in the original's layout: uint8 pixels, or floats in [-1, 1] (the scale is
-    the caller's to get right: [0, 1] or 0-255 values would be read as other colours)."""
-    layout = "(B, 3, 1, H, W)" if frames == 1 else "(B, 3, F, H, W)"
+    the caller's to get right: [0, 1] values would be read as other colours, so a pose video with
+    no black, -1, is warned about); or in the SD pipeline's (F, 3, H, W) / (3, H, W) in [0, 1]."""
+    original, unit, unit_dims = (
+        ("(B, 3, 1, H, W)", "(3, H, W)", 3) if frames == 1 else ("(B, 3, F, H, W)", "(F, 3, H, W)", 4)
+    )
+    if tensor.ndim == unit_dims and tensor.shape[-3] == 3:
+        return _from_unit(tensor, what, unit)
     if tensor.ndim != 5 or tensor.shape[1] != 3 or (frames is not None and tensor.shape[2] != frames):
-        raise UserError(f"{what} tensor must be {layout} in [-1, 1], got {tuple(tensor.shape)}.")
+        raise UserError(
+            f"{what} tensor must be {original} in [-1, 1] or {unit} in [0, 1], got {tuple(tensor.shape)}."
+        )
+    _floats_or_pixels(tensor, what, "[-1, 1]")
     if tensor.dtype == torch.uint8:
         return tensor
-    if not tensor.is_floating_point():
-        raise UserError(f"{what} tensor must hold floats in [-1, 1] (or uint8 pixels), got {tensor.dtype}.")
     check_pixel_range(tensor, f"{what} tensor", signed=True)
     if tensor.numel() and float(tensor.min()) >= 0:
         warnings.warn(
-            f"{what} tensor holds no value below 0; if it is in [0, 1], give it as x * 2 - 1 "
-            "(the pipeline takes [-1, 1]).",
+            f"{what} tensor {original} holds no value below 0, as if it were in [0, 1]: the pipeline takes "
+            f"{original} in [-1, 1] (x * 2 - 1) or {unit} in [0, 1].",
             stacklevel=2,
         )
     return tensor
@@ -88,8 +114,8 @@ def _frames(video: object, what: str) -> np.ndarray:
             f"an array {video.shape} {video.dtype}" if isinstance(video, np.ndarray) else type(video).__name__
         )
         raise UserError(
-            f"{what} must be a list of frames, an (F, H, W, 3) uint8 array, a (B, 3, F, H, W) tensor in "
-            f"[-1, 1] or a video file, got {got}."
+            f"{what} must be a list of frames, an (F, H, W, 3) uint8 array, a tensor (B, 3, F, H, W) in "
+            f"[-1, 1] or (F, 3, H, W) in [0, 1], or a video file, got {got}."
         )
     else:
         frames = [picture_pixels(frame, f"a frame of {what}") for frame in video]
@@ -100,7 +126,7 @@ def _frames(video: object, what: str) -> np.ndarray:
 
 
 def video_tensor(video: VideoInput, what: str) -> torch.Tensor:
-    """A pose video as (B, 3, F, H, W): uint8 pixels, or a given float tensor in [-1, 1]; a file
+    """A pose video as (B, 3, F, H, W): uint8 pixels, or floats in [-1, 1] (see `_checked`); a file
     gives all its frames. One sentence naming it as `what` if it is none of these or empty."""
     tensor = _checked(video, what) if isinstance(video, torch.Tensor) else _layout(_frames(video, what))
     if tensor.shape[2] == 0:
