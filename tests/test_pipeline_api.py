@@ -7,6 +7,7 @@ import copy
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,17 @@ from conftest import GOLDEN, need
 from PIL import Image
 from safetensors.torch import load_file
 
+from realisdance_cli import (
+    AnimateOptions,
+    DiTOptions,
+    EvalOptions,
+    ExtractOptions,
+    PoseInputs,
+    RenderOptions,
+    RunOptions,
+    Selection,
+    animate,
+)
 from realisdance_cli.animator.pipeline import PoseVideos, RealisDancePipeline
 from realisdance_cli.errors import UserError
 
@@ -143,8 +155,10 @@ def test_bad_pose_videos_are_one_clear_error(pipeline) -> None:
     shorter = poses | {"hamer": poses["hamer"][:2]}
     with pytest.raises(UserError, match="same frame count and size"):
         pipeline(reference, shorter, height=64, width=64)
-    with pytest.raises(UserError, match=r"must be \(H, W, 3\) uint8"):
-        pipeline(reference.astype(np.float64), poses, height=64, width=64)
+    with pytest.raises(
+        UserError, match=r"the reference picture must be \(H, W, 3\) uint8 or floats in \[0, 1\]"
+    ):
+        pipeline(reference[..., :2], poses, height=64, width=64)
     tensors = PoseVideos(*(torch.rand(1, 3, 2, 32, 32) for _ in range(3)))
     with pytest.raises(UserError, match="not 64x64"):
         pipeline(reference, tensors, height=64, width=64)
@@ -220,12 +234,12 @@ def _as_unit_tensor(video: np.ndarray) -> torch.Tensor:
         (lambda ref, poses: (ref, poses | {"smpl": None}), "the smpl pose video must be frames"),
         (
             lambda ref, poses: (torch.full((3, 64, 64), 200.0), poses),
-            r"a picture tensor must hold values in \[0, 1\] \(pixels / 255\), got 200 to 200",
+            r"the reference picture must hold values in \[0, 1\] \(pixels / 255\), got 200 to 200",
         ),
         (lambda ref, poses: (torch.from_numpy(ref).permute(2, 0, 1), poses), r"values in \[0, 1\]"),
         (
             lambda ref, poses: (ref, poses | {"hamer": _as_unit_tensor(poses["hamer"]) * 255}),
-            r"a picture tensor must hold values in \[0, 1\]",
+            r"a frame of the hamer pose video must hold values in \[0, 1\]",
         ),
         (
             lambda ref, poses: (
@@ -233,6 +247,23 @@ def _as_unit_tensor(video: np.ndarray) -> torch.Tensor:
                 PoseVideos(*(_as_unit_tensor(v)[None].transpose(1, 2) * 2 for v in poses.values())),
             ),
             r"pose_videos.dwpose must hold values in \[0, 1\]",
+        ),
+        (
+            lambda ref, poses: (ref.astype(np.float64), poses),
+            r"the reference picture must hold values in \[0, 1\] \(pixels / 255\), got \d+ to \d+",
+        ),
+        (
+            lambda ref, poses: (ref, poses | {"smpl": np.full((2, 64, 64, 3), np.nan)}),
+            r"a frame of the smpl pose video must hold values in \[0, 1\] \(pixels / 255\), got nan",
+        ),
+        (
+            lambda ref, poses: (ref, poses | {"hamer": poses["hamer"].astype(np.int64)}),
+            r"a frame of the hamer pose video must be \(H, W, 3\) uint8 or floats in \[0, 1\], got "
+            r"\(64, 64, 3\) int64",
+        ),
+        (
+            lambda ref, poses: ([ref, ref], poses),
+            "the reference picture must be one picture \\(or a list of one\\), got a list of 2",
         ),
     ],
 )
@@ -264,6 +295,26 @@ def test_a_list_of_one_generator_and_a_callback_returning_none_are_taken(pipelin
         pipeline(
             reference, poses, callback_on_step_end=lambda pipe, step, t, tensors: tensors["latents"], **common
         )
+
+
+def test_float_arrays_a_list_of_one_and_a_batch_axis_are_the_uint8_input(pipeline) -> None:
+    """Pictures and videos as numpy floats in [0, 1] (pixels / 255), the reference as diffusers'
+    list of one, and a leading batch axis of 1 read as the same pixels: the same video."""
+    reference, poses = _arrays(frames=2)
+    common = {"height": 64, "width": 64, "num_inference_steps": 1, "output_type": "latent"}
+
+    def latents(picture, videos) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        return pipeline(picture, videos, generator=torch.Generator().manual_seed(3), **common).frames
+
+    expected = latents(reference, poses)
+    as_floats = latents(
+        reference / 255, {name: (video / 255).astype(np.float32) for name, video in poses.items()}
+    )
+    torch.testing.assert_close(as_floats, expected, rtol=0, atol=0)
+    listed = latents([Image.fromarray(reference)], poses)
+    torch.testing.assert_close(listed, expected, rtol=0, atol=0)
+    batched = latents(reference[None], {name: video[None] for name, video in poses.items()})
+    torch.testing.assert_close(batched, expected, rtol=0, atol=0)
 
 
 def test_a_pil_picture_is_turned_upright_as_its_file_is(tmp_path: Path) -> None:
@@ -374,3 +425,80 @@ def test_animate_options_take_a_model_of_the_two_kinds(model: object) -> None:
     assert AnimateOptions(model=DiTOptions(prompt="a dance")).dit == DiTOptions(prompt="a dance")
     with pytest.raises(TypeError, match=r"AnimateOptions.model is SDOptions\(\) or DiTOptions\(...\), got"):
         AnimateOptions(model=model)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (
+            lambda: ExtractOptions(stages=["smplx"]),
+            "--only takes stages, comma-separated: dwpose, hamer, smplerx; got smplx ('smplx' is the "
+            "track stream; its stage is 'smplerx').",
+        ),
+        (
+            lambda: ExtractOptions(stages="dwpose,bogus"),
+            "--only takes stages, comma-separated: dwpose, hamer, smplerx; got bogus.",
+        ),
+        (
+            lambda: RenderOptions(videos="mano"),
+            "--only takes videos, comma-separated: dwpose, hamer, smpl; got mano ('mano' is the track "
+            "stream; its video is 'hamer').",
+        ),
+        (
+            lambda: RenderOptions(size="64x48x3"),
+            "--size must look like 768x576 (height x width), got '64x48x3'.",
+        ),
+        (
+            lambda: RenderOptions(size=(64, 48.5)),
+            "--size must look like 768x576 (height x width), got (64, 48.5).",
+        ),
+        (
+            lambda: AnimateOptions(size="64by64"),
+            "--size must look like 768x576 (height x width), got '64by64'.",
+        ),
+        (lambda: AnimateOptions(size="1x64"), "--size must be between 2x2 and 8192x8192, got '1x64'."),
+        (
+            lambda: EvalOptions(metrics="sharpness"),
+            "--metrics takes metrics, comma-separated: ssim, psnr, l1, lpips, fid, fid-vid, fvd, pose, "
+            "hands3d, identity, smoothness; got sharpness.",
+        ),
+        (
+            lambda: ExtractOptions(selection=Selection(fps=Fraction(16))),
+            "extraction reads frames by start and stride, not resampled to a rate (no fps).",
+        ),
+        (lambda: EvalOptions(protocol="vbench"), "--protocol must be disco or disco-legacy, got 'vbench'."),
+    ],
+)
+def test_an_option_mistake_is_one_sentence_when_the_options_are_made(make, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Mistakes in the library's options surfaced deep inside the work (KeyError 'd', a TypeError
+    of a helper's arguments); they are the CLI's sentences, before any work."""
+    with pytest.raises(UserError) as caught:
+        make()
+    assert str(caught.value) == words
+
+
+def test_one_name_or_the_clis_text_is_taken_for_a_list_or_a_size() -> None:
+    """A single name is a list of one (not its letters), and text is read as the CLI reads it."""
+    assert ExtractOptions(stages="dwpose").stages == ["dwpose"]
+    assert ExtractOptions(stages="smplerx, DWPose").stages == ["dwpose", "smplerx"]
+    assert RenderOptions(videos="smpl").videos == ["smpl"]
+    assert RenderOptions(size="64x48").size == AnimateOptions(size="64x48").size == (64, 48)
+    assert EvalOptions(metrics="ssim").chosen_metrics() == ["ssim"]
+    assert RunOptions(evaluation=EvalOptions(metrics=["psnr", "ssim"])).evaluation.chosen_metrics() == [
+        "ssim",
+        "psnr",
+    ]
+
+
+def test_animate_says_a_pipeline_of_the_other_model(pipeline, tmp_path: Path) -> None:
+    """An SD pipeline given for DiT options failed deep inside with an AttributeError, after the
+    outputs were claimed; now one sentence first, and nothing is written."""
+    options = AnimateOptions(model=DiTOptions(prompt="a dance"), device="cpu")
+    out = tmp_path / "out.mp4"
+    with pytest.raises(UserError) as caught:
+        animate(tmp_path / "me.png", PoseInputs(tmp_path), out, options, pipeline=pipeline)
+    assert str(caught.value) == (
+        "pipeline is a RealisDancePipeline, but AnimateOptions.model is DiTOptions, which runs a "
+        "RealisDanceDiTPipeline; give the pipeline of that model, or the model of that pipeline."
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -55,7 +55,7 @@ def test_stream_rejects_wrong_shapes_and_fields() -> None:
         Stream.from_frames("dwpose", frames)
     with pytest.raises(ValueError, match="needs fields"):
         Stream("dwpose", np.array([0, 0]), {})
-    with pytest.raises(ValueError, match="unknown stream"):
+    with pytest.raises(UserError, match="unknown stream 'openpose'; the streams are dwpose, smplx, mano"):
         Stream.from_frames("openpose", [])
 
 
@@ -283,3 +283,22 @@ def test_a_damaged_meta_json_is_refused_when_opened(tmp_path: Path, damage: str)
     (track.path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(UserError, match=r"meta\.json is damaged \(.+\); extract it again\.$"):
         Track.open(track.path)
+
+
+@pytest.mark.parametrize(
+    ("ask", "words"),
+    [
+        (lambda track: track.load("hamer"), "'hamer' is the extraction stage; its stream is 'mano'"),
+        (lambda track: track.has("smpl"), "'smpl' is the pose video; its stream is 'smplx'"),
+        (lambda track: track.state("smplerx"), "'smplerx' is the extraction stage; its stream is 'smplx'"),
+        (lambda track: track.load("openpose"), "unknown stream 'openpose'"),
+    ],
+)
+def test_another_schemes_name_says_which_stream_holds_it(tmp_path: Path, ask, words: str) -> None:  # type: ignore[no-untyped-def]
+    """Stages, streams and videos name the same poses three ways: a stage's or a video's name is
+    said to be one (never taken for the stream), in one UserError that lists the streams."""
+    track = Track.create(tmp_path / "t.rdance", source(4))
+    with pytest.raises(UserError) as caught:
+        ask(track)
+    assert str(caught.value).startswith(words)
+    assert "the streams are dwpose, smplx, mano" in str(caught.value)

@@ -35,6 +35,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import claimed_output, existing_file, paths_from_strings
 from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.rendering import parse_size
 from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource, Selection
 from realisdance_cli.video_writer import VideoWriter, check_crf, publish_together
@@ -82,7 +83,9 @@ class SDOptions:
 @dataclass
 class AnimateOptions:
     """Everything `animate` needs besides its files. `model` is the network with its own settings:
-    `SDOptions()` (the default) or `DiTOptions` for RealisDance-DiT; the rest apply to both."""
+    `SDOptions()` (the default) or `DiTOptions` for RealisDance-DiT; the rest apply to both.
+    `size`: (height, width) or "768x576" text; `device`: auto, cpu, cuda, cuda:N or mps; `dtype`:
+    fp16, bf16 or fp32."""
 
     size: tuple[int, int] | None = None  # (height, width); SD default 768x576, DiT: from max_resolution
     start: int = 0  # the first pose frame used
@@ -103,6 +106,7 @@ class AnimateOptions:
         paths_from_strings(self, "weights_root", "checkpoint", "audio")
         if not isinstance(self.model, SDOptions | DiTOptions):
             raise TypeError(f"AnimateOptions.model is SDOptions() or DiTOptions(...), got {self.model!r}")
+        self.size = parse_size(self.size)
 
     @property
     def dit(self) -> DiTOptions | None:
@@ -415,6 +419,27 @@ def _check_job(options: AnimateOptions) -> None:
     job.check_device(dit, resolve_device(options.device, options.dtype, gpu_dtype="bf16")[0])
 
 
+def _check_pipeline(options: AnimateOptions, pipeline: Any) -> None:
+    """A given pipeline is of the model `options.model` names: the other one's would fail deep
+    inside, for want of the parts it lacks."""
+    if pipeline is None:
+        return
+    if options.dit is None:
+        from realisdance_cli.animator.pipeline import RealisDancePipeline
+
+        wanted: type = RealisDancePipeline
+    else:
+        from realisdance_cli.dit.pipeline import RealisDanceDiTPipeline
+
+        wanted = RealisDanceDiTPipeline
+    if not isinstance(pipeline, wanted):
+        model = type(options.model).__name__
+        raise UserError(
+            f"pipeline is a {type(pipeline).__name__}, but AnimateOptions.model is {model}, which runs a "
+            f"{wanted.__name__}; give the pipeline of that model, or the model of that pipeline."
+        )
+
+
 def _check_weights(options: AnimateOptions) -> None:
     """The weights the job will load are at hand: a missing download is said before the poses are
     read or retargeted (minutes, for a long dance)."""
@@ -528,6 +553,7 @@ def animate(
     if not isinstance(inputs, PoseInputs):
         inputs = PoseInputs(folder=Path(inputs))
     _check_job(options)
+    _check_pipeline(options, pipeline)
     paths = output_paths(out, options.grid)
     inputs_read = {source.resolve() for source in (reference_path, *inputs.sources())}
     if any(path.resolve() in inputs_read for path in paths):

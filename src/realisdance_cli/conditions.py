@@ -8,7 +8,7 @@ Each condition is made by one `rdance extract` stage, kept as one pose-track str
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from realisdance_cli.errors import UserError
@@ -42,14 +42,43 @@ BY_STAGE = {condition.stage: condition for condition in CONDITIONS}
 BY_STREAM = {condition.stream: condition for condition in CONDITIONS}
 
 
-def chosen(text: str | None, known: Sequence[str], what: str) -> list[str] | None:
-    """`--only smpl,hamer` -> those of `known`, in its order (None: not given, all); one sentence
-    for a name that is not one, or for none at all."""
-    if text is None:
+# The three naming schemes of a condition, as its fields and as messages say them.
+_SCHEMES = {"stage": "extraction stage", "stream": "track stream", "name": "pose video"}
+_SHORT = {"stage": "stage", "stream": "stream", "name": "video"}
+
+
+def elsewhere(name: str, scheme: str) -> str | None:
+    """For a name of another scheme than `scheme` ("stage", "stream" or "name"), which of
+    `scheme`'s names holds the same condition: "'hamer' is the extraction stage; its stream is
+    'mano'" (None: no condition's name). Said, never silently taken: a name stays one thing."""
+    for condition in CONDITIONS:
+        for other, said in _SCHEMES.items():
+            if other != scheme and getattr(condition, other) == name:
+                return f"{name!r} is the {said}; its {_SHORT[scheme]} is {getattr(condition, scheme)!r}"
+    return None
+
+
+def chosen(
+    value: str | Iterable[str] | None,
+    known: Sequence[str],
+    what: str,
+    flag: str = "--only",
+    hint: Callable[[str], str | None] = lambda name: None,
+) -> list[str] | None:
+    """`--only smpl,hamer` (from Python also "smpl" or ["smpl", "hamer"]) -> those of `known`, in
+    its order (None: not given, all); one sentence naming `flag` for a name that is not one (with
+    what `hint` says of it), or for none at all."""
+    if value is None:
         return None
-    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if isinstance(value, str):
+        parts = value.split(",")
+    elif isinstance(value, Iterable):
+        parts = [str(part) for part in value]
+    else:
+        parts = [repr(value)]  # no name: refused as none of them
+    wanted = [part.strip().lower() for part in parts if part.strip()]
     unknown = [name for name in wanted if name not in known]
     if unknown or not wanted:
-        given = f"got {', '.join(unknown)}" if unknown else "got none"
-        raise UserError(f"--only takes {what}, comma-separated: {', '.join(known)}; {given}.")
+        given = ", ".join(f"{name} ({said})" if (said := hint(name)) else name for name in unknown)
+        raise UserError(f"{flag} takes {what}, comma-separated: {', '.join(known)}; got {given or 'none'}.")
     return [name for name in known if name in wanted]

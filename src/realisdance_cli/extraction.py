@@ -7,9 +7,10 @@ import logging
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import weights
-from realisdance_cli.conditions import BY_STAGE, BY_STREAM, STAGES, chosen
+from realisdance_cli.conditions import BY_STAGE, BY_STREAM, STAGES, chosen, elsewhere
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -30,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ExtractOptions:
+    """How `extract` runs. `stages`: some of dwpose, hamer, smplerx (a name, a comma-separated
+    text or a list; run in that order, DWPose first), each making one track stream (dwpose, mano,
+    smplx). `device`: auto, cpu, cuda, cuda:N or mps; `dtype` of the PyTorch stages (hamer,
+    smplerx): fp16, bf16 or fp32. `selection` picks frames by start and stride (no `fps`).
+    A name that is not one is a `UserError` here, before any work."""
+
     selection: Selection = field(default_factory=Selection)
     stages: Sequence[str] = STAGES
     device: str = "auto"
@@ -44,7 +51,8 @@ class ExtractOptions:
 
     def __post_init__(self) -> None:
         if self.selection.fps is not None:  # a track's frames are its source's by start and stride
-            raise ValueError("extraction reads frames by start and stride, not resampled to a rate")
+            raise UserError("extraction reads frames by start and stride, not resampled to a rate (no fps).")
+        self.stages = parse_stages(self.stages)
 
 
 @dataclass
@@ -56,9 +64,10 @@ class StageSummary:
     skipped: bool  # already complete before this run
 
 
-def parse_stages(text: str | None) -> list[str]:
-    """`--only dwpose,hamer` -> stages in run order (all when not given)."""
-    return chosen(text, STAGES, "stages") or list(STAGES)
+def parse_stages(stages: str | Iterable[str] | None) -> list[str]:
+    """`--only dwpose,hamer` (or "hamer", ["dwpose", "hamer"]) -> stages in run order (all when not
+    given); a stream's or a video's name is said to be one, with its stage."""
+    return chosen(stages, STAGES, "stages", hint=partial(elsewhere, scheme="stage")) or list(STAGES)
 
 
 def source_digest(source: FrameSource) -> str:
@@ -360,8 +369,10 @@ def extract(
 ) -> tuple[Track, list[StageSummary]]:
     """Run the chosen stages on `input_path` (video, image folder or image) into a pose track.
 
-    The track is locked while this runs; a track this call made is removed again when it fails
-    before any frame is saved, so no empty track is left behind."""
+    Returns the track (`Track`: `track.load("dwpose")` and so on) and a `StageSummary` per stage
+    run, in run order (frames, frames with nobody, people or hands found, whether it was finished
+    already). The track is locked while this runs; a track this call made is removed again when it
+    fails before any frame is saved, so no empty track is left behind."""
     input_path, out = Path(input_path), Path(out) if out is not None else None
     options = options or ExtractOptions()
     if any(stage in NETWORK_STAGES for stage in options.stages):

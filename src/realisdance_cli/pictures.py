@@ -9,19 +9,21 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, read_bytes
+from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    # A picture `picture_pixels` takes: a file, a PIL image or an (H, W, 3) uint8 array.
+    # A picture `picture_pixels` takes: a file, a PIL image or an (H, W, 3) array, uint8 or in [0, 1].
     Picture = Image.Image | np.ndarray | str | os.PathLike[str]
 
 
@@ -61,16 +63,35 @@ def check_pixel_count(data: bytes, where: str) -> None:
         )
 
 
-def picture_pixels(picture: Picture, what: str = "the picture") -> np.ndarray:
+def picture_pixels(picture: Picture | Sequence[Picture], what: str = "the picture") -> np.ndarray:
     """A picture file, PIL image or array as RGB (H, W, 3) uint8, or one sentence naming it as
-    `what` (tensors are each caller's own layout)."""
+    `what` (tensors are each caller's own layout). Float arrays in [0, 1] are pixels / 255 (kept
+    to 8 bits, as a picture file holds them); a list of one picture (diffusers' batch of one) and
+    a leading batch axis of 1 are taken too."""
     from PIL import Image, ImageOps
 
+    picture = one_picture(picture, what)
     if isinstance(picture, str | os.PathLike):
         return read_picture(picture, what)
     if isinstance(picture, Image.Image):  # upright, as a file read from its path is
         picture = ImageOps.exif_transpose(picture).convert("RGB")
     array = np.asarray(picture)
-    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-        raise UserError(f"{what} must be (H, W, 3) uint8, got {array.shape} {array.dtype}.")
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 3 or array.shape[2] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
+        raise UserError(
+            f"{what} must be (H, W, 3) uint8 or floats in [0, 1], got {array.shape} {array.dtype}."
+        )
+    if array.dtype.kind == "f":
+        check_pixel_range(array, what)
+        return (array * 255).round().astype(np.uint8)
     return array
+
+
+def one_picture(picture: Any, what: str) -> Any:
+    """The picture of a list or tuple of one (diffusers' batch of one), or `picture` itself."""
+    if not isinstance(picture, list | tuple):
+        return picture
+    if len(picture) != 1:
+        raise UserError(f"{what} must be one picture (or a list of one), got a list of {len(picture)}.")
+    return picture[0]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
@@ -128,10 +129,10 @@ def check_latents(latents: object, shape: tuple[int, ...]) -> None:
         raise UserError(f"latents must be {shape}, got {got}.")
 
 
-def check_pixel_range(tensor: torch.Tensor, what: str, signed: bool = False) -> None:
-    """Float pixels in [0, 1], or [-1, 1] when `signed`: values on another scale (0-255, say)
-    would reach the VAE as garbage, not an error."""
+def check_pixel_range(tensor: torch.Tensor | np.ndarray, what: str, signed: bool = False) -> None:
+    """Float pixels (a tensor or an array) in [0, 1], or [-1, 1] when `signed`: values on another
+    scale (0-255, say) would reach the VAE as garbage, not an error."""
     least, scale = (-1, "pixels / 127.5 - 1") if signed else (0, "pixels / 255")
-    low, high = (float(tensor.min()), float(tensor.max())) if tensor.numel() else (0.0, 0.0)
+    low, high = (float(tensor.min()), float(tensor.max())) if math.prod(tensor.shape) else (0.0, 0.0)
     if not least <= low <= high <= 1:  # NaN fails every comparison
         raise UserError(f"{what} must hold values in [{least}, 1] ({scale}), got {low:.4g} to {high:.4g}.")

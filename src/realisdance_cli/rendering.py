@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import partial
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.audio import AudioChoice, audio_source, has_audio
-from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen
+from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen, elsewhere
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
 from realisdance_cli.original import (
@@ -44,6 +46,11 @@ MAX_SIDE = 8192  # pixels: beyond 8K video, and the bound that keeps a typo from
 
 @dataclass
 class RenderOptions:
+    """How `render_poses` draws. `videos`: some of dwpose, hamer, smpl (a name, a comma-separated
+    text or a list; the videos dwpose.mp4, hamer.mp4, smpl.mp4 drawn from the track streams
+    dwpose, mano, smplx); `size`: (height, width) or "768x576" text; `crf`: H.264 quality, 0 (best)
+    to 51. A name or size that is not one is a `UserError` here, before any work."""
+
     videos: Sequence[str] | None = None  # default: every video the source has a stream for
     size: tuple[int, int] | None = None  # (height, width); default: the source size
     fps: Fraction | None = None  # default: the track's
@@ -59,24 +66,36 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         paths_from_strings(self, "weights_root", "smplx_model", "mano_model", "smplx_colours", "audio")
+        self.videos = parse_videos(self.videos)
+        self.size = parse_size(self.size)
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """`768x576` (height x width) -> (768, 576)."""
-    if not text:
+def parse_size(size: str | Sequence[int] | None) -> tuple[int, int] | None:
+    """`768x576` (height x width), from Python also (768, 576) -> (768, 576); None: not given."""
+    if size is None or size == "":
         return None
     try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size must look like 768x576 (height x width), got {text!r}.") from None
+        height, width = _sides(size)
+    except (TypeError, ValueError):
+        raise UserError(f"--size must look like 768x576 (height x width), got {size!r}.") from None
     if not (2 <= height <= MAX_SIDE and 2 <= width <= MAX_SIDE):
-        raise UserError(f"--size must be between 2x2 and {MAX_SIDE}x{MAX_SIDE}, got {text!r}.")
+        raise UserError(f"--size must be between 2x2 and {MAX_SIDE}x{MAX_SIDE}, got {size!r}.")
     return height, width
 
 
-def parse_videos(text: str | None) -> list[str] | None:
-    """`--only smpl,hamer` -> the videos in their order (None: every one the track has)."""
-    return chosen(text, POSE_NAMES, "videos")
+def _sides(size: str | Sequence[int]) -> list[int]:
+    """The sides of "HxW" text or of whole numbers (ValueError or TypeError: neither)."""
+    if isinstance(size, str):
+        return [int(part) for part in size.lower().split("x")]
+    if not all(isinstance(side, Integral) and not isinstance(side, bool) for side in size):
+        raise ValueError(size)
+    return [int(side) for side in size]
+
+
+def parse_videos(videos: str | Iterable[str] | None) -> list[str] | None:
+    """`--only smpl,hamer` (or "smpl", ["smpl", "hamer"]) -> the videos in their order (None: every
+    one the track has); a stage's or a stream's name is said to be one, with its video."""
+    return chosen(videos, POSE_NAMES, "videos", hint=partial(elsewhere, scheme="name"))
 
 
 def default_out(source: Path) -> Path:

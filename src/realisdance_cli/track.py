@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from realisdance_cli import __version__
+from realisdance_cli.conditions import elsewhere
 from realisdance_cli.errors import InUse, UserError, brief
 from realisdance_cli.files import (
     atomic_write_bytes,
@@ -94,10 +95,14 @@ STREAMS: dict[str, dict[str, FieldSpec]] = {
 
 
 def _check_kind(kind: str) -> dict[str, FieldSpec]:
-    try:
+    """The fields of stream `kind`, or one sentence; for an extraction stage's or a pose video's
+    name, which stream holds it (a stream's name stays one thing: none is taken for another)."""
+    if kind in STREAMS:
         return STREAMS[kind]
-    except KeyError:
-        raise ValueError(f"unknown stream {kind!r}; streams are {', '.join(STREAMS)}") from None
+    streams = ", ".join(STREAMS)
+    if other := elsewhere(kind, "stream"):
+        raise UserError(f"{other} (the streams are {streams}).")
+    raise UserError(f"unknown stream {kind!r}; the streams are {streams}.")
 
 
 @dataclass
@@ -441,12 +446,13 @@ class Track:
         self._save_meta()
 
     def state(self, kind: str) -> StreamState:
-        """The progress of `kind`; for a stream never recorded, a fresh state that is not kept (a
-        writer that changes it must store it in `streams`)."""
+        """The progress of `kind` (a stream: dwpose, smplx or mano); for a stream never recorded, a
+        fresh state that is not kept (a writer that changes it must store it in `streams`)."""
         _check_kind(kind)
         return self.streams.get(kind, StreamState())
 
     def has(self, kind: str) -> bool:
+        """Whether the stream `kind` (dwpose, smplx or mano) is finished."""
         return self.state(kind).complete
 
     def begin(self, kind: str, *, weights: Mapping[str, str], options: Mapping[str, Any]) -> int:
@@ -515,7 +521,8 @@ class Track:
         return parts
 
     def load(self, kind: str) -> Stream:
-        """The finished stream `kind`."""
+        """The finished stream `kind`: dwpose (DWPose keypoints), smplx (SMPL-X bodies, the smplerx
+        stage's) or mano (MANO hands, the hamer stage's)."""
         if not self.has(kind):
             done = self.state(kind).frames_done
             raise while_written(

@@ -1,8 +1,9 @@
 """What the network sees of pictures and videos: fitting to the frame, DINOv2's view, pixels back.
 
-Inputs come as PIL images, numpy arrays (H, W, 3) uint8, tensors (3, H, W) in [0, 1] or paths;
-videos as a sequence of pictures, an array (F, H, W, 3) uint8, a tensor (F, 3, H, W) in [0, 1] or
-a video file. Pictures are scaled to cover the frame and centre-cropped, as the original does.
+Inputs come as PIL images, numpy arrays (H, W, 3) uint8 or in [0, 1], tensors (3, H, W) in [0, 1]
+or paths; videos as a sequence of pictures, an array (F, H, W, 3) uint8 or in [0, 1], a tensor
+(F, 3, H, W) in [0, 1] or a video file. Pictures are scaled to cover the frame and centre-cropped,
+as the original does.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file
-from realisdance_cli.pictures import picture_pixels
+from realisdance_cli.pictures import one_picture, picture_pixels
 from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:
     import torch
     from PIL import Image
 
-    # A picture: PIL, an (H, W, 3) uint8 array, a file, or a tensor (3, H, W) in [0, 1].
+    # A picture: PIL, an (H, W, 3) array (uint8 or in [0, 1]), a file, or a tensor (3, H, W) in [0, 1].
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
-    # A video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (F, 3, H, W) in [0, 1].
+    # A video: pictures, an (F, H, W, 3) array (uint8 or in [0, 1]), a file, or a tensor (F, 3, H, W)
+    # in [0, 1].
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 SIZE = (768, 576)  # (height, width): the frame the model was trained at, the original's default
@@ -56,30 +58,35 @@ def fit(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
 
 
-def picture_array(picture: PictureInput, size: tuple[int, int]) -> np.ndarray:
+def picture_array(
+    picture: PictureInput, size: tuple[int, int], what: str = "the reference picture"
+) -> np.ndarray:
     """Any picture input fitted to (height, width): (H, W, 3) uint8, or float32 in [0, 1] for a
-    tensor, which is taken as it is (it must have the size already)."""
+    tensor, which is taken as it is (it must have the size already). A list of one and a leading
+    batch axis of 1 are taken too; a mistake is one sentence naming the picture as `what`."""
     import torch
 
-    if isinstance(picture, torch.Tensor):
-        if picture.ndim == 4 and picture.shape[0] == 1:
-            picture = picture[0]
-        if picture.ndim != 3 or picture.shape[0] != 3:
-            raise UserError(f"a picture tensor must be (3, H, W) in [0, 1], got {tuple(picture.shape)}.")
-        if tuple(picture.shape[1:]) != size:
-            raise UserError(
-                f"a picture tensor must be {size[0]}x{size[1]} (height x width), "
-                f"got {picture.shape[1]}x{picture.shape[2]}."
-            )
-        array = picture.detach().float().cpu()
-        check_pixel_range(array, "a picture tensor")
-        return array.permute(1, 2, 0).numpy()
-    return fit(picture_pixels(picture), size)
+    picture = one_picture(picture, what)
+    if not isinstance(picture, torch.Tensor):
+        return fit(picture_pixels(picture, what), size)
+    if picture.ndim == 4 and picture.shape[0] == 1:
+        picture = picture[0]
+    if picture.ndim != 3 or picture.shape[0] != 3:
+        raise UserError(f"{what} as a tensor must be (3, H, W) in [0, 1], got {tuple(picture.shape)}.")
+    if tuple(picture.shape[1:]) != size:
+        raise UserError(
+            f"{what} as a tensor must be {size[0]}x{size[1]} (height x width), "
+            f"got {picture.shape[1]}x{picture.shape[2]}."
+        )
+    array = picture.detach().float().cpu()
+    check_pixel_range(array, what)
+    return array.permute(1, 2, 0).numpy()
 
 
 def video_arrays(video: VideoInput, size: tuple[int, int], what: str = "the pose video") -> list[np.ndarray]:
-    """Any video input as frames fitted to (height, width), as `picture_array` makes them, or one
-    sentence naming it as `what` (no frames: nothing to stack, nothing to animate)."""
+    """Any video input as frames fitted to (height, width), as `picture_array` makes them (a
+    leading batch axis of 1 taken too), or one sentence naming it as `what` (no frames: nothing to
+    stack, nothing to animate)."""
     import torch
 
     if isinstance(video, str | os.PathLike):
@@ -90,10 +97,12 @@ def video_arrays(video: VideoInput, size: tuple[int, int], what: str = "the pose
     elif not isinstance(video, Sequence | np.ndarray | torch.Tensor):
         kind = type(video).__name__
         raise UserError(f"{what} must be frames, an array, a tensor or a video file, got {kind}.")
-    elif isinstance(video, torch.Tensor | np.ndarray) and video.ndim != 4:
-        raise UserError(f"{what} must be (F, 3, H, W) or (F, H, W, 3), got {tuple(video.shape)}.")
     else:
-        frames = [picture_array(frame, size) for frame in video]
+        if isinstance(video, torch.Tensor | np.ndarray) and video.ndim == 5 and video.shape[0] == 1:
+            video = video[0]
+        if isinstance(video, torch.Tensor | np.ndarray) and video.ndim != 4:
+            raise UserError(f"{what} must be (F, 3, H, W) or (F, H, W, 3), got {tuple(video.shape)}.")
+        frames = [picture_array(frame, size, f"a frame of {what}") for frame in video]
     if not frames:
         raise UserError(f"{what} has no frames to animate.")
     return frames

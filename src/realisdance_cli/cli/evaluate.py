@@ -52,11 +52,6 @@ def parse_protocol(value: str) -> str:
     return get_protocol(value).name
 
 
-def parse_metrics(text: str | None) -> list[str] | None:
-    """`--metrics ssim,fvd` -> the names (`EvalOptions.chosen_metrics` checks them); None: all."""
-    return None if text is None else [part.strip().lower() for part in text.split(",") if part.strip()]
-
-
 ProtocolOption = Annotated[
     str,
     typer.Option(
@@ -142,7 +137,7 @@ def score(
     *generated, truth = videos
     options = EvalOptions(
         protocol=protocol,
-        metrics=parse_metrics(metrics),
+        metrics=metrics,
         reference=reference,
         truth_fps=None if truth_fps is None else as_fraction(truth_fps, "--truth-fps"),
         device=device,
@@ -274,9 +269,7 @@ def run(
         shard=parse_shard(shard) if shard is not None else (0, 1),
         max_frames=max_frames,
         animation=animation,
-        evaluation=EvalOptions(
-            protocol=protocol, metrics=parse_metrics(metrics), device=device, weights_root=weights_dir
-        ),
+        evaluation=EvalOptions(protocol=protocol, metrics=metrics, device=device, weights_root=weights_dir),
     )
     folder = out or default_out(benchmark, model.value)
     with progress_bars(RESUMES) as progress:

@@ -31,6 +31,7 @@ from urllib.parse import quote
 import numpy as np
 
 from realisdance_cli import __version__, weights
+from realisdance_cli.conditions import chosen
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import METRICS, SET_METRICS, inputs, plot, report
 from realisdance_cli.evaluation.features import NEEDS, FeatureNetworks
@@ -62,6 +63,12 @@ SHOWN_CHARACTERS = 80
 
 @dataclass
 class EvalOptions:
+    """How `evaluate` scores. `protocol`: how frames are compared, disco (the default) or
+    disco-legacy (`evaluation.protocol`); `metrics`: some of ssim, psnr, l1, lpips, fid, fid-vid,
+    fvd, pose, hands3d, identity, smoothness (a name, a comma-separated text or a list; None: every
+    one these videos allow). `device`: auto, cpu, cuda, cuda:N or mps. A name that is not one is a
+    `UserError` here, before any work."""
+
     protocol: str = DEFAULT_PROTOCOL
     metrics: Sequence[str] | None = None  # None: every metric these videos allow
     reference: Path | None = None  # the picture(s) animated; default the truth's first frame
@@ -69,17 +76,13 @@ class EvalOptions:
     device: str = "auto"
     weights_root: Path | None = None
 
+    def __post_init__(self) -> None:
+        get_protocol(self.protocol)
+        self.metrics = chosen(self.metrics, METRICS, "metrics", flag="--metrics")
+
     def chosen_metrics(self) -> list[str]:
-        """The metrics asked for, in table order; one sentence for a name that is not one."""
-        if self.metrics is None:
-            return list(METRICS)
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown or not self.metrics:
-            raise UserError(
-                f"--metrics takes a comma-separated list of {', '.join(METRICS)}; "
-                f"got {', '.join(self.metrics)}."
-            )
-        return [m for m in METRICS if m in self.metrics]
+        """The metrics asked for, in table order."""
+        return list(METRICS if self.metrics is None else self.metrics)
 
 
 def default_out(generated: Sequence[Path], truth: Path) -> Path:
