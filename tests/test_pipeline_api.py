@@ -466,6 +466,12 @@ def test_animate_options_take_a_model_of_the_two_kinds(model: object) -> None:
             lambda: ExtractOptions(selection=Selection(fps=Fraction(16))),
             "extraction reads frames by start and stride, not resampled to a rate (no fps).",
         ),
+        (lambda: RunOptions(shard="5/4"), "--shard takes i/n with 1 <= i <= n (for example 1/4), not '5/4'."),
+        (
+            lambda: RunOptions(shard=(4, 4)),
+            "shard is the 0-based (index, count) with 0 <= index < count, or --shard's text i/n "
+            "(1/4 is (0, 4)); got (4, 4).",
+        ),
         (lambda: EvalOptions(protocol="vbench"), "--protocol must be disco or disco-legacy, got 'vbench'."),
     ],
 )
@@ -484,6 +490,7 @@ def test_one_name_or_the_clis_text_is_taken_for_a_list_or_a_size() -> None:
     assert RenderOptions(videos="smpl").videos == ["smpl"]
     assert RenderOptions(size="64x48").size == AnimateOptions(size="64x48").size == (64, 48)
     assert EvalOptions(metrics="ssim").chosen_metrics() == ["ssim"]
+    assert RunOptions(shard="2/4").shard == RunOptions(shard=(1, 4)).shard == (1, 4)
     assert RunOptions(evaluation=EvalOptions(metrics=["psnr", "ssim"])).evaluation.chosen_metrics() == [
         "ssim",
         "psnr",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation import job
-from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, shard
+from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, parse_shard, shard
 from realisdance_cli.evaluation.inputs import Pair
 from realisdance_cli.evaluation.protocol import get_protocol
 from realisdance_cli.files import atomic_write_bytes, folder_lock
@@ -48,15 +48,37 @@ SHARDS = "shards"  # a lock folder for each process of each shard: held while it
 
 @dataclass
 class RunOptions:
+    """How `run_benchmark` runs: `shard` is this machine's part, the 0-based (index, count) or
+    `--shard`'s text ("1/4" is (0, 4)); `animation` and `evaluation` are the animate and eval
+    options (checked when made)."""
+
     shard: tuple[int, int] = (0, 1)  # 0-based index and count (`--shard 1/4` is (0, 4))
     max_frames: int | None = None  # None: the test set's way (`frames_animated`); 0: every frame
     animation: AnimateOptions = field(default_factory=AnimateOptions)  # its frame selection is set here
     evaluation: job.EvalOptions = field(default_factory=job.EvalOptions)
 
+    def __post_init__(self) -> None:
+        self.shard = checked_shard(self.shard)
+
     @property
     def model(self) -> Literal["sd", "dit"]:
         """The model's name: the methods' row in the table, the folder's default name."""
         return "sd" if self.animation.dit is None else "dit"
+
+
+def checked_shard(shard: str | tuple[int, int]) -> tuple[int, int]:
+    """`RunOptions.shard` as the 0-based (index, count): `--shard`'s text read as the CLI reads it,
+    a pair checked (a shard past the count would silently animate nothing)."""
+    if isinstance(shard, str):
+        return parse_shard(shard)
+    pair = shard if isinstance(shard, tuple | list) else ()
+    whole = len(pair) == 2 and all(isinstance(value, int) and not isinstance(value, bool) for value in pair)
+    if not whole or not 0 <= pair[0] < pair[1]:
+        raise UserError(
+            f"shard is the 0-based (index, count) with 0 <= index < count, or --shard's text i/n "
+            f"(1/4 is (0, 4)); got {shard!r}."
+        )
+    return int(pair[0]), int(pair[1])
 
 
 def frames_animated(benchmark: Benchmark, options: RunOptions) -> AnimateOptions:
