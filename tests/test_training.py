@@ -908,7 +908,7 @@ def test_dataset_build_checks_the_weights_and_the_device_once_before_any_video(t
     videos, data, empty = _pictures(tmp_path / "videos"), tmp_path / "data", tmp_path / "weights"
     empty.mkdir()
     done = rdance("dataset", "build", videos, "--out", data, "--weights", empty)
-    assert_user_error(done, "missing weights:", "dwpose/yolox_l.onnx not found", "smpler_x_h32.pth.tar")
+    assert_user_error(done, "missing weights:", f"(not in {empty} nor", "weights download dwpose smplerx")
     assert "left out" not in done.stderr and not data.exists()
     if not torch.cuda.is_available():
         done = rdance("dataset", "build", videos, "--out", data, "--weights", empty, "--device", "cuda")

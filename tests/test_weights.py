@@ -81,6 +81,21 @@ def test_require_names_the_file_and_the_fix(tmp_path: Path) -> None:
     assert weights.require("dwpose-det", tmp_path) == tmp_path / "dwpose" / "yolox_l.onnx"
 
 
+def test_require_all_says_each_way_to_get_the_files_once(tmp_path: Path) -> None:
+    """Extract's first sentence to a newcomer was 30 lines: the HaMeR archive's steps twice and
+    `rdance weights download dwpose` twice. Each way is said once now, after what it brings."""
+    names = ["dwpose-det", "dwpose-pose", "hamer", "hamer-config", "mano", "smplerx", "smplx"]
+    with pytest.raises(UserError) as caught:
+        weights.require_all(names, tmp_path)
+    message = str(caught.value)
+    download = f"run `rdance weights download dwpose smplerx --weights {tmp_path}`"
+    assert message.count("rdance weights download") == 1 and download in message
+    assert message.count("hamer_demo_data.tar.gz") == 1
+    assert "HaMeR hand mesh recovery network (ViT-H) and HaMeR model configuration: download" in message
+    assert message.count("register and accept") == 2  # MANO's licence and SMPL-X's
+    assert message.endswith("`rdance doctor` says where each was looked for.")
+
+
 def test_check_exit_codes(tmp_path: Path) -> None:
     done = rdance("weights", "check", "dwpose", "--weights", tmp_path)
     assert done.returncode == 1

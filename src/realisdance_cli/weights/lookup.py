@@ -176,8 +176,12 @@ def instructions(entry: WeightFile, root: Path) -> str:
     """How to get a file by hand (licence-gated or off the hub)."""
     if isinstance(entry.source, Manual):
         return entry.source.steps.format(url=entry.source.url, root=root)
+    return _download_command([entry.group], root)
+
+
+def _download_command(groups: Iterable[str], root: Path) -> str:
     where = f" --weights {shlex.quote(str(root))}" if root_chosen(root) else ""  # else it goes elsewhere
-    return f"run `rdance weights download {entry.group}{where}`"
+    return f"run `rdance weights download {' '.join(groups)}{where}`"
 
 
 def refetch(found: Status, root: Path) -> str:
@@ -213,14 +217,36 @@ def require(name: str, root: Path, explicit: str | os.PathLike[str] | None = Non
 def require_all(names: Iterable[str], root: Path) -> dict[str, Path]:
     """The paths of several weight files, or one sentence naming every missing one and its fix."""
     found = {name: status(get(name), root, structure="none") for name in names}
-    missing = [
-        f"{s.entry.purpose} ({not_found(s)}: {instructions(s.entry, root)})"
-        for s in found.values()
-        if not s.found
-    ]
+    missing = [s for s in found.values() if not s.found]
     if missing:
-        raise UserError("missing weights: " + "; ".join(missing) + ".")
+        raise UserError(
+            f"missing weights: {how_to_get(missing, root)}; `rdance doctor` says where each was looked for."
+        )
     return {name: s.path for name, s in found.items()}
+
+
+def how_to_get(missing: Iterable[Status], root: Path) -> str:
+    """Each way to get the missing files once, after the files it brings: the hub's as one
+    `rdance weights download` of their groups, each archive or licence-gated file with its steps
+    (one archive brings several files: its steps are said once)."""
+    by_steps: dict[str, list[Status]] = {}
+    hub = []
+    for found in missing:
+        if isinstance(found.entry.source, Manual):
+            by_steps.setdefault(instructions(found.entry, root), []).append(found)
+        else:
+            hub.append(found)
+    parts = [
+        f"{_purposes(hub)} (not in {root} nor in the Hugging Face cache): "
+        + _download_command(dict.fromkeys(found.entry.group for found in hub), root)
+    ] if hub else []  # fmt: skip
+    parts += [f"{_purposes(files)}: {steps}" for steps, files in by_steps.items()]
+    return "; ".join(parts)
+
+
+def _purposes(files: list[Status]) -> str:
+    names = [found.entry.purpose for found in files]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def not_found(missing: Status) -> str:
