@@ -225,6 +225,12 @@ def test_doctor_reports_everything(tmp_path: Path) -> None:
     )
     for fragment in [*expected.split(), "MANO licence"]:
         assert fragment in text, fragment
+    # A summary of what is missing, after the table: the one download, and what comes by hand.
+    said = " ".join(done.stderr.split())
+    assert (
+        f"weight files missing: run `rdance weights download dwpose smplerx realisdance training --weights "
+        f"{tmp_path}` for those on the hub; get hamer, mano, smplx by hand (their rows say how)." in said
+    )
 
 
 def test_paths_are_printed_as_written_on_one_line(tmp_path: Path) -> None:

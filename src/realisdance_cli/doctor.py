@@ -11,7 +11,7 @@ from typing import Literal
 
 from realisdance_cli import weights
 
-Level = Literal["ok", "info", "warn", "fail"]
+Level = Literal["ok", "info", "missing", "warn", "fail"]
 # pyrender pins PyOpenGL 3.1.0, which cannot make OSMesa contexts; `make install` does this too
 PYOPENGL_FIX = "pip install --no-deps PyOpenGL==3.1.10"
 
@@ -155,17 +155,33 @@ def weight_checks(root: Path) -> list[Check]:
                     f"{found.path}: {found.problem}; {weights.refetch(found, root)}",
                 )
             )
-        else:
+        else:  # the optional groups only matter to the commands that name them
+            level: Level = "info" if entry.group in weights.OPTIONAL_GROUPS else "missing"
             checks.append(
                 Check(
                     "weights",
                     entry.name,
-                    "info",
+                    level,
                     f"missing: {entry.purpose}. Get it: {weights.instructions(entry, root)}. "
                     f"Licence: {entry.licence}",
                 )
             )
     return checks
+
+
+def missing_summary(checks: list[Check], root: Path) -> str | None:
+    """One line on the missing weight files (the optional groups' aside): how many, the one
+    command that fetches those on the hub, and which come by hand (their rows say how)."""
+    entries = [weights.get(check.name) for check in checks if check.level == "missing"]
+    if not entries:
+        return None
+    by_hand = [entry for entry in entries if isinstance(entry.source, weights.Manual)]
+    hub_groups = dict.fromkeys(entry.group for entry in entries if entry not in by_hand)
+    parts = [f"{weights.download_command(hub_groups, root)} for those on the hub"] if hub_groups else []
+    if by_hand:
+        names = ", ".join(dict.fromkeys(entry.group for entry in by_hand))
+        parts.append(f"get {names} by hand (their rows say how)")
+    return f"{len(entries)} weight files missing: {'; '.join(parts)}."
 
 
 def run_all(root: Path) -> list[Check]:

@@ -12,6 +12,7 @@ app = typer.Typer()
 _LEVEL_STYLE = {
     "ok": "[green]ok[/]",
     "info": "[dim]--[/]",
+    "missing": "[yellow]missing[/]",
     "warn": "[bold yellow]WARN[/]",
     "fail": "[bold red]FAIL[/]",
 }
@@ -25,7 +26,8 @@ def doctor(weights_dir: WeightsOption = None) -> None:
     from realisdance_cli import doctor as checks
     from realisdance_cli.weights import weights_root
 
-    results = checks.run_all(weights_root(weights_dir))
+    root = weights_root(weights_dir)
+    results = checks.run_all(root)
     table = Table(show_header=True, header_style="bold", expand=True)
     table.add_column("area", no_wrap=True)
     table.add_column("check", no_wrap=True)
@@ -34,6 +36,9 @@ def doctor(weights_dir: WeightsOption = None) -> None:
     for check in results:
         table.add_row(check.section, check.name, _LEVEL_STYLE[check.level], escape(check.detail))
     console.print(table)
+    summary = checks.missing_summary(results, root)
+    if summary:
+        errors.print(f"[yellow]{escape(summary)}[/]")
     failed = [c for c in results if c.level == "fail"]
     warned = [c for c in results if c.level == "warn"]
     for check in warned:

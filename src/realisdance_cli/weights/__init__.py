@@ -13,6 +13,8 @@
 from realisdance_cli.weights.download import ManualDownload, download
 from realisdance_cli.weights.lookup import (
     Status,
+    download_command,
+    how_to_get,
     instructions,
     not_found,
     refetch,
@@ -44,7 +46,9 @@ __all__ = [
     "Status",
     "WeightFile",
     "download",
+    "download_command",
     "get",
+    "how_to_get",
     "instructions",
     "not_found",
     "refetch",

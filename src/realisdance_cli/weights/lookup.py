@@ -176,10 +176,11 @@ def instructions(entry: WeightFile, root: Path) -> str:
     """How to get a file by hand (licence-gated or off the hub)."""
     if isinstance(entry.source, Manual):
         return entry.source.steps.format(url=entry.source.url, root=root)
-    return _download_command([entry.group], root)
+    return download_command([entry.group], root)
 
 
-def _download_command(groups: Iterable[str], root: Path) -> str:
+def download_command(groups: Iterable[str], root: Path) -> str:
+    """'run `rdance weights download GROUP...`', into `root` when the user chose it."""
     where = f" --weights {shlex.quote(str(root))}" if root_chosen(root) else ""  # else it goes elsewhere
     return f"run `rdance weights download {' '.join(groups)}{where}`"
 
@@ -238,7 +239,7 @@ def how_to_get(missing: Iterable[Status], root: Path) -> str:
             hub.append(found)
     parts = [
         f"{_purposes(hub)} (not in {root} nor in the Hugging Face cache): "
-        + _download_command(dict.fromkeys(found.entry.group for found in hub), root)
+        + download_command(dict.fromkeys(found.entry.group for found in hub), root)
     ] if hub else []  # fmt: skip
     parts += [f"{_purposes(files)}: {steps}" for steps, files in by_steps.items()]
     return "; ".join(parts)
