@@ -7,6 +7,7 @@ import logging
 import re
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,11 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 import typer
-from conftest import assert_user_error, rdance
+from conftest import assert_user_error, rdance, start_rdance
 from typer.testing import CliRunner
 
 from realisdance_cli import __version__
-from realisdance_cli.cli import app
+from realisdance_cli.cli import _OWN_LEVEL_VARIABLES, app
 from realisdance_cli.cli.shared import EXAMPLES
 from realisdance_cli.errors import UserError
 from realisdance_cli.original import import_dwpose_pkl, save_dwpose_pkl
@@ -50,7 +51,10 @@ def in_process(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A runner for the app in this process; the logging set-up of its root command is undone after."""
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
+    for logger in (root, logging.getLogger("realisdance_cli"), *map(logging.getLogger, _OWN_LEVEL_VARIABLES)):
+        monkeypatch.setattr(logger, "level", logger.level)
+    for variable in _OWN_LEVEL_VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
     return CliRunner()
 
 
@@ -170,6 +174,53 @@ def test_verbose_logs_debugging_details(tmp_path: Path) -> None:
     assert_user_error(done, "not a pose track")  # errors stay one sentence
     done = rdance("-v", "track", "info", missing)  # informs, but does not debug
     assert done.stderr.startswith("error:"), done.stderr
+
+
+def test_root_flags_after_the_command_say_where_they_go() -> None:
+    done = rdance("track", "info", "dance.rdance", "-v")
+    assert_user_error(done, "-v goes before the command: `rdance -v track info ...`.")
+    assert_user_error(rdance("weights", "list", "--quiet"), "`rdance --quiet weights list ...`")
+    assert_user_error(rdance("-q", "-v", "track", "info", "dance.rdance"), "give -q (errors only) or -v")
+
+
+def test_a_log_shows_progress_in_throttled_lines(tmp_path: Path) -> None:
+    """Off a terminal (a pipe, CI) rich drew its bars only at the end: a log showed no life."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(60, 96, 64))
+    done = rdance("render-poses", tmp_path / "dance.pkl", "--fps", "24")
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("render ")]
+    assert "━" not in done.stderr and lines[-1].startswith("render 60/60 (100%), "), done.stderr
+    assert 3 <= len(lines) <= 12 and re.fullmatch(r"render \d+/60 \(\d+%\), [\d.]+/s, [\d:]+ left", lines[1])
+
+
+def test_long_messages_stay_on_one_line_in_a_log(tmp_path: Path) -> None:
+    """A path or a command cut at the width of the console could not be copied from a log."""
+    missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "dance.rdance"
+    done = rdance("track", "info", missing, env={"COLUMNS": "40"})
+    assert_user_error(done, "not a pose track")
+    assert f"error: {missing} is not a pose track" in done.stderr.splitlines()[0], done.stderr
+
+
+def test_library_warnings_are_said_once_and_not_with_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """huggingface_hub's warnings (its retries of a hub it cannot reach) were printed twice, by its
+    handler and ours, and with -q too."""
+    with socket.socket() as closed:  # a loopback port nothing listens on: refused at once
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    args = ("weights", "download", "training", "--weights", tmp_path)
+    quiet, loud = start_rdance("-q", *args), start_rdance(*args)
+    said = []
+    for line in loud.stderr or ():  # until the second retry: both have failed twice by then
+        said.append(line)
+        if "Retrying in 2s" in line:
+            break
+    for child in (loud, quiet):
+        child.kill()
+    assert sum("thrown while requesting" in line for line in said) == 2, said
+    assert "thrown while requesting" not in quiet.communicate(timeout=60)[1]
+    loud.communicate(timeout=60)
 
 
 def _printed_by_a_fresh_python(code: str) -> str:

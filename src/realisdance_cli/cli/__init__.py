@@ -8,6 +8,7 @@ Heavy libraries (torch, onnxruntime, pyrender, PyAV) are imported inside the com
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import signal
 import sys
@@ -80,14 +81,9 @@ def _root(
     ] = False,
 ) -> None:
     """Log through Python's `logging` to stderr at the level that -v/-q ask for (default: warnings)."""
-    from rich.logging import RichHandler
-
-    root = logging.getLogger()
-    root.setLevel(
-        logging.ERROR if quiet else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    )
-    if not any(isinstance(handler, RichHandler) for handler in root.handlers):  # once per process
-        root.addHandler(RichHandler(console=errors, show_time=False))
+    if quiet and verbose:
+        raise UserError("give -q (errors only) or -v (say more), not both.")
+    _set_up_logging(verbose, quiet)
     log.debug(
         "rdance %s, Python %s on %s; %s",
         __version__,
@@ -95,6 +91,58 @@ def _root(
         platform.platform(),
         sys.argv,
     )
+
+
+_OWN_LEVEL_VARIABLES = {
+    "huggingface_hub": "HF_HUB_VERBOSITY",
+    "transformers": "TRANSFORMERS_VERBOSITY",
+    "diffusers": "DIFFUSERS_VERBOSITY",
+}
+"""Libraries that set their logger's level when imported (after this set-up): from these."""
+
+
+def _set_up_logging(verbose: int, quiet: bool) -> None:
+    """Our messages at the level -v/-q ask for; every library's at warnings (errors with -q) even
+    with -vv, which is for debugging rdance, not for PIL's PNG chunks or urllib3's connections."""
+    libraries = logging.ERROR if quiet else logging.WARNING
+    logging.getLogger().setLevel(libraries)
+    logging.getLogger("realisdance_cli").setLevel({0: libraries, 1: logging.INFO}.get(verbose, logging.DEBUG))
+    for library, variable in _OWN_LEVEL_VARIABLES.items():
+        os.environ[variable] = logging.getLevelName(libraries).lower()
+        logging.getLogger(library).setLevel(libraries)  # one imported already
+    root = logging.getLogger()
+    if not any(handler.get_name() == _HANDLER for handler in root.handlers):  # once per process
+        root.addHandler(_log_handler())
+
+
+_HANDLER = "rdance"
+
+
+def _log_handler() -> logging.Handler:
+    """Rich's columns on a terminal; in a log (a pipe, CI) one line a message, whole for grep and
+    copying."""
+    handler: logging.Handler
+    if errors.is_terminal:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=errors, show_time=False)
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.set_name(_HANDLER)
+    handler.addFilter(_not_shown_already)
+    return handler
+
+
+def _not_shown_already(record: logging.LogRecord) -> bool:
+    """False for a message that a handler of its library has printed (huggingface_hub's, always;
+    transformers' on CI): printed twice otherwise."""
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None and logger.parent is not None:  # up to the root, whose handler is ours
+        if logger.handlers:
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
 
 
 def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
@@ -106,6 +154,21 @@ def _show_warning(message: Warning | str, *_: object, **__: object) -> None:
 # click's usage error (an unknown option, a bad value), which newer typers vendor: the base of
 # typer's public BadParameter either way.
 _UsageError: Any = typer.BadParameter.__bases__[0]
+
+
+_ROOT_FLAGS = ("-v", "--verbose", "-q", "--quiet")
+
+
+def _usage_mistake(err: Any) -> UserError:
+    """click's usage error as one sentence; -v or -q after a command (which only the root takes)
+    says where it goes."""
+    if getattr(err, "option_name", None) in _ROOT_FLAGS and err.ctx is not None:
+        program, *words = err.ctx.command_path.split()
+        return UserError(
+            f"{err.option_name} goes before the command: `{program} {err.option_name} {' '.join(words)} ...`."
+        )
+    where = f"; see `{err.ctx.command_path} --help`" if err.ctx is not None else ""
+    return UserError(f"{err.format_message().rstrip('.')}{where}.")
 
 
 def _fail(err: UserError) -> NoReturn:
@@ -156,8 +219,7 @@ def main() -> None:
         if type(err).__name__ == "NoArgsIsHelpError":  # a group given nothing: its help
             err.show()
             sys.exit(err.exit_code)
-        where = f"; see `{err.ctx.command_path} --help`" if err.ctx is not None else ""
-        _fail(UserError(f"{err.format_message().rstrip('.')}{where}."))
+        _fail(_usage_mistake(err))
     except typer.Abort:  # Ctrl-C at a question
         errors.print("[yellow]interrupted[/]; nothing was written.")
         sys.exit(130)

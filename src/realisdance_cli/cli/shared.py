@@ -8,8 +8,11 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum, StrEnum
 from inspect import getdoc
 from pathlib import Path
@@ -21,10 +24,12 @@ from rich.markup import escape
 
 from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
-from realisdance_cli.progress import ProgressFn
+from realisdance_cli.progress import ProgressFn, no_progress
 
-console = Console(soft_wrap=True)  # a path stays on one line, whatever the width, for scripts
-errors = Console(stderr=True)
+# A message, a command or a path stays on one line whatever the width: copied whole from a terminal,
+# one line in a log.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class Terminated(KeyboardInterrupt):
@@ -203,8 +208,22 @@ def interruptible(said: str) -> Iterator[None]:
 
 @contextmanager
 def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
-    """A `ProgressFn` that draws one rich bar per task (frames/s and time left), unless `-q` asked
-    for errors only; Ctrl-C ends the job with exit code 130 and `on_interrupt` (whether it resumes)."""
+    """A `ProgressFn` that shows each task: rich bars on a terminal, plain lines in a log (a pipe,
+    CI, nohup), nothing when `-q` asked for errors only; Ctrl-C ends the job with exit code 130 and
+    `on_interrupt` (whether it resumes)."""
+    with interruptible(on_interrupt):
+        if not logging.getLogger().isEnabledFor(logging.WARNING):
+            yield no_progress
+        elif not errors.is_terminal:
+            yield progress_lines(lambda line: errors.print(line, markup=False, highlight=False))
+        else:
+            with _bars() as report:
+                yield report
+
+
+@contextmanager
+def _bars() -> Iterator[ProgressFn]:
+    """One rich bar per task (frames/s and time left), drawn from the first report on."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -231,7 +250,6 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
         TimeRemainingColumn(),
         console=errors,
         transient=False,
-        disable=not logging.getLogger().isEnabledFor(logging.WARNING),
     )
     tasks: dict[str, TaskID] = {}
 
@@ -242,13 +260,66 @@ def progress_bars(on_interrupt: str = RESTARTS) -> Iterator[ProgressFn]:
             tasks[task] = bars.add_task(task, total=total)
         bars.update(tasks[task], completed=completed, total=total)
 
-    def stop() -> None:
+    try:
+        yield report
+    finally:  # before the sentence
         if tasks:  # rich ends even a display it never started with an empty line
             bars.stop()
-            tasks.clear()
 
-    with interruptible(on_interrupt):
-        try:
-            yield report
-        finally:
-            stop()  # before the sentence
+
+LINE_EVERY_S = 30.0  # a moving task's log line at least this often,
+LINE_EVERY_PART = 10  # and whenever it has moved a tenth of its total
+
+
+@dataclass
+class _Said:
+    """A task's first report (to measure its rate by) and its last line."""
+
+    started: float
+    first: int
+    said: int
+    at: float
+
+
+def progress_lines(say: Callable[[str], None]) -> ProgressFn:
+    """A `ProgressFn` that says each task in lines such as `render 12/60 (20%), 30.1/s, 0:00:02 left`:
+    rich draws bars off a terminal only when they end, so a log would show no life for hours. A
+    task's first and last reports are said, and between them one line each tenth of the task or
+    each 30 s, whichever comes first, so that a log is not flooded either."""
+    tasks: dict[str, _Said] = {}
+
+    def report(task: str, completed: int, total: int | None) -> None:
+        now = time.monotonic()
+        said = tasks.get(task)
+        if said is None:
+            said = tasks[task] = _Said(started=now, first=completed, said=completed, at=now)
+        elif not _line_due(said, completed, total, now):
+            return
+        said.said, said.at = completed, now
+        elapsed = now - said.started
+        rate = (completed - said.first) / elapsed if elapsed > 0 and completed > said.first else None
+        say(_progress_line(task, completed, total, rate))
+
+    return report
+
+
+def _line_due(said: _Said, completed: int, total: int | None, now: float) -> bool:
+    """Whether a task has moved enough since its last line to say it again."""
+    if completed == said.said:
+        return False
+    step = total / LINE_EVERY_PART if total else None
+    return (
+        completed == total
+        or now - said.at >= LINE_EVERY_S
+        or (step is not None and completed - said.said >= step)
+    )
+
+
+def _progress_line(task: str, completed: int, total: int | None, rate: float | None) -> str:
+    """`render 12/60 (20%), 30.1/s, 0:00:02 left`: what is known of it."""
+    parts = [f"{task} {completed}/{total} ({100 * completed // total}%)" if total else f"{task} {completed}"]
+    if rate:
+        parts.append(f"{rate:.1f}/s")
+        if total and completed < total:
+            parts.append(f"{timedelta(seconds=round((total - completed) / rate))} left")
+    return ", ".join(parts)
