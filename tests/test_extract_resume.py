@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import onnx
 from conftest import assert_user_error, rdance, write_video
+from test_mesh_videos import small_person_track
 
 from realisdance_cli.files import file_sha256
 from realisdance_cli.track import Track
@@ -129,3 +130,16 @@ def test_an_image_folder_resumed_at_another_frame_rate_takes_it(
     assert again.returncode == 0, again.stderr
     assert "dwpose: already done" in again.stdout and "10 fps" in again.stderr
     assert Track.open(tmp_path / "frames.rdance").source.fps == 10
+
+
+def test_a_person_too_small_for_smplx_is_not_called_nobody(tmp_path: Path) -> None:
+    """SMPLer-X is given no person box under 50x150 px: its empty frames are said to be that, not
+    nobody (DWPose found a person in each), which a bigger person in the video cures."""
+    video, _ = small_person_track(tmp_path)
+    done = rdance("extract", video, "--only", "smplerx", "--device", "cpu", "--weights", tmp_path / "none")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "smplerx: already done, 3 frames, 0 with a person; 3 with a person too small for SMPL-X "
+        "(box under 50x150 px): 0, 1, 2"
+    ) in " ".join(done.stdout.split())
+    assert "nobody" not in done.stdout

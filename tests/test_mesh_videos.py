@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, assert_user_error, need, rdance
+from conftest import GOLDEN, assert_user_error, need, rdance, write_video
 from scipy import ndimage
 
 from realisdance_cli.bodies import mano_layer, smplx_model, smplx_vertices
+from realisdance_cli.files import file_sha256
 from realisdance_cli.track import SourceInfo, Stream, Track
 from realisdance_cli.video import FrameSource
 
@@ -121,6 +122,36 @@ def body(transl: tuple[float, float, float], focal: float = 500.0) -> dict[str, 
         "bbox": np.zeros((1, 4)),
         "valid": np.array([True]),
     }
+
+
+def small_person_track(tmp_path: Path) -> tuple[Path, Track]:
+    """A video of 3 frames and its finished track in which DWPose found a person in every frame,
+    whose 20x40 px box SMPLer-X was not given (kept with `valid` false, as extract keeps it)."""
+    video = write_video(tmp_path / "my dance.mp4", [np.zeros((64, 64, 3), np.uint8)] * 3, fps=25)
+    info = SourceInfo(str(video.resolve()), file_sha256(video), width=64, height=64, frame_count=3, fps=25)
+    track = Track.create(tmp_path / "my dance.rdance", info)
+    box = np.array([[10.0, 10.0, 20.0, 40.0]])
+    person = {"keypoints": np.full((1, 134, 2), 20.0), "scores": np.ones((1, 134)), "box": box}
+    track.write("dwpose", Stream.from_frames("dwpose", [person] * 3), weights={}, options={})
+    small = body((0.0, 0.0, 4.0)) | {"bbox": box, "valid": np.array([False])}
+    smplx = Stream.from_frames("smplx", [small] * 3)
+    track.write("smplx", smplx, weights={}, options={"dtype": "float32", "dwpose": {}})
+    return video, track
+
+
+def test_a_black_smpl_video_is_said_with_why(smplx_file: Path, tmp_path: Path) -> None:
+    """A track whose SMPL-X stream found nobody makes a black smpl.mp4, which animate would take
+    silently: render-poses says so once, and that DWPose's person was too small for SMPL-X."""
+    _, track = small_person_track(tmp_path)
+    done = rdance("render-poses", track.path, "--only", "smpl", "--smplx-model", smplx_file)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (
+        "smpl.mp4 is black: the track's SMPL-X stream found nobody in any frame; DWPose found only a "
+        "person too small for SMPL-X (box under 50x150 px)"
+    ) in said
+    assert said.count("is black") == 1
+    assert not any(frame.any() for frame in FrameSource(track.path / "smpl.mp4"))
 
 
 @pytest.mark.slow

@@ -20,6 +20,8 @@ class Condition:
     stage: str  # the `rdance extract` stage that makes it (`--only`)
     stream: str  # the pose-track stream that stage writes and render-poses reads
     items: str  # what the stream holds per frame, for people ("people", "hands")
+    label: str  # the model's name, as messages say it
+    nothing: str  # what a frame holds when the stream found no item ("nobody", "no hand")
 
     @property
     def video(self) -> str:
@@ -31,15 +33,22 @@ class Condition:
 # which is also the order in which the stages run (DWPose first: the others read its boxes) and
 # the videos are written.
 CONDITIONS = (
-    Condition("dwpose", stage="dwpose", stream="dwpose", items="people"),
-    Condition("hamer", stage="hamer", stream="mano", items="hands"),
-    Condition("smpl", stage="smplerx", stream="smplx", items="people"),
+    Condition("dwpose", stage="dwpose", stream="dwpose", items="people", label="DWPose", nothing="nobody"),
+    Condition("hamer", stage="hamer", stream="mano", items="hands", label="MANO", nothing="no hand"),
+    Condition("smpl", stage="smplerx", stream="smplx", items="people", label="SMPL-X", nothing="nobody"),
 )
 POSE_NAMES = tuple(condition.name for condition in CONDITIONS)
 STAGES = tuple(condition.stage for condition in CONDITIONS)
 BY_NAME = {condition.name: condition for condition in CONDITIONS}
 BY_STAGE = {condition.stage: condition for condition in CONDITIONS}
 BY_STREAM = {condition.stream: condition for condition in CONDITIONS}
+
+MIN_PERSON_BOX = (50, 150)  # (width, height) px: RealisDance gives SMPLer-X no smaller person box
+# Why a stream keeps an item with `valid` false: found by DWPose, but set aside by its stage.
+SET_ASIDE = {
+    "smplx": f"a person too small for SMPL-X (box under {MIN_PERSON_BOX[0]}x{MIN_PERSON_BOX[1]} px)",
+    "mano": "an empty hand box",
+}
 
 
 # The three naming schemes of a condition, as its fields and as messages say them.

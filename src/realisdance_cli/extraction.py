@@ -59,9 +59,10 @@ class ExtractOptions:
 class StageSummary:
     stage: str
     frames: int
-    empty_frames: list[int]
+    empty_frames: list[int]  # frames without a valid person or hand (set aside ones included)
     items: int  # valid people or hands found in all
     skipped: bool  # already complete before this run
+    set_aside_frames: list[int] = field(default_factory=list)  # empty only as DWPose's were set aside
 
 
 def parse_stages(stages: str | Iterable[str] | None) -> list[str]:
@@ -211,8 +212,14 @@ def _unchanged(
 
 
 def _summary(track: Track, stage: str, *, skipped: bool) -> StageSummary:
-    result = Found.in_track(track, BY_STAGE[stage].stream)
-    return StageSummary(stage, result.per_frame.size, result.empty_frames, result.total, skipped=skipped)
+    """What `stage` found; its empty frames where it set aside every box DWPose gave it (a person
+    too small for SMPLer-X) are told apart from those where DWPose found nothing."""
+    stream = track.load(BY_STAGE[stage].stream)
+    result = Found(stream.valid_per_frame())
+    set_aside = np.flatnonzero((result.per_frame == 0) & (stream.items_per_frame() > 0)).tolist()
+    return StageSummary(
+        stage, result.per_frame.size, result.empty_frames, result.total, skipped, set_aside_frames=set_aside
+    )
 
 
 def _run_chunks(

@@ -23,7 +23,7 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.audio import AudioChoice, audio_source, has_audio
-from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, chosen, elsewhere
+from realisdance_cli.conditions import BY_NAME, CONDITIONS, POSE_NAMES, SET_ASIDE, chosen, elsewhere
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256, folder_lock, paths_from_strings
 from realisdance_cli.original import (
@@ -263,6 +263,22 @@ def _check_neighbours(folder: Path, videos: Sequence[str], size: tuple[int, int]
         )
 
 
+def _warn_black(track: Track, videos: Sequence[str]) -> None:
+    """A video whose stream found nothing in any frame is black throughout, which animate takes
+    without a word: said once here, with why when DWPose found what the stage set aside."""
+    for name in videos:
+        condition = BY_NAME[name]
+        stream = track.load(condition.stream)
+        if stream.valid_per_frame().any():
+            continue
+        why = f"; DWPose found only {SET_ASIDE[condition.stream]}" if stream.items_per_frame().any() else ""
+        warnings.warn(
+            f"{condition.video} is black: the track's {condition.label} stream found {condition.nothing} "
+            f"in any frame{why}",
+            stacklevel=3,
+        )
+
+
 def _default_size(height: int, width: int, lossless: bool) -> tuple[int, int]:
     """The source's size, each side cut to even for H.264 (a phone's odd-sized clip, said)."""
     if max(height, width) > MAX_SIDE:
@@ -360,6 +376,8 @@ def render_poses(
             else f"{source} has no finished stream to render; run `rdance extract` first."
         )
         raise refusal if track is None else while_written(track.path, refusal)
+    if track is not None:
+        _warn_black(track, videos)
     fps = options.fps or source_fps
     if fps is None:
         raise UserError(f"{source} does not record its frame rate; pass --fps (for example --fps 30).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -25,7 +25,37 @@ from realisdance_cli.cli.shared import (
 )
 from realisdance_cli.errors import UserError
 
+if TYPE_CHECKING:
+    from realisdance_cli.extraction import StageSummary
+
 app = typer.Typer()
+
+
+def _frames(label: str, frames: list[int]) -> str:
+    """The frames a stage found `label` in ("; 3 with nobody: 0, 4, 7"), at most 20 named."""
+    shown = ", ".join(map(str, frames[:20])) + (", ..." if len(frames) > 20 else "")
+    return f"; [yellow]{len(frames)} with {label}[/]: {shown}" if frames else ""
+
+
+def stage_line(summary: StageSummary) -> str:
+    """One stage's line of `rdance extract`: what it found, and the frames where it found nothing,
+    apart from those where it set aside what DWPose found (a person too small for SMPL-X), so that
+    an empty SMPL-X stream is not read as nobody in the video."""
+    from realisdance_cli.conditions import BY_STAGE, SET_ASIDE
+
+    found = summary.frames - len(summary.empty_frames)
+    state = "already done" if summary.skipped else "done"
+    condition = BY_STAGE[summary.stage]
+    what = "hands" if summary.stage == "hamer" else "a person"
+    line = f"{summary.stage}: {state}, {counted(summary.frames, 'frame')}, {found} with {what}"
+    if summary.stage == "hamer":
+        per_frame = summary.items / max(summary.frames, 1)
+        line += f" ({counted(summary.items, 'hand')}, {per_frame:.1f} per frame)"
+    set_aside = set(summary.set_aside_frames)
+    line += _frames(condition.nothing, [frame for frame in summary.empty_frames if frame not in set_aside])
+    if set_aside:
+        line += _frames(SET_ASIDE[condition.stream], summary.set_aside_frames)
+    return line
 
 
 @command(
@@ -111,18 +141,7 @@ def extract(
             progress=progress,
         )
     for summary in summaries:
-        found = summary.frames - len(summary.empty_frames)
-        state = "already done" if summary.skipped else "done"
-        what, nothing = ("hands", "no hand") if summary.stage == "hamer" else ("a person", "nobody")
-        line = f"{summary.stage}: {state}, {counted(summary.frames, 'frame')}, {found} with {what}"
-        if summary.stage == "hamer":
-            per_frame = summary.items / max(summary.frames, 1)
-            line += f" ({counted(summary.items, 'hand')}, {per_frame:.1f} per frame)"
-        if summary.empty_frames:
-            shown = ", ".join(map(str, summary.empty_frames[:20]))
-            more = ", ..." if len(summary.empty_frames) > 20 else ""
-            line += f"; [yellow]{len(summary.empty_frames)} with {nothing}[/]: {shown}{more}"
-        console.print(line)
+        console.print(stage_line(summary))
     console.print(f"pose track: {escape(str(track.path))}")
 
 

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from realisdance_cli.conditions import MIN_PERSON_BOX
 from realisdance_cli.extractors.estimator import Estimator
 from realisdance_cli.extractors.smplerx.config import SmplerXConfig
 from realisdance_cli.extractors.smplerx.network import SmplerX
 from realisdance_cli.geometry.cameras import crop_camera_in_frame
 from realisdance_cli.geometry.crops import fit_box, patch_transform, warp
 
-MIN_BOX = (50, 150)  # RealisDance skips person boxes narrower or shorter than this
 BOX_RATIO = 1.25  # SMPLer-X's `process_bbox` growth
 
 
@@ -79,7 +79,8 @@ class BodyEstimator(Estimator[PersonBox, PersonCrop]):
         height, width = frame_rgb.shape[:2]
         people = []
         for box in map(_xywh, pose["box"]):
-            big_enough = bool(np.isfinite(box).all() and box[2] >= MIN_BOX[0] and box[3] >= MIN_BOX[1])
+            width_ok, height_ok = box[2] >= MIN_PERSON_BOX[0], box[3] >= MIN_PERSON_BOX[1]
+            big_enough = bool(np.isfinite(box).all() and width_ok and height_ok)
             processed = process_box(box, width, height, self.model.config) if big_enough else None
             people.append(PersonBox(box, processed))
         return people

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realisdance_cli.conditions import CONDITIONS
+from realisdance_cli.conditions import BY_STREAM, CONDITIONS, MIN_PERSON_BOX
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -22,7 +22,6 @@ from realisdance_cli.track import Track
 from realisdance_cli.video import IMAGE_SUFFIXES
 
 NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the hands
-STREAM_NAMES = {"smplx": "SMPL-X", "mano": "MANO"}
 # What to do with a track imported from a .pkl (no 3-D poses), by what its poses were seen in.
 REEXTRACT = {
     "video": "run `rdance extract VIDEO` on the video it was made from and use that track",
@@ -39,7 +38,7 @@ def require_streams(track: Track, kinds: tuple[str, ...], made_from: str = "vide
     missing = [kind for kind in kinds if not track.has(kind)]
     if not missing:
         return
-    names = " and ".join(STREAM_NAMES[kind] for kind in missing)
+    names = " and ".join(BY_STREAM[kind].label for kind in missing)
     stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
     if track.has("dwpose") and track.state("dwpose").options.get("origin") == "import":
         raise UserError(
@@ -126,7 +125,7 @@ def reference_person(track: Track, name: Path) -> Reference:
     people = track.load("smplx").frame(0)
     chosen = largest_person(people)
     if chosen is None:
-        raise UserError(f"no person was found in {name}; use a picture that shows the character's body.")
+        raise UserError(_nobody(people, name))
     count = int(np.count_nonzero(people["valid"]))
     hands = track.load("mano").frame(0) if track.has("mano") else None
     if count > 1:  # the extraction keeps two people: enough to notice a picture of several
@@ -135,6 +134,21 @@ def reference_person(track: Track, name: Path) -> Reference:
         hands = _hands_in_box(hands, people["bbox"][chosen])
     person = {key: values[chosen] for key, values in people.items()}
     return Reference(person, hands, (track.source.height, track.source.width))
+
+
+def _nobody(people: Mapping[str, np.ndarray], name: Path) -> str:
+    """Why the reference has no person: none found, or the largest DWPose found was too small for
+    SMPLer-X (kept with its box, `valid` false), which a larger picture of the same body cures."""
+    boxes = np.asarray(people["bbox"], np.float64).reshape(-1, 4)
+    if len(boxes):
+        width, height = boxes[np.argmax(np.nan_to_num(boxes[:, 2] * boxes[:, 3]))][2:]
+        if width < MIN_PERSON_BOX[0] or height < MIN_PERSON_BOX[1]:
+            return (
+                f"the person in {name} is too small for SMPL-X: its box is {width:.0f}x{height:.0f} px, "
+                f"under {MIN_PERSON_BOX[0]}x{MIN_PERSON_BOX[1]} px (width x height); use a picture "
+                "where the character's body is larger."
+            )
+    return f"no person was found in {name}; use a picture that shows the character's body."
 
 
 def _hands_in_box(hands: Mapping[str, np.ndarray], box: np.ndarray) -> dict[str, np.ndarray]:
