@@ -64,6 +64,9 @@ def test_animate_writes_the_video_and_grid_reproducibly(
     args = (reference, poses, *FAST, "--weights", weights_root, "--out", out)
     done = rdance("animate", *args, "--grid", "--stride", "2")
     assert done.returncode == 0, done.stderr
+    said = " ".join(done.stdout.split())  # what --stride 2 left of the 12 pose frames, said
+    assert f"wrote {out}: 6 frames, 64x64 (height x width), 12 fps, 0.5 s" in said
+    assert f"wrote {tmp_path / 'dance_grid.mp4'}: 6 frames, 64x320 (height x width), 12 fps, 0.5 s" in said
     info = FrameSource(out).info
     assert (info.frame_count, info.width, info.height) == (6, 64, 64)
     assert info.fps == Fraction(12)  # the pose videos' 24 fps over stride 2

@@ -143,3 +143,4 @@ def test_a_person_too_small_for_smplx_is_not_called_nobody(tmp_path: Path) -> No
         "(box under 50x150 px): 0, 1, 2"
     ) in " ".join(done.stdout.split())
     assert "nobody" not in done.stdout
+    assert f"next: rdance render-poses '{tmp_path / 'my dance.rdance'}'" in " ".join(done.stdout.split())

@@ -55,6 +55,18 @@ def test_track_videos_go_into_the_track_with_its_rate_and_size(tmp_path: Path) -
     assert FrameSource(tmp_path / "small" / "dwpose.mp4").info.width == 24
 
 
+def test_the_next_command_names_the_pose_folder_quoted(tmp_path: Path) -> None:
+    """render-poses says what to run next once the folder holds every video animate reads."""
+    save_dwpose_pkl(tmp_path / "my dance.pkl", dancer_pkl_frames(2, 64, 48))
+    track = import_dwpose_pkl(tmp_path / "my dance.pkl", tmp_path / "my dance.rdance", fps=10)
+    done = rdance("render-poses", track.path)
+    assert done.returncode == 0 and "next:" not in done.stdout  # animate needs hamer.mp4 and smpl.mp4 too
+    for name in ("hamer", "smpl"):
+        write_video(track.path / f"{name}.mp4", [np.zeros((64, 48, 3), np.uint8)] * 2, fps=10)
+    done = rdance("render-poses", track.path)
+    assert f"next: rdance animate PICTURE '{track.path}'" in " ".join(done.stdout.split())
+
+
 def test_empty_frames_are_black(tmp_path: Path) -> None:
     keypoints = np.random.default_rng(0).uniform(20, 100, (1, 134, 2))
     person = {"keypoints": keypoints, "scores": np.ones((1, 134)), "box": np.zeros((1, 4))}

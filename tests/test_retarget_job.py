@@ -152,6 +152,7 @@ def retargeted(inputs: Path, weights: Path) -> tuple[Path, str]:
 def test_retarget_then_render_poses(inputs: Path, retargeted: tuple[Path, str], model) -> None:
     out, said = retargeted
     assert f"pose track: {out}" in " ".join(said.split())
+    assert f"next: rdance render-poses {out}" in " ".join(said.split())
     track = Track.open(out)
     source = track.source
     assert (source.height, source.width, source.frame_count, source.fps) == (*REF_SIZE, FRAMES, FPS)
@@ -222,12 +223,12 @@ def test_retarget_then_render_poses(inputs: Path, retargeted: tuple[Path, str], 
 def test_bad_drivers_say_which_extraction_to_run(inputs: Path, weights: Path, tmp_path: Path) -> None:
     driver = Track.open(inputs / "dance.rdance")
     hands_only = {"mano": driver.load("mano")}
-    new_track(tmp_path / "hands.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, hands_only)
-    done = rdance("retarget", tmp_path / "hands.rdance", inputs / "me.rdance", "--weights", weights)
-    assert_user_error(
+    new_track(tmp_path / "my hands.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, hands_only)
+    done = rdance("retarget", tmp_path / "my hands.rdance", inputs / "me.rdance", "--weights", weights)
+    assert_user_error(  # a command to paste: the path with a space is quoted
         done,
         "has no finished SMPL-X stream",
-        f"rdance extract {inputs / 'dance.mp4'} --only smplerx --out {tmp_path / 'hands.rdance'}",
+        f"rdance extract {inputs / 'dance.mp4'} --only smplerx --out '{tmp_path / 'my hands.rdance'}'",
     )
     new_track(tmp_path / "bare.rdance", inputs / "dance.mp4", DRIVER_SIZE, FRAMES, {})
     with pytest.raises(UserError, match=r"no finished SMPL-X and MANO streams; .* --only hamer,smplerx"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -161,7 +162,8 @@ class PoseInputs:
         path = self.folder / BY_NAME[name].video
         if not path.is_file():
             raise UserError(
-                f"{path} not found; `rdance render-poses {self.folder}` makes it from a pose track."
+                f"{path} not found; `{shlex.join(['rdance', 'render-poses', str(self.folder)])}` makes it "
+                "from a pose track."
             )
         return path
 

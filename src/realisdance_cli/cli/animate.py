@@ -21,6 +21,7 @@ from realisdance_cli.cli.shared import (
     choice,
     command,
     console,
+    counted,
     plain,
     progress_bars,
     seed_option,
@@ -300,7 +301,19 @@ def animate(
     with progress_bars() as progress:
         written = animation.animate(reference, inputs, target, options, progress, force=force)
     for path in written:
-        console.print(f"wrote {escape(str(path))}")
+        console.print(f"wrote {escape(str(path))}: {_video_summary(path)}")
+
+
+def _video_summary(path: Path) -> str:
+    """Frames, size, rate and length of a written video: --stride and --max-frames shorten a dance
+    without a word otherwise ("6 frames, 64x64 (height x width), 12 fps, 0.5 s")."""
+    from realisdance_cli.video import FrameSource
+
+    info = FrameSource(path).info
+    return (
+        f"{counted(info.frame_count, 'frame')}, {info.height}x{info.width} (height x width), "
+        f"{float(info.fps):g} fps, {float(info.frame_count / info.fps):.1f} s"
+    )
 
 
 T = TypeVar("T")

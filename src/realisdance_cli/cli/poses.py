@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +24,7 @@ from realisdance_cli.cli.shared import (
     plain,
     progress_bars,
 )
+from realisdance_cli.conditions import BY_STAGE, CONDITIONS, SET_ASIDE
 from realisdance_cli.errors import UserError
 
 if TYPE_CHECKING:
@@ -41,8 +43,6 @@ def stage_line(summary: StageSummary) -> str:
     """One stage's line of `rdance extract`: what it found, and the frames where it found nothing,
     apart from those where it set aside what DWPose found (a person too small for SMPL-X), so that
     an empty SMPL-X stream is not read as nobody in the video."""
-    from realisdance_cli.conditions import BY_STAGE, SET_ASIDE
-
     found = summary.frames - len(summary.empty_frames)
     state = "already done" if summary.skipped else "done"
     condition = BY_STAGE[summary.stage]
@@ -143,6 +143,7 @@ def extract(
     for summary in summaries:
         console.print(stage_line(summary))
     console.print(f"pose track: {escape(str(track.path))}")
+    console.print(f"next: {escape(shlex.join(['rdance', 'render-poses', str(track.path)]))}")
 
 
 @command(
@@ -212,3 +213,6 @@ def render_poses(
         written = rendering.render_poses(source, out, options, progress)
     for path in written:
         console.print(f"wrote {escape(str(path))}")
+    folder = written[0].parent  # animate reads all three from it (a .pkl's skeleton alone is not enough)
+    if all((folder / condition.video).is_file() for condition in CONDITIONS):
+        console.print(f"next: {escape(shlex.join(['rdance', 'animate', 'PICTURE', str(folder)]))}")

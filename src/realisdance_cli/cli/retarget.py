@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -119,4 +120,4 @@ def retarget(
     console.print(f"pose track: {escape(str(track.path))}")
     if preview:
         console.print(f"preview: {escape(str(preview_path(track.path)))}")
-    console.print(f"next: rdance render-poses {escape(str(track.path))}")
+    console.print(f"next: {escape(shlex.join(['rdance', 'render-poses', str(track.path)]))}")

@@ -6,6 +6,7 @@ person and that person's hands."""
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,10 +46,9 @@ def require_streams(track: Track, kinds: tuple[str, ...], made_from: str = "vide
             f"{track.path} was imported from a DWPose .pkl, which holds no {names} poses; "
             f"{REEXTRACT[made_from]}."
         )
-    raise UserError(
-        f"{track.path} has no finished {names} stream{'s' if len(missing) > 1 else ''}; run "
-        f"`rdance extract {track.source.path} --only {stages} --out {track.path}` first."
-    )
+    extract = shlex.join(["rdance", "extract", track.source.path, "--only", stages, "--out", str(track.path)])
+    streams = "streams" if len(missing) > 1 else "stream"
+    raise UserError(f"{track.path} has no finished {names} {streams}; run `{extract}` first.")
 
 
 def _cached_reference(
@@ -71,10 +71,10 @@ def _cached_reference(
         if not stale and all(track.has(kind) for kind in NEEDED):
             return track
     if not os.access(cache if cache.exists() else cache.parent, os.W_OK):
+        command = f"{shlex.join(['rdance', 'extract', str(picture)])} --out DIR/{shlex.quote(cache.name)}"
         raise UserError(
             f"cannot write {cache} beside the picture (its folder is read-only); extract it "
-            f"elsewhere with `rdance extract {picture} --out DIR/{cache.name}` and give that track "
-            "as the reference."
+            f"elsewhere with `{command}` and give that track as the reference."
         )
     extraction = ExtractOptions(device=device, weights_root=weights_root, max_people=REFERENCE_PEOPLE)
     track, _ = extract(picture, cache, extraction, force=stale, progress=progress)
