@@ -381,6 +381,26 @@ def test_another_rate_or_shape_compares_the_same_moments_and_region(
     assert overall["ssim"] == pytest.approx(1.0, abs=1e-12) and overall["psnr"] == metrics.IDENTICAL_PSNR
 
 
+def test_what_is_true_of_several_videos_is_said_once(eval_weights: Path, tmp_path: Path) -> None:
+    """A test set at another frame rate than its generated videos: one line names them all, not a
+    line per video."""
+    truth = dance(8, height=128, width=128)
+    for name in ("a", "b"):
+        write_video(tmp_path / "truth" / f"{name}.mp4", truth, fps=32)
+        write_video(tmp_path / "ours" / f"{name}.mp4", truth[::2], fps=16)
+    done = rdance(
+        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,psnr",
+        "--weights", eval_weights, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (
+        "2 videos (a, b): the generated video runs at 16 fps and the truth at 32; the truth is resampled "
+        "to 16 fps"
+    ) in said
+    assert said.count("runs at 16 fps") == 1
+
+
 def test_an_out_that_is_a_file_is_one_sentence(eval_weights: Path, tmp_path: Path) -> None:
     truth = write_video(tmp_path / "truth.mp4", dance(4))
     (tmp_path / "taken").write_text("mine")

@@ -43,6 +43,7 @@ from realisdance_cli.evaluation.scoring import (
     measure_generated,
     measure_truth,
     truth_view,
+    truth_views,
 )
 from realisdance_cli.files import atomic_write_bytes, contents, folder_lock, load_npz, save_npz
 from realisdance_cli.progress import ProgressFn, counter, no_progress
@@ -389,8 +390,8 @@ def measure(
     truths: dict[str, Record] = {}
     videos: dict[str, dict[str, tuple[Record, Record]]] = {method: {} for method in pairs}
     keys = []
-    for method, p in all_pairs:
-        view = truth_view(p, protocol)
+    views = truth_views([p for _, p in all_pairs], protocol)
+    for (method, p), view in zip(all_pairs, views, strict=True):
         truth_name = p.name + view.suffix()
         truth_key = json.dumps([digest(p.truth), digest(p.reference), protocol.name, view.suffix()])
         if truth_name not in truths:

@@ -10,7 +10,7 @@ metric fills its own entries (`ENTRIES`), so a record can be completed with more
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +19,7 @@ import numpy as np
 
 from realisdance_cli.evaluation import POSE_METRICS, metrics
 from realisdance_cli.evaluation.features import FeatureNetworks
-from realisdance_cli.evaluation.inputs import Pair
+from realisdance_cli.evaluation.inputs import Pair, listing
 from realisdance_cli.evaluation.protocol import Protocol
 from realisdance_cli.track import DWPOSE_POINTS, Stream, Track
 from realisdance_cli.video import DEFAULT_IMAGE_FPS, FrameSource, Selection, VideoInfo
@@ -129,6 +129,25 @@ def truth_view(pair: Pair, protocol: Protocol, *, say: bool = True) -> TruthView
             stacklevel=2,
         )
     return view
+
+
+def truth_views(pairs: Sequence[Pair], protocol: Protocol) -> list[TruthView]:
+    """`truth_view` of every pair, before any measuring; what is true of several videos alike (a
+    test set at another frame rate) is said once for them all: "2 videos (a, b): the truth is ..."."""
+    views: list[TruthView] = []
+    videos: dict[tuple[type[Warning], str], list[str]] = {}  # what is said -> the videos it is of
+    for pair in pairs:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            views.append(truth_view(pair, protocol))
+        for warning in caught:  # each "NAME: what is done"
+            what = str(warning.message).removeprefix(f"{pair.name}: ")
+            names = videos.setdefault((warning.category, what), [])
+            names += [] if pair.name in names else [pair.name]
+    for (category, what), names in videos.items():
+        who = names[0] if len(names) == 1 else f"{len(names)} videos ({listing(names)})"
+        warnings.warn(f"{who}: {what}", category, stacklevel=2)
+    return views
 
 
 def read_fitted(
