@@ -344,6 +344,58 @@ def test_a_video_where_a_pose_file_belongs_says_to_extract_it(tmp_path: Path) ->
         assert_user_error(rdance(*args), f"{video} is not a DWPose .pkl", f"rdance extract {video}")
 
 
+def test_track_import_of_another_file_suggests_extract_only_for_a_video_or_picture(tmp_path: Path) -> None:
+    """`track import` takes a DWPose .pkl alone (no folder); extract is suggested only for what it
+    reads, quoted to paste."""
+    picture = tmp_path / "my ref.png"
+    picture.write_bytes(b"not really a picture")
+    done = rdance("track", "import", picture)
+    assert_user_error(
+        done,
+        f"{picture} is not a DWPose .pkl; for a picture, `rdance extract '{picture}'` makes its pose track.",
+    )
+    assert "folder" not in done.stderr
+    checkpoint = tmp_path / "hamer.ckpt"
+    checkpoint.write_bytes(b"weights")
+    done = rdance("track", "import", checkpoint)
+    assert_user_error(done, f"{checkpoint} is not a DWPose .pkl.")
+    assert "extract" not in done.stderr
+
+
+def test_a_missing_pose_file_is_said_to_be_missing(tmp_path: Path) -> None:
+    assert_user_error(
+        rdance("render-poses", tmp_path / "nothere.pkl"), f"{tmp_path / 'nothere.pkl'} does not exist."
+    )
+
+
+def test_importing_over_an_extracted_track_says_what_force_would_lose(tmp_path: Path) -> None:
+    """dance.pkl imports to dance.rdance by default, where `extract dance.mp4` put its track: --force
+    would replace its SMPL-X and MANO streams with DWPose poses alone, so --out is what is offered."""
+    save_dwpose_pkl(tmp_path / "dance.pkl", dancer_pkl_frames(2, 64, 48))
+    track = import_dwpose_pkl(tmp_path / "dance.pkl", tmp_path / "dance.rdance")
+    mano = Stream.from_frames("mano", [{}, {}])
+    track.write("mano", mano, weights={}, options={})
+    done = rdance("track", "import", tmp_path / "dance.pkl")
+    assert_user_error(
+        done, "holds MANO stream, which --force would lose", "import into another folder with --out."
+    )
+    assert "pass --force" not in done.stderr and Track.open(track.path).has("mano")
+
+
+def test_extract_into_a_folder_of_the_user_s_is_refused_at_once_and_leaves_no_lock(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.mp4", np.zeros((2, 32, 32, 3), np.uint8))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    weights = ("--only", "dwpose", "--dwpose-det", tmp_path / "d.onnx", "--dwpose-pose", tmp_path / "p.onnx")
+    for force in ((), ("--force",)):
+        done = rdance("extract", video, *weights, "--out", mine, *force)
+        assert_user_error(
+            done, f"{mine} exists and is not a pose track; it is never replaced: choose another --out."
+        )
+        assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
+
+
 def test_a_file_that_is_no_torch_checkpoint_says_what_it_is(tmp_path: Path) -> None:
     from realisdance_cli.state_dicts import read_weights
 

@@ -171,7 +171,7 @@ def test_verbose_logs_debugging_details(tmp_path: Path) -> None:
     missing = tmp_path / "none.rdance"
     done = rdance("-vv", "track", "info", missing)
     assert "DEBUG" in done.stderr and f"rdance {__version__}" in done.stderr
-    assert_user_error(done, "not a pose track")  # errors stay one sentence
+    assert_user_error(done, f"{missing} does not exist.")  # errors stay one sentence
     done = rdance("-v", "track", "info", missing)  # informs, but does not debug
     assert done.stderr.startswith("error:"), done.stderr
 
@@ -321,7 +321,7 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_user_errors_have_exit_code_2_and_no_traceback(tmp_path: Path) -> None:
-    assert_user_error(rdance("track", "export", tmp_path / "none.rdance"), "not a pose track")
+    assert_user_error(rdance("track", "export", tmp_path / "none.rdance"), "none.rdance does not exist.")
 
 
 def test_running_out_of_memory_is_one_sentence_naming_lighter_settings() -> None:

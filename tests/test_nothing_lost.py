@@ -460,7 +460,9 @@ def test_force_never_empties_a_folder_that_is_not_a_track_or_replaces_an_input(t
     (mine / "notes.txt").write_text("mine")
     (mine / "meta.json").write_text("{}")
     done = rdance("track", "import", tmp_path / "dance.pkl", "--out", mine, "--force")
-    assert_user_error(done, f"{mine} exists and is not a pose track; refusing to replace it.")
+    assert_user_error(
+        done, f"{mine} exists and is not a pose track; it is never replaced: choose another --out."
+    )
     assert (mine / "notes.txt").read_text() == "mine"
 
     track = tmp_path / "dance.rdance"

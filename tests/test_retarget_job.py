@@ -432,7 +432,7 @@ def test_the_cache_of_animate_retarget_never_replaces_other_work(
     other = tmp_path / "other_on_me.rdance"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not a pose track; refusing to replace it"):
+    with pytest.raises(UserError, match="not a pose track; it is never replaced: choose another --out"):
         retarget(driver, reference, other, options, reuse=True)
     with pytest.raises(UserError, match="would replace an input or the reference's track"):
         retarget(driver, tmp_path / "me.png", tmp_path / "me.rdance", options, force=True)

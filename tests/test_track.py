@@ -207,7 +207,7 @@ def test_valid_per_frame_counts_only_valid_items() -> None:
 
 def test_extract_summary_and_track_info_count_only_valid_people_and_hands(tmp_path: Path) -> None:
     """A person SMPLer-X skipped and a hand HaMeR rejected are stored, but found nobody: neither
-    the summary of `rdance extract` nor `track info` counts them."""
+    the summary of `rdance extract` nor `track info` counts them; the summary says why."""
     folder = tmp_path / "frames"
     folder.mkdir()
     for index in range(2):
@@ -229,8 +229,13 @@ def test_extract_summary_and_track_info_count_only_valid_people_and_hands(tmp_pa
     assert done.returncode == 0, done.stderr
     lines = [" ".join(line.split()) for line in done.stdout.splitlines()]
     assert "dwpose: already done, 2 frames, 2 with a person" in lines
-    assert "smplerx: already done, 2 frames, 1 with a person; 1 with nobody: 0" in lines
-    assert "hamer: already done, 2 frames, 1 with hands (1 hand, 0.5 per frame); 1 with no hand: 1" in lines
+    # Not "nobody": DWPose found a person, whose box was too small for SMPL-X, and a hand.
+    too_small = "a person too small for SMPL-X (box under 50x150 px)"
+    assert f"smplerx: already done, 2 frames, 1 with a person; 1 with {too_small}: 0" in lines
+    assert (
+        "hamer: already done, 2 frames, 1 with hands (1 hand, 0.5 per frame); 1 with an empty hand box: 1"
+        in lines
+    )
 
     info = rdance("track", "info", out)
     assert info.returncode == 0, info.stderr

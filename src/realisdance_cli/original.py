@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import shlex
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from realisdance_cli.conditions import BY_STREAM
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import atomic_write_bytes, expands_too_far, file_sha256, human_size
 from realisdance_cli.safe_pickle import restricted_load
@@ -33,7 +35,7 @@ from realisdance_cli.track import (
     Track,
     holds_track,
 )
-from realisdance_cli.video import as_fraction
+from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, as_fraction
 
 SCORE_THRESHOLD = 0.3
 OPTIONAL_KEYS = ("faces", "hands_score")
@@ -244,10 +246,7 @@ def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     except UserError:
         if path.suffix.lower() == ".pkl":
             raise
-        raise UserError(  # a video or other file where a track or a .pkl belongs
-            f"{path} is not a DWPose .pkl; give a pose track folder or an original DWPose .pkl "
-            f"(for a video, run `rdance extract {path}` first)."
-        ) from None
+        raise UserError(f"{path} is not a DWPose .pkl{_extract_instead(path)}.") from None
     single = isinstance(data, dict)
     frames = [data] if single else data
     if not isinstance(frames, list) or not frames:
@@ -268,6 +267,16 @@ def read_dwpose_pkl(path: Path) -> tuple[list[dict[str, Any]], bool]:
     if len(sizes) != 1:  # the points are fractions of each frame's size: one video has one
         raise UserError(f"{path} mixes frame sizes {sorted(sizes)} (height, width); one video has one size.")
     return frames, single
+
+
+def _extract_instead(path: Path) -> str:
+    """For a video or a picture where a .pkl belongs, the extraction that makes its poses; for any
+    other file (a checkpoint, a text) nothing, since extract would refuse it too."""
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+        return ""
+    kind = "a video" if suffix in VIDEO_SUFFIXES else "a picture"
+    return f"; for {kind}, `{shlex.join(['rdance', 'extract', str(path)])}` makes its pose track"
 
 
 def _described_bytes(frames: list[Any]) -> int:
@@ -314,6 +323,8 @@ def import_dwpose_pkl(
         frame_count=len(frames),
         fps=None if fps is None else as_fraction(fps),
     )
+    if not overwrite:
+        _refuse_a_fuller_track(out)
     optional = [key for key in OPTIONAL_KEYS if key in frames[0]]
     options = {
         "origin": "import",
@@ -324,6 +335,24 @@ def import_dwpose_pkl(
         track = Track.create(out, source, overwrite=overwrite or _stopped_import(out, source))
         track.write("dwpose", stream, weights={}, options=options)
     return track
+
+
+def _refuse_a_fuller_track(out: Path) -> None:
+    """A track at `out` with SMPL-X or MANO streams (an extraction's) is refused saying what --force
+    would lose: the .pkl holds DWPose poses only, and those streams take a long run to make again."""
+    try:
+        track = Track.open(out) if holds_track(out) else None
+    except UserError:  # damaged: `Track.create` says so
+        return
+    lost = [
+        BY_STREAM[kind].label for kind in ("smplx", "mano") if track is not None and kind in track.streams
+    ]
+    if lost:
+        streams = f"{' and '.join(lost)} stream{'s' if len(lost) > 1 else ''}"
+        raise UserError(
+            f"{out} already exists and holds {streams}, which --force would lose (a DWPose .pkl holds "
+            "only DWPose poses); import into another folder with --out."
+        )
 
 
 def _stopped_import(out: Path, source: SourceInfo) -> bool:

@@ -320,6 +320,11 @@ def holds_track(path: Path) -> bool:
     return isinstance(meta, dict) and "schema_version" in meta and "source" in meta
 
 
+def not_a_track(path: Path) -> UserError:
+    """The refusal of a folder of the user's: no --force replaces it, so none is suggested."""
+    return UserError(f"{path} exists and is not a pose track; it is never replaced: choose another --out.")
+
+
 def while_written(path: Path, error: UserError) -> UserError:
     """`error`, what a reader found missing or unfinished in the track at `path`, unless another
     process (an extract or an import) is writing the track now: then that is its work in
@@ -378,10 +383,10 @@ class Track:
             raise UserError(f"{path} exists and is not a folder; choose another --out.")
         existing = contents(path)
         if existing:
+            if not holds_track(path):  # a folder of the user's (a stray meta.json too) is never emptied
+                raise not_a_track(path)
             if not overwrite:
                 raise UserError(f"{path} already exists; pass --force to replace it.")
-            if not holds_track(path):  # a folder of the user's with a stray meta.json is not emptied
-                raise UserError(f"{path} exists and is not a pose track; refusing to replace it.")
             # meta.json last: stopped midway, the folder is still a track that --force replaces
             remove(sorted(existing, key=lambda entry: entry.name == "meta.json"))
         path.mkdir(parents=True, exist_ok=True)
@@ -391,7 +396,11 @@ class Track:
 
     @staticmethod
     def lock(path: Path) -> AbstractContextManager[None]:
-        """Held while a process writes the track at `path`: a second writer stops with one sentence."""
+        """Held while a process writes the track at `path`: a second writer stops with one sentence.
+        A folder of the user's is refused before its lock file is made, so none is left in it (one
+        being made now, whose lock another process holds, is that writer's to say)."""
+        if path.is_dir() and contents(path) and not holds_track(path) and lock_holder(path) is None:
+            raise not_a_track(path)
         return folder_lock(path, "the pose track")
 
     @classmethod
@@ -407,6 +416,8 @@ class Track:
     @classmethod
     def _read(cls, path: Path) -> Track:
         meta_path = path / "meta.json"
+        if not path.exists():
+            raise UserError(f"{path} does not exist.")
         if not meta_path.is_file():
             make = "rdance track import" if path.suffix.lower() == ".pkl" else "rdance extract"
             raise UserError(f"{path} is not a pose track (no meta.json); make one with `{make}`.")

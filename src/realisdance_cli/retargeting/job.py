@@ -43,7 +43,7 @@ from realisdance_cli.retargeting.reference import (
     require_streams,
 )
 from realisdance_cli.retargeting.skeleton import dwpose_stream
-from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track, named
+from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track, named, not_a_track
 
 SIDES = ("driver", "reference")
 
@@ -219,12 +219,12 @@ def retarget(
         # Its lock, as every writer of a track takes it (render-poses may be drawing it now); a
         # new track is claimed whole by `claimed_output` until it is moved into place.
         claims.enter_context(Track.lock(out) if track_there else nullcontext())
+        if occupied and not track_there:  # said first: no --force replaces it
+            raise not_a_track(out)
         earlier = _made(out) if track_there else None  # a retargeting made there before
         for taken in (out if occupied else None, preview if preview and preview.exists() else None):
             if taken is not None and not (force or reuse or earlier is not None):
                 raise UserError(f"{taken} already exists; pass --force to replace it.")
-        if occupied and not track_there:
-            raise UserError(f"{out} exists and is not a pose track; refusing to replace it.")
         return _retarget_to(
             out, earlier, drive, reference, options, force=force, reuse=reuse, progress=progress
         )
