@@ -95,7 +95,7 @@ def test_bad_options(tmp_path: Path) -> None:
     save_dwpose_pkl(tmp_path / "d.pkl", dancer_pkl_frames(2, 64, 64))
     assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--size", "big"), "--size")
     assert_user_error(rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--only", "smpl"), "smpl")
-    assert_user_error(rdance("render-poses", tmp_path / "nothing"), "not a pose track")
+    assert_user_error(rdance("render-poses", tmp_path / "nothing"), f"{tmp_path / 'nothing'} does not exist.")
     (tmp_path / "a_file").write_text("mine")
     done = rdance("render-poses", tmp_path / "d.pkl", "--fps", "5", "--out", tmp_path / "a_file")
     assert_user_error(done, f"the output folder {tmp_path / 'a_file'} is a file, not a folder")

@@ -70,6 +70,12 @@ def _hold(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
+def is_temporary(path: Path) -> bool:
+    """Whether `path` is the temporary of an atomic write (`AtomicFile`, `atomic_folder`), which a
+    killed writer may leave in a folder of ours: no file of the user's."""
+    return _target_of(path) != path
+
+
 def _abandoned(path: Path) -> bool:
     """Whether no living process writes the temporary `path` (nobody holds its lock)."""
     try:

@@ -33,6 +33,7 @@ from realisdance_cli.files import (
     atomic_write_bytes,
     contents,
     folder_lock,
+    is_temporary,
     load_npz,
     lock_holder,
     remove,
@@ -399,7 +400,8 @@ class Track:
         """Held while a process writes the track at `path`: a second writer stops with one sentence.
         A folder of the user's is refused before its lock file is made, so none is left in it (one
         being made now, whose lock another process holds, is that writer's to say)."""
-        if path.is_dir() and contents(path) and not holds_track(path) and lock_holder(path) is None:
+        user_files = path.is_dir() and not all(map(is_temporary, contents(path)))
+        if user_files and not holds_track(path) and lock_holder(path) is None:
             raise not_a_track(path)
         return folder_lock(path, "the pose track")
 
