@@ -74,7 +74,7 @@ def test_dwpose_made_again_takes_what_was_made_from_its_boxes(
     said = " ".join(again.stderr.split())
     for stream, stage in (("mano", "hamer"), ("smplx", "smplerx")):
         assert f"removed the {stream} stream, made from the earlier DWPose boxes; " in said
-        assert f"`rdance extract --only {stage}` makes it again" in said
+        assert f"`rdance extract {video.resolve()} --only {stage} --out {out}` makes it again" in said
     track = Track.open(out)
     assert track.has("dwpose") and track.state("dwpose").options["rgb"] is True
     assert not track.has("mano") and not track.has("smplx")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -126,9 +127,12 @@ def _start_over(track: Track, stream: str, running: Sequence[str]) -> None:
     for name in made_from:
         stage = BY_STREAM[name].stage
         if stage not in running:
+            again = shlex.join(
+                ["rdance", "extract", track.source.path, "--only", stage, "--out", str(track.path)]
+            )
             warnings.warn(
                 f"{track.path}: removed the {name} stream, made from the earlier DWPose boxes; "
-                f"`rdance extract --only {stage}` makes it again",
+                f"`{again}` makes it again",
                 stacklevel=2,
             )
         track.discard(name)
