@@ -359,6 +359,16 @@ def test_clips_from_videos_shorter_than_a_clip_are_none(eval_weights: Path, tmp_
     assert "videos shorter than a clip of 16 frames add none to FVD: short." in said
 
 
+def _ours_scored_against_the_truth(tmp_path: Path, eval_weights: Path) -> str:
+    """`rdance eval ours/ truth/` with the cheap metrics into out/; what it said, on one line."""
+    done = rdance(
+        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,psnr",
+        "--weights", eval_weights, "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return " ".join(done.stderr.split())
+
+
 def test_another_rate_or_shape_compares_the_same_moments_and_region(
     eval_weights: Path, tmp_path: Path
 ) -> None:
@@ -370,12 +380,7 @@ def test_another_rate_or_shape_compares_the_same_moments_and_region(
     write_video(tmp_path / "truth" / "clip.mp4", truth, fps=32)
     picked = resampled_indices(20, Fraction(32), Fraction(16), 0, 0)
     write_video(tmp_path / "ours" / "clip.mp4", [truth[i][:, 16:112] for i in picked], fps=16)
-    done = rdance(
-        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,psnr",
-        "--weights", eval_weights, "--out", tmp_path / "out",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    said = " ".join(done.stderr.split())
+    said = _ours_scored_against_the_truth(tmp_path, eval_weights)
     assert "the truth is resampled to 16 fps" in said and "the truth's centre of the generated shape" in said
     overall = json.loads((tmp_path / "out" / "scores.json").read_text())["methods"]["ours"]["overall"]
     assert overall["ssim"] == pytest.approx(1.0, abs=1e-12) and overall["psnr"] == metrics.IDENTICAL_PSNR
@@ -388,12 +393,7 @@ def test_what_is_true_of_several_videos_is_said_once(eval_weights: Path, tmp_pat
     for name in ("a", "b"):
         write_video(tmp_path / "truth" / f"{name}.mp4", truth, fps=32)
         write_video(tmp_path / "ours" / f"{name}.mp4", truth[::2], fps=16)
-    done = rdance(
-        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim,psnr",
-        "--weights", eval_weights, "--out", tmp_path / "out",
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    said = " ".join(done.stderr.split())
+    said = _ours_scored_against_the_truth(tmp_path, eval_weights)
     assert (
         "2 videos (a, b): the generated video runs at 16 fps and the truth at 32; the truth is resampled "
         "to 16 fps"
