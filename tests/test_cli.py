@@ -197,8 +197,8 @@ def test_long_messages_stay_on_one_line_in_a_log(tmp_path: Path) -> None:
     """A path or a command cut at the width of the console could not be copied from a log."""
     missing = tmp_path / ("a-rather-long-folder-name-" * 3) / "dance.rdance"
     done = rdance("track", "info", missing, env={"COLUMNS": "40"})
-    assert_user_error(done, "not a pose track")
-    assert f"error: {missing} is not a pose track" in done.stderr.splitlines()[0], done.stderr
+    assert_user_error(done, "does not exist")
+    assert f"error: {missing} does not exist." in done.stderr.splitlines()[0], done.stderr
 
 
 def test_library_warnings_are_said_once_and_not_with_quiet(

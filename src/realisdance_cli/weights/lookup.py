@@ -238,15 +238,17 @@ def how_to_get(missing: Iterable[Status], root: Path) -> str:
         else:
             hub.append(found)
     parts = [
-        f"{_purposes(hub)} (not in {root} nor in the Hugging Face cache): "
+        f"{_purposes(hub, paths=True)} (not in {root} nor in the Hugging Face cache): "
         + download_command(dict.fromkeys(found.entry.group for found in hub), root)
     ] if hub else []  # fmt: skip
     parts += [f"{_purposes(files)}: {steps}" for steps, files in by_steps.items()]
     return "; ".join(parts)
 
 
-def _purposes(files: list[Status]) -> str:
-    names = [found.entry.purpose for found in files]
+def _purposes(files: list[Status], paths: bool = False) -> str:
+    """'A, B and C', each with its place in the weights folder with `paths` (the steps of a file
+    got by hand name its place themselves)."""
+    names = [f"{s.entry.purpose} ({s.entry.path})" if paths else s.entry.purpose for s in files]
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
