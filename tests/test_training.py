@@ -542,6 +542,9 @@ def test_dataset_build_makes_a_manifest_the_trainer_reads(extraction_weights: Pa
     done = rdance("dataset", "build", videos, "--out", data, "--weights", extraction_weights)
     assert done.returncode == 0, done.stderr
     assert "b.mp4 left out" in done.stderr and "3 videos" in done.stdout
+    said = done.stderr.splitlines()
+    names = ["a.mp4", "b.mp4", "c.mp4", "d.png"]
+    assert [f"{name} ({number} of 4)" in said for number, name in enumerate(names, 1)] == [True] * 4, said
     entries = read_manifest(data / "manifest.jsonl")
     assert [(e.video.name, e.frames) for e in entries] == [("a.mp4", 3), ("c.mp4", 3), ("d.png", 1)]
     assert entries[0].poses[0] == data / "a.rdance" / "dwpose.mp4"

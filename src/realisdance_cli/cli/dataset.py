@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -57,8 +58,15 @@ def dataset_build(
             Shard.parse(shard),
             progress,
             warn=lambda message: errors.print(f"[yellow]{message}[/]", highlight=False),
+            tell=_tell,
         )
     manifest = escape(str(report.manifest))
     console.print(f"{len(report.built)} videos in {manifest}; {len(report.failed)} left out")
     if report.failed and not report.built:
         raise typer.Exit(1)  # so that scripts notice a set with nothing in it
+
+
+def _tell(message: str) -> None:
+    """A line above the bars, as they are (none with -q)."""
+    if logging.getLogger().isEnabledFor(logging.WARNING):
+        errors.print(message, style="dim", markup=False, highlight=False)

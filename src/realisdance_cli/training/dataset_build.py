@@ -204,9 +204,11 @@ def build(
     shard: Shard = Shard(),
     progress: ProgressFn = no_progress,
     warn: Callable[[str], None] = lambda message: None,
+    tell: Callable[[str], None] = lambda message: None,
 ) -> BuildReport:
     """Extracts and renders every video of this shard; the manifest lists those that succeeded.
-    What all videos need is checked first (see the module's docstring)."""
+    What all videos need is checked first (see the module's docstring). `tell` hears which video
+    is built now, since the stage bars under the videos' bar say only the stage."""
     mine = sources(videos)[shard.index :: shard.count]
     left = skipped(videos)
     if left:
@@ -219,6 +221,7 @@ def build(
     with claimed_output(report.manifest, force=True):  # writable, and no other build writes it
         for number, video in enumerate(mine):
             progress("videos", number, len(mine))
+            tell(f"{video.name} ({number + 1} of {len(mine)})")
             try:
                 track, stages = extract(
                     video, out / f"{video.stem}.rdance", extract_options, progress=progress
