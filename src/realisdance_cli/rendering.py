@@ -263,6 +263,19 @@ def _check_neighbours(folder: Path, videos: Sequence[str], size: tuple[int, int]
         )
 
 
+def _nothing_to_render(source: Path, track: Track | None, missing: Sequence[str]) -> UserError:
+    """Why `source` (a track, or a DWPose .pkl when `track` is None) cannot give the `missing`
+    videos, or any video when none is missing but none was available."""
+    if not missing:
+        return UserError(f"{source} has no finished stream to render; run `rdance extract` first.")
+    if track is None:
+        what = "a .pkl holds only DWPose poses"
+    else:
+        streams = " or ".join(BY_NAME[name].stream for name in missing)
+        what = f"{source} has no finished {streams} stream"
+    return UserError(f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it.")
+
+
 def _warn_black(track: Track, videos: Sequence[str]) -> None:
     """A video whose stream found nothing in any frame is black throughout, which animate takes
     without a word: said once here, with why when DWPose found what the stage set aside."""
@@ -365,16 +378,7 @@ def render_poses(
                 )
     missing = [name for name in videos if name not in available]
     if missing or not videos:
-        what = (
-            "a .pkl holds only DWPose poses"
-            if track is None
-            else f"{source} has no finished {' or '.join(BY_NAME[name].stream for name in missing)} stream"
-        )
-        refusal = UserError(
-            f"cannot render {', '.join(missing)}: {what}; run `rdance extract` for it."
-            if missing
-            else f"{source} has no finished stream to render; run `rdance extract` first."
-        )
+        refusal = _nothing_to_render(source, track, missing)
         raise refusal if track is None else while_written(track.path, refusal)
     if track is not None:
         _warn_black(track, videos)
