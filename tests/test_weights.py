@@ -1002,11 +1002,40 @@ def test_hub_failures_are_one_sentence(tmp_path: Path, monkeypatch: pytest.Monke
             "hf://yzd-v/DWPose/yolox_l.onnx@main has no dwpose-det at the pinned revision (404",
             "fetch it by hand into",
         )
-    # Nothing listens there any more (a folder: huggingface_hub retries a file's for half a minute).
+    # Nothing listens there any more.
     done = rdance("weights", "download", "dinov2", "--weights", tmp_path / "w")
     assert_user_error(
         done, "downloading dinov2 from hf://", "Connection refused", "run the command again to continue."
     )
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (it was free a moment ago)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("into", DESTINATIONS)
+def test_a_hub_that_cannot_be_reached_fails_at_once(
+    into: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connection refused: one sentence within seconds, where huggingface_hub's retries of a file's
+    first request took about 24 s."""
+    _, choose = destination(into, tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    started = time.monotonic()
+    done = rdance("weights", "download", "dwpose-det", *choose)
+    took = time.monotonic() - started
+    assert_user_error(
+        done,
+        "downloading dwpose-det from hf://yzd-v/DWPose/yolox_l.onnx@main failed",
+        "Connection refused",
+        "run the command again to continue.",
+    )
+    assert took < 10, f"{took:.1f} s"
 
 
 def test_offline_mode_is_a_clear_error(tmp_path: Path) -> None:

@@ -78,6 +78,27 @@ def _network_error(err: Exception) -> bool:
     return type(err).__module__.split(".")[0] in {"httpx", "httpx2", "httpcore"}
 
 
+def _refused(err: Exception) -> bool:
+    """No connection could be made at all (refused, no such host, no route): retrying in a few
+    seconds does not help, unlike a server error or a transfer that dropped."""
+    return _network_error(err) and any(kind.__name__ == "ConnectError" for kind in type(err).__mro__)
+
+
+def _reach_hub() -> None:
+    """One request to the hub's endpoint, not retried, whatever it answers: a hub that cannot be
+    reached fails now, where huggingface_hub would retry a file's first request five times
+    (about 24 s). Its retries stay for what they mend: 5xx and 429 answers, slow answers, and
+    transfers that drop (continued)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+    except Exception as err:
+        if _refused(err):
+            raise
+
+
 def _transfer_error(err: Exception) -> bool:
     """A failure of the network or the disk, which another run can get past."""
     return isinstance(err, OSError) or _network_error(err)
@@ -287,6 +308,7 @@ def download(entry: WeightFile, root: Path, progress: ProgressFn = no_progress) 
             damaged.unlink(missing_ok=True)
     bar = _progress_bar_class(progress, entry.name)
     try:
+        _reach_hub()
         if isinstance(source, HubFile) and not into_cache:
             fetched: str | Path = _fetch_file(entry, source, root / entry.path, progress)
         elif isinstance(source, HubFile):
