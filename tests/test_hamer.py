@@ -281,3 +281,35 @@ def test_the_mean_parameters_file_is_read_or_named(
     message = str(caught.value)
     assert message.startswith(str(path)) and "`rdance weights download hamer`" in message
     assert ("lacks cam" in message) == (damage == "missing key") and "\n" not in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("carried", [True, False], ids=["checkpoint with the means", "checkpoint without"])
+def test_the_mean_parameters_file_is_needed_only_when_the_checkpoint_lacks_them(
+    config_path: Path, tmp_path: Path, carried: bool
+) -> None:
+    """The released checkpoint holds the mean MANO parameters, which loading reads from it:
+    `weights check`, `weights download` and `doctor` then ask for no mano_mean_params.npz."""
+    raw = torch.load(CASE / "hamer_tiny.ckpt", weights_only=True)
+    if not carried:
+        for key in ("init_hand_pose", "init_betas", "init_cam"):
+            del raw["state_dict"][f"mano_head.{key}"]
+    checkpoint = tmp_path / "w" / "hamer" / "hamer.ckpt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(raw, checkpoint)
+    (checkpoint.parent / "model_config.yaml").write_bytes(config_path.read_bytes())
+    root = ["--weights", tmp_path / "w"]
+    check, download = (rdance("weights", command, "hamer", *root) for command in ("check", "download"))
+    doctor = rdance("doctor", *root, env={"COLUMNS": "250"})
+    checked, downloaded, summary = (
+        " ".join(text.split()) for text in (check.stdout, download.stdout + download.stderr, doctor.stderr)
+    )
+    if carried:
+        assert check.returncode == 0, checked
+        assert f"ok hamer-mean not needed: {checkpoint} holds the mean MANO parameters" in checked
+        assert download.returncode == 0 and f"not needed hamer-mean: {checkpoint} holds" in downloaded
+        assert "get mano, smplx by hand" in summary, summary
+    else:
+        assert check.returncode == 1 and "missing hamer-mean" in checked
+        assert download.returncode == 1 and "by hand hamer-mean" in downloaded
+        assert "get hamer, mano, smplx by hand" in summary, summary

@@ -155,6 +155,8 @@ def weight_checks(root: Path) -> list[Check]:
                     f"{found.path}: {found.problem}; {weights.refetch(found, root)}",
                 )
             )
+        elif unneeded := weights.not_needed(entry, root):
+            checks.append(Check("weights", entry.name, "ok", f"not needed: {unneeded}"))
         else:  # the optional groups only matter to the commands that name them
             level: Level = "info" if entry.group in weights.OPTIONAL_GROUPS else "missing"
             checks.append(

@@ -79,6 +79,8 @@ def weights_check(
                 f"[red]wrong[/]   {entry.name:14} {where}: {escape(found.problem or '')}; "
                 f"to fetch it again: {escape(weights.refetch(found, root))}"
             )
+        elif unneeded := weights.not_needed(entry, root):
+            console.print(f"[green]ok[/]      {entry.name:14} not needed: {escape(unneeded)}")
         else:
             bad += 1
             console.print(
@@ -107,6 +109,9 @@ def weights_download(names: NamesArgument = None, weights_dir: WeightsOption = N
             found = weights.status(entry, root)
             if found.ok:
                 console.print(f"[green]present[/] {entry.name}: {escape(str(found.path))} ({found.place})")
+                continue
+            if unneeded := weights.not_needed(entry, root):
+                console.print(f"[green]not needed[/] {entry.name}: {escape(unneeded)}")
                 continue
             if isinstance(entry.source, weights.Manual):
                 missing.append(entry)

@@ -172,6 +172,23 @@ def _inspect_copy(entry: WeightFile, path: Path, structure: Structure) -> Status
     return Status(entry, path, True, size, note=note)
 
 
+MEAN_PARAMS = "hamer-mean"  # the one file another one can stand in for
+
+
+def not_needed(entry: WeightFile, root: Path) -> str | None:
+    """Why `entry` is not needed although it is absent ("<file> holds ..."), or None. HaMeR's mean
+    MANO parameters are read from its checkpoint when it holds them, as the released one does (the
+    original's loading overwrote the file's with them): `mano_mean_params.npz` is then never read."""
+    if entry.name != MEAN_PARAMS:
+        return None
+    from realisdance_cli.extractors.hamer.loading import carries_means
+
+    checkpoint = status(get("hamer"), root, structure="none")
+    if checkpoint.found and carries_means(checkpoint.path):
+        return f"{checkpoint.path} holds the mean MANO parameters"
+    return None
+
+
 def instructions(entry: WeightFile, root: Path) -> str:
     """How to get a file by hand (licence-gated or off the hub)."""
     if isinstance(entry.source, Manual):

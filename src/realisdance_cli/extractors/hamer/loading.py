@@ -59,12 +59,25 @@ def _read_means(path: Path) -> dict[str, torch.Tensor]:
     return {key: torch.from_numpy(data[name]).float()[None] for name, key in MEANS.items()}
 
 
+def _holds_means(state: dict[str, torch.Tensor]) -> bool:
+    return all(key in state for key in MEANS.values())
+
+
+def carries_means(checkpoint: Path) -> bool:
+    """Whether a readable HaMeR checkpoint holds the mean MANO parameters as buffers (the released
+    one does), which makes `mano_mean_params.npz` unneeded. Memory-mapped: no weight is read."""
+    try:
+        return _holds_means(read_checkpoint(checkpoint))
+    except UserError:
+        return False
+
+
 def load_hamer(checkpoint: Path, config_path: Path, mean_params: Path | None = None) -> Hamer:
     """The network, strictly loaded; the mean MANO parameters come from the checkpoint's buffers
     (which the original's loading overwrote `mano_mean_params.npz` with) or, failing that, the file."""
     state = read_checkpoint(checkpoint)
     config = read_config(config_path, state)
-    if not all(key in state for key in MEANS.values()):
+    if not _holds_means(state):
         if mean_params is None or not mean_params.is_file():
             raise UserError(
                 f"{checkpoint} lacks the mean MANO parameters; put mano_mean_params.npz beside it."
