@@ -401,6 +401,31 @@ def test_what_is_true_of_several_videos_is_said_once(eval_weights: Path, tmp_pat
     assert said.count("runs at 16 fps") == 1
 
 
+def test_lengths_and_sizes_that_differ_in_many_videos_are_a_line_each(
+    eval_weights: Path, tmp_path: Path
+) -> None:
+    """Six generated videos, each shorter and smaller than its truth by other numbers: a line for
+    the lengths and one for the sizes, each counting the videos and listing the first five with
+    their numbers, not a line per video."""
+    for short, name in enumerate("abcdef", start=1):
+        write_video(tmp_path / "truth" / f"{name}.mp4", dance(10))
+        write_video(
+            tmp_path / "ours" / f"{name}.mp4",
+            dance(10 - short, height=120 - 10 * short, width=96 - 8 * short),
+        )
+    said = _ours_scored_against_the_truth(tmp_path, eval_weights)
+    assert (
+        "6 videos have other lengths than their truths (generated vs truth frames: a 9 vs 10, b 8 vs 10, "
+        "c 7 vs 10, d 6 vs 10, e 5 vs 10 and 1 more); each is compared over the first frames of the shorter."
+    ) in said
+    assert (
+        "6 videos are of other sizes than their truths (generated vs truth: a 88x110 vs 96x120, b 80x100 vs "
+        "96x120, c 72x90 vs 96x120, d 64x80 vs 96x120, e 56x70 vs 96x120 and 1 more); both fitted to 256x256 "
+        "as the disco protocol does."
+    ) in said
+    assert said.count("frames and the truth") == 0 and said.count("and the truth 96x120") == 0
+
+
 def test_an_out_that_is_a_file_is_one_sentence(eval_weights: Path, tmp_path: Path) -> None:
     truth = write_video(tmp_path / "truth.mp4", dance(4))
     (tmp_path / "taken").write_text("mine")

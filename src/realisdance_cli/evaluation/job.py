@@ -146,7 +146,7 @@ def feasible(asked: list[str], explicit: bool, pairs: dict[str, list[Pair]], pro
 def _compared_frames(pair: Pair, protocol: Protocol) -> int:
     """The frames a pair is compared on: the shorter of the generated video and its truth as the
     generated video sees it (`truth_view`: resampled to its rate if need be)."""
-    truth = truth_view(pair, protocol, say=False).source(pair.truth).info.frame_count
+    truth = truth_view(pair, protocol).source(pair.truth).info.frame_count
     return min(FrameSource(pair.generated).info.frame_count, truth)
 
 

@@ -81,72 +81,129 @@ class TruthView:
         return rate + ("" if self.aspect is None else f"@aspect{self.aspect:.4f}")
 
 
+@dataclass(frozen=True)
+class Remark:
+    """What is said of one video: alone, "NAME: `alone`"; with other videos of the same `kind`,
+    one line "N videos `kind`", its "{videos}" each video's name and `numbers` ("a 16 vs 32")."""
+
+    alone: str
+    kind: str
+    numbers: str
+
+
 def _resampled(
-    pair: Pair, generated: VideoInfo, truth: VideoInfo, say: bool
+    pair: Pair, generated: VideoInfo, truth: VideoInfo, remarks: list[Remark] | None
 ) -> tuple[Fraction, Fraction] | None:
     """The rate the truth is resampled to (the generated video's) and from (its own), where both
-    are known (a frame folder's only from --truth-fps) and differ. What is done is said (with
-    `say`), and so is a rate met by a frame folder of no known rate, whose frame t is compared
-    with frame t."""
+    are known (a frame folder's only from --truth-fps) and differ. What is done is said (to
+    `remarks`), and so is a rate met by a frame folder of no known rate, whose frame t is
+    compared with frame t."""
     ours = generated.fps if pair.generated.is_file() else None
     theirs = truth.fps if pair.truth.is_file() else pair.truth_fps
     if ours is not None and theirs is not None:
         if abs(ours - theirs) <= RELATIVE_TOLERANCE * theirs:
             return None
-        if say:
-            warnings.warn(
-                f"{pair.name}: the generated video runs at {float(ours):g} fps and the truth at "
-                f"{float(theirs):g}; the truth is resampled to {float(ours):g} fps (RealisDance-DiT's rule).",
-                stacklevel=3,
+        if remarks is not None:
+            to, of = f"{float(ours):g}", f"{float(theirs):g}"
+            remarks.append(
+                Remark(
+                    f"the generated video runs at {to} fps and the truth at {of}; the truth is resampled to "
+                    f"{to} fps (RealisDance-DiT's rule).",
+                    "run at other frame rates than their truths (generated vs truth fps: {videos}); each "
+                    "truth is resampled to its video's rate (RealisDance-DiT's rule).",
+                    f"{to} vs {of}",
+                )
             )
         return ours, theirs
     known = ours if ours is not None else theirs
-    if say and known is not None:
+    if remarks is not None and known is not None:
         folder, other = ("truth", "generated video") if ours is not None else ("generated video", "truth")
         remedy = " (--truth-fps gives its rate, to resample it)" if ours is not None else ""
-        warnings.warn(
-            f"{pair.name}: the {folder} is a frame folder, of no known frame rate, and the {other} runs at "
-            f"{float(known):g} fps; frame t is compared with frame t{remedy}.",
-            stacklevel=3,
+        remarks.append(
+            Remark(
+                f"the {folder} is a frame folder, of no known frame rate, and the {other} runs at "
+                f"{float(known):g} fps; frame t is compared with frame t{remedy}.",
+                f"have a {folder} that is a frame folder, of no known frame rate, and a {other} of a known "
+                f"one (fps: {{videos}}); frame t is compared with frame t{remedy}.",
+                f"{float(known):g}",
+            )
         )
     return None
 
 
-def truth_view(pair: Pair, protocol: Protocol, *, say: bool = True) -> TruthView:
-    """The view of `pair.truth` its generated video needs; frame rates (`_resampled`) and sizes
-    that differ are said (unless `say` is False), with what is done."""
+def _size_remark(generated: VideoInfo, truth: VideoInfo, cut: bool, protocol: Protocol) -> Remark:
+    """Sizes that differ, and how both videos are brought to the protocol's."""
+    centre = "the truth's centre of the generated shape is compared, " if cut else ""
+    size = f"{protocol.size[1]}x{protocol.size[0]}"
+    done = f"{centre}both fitted to {size} as the {protocol.name} protocol does."
+    ours, theirs = f"{generated.width}x{generated.height}", f"{truth.width}x{truth.height}"
+    return Remark(
+        f"the generated video is {ours} and the truth {theirs}; {done}",
+        f"are of other sizes than their truths (generated vs truth: {{videos}}); {done}",
+        f"{ours} vs {theirs}",
+    )
+
+
+def _length_remark(generated: int, truth: int) -> Remark:
+    """Lengths that differ: the first frames of the shorter video's length are compared."""
+    return Remark(
+        f"the generated video has {generated} frames and the truth {truth}; the first "
+        f"{min(generated, truth)} of each are compared.",
+        "have other lengths than their truths (generated vs truth frames: {videos}); each is compared "
+        "over the first frames of the shorter.",
+        f"{generated} vs {truth}",
+    )
+
+
+def truth_view(pair: Pair, protocol: Protocol, remarks: list[Remark] | None = None) -> TruthView:
+    """The view of `pair.truth` its generated video needs; frame rates (`_resampled`), sizes and
+    lengths (as the view reads the truth) that differ are said to `remarks`, with what is done."""
     generated, truth = FrameSource(pair.generated).info, FrameSource(pair.truth).info
-    fps, source_fps = _resampled(pair, generated, truth, say) or (None, None)
+    fps, source_fps = _resampled(pair, generated, truth, remarks) or (None, None)
     ours, theirs = generated.width / generated.height, truth.width / truth.height
     aspect = ours if abs(ours - theirs) > RELATIVE_TOLERANCE * theirs else None
     view = TruthView(fps, aspect, source_fps)
-    if say and (generated.width, generated.height) != (truth.width, truth.height):
-        cut = "the truth's centre of the generated shape is compared, " if aspect else ""
-        warnings.warn(
-            f"{pair.name}: the generated video is {generated.width}x{generated.height} and the truth "
-            f"{truth.width}x{truth.height}; {cut}both fitted to {protocol.size[1]}x{protocol.size[0]} "
-            f"as the {protocol.name} protocol does.",
-            stacklevel=2,
-        )
+    if remarks is None:
+        return view
+    if (generated.width, generated.height) != (truth.width, truth.height):
+        remarks.append(_size_remark(generated, truth, aspect is not None, protocol))
+    truth_frames = truth.frame_count if fps is None else view.source(pair.truth).info.frame_count
+    if generated.frame_count != truth_frames:
+        remarks.append(_length_remark(generated.frame_count, truth_frames))
     return view
 
 
+def said(remarks: Sequence[tuple[str, Remark]]) -> list[str]:
+    """The lines that say `remarks` (each of the video it names): what is said of one video alone
+    as it is; what is word for word true of several once for them all ("2 videos (a, b): ...");
+    remarks of one kind that differ in their numbers as one line listing each video's."""
+    kinds: dict[str, dict[tuple[str, Remark], None]] = {}  # kind -> its (video, remark)s, in order
+    for name, remark in remarks:
+        kinds.setdefault(remark.kind, {})[name, remark] = None
+    lines = []
+    for kind, of_kind in kinds.items():
+        names = list(dict.fromkeys(name for name, _ in of_kind))
+        texts = {remark.alone for _, remark in of_kind}
+        if len(texts) == 1:
+            who = names[0] if len(names) == 1 else f"{len(names)} videos ({listing(names)})"
+            lines.append(f"{who}: {texts.pop()}")
+        else:
+            listed = listing([f"{name} {remark.numbers}" for name, remark in of_kind])
+            lines.append(f"{len(names)} videos " + kind.replace("{videos}", listed))
+    return lines
+
+
 def truth_views(pairs: Sequence[Pair], protocol: Protocol) -> list[TruthView]:
-    """`truth_view` of every pair, before any measuring; what is true of several videos alike (a
-    test set at another frame rate) is said once for them all: "2 videos (a, b): the truth is ..."."""
+    """`truth_view` of every pair, before any measuring; what it says of them is said together
+    (`said`): a test set at another frame rate is one line, not one per video."""
     views: list[TruthView] = []
-    videos: dict[tuple[type[Warning], str], list[str]] = {}  # what is said -> the videos it is of
+    remarks: list[tuple[str, Remark]] = []
     for pair in pairs:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            views.append(truth_view(pair, protocol))
-        for warning in caught:  # each "NAME: what is done"
-            what = str(warning.message).removeprefix(f"{pair.name}: ")
-            names = videos.setdefault((warning.category, what), [])
-            names += [] if pair.name in names else [pair.name]
-    for (category, what), names in videos.items():
-        who = names[0] if len(names) == 1 else f"{len(names)} videos ({listing(names)})"
-        warnings.warn(f"{who}: {what}", category, stacklevel=2)
+        of_pair: list[Remark] = []
+        views.append(truth_view(pair, protocol, of_pair))
+        remarks += [(pair.name, remark) for remark in of_pair]
+    for line in said(remarks):
+        warnings.warn(line, stacklevel=2)
     return views
 
 
@@ -232,17 +289,6 @@ def measure_truth(
     return record
 
 
-def compared_length(name: str, generated: int, truth: int) -> int:
-    """Videos of different lengths are compared over the shorter one's frames (said once)."""
-    if generated != truth:
-        warnings.warn(
-            f"{name}: the generated video has {generated} frames and the truth {truth}; "
-            f"the first {min(generated, truth)} of each are compared.",
-            stacklevel=2,
-        )
-    return min(generated, truth)
-
-
 def measure_generated(
     pair: Pair,
     view: TruthView,
@@ -257,7 +303,7 @@ def measure_generated(
     asked = set(metrics_asked)
     frames, size = read_fitted(pair.generated, protocol)
     truth_frames = read_fitted(pair.truth, protocol, view)[0]
-    count = compared_length(pair.name, len(frames), len(truth_frames))
+    count = min(len(frames), len(truth_frames))  # lengths that differ are said before (`truth_view`)
     frames, truth_frames = frames[:count], truth_frames[:count]
     record: Record = {"frame_count": np.array(count)}
     if "ssim" in asked:
