@@ -291,3 +291,36 @@ def test_a_damaged_base_folder_is_one_sentence(
         "`rdance weights check` names",
     )
     assert not out.exists()
+
+
+def test_loading_is_said_first_and_verbose_names_the_device_and_the_weights(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """The networks' loading (seconds of imports and reading) used to pass without a word before
+    the first denoising line; -v said nothing of the device or of the files loaded."""
+    args = ("animate", reference, poses, *FAST, "--max-frames", "2", "--weights", weights_root)
+    done = rdance(*args, "--out", tmp_path / "plain.mp4")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("loading RealisDance (MB) 0/"), done.stderr
+    assert lines.index(next(line for line in lines if line.startswith("denoising "))) > 1
+    assert "INFO" not in done.stderr
+
+    verbose = rdance("-v", *args, "--out", tmp_path / "verbose.mp4")
+    assert verbose.returncode == 0, verbose.stderr
+    said = verbose.stderr.splitlines()
+    checkpoint = weights_root / "realisdance" / "stage_2_hamer_release.ckpt"
+    for line in (
+        "INFO realisdance_cli.devices: networks run on cpu (auto: PyTorch sees no CUDA GPU) in fp32 "
+        "(its default there)",
+        "INFO realisdance_cli.animation: no converted pipeline folder: the pipeline is built from the "
+        "original checkpoint (`rdance weights convert` makes one, which loads faster)",
+        f"INFO realisdance_cli.progress: loaded DINOv2 from {weights_root / 'dinov2-large'}",
+        f"INFO realisdance_cli.progress: loaded the RealisDance network from {checkpoint}",
+        f"INFO realisdance_cli.progress: loaded the base model's VAE from {weights_root / 'base/rv51/vae'}",
+    ):
+        assert line in said, verbose.stderr
+    assert said.index(line) < said.index(next(line for line in said if line.startswith("denoising ")))
+
+    quiet = rdance("-q", *args, "--out", tmp_path / "quiet.mp4")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

@@ -41,6 +41,8 @@ from realisdance_cli.track import named
 from realisdance_cli.video import FrameSource, Selection
 from realisdance_cli.video_writer import VideoWriter, check_crf, publish_together
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     import torch
 
@@ -317,21 +319,31 @@ def pipeline_files(options: AnimateOptions) -> Path | tuple[Path, Path, Path]:
     return checkpoint, paths["base-model"], paths["dinov2"]
 
 
-def load_pipeline(options: AnimateOptions, device: torch.device, dtype: torch.dtype) -> RealisDancePipeline:
-    """The pipeline of `pipeline_files`, on `device` in `dtype`."""
+def load_pipeline(
+    options: AnimateOptions, device: torch.device, dtype: torch.dtype, progress: ProgressFn = no_progress
+) -> RealisDancePipeline:
+    """The pipeline of `pipeline_files`, on `device` in `dtype`; `progress` is told of the
+    megabytes loaded from the start, before diffusers' import (seconds of silence otherwise)."""
     import torch
 
-    from realisdance_cli.animator.pipeline import RealisDancePipeline
-    from realisdance_cli.state_dicts import loading_from
+    from realisdance_cli.animator.loading import FOLDER, folder_loading, original_loading
 
-    quiet_libraries()
     files = pipeline_files(options)
+    if isinstance(files, Path):
+        loading = folder_loading(progress, files)
+    else:
+        log.info("no converted pipeline folder: the pipeline is built from the original checkpoint "
+                 "(`rdance weights convert` makes one, which loads faster)")  # fmt: skip
+        loading = original_loading(progress, *files)
+    quiet_libraries()
+    from realisdance_cli.animator.pipeline import RealisDancePipeline
+
     if isinstance(files, Path):  # `weights convert --fp16` writes the fp16 variant's files
         variant = "fp16" if any(files.glob("*/*.fp16.safetensors")) else None
-        with loading_from(files):
+        with loading.part(FOLDER):
             pipeline = RealisDancePipeline.from_pretrained(files, dtype=dtype, variant=variant)
     else:
-        pipeline = RealisDancePipeline.from_original(*files, dtype=dtype)
+        pipeline = RealisDancePipeline.load_original(*files, dtype, loading)
     if pipeline.vae.config.get("force_upcast") and dtype == torch.float16:
         pipeline.vae.to(torch.float32)
     pipeline.to(device)
@@ -458,14 +470,14 @@ def _animate_sd(
 ) -> Made:
     import torch
 
-    from realisdance_cli.animator.pipeline import PoseVideos
-
     sampling = sd_options(options).resolved_sampling()
     device, dtype = resolve_device(options.device, options.dtype)
     inputs = retargeted(reference_path, inputs, options, progress)
     reference = read_reference(reference_path, options.frame_size)
     poses = read_poses(inputs, options)
-    pipeline = pipeline or load_pipeline(options, device, dtype)
+    pipeline = pipeline or load_pipeline(options, device, dtype, progress)
+    from realisdance_cli.animator.pipeline import PoseVideos  # diffusers: imported as the pipeline loads
+
     check_network_fits(pipeline, options.frame_size, sampling, len(poses.frames[POSE_NAMES[0]]))
     videos = PoseVideos(*(video_tensor(poses.frames[name]) for name in POSE_NAMES))
     generator = torch.Generator().manual_seed(SD_SEED if options.seed is None else options.seed)

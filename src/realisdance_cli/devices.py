@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
 DTYPES = ("fp16", "bf16", "fp32")
+log = logging.getLogger(__name__)
 
 
 def resolve_device(
@@ -41,7 +44,21 @@ def resolve_device(
     name = dtype or (gpu_dtype if chosen.type == "cuda" else "fp32")
     if name not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {name!r}.")
+    _say_chosen(str(chosen), name, _why_device(wanted, chosen.type), "" if dtype else " (its default there)")
     return chosen, {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
+
+
+def _why_device(wanted: str | None, chosen: str) -> str:
+    """Why `--device auto` chose what it did (nothing when the device was named)."""
+    if wanted is not None:
+        return ""
+    return " (auto: a CUDA GPU is there)" if chosen == "cuda" else " (auto: PyTorch sees no CUDA GPU)"
+
+
+@functools.cache
+def _say_chosen(device: str, dtype: str, why_device: str, why_dtype: str) -> None:
+    """Logged once a process: a job checks its device before the work and resolves it again for it."""
+    log.info("networks run on %s%s in %s%s", device, why_device, dtype, why_dtype)
 
 
 def run_batched(

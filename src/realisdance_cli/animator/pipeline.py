@@ -26,6 +26,7 @@ from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DCon
 from diffusers.utils import BaseOutput
 
 from realisdance_cli.animator import windows as windowing
+from realisdance_cli.animator.loading import DINOV2, NETWORK, VAE, original_loading
 from realisdance_cli.animator.network import ClipProjector, RealisDanceNet, RealisDanceUNet
 from realisdance_cli.animator.pose_guider import PoseGuider
 from realisdance_cli.animator.processing import (
@@ -50,7 +51,7 @@ from realisdance_cli.pipeline_checks import (
     single_generator,
     step_result,
 )
-from realisdance_cli.progress import ProgressFn, counter, pipeline_bar
+from realisdance_cli.progress import Loading, ProgressFn, counter, no_progress, pipeline_bar
 from realisdance_cli.state_dicts import loading_from, read_config
 
 if TYPE_CHECKING:
@@ -196,20 +197,30 @@ class RealisDancePipeline(DiffusionPipeline):
         base_model: str | os.PathLike[str],
         dinov2: str | os.PathLike[str],
         dtype: torch.dtype | None = None,
+        progress: ProgressFn = no_progress,
     ) -> RealisDancePipeline:
         """The authors' release: their stage-2 `.ckpt` (or a `.safetensors` `rdance train` wrote), the SD-1.5
-        base folder (its VAE and scheduler; its UNet config) and the DINOv2 folder."""
+        base folder (its VAE and scheduler; its UNet config) and the DINOv2 folder. `progress` is
+        told of the megabytes of weights loaded, part by part."""
+        paths = Path(checkpoint), Path(base_model), Path(dinov2)
+        return cls.load_original(*paths, dtype, original_loading(progress, *paths))
+
+    @classmethod
+    def load_original(
+        cls, checkpoint: Path, base: Path, dinov2: Path, dtype: torch.dtype | None, loading: Loading
+    ) -> RealisDancePipeline:
+        """`from_original` with its `loading` task already reported (`rdance animate` reports it
+        before importing this module)."""
         from transformers import Dinov2Model
 
         from realisdance_cli.animator.checkpoint import load_network
 
-        base = Path(base_model)
-        with loading_from(Path(dinov2)):
+        with loading.part(DINOV2):
             encoder = Dinov2Model.from_pretrained(dinov2, dtype=dtype)
-        with loading_from(base / "unet"):
+        with loading.part(NETWORK, settings=base / "unet"):
             unet_config = read_config(base / "unet" / "config.json")
-            network = load_network(Path(checkpoint), unet_config, encoder.config.hidden_size)
-        with loading_from(base / "vae"):
+            network = load_network(checkpoint, unet_config, encoder.config.hidden_size)
+        with loading.part(VAE):
             vae = AutoencoderKL.from_pretrained(base / "vae", dtype=dtype)
         with loading_from(base / "scheduler"):
             scheduler = zero_snr_ddim(read_config(base / "scheduler" / "scheduler_config.json"))

@@ -60,8 +60,8 @@ from realisdance_cli.pipeline_checks import (
     single_generator,
     step_result,
 )
-from realisdance_cli.progress import ProgressFn, counter, no_progress, pipeline_bar
-from realisdance_cli.state_dicts import loading_from, read_config
+from realisdance_cli.progress import Loading, ProgressFn, counter, no_progress, pipeline_bar
+from realisdance_cli.state_dicts import read_config
 
 if TYPE_CHECKING:
     from realisdance_cli.dit.processing import PictureInput, VideoInput
@@ -216,12 +216,6 @@ class RealisDanceDiTPipelineOutput(WanPipelineOutput):
     teacache_skipped: int = 0
 
 
-def _megabytes(folder: Path) -> int:
-    """The size of a component's weight files, in whole megabytes (at least 1: it takes time)."""
-    files = [path for suffix in ("safetensors", "bin", "pth") for path in folder.glob(f"*.{suffix}")]
-    return max(1, round(sum(path.stat().st_size for path in files) / 1e6))
-
-
 class Branch(NamedTuple):
     """One side of classifier-free guidance: text, CLIP tokens and reference latents."""
 
@@ -306,12 +300,10 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
         ]
         if missing:
             raise UserError(f"{folder} is not a RealisDance-DiT folder: it has no {', '.join(missing)}.")
-        sizes = {name: _megabytes(folder / name) for name in wanted}
-        advance = counter(progress, "loading RealisDance-DiT (MB)", sum(sizes.values()))
+        loading = Loading(progress, "loading RealisDance-DiT (MB)", {name: folder / name for name in wanted})
         for name in wanted:
-            with loading_from(folder / name):
+            with loading.part(name):
                 components[name] = loaders[name](folder / name) if (folder / name).is_dir() else None
-            advance(sizes[name])
         return cls(**components)
 
     # -- the steps of the algorithm --------------------------------------------------------------
