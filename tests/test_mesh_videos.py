@@ -263,3 +263,22 @@ def test_missing_and_corrupt_body_models(smplx_file: Path, tmp_path: Path) -> No
     done = rdance("render-poses", track.path, "--only", "hamer", "--mano-model", tmp_path / "MANO_RIGHT.pkl")
     assert_user_error(done, "not a readable pickle")
     assert not (track.path / "hamer.mp4").exists()
+
+
+def test_the_renderers_loading_is_said_first_and_verbose_names_the_body_model(
+    mano_file: Path, tmp_path: Path
+) -> None:
+    """PyTorch's import, the body model and OpenGL took seconds without a word before the first
+    frame; -v did not say which MANO model drew the hands."""
+    track = new_track(tmp_path / "t.rdance", 2)
+    hands = Stream.from_frames("mano", [hand(True, (0.25, 0.0, 40.0))] * 2)
+    track.write("mano", hands, weights={}, options={})
+    args = ("render-poses", track.path, "--only", "hamer", "--mano-model", mano_file)
+    done = rdance("-v", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "loading renderers 0/1 (0%)", done.stderr
+    said = f"INFO realisdance_cli.rendering: hamer.mp4: the MANO model {mano_file}"
+    assert lines.index(said) < lines.index(next(line for line in lines if line.startswith("render ")))
+    quiet = rdance("-q", *args, "--out", tmp_path / "quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

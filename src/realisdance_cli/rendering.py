@@ -7,6 +7,7 @@ and frame rate, so they stay aligned. The mesh videos share one offscreen render
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -33,11 +34,13 @@ from realisdance_cli.original import (
     stream_to_poses,
     track_to_original,
 )
-from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.progress import ProgressFn, counter, no_progress
 from realisdance_cli.renderers.skeleton import draw_pose
 from realisdance_cli.track import Stream, Track, while_written
 from realisdance_cli.video import FrameSource, as_fraction
 from realisdance_cli.video_writer import VideoWriter, check_crf, check_h264_size, publish_together
+
+log = logging.getLogger(__name__)
 
 Painter = Callable[[int], np.ndarray]
 POSE_CHUNK = 32  # frames of SMPL-X posed per call
@@ -138,12 +141,15 @@ def _smpl(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitStac
     from realisdance_cli.renderers.smpl_cs import SmplCsRenderer
 
     root = weights.weights_root(options.weights_root)
-    model = smplx_model(weights.require("smplx", root, options.smplx_model))
+    model_file = weights.require("smplx", root, options.smplx_model)
+    model = smplx_model(model_file)
     colour_file = options.smplx_colours or weights.status(weights.get("smplx-colors"), root).path
     if options.smplx_colours is not None or colour_file.is_file():
         colours = load_vertex_colours(colour_file)
+        log.info("smpl.mp4: the SMPL-X model %s, coloured by %s", model_file, colour_file)
     else:
         colours = default_vertex_colours(model.v_template.numpy())
+        log.info("smpl.mp4: the SMPL-X model %s, in default colours (no %s)", model_file, colour_file)
     if len(colours) != model.get_num_verts():
         raise UserError(
             f"{colour_file} colours {len(colours)} vertices, the SMPL-X model has {model.get_num_verts()}."
@@ -191,7 +197,9 @@ def _hands(track: Track, canvas: _Canvas, options: RenderOptions, stack: ExitSta
     from realisdance_cli.renderers.hands import HandRenderer
 
     root = weights.weights_root(options.weights_root)
-    layer = mano_layer(weights.require("mano", root, options.mano_model))
+    model_file = weights.require("mano", root, options.mano_model)
+    layer = mano_layer(model_file)
+    log.info("hamer.mp4: the MANO model %s", model_file)
     painter = HandRenderer(canvas.height, canvas.width, layer.faces)
     stack.callback(painter.close)
     stream = _smoothed(track.load("mano"), canvas, options, track.source.width, track.source.height)
@@ -318,32 +326,44 @@ def _painters(
     canvas: _Canvas,
     options: RenderOptions,
     stack: ExitStack,
+    progress: ProgressFn,
 ) -> dict[str, Painter]:
     """What draws each chosen video's frames from the track (or the .pkl's `poses`) of source
-    `size` (height, width); the renderers' resources are held by `stack`."""
-    height, width = size
+    `size` (height, width); the renderers' resources are held by `stack`. Making them (PyTorch's
+    import, the body models, OpenGL) takes seconds before the first frame: a task of its own."""
     painters: dict[str, Painter] = {}
+    advance = counter(progress, "loading renderers", len(videos))
     for name in videos:
         if name == "dwpose":
-            if track is not None:
-                poses = track_to_original(
-                    track, _smoothed(track.load("dwpose"), canvas, options, width, height)
-                )
-            elif options.smooth:
-                present = [key for key in OPTIONAL_KEYS if key in poses[0]]
-                smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
-                poses = stream_to_poses(smoothed, height, width, present)
-            if options.face and poses and "faces" not in poses[0]:
-                warnings.warn(
-                    "--face draws nothing: these poses hold no face landmarks (a .pkl without `faces`)",
-                    stacklevel=2,
-                )
-            painters[name] = _skeleton(poses, canvas, options.face)
-            continue
-        assert track is not None  # a .pkl offers only the skeleton, refused above
-        make = _smpl if name == "smpl" else _hands
-        painters[name] = make(track, canvas, options, stack)
+            painters[name] = _skeleton_painter(track, poses, size, canvas, options)
+        else:
+            assert track is not None  # a .pkl offers only the skeleton, refused above
+            painters[name] = (_smpl if name == "smpl" else _hands)(track, canvas, options, stack)
+        advance(1)
     return painters
+
+
+def _skeleton_painter(
+    track: Track | None,
+    poses: list[dict[str, Any]],
+    size: tuple[int, int],
+    canvas: _Canvas,
+    options: RenderOptions,
+) -> Painter:
+    """The skeleton of the track's DWPose stream, or of the .pkl's `poses`, smoothed as asked."""
+    height, width = size
+    if track is not None:
+        poses = track_to_original(track, _smoothed(track.load("dwpose"), canvas, options, width, height))
+    elif options.smooth:
+        present = [key for key in OPTIONAL_KEYS if key in poses[0]]
+        smoothed = _smoothed(poses_to_stream(poses), canvas, options, width, height)
+        poses = stream_to_poses(smoothed, height, width, present)
+    if options.face and poses and "faces" not in poses[0]:
+        warnings.warn(
+            "--face draws nothing: these poses hold no face landmarks (a .pkl without `faces`)",
+            stacklevel=2,
+        )
+    return _skeleton(poses, canvas, options.face)
 
 
 def render_poses(
@@ -402,7 +422,7 @@ def render_poses(
                 if earlier:  # pose videos are made again from the track at will: replaced, but said
                     warnings.warn(f"replacing the earlier {', '.join(earlier)} in {folder}", stacklevel=2)
                 _check_neighbours(folder, videos, (out_height, out_width))
-                painters = _painters(videos, track, poses, (height, width), canvas, options, stack)
+                painters = _painters(videos, track, poses, (height, width), canvas, options, stack, progress)
                 writers = {
                     name: VideoWriter(
                         folder / BY_NAME[name].video,
