@@ -991,3 +991,30 @@ def test_train_help_says_what_gradient_checkpointing_does() -> None:
     from conftest import rdance
 
     assert "Recompute activations" in rdance("train", "--help").stdout
+
+
+@pytest.mark.slow
+def test_loading_is_said_first_and_verbose_names_the_device_and_the_weights(tmp_path: Path) -> None:
+    """Importing the libraries and loading the networks took seconds without a word before the
+    first training step; -v said neither where the networks came from nor what trains them."""
+    from conftest import rdance
+
+    root, manifest, motion_file = _tiny_run_inputs(tmp_path)
+    stage1 = CASE / "realisdance_tiny.ckpt"
+    args = [
+        "train", manifest, "--stage", "2", "--stage1", stage1, "--motion", motion_file, "--steps", "1",
+        "--frames", "4", "--frame-stride", "2", "--size", "64x48", "--weights", root,
+    ]  # fmt: skip
+    done = rdance("-v", *args, "--out", tmp_path / "run")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("loading networks (MB) 0/"), done.stderr
+    for line in (
+        f"INFO realisdance_cli.progress: loaded DINOv2 from {root / 'dinov2-large'}",
+        f"INFO realisdance_cli.progress: loaded the RealisDance network from {stage1}, {motion_file}",
+        "INFO realisdance_cli.training.loop: training on cpu with mixed precision no, 1 process(es)",
+    ):
+        assert line in lines, done.stderr
+    assert lines.index(line) < lines.index(next(line for line in lines if line.startswith("training ")))
+    quiet = rdance("-q", *args, "--out", tmp_path / "quiet")
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr

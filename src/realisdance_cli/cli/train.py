@@ -165,6 +165,7 @@ def train(
             job,
             lambda step, loss: progress("training", step, job.options.steps),
             tell=lambda message: errors.print(escape(message), highlight=False),
+            progress=progress,
         )
     rank, folder = os.environ.get("RANK", "0"), escape(str(job.out))
     if not losses:

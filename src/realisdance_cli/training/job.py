@@ -16,10 +16,12 @@ from typing import Any
 import torch
 
 from realisdance_cli import weights
+from realisdance_cli.animator.loading import DINOV2, NETWORK, VAE
 from realisdance_cli.animator.processing import SIZE
 from realisdance_cli.devices import MAX_SEED
 from realisdance_cli.errors import UserError
 from realisdance_cli.files import existing_file, folder_lock
+from realisdance_cli.progress import Loading, ProgressFn, no_progress
 from realisdance_cli.state_dicts import loading_from, read_config, read_state_dict, read_weights
 from realisdance_cli.training.data import (
     ClipDataset,
@@ -48,8 +50,8 @@ class TrainJob:
 
 def job_from_settings(settings: dict[str, Any]) -> TrainJob:
     """A job from the `rdance train` settings (options and config file merged), checked."""
-    from realisdance_cli.animator.motion import MAX_FRAMES
     from realisdance_cli.animator.processing import CLIP_SCALE, check_frame_size
+    from realisdance_cli.animator.windows import MAX_FRAMES  # (motion.py: diffusers, seconds)
     from realisdance_cli.rendering import parse_size
 
     s = settings
@@ -204,7 +206,7 @@ def plan_run(job: TrainJob, settings: dict[str, Any]) -> RunPlan:
     other ones need --resume or --force (which clears the run's outputs). What a run stopped
     before its first checkpoint left (logs, a half-written state) holds nothing to keep and is
     cleared. Only this stage's outputs are ever removed (see `outputs_of_a_run`)."""
-    from realisdance_cli.training.loop import outputs_of_a_run, saved_state
+    from realisdance_cli.training.run_folder import outputs_of_a_run, saved_state
 
     if job.resume and job.force:
         raise UserError("--resume and --force contradict each other; give one.")
@@ -279,25 +281,29 @@ def run(
     job: TrainJob,
     report: Any = lambda step, loss: None,
     tell: Callable[[str], None] = lambda message: None,
+    progress: ProgressFn = no_progress,
 ) -> tuple[list[float], str]:
     """Trains (resuming the run saved in the folder, see `plan_run`; the folder is locked on the
     main process); returns the losses of this run's steps and the digest of the final weights.
     Every input is read and checked before anything of an earlier run is removed; `tell` hears
-    what was."""
+    what was, `progress` the megabytes of the networks loaded."""
     from realisdance_cli.animation import quiet_libraries
-    from realisdance_cli.training.loop import remove_outputs, train
 
     entries = read_manifest(job.manifest, job.sampling.span)  # the data, before the run folder is made
     _check_batches(len(entries), job.options.batch_size)
     held_out = read_manifest(job.validation_manifest) if job.validation_manifest else entries[:1]
-    quiet_libraries()
     main_process = os.environ.get("RANK", "0") == "0"
     with folder_lock(job.out, "the run folder") if main_process else nullcontext():
         root = weights.weights_root(job.weights_root)
         paths = weights.require_all(_weight_names(job), root)  # before loading anything
         settings = run_settings(job, paths["base-model"])
         plan = plan_run(job, settings)
-        loaded = _load(job, paths, root, entries, held_out)
+        loading = Loading(progress, "loading networks (MB)", _parts(job, paths))  # before diffusers' import
+        quiet_libraries()
+        from realisdance_cli.training.loop import train
+        from realisdance_cli.training.run_folder import remove_outputs
+
+        loaded = _load(job, paths, root, entries, held_out, loading)
         if main_process and plan.clear:
             remove_outputs(job.out, plan.clear)
             tell(f"removed from {job.out}: {', '.join(str(p.relative_to(job.out)) for p in plan.clear)}")
@@ -306,6 +312,16 @@ def run(
             loaded.network_config, plan.resume, report, loaded.clips, settings=settings,
         )  # fmt: skip
     return losses, weights_digest(loaded.net)
+
+
+def _parts(job: TrainJob, paths: dict[str, Path]) -> dict[str, Path | tuple[Path, ...]]:
+    """What `_load` reads, by the names its -v log gives them."""
+    if job.options.stage == 1:
+        network: Path | tuple[Path, ...] = paths["base-unet"]
+    else:
+        assert job.stage1 is not None  # checked with the other settings
+        network = (job.stage1, job.motion or paths["motion-prior"])
+    return {DINOV2: paths["dinov2"], NETWORK: network, VAE: paths["base-model"] / "vae"}
 
 
 def _weight_names(job: TrainJob) -> list[str]:
@@ -326,7 +342,12 @@ class _Loaded:
 
 
 def _load(
-    job: TrainJob, paths: dict[str, Path], root: Path, entries: list[Entry], held_out: list[Entry]
+    job: TrainJob,
+    paths: dict[str, Path],
+    root: Path,
+    entries: list[Entry],
+    held_out: list[Entry],
+    loading: Loading,
 ) -> _Loaded:
     from diffusers import AutoencoderKL
     from transformers import Dinov2Model
@@ -337,12 +358,12 @@ def _load(
     base = paths["base-model"]
     with loading_from(base / "unet"):
         unet_config = read_config(base / "unet" / "config.json")
-    with loading_from(paths["dinov2"]):
+    with loading.part(DINOV2):
         encoder = Dinov2Model.from_pretrained(paths["dinov2"])
-    with torch.random.fork_rng(devices=[]), loading_from(base / "unet"):
+    with torch.random.fork_rng(devices=[]), loading.part(NETWORK, settings=base / "unet"):
         torch.manual_seed(job.options.seed)  # freshly initialised layers depend on the seed alone
         net = build_network(job, unet_config, encoder.config.hidden_size, root)
-    with loading_from(base / "vae"):
+    with loading.part(VAE):
         vae = AutoencoderKL.from_pretrained(base / "vae")
     with loading_from(base / "scheduler"):
         scheduler = noise_scheduler(read_config(base / "scheduler" / "scheduler_config.json"))

@@ -17,7 +17,7 @@ batches and the processes) and learning rate go to TensorBoard (`OUT/logs`).
 from __future__ import annotations
 
 import json
-import re
+import logging
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -30,15 +30,16 @@ import torch
 from realisdance_cli.animator.checkpoint import save_network
 from realisdance_cli.animator.network import RealisDanceNet
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import remove, sync_files, sync_folder
+from realisdance_cli.files import sync_files, sync_folder
 from realisdance_cli.state_dicts import read_weights
 from realisdance_cli.training.data import ValidationClip
 from realisdance_cli.training.ema import MovingAverage
 from realisdance_cli.training.objective import Batch, diffusion_loss
 from realisdance_cli.training.options import TrainOptions
+from realisdance_cli.training.run_folder import LOGS, STATE_FOLDER, VALIDATION, saved_state
 from realisdance_cli.training.stages import save_original, select_trainable
 
-STATE_FOLDER = "state"
+log = logging.getLogger(__name__)
 
 
 def shuffle_poses(poses: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
@@ -121,6 +122,10 @@ def train(
         log_with=None if options.log_with == "none" else options.log_with,
         project_dir=out,
     )
+    log.info(
+        "training on %s with mixed precision %s, %d process(es)",
+        accelerator.device, accelerator.mixed_precision, accelerator.num_processes,
+    )  # fmt: skip
     named = select_trainable(net, options.stage)
     trainable = [p for _, p in named]
     if options.gradient_checkpointing:
@@ -210,58 +215,6 @@ def _loss(
         0, scheduler.config.num_train_timesteps, (batch.latents.shape[0],), generator=generator
     ).to(batch.latents.device)
     return diffusion_loss(net, scheduler, batch, noise, timesteps, drop=drop)[0]
-
-
-def saved_state(out: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The run folder's last saved state and its `step.json` (step and settings), if it has one."""
-    for folder in (out / STATE_FOLDER, out / f"{STATE_FOLDER}.old"):  # .old: stopped while swapping
-        if (folder / "step.json").is_file():
-            return folder, json.loads((folder / "step.json").read_text())
-    return None
-
-
-STATE_NAMES = (STATE_FOLDER, f"{STATE_FOLDER}.old", f"{STATE_FOLDER}.partial")
-LOGS, VALIDATION = "logs", "validation"
-# What accelerate's TensorBoard tracker writes into OUT/logs: event files, and per run a folder
-# named by the time (`time.time()`) with the hyperparameters' events and hparams.yml.
-LOG_FILE = re.compile(r"events\.out\.tfevents\..+")
-LOG_RUN_FOLDER = re.compile(r"\d+(\.\d+)?")
-GRID = re.compile(r"\d+-.+-step\d{7}\.mp4")  # validation.py's `<number>-<clip>-step<N>.mp4`
-
-
-def _exports(out: Path, stage: int) -> list[Path]:
-    names = (f"stage{stage}{tail}{suffix}" for tail in ("", "_ema") for suffix in (".safetensors", ".ckpt"))
-    return [out / name for name in names]
-
-
-def _log_files(logs: Path) -> list[Path]:
-    """The tracker's files in `logs`, and none of the user's notes beside them."""
-    if not logs.is_dir():
-        return []
-    found = [path for path in logs.iterdir() if path.is_file() and LOG_FILE.fullmatch(path.name)]
-    for folder in logs.iterdir():
-        if folder.is_dir() and LOG_RUN_FOLDER.fullmatch(folder.name):
-            found += [p for p in folder.iterdir() if LOG_FILE.fullmatch(p.name) or p.name == "hparams.yml"]
-    return found
-
-
-def outputs_of_a_run(out: Path, stage: int) -> list[Path]:
-    """What a `stage` run writes into its folder, by its names, and nothing else: the user's own
-    files there (notes in logs/, a clip in validation/, `stage1_keep.safetensors`) and the other
-    stage's checkpoints (the released configs send both stages to one folder) are not in it."""
-    own = [out / name for name in STATE_NAMES] + _exports(out, stage)
-    grids = (out / VALIDATION).glob("*.mp4")
-    found = [*own, *_log_files(out / LOGS), *(path for path in grids if GRID.fullmatch(path.name))]
-    return sorted(path for path in found if path.exists())
-
-
-def remove_outputs(out: Path, paths: list[Path]) -> None:
-    """Removes `paths` (of `outputs_of_a_run`), then the folders in `out` they leave empty."""
-    remove(paths)
-    folders = {folder for path in paths for folder in path.parents if out in folder.parents}
-    for folder in sorted(folders, key=lambda folder: len(folder.parts), reverse=True):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
 
 
 def _restore(accelerator: Any, out: Path) -> tuple[Path, int]:
