@@ -200,6 +200,12 @@ def _weight_ids(paths: dict[str, Path]) -> dict[str, str]:
     return {name: file_sha256(path)[:16] for name, path in paths.items()}
 
 
+def _used_weights(stage: str, paths: dict[str, Path]) -> dict[str, str]:
+    """The ids of the weight files a stage runs with (`_weight_ids`), where they are logged."""
+    logger.info("%s: weights %s", stage, ", ".join(f"{name} {path}" for name, path in paths.items()))
+    return _weight_ids(paths)
+
+
 def _unchanged(
     track: Track, stream: str, options: dict[str, Any], weight_paths: Callable[[], dict[str, Path]]
 ) -> bool:
@@ -239,6 +245,8 @@ def _run_chunks(
     most one chunk."""
     stream = BY_STAGE[stage].stream
     done, total = track.state(stream).frames_done, track.source.frame_count
+    if done:
+        logger.info("%s: resuming %s at frame %d of %d", stage, track.path, done, total)
     progress(stage, done, total)
     if done < total:  # all chunks may be saved already, with only the merge left
         remaining = Selection(
@@ -274,7 +282,7 @@ def run_dwpose(
     if _unchanged(track, "dwpose", stage_options, weight_paths):
         return _summary(track, "dwpose", skipped=True)
     paths = weight_paths()
-    _begin(track, "dwpose", _weight_ids(paths), stage_options, options.stages)
+    _begin(track, "dwpose", _used_weights("dwpose", paths), stage_options, options.stages)
     model = DWPose(
         paths["dwpose-det"],
         paths["dwpose-pose"],
@@ -331,7 +339,7 @@ class _NetworkStage:
             return _summary(track, self.stage, skipped=True)
         paths = weights.require_all([*self.network, self.renderer], root)
         network = {name: paths[name] for name in self.network}
-        _begin(track, self.stream, _weight_ids(network), stage_options, options.stages)
+        _begin(track, self.stream, _used_weights(self.stage, network), stage_options, options.stages)
         estimator = self.build(paths, root, device, dtype, options.batch)
         poses = track.load("dwpose")
 
