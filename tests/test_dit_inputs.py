@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -118,8 +119,16 @@ def _pixels(tensor: torch.Tensor) -> torch.Tensor:
     [
         (
             lambda image, smpl, hamer: (image, np.zeros((64, 48, 3), np.uint8), hamer),
-            r"the SMPL-CS video must be a list of frames, an \(F, H, W, 3\) uint8 array, .*got an array "
-            r"\(64, 48, 3\) uint8",
+            r"the SMPL-CS video must be a list of frames, an \(F, H, W, 3\) array \(uint8 or floats in "
+            r"\[0, 1\]\), .*got an array \(64, 48, 3\) uint8",
+        ),
+        (
+            lambda image, smpl, hamer: (image, np.full((2, 64, 48, 3), 255.0), hamer),
+            r"a frame of the SMPL-CS video must hold values in \[0, 1\] \(pixels / 255\), got 255 to 255",
+        ),
+        (
+            lambda image, smpl, hamer: (image, smpl, np.zeros((2, 64, 48, 4), np.uint8)),
+            r"a frame of the HaMeR video must be \(H, W, 3\) uint8 or floats in \[0, 1\], got \(64, 48, 4\)",
         ),
         (lambda image, smpl, hamer: (image, smpl, []), "the HaMeR video has no frames to animate"),
         (lambda image, smpl, hamer: (image, smpl[:, :, :0], hamer), "the SMPL-CS video has no frames"),
@@ -145,6 +154,26 @@ def _pixels(tensor: torch.Tensor) -> torch.Tensor:
 def test_a_bad_picture_or_video_is_one_sentence_before_any_network(pipeline, case, change, message) -> None:
     image, smpl, hamer = change(case["image"], case["smpl"], case["hamer"])
     _refused_before_any_network(pipeline, message, image, smpl, hamer, **_common(case))
+
+
+def test_a_float_array_of_frames_is_the_list_of_them(pipeline, case, tmp_path: Path) -> None:
+    """A diffusers caller gives a video as a list of frames or as one array, of uint8 or of floats
+    in [0, 1]: the whole float array (refused before), with a batch axis or not, animates as the
+    list of the same frames, as their uint8 pixels and as their image folder do."""
+    pixels = ((case["smpl"][0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()
+    floats = pixels.astype(np.float32) / 255
+    folder = tmp_path / "smpl"
+    folder.mkdir()
+    for index, frame in enumerate(pixels):
+        cv2.imwrite(str(folder / f"{index}.png"), frame[:, :, ::-1])
+    common = _common(case) | {"latents": case["latents"], "output_type": "latent"}
+
+    def latents(smpl: object) -> torch.Tensor:
+        return pipeline(case["image"], smpl, case["hamer"], **common).frames
+
+    listed = latents(list(floats))
+    for same in (floats, floats[None], pixels, folder):
+        assert torch.equal(latents(same), listed)
 
 
 def test_a_pose_tensor_in_zero_to_one_is_warned_about(pipeline, case) -> None:

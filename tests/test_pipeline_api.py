@@ -297,9 +297,10 @@ def test_a_list_of_one_generator_and_a_callback_returning_none_are_taken(pipelin
         )
 
 
-def test_float_arrays_a_list_of_one_and_a_batch_axis_are_the_uint8_input(pipeline) -> None:
+def test_float_arrays_a_list_of_one_and_a_batch_axis_are_the_uint8_input(pipeline, tmp_path: Path) -> None:
     """Pictures and videos as numpy floats in [0, 1] (pixels / 255), the reference as diffusers'
-    list of one, and a leading batch axis of 1 read as the same pixels: the same video."""
+    list of one, a leading batch axis of 1 and pose videos as image folders (as the DiT pipeline
+    takes them; refused before) read as the same pixels: the same video."""
     reference, poses = _arrays(frames=2)
     common = {"height": 64, "width": 64, "num_inference_steps": 1, "output_type": "latent"}
 
@@ -315,6 +316,12 @@ def test_float_arrays_a_list_of_one_and_a_batch_axis_are_the_uint8_input(pipelin
     torch.testing.assert_close(listed, expected, rtol=0, atol=0)
     batched = latents(reference[None], {name: video[None] for name, video in poses.items()})
     torch.testing.assert_close(batched, expected, rtol=0, atol=0)
+    for name, video in poses.items():
+        (tmp_path / name).mkdir()
+        for index, frame in enumerate(video):
+            Image.fromarray(frame).save(tmp_path / name / f"{index}.png")
+    folders = latents(reference, {name: tmp_path / name for name in poses})
+    torch.testing.assert_close(folders, expected, rtol=0, atol=0)
 
 
 def test_a_pil_picture_is_turned_upright_as_its_file_is(tmp_path: Path) -> None:

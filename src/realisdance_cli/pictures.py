@@ -1,7 +1,8 @@
 """One picture as RGB uint8 (H, W, 3), upright: a file read as OpenCV shows it, or a PIL image or array.
 
 Image sources, the demo and both animators read pictures here, so a picture reads the same (and a
-bad one fails with the same sentence) whichever of them is given it.
+bad one fails with the same sentence) whichever of them is given it; both animators take a video's
+frames here too (`video_frames`), so a video form one takes the other takes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,3 +96,24 @@ def one_picture(picture: Any, what: str) -> Any:
     if len(picture) != 1:
         raise UserError(f"{what} must be one picture (or a list of one), got a list of {len(picture)}.")
     return picture[0]
+
+
+def video_frames(video: Any, what: str, forms: str) -> Iterable[Any]:
+    """The frames of a video given in no pipeline's own tensor layout, each for the caller to read
+    as a picture: a video file's, an image's or an image folder's (decoded as they are used), a
+    sequence's, or an (F, ...) array's or tensor's (a leading batch axis of 1 dropped), e.g. an
+    (F, H, W, 3) array of uint8 or of floats in [0, 1]. Anything else is one sentence naming
+    `what` and what the caller takes (`forms`)."""
+    if isinstance(video, str | os.PathLike):
+        from realisdance_cli.video import FrameSource
+
+        path = Path(video)
+        return FrameSource(path if path.is_dir() else existing_file(path, what))
+    shape = getattr(video, "shape", None)
+    if shape is not None and len(shape) == 5 and shape[0] == 1:
+        video, shape = video[0], shape[1:]
+    if (shape is not None and len(shape) == 4) or (shape is None and isinstance(video, Sequence)):
+        return video
+    kind = "an array" if isinstance(video, np.ndarray) else "a tensor"
+    got = type(video).__name__ if shape is None else f"{kind} {tuple(shape)} {video.dtype}"
+    raise UserError(f"{what} must be {forms}, got {got}.")

@@ -2,23 +2,21 @@
 
 Inputs come as PIL images, numpy arrays (H, W, 3) uint8 or in [0, 1], tensors (3, H, W) in [0, 1]
 or paths; videos as a sequence of pictures, an array (F, H, W, 3) uint8 or in [0, 1], a tensor
-(F, 3, H, W) in [0, 1] or a video file. Pictures are scaled to cover the frame and centre-cropped,
-as the original does.
+(F, 3, H, W) in [0, 1], a video file or an image folder. Pictures are scaled to cover the frame and
+centre-cropped, as the original does.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.files import existing_file
-from realisdance_cli.pictures import one_picture, picture_pixels
+from realisdance_cli.pictures import one_picture, picture_pixels, video_frames
 from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:
@@ -27,8 +25,8 @@ if TYPE_CHECKING:
 
     # A picture: PIL, an (H, W, 3) array (uint8 or in [0, 1]), a file, or a tensor (3, H, W) in [0, 1].
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
-    # A video: pictures, an (F, H, W, 3) array (uint8 or in [0, 1]), a file, or a tensor (F, 3, H, W)
-    # in [0, 1].
+    # A video: pictures, an (F, H, W, 3) array (uint8 or in [0, 1]), a file, an image folder, or a
+    # tensor (F, 3, H, W) in [0, 1].
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 SIZE = (768, 576)  # (height, width): the frame the model was trained at, the original's default
@@ -83,26 +81,18 @@ def picture_array(
     return array.permute(1, 2, 0).numpy()
 
 
+VIDEO_FORMS = (
+    "frames, an (F, H, W, 3) array (uint8 or floats in [0, 1]), a tensor (F, 3, H, W) in [0, 1], or a "
+    "video file or image folder"
+)
+
+
 def video_arrays(video: VideoInput, size: tuple[int, int], what: str = "the pose video") -> list[np.ndarray]:
-    """Any video input as frames fitted to (height, width), as `picture_array` makes them (a
-    leading batch axis of 1 taken too), or one sentence naming it as `what` (no frames: nothing to
-    stack, nothing to animate)."""
-    import torch
-
-    if isinstance(video, str | os.PathLike):
-        from realisdance_cli.video import FrameSource, Selection
-
-        path = existing_file(Path(video), what)
-        frames = [fit(frame, size) for frame in FrameSource(path, Selection())]
-    elif not isinstance(video, Sequence | np.ndarray | torch.Tensor):
-        kind = type(video).__name__
-        raise UserError(f"{what} must be frames, an array, a tensor or a video file, got {kind}.")
-    else:
-        if isinstance(video, torch.Tensor | np.ndarray) and video.ndim == 5 and video.shape[0] == 1:
-            video = video[0]
-        if isinstance(video, torch.Tensor | np.ndarray) and video.ndim != 4:
-            raise UserError(f"{what} must be (F, 3, H, W) or (F, H, W, 3), got {tuple(video.shape)}.")
-        frames = [picture_array(frame, size, f"a frame of {what}") for frame in video]
+    """Any video input as frames fitted to (height, width), as `picture_array` makes them (read
+    as the DiT pipeline reads them, `video_frames`), or one sentence naming it as `what` (no
+    frames: nothing to stack, nothing to animate)."""
+    each = f"a frame of {what}"
+    frames = [picture_array(frame, size, each) for frame in video_frames(video, what, VIDEO_FORMS)]
     if not frames:
         raise UserError(f"{what} has no frames to animate.")
     return frames

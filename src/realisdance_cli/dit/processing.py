@@ -2,9 +2,10 @@
 
 Tensors are in the original's layout, (B, 3, F, H, W) in [-1, 1] (the reference with F = 1), or
 in the SD pipeline's, (F, 3, H, W) frames and a (3, H, W) reference in [0, 1], converted; pictures
-(PIL, (H, W, 3) uint8 arrays, paths) and videos (frame sequences, (F, H, W, 3) uint8 arrays, files)
-are converted to it as the original's `load_image` / `load_video` do. Resizing is PyTorch's bicubic
-on those tensors, as in the original's `process_shape`. Videos stay uint8 until they are resized, a
+(PIL, (H, W, 3) arrays of uint8 or floats in [0, 1], paths) and videos (frame sequences, (F, H, W, 3)
+arrays of uint8 or floats in [0, 1], files, image folders: read as the SD pipeline reads them) are
+converted to it as the original's `load_image` / `load_video` do. Resizing is PyTorch's bicubic on
+those tensors, as in the original's `process_shape`. Videos stay uint8 until they are resized, a
 few frames at a time, so a long 1080p video never exists in float32.
 """
 
@@ -20,17 +21,17 @@ import torch
 import torch.nn.functional as F
 
 from realisdance_cli.errors import UserError
-from realisdance_cli.pictures import picture_pixels
+from realisdance_cli.pictures import picture_pixels, video_frames
 from realisdance_cli.pipeline_checks import check_pixel_range
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    # The reference: PIL, an (H, W, 3) uint8 array, a file, or a tensor (B, 3, 1, H, W) in [-1, 1] or
-    # (3, H, W) in [0, 1].
+    # The reference: PIL, an (H, W, 3) array (uint8 or floats in [0, 1]), a file, or a tensor
+    # (B, 3, 1, H, W) in [-1, 1] or (3, H, W) in [0, 1].
     PictureInput = Image.Image | np.ndarray | torch.Tensor | str | os.PathLike[str]
-    # A pose video: pictures, an (F, H, W, 3) uint8 array, a file, or a tensor (B, 3, F, H, W) in [-1, 1]
-    # or (F, 3, H, W) in [0, 1].
+    # A pose video: pictures, an (F, H, W, 3) array (uint8 or floats in [0, 1]), a file, an image folder,
+    # or a tensor (B, 3, F, H, W) in [-1, 1] or (F, 3, H, W) in [0, 1].
     VideoInput = Sequence[PictureInput] | np.ndarray | torch.Tensor | str | os.PathLike[str]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP's normalisation
@@ -101,24 +102,19 @@ def picture_tensor(picture: PictureInput) -> torch.Tensor:
     return signed(_layout(picture_pixels(picture, "the reference picture")[None]))
 
 
-def _frames(video: object, what: str) -> np.ndarray:
-    """A pose video that is not a tensor as (F, H, W, 3) uint8 frames, or one sentence naming it."""
-    if isinstance(video, np.ndarray) and video.ndim == 4 and video.dtype == np.uint8:
-        return video
-    if isinstance(video, str | os.PathLike):
-        from realisdance_cli.video import read_frames
+VIDEO_FORMS = (
+    "a list of frames, an (F, H, W, 3) array (uint8 or floats in [0, 1]), a tensor (B, 3, F, H, W) in "
+    "[-1, 1] or (F, 3, H, W) in [0, 1], or a video file or image folder"
+)
 
-        frames = read_frames(video)
-    elif isinstance(video, np.ndarray) or not isinstance(video, Sequence):
-        got = (
-            f"an array {video.shape} {video.dtype}" if isinstance(video, np.ndarray) else type(video).__name__
-        )
-        raise UserError(
-            f"{what} must be a list of frames, an (F, H, W, 3) uint8 array, a tensor (B, 3, F, H, W) in "
-            f"[-1, 1] or (F, 3, H, W) in [0, 1], or a video file, got {got}."
-        )
-    else:
-        frames = [picture_pixels(frame, f"a frame of {what}") for frame in video]
+
+def _frames(video: object, what: str) -> np.ndarray:
+    """A pose video that is not a tensor as (F, H, W, 3) uint8 frames, read as the SD pipeline
+    reads it (`video_frames`), or one sentence naming it; a uint8 array as it is, not copied."""
+    if isinstance(video, np.ndarray) and video.ndim == 4 and video.shape[3] == 3 and video.dtype == np.uint8:
+        return video
+    each = f"a frame of {what}"
+    frames = [picture_pixels(frame, each) for frame in video_frames(video, what, VIDEO_FORMS)]
     sizes = sorted({frame.shape for frame in frames})
     if len(sizes) > 1:
         raise UserError(f"the frames of {what} must have one size, got {sizes}.")
