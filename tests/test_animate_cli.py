@@ -170,6 +170,26 @@ def test_mismatched_pose_videos_are_refused(
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_a_black_pose_video_is_said_once(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """A render-poses folder whose smpl.mp4 is black throughout (its stream found nobody; an older
+    render-poses said nothing of it) animates, and the user is told that it guides nothing."""
+    folder = tmp_path / "poses"
+    folder.mkdir()
+    for name in ("dwpose", "hamer"):
+        shutil.copy(poses / f"{name}.mp4", folder)
+    write_video(folder / "smpl.mp4", [np.zeros((48, 80, 3), np.uint8)] * 12, 24, lossless=False)
+    done = rdance("animate", reference, folder, *FAST, "--weights", weights_root, "--out", tmp_path / "x.mp4")
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (
+        f"{folder / 'smpl.mp4'} is black in every frame used: animate's result follows no SMPL-X pose from it"
+        in said
+    )
+    assert said.count("is black") == 1
+
+
 def test_missing_weights_are_all_named_before_the_poses_are_read(
     poses: Path, reference: Path, tmp_path: Path
 ) -> None:

@@ -94,6 +94,22 @@ def test_a_dance_shorter_than_the_frames_asked_keeps_its_speed(
     assert "play at 36 fps" in said
 
 
+def test_a_black_pose_video_is_said_once(
+    weights_root: Path, poses: Path, reference: Path, tmp_path: Path
+) -> None:
+    """The authors' SMPL-CS video with a HaMeR video black throughout (a dance without a hand
+    found): it animates, and the user is told that the hands are guided by nothing."""
+    black = write_video(tmp_path / "hamer.mp4", [np.zeros((108, 192, 3), np.uint8)] * 40, 24, lossless=False)
+    done = rdance(
+        "animate", reference, "--smpl", poses / "smpl.mp4", "--hamer", black, "--model", "dit", *PROMPT,
+        *FAST, "--max-frames", "5", "--weights", weights_root, "--out", tmp_path / "x.mp4",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"{black} is black in every frame used: animate's result follows no MANO pose from it" in said
+    assert said.count("is black") == 1
+
+
 def test_dit_makes_long_videos_from_explicit_files_and_a_prompt_file(
     weights_root: Path, poses: Path, reference: Path, tmp_path: Path
 ) -> None:

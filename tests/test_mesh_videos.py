@@ -148,7 +148,7 @@ def test_a_black_smpl_video_is_said_with_why(smplx_file: Path, tmp_path: Path) -
     said = " ".join(done.stderr.split())
     assert (
         "smpl.mp4 is black: the track's SMPL-X stream found nobody in any frame; DWPose found only a "
-        "person too small for SMPL-X (box under 50x150 px)"
+        "person too small for SMPL-X (box under 50x150 px); animate's result follows no SMPL-X pose from it"
     ) in said
     assert said.count("is black") == 1
     assert not any(frame.any() for frame in FrameSource(track.path / "smpl.mp4"))

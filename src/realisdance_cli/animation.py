@@ -252,6 +252,7 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         frames[name] = _gathered((fit(p, size) if size else p for p in pictures), count)
     if not len(frames[names[0]]):
         raise UserError("the pose videos have no frames to animate.")
+    _warn_black({name: frames[name] for name in videos}, {name: info.path for name, info in videos.items()})
     audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
     first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
     if selection.fps is not None and first.fps != selection.fps:
@@ -265,6 +266,20 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         )
     start = selection.indices(first.source_frame_count, first.source_fps)[0]
     return PoseFrames(frames, first.fps, audio, float(start / first.source_fps))
+
+
+BLACK_LEVEL = 8  # the brightest value (of 255) in a pose video that shows nothing: codec noise at most
+
+
+def _warn_black(frames: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
+    """A pose video black in every frame used (drawn from a stream that found nothing, by an older
+    render-poses or the authors' code) guides nothing, which the result would not say: said once
+    per video, from the pixels already read."""
+    for name, pictures in frames.items():
+        if pictures.max(initial=0) <= BLACK_LEVEL:
+            warnings.warn(
+                f"{paths[name]} is black in every frame used: {BY_NAME[name].unguided}", stacklevel=3
+            )
 
 
 def _gathered(pictures: Iterable[np.ndarray], count: int) -> np.ndarray:

@@ -28,6 +28,12 @@ class Condition:
         """The pose video's file name (render-poses writes it, animate and training read it)."""
         return f"{self.name}.mp4"
 
+    @property
+    def unguided(self) -> str:
+        """What a pose video of this condition black in every frame means for an animation (said
+        by render-poses when it writes one and by animate when it reads one)."""
+        return f"animate's result follows no {self.label} pose from it"
+
 
 # In the network's order (the pose guider's input order, the original's `dwpose, hamer, smpl`),
 # which is also the order in which the stages run (DWPose first: the others read its boxes) and

@@ -295,7 +295,7 @@ def _warn_black(track: Track, videos: Sequence[str]) -> None:
         why = f"; DWPose found only {SET_ASIDE[condition.stream]}" if stream.items_per_frame().any() else ""
         warnings.warn(
             f"{condition.video} is black: the track's {condition.label} stream found {condition.nothing} "
-            f"in any frame{why}",
+            f"in any frame{why}; {condition.unguided}",
             stacklevel=3,
         )
 
