@@ -132,6 +132,28 @@ def test_an_image_folder_resumed_at_another_frame_rate_takes_it(
     assert Track.open(tmp_path / "frames.rdance").source.fps == 10
 
 
+def test_an_image_folder_without_fps_says_the_rate_it_takes(extraction_weights: Path, tmp_path: Path) -> None:
+    """A folder of pictures records no frame rate: the 30 fps it gets (which render-poses, animate's
+    resampling and the sound's timing follow) is said once, with --fps, which silences it."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(folder / f"{index:04d}.png"), np.zeros((32, 32, 3), np.uint8))
+    common = ["extract", folder, "--weights", extraction_weights, "--only", "dwpose"]
+    done = rdance(*common)
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert (
+        f"warning: {folder} is a folder of images, which records no frame rate: taken as 30 fps (--fps"
+        in said
+    )
+    assert said.count("records no frame rate") == 1
+    assert Track.open(tmp_path / "frames.rdance").source.fps == 30
+    given = rdance(*common, "--fps", "25", "--out", tmp_path / "given.rdance")
+    assert given.returncode == 0, given.stderr
+    assert "frame rate" not in given.stderr and Track.open(tmp_path / "given.rdance").source.fps == 25
+
+
 def test_a_person_too_small_for_smplx_is_not_called_nobody(tmp_path: Path) -> None:
     """SMPLer-X is given no person box under 50x150 px: its empty frames are said to be that, not
     nobody (DWPose found a person in each), which a bigger person in the video cures."""

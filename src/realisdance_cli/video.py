@@ -150,6 +150,11 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
 
 
+def image_files(folder: Path) -> list[Path]:
+    """A folder's pictures in frame order (frame 2 before frame 10): the frames of an image folder."""
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
 # AVColorSpace values OpenCV's I420 conversion (BT.601, limited range) is right for.
 _BT601_SPACES = frozenset({2, 5, 6})  # unspecified, BT470BG, SMPTE170M
 _LIMITED_RANGES = frozenset({0, 1})  # unspecified, MPEG
@@ -194,9 +199,7 @@ class FrameSource:
         if not self.path.exists():
             raise UserError(f"{self.path} does not exist.")
         if self.path.is_dir():
-            self._images = sorted(
-                (p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key
-            )
+            self._images = image_files(self.path)
             if not self._images:
                 raise UserError(f"{self.path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
         elif self.path.suffix.lower() in IMAGE_SUFFIXES:

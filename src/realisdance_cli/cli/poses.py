@@ -104,7 +104,7 @@ def extract(
     or a hand stay empty.
     """
     from realisdance_cli import extraction
-    from realisdance_cli.video import DEFAULT_IMAGE_FPS, IMAGE_SUFFIXES, Selection, as_fraction
+    from realisdance_cli.video import DEFAULT_IMAGE_FPS, IMAGE_SUFFIXES, Selection, as_fraction, image_files
 
     for name, value in (("--max-people", max_people), ("--chunk", chunk), ("--batch", batch)):
         if value < 1:
@@ -116,6 +116,12 @@ def extract(
     image_fps = DEFAULT_IMAGE_FPS if fps is None else as_fraction(fps, "--fps")
     if fps is not None and source.is_file() and source.suffix.lower() not in IMAGE_SUFFIXES:
         warnings.warn("--fps is for image folders; a video keeps its own frame rate", stacklevel=2)
+    if fps is None and source.is_dir() and len(image_files(source)) > 1:  # one picture has no timing
+        warnings.warn(
+            f"{source} is a folder of images, which records no frame rate: taken as {DEFAULT_IMAGE_FPS} "
+            "fps (--fps sets its own)",
+            stacklevel=2,
+        )
     options = extraction.ExtractOptions(
         selection=Selection(
             start=start, stride=stride, max_frames=max_frames or None
