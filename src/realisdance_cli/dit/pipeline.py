@@ -621,7 +621,8 @@ class RealisDanceDiTPipeline(DiffusionPipeline):
     ) -> RealisDanceDiTPipelineOutput | tuple:
         """Animate `image` with the `smpl` and `hamer` pose videos, described by `prompt`.
 
-        Pictures and videos: PIL, uint8 arrays, files, or tensors in either of two forms: the
+        Pictures and videos: PIL, arrays of uint8 or of floats in [0, 1] (a video as a list of
+        frames or one (F, H, W, 3) array), files, image folders, or tensors in either of two forms: the
         original's, (1, 3, F, H, W) in [-1, 1] (the reference (1, 3, 1, H, W); one with no value
         below 0 is warned about, as if it were in [0, 1]), or `RealisDancePipeline`'s, frames
         (F, 3, H, W) and a reference (3, H, W) in [0, 1]. The size is `max_resolution` pixels in
