@@ -166,6 +166,7 @@ def test_dit_bad_input_is_one_sentence(
     )
     for flag, value, message in (
         ("--fps", "0", "--fps must be 1 or more, got 0"),  # 0 is not "the default"
+        ("--fps", "1001", "--fps must be at most 1000, got 1001"),  # was refused when written, at the end
         ("--max-res", "0", "--max-res must be 256 to 16777216 pixels of area, got 0"),
         ("--max-res", "100000000", "--max-res must be 256 to 16777216 pixels of area"),
         ("--teacache-thresh", "0", "--teacache-thresh must be more than 0, got 0.0"),
@@ -206,6 +207,15 @@ def test_dit_bad_input_is_one_sentence(
     assert_user_error(
         rdance("animate", reference, poses, "--model", "dit", *PROMPT, *common, "--start", "30", *ALL_FRAMES),
         "--start 30 is past the last frame (27 at 16 fps).",
+    )
+    still = tmp_path / "still"  # one frame stretched over 81 would play at 1944 fps: refused when written
+    still.mkdir()
+    for name in ("smpl", "hamer"):
+        write_video(still / f"{name}.mp4", read_frames(poses / f"{name}.mp4")[:1], 24)
+    assert_user_error(
+        rdance("animate", reference, still, "--model", "dit", *PROMPT, *common),
+        "stretched over the 81 frames asked, the dance (1 at 16 fps) would play at 1944 fps, more than a "
+        "video can have (1000); give --max-frames 41 or fewer, or 0 for its own frames.",
     )
     thin = tmp_path / "thin"
     thin.mkdir()

@@ -38,7 +38,7 @@ from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import parse_size
 from realisdance_cli.track import named
-from realisdance_cli.video import FrameSource, Selection
+from realisdance_cli.video import FPS_RANGE, FrameSource, Selection, VideoInfo
 from realisdance_cli.video_writer import VideoWriter, check_crf, publish_together
 
 log = logging.getLogger(__name__)
@@ -245,6 +245,9 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
             f"the pose videos must have the same frame rate, got {_listed(rates)} (at "
             f"{selection.fps} fps they have {_listed(selected)} frames)."
         )
+    first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
+    own = _own_frames(first, selection)
+    _check_stretch(first, selection, own)
     size = None if options.dit is not None else options.frame_size
     frames = {}
     for name, pictures in sources.items():
@@ -254,9 +257,7 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
         raise UserError("the pose videos have no frames to animate.")
     _warn_black({name: frames[name] for name in videos}, {name: info.path for name, info in videos.items()})
     audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
-    first = next(iter(videos.values()))  # SMPL-CS and HaMeR are always videos
     if selection.fps is not None and first.fps != selection.fps:
-        own = Selection(fps=selection.fps).count(first.source_frame_count, first.source_fps)
         warnings.warn(
             f"the dance has {own} frames at {selection.fps} fps, fewer than the "
             f"{selection.max_frames} asked: they are stretched over {selection.max_frames}, which "
@@ -280,6 +281,28 @@ def _warn_black(frames: dict[str, np.ndarray], paths: dict[str, Path]) -> None:
             warnings.warn(
                 f"{paths[name]} is black in every frame used: {BY_NAME[name].unguided}", stacklevel=3
             )
+
+
+def _check_stretch(info: VideoInfo, selection: Selection, own: int) -> None:
+    """A short dance stretched over --max-frames plays faster (DiT); past the highest rate a video
+    can have it would be refused when written, after all the work: said before it."""
+    highest = FPS_RANGE[1]
+    if info.fps <= highest:
+        return
+    most = int(highest * info.source_frame_count / info.source_fps)
+    raise UserError(
+        f"stretched over the {selection.max_frames} frames asked, the dance ({own} at {selection.fps} "
+        f"fps) would play at {float(info.fps):.4g} fps, more than a video can have ({highest}); give "
+        f"--max-frames {most} or fewer, or 0 for its own frames."
+    )
+
+
+def _own_frames(info: VideoInfo, selection: Selection) -> int:
+    """How many frames the pose video has at the selection's rate, unstretched (DiT's resampling;
+    the selected frames otherwise)."""
+    if selection.fps is None:
+        return info.frame_count
+    return Selection(fps=selection.fps).count(info.source_frame_count, info.source_fps)
 
 
 def _gathered(pictures: Iterable[np.ndarray], count: int) -> np.ndarray:

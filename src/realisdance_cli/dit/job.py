@@ -20,6 +20,7 @@ from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
 from realisdance_cli.pipeline_checks import check_guidance, check_steps
 from realisdance_cli.progress import ProgressFn, no_progress
+from realisdance_cli.video import FPS_RANGE
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +73,8 @@ class DiTOptions:
         for flag, value in (("--fps", self.fps), ("--steps", self.steps)):
             if value < 1:
                 raise UserError(f"{flag} must be 1 or more, got {value}.")
+        if self.fps > FPS_RANGE[1]:  # the rate of the video written, after all the work
+            raise UserError(f"--fps must be at most {FPS_RANGE[1]}, got {self.fps}.")
         check_guidance(self.guidance, "--guidance")
         if self.negative_prompt.strip() and self.guidance == 1:
             raise UserError("--negative-prompt takes effect only with --guidance above 1.")
