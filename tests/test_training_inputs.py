@@ -243,6 +243,15 @@ def test_a_config_of_nested_aliases_or_huge_values_is_one_short_sentence(tmp_pat
             read_config(config)
 
 
+def test_config_keys_that_yaml_reads_as_numbers_or_none_are_unknown_keys(tmp_path: Path) -> None:
+    """`1:`, `2.5:` and `null:` are no text to YAML: naming them in the warning was a traceback."""
+    config = tmp_path / "odd.yaml"
+    config.write_text("1: a\n2.5: b\nnull: c\nsteps: 3\n")
+    done = rdance("train", "--config", config, "--out", tmp_path / "run")
+    assert_user_error(done, "give the training manifest")
+    assert "unknown keys, ignored: 1, 2.5, None" in " ".join(done.stderr.split())
+
+
 def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:
     from realisdance_cli.training.config import read_config
 

@@ -231,7 +231,7 @@ class _Reading:
         elif key in NOT_USED:
             self.not_used.append(key)
         elif key not in ("train_cfg", "trainable_modules"):  # read with the whole file
-            self.unknown.append(key)
+            self.unknown.append(str(key))  # YAML reads `1:`, `yes:` and `null:` as 1, True and None
 
 
 def _check_clip_sizes(clip_sizes: list[str], size: str | None, path: Path) -> None:
