@@ -443,3 +443,18 @@ def test_a_damaged_meta_json_is_named_by_every_command(track: Path, tmp_path: Pa
     ):
         assert_user_error(rdance(*args), f"{track / 'meta.json'} is damaged", "extract it again")
     assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()
+
+
+def test_a_prompt_file_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
+    """A test set's prompt/<id>.txt in Latin-1 was a UnicodeDecodeError traceback (`--prompt-file`
+    said it in a sentence already: both now read prompts in one place)."""
+    val = tmp_path / "val"
+    for folder, name in (("smpl", "0001.mp4"), ("hamer", "0001.mp4"), ("gt", "0001.mp4")):
+        write_video(val / folder / name, [np.zeros((16, 16, 3), np.uint8)] * 2)
+    (val / "ref").mkdir()
+    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), val / "ref" / "0001.png")
+    (val / "prompt").mkdir()
+    (val / "prompt" / "0001.txt").write_bytes("café dance\n".encode("latin-1"))
+    done = rdance("eval", "run", val, "--model", "dit", "--out", tmp_path / "out")
+    assert_user_error(done, f"{val / 'prompt' / '0001.txt'} is not a UTF-8 text file")
+    assert not (tmp_path / "out").exists()

@@ -73,10 +73,9 @@ def _prompt(prompt: str | None, prompt_file: Path | None) -> str:
         raise UserError("give --prompt or --prompt-file, not both.")
     if prompt_file is None:
         return prompt or ""
-    from realisdance_cli.files import read_text
+    from realisdance_cli.dit.job import read_prompt
 
-    lines = read_text(prompt_file, "a text file holding the prompt").splitlines()
-    return "".join(line.strip() for line in lines)  # as the original joins a prompt file's lines
+    return read_prompt(prompt_file)
 
 
 @command(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from realisdance_cli import weights
 from realisdance_cli.dit.windows import check_context
 from realisdance_cli.errors import UserError
+from realisdance_cli.files import read_text
 from realisdance_cli.pipeline_checks import check_guidance, check_steps
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.video import FPS_RANGE
@@ -90,6 +91,13 @@ class DiTOptions:
                 f"--size must be a multiple of {SIZE_MULTIPLE} on both sides for --model dit, "
                 f"got {size[0]}x{size[1]}."
             )
+
+
+def read_prompt(path: Path) -> str:
+    """A prompt file as the authors' inference.py reads it, each line stripped and joined with
+    nothing; one sentence when it is no UTF-8 text (--prompt-file, a test set's prompt/<id>.txt)."""
+    lines = read_text(path, "a text file holding the prompt").split("\n")  # universal newlines
+    return "".join(line.strip() for line in lines)
 
 
 def check_sizes(

@@ -24,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realisdance_cli.dit.job import read_prompt
 from realisdance_cli.errors import UserError
 from realisdance_cli.evaluation.inputs import is_video, listing
 from realisdance_cli.files import atomic_folder, atomic_write_bytes, folder_lock, write_failure
@@ -117,12 +118,6 @@ def _files(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
     return found
 
 
-def _prompt(path: Path) -> str:
-    """The prompt as the authors' inference.py reads it: each line stripped, joined with nothing."""
-    with path.open(encoding="utf-8") as handle:
-        return "".join(line.strip() for line in handle)
-
-
 def _realisdance_val(root: Path) -> Benchmark:
     references = _files(root / "ref", IMAGE_SUFFIXES)
     if not references:
@@ -154,7 +149,7 @@ def _realisdance_val(root: Path) -> Benchmark:
             reference=reference,
             smpl=parts["smpl"][name],
             hamer=parts["hamer"][name],
-            prompt=_prompt(prompts[name]) if name in prompts else None,
+            prompt=read_prompt(prompts[name]) if name in prompts else None,
         )
         for name, reference in sorted(references.items())
     ]
