@@ -7,10 +7,12 @@ import logging
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -204,23 +206,47 @@ def test_long_messages_stay_on_one_line_in_a_log(tmp_path: Path) -> None:
 def test_library_warnings_are_said_once_and_not_with_quiet(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """huggingface_hub's warnings (its retries of a hub it cannot reach) were printed twice, by its
-    handler and ours, and with -q too."""
-    with socket.socket() as closed:  # a loopback port nothing listens on: refused at once
-        closed.bind(("127.0.0.1", 0))
-        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed.getsockname()[1]}")
-    args = ("weights", "download", "training", "--weights", tmp_path)
-    quiet, loud = start_rdance("-q", *args), start_rdance(*args)
-    said = []
-    for line in loud.stderr or ():  # until the second retry: both have failed twice by then
-        said.append(line)
-        if "Retrying in 2s" in line:
-            break
-    for child in (loud, quiet):
-        child.kill()
-    assert sum("thrown while requesting" in line for line in said) == 2, said
-    assert "thrown while requesting" not in quiet.communicate(timeout=60)[1]
-    loud.communicate(timeout=60)
+    """huggingface_hub's warnings (its retries of a hub that answers 503) were printed twice, by
+    its handler and ours, and with -q too."""
+    with _unavailable_hub() as url:
+        monkeypatch.setenv("HF_ENDPOINT", url)
+        args = ("weights", "download", "training", "--weights", tmp_path)
+        quiet, loud = start_rdance("-q", *args), start_rdance(*args)
+        said = []
+        for line in loud.stderr or ():  # until the second retry: both have failed twice by then
+            said.append(line)
+            if "Retrying in 2s" in line:
+                break
+        for child in (loud, quiet):
+            child.kill()
+        assert sum("thrown while requesting" in line for line in said) == 2, said
+        assert "thrown while requesting" not in quiet.communicate(timeout=60)[1]
+        loud.communicate(timeout=60)
+
+
+@contextmanager
+def _unavailable_hub() -> Iterator[str]:
+    """The URL of a loopback server that answers every request 503, which huggingface_hub retries."""
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_HEAD(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _printed_by_a_fresh_python(code: str) -> str:
