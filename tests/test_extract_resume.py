@@ -149,9 +149,14 @@ def test_an_image_folder_without_fps_says_the_rate_it_takes(extraction_weights: 
     )
     assert said.count("records no frame rate") == 1
     assert Track.open(tmp_path / "frames.rdance").source.fps == 30
-    given = rdance(*common, "--fps", "25", "--out", tmp_path / "given.rdance")
+    given = rdance("-v", *common, "--fps", "25", "--out", tmp_path / "given.rdance")
     assert given.returncode == 0, given.stderr
     assert "frame rate" not in given.stderr and Track.open(tmp_path / "given.rdance").source.fps == 25
+    said = " ".join(given.stderr.split())  # -v: the weight files each stage runs with
+    detector, pose = (
+        extraction_weights / "dwpose" / name for name in ("yolox_l.onnx", "dw-ll_ucoco_384.onnx")
+    )
+    assert f"dwpose: weights dwpose-det {detector}, dwpose-pose {pose}" in said, said
 
 
 def test_a_person_too_small_for_smplx_is_not_called_nobody(tmp_path: Path) -> None:
