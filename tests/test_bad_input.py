@@ -445,16 +445,36 @@ def test_a_damaged_meta_json_is_named_by_every_command(track: Path, tmp_path: Pa
     assert not (tmp_path / "poses").exists() and not (tmp_path / "back.pkl").exists()
 
 
+def prompted_val(root: Path, prompt: bytes) -> Path:
+    """A one-video RealisDance-Val-shaped set whose prompt/0001.txt holds `prompt`."""
+    for folder, name in (("smpl", "0001.mp4"), ("hamer", "0001.mp4"), ("gt", "0001.mp4")):
+        write_video(root / folder / name, [np.zeros((16, 16, 3), np.uint8)] * 2)
+    (root / "ref").mkdir()
+    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), root / "ref" / "0001.png")
+    (root / "prompt").mkdir()
+    (root / "prompt" / "0001.txt").write_bytes(prompt)
+    return root
+
+
 def test_a_prompt_file_that_is_not_utf8_is_one_sentence(tmp_path: Path) -> None:
     """A test set's prompt/<id>.txt in Latin-1 was a UnicodeDecodeError traceback (`--prompt-file`
     said it in a sentence already: both now read prompts in one place)."""
-    val = tmp_path / "val"
-    for folder, name in (("smpl", "0001.mp4"), ("hamer", "0001.mp4"), ("gt", "0001.mp4")):
-        write_video(val / folder / name, [np.zeros((16, 16, 3), np.uint8)] * 2)
-    (val / "ref").mkdir()
-    shutil.copy(need(GOLDEN / "dwpose" / "person_960x540.png"), val / "ref" / "0001.png")
-    (val / "prompt").mkdir()
-    (val / "prompt" / "0001.txt").write_bytes("café dance\n".encode("latin-1"))
+    val = prompted_val(tmp_path / "val", "café dance\n".encode("latin-1"))
     done = rdance("eval", "run", val, "--model", "dit", "--out", tmp_path / "out")
     assert_user_error(done, f"{val / 'prompt' / '0001.txt'} is not a UTF-8 text file")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("text", ["", " \n\t\n\n"])
+def test_an_empty_prompt_file_is_named(tmp_path: Path, text: str) -> None:
+    """An empty --prompt-file, or a test set's empty prompt/<id>.txt, was told to give a --prompt
+    (or, in a test set, that the video had none), never that the file was empty."""
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text(text)
+    reference = need(GOLDEN / "dwpose" / "person_960x540.png")
+    done = rdance("animate", reference, tmp_path, "--model", "dit", "--prompt-file", prompt)
+    assert_user_error(done, f"{prompt} is empty; write the prompt describing the video in it.")
+    val = prompted_val(tmp_path / "val", text.encode())
+    done = rdance("eval", "run", val, "--model", "dit", "--prompt", "a dance", "--out", tmp_path / "out")
+    assert_user_error(done, f"{val / 'prompt' / '0001.txt'} is empty; write the prompt")
     assert not (tmp_path / "out").exists()

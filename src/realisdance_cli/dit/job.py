@@ -95,9 +95,13 @@ class DiTOptions:
 
 def read_prompt(path: Path) -> str:
     """A prompt file as the authors' inference.py reads it, each line stripped and joined with
-    nothing; one sentence when it is no UTF-8 text (--prompt-file, a test set's prompt/<id>.txt)."""
+    nothing; one sentence when it is no UTF-8 text (--prompt-file, a test set's prompt/<id>.txt)
+    or holds no prompt (the file named, not the flags it stands for: it is what to put right)."""
     lines = read_text(path, "a text file holding the prompt").split("\n")  # universal newlines
-    return "".join(line.strip() for line in lines)
+    prompt = "".join(line.strip() for line in lines)
+    if not prompt:
+        raise UserError(f"{path} is empty; write the prompt describing the video in it.")
+    return prompt
 
 
 def check_sizes(
