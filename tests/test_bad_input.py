@@ -478,3 +478,14 @@ def test_an_empty_prompt_file_is_named(tmp_path: Path, text: str) -> None:
     done = rdance("eval", "run", val, "--model", "dit", "--prompt", "a dance", "--out", tmp_path / "out")
     assert_user_error(done, f"{val / 'prompt' / '0001.txt'} is empty; write the prompt")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_sd_run_reads_no_prompt_file(tmp_path: Path) -> None:
+    """Only RealisDance-DiT takes the test set's prompts: a broken prompt file stopped an SD run
+    (here it goes on to the next thing missing, the weights)."""
+    val = prompted_val(tmp_path / "val", "café dance\n".encode("latin-1"))
+    (tmp_path / "no-weights").mkdir()
+    done = rdance(
+        "eval", "run", val, "--model", "sd", "--weights", tmp_path / "no-weights", "--out", tmp_path / "out"
+    )
+    assert_user_error(done, "missing weights")

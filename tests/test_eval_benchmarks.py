@@ -89,6 +89,18 @@ def test_realisdance_val_truth_in_video_folder_without_prompts(tmp_path, clip):
     )
 
 
+def test_prompts_are_neither_checked_nor_read_for_a_model_without_them(tmp_path, clip):
+    """SD-1.5 takes no prompt: a set whose prompt files are broken or missing is listed as it is
+    for the DiT without prompts, where they stopped the run before."""
+    root = realisdance_val(tmp_path / "val", clip, ["0001", "0002"])
+    (root / "prompt").mkdir()
+    (root / "prompt" / "0001.txt").write_bytes("café\n".encode("latin-1"))  # and 0002 has none
+    samples = open_benchmark(root, tmp_path / "cache", prompts=False).samples
+    assert [(sample.name, sample.prompt) for sample in samples] == [("0001", None), ("0002", None)]
+    with pytest.raises(UserError, match=r"0002 has no prompt/<id>\.txt"):
+        open_benchmark(root, tmp_path / "cache")
+
+
 def test_partial_realisdance_val_names_the_ids(tmp_path, clip):
     root = realisdance_val(tmp_path / "val", clip, ["0001", "0002", "0003", "0004"])
     (root / "smpl" / "0002.mp4").unlink()

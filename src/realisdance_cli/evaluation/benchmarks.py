@@ -57,9 +57,11 @@ class Benchmark:
     samples: list[Sample]  # sorted by name
 
 
-def open_benchmark(path: Path, cache: Path) -> Benchmark:
+def open_benchmark(path: Path, cache: Path, *, prompts: bool = True) -> Benchmark:
     """Recognise the layout and list its samples; `cache` is a folder this function may write
-    (the frames decoded from DisCo's TSV), reused on later calls."""
+    (the frames decoded from DisCo's TSV), reused on later calls. `prompts` off: a set's prompt
+    files are neither checked nor read (only RealisDance-DiT takes them; a broken one must not
+    stop a run of another model)."""
     if not path.exists():
         raise UserError(f"{path} does not exist.")
     if path.is_file():
@@ -67,7 +69,7 @@ def open_benchmark(path: Path, cache: Path) -> Benchmark:
             return _disco(path, cache)
         raise UserError(_unknown(path))
     if (path / "ref").is_dir():
-        return _realisdance_val(path)
+        return _realisdance_val(path, prompts)
     tables = sorted(path.glob("*_images.tsv"))
     if len(tables) > 1:
         names = ", ".join(table.name for table in tables)
@@ -118,7 +120,7 @@ def _files(folder: Path, suffixes: Iterable[str]) -> dict[str, Path]:
     return found
 
 
-def _realisdance_val(root: Path) -> Benchmark:
+def _realisdance_val(root: Path, prompts: bool) -> Benchmark:
     references = _files(root / "ref", IMAGE_SUFFIXES)
     if not references:
         raise UserError(f"{root / 'ref'} holds no reference pictures ({', '.join(sorted(IMAGE_SUFFIXES))}).")
@@ -130,7 +132,7 @@ def _realisdance_val(root: Path) -> Benchmark:
         "hamer": _files(root / "hamer", {".mp4"}),
         truth_folder.name: _files(truth_folder, VIDEO_SUFFIXES),
     }
-    if (root / "prompt").is_dir():
+    if prompts and (root / "prompt").is_dir():
         parts["prompt"] = _files(root / "prompt", {".txt"})
     gaps = []
     for folder, found in parts.items():
@@ -141,7 +143,7 @@ def _realisdance_val(root: Path) -> Benchmark:
             )
     if gaps:
         raise UserError(f"RealisDance-Val {root} is incomplete: {'; '.join(gaps)}.")
-    prompts = parts.get("prompt", {})
+    prompt_files = parts.get("prompt", {})
     samples = [
         Sample(
             name=name,
@@ -149,7 +151,7 @@ def _realisdance_val(root: Path) -> Benchmark:
             reference=reference,
             smpl=parts["smpl"][name],
             hamer=parts["hamer"][name],
-            prompt=read_prompt(prompts[name]) if name in prompts else None,
+            prompt=read_prompt(prompt_files[name]) if name in prompt_files else None,
         )
         for name, reference in sorted(references.items())
     ]

@@ -217,7 +217,7 @@ def run_benchmark(
     out = Path(out) if out is not None else default_out(benchmark_path, options.model)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder.")
-    benchmark = open_benchmark(benchmark_path, out / CACHE)
+    benchmark = open_benchmark(benchmark_path, out / CACHE, prompts=options.model == "dit")
     animation = frames_animated(benchmark, options)
     _check(benchmark, animation, options.evaluation)
     rank, processes, device = _process()
