@@ -489,3 +489,11 @@ def test_an_sd_run_reads_no_prompt_file(tmp_path: Path) -> None:
         "eval", "run", val, "--model", "sd", "--weights", tmp_path / "no-weights", "--out", tmp_path / "out"
     )
     assert_user_error(done, "missing weights")
+
+
+def test_one_video_without_a_prompt_is_said_in_the_singular(tmp_path: Path) -> None:
+    """It was "1 videos of ... have none"."""
+    val = prompted_val(tmp_path / "val", b"a dance")
+    shutil.rmtree(val / "prompt")
+    done = rdance("eval", "run", val, "--model", "dit", "--out", tmp_path / "out")
+    assert_user_error(done, f"RealisDance-DiT needs a prompt, and 1 video of {val} has none (0001)")

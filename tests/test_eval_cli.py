@@ -426,6 +426,25 @@ def test_lengths_and_sizes_that_differ_in_many_videos_are_a_line_each(
     assert said.count("frames and the truth") == 0 and said.count("and the truth 96x120") == 0
 
 
+def test_counts_of_one_are_said_in_the_singular(tmp_path: Path) -> None:
+    """A one-frame video and a single truth left out were "has 1 frames", "the first 1 of each are
+    compared" and "1 truth videos have"."""
+    truth = dance(3)
+    for name in ("a", "b"):
+        write_video(tmp_path / "truth" / f"{name}.mp4", truth)
+    write_video(tmp_path / "ours" / "a.mp4", truth[:1])
+    done = rdance(
+        "eval", tmp_path / "ours", tmp_path / "truth", "--metrics", "ssim", "--out", tmp_path / "out"
+    )
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "warning: 1 truth video has no generated video and is left out: b." in said
+    assert (
+        "warning: a: the generated video has 1 frame and the truth 3; the first frame of each is compared."
+        in said
+    )
+
+
 def test_an_out_that_is_a_file_is_one_sentence(eval_weights: Path, tmp_path: Path) -> None:
     truth = write_video(tmp_path / "truth.mp4", dance(4))
     (tmp_path / "taken").write_text("mine")

@@ -32,7 +32,7 @@ from realisdance_cli.animator.processing import (
 from realisdance_cli.audio import AudioChoice, audio_source
 from realisdance_cli.conditions import BY_NAME, POSE_NAMES
 from realisdance_cli.devices import resolve_device
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 from realisdance_cli.files import claimed_output, existing_file, paths_from_strings
 from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
@@ -259,10 +259,10 @@ def read_poses(inputs: PoseInputs, options: AnimateOptions) -> PoseFrames:
     audio = audio_source(options.audio, lambda: next((v.path for v in videos.values() if v.has_audio), None))
     if selection.fps is not None and first.fps != selection.fps:
         warnings.warn(
-            f"the dance has {own} frames at {selection.fps} fps, fewer than the "
+            f"the dance has {counted(own, 'frame')} at {selection.fps} fps, fewer than the "
             f"{selection.max_frames} asked: they are stretched over {selection.max_frames}, which "
             f"play at {float(first.fps):.4g} fps so that the dance keeps its speed and its sound "
-            f"(--max-frames 0 makes its own {own} frames at {selection.fps} fps)",
+            f"(--max-frames 0 makes its own {counted(own, 'frame')} at {selection.fps} fps)",
             stacklevel=2,
         )
     start = selection.indices(first.source_frame_count, first.source_fps)[0]

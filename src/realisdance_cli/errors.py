@@ -33,6 +33,11 @@ class _Brief(reprlib.Repr):
             return "<a number of thousands of digits>"
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 frame', '2 frames': a count in a message that can be 1 (a one-frame video is common)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def brief(value: object) -> str:
     """A short `repr` of `value`, whatever its size or depth."""
     return _Brief().repr(value)

@@ -20,7 +20,7 @@ import numpy as np
 
 from realisdance_cli import weights
 from realisdance_cli.conditions import BY_STAGE, BY_STREAM, STAGES, chosen, elsewhere
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.track import SourceInfo, Stream, Track, holds_track
@@ -174,7 +174,8 @@ def _same_frames(out: Path, current: SourceInfo, force: bool) -> Track | None:
         made = f"was made from another source ({old.path}, sha256 {old.sha256[:12]}...)"
     else:
         made = (
-            f"holds {old.frame_count} frames from frame {old.start} every {old.stride} of this source; "
+            f"holds {counted(old.frame_count, 'frame')} from frame {old.start} every {old.stride} of this "
+            "source; "
             f"this run asks for {current.frame_count} from {current.start} every {current.stride} "
             "(--start, --stride, --max-frames)"
         )

@@ -28,7 +28,7 @@ import numpy as np
 
 from realisdance_cli import __version__
 from realisdance_cli.conditions import elsewhere
-from realisdance_cli.errors import InUse, UserError, brief
+from realisdance_cli.errors import InUse, UserError, brief, counted
 from realisdance_cli.files import (
     atomic_write_bytes,
     contents,
@@ -548,7 +548,7 @@ class Track:
         stream = _load_stream(self.path / f"{kind}.npz", kind)
         if stream.frame_count != self.source.frame_count:
             raise UserError(
-                f"{self.path / (kind + '.npz')} has {stream.frame_count} frames, the track "
+                f"{self.path / (kind + '.npz')} has {counted(stream.frame_count, 'frame')}, the track "
                 f"{self.source.frame_count}; the track is damaged."
             )
         return stream

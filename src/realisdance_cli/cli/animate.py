@@ -21,12 +21,11 @@ from realisdance_cli.cli.shared import (
     choice,
     command,
     console,
-    counted,
     plain,
     progress_bars,
     seed_option,
 )
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 
 if TYPE_CHECKING:
     from realisdance_cli.animator.sampling import SamplingOptions

@@ -18,6 +18,7 @@ from realisdance_cli.cli.shared import (
     errors,
     progress_bars,
 )
+from realisdance_cli.errors import counted
 
 app = typer.Typer(help="Build training sets from folders of dance videos.", no_args_is_help=True)
 
@@ -61,7 +62,7 @@ def dataset_build(
             tell=_tell,
         )
     manifest = escape(str(report.manifest))
-    console.print(f"{len(report.built)} videos in {manifest}; {len(report.failed)} left out")
+    console.print(f"{counted(len(report.built), 'video')} in {manifest}; {len(report.failed)} left out")
     if report.failed and not report.built:
         raise typer.Exit(1)  # so that scripts notice a set with nothing in it
 

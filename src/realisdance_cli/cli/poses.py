@@ -20,12 +20,11 @@ from realisdance_cli.cli.shared import (
     audio_choice,
     command,
     console,
-    counted,
     plain,
     progress_bars,
 )
 from realisdance_cli.conditions import BY_STAGE, CONDITIONS, SET_ASIDE
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 
 if TYPE_CHECKING:
     from realisdance_cli.extraction import StageSummary

@@ -87,11 +87,6 @@ def _unwrapped(doc: str) -> str:
     return "\n\n".join(" ".join(paragraph.split()) for paragraph in doc.split("\n\n"))
 
 
-def counted(count: int, noun: str) -> str:
-    """'1 frame', '2 frames'."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def either(values: Sequence[str]) -> str:
     """'a, b or c'."""
     return " or ".join(filter(None, (", ".join(values[:-1]), values[-1])))

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from realisdance_cli.cli.shared import ForceOption, command, console, counted, interruptible
+from realisdance_cli.cli.shared import ForceOption, command, console, interruptible
+from realisdance_cli.errors import counted
 from realisdance_cli.files import claimed_output
 
 app = typer.Typer(

@@ -21,6 +21,7 @@ from realisdance_cli.cli.shared import (
     progress_bars,
     seed_option,
 )
+from realisdance_cli.errors import counted
 
 app = typer.Typer()
 
@@ -169,7 +170,9 @@ def train(
         )
     rank, folder = os.environ.get("RANK", "0"), escape(str(job.out))
     if not losses:
-        console.print(f"rank {rank}: {folder} already holds all {job.options.steps} steps; weights {digest}")
+        console.print(
+            f"rank {rank}: {folder} already holds all {counted(job.options.steps, 'step')}; weights {digest}"
+        )
         return
-    summary = f"{len(losses)} steps, last loss {losses[-1]:.4f}; weights {digest}"
+    summary = f"{counted(len(losses), 'step')}, last loss {losses[-1]:.4f}; weights {digest}"
     console.print(f"rank {rank}: {summary}; checkpoints in {folder}")

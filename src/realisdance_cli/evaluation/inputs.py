@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 from realisdance_cli.track import named
 from realisdance_cli.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 
@@ -135,7 +135,8 @@ def pair(
     left = [name for name in truths if name not in used]
     if left:
         warnings.warn(
-            f"{len(left)} truth videos have no generated video and are left out: {listing(left)}.",
+            f"{counted(len(left), 'truth video')} {'has' if len(left) == 1 else 'have'} no generated "
+            f"video and {'is' if len(left) == 1 else 'are'} left out: {listing(left)}.",
             stacklevel=2,
         )
     if truth_fps is not None and not any(truths[name].is_dir() for name in used):

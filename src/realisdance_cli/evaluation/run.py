@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from realisdance_cli.animation import AnimateOptions, PoseInputs, SDOptions, animate
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 from realisdance_cli.evaluation import job
 from realisdance_cli.evaluation.benchmarks import Benchmark, Sample, open_benchmark, parse_shard, shard
 from realisdance_cli.evaluation.inputs import Pair
@@ -189,7 +189,8 @@ def _check(benchmark: Benchmark, animation: AnimateOptions, evaluation: job.Eval
         unprompted = [s.name for s in benchmark.samples if not (s.prompt or animation.dit.prompt)]
         if unprompted:
             raise UserError(
-                f"RealisDance-DiT needs a prompt, and {len(unprompted)} videos of {benchmark.root} have none "
+                f"RealisDance-DiT needs a prompt, and {counted(len(unprompted), 'video')} of "
+                f"{benchmark.root} {'has' if len(unprompted) == 1 else 'have'} none "
                 f"({', '.join(unprompted[:5])}); give one for them with --prompt."
             )
         animation.dit.check(needs_prompt=False)
@@ -352,8 +353,8 @@ def _merge(
     pairs = {model: _pairs(benchmark.samples, animation, out)}
     if len(pairs[model]) < len(benchmark.samples):
         warnings.warn(
-            f"{len(pairs[model])} of {len(benchmark.samples)} videos are animated; the table is written "
-            "when every shard has finished (or run again without --shard to finish them here).",
+            f"{len(pairs[model])} of {counted(len(benchmark.samples), 'video')} animated; the table is "
+            "written when every shard has finished (or run again without --shard to finish them here).",
             stacklevel=3,
         )
         return None

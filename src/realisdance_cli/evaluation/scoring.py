@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realisdance_cli.errors import counted
 from realisdance_cli.evaluation import POSE_METRICS, metrics
 from realisdance_cli.evaluation.features import FeatureNetworks
 from realisdance_cli.evaluation.inputs import Pair, listing
@@ -146,9 +147,10 @@ def _size_remark(generated: VideoInfo, truth: VideoInfo, cut: bool, protocol: Pr
 
 def _length_remark(generated: int, truth: int) -> Remark:
     """Lengths that differ: the first frames of the shorter video's length are compared."""
+    shortest = min(generated, truth)
+    compared = "the first frame of each is" if shortest == 1 else f"the first {shortest} of each are"
     return Remark(
-        f"the generated video has {generated} frames and the truth {truth}; the first "
-        f"{min(generated, truth)} of each are compared.",
+        f"the generated video has {counted(generated, 'frame')} and the truth {truth}; {compared} compared.",
         "have other lengths than their truths (generated vs truth frames: {videos}); each is compared "
         "over the first frames of the shorter.",
         f"{generated} vs {truth}",

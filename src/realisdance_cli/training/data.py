@@ -28,7 +28,7 @@ import torch
 from realisdance_cli.animation import PoseFrames
 from realisdance_cli.animator.processing import SIZE, clip_input, fit
 from realisdance_cli.conditions import POSE_NAMES
-from realisdance_cli.errors import UserError
+from realisdance_cli.errors import UserError, counted
 from realisdance_cli.files import read_text
 from realisdance_cli.video import FrameSource, Selection
 
@@ -98,7 +98,7 @@ def _entry(line: str, folder: Path, minimum_frames: int) -> Entry:
                 "(height x width); render the pose videos at the video's size"
             )
     if counts["video"] < minimum_frames:
-        raise UserError(f"{counts['video']} frames, a clip needs {minimum_frames}")
+        raise UserError(f"{counted(counts['video'], 'frame')}, a clip needs {minimum_frames}")
     reference = paths.get("reference")
     if reference is not None:
         _frame_count(reference)
