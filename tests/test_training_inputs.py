@@ -252,6 +252,19 @@ def test_config_keys_that_yaml_reads_as_numbers_or_none_are_unknown_keys(tmp_pat
     assert "unknown keys, ignored: 1, 2.5, None" in " ".join(done.stderr.split())
 
 
+def test_a_number_of_workers_no_machine_runs_is_refused_before_any_work(tmp_path: Path) -> None:
+    """--workers 100000 (or `num_workers: 100000` in a config) went on to read the manifest and
+    would have started that many DataLoader processes."""
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("{}\n")  # read only after the options are checked: never, here
+    config = tmp_path / "stage1.yaml"
+    config.write_text("num_workers: 100000\n")
+    for given in (("--workers", "100000"), ("--config", config)):
+        done = rdance("train", manifest, "--stage", "1", *given, "--out", tmp_path / "run")
+        assert_user_error(done, "--workers must be 0 to 64, got 100000.")
+    assert not (tmp_path / "run").exists()
+
+
 def test_config_data_sets_that_disagree_are_refused(tmp_path: Path) -> None:
     from realisdance_cli.training.config import read_config
 

@@ -33,6 +33,12 @@ from realisdance_cli.training.data import (
 )
 from realisdance_cli.training.options import TrainOptions
 
+# DataLoader worker processes per training process, at most. Fixed rather than from os.cpu_count(),
+# so that a config reads the same on every machine (torch itself warns of more workers than cores);
+# far above what feeding one GPU takes (a handful to 16), it stops a typo such as 100000 from
+# starting that many processes, each a copy of the data set, before the first step.
+MAX_WORKERS = 64
+
 
 @dataclass
 class TrainJob:
@@ -71,10 +77,8 @@ def job_from_settings(settings: dict[str, Any]) -> TrainJob:
         and s["adam_epsilon"] > 0,
         "--cfg-uncond and --pose-shuffle are chances: 0 to 1": 0 <= s["cfg_uncond"] <= 1
         and 0 <= s["pose_shuffle"] <= 1,
-        "--warmup, --workers and --validate-every must be 0 or more": min(
-            s["warmup"], s["workers"], s["validate_every"]
-        )
-        >= 0,
+        "--warmup and --validate-every must be 0 or more": min(s["warmup"], s["validate_every"]) >= 0,
+        f"--workers must be 0 to {MAX_WORKERS}, got {s['workers']}": 0 <= s["workers"] <= MAX_WORKERS,
         "--frames, --frame-stride and --validation-ddim-steps must be 1 or more": min(
             1 if s["frames"] is None else s["frames"], s["frame_stride"], s["validation_ddim_steps"]
         )
