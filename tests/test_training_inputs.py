@@ -252,6 +252,29 @@ def test_config_keys_that_yaml_reads_as_numbers_or_none_are_unknown_keys(tmp_pat
     assert "unknown keys, ignored: 1, 2.5, None" in " ".join(done.stderr.split())
 
 
+def test_a_config_key_given_twice_is_refused_naming_it_and_its_lines(tmp_path: Path) -> None:
+    """PyYAML kept the last of two `learning_rate:` silently, a run trained at a rate its trainer
+    did not mean; a key of a data set's args given twice too. Keys merged from an anchor
+    (`<<: *base`) may still be overridden, as YAML means them to be."""
+    from realisdance_cli.training.config import read_config
+
+    config = tmp_path / "stage1.yaml"
+    config.write_text("stage: 1\nlearning_rate: 1.0e-5\nsteps: 30\nlearning_rate: 1.0e-4\n")
+    done = rdance("train", tmp_path / "manifest.jsonl", "--config", config, "--out", tmp_path / "run")
+    assert_user_error(done, f"{config} line 4: learning_rate: is given on line 2 already; keep one of them.")
+    text = write_config(config, released_config(1)).read_text()  # a data set's args: nested keys
+    config.write_text(
+        re.sub(r"^( *)ref_mode: random$", r"\g<0>\n\1ref_mode: first", text, count=1, flags=re.M)
+    )
+    with pytest.raises(UserError, match=r"line \d+: ref_mode: is given on line \d+ already"):
+        read_config(config)
+    config.write_text(
+        "base: &base {lr: 1.0e-5, steps: 30}\nnot_ours:\n  <<: *base\n  lr: 2.0e-5\nlr: 3.0e-5\n"
+    )
+    with pytest.warns(UserWarning, match="unknown keys, ignored: base, not_ours"):
+        assert read_config(config) == {"lr": 3.0e-5}
+
+
 def test_a_number_of_workers_no_machine_runs_is_refused_before_any_work(tmp_path: Path) -> None:
     """--workers 100000 (or `num_workers: 100000` in a config) went on to read the manifest and
     would have started that many DataLoader processes."""

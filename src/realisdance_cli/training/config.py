@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from realisdance_cli.errors import UserError, brief
 from realisdance_cli.files import read_text
 from realisdance_cli.training.options import MIN_SNR_GAMMA, VALIDATION_GUIDANCE
@@ -253,12 +255,46 @@ def _check_clip_sizes(clip_sizes: list[str], size: str | None, path: Path) -> No
             )
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping: the key as written and the lines (1-based) of both."""
+
+    def __init__(self, key: str, first: int, again: int) -> None:
+        super().__init__(f"{key} on lines {first} and {again}")
+        self.key, self.first, self.again = key, first, again
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last
+    silently, and a second `learning_rate:` pasted below the first is a mistake, not a setting
+    (YAML itself says keys are unique). Keys merged in (`<<: *base`) may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=False)  # kept: constructed once
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key, which the safe loader refuses in its words
+                    continue
+                if first is not None:
+                    raise _DuplicateKey(str(key_node.value), first, line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_config(path: Path) -> dict[str, Any]:
     """Our settings (keys of `OURS`) from a YAML file in our keys, the original's, or a mix."""
-    import yaml
-
     try:
-        raw = yaml.safe_load(read_text(path, "a YAML config"))
+        raw = yaml.load(read_text(path, "a YAML config"), Loader=_UniqueKeyLoader)  # a SafeLoader
+    except _DuplicateKey as error:
+        raise UserError(
+            f"{path} line {error.again}: {error.key}: is given on line {error.first} already; "
+            "keep one of them."
+        ) from None
     except yaml.YAMLError as error:
         raise UserError(f"{path} is not valid YAML: {str(error).splitlines()[0]}.") from None
     except (ValueError, RecursionError):  # a number of thousands of digits; nesting without end
