@@ -555,3 +555,46 @@ def test_a_picture_in_a_read_only_folder_names_the_way_out(
         done, f"cannot write {locked / 'me.rdance'} beside the picture", f"rdance extract {locked / 'me.png'}"
     )
     assert not (tmp_path / "out.rdance").exists()
+
+
+def damaged_copy(track: Path, out: Path, kind: str, name: str, value: float, at: tuple) -> Path:
+    """A copy of `track` whose `kind` stream holds `value` at `at` (a frame, then the index within
+    the field of its first item), as a hand edit or a damaged file leaves it."""
+    opened = Track.open(track)
+    streams = {stream: opened.load(stream) for stream in NEEDED}
+    stream = streams[kind]
+    fields = {**stream.fields, name: stream.fields[name].copy()}
+    fields[name][(int(stream.offsets[at[0]]), *at[1:])] = value
+    streams[kind] = Stream(kind, stream.offsets, fields)
+    source = opened.source
+    return new_track(out, Path(source.path), (source.height, source.width), source.frame_count, streams)
+
+
+@pytest.mark.parametrize(
+    ("side", "kind", "name", "value", "at"),
+    [
+        ("dance", "smplx", "betas", np.nan, (3, 0)),  # one frame's: every retargeted frame was NaN
+        ("dance", "mano", "hand_pose", np.inf, (3, 0, 0, 0)),
+        ("dance", "smplx", "global_orient", 1e30, (3, 1)),
+        ("me", "smplx", "focal", 0.0, (0, 0)),  # a hand-made reference
+        ("me", "smplx", "transl", -5.0, (0, 2)),  # behind its camera: nothing was drawn
+    ],
+)
+def test_a_damaged_stream_is_one_sentence_not_a_pose_of_garbage(
+    inputs: Path, weights: Path, tmp_path: Path, side: str, kind: str, name: str, value: float, at: tuple
+) -> None:
+    """Such numbers went through: the new track held NaN or bodies out of sight, and render-poses
+    drew black or garbage videos of it without a word."""
+    tracks = {other: inputs / f"{other}.rdance" for other in ("dance", "me")}
+    tracks[side] = damaged_copy(tracks[side], tmp_path / f"{side}.rdance", kind, name, value, at)
+    out = tmp_path / "out.rdance"
+    done = rdance("retarget", tracks["dance"], tracks["me"], "--out", out, "--weights", weights, "--preview")
+    stage = {"smplx": "smplerx", "mano": "hamer"}[kind]
+    source = Track.open(tracks[side]).source.path
+    assert_user_error(
+        done,
+        f"{tracks[side] / kind}.npz is damaged: the",
+        f"{name} of frame {at[0]} holds {value:g}, which no extraction writes; make it again with "
+        f"`rdance extract {source} --only {stage} --out {tracks[side]} --force`",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"{side}.rdance"]

@@ -41,6 +41,7 @@ from realisdance_cli.retargeting.reference import (
     reference_person,
     reference_track,
     require_streams,
+    sound_stream,
 )
 from realisdance_cli.retargeting.skeleton import dwpose_stream
 from realisdance_cli.track import TRACK_SUFFIX, SourceInfo, Stream, Track, holds_track, named, not_a_track
@@ -200,7 +201,8 @@ def retarget(
     out = Path(out) if out is not None else default_out(driver, reference)
     drive = Track.open(driver)
     require_streams(drive, NEEDED)
-    if not len(dancer(drive.load("smplx")).fields["betas"]):
+    sound_stream(drive, "mano")  # its damage said before any work, as the SMPL-X stream's
+    if not len(dancer(sound_stream(drive, "smplx")).fields["betas"]):
         raise UserError(NO_MOTION)
     if options.smooth and drive.source.fps is None:
         raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
@@ -306,7 +308,7 @@ def _retargeted(
     """The retargeted streams by kind (the body, its hands, and their skeleton) in pictures of
     `size` (height, width); `model` and `layer` are `bodies.smplx_model` and `bodies.mano_layer`."""
     smooth = smoother(driver, options)
-    smplx, mano = dancer(driver.load("smplx")), driver.load("mano")
+    smplx, mano = dancer(sound_stream(driver, "smplx")), sound_stream(driver, "mano")
     # The bar counts the dancer's frames posed twice (the driver's body, then the new one), then
     # the hands and the skeleton as one step each.
     advance = counter(progress, "retarget", 2 * len(smplx.fields["betas"]) + 2)

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.retargeting.body import largest_person
-from realisdance_cli.track import Track
+from realisdance_cli.track import Stream, Track
 from realisdance_cli.video import IMAGE_SUFFIXES
 
 NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the hands
@@ -27,6 +28,25 @@ NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the 
 REEXTRACT = {
     "video": "run `rdance extract VIDEO` on the video it was made from and use that track",
     "picture": "give the picture it was made from instead (its track is extracted beside it)",
+}
+# What an extraction writes for a found person or hand, by stream and field: low < value <= high
+# (per component where given so). Rotations (axis-angle radians, MANO's matrices) and shape and
+# expression coefficients are a few units; translations are metres, a body in front of its camera
+# (SMPLer-X's depth is positive); focal lengths (positive) and principal points are pixels.
+_UNITS, _CAMERA, _FOCAL = (-100.0, 100.0), (-1e7, 1e7), (0.0, 1e7)
+_SMPLX_UNITS = ("global_orient", "body_pose", "left_hand_pose", "right_hand_pose", "jaw_pose")
+LIMITS: dict[str, dict[str, tuple[Any, Any]]] = {
+    "smplx": {
+        **dict.fromkeys((*_SMPLX_UNITS, "leye_pose", "reye_pose", "betas", "expression"), _UNITS),
+        "transl": ((-1e7, -1e7, 0.0), 1e7),
+        "focal": _FOCAL,
+        "princpt": _CAMERA,
+    },
+    "mano": {
+        **dict.fromkeys(("global_orient", "hand_pose", "betas"), _UNITS),
+        "cam_t_full": _CAMERA,
+        "focal": _FOCAL,
+    },
 }
 # People a reference picture is extracted with: two are enough to tell the user it shows several.
 REFERENCE_PEOPLE = 2
@@ -40,15 +60,45 @@ def require_streams(track: Track, kinds: tuple[str, ...], made_from: str = "vide
     if not missing:
         return
     names = " and ".join(BY_STREAM[kind].label for kind in missing)
-    stages = ",".join(c.stage for c in CONDITIONS if c.stream in missing)
     if track.has("dwpose") and track.state("dwpose").options.get("origin") == "import":
         raise UserError(
             f"{track.path} was imported from a DWPose .pkl, which holds no {names} poses; "
             f"{REEXTRACT[made_from]}."
         )
-    extract = shlex.join(["rdance", "extract", track.source.path, "--only", stages, "--out", str(track.path)])
     streams = "streams" if len(missing) > 1 else "stream"
-    raise UserError(f"{track.path} has no finished {names} {streams}; run `{extract}` first.")
+    raise UserError(
+        f"{track.path} has no finished {names} {streams}; run `{_extraction(track, missing)}` first."
+    )
+
+
+def _extraction(track: Track, kinds: list[str], *options: str) -> str:
+    """The `rdance extract` command (to paste) that makes the `kinds` streams of `track` again."""
+    stages = ",".join(c.stage for c in CONDITIONS if c.stream in kinds)
+    return shlex.join(
+        ["rdance", "extract", track.source.path, "--only", stages, "--out", str(track.path), *options]
+    )
+
+
+def sound_stream(track: Track, kind: str) -> Stream:
+    """The finished SMPL-X or MANO stream `kind` of `track` whose found people or hands hold only
+    numbers an extraction writes (`LIMITS`): a hand-edited or damaged one (NaN, infinity, 1e30, a
+    focal length of 0) is said in one sentence, as a retargeting of it would be drawn as garbage
+    or not at all. Items that are not `valid` (skipped, rejected) may hold anything."""
+    stream = track.load(kind)
+    valid = np.asarray(stream.fields["valid"], bool)
+    for name, (low, high) in LIMITS[kind].items():
+        values = stream.fields[name][valid].astype(np.float64)
+        wrong = ~((values > low) & (values <= high))  # NaN is never within
+        if wrong.any():
+            first = tuple(np.argwhere(wrong)[0])
+            item = int(np.flatnonzero(valid)[first[0]])
+            frame = int(np.searchsorted(stream.offsets, item, side="right")) - 1
+            raise UserError(
+                f"{track.path / (kind + '.npz')} is damaged: the {BY_STREAM[kind].label} {name} of frame "
+                f"{frame} holds {values[first]:g}, which no extraction writes; make it again with "
+                f"`{_extraction(track, [kind], '--force')}`."
+            )
+    return stream
 
 
 def _cached_reference(
@@ -122,12 +172,12 @@ class Reference:
 def reference_person(track: Track, name: Path) -> Reference:
     """The largest person of the reference track (said so when there are several) and the hands
     that lie in that person's box."""
-    people = track.load("smplx").frame(0)
+    people = sound_stream(track, "smplx").frame(0)
     chosen = largest_person(people)
     if chosen is None:
         raise UserError(_nobody(people, name))
     count = int(np.count_nonzero(people["valid"]))
-    hands = track.load("mano").frame(0) if track.has("mano") else None
+    hands = sound_stream(track, "mano").frame(0) if track.has("mano") else None
     if count > 1:  # the extraction keeps two people: enough to notice a picture of several
         warnings.warn(f"{name} shows {count} or more people; the dance goes onto the largest", stacklevel=3)
     if hands is not None:  # only the chosen person's hands (a stray hand would lend its shape)
