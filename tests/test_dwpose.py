@@ -209,6 +209,20 @@ def test_frames_with_nobody_stay_empty(models: dict[str, Path], tmp_path: Path) 
     assert "3: 1, 4, 5" in " ".join(info.stdout.split())
 
 
+@pytest.mark.parametrize("size", [(2, 3000), (3000, 2)])
+def test_a_sliver_of_a_picture_is_extracted(models: dict[str, Path], tmp_path: Path, size) -> None:
+    """The detector's letterbox shrank its short side to 0 pixels: an OpenCV traceback (also from
+    `rdance retarget`, which extracts its reference picture)."""
+    picture = tmp_path / "sliver.png"
+    cv2.imwrite(str(picture), np.full((*size, 3), 128, np.uint8))
+    done = rdance(
+        "extract", picture, "--dwpose-det", models["det"], "--dwpose-pose", models["pose"], "--only", "dwpose"
+    )
+    assert done.returncode == 0, done.stderr
+    track = Track.open(tmp_path / "sliver.rdance")
+    assert track.has("dwpose") and (track.source.height, track.source.width) == size
+
+
 def test_max_people_keeps_the_largest_first(models: dict[str, Path], tmp_path: Path) -> None:
     detector = gated_detector(
         tmp_path / "det.onnx", [(100, 200, 60, 120), (400, 240, 200, 400), (560, 300, 80, 160)]

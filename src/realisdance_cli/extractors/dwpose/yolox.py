@@ -39,7 +39,8 @@ def letterbox(image: np.ndarray, flip_channels: bool = False) -> tuple[np.ndarra
     gives exactly the original's numbers at a fraction of the cost.
     """
     ratio = min(INPUT_SIZE[0] / image.shape[0], INPUT_SIZE[1] / image.shape[1])
-    size = (int(image.shape[1] * ratio), int(image.shape[0] * ratio))
+    # At least a pixel: a sliver of a picture (3000x2) would otherwise shrink to nothing.
+    size = (max(1, int(image.shape[1] * ratio)), max(1, int(image.shape[0] * ratio)))
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR).astype(np.uint8)
     padded = cv2.copyMakeBorder(
         resized,
