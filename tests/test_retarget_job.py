@@ -598,3 +598,39 @@ def test_a_damaged_stream_is_one_sentence_not_a_pose_of_garbage(
         f"`rdance extract {source} --only {stage} --out {tracks[side]} --force`",
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == [f"{side}.rdance"]
+
+
+def test_a_file_or_folder_of_the_user_s_where_the_picture_s_track_goes_is_said_so(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    """It was "me.rdance exists and is not a pose track; ... choose another --out" (--out is not
+    where the picture's track goes) or "the pose track me.rdance is a file, not a folder; choose
+    another"."""
+    picture = reference_picture(tmp_path / "me.png")
+    cache = tmp_path / "me.rdance"
+
+    def refused(there: str) -> None:
+        done = rdance(
+            "retarget",
+            inputs / "dance.rdance",
+            picture,
+            "--out",
+            tmp_path / "out.rdance",
+            "--weights",
+            weights,
+        )
+        assert_user_error(
+            done,
+            f"cannot write {cache} beside the picture ({there} is there); extract it elsewhere with "
+            f"`rdance extract {picture} --out DIR/me.rdance` and give that track as the reference.",
+        )
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["me.png", "me.rdance"]
+
+    cache.mkdir()
+    (cache / "notes.txt").write_text("mine")
+    refused("a folder of that name that is not a pose track")
+    assert [path.name for path in cache.iterdir()] == ["notes.txt"]
+    shutil.rmtree(cache)
+    cache.write_text("mine too")
+    refused("a file of that name")
+    assert cache.read_text() == "mine too"

@@ -321,6 +321,13 @@ def holds_track(path: Path) -> bool:
     return isinstance(meta, dict) and "schema_version" in meta and "source" in meta
 
 
+def foreign(path: Path) -> bool:
+    """Whether `path` is a folder of the user's, never to be written into: files in it besides a
+    track's temporaries, no track's meta.json, and no process making a track there now."""
+    user_files = path.is_dir() and not all(map(is_temporary, contents(path)))
+    return user_files and not holds_track(path) and lock_holder(path) is None
+
+
 def not_a_track(path: Path) -> UserError:
     """The refusal of a folder of the user's: no --force replaces it, so none is suggested."""
     return UserError(f"{path} exists and is not a pose track; it is never replaced: choose another --out.")
@@ -400,8 +407,7 @@ class Track:
         """Held while a process writes the track at `path`: a second writer stops with one sentence.
         A folder of the user's is refused before its lock file is made, so none is left in it (one
         being made now, whose lock another process holds, is that writer's to say)."""
-        user_files = path.is_dir() and not all(map(is_temporary, contents(path)))
-        if user_files and not holds_track(path) and lock_holder(path) is None:
+        if foreign(path):
             raise not_a_track(path)
         return folder_lock(path, "the pose track")
 

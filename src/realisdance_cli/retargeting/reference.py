@@ -20,7 +20,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import file_sha256
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.retargeting.body import largest_person
-from realisdance_cli.track import Stream, Track
+from realisdance_cli.track import Stream, Track, foreign
 from realisdance_cli.video import IMAGE_SUFFIXES
 
 NEEDED = ("smplx", "mano")  # the streams a retargeting reads: the body and the hands
@@ -120,15 +120,27 @@ def _cached_reference(
             )
         if not stale and all(track.has(kind) for kind in NEEDED):
             return track
-    if not os.access(cache if cache.exists() else cache.parent, os.W_OK):
+    if (taken := _taken(cache)) is not None:
         command = f"{shlex.join(['rdance', 'extract', str(picture)])} --out DIR/{shlex.quote(cache.name)}"
         raise UserError(
-            f"cannot write {cache} beside the picture (its folder is read-only); extract it "
-            f"elsewhere with `{command}` and give that track as the reference."
+            f"cannot write {cache} beside the picture ({taken}); extract it elsewhere with "
+            f"`{command}` and give that track as the reference."
         )
     extraction = ExtractOptions(device=device, weights_root=weights_root, max_people=REFERENCE_PEOPLE)
     track, _ = extract(picture, cache, extraction, force=stale, progress=progress)
     return track
+
+
+def _taken(cache: Path) -> str | None:
+    """Why a picture's track cannot be written at `cache`, its place beside the picture (a file or
+    a folder of the user's there is never replaced), else None."""
+    if cache.exists() and not cache.is_dir():
+        return "a file of that name is there"
+    if foreign(cache):
+        return "a folder of that name that is not a pose track is there"
+    if not os.access(cache if cache.exists() else cache.parent, os.W_OK):
+        return "its folder is read-only"
+    return None
 
 
 def reference_track(
