@@ -634,3 +634,24 @@ def test_a_file_or_folder_of_the_user_s_where_the_picture_s_track_goes_is_said_s
     cache.write_text("mine too")
     refused("a file of that name")
     assert cache.read_text() == "mine too"
+
+
+def test_the_preview_never_replaces_the_reference_picture(
+    inputs: Path, weights: Path, tmp_path: Path
+) -> None:
+    """`--out x.rdance --preview` writes x_preview.png: with --force (which the refusal of an existing
+    one suggests) it replaced the reference picture of that name, given as its track's source or
+    itself."""
+    picture = shutil.copy(inputs / "me.png", tmp_path / "x_preview.png")
+    me = Track.open(inputs / "me.rdance")
+    track = new_track(tmp_path / "me.rdance", picture, REF_SIZE, 1, {kind: me.load(kind) for kind in NEEDED})
+    for reference in (track, picture):
+        done = rdance(
+            "retarget", inputs / "dance.rdance", reference, "--out", tmp_path / "x.rdance", "--preview",
+            "--force", "--weights", weights,
+        )  # fmt: skip
+        assert_user_error(
+            done, f"the preview {picture} would replace an input picture; choose another --out."
+        )
+    assert picture.read_bytes() == (inputs / "me.png").read_bytes()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["me.rdance", "x_preview.png"]

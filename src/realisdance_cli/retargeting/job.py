@@ -206,10 +206,12 @@ def retarget(
         raise UserError(NO_MOTION)
     if options.smooth and drive.source.fps is None:
         raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
-    inputs = (driver, reference, Track.default_path(reference))  # the last: the reference's cache
-    if out.resolve() in {path.resolve() for path in inputs}:
+    inputs = _inputs(drive, reference)
+    if out.resolve() in inputs:
         raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
     preview = _preview_path(out) if options.preview else None
+    if preview is not None and preview.resolve() in inputs:
+        raise UserError(f"the preview {preview} would replace an input picture; choose another --out.")
     # Claimed from here to the writing (a second job stops at once); what may be replaced is
     # decided below, under the claims.
     with ExitStack() as claims:
@@ -230,6 +232,16 @@ def retarget(
         return _retarget_to(
             out, earlier, drive, reference, options, force=force, reuse=reuse, progress=progress
         )
+
+
+def _inputs(drive: Track, reference: Path) -> set[Path]:
+    """What a retargeting reads, resolved: the tracks, the reference's cached track, and the
+    pictures the preview shows (the tracks' sources), which neither --out nor its preview replaces."""
+    sources = [drive.source.path]
+    if holds_track(reference):
+        sources.append(Track.open(reference).source.path)
+    paths = (drive.path, reference, Track.default_path(reference), *map(Path, sources))
+    return {path.resolve() for path in paths}
 
 
 def _preview_path(out: Path) -> Path:
