@@ -487,8 +487,8 @@ def test_a_pose_file_mixing_frame_sizes_is_refused_everywhere(tmp_path: Path) ->
 
 def test_a_large_source_and_missing_streams_are_said_in_one_sentence(tmp_path: Path) -> None:
     """A track of a 20000-pixel-high picture: a traceback from the skeleton drawing, now the --size
-    to give; render-poses named only the first missing stream; `track info` of a .pkl said
-    `rdance extract`."""
+    to give (and of a one-pixel-high one, which the even cut for H.264 made 0 pixels); render-poses
+    named only the first missing stream; `track info` of a .pkl said `rdance extract`."""
     tall = _write(tmp_path / "tall.pkl", _pose_frames())
     assert rdance("track", "import", tall, "--fps", "30", "--out", tmp_path / "tall.rdance").returncode == 0
     meta = json.loads((tmp_path / "tall.rdance" / "meta.json").read_text())
@@ -498,6 +498,14 @@ def test_a_large_source_and_missing_streams_are_said_in_one_sentence(tmp_path: P
         rdance("render-poses", tmp_path / "tall.rdance", "--out", tmp_path / "poses"),
         "the source is 20000x48 (height x width), larger than the videos can be; give --size up to",
     )
+    meta["source"]["height"] = 1  # a track of a one-pixel-high picture: an OpenCV traceback
+    (tmp_path / "tall.rdance" / "meta.json").write_text(json.dumps(meta))
+    assert_user_error(
+        rdance("render-poses", tmp_path / "tall.rdance", "--out", tmp_path / "poses"),
+        "the source is 1x48 (height x width), too small for H.264's even sides; give --size (2x2 at "
+        "least) or --lossless.",
+    )
+    assert not (tmp_path / "poses").exists()
     assert_user_error(
         rdance("render-poses", tmp_path / "tall.rdance", "--only", "smpl,hamer", "--size", "64x48"),
         "cannot render hamer, smpl: ",

@@ -310,6 +310,11 @@ def _default_size(height: int, width: int, lossless: bool) -> tuple[int, int]:
     if lossless or not (height % 2 or width % 2):
         return height, width
     even = (height - height % 2, width - width % 2)
+    if not all(even):  # a one-pixel side (a 1x1 picture's track) has no even cut
+        raise UserError(
+            f"the source is {height}x{width} (height x width), too small for H.264's even sides; "
+            "give --size (2x2 at least) or --lossless."
+        )
     warnings.warn(
         f"H.264 needs even sides: the videos are {even[0]}x{even[1]}, the source {height}x{width} "
         "(--lossless keeps it)",
