@@ -655,3 +655,17 @@ def test_the_preview_never_replaces_the_reference_picture(
         )
     assert picture.read_bytes() == (inputs / "me.png").read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["me.rdance", "x_preview.png"]
+
+
+def test_the_new_track_never_goes_inside_an_input_track(inputs: Path, weights: Path, tmp_path: Path) -> None:
+    """--out dance.rdance/mine.rdance was written there, where extracting the dance again with --force
+    (or the reference picture's track, once the picture changed) removes it with the track's files."""
+    driver = shutil.copytree(inputs / "dance.rdance", tmp_path / "dance.rdance")
+    for out in (driver / "mine.rdance", inputs / "me.rdance" / "deeper" / "mine.rdance"):
+        done = rdance("retarget", driver, inputs / "me.rdance", "--out", out, "--weights", weights)
+        track = driver if driver in out.parents else inputs / "me.rdance"
+        assert_user_error(
+            done, f"--out {out} lies inside the pose track {track}, which an extraction again may empty"
+        )
+        assert not out.exists() and not (inputs / "me.rdance" / "deeper").exists()
+    assert sorted(path.name for path in driver.iterdir()) == ["mano.npz", "meta.json", "smplx.npz"]

@@ -206,9 +206,14 @@ def retarget(
         raise UserError(NO_MOTION)
     if options.smooth and drive.source.fps is None:
         raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
-    inputs = _inputs(drive, reference)
+    inputs, tracks = _inputs(drive, reference), _tracks(drive, reference)
     if out.resolve() in inputs:
         raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
+    if inside := [track for track in tracks if track in out.resolve().parents]:
+        raise UserError(
+            f"--out {out} lies inside the pose track {inside[0]}, which an extraction again may empty; "
+            "choose another --out."
+        )
     preview = _preview_path(out) if options.preview else None
     if preview is not None and preview.resolve() in inputs:
         raise UserError(f"the preview {preview} would replace an input picture; choose another --out.")
@@ -234,14 +239,19 @@ def retarget(
         )
 
 
+def _tracks(drive: Track, reference: Path) -> set[Path]:
+    """The tracks a retargeting reads, resolved: the driver, the reference (or its picture) and the
+    reference picture's cached track."""
+    return {path.resolve() for path in (drive.path, reference, Track.default_path(reference))}
+
+
 def _inputs(drive: Track, reference: Path) -> set[Path]:
-    """What a retargeting reads, resolved: the tracks, the reference's cached track, and the
-    pictures the preview shows (the tracks' sources), which neither --out nor its preview replaces."""
+    """What a retargeting reads, resolved: `_tracks` and the pictures the preview shows (the
+    tracks' sources), which neither --out nor its preview replaces."""
     sources = [drive.source.path]
     if holds_track(reference):
         sources.append(Track.open(reference).source.path)
-    paths = (drive.path, reference, Track.default_path(reference), *map(Path, sources))
-    return {path.resolve() for path in paths}
+    return _tracks(drive, reference) | {Path(source).resolve() for source in sources}
 
 
 def _preview_path(out: Path) -> Path:
