@@ -206,17 +206,8 @@ def retarget(
         raise UserError(NO_MOTION)
     if options.smooth and drive.source.fps is None:
         raise UserError(f"{driver} does not record its frame rate, which --smooth needs.")
-    inputs, tracks = _inputs(drive, reference), _tracks(drive, reference)
-    if out.resolve() in inputs:
-        raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
-    if inside := [track for track in tracks if track in out.resolve().parents]:
-        raise UserError(
-            f"--out {out} lies inside the pose track {inside[0]}, which an extraction again may empty; "
-            "choose another --out."
-        )
     preview = _preview_path(out) if options.preview else None
-    if preview is not None and preview.resolve() in inputs:
-        raise UserError(f"the preview {preview} would replace an input picture; choose another --out.")
+    _check_outputs(out, preview, drive, reference)
     # Claimed from here to the writing (a second job stops at once); what may be replaced is
     # decided below, under the claims.
     with ExitStack() as claims:
@@ -237,6 +228,21 @@ def retarget(
         return _retarget_to(
             out, earlier, drive, reference, options, force=force, reuse=reuse, progress=progress
         )
+
+
+def _check_outputs(out: Path, preview: Path | None, drive: Track, reference: Path) -> None:
+    """One sentence when the new track or its preview would replace what the retargeting reads
+    (`_inputs`), or the track would lie inside an input track (extracting that again empties it)."""
+    inputs = _inputs(drive, reference)
+    if out.resolve() in inputs:
+        raise UserError(f"--out {out} would replace an input or the reference's track; choose another --out.")
+    if inside := [track for track in _tracks(drive, reference) if track in out.resolve().parents]:
+        raise UserError(
+            f"--out {out} lies inside the pose track {inside[0]}, which an extraction again may empty; "
+            "choose another --out."
+        )
+    if preview is not None and preview.resolve() in inputs:
+        raise UserError(f"the preview {preview} would replace an input picture; choose another --out.")
 
 
 def _tracks(drive: Track, reference: Path) -> set[Path]:
