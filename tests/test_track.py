@@ -265,6 +265,7 @@ META_DAMAGE = {
     "streams a list": lambda meta: meta.update(streams=[]),
     "fps 1/0": lambda meta: meta["source"].update(fps="1/0"),
     "fps negative": lambda meta: meta["source"].update(fps="-5"),
+    "fps of no video": lambda meta: meta["source"].update(fps="1000000000"),
     "width text": lambda meta: meta["source"].update(width="x"),
     "size zero": lambda meta: meta["source"].update(width=0, height=0),
     "frame count text": lambda meta: meta["source"].update(frame_count="8"),

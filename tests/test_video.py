@@ -150,21 +150,30 @@ def _boxes(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
         start += size
 
 
-def test_a_forged_frame_rate_is_refused_before_resampling(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("ticks_a_second", "ticks_a_frame", "said"),
+    [
+        (1, 20_000_000, r"claims 5e-08 frames per second, less than 0\.01: its timing is"),
+        (2_000_000_000, 1, r"claims 2e\+09 frames per second, more than 1000: its timing is"),
+    ],
+)
+def test_a_forged_frame_rate_is_refused_before_resampling(
+    tmp_path: Path, ticks_a_second: int, ticks_a_frame: int, said: str
+) -> None:
     """Three frames timed 20,000,000 s apart (a 1.5 KB file): resampled to 16 fps they asked for
-    gigabytes of frame indices."""
+    gigabytes of frame indices. Timed 2e9 a second, smoothing's time constants lost most hands."""
     path = write_video(tmp_path / "clip.mp4", numbered_frames(3, 32, 32))
     data = bytearray(path.read_bytes())
     for at, kind in list(_boxes(bytes(data), 0, len(data))):
-        if kind == b"mdhd":  # the track's clock: one tick a second
-            struct.pack_into(">I", data, at + 12 + (8 if data[at + 8] == 0 else 16), 1)
+        if kind == b"mdhd":  # the track's clock
+            struct.pack_into(">I", data, at + 12 + (8 if data[at + 8] == 0 else 16), ticks_a_second)
         elif kind == b"edts":  # no edit list to say otherwise
             data[at + 4 : at + 8] = b"free"
-        elif kind == b"stts":  # each frame lasts 20,000,000 ticks
+        elif kind == b"stts":  # each frame's duration
             for entry in range(struct.unpack(">I", data[at + 12 : at + 16])[0]):
-                struct.pack_into(">I", data, at + 20 + 8 * entry, 20_000_000)
+                struct.pack_into(">I", data, at + 20 + 8 * entry, ticks_a_frame)
     path.write_bytes(data)
-    with pytest.raises(UserError, match=r"claims 5e-08 frames per second, less than 0\.01: its timing is"):
+    with pytest.raises(UserError, match=said):
         FrameSource(path, Selection(fps=Fraction(16)))
 
 

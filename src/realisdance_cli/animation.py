@@ -37,8 +37,8 @@ from realisdance_cli.files import claimed_output, existing_file, paths_from_stri
 from realisdance_cli.pictures import read_picture
 from realisdance_cli.progress import ProgressFn, no_progress
 from realisdance_cli.rendering import parse_size
-from realisdance_cli.track import named
-from realisdance_cli.video import FPS_RANGE, FrameSource, Selection, VideoInfo
+from realisdance_cli.track import FPS_RANGE, named
+from realisdance_cli.video import FrameSource, Selection, VideoInfo
 from realisdance_cli.video_writer import VideoWriter, check_crf, publish_together
 
 log = logging.getLogger(__name__)

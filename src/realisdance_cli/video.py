@@ -24,14 +24,12 @@ import numpy as np
 
 from realisdance_cli.errors import UserError
 from realisdance_cli.pictures import read_picture
+from realisdance_cli.track import FPS_RANGE
 
 T = TypeVar("T")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".gif", ".m4v"})
 DEFAULT_IMAGE_FPS = Fraction(30)
-
-
-FPS_RANGE = (Fraction(1, 100), Fraction(1000))
 
 
 def as_fraction(fps: float | Fraction | str, what: str = "the frame rate") -> Fraction:
@@ -260,10 +258,12 @@ class FrameSource:
             )
             has_audio = bool(container.streams.audio)
         fps = Fraction(fps)
-        if fps < FPS_RANGE[0]:  # resampled to 16 fps, 3 frames "at 1/20000000 fps" took gigabytes
+        low, high = FPS_RANGE  # below: resampled to 16 fps, 3 frames "at 1/20000000 fps" took gigabytes
+        if not low <= fps <= high:
+            bound = f"less than {float(low)}" if fps < low else f"more than {high}"
             raise UserError(
-                f"{self.path} claims {float(fps):.3g} frames per second, less than {float(FPS_RANGE[0])}: "
-                "its timing is damaged; encode it again (e.g. ffmpeg -i IN -r 25 OUT.mp4)."
+                f"{self.path} claims {float(fps):.3g} frames per second, {bound}: its timing is damaged; "
+                "encode it again (e.g. ffmpeg -i IN -r 25 OUT.mp4)."
             )
         count = self.selection.count(total, fps)
         if count == 0:

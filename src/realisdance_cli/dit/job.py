@@ -21,7 +21,7 @@ from realisdance_cli.errors import UserError
 from realisdance_cli.files import read_text
 from realisdance_cli.pipeline_checks import check_guidance, check_steps
 from realisdance_cli.progress import ProgressFn, no_progress
-from realisdance_cli.video import FPS_RANGE
+from realisdance_cli.track import FPS_RANGE
 
 if TYPE_CHECKING:
     import torch
