@@ -311,8 +311,8 @@ def _frame_rate(value: Any) -> Fraction | None:
         )
     except (ValueError, OverflowError, ZeroDivisionError):  # "1/0", NaN, infinity, "abc"
         rate = None
-    if rate is None or not FPS_RANGE[0] <= rate <= FPS_RANGE[1]:
-        low, high = FPS_RANGE
+    low, high = FPS_RANGE
+    if rate is None or not low <= rate <= high:
         raise ValueError(f"source fps must be a frame rate from {float(low)} to {high}, got {brief(value)}")
     return rate
 
